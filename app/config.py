@@ -1,0 +1,98 @@
+"""Configuration from the environment (12-factor), validated once at start.
+
+`load_config(environ)` returns a plain dict for `app.config`; any missing or malformed
+setting raises `ConfigError` naming the setting, so a bad deploy fails before serving.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates, validates_schema
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _url_with_scheme(*schemes: str):
+    def check(value: str) -> None:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            raise ValidationError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return check
+
+
+class ConfigSchema(Schema):
+    """The environment Lojal reads. Names are the environment variable names."""
+
+    class Meta:
+        unknown = INCLUDE  # the environment holds much else; only our names are read
+
+    SECRET_KEY = fields.String(required=True, validate=validate.Length(min=16))
+    APP_URL = fields.String(required=True, validate=_url_with_scheme("http", "https"))
+    TOKEN_ENCRYPTION_KEYS = fields.String(required=True)
+    DATABASE_URL = fields.String(load_default=None, validate=_url_with_scheme("postgresql", "postgres", "postgresql+psycopg"))
+    REDIS_URL = fields.String(load_default=None, validate=_url_with_scheme("redis", "rediss", "unix"))
+    SHOPIFY_API_KEY = fields.String(load_default=None)
+    SHOPIFY_API_SECRET = fields.String(load_default=None)
+    SHOPIFY_OLD_API_SECRET = fields.String(load_default=None)
+    SHOPIFY_SCOPES = fields.String(load_default="read_orders,read_customers,write_discounts")
+    SHOPIFY_API_VERSION = fields.String(load_default="2026-07", validate=validate.Regexp(r"^\d{4}-(01|04|07|10)$", error="must be a quarterly version like 2026-07"))
+    SMTP_URL = fields.String(load_default=None, validate=_url_with_scheme("smtp", "smtps", "smtp+starttls"))
+    MAIL_FROM = fields.String(load_default="Lojal <no-reply@localhost>")
+    LOG_LEVEL = fields.String(load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
+    MAX_CONTENT_LENGTH = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1024))
+    JOB_TIMEOUT = fields.Integer(load_default=300, validate=validate.Range(min=1))
+    JOB_RETRIES = fields.Integer(load_default=5, validate=validate.Range(min=0, max=25))
+    JOB_FAILURE_TTL = fields.Integer(load_default=7 * 24 * 3600, validate=validate.Range(min=60))
+
+    @validates("TOKEN_ENCRYPTION_KEYS")
+    def _fernet_keys(self, value: str, **_) -> None:
+        keys = [k.strip() for k in value.split(",") if k.strip()]
+        if not keys:
+            raise ValidationError("must hold at least one key")
+        for position, key in enumerate(keys, start=1):
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                raise ValidationError(f"key {position} is not a valid Fernet key (32 url-safe base64 bytes)") from None
+
+    @validates_schema
+    def _shopify_pair(self, data: dict, **_) -> None:
+        if bool(data.get("SHOPIFY_API_KEY")) != bool(data.get("SHOPIFY_API_SECRET")):
+            missing = "SHOPIFY_API_SECRET" if data.get("SHOPIFY_API_KEY") else "SHOPIFY_API_KEY"
+            raise ValidationError("SHOPIFY_API_KEY and SHOPIFY_API_SECRET go together", missing)
+
+
+_SETTING_NAMES = tuple(ConfigSchema().fields)
+
+
+def load_config(environ: Mapping[str, str]) -> dict:
+    """Validate the settings found in `environ`; raise ConfigError naming each bad one."""
+    raw = {name: environ[name] for name in _SETTING_NAMES if environ.get(name) not in (None, "")}
+    try:
+        loaded = ConfigSchema().load(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{name}: {' '.join(_flatten(msgs))}" for name, msgs in sorted(err.messages_dict.items()))
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    loaded = {k: v for k, v in loaded.items() if k in _SETTING_NAMES}
+    loaded["TOKEN_ENCRYPTION_KEYS"] = [k.strip() for k in loaded["TOKEN_ENCRYPTION_KEYS"].split(",") if k.strip()]
+    if loaded["DATABASE_URL"]:
+        loaded["DATABASE_URL"] = sqlalchemy_url(loaded["DATABASE_URL"])
+    return loaded
+
+
+def sqlalchemy_url(url: str) -> str:
+    """postgres:// and postgresql:// URLs name the psycopg 3 driver for SQLAlchemy."""
+    return re.sub(r"^(postgres|postgresql)(\+psycopg)?://", "postgresql+psycopg://", url)
+
+
+def _flatten(messages) -> list[str]:
+    if isinstance(messages, dict):
+        return [m for v in messages.values() for m in _flatten(v)]
+    if isinstance(messages, list):
+        return [m for v in messages for m in _flatten(v)]
+    return [str(messages)]

@@ -1,0 +1,76 @@
+"""Points for things other than orders: signing up, birthdays, custom merchant actions."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import extract, or_, and_, select
+from sqlalchemy.orm import Session
+
+from app.loyalty import orders, referrals
+from app.loyalty.calendar import is_birthday
+from app.loyalty.customers import upsert_customer
+from app.loyalty.errors import NotFound
+from app.loyalty.events import CustomActionCompleted, CustomerUpserted, Outcome
+from app.loyalty.intents import NotifyCustomer
+from app.loyalty.ledger import lock_customer, post_entry
+from app.models import Customer, EarnRule, Shop, for_shop
+
+
+def apply_customer_upserted(session: Session, shop_id: int, event: CustomerUpserted) -> Outcome:
+    customer, created = upsert_customer(session, shop_id, event.customer)
+    customer = lock_customer(session, shop_id, customer.id)
+    outcome = Outcome()
+    if created and event.account_created:
+        rule = _rule(session, shop_id, "signup")
+        if rule is not None and rule.points:
+            post_entry(session, customer, kind="earn", key=f"customer:{customer.id}:signup", now=event.occurred_at,
+                       points=rule.points, source="signup")
+    if event.referral_code:
+        outcome.intents += referrals.attribute(session, session.get(Shop, shop_id), customer, event.referral_code,
+                                               event.occurred_at)
+    outcome.intents += orders.claim_guest_orders(session, shop_id, customer, event.occurred_at)
+    return outcome
+
+
+def apply_custom_action(session: Session, shop_id: int, event: CustomActionCompleted) -> Outcome:
+    rule = _rule(session, shop_id, "custom", event.action_key)
+    if rule is None or not rule.points:
+        raise NotFound(f"no active custom action {event.action_key!r}", code="unknown_action")
+    customer = session.scalars(
+        for_shop(Customer, shop_id).where(Customer.platform_customer_id == event.platform_customer_id)
+    ).first()
+    if customer is None:
+        raise NotFound("no such customer", code="customer_not_found")
+    customer = lock_customer(session, shop_id, customer.id)
+    posted = post_entry(session, customer, kind="earn", key=f"custom:{event.action_key}:{event.event_key}",
+                        now=event.occurred_at, points=rule.points, source=f"custom:{event.action_key}")
+    return Outcome(status="applied" if posted else "noop")
+
+
+def award_birthdays(session: Session, shop_id: int, today: date, now: datetime) -> Outcome:
+    """Birthday points for everyone whose birthday is `today` (the shop's local date); once a year."""
+    rule = _rule(session, shop_id, "birthday")
+    if rule is None or not rule.points:
+        return Outcome(status="noop")
+    month_day = and_(extract("month", Customer.birthday) == today.month, extract("day", Customer.birthday) == today.day)
+    if (today.month, today.day) == (2, 28):
+        month_day = or_(month_day, and_(extract("month", Customer.birthday) == 2, extract("day", Customer.birthday) == 29))
+    ids = session.scalars(
+        select(Customer.id).where(Customer.shop_id == shop_id, Customer.redacted_at.is_(None), month_day)
+    ).all()
+    outcome = Outcome(status="applied" if ids else "noop")
+    for customer_id in ids:
+        customer = lock_customer(session, shop_id, customer_id)
+        if customer.birthday is None or not is_birthday(customer.birthday, today):
+            continue  # Feb 29 birthdays on Feb 28 of a leap year wait for the 29th
+        key = f"birthday:{customer.id}:{today.year}"
+        if post_entry(session, customer, kind="earn", key=key, now=now, points=rule.points, source="birthday"):
+            outcome.intents.append(NotifyCustomer(shop_id, customer.id, "birthday", key=key))
+    return outcome
+
+
+def _rule(session: Session, shop_id: int, kind: str, action_key: str = "") -> EarnRule | None:
+    return session.scalars(
+        for_shop(EarnRule, shop_id).where(EarnRule.kind == kind, EarnRule.action_key == action_key,
+                                          EarnRule.active.is_(True))
+    ).first()

@@ -1,0 +1,39 @@
+"""Staff adjustments: a reason is required, the actor is recorded, the audit log has a row."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.loyalty import audit
+from app.loyalty.errors import InsufficientPoints, Invalid
+from app.loyalty.ledger import lock_customer, post_entry
+
+MAX_ADJUSTMENT = 1_000_000
+
+
+def adjust_points(session: Session, shop_id: int, customer_id: int, points: int, *, reason: str, actor: str,
+                  note: str | None = None, now: datetime, idempotency_key: str | None = None) -> int | None:
+    """Add (or take) points by hand. Returns the ledger entry id (None for a replayed key).
+
+    An adjustment may not take the balance below zero: staff cannot create debts.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("a reason is required for every adjustment", code="reason_required")
+    if not actor:
+        raise Invalid("the actor must be known", code="actor_required")
+    if points == 0 or abs(points) > MAX_ADJUSTMENT:
+        raise Invalid(f"points must be non-zero and at most {MAX_ADJUSTMENT:,} either way", code="points_out_of_range")
+    customer = lock_customer(session, shop_id, customer_id)
+    if points < 0 and customer.points_balance + points < 0:
+        raise InsufficientPoints(f"the balance is {customer.points_balance}; an adjustment cannot take it below zero")
+    key = f"adjust:{idempotency_key or uuid.uuid4().hex}"
+    entry_id = post_entry(session, customer, kind="adjust", key=key, now=now, points=points, source="staff",
+                          reason=reason, actor=actor, details={"note": note} if note else {})
+    if entry_id is not None:
+        audit.record(session, shop_id, actor, "points.adjust", target_type="ledger_entry", target_id=entry_id,
+                     customer_id=customer_id, details={"points": points, "reason": reason, "note": note,
+                                                       "balance_after": customer.points_balance})
+    return entry_id

@@ -1,0 +1,28 @@
+"""One entry point for domain events: an explicit event type -> handler table."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from app.loyalty import actions, orders
+from app.loyalty.events import (
+    CustomActionCompleted, CustomerUpserted, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, Outcome,
+)
+
+HANDLERS: dict[type, Callable[[Session, int, object], Outcome]] = {
+    OrderPaid: orders.apply_order_paid,
+    OrderFulfilled: orders.apply_order_fulfilled,
+    OrderCancelled: orders.apply_order_cancelled,
+    OrderRefunded: orders.apply_order_refunded,
+    CustomerUpserted: actions.apply_customer_upserted,
+    CustomActionCompleted: actions.apply_custom_action,
+}
+
+
+def apply_event(session: Session, shop_id: int, event) -> Outcome:
+    """Apply one event inside the caller's transaction. Replays are no-ops."""
+    handler = HANDLERS.get(type(event))
+    if handler is None:
+        raise TypeError(f"no handler for {type(event).__name__}")
+    return handler(session, shop_id, event)

@@ -1,0 +1,86 @@
+"""Finding and creating shoppers from what the platforms tell us."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.loyalty.events import CustomerInfo
+from app.loyalty.identity import new_referral_code, normalize_email
+from app.models import Customer, for_shop
+
+
+def find_by_email(session: Session, shop_id: int, email: str | None) -> Customer | None:
+    normalized = normalize_email(email)
+    if normalized is None:
+        return None
+    stmt = for_shop(Customer, shop_id).where(Customer.email_normalized == normalized, Customer.redacted_at.is_(None))
+    return session.scalars(stmt.order_by(Customer.id).limit(1)).first()
+
+
+def find_by_referral_code(session: Session, shop_id: int, code: str | None) -> Customer | None:
+    if not code:
+        return None
+    return session.scalars(for_shop(Customer, shop_id).where(Customer.referral_code == code.strip().upper())).first()
+
+
+def upsert_customer(session: Session, shop_id: int, info: CustomerInfo) -> tuple[Customer, bool]:
+    """Return (customer, created). Finds by platform id, else by email; creates when new.
+
+    The insert uses ON CONFLICT so two events creating the same shopper at once end with one row.
+    """
+    customer = None
+    if info.platform_customer_id:
+        customer = session.scalars(
+            for_shop(Customer, shop_id).where(Customer.platform_customer_id == info.platform_customer_id)
+        ).first()
+    if customer is None and not info.platform_customer_id:
+        customer = find_by_email(session, shop_id, info.email)
+    created = False
+    if customer is None:
+        inserted = session.execute(
+            insert(Customer)
+            .values(shop_id=shop_id, platform_customer_id=info.platform_customer_id, referral_code=new_referral_code(),
+                    email=info.email, email_normalized=normalize_email(info.email))
+            .on_conflict_do_nothing(index_elements=["shop_id", "platform_customer_id"])
+            .returning(Customer.id)
+        ).scalar_one_or_none()
+        created = inserted is not None
+        stmt = for_shop(Customer, shop_id).where(
+            Customer.id == inserted if created else Customer.platform_customer_id == info.platform_customer_id
+        )
+        customer = session.scalars(stmt).one()
+    _apply_info(customer, info)
+    return customer, created
+
+
+def _apply_info(customer: Customer, info: CustomerInfo) -> None:
+    """Copy what the payload says, unless it is older than what we already applied."""
+    if customer.redacted_at is not None:
+        return  # erased on request: never re-fill personal data
+    seen = customer.platform_updated_at
+    if info.updated_at is not None and seen is not None and info.updated_at < seen:
+        return
+    if info.updated_at is not None:
+        customer.platform_updated_at = info.updated_at
+    if info.email:
+        customer.email = info.email
+        customer.email_normalized = normalize_email(info.email)
+    for attr in ("first_name", "last_name", "phone", "birthday"):
+        value = getattr(info, attr)
+        if value is not None:
+            setattr(customer, attr, value)
+    if info.accepts_marketing is not None and info.accepts_marketing != customer.accepts_marketing:
+        customer.accepts_marketing = info.accepts_marketing
+        customer.marketing_consent_updated_at = info.updated_at
+
+
+def touch_order_stats(customer: Customer, amount_delta, count_delta: int, at: datetime | None) -> None:
+    customer.orders_count += count_delta
+    customer.total_spent += amount_delta
+    if at is not None and count_delta > 0:
+        if customer.first_order_at is None or at < customer.first_order_at:
+            customer.first_order_at = at
+        if customer.last_order_at is None or at > customer.last_order_at:
+            customer.last_order_at = at

@@ -1,0 +1,112 @@
+"""Domain events: what the integrations turn platform payloads into.
+
+Money is Decimal in the shop's currency; times are aware datetimes (UTC).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class CustomerInfo:
+    platform_customer_id: str | None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    birthday: date | None = None
+    accepts_marketing: bool | None = None  # None: the payload did not say
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    platform_order_id: str
+    currency: str
+    subtotal: Decimal        # after discounts, without shipping and tax
+    total: Decimal           # what the shopper paid
+    total_tax: Decimal = Decimal("0")
+    total_shipping: Decimal = Decimal("0")
+    customer: CustomerInfo | None = None
+    email: str | None = None  # for guest orders
+    order_number: str | None = None
+    placed_at: datetime | None = None
+    updated_at: datetime | None = None
+    is_test: bool = False
+    referral_code: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderPaid:
+    order: OrderSnapshot
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderFulfilled:
+    order: OrderSnapshot
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderCancelled:
+    platform_order_id: str
+    occurred_at: datetime
+    order: OrderSnapshot | None = None
+
+
+@dataclass(frozen=True)
+class OrderRefunded:
+    platform_order_id: str
+    platform_refund_id: str
+    amount: Decimal
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerUpserted:
+    customer: CustomerInfo
+    occurred_at: datetime
+    account_created: bool = False  # a new account on the platform (earns the signup bonus)
+    referral_code: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomActionCompleted:
+    platform_customer_id: str
+    action_key: str
+    event_key: str  # the merchant's id for this occurrence: replays are no-ops
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerRedact:
+    platform_customer_id: str | None
+    email: str | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class ShopRedact:
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class AppUninstalled:
+    occurred_at: datetime
+
+
+DomainEvent = (
+    OrderPaid | OrderFulfilled | OrderCancelled | OrderRefunded | CustomerUpserted
+    | CustomActionCompleted | CustomerRedact | ShopRedact | AppUninstalled
+)
+
+
+@dataclass
+class Outcome:
+    """What applying an event did, and what must happen after commit."""
+
+    status: str = "applied"  # applied | noop | parked
+    intents: list = field(default_factory=list)

@@ -1,0 +1,332 @@
+"""Orders earn points; refunds and cancellations take them back.
+
+Every order event takes a transaction-scoped advisory lock on (shop, platform order id)
+first, then the customer row: events about one order apply one at a time, in any arrival
+order, and replays find their ledger keys already used.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.loyalty import referrals, tiers
+from app.loyalty.customers import find_by_email, upsert_customer
+from app.loyalty.events import OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot, Outcome
+from app.loyalty.identity import normalize_email
+from app.loyalty.ledger import lock_customer, post_entry
+from app.loyalty.program import ProgramSettings, program_settings
+from app.models import Customer, EarnRule, Order, OrderRefund, Shop, Tier, for_shop
+
+
+def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
+    """The amount an order earns on, per the shop's earn basis (never below zero)."""
+    amounts = {
+        "subtotal": snapshot.subtotal,
+        "total": snapshot.total,
+        "total_excl_tax": snapshot.total - snapshot.total_tax,
+        "total_excl_shipping": snapshot.total - snapshot.total_shipping,
+    }
+    return max(amounts[basis], Decimal("0"))
+
+
+def apply_order_paid(session: Session, shop_id: int, event: OrderPaid) -> Outcome:
+    return _apply_sale(session, shop_id, event.order, event.occurred_at, fulfilled=False)
+
+
+def apply_order_fulfilled(session: Session, shop_id: int, event: OrderFulfilled) -> Outcome:
+    # A fulfilled order is a sale even if its "paid" event never came (cash on delivery).
+    return _apply_sale(session, shop_id, event.order, event.occurred_at, fulfilled=True)
+
+
+def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: datetime, *, fulfilled: bool) -> Outcome:
+    shop, settings = _shop(session, shop_id)
+    _lock_order(session, shop_id, snapshot.platform_order_id)
+    customer = _order_customer(session, shop_id, snapshot)
+    order = _record_order(session, shop_id, settings, snapshot, customer)
+    outcome = Outcome()
+    if order.status == "cancelled":
+        outcome.status = "noop"  # a cancellation arrived first; a late "paid" never earns
+        return outcome
+    if fulfilled and order.fulfilled_at is None:
+        order.fulfilled_at = at
+        order.status = "fulfilled"
+    if order.paid_at is None:
+        order.paid_at = at
+        order.status = "fulfilled" if order.fulfilled_at else "paid"
+        if customer is not None:
+            _count_sale(session, shop_id, customer, order)
+    # Award first: an order earns at the tier the customer held when placing it.
+    if _award_due(settings, order):
+        outcome.intents += _award(session, shop, settings, order, customer, at)
+    if customer is not None:
+        outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, at)
+    if customer is not None and snapshot.referral_code:
+        outcome.intents += referrals.attribute(session, shop, customer, snapshot.referral_code, at, order=order)
+    return outcome
+
+
+def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled) -> Outcome:
+    shop, settings = _shop(session, shop_id)
+    _lock_order(session, shop_id, event.platform_order_id)
+    snapshot = event.order
+    customer = _order_customer(session, shop_id, snapshot) if snapshot else None
+    order = _find_order(session, shop_id, event.platform_order_id)
+    if order is None:
+        # Cancelled before we saw it: keep a row so a late "paid" does not earn.
+        snapshot = snapshot or OrderSnapshot(event.platform_order_id, shop.currency, Decimal("0"), Decimal("0"))
+        order = _record_order(session, shop_id, settings, snapshot, customer)
+    elif customer is None and order.customer_id is not None:
+        customer = lock_customer(session, shop_id, order.customer_id)
+    if order.status == "cancelled":
+        return Outcome(status="noop")
+    if order.paid_at is not None and customer is not None:
+        _count_sale(session, shop_id, customer, order, sign=-1)
+    order.status = "cancelled"
+    order.cancelled_at = event.occurred_at
+    if order.points_status == "none":
+        order.points_status = "void"
+    elif customer is not None:
+        _sync_reversal(session, settings, order, customer, event.occurred_at)
+    return Outcome()
+
+
+def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -> Outcome:
+    shop, settings = _shop(session, shop_id)
+    _lock_order(session, shop_id, event.platform_order_id)
+    stored = session.execute(
+        insert(OrderRefund)
+        .values(shop_id=shop_id, platform_order_id=event.platform_order_id, platform_refund_id=event.platform_refund_id,
+                amount=event.amount, occurred_at=event.occurred_at)
+        .on_conflict_do_nothing(index_elements=["shop_id", "platform_refund_id"])
+        .returning(OrderRefund.id)
+    ).scalar_one_or_none()
+    if stored is None:
+        return Outcome(status="noop")
+    order = _find_order(session, shop_id, event.platform_order_id)
+    if order is None:
+        # The refund came before its order: it waits in order_refunds and is applied
+        # when the order is recorded.
+        return Outcome(status="parked")
+    customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
+    _absorb_refunds(session, shop_id, order, customer, event.occurred_at)
+    if customer is not None:
+        _sync_reversal(session, settings, order, customer, event.occurred_at)
+    return Outcome()
+
+
+def release_pending_points(session: Session, shop_id: int, now: datetime, limit: int = 500) -> Outcome:
+    """Orders whose return window has passed: their held points become spendable."""
+    shop, settings = _shop(session, shop_id)
+    due = session.execute(
+        select(Order.id, Order.platform_order_id)
+        .where(Order.shop_id == shop_id, Order.points_status == "pending", Order.pending_until <= now)
+        .order_by(Order.pending_until).limit(limit)
+    ).all()
+    outcome = Outcome(status="applied" if due else "noop")
+    for order_id, platform_order_id in due:
+        _lock_order(session, shop_id, platform_order_id)
+        order = session.scalars(for_shop(Order, shop_id).where(Order.id == order_id)
+                                .execution_options(populate_existing=True)).one()
+        if order.points_status != "pending" or order.customer_id is None:
+            continue
+        customer = lock_customer(session, shop_id, order.customer_id)
+        amount = order.points_earned - order.points_reversed
+        post_entry(session, customer, kind="release", key=f"order:{order.id}:release", now=now,
+                   points=amount, pending_delta=-amount, source="order", order_id=order.id)
+        order.points_status = "awarded"
+        outcome.intents += _after_points_awarded(session, shop, settings, customer, order, now)
+        outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, now)
+    return outcome
+
+
+def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: datetime) -> list:
+    """A shopper who checked out as a guest and then made an account keeps those points."""
+    shop, settings = _shop(session, shop_id)
+    if not customer.email_normalized:
+        return []
+    since = now - timedelta(days=max(settings.guest_claim_days, settings.pending_days))
+    guest_orders = session.execute(
+        select(Order.id, Order.platform_order_id).where(
+            Order.shop_id == shop_id, Order.customer_id.is_(None), Order.email_normalized == customer.email_normalized,
+            Order.paid_at >= since, Order.status != "cancelled",
+        )
+    ).all()
+    intents: list = []
+    for order_id, platform_order_id in guest_orders:
+        _lock_order(session, shop_id, platform_order_id)
+        order = session.get(Order, order_id, populate_existing=True)
+        if order is None or order.customer_id is not None or order.status == "cancelled":
+            continue
+        order.customer_id = customer.id
+        _count_sale(session, shop_id, customer, order)
+        if _award_due(settings, order):
+            intents += _award(session, shop, settings, order, customer, order.paid_at or now)
+    if guest_orders:
+        intents += tiers.promote_if_qualified(session, shop, settings, customer, now)
+    return intents
+
+
+# --- internals ---------------------------------------------------------------------------
+
+def _shop(session: Session, shop_id: int) -> tuple[Shop, ProgramSettings]:
+    shop = session.get(Shop, shop_id)
+    if shop is None:
+        raise LookupError(f"shop {shop_id} does not exist")
+    return shop, program_settings(shop)
+
+
+def _lock_order(session: Session, shop_id: int, platform_order_id: str) -> None:
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                    {"key": f"order:{shop_id}:{platform_order_id}"})
+
+
+def _find_order(session: Session, shop_id: int, platform_order_id: str) -> Order | None:
+    stmt = for_shop(Order, shop_id).where(Order.platform_order_id == platform_order_id)
+    return session.scalars(stmt.execution_options(populate_existing=True)).first()
+
+
+def _order_customer(session: Session, shop_id: int, snapshot: OrderSnapshot) -> Customer | None:
+    """The order's customer, locked; None for a guest with no account yet."""
+    info = snapshot.customer
+    if info is not None and (info.platform_customer_id or info.email):
+        customer, _ = upsert_customer(session, shop_id, info)
+    else:
+        customer = find_by_email(session, shop_id, snapshot.email)
+    return lock_customer(session, shop_id, customer.id) if customer is not None else None
+
+
+def _record_order(session: Session, shop_id: int, settings: ProgramSettings, snapshot: OrderSnapshot,
+                  customer: Customer | None) -> Order:
+    order = _find_order(session, shop_id, snapshot.platform_order_id)
+    created = order is None
+    if created:
+        order = Order(shop_id=shop_id, platform_order_id=snapshot.platform_order_id, currency=snapshot.currency)
+        session.add(order)
+        session.flush()  # applies the column defaults (points_status "none", zero amounts)
+    stale = (not created and snapshot.updated_at is not None and order.platform_updated_at is not None
+             and snapshot.updated_at < order.platform_updated_at)
+    # Amounts are frozen once points are granted: reversals work from what was granted.
+    if not stale and order.points_status == "none":
+        order.currency = snapshot.currency
+        order.subtotal = snapshot.subtotal
+        order.total = snapshot.total
+        order.eligible_amount = eligible_amount(snapshot, settings.earn_basis)
+        order.order_number = snapshot.order_number
+        order.placed_at = snapshot.placed_at
+        order.is_test = snapshot.is_test
+        order.email_normalized = normalize_email(snapshot.email or (snapshot.customer.email if snapshot.customer else None))
+        order.referral_code = snapshot.referral_code
+        if snapshot.updated_at is not None:
+            order.platform_updated_at = snapshot.updated_at
+    if order.customer_id is None and customer is not None:
+        order.customer_id = customer.id
+    if created:
+        _absorb_refunds(session, shop_id, order, None, snapshot.updated_at)
+    return order
+
+
+def _absorb_refunds(session: Session, shop_id: int, order: Order, customer: Customer | None, at) -> None:
+    """Count every not-yet-counted refund of this order (including ones that came early)."""
+    waiting = session.scalars(
+        for_shop(OrderRefund, shop_id).where(OrderRefund.platform_order_id == order.platform_order_id,
+                                             OrderRefund.applied_at.is_(None))
+    ).all()
+    for refund in waiting:
+        refund.applied_at = at or refund.occurred_at or refund.created_at
+        order.refunded_amount += refund.amount
+        if customer is not None and order.paid_at is not None and order.status != "cancelled":
+            customer.total_spent -= refund.amount
+
+
+def _count_sale(session: Session, shop_id: int, customer: Customer, order: Order, sign: int = 1) -> None:
+    """Keep the customer's order statistics; decide the Nth-order bonus when counted."""
+    customer.orders_count += sign
+    customer.total_spent += sign * (order.total - order.refunded_amount)
+    at = order.placed_at or order.paid_at
+    if sign > 0 and at is not None:
+        if customer.first_order_at is None or at < customer.first_order_at:
+            customer.first_order_at = at
+        if customer.last_order_at is None or at > customer.last_order_at:
+            customer.last_order_at = at
+        rule = _active_rule(session, shop_id, "nth_order")
+        if rule is not None and rule.every_n and rule.points and customer.orders_count % rule.every_n == 0:
+            order.bonus_points = rule.points
+
+
+def _award_due(settings: ProgramSettings, order: Order) -> bool:
+    if order.points_status != "none" or order.status == "cancelled":
+        return False
+    if order.is_test and not settings.include_test_orders:
+        return False
+    return order.fulfilled_at is not None if settings.award_on == "fulfilled" else order.paid_at is not None
+
+
+def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order, customer: Customer | None,
+           at: datetime) -> list:
+    if customer is None:
+        return []  # a guest: may be claimed later by an account with the same email
+    rule = _active_rule(session, shop.id, "order")
+    rate = rule.points_per_unit if rule is not None and rule.points_per_unit is not None else Decimal("0")
+    tier = session.get(Tier, customer.tier_id) if customer.tier_id else None
+    multiplier = tier.multiplier if tier is not None else Decimal("1")
+    points = settings.round_points(order.eligible_amount * rate * multiplier) + order.bonus_points
+    order.points_earned = points
+    details = {"eligible_amount": str(order.eligible_amount), "rate": str(rate), "multiplier": str(multiplier),
+               "bonus": order.bonus_points}
+    key = f"order:{order.id}:earn"
+    if settings.pending_days > 0:
+        order.points_status = "pending"
+        order.pending_until = at + timedelta(days=settings.pending_days)
+        post_entry(session, customer, kind="earn", key=key, now=at, pending_delta=points, source="order",
+                   order_id=order.id, details=details)
+        _sync_reversal(session, settings, order, customer, at)
+        return []
+    order.points_status = "awarded"
+    post_entry(session, customer, kind="earn", key=key, now=at, points=points, source="order",
+               order_id=order.id, details=details)
+    _sync_reversal(session, settings, order, customer, at)
+    return _after_points_awarded(session, shop, settings, customer, order, at)
+
+
+def _after_points_awarded(session: Session, shop: Shop, settings: ProgramSettings, customer: Customer,
+                          order: Order, at: datetime) -> list:
+    return referrals.complete_for_order(session, shop, settings, customer, order, at)
+
+
+def _sync_reversal(session: Session, settings: ProgramSettings, order: Order, customer: Customer, at: datetime) -> None:
+    """Bring the points taken back for this order up to what its refunds/cancellation call for.
+
+    Target = points granted x refunded share (rounded half up), cumulative, so several
+    partial refunds adding up to the whole take back exactly everything.
+    """
+    if order.points_earned <= 0:
+        return
+    if order.status == "cancelled":
+        target = order.points_earned
+    else:
+        share = min(order.refunded_amount / order.total, Decimal(1)) if order.total > 0 else Decimal(order.refunded_amount > 0)
+        target = int((order.points_earned * share).to_integral_value(rounding=ROUND_HALF_UP))
+    delta = target - order.points_reversed
+    if delta <= 0:
+        return
+    key = f"order:{order.id}:reverse:{target}"
+    details = {"refunded_amount": str(order.refunded_amount), "cancelled": order.status == "cancelled"}
+    if order.points_status == "pending":
+        post_entry(session, customer, kind="reverse", key=key, now=at, pending_delta=-delta, source="order",
+                   order_id=order.id, details=details)
+    else:
+        taken = delta
+        if settings.negative_balance == "clamp":
+            taken = min(delta, max(customer.points_balance, 0))
+        post_entry(session, customer, kind="reverse", key=key, now=at, points=-taken, uncollected=delta - taken,
+                   source="order", order_id=order.id, details=details)
+    order.points_reversed = target
+
+
+def _active_rule(session: Session, shop_id: int, kind: str) -> EarnRule | None:
+    stmt = for_shop(EarnRule, shop_id).where(EarnRule.kind == kind, EarnRule.active.is_(True), EarnRule.action_key == "")
+    return session.scalars(stmt).first()

@@ -1,0 +1,78 @@
+"""A shop's program settings (stored as JSON on the shop) and its default program."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+from marshmallow import Schema, fields, post_load, validate
+from sqlalchemy.orm import Session
+
+from app.models import EarnRule, Reward, Shop, Tier
+
+ROUNDING = {"floor": ROUND_FLOOR, "nearest": ROUND_HALF_UP, "ceil": ROUND_CEILING}
+
+
+@dataclass(frozen=True)
+class ProgramSettings:
+    earn_basis: str = "subtotal"          # subtotal (after discounts, no shipping/tax) | total | total_excl_tax | total_excl_shipping
+    award_on: str = "paid"                # paid | fulfilled
+    pending_days: int = 0                 # hold order points this long (return window); 0 = at once
+    rounding: str = "floor"               # floor | nearest | ceil, applied once per order
+    negative_balance: str = "allow"       # allow (a debt later earnings repay) | clamp (stop at zero)
+    expiry_months: int | None = None      # points expire after this many months without activity
+    tier_basis: str = "spend"             # spend | points
+    tier_period: str = "lifetime"         # lifetime | rolling_12_months | calendar_year
+    referral_weekly_cap: int = 10         # advocate rewards per rolling 7 days
+    include_test_orders: bool = False
+    guest_claim_days: int = 14            # a guest order earns if an account with its email appears this soon
+
+    def round_points(self, value: Decimal) -> int:
+        return int(value.to_integral_value(rounding=ROUNDING[self.rounding]))
+
+
+class ProgramSettingsSchema(Schema):
+    earn_basis = fields.String(validate=validate.OneOf(["subtotal", "total", "total_excl_tax", "total_excl_shipping"]))
+    award_on = fields.String(validate=validate.OneOf(["paid", "fulfilled"]))
+    pending_days = fields.Integer(validate=validate.Range(min=0, max=365))
+    rounding = fields.String(validate=validate.OneOf(list(ROUNDING)))
+    negative_balance = fields.String(validate=validate.OneOf(["allow", "clamp"]))
+    expiry_months = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=120))
+    tier_basis = fields.String(validate=validate.OneOf(["spend", "points"]))
+    tier_period = fields.String(validate=validate.OneOf(["lifetime", "rolling_12_months", "calendar_year"]))
+    referral_weekly_cap = fields.Integer(validate=validate.Range(min=0, max=1000))
+    include_test_orders = fields.Boolean()
+    guest_claim_days = fields.Integer(validate=validate.Range(min=0, max=365))
+
+    @post_load
+    def _to_settings(self, data: dict, **_) -> ProgramSettings:
+        return ProgramSettings(**data)
+
+
+_SCHEMA = ProgramSettingsSchema()
+_cache: dict[tuple, ProgramSettings] = {}
+
+
+def program_settings(shop: Shop) -> ProgramSettings:
+    """The shop's settings over the defaults (validated; memoised on the stored JSON)."""
+    key = tuple(sorted((k, repr(v)) for k, v in (shop.settings or {}).items()))
+    settings = _cache.get(key)
+    if settings is None:
+        settings = _cache[key] = _SCHEMA.load(shop.settings or {})
+    return settings
+
+
+def create_default_program(session: Session, shop_id: int) -> None:
+    """What a new shop starts with; the merchant edits it from the console."""
+    session.add_all([
+        EarnRule(shop_id=shop_id, kind="order", name="Points per purchase", points_per_unit=Decimal("1")),
+        EarnRule(shop_id=shop_id, kind="signup", name="Create an account", points=50),
+        EarnRule(shop_id=shop_id, kind="birthday", name="Birthday", points=100),
+        EarnRule(shop_id=shop_id, kind="referral_advocate", name="Refer a friend", points=500),
+        EarnRule(shop_id=shop_id, kind="referral_friend", name="Referred by a friend", points=250),
+        Reward(shop_id=shop_id, name="5 off your order", kind="fixed_amount", points_cost=500, value=Decimal("5"), code_expiry_days=90, position=1),
+        Reward(shop_id=shop_id, name="10% off your order", kind="percentage", points_cost=1000, value=Decimal("10"), code_expiry_days=90, position=2),
+        Reward(shop_id=shop_id, name="Free shipping", kind="free_shipping", points_cost=300, code_expiry_days=90, position=3),
+        Tier(shop_id=shop_id, name="Bronze", threshold=Decimal("0"), multiplier=Decimal("1")),
+        Tier(shop_id=shop_id, name="Silver", threshold=Decimal("500"), multiplier=Decimal("1.25"), perks=["Early access to sales"]),
+        Tier(shop_id=shop_id, name="Gold", threshold=Decimal("1500"), multiplier=Decimal("1.5"), perks=["Early access to sales", "Free shipping on every order"]),
+    ])

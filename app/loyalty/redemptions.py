@@ -1,0 +1,121 @@
+"""Spending points on rewards: an atomic, idempotent debit and a discount-code intent.
+
+The customer row is locked while the balance is checked and debited, so concurrent
+redemptions serialise and never overdraw. The code is created on the platform after
+commit (IssueDiscount); if that fails for good, a compensating entry gives the points back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from app.loyalty import audit
+from app.loyalty.errors import InsufficientPoints, Invalid, NotFound
+from app.loyalty.identity import random_code
+from app.loyalty.intents import IssueDiscount, NotifyCustomer
+from app.loyalty.ledger import lock_customer, post_entry
+from app.models import Redemption, Reward, Shop, for_shop, get_for_shop
+
+
+@dataclass
+class RedeemResult:
+    redemption: Redemption
+    created: bool       # False: the idempotency key was seen before; same redemption returned
+    intents: list
+
+
+def redeem_reward(session: Session, shop_id: int, customer_id: int, reward_id: int, idempotency_key: str,
+                  now: datetime) -> RedeemResult:
+    if not idempotency_key or len(idempotency_key) > 200:
+        raise Invalid("an idempotency key of 1 to 200 characters is required", code="idempotency_key_required")
+    customer = lock_customer(session, shop_id, customer_id)
+    existing = session.scalars(
+        for_shop(Redemption, shop_id).where(Redemption.customer_id == customer_id,
+                                            Redemption.idempotency_key == idempotency_key)
+    ).first()
+    if existing is not None:
+        if existing.reward_id != reward_id:
+            raise Invalid("this idempotency key was used for another reward", code="idempotency_key_reused")
+        return RedeemResult(existing, False, [])
+    reward = get_for_shop(session, Reward, shop_id, reward_id)
+    if reward is None or not reward.active:
+        raise Invalid("no such reward, or it is not available", code="reward_unavailable")
+    if customer.points_balance < reward.points_cost:
+        raise InsufficientPoints(
+            f"insufficient points: the reward costs {reward.points_cost}, the balance is {customer.points_balance}")
+    shop = session.get(Shop, shop_id)
+    redemption = Redemption(
+        shop_id=shop_id, customer_id=customer_id, reward_id=reward.id, idempotency_key=idempotency_key,
+        points_cost=reward.points_cost, status="pending", code=f"LOJAL-{random_code(10)}",
+        discount=_discount_terms(reward, shop.currency),
+        expires_at=now + timedelta(days=reward.code_expiry_days) if reward.code_expiry_days else None,
+    )
+    session.add(redemption)
+    session.flush()
+    post_entry(session, customer, kind="redeem", key=f"redemption:{redemption.id}:debit", now=now,
+               points=-reward.points_cost, source="reward", redemption_id=redemption.id,
+               details={"reward_id": reward.id, "reward_name": reward.name})
+    return RedeemResult(redemption, True, [IssueDiscount(shop_id, redemption.id)])
+
+
+def mark_issued(session: Session, shop_id: int, redemption_id: int, platform_discount_id: str | None,
+                now: datetime) -> list:
+    redemption = _locked(session, shop_id, redemption_id)
+    if redemption.status != "pending":
+        return []
+    redemption.status = "issued"
+    redemption.platform_discount_id = platform_discount_id
+    redemption.issued_at = now
+    return [NotifyCustomer(shop_id, redemption.customer_id, "reward_issued", key=f"redemption:{redemption.id}")]
+
+
+def fail_redemption(session: Session, shop_id: int, redemption_id: int, reason: str, now: datetime) -> bool:
+    """The platform could not create the code, for good: give the points back."""
+    return _give_back(session, shop_id, redemption_id, "failed", reason, now, actor="system")
+
+
+def cancel_redemption(session: Session, shop_id: int, redemption_id: int, actor: str, reason: str,
+                      now: datetime) -> bool:
+    """Staff cancel an unused code; the points come back and the audit log says who."""
+    if not reason.strip():
+        raise Invalid("a reason is required", code="reason_required")
+    changed = _give_back(session, shop_id, redemption_id, "cancelled", reason, now, actor=actor)
+    if changed:
+        redemption = get_for_shop(session, Redemption, shop_id, redemption_id)
+        audit.record(session, shop_id, actor, "redemption.cancel", target_type="redemption", target_id=redemption_id,
+                     customer_id=redemption.customer_id, details={"reason": reason, "points": redemption.points_cost})
+    return changed
+
+
+def _give_back(session: Session, shop_id: int, redemption_id: int, status: str, reason: str, now: datetime,
+               actor: str) -> bool:
+    redemption = _locked(session, shop_id, redemption_id)
+    if redemption.status in ("failed", "cancelled"):
+        return False
+    customer = lock_customer(session, shop_id, redemption.customer_id)
+    post_entry(session, customer, kind="redeem_reversal", key=f"redemption:{redemption.id}:reversal", now=now,
+               points=redemption.points_cost, source="reward", redemption_id=redemption.id, reason=reason,
+               actor=actor)
+    redemption.status = status
+    redemption.failure_reason = reason
+    return True
+
+
+def _locked(session: Session, shop_id: int, redemption_id: int) -> Redemption:
+    redemption = get_for_shop(session, Redemption, shop_id, redemption_id, lock=True)
+    if redemption is None:
+        raise NotFound("no such redemption", code="redemption_not_found")
+    return redemption
+
+
+def _discount_terms(reward: Reward, currency: str) -> dict:
+    return {
+        "kind": reward.kind,
+        "value": None if reward.value is None else str(reward.value),
+        "currency": currency,
+        "minimum_order": None if reward.minimum_order is None else str(reward.minimum_order),
+        "product_ref": reward.product_ref,
+        "title": reward.name,
+    }

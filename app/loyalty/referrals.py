@@ -1,0 +1,95 @@
+"""Referrals: a friend arrives with an advocate's code; both are rewarded, within the rules.
+
+Rules: no self-referral (same customer, or the same normalised email), the friend must be
+new (no earlier paid order), and an advocate is rewarded at most `referral_weekly_cap`
+times per rolling 7 days. The friend's welcome points come when they are attributed; the
+advocate's when the friend's first order's points are granted, i.e. after any pending
+(return-window) period, so a refunded first order never pays the advocate.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.loyalty.customers import find_by_referral_code
+from app.loyalty.intents import NotifyCustomer
+from app.loyalty.ledger import lock_customer, post_entry
+from app.loyalty.program import ProgramSettings, program_settings
+from app.models import Customer, EarnRule, Order, Referral, Shop, for_shop
+
+
+def attribute(session: Session, shop: Shop, friend: Customer, code: str, at: datetime,
+              order: Order | None = None) -> list:
+    """Record that (locked) `friend` came through `code`; idempotent per friend."""
+    advocate = find_by_referral_code(session, shop.id, code)
+    if advocate is None:
+        return []
+    if session.scalars(for_shop(Referral, shop.id).where(Referral.friend_id == friend.id)).first() is not None:
+        return []
+    reason = rejection_reason(advocate, friend, order)
+    referral_id = session.execute(
+        insert(Referral)
+        .values(shop_id=shop.id, advocate_id=advocate.id, friend_id=friend.id,
+                status="rejected" if reason else "pending", rejection_reason=reason)
+        .on_conflict_do_nothing(index_elements=["shop_id", "friend_id"])
+        .returning(Referral.id)
+    ).scalar_one_or_none()
+    if referral_id is None or reason:
+        return []
+    friend.referred_by_id = advocate.id
+    rule = _rule(session, shop.id, "referral_friend")
+    if rule is not None and rule.points:
+        post_entry(session, friend, kind="earn", key=f"referral:{referral_id}:friend", now=at, points=rule.points,
+                   source="referral_friend", details={"advocate_id": advocate.id})
+    if order is not None and order.points_status == "awarded":
+        return complete_for_order(session, shop, program_settings(shop), friend, order, at)
+    return []
+
+
+def rejection_reason(advocate: Customer, friend: Customer, order: Order | None) -> str | None:
+    if advocate.id == friend.id:
+        return "self_referral"
+    if advocate.email_normalized and advocate.email_normalized == friend.email_normalized:
+        return "self_referral"
+    counted_now = 1 if order is not None and order.customer_id == friend.id and order.paid_at is not None else 0
+    if friend.orders_count - counted_now > 0:
+        return "existing_customer"
+    return None
+
+
+def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, friend: Customer, order: Order,
+                       at: datetime) -> list:
+    """The friend's order points were granted: reward the advocate (once, within the cap)."""
+    referral = session.scalars(
+        for_shop(Referral, shop.id).where(Referral.friend_id == friend.id, Referral.status == "pending").with_for_update()
+    ).first()
+    if referral is None:
+        return []
+    advocate = lock_customer(session, shop.id, referral.advocate_id)
+    recent = session.execute(
+        select(func.count()).select_from(Referral).where(
+            Referral.shop_id == shop.id, Referral.advocate_id == advocate.id, Referral.status == "completed",
+            Referral.completed_at > at - timedelta(days=7))
+    ).scalar_one()
+    referral.order_id = order.id
+    if recent >= settings.referral_weekly_cap:
+        referral.status = "rejected"
+        referral.rejection_reason = "weekly_cap"
+        return []
+    rule = _rule(session, shop.id, "referral_advocate")
+    if rule is not None and rule.points:
+        post_entry(session, advocate, kind="earn", key=f"referral:{referral.id}:advocate", now=at, points=rule.points,
+                   source="referral_advocate", details={"friend_id": friend.id, "order_id": order.id})
+    referral.status = "completed"
+    referral.completed_at = at
+    advocate.referrals_completed += 1
+    return [NotifyCustomer(shop.id, advocate.id, "referral_completed", key=f"referral:{referral.id}")]
+
+
+def _rule(session: Session, shop_id: int, kind: str) -> EarnRule | None:
+    return session.scalars(
+        for_shop(EarnRule, shop_id).where(EarnRule.kind == kind, EarnRule.active.is_(True))
+    ).first()

@@ -1,0 +1,119 @@
+"""VIP tiers: promotion at once on the qualifying event, demotion only at period end."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.loyalty.calendar import start_of_year
+from app.loyalty.intents import NotifyCustomer
+from app.loyalty.program import ProgramSettings, program_settings
+from app.models import Customer, Shop, Tier, for_shop
+
+_SPEND_SQL = """
+    SELECT o.customer_id, COALESCE(SUM(o.total - o.refunded_amount), 0)
+    FROM orders o
+    WHERE o.shop_id = :shop_id AND o.customer_id IS NOT NULL AND o.status <> 'cancelled'
+      AND o.paid_at >= :start AND o.paid_at < :end {customer_filter}
+    GROUP BY o.customer_id
+"""
+_POINTS_SQL = """
+    SELECT l.customer_id, COALESCE(SUM(l.points), 0)
+    FROM ledger_entries l
+    WHERE l.shop_id = :shop_id AND l.kind IN ('earn', 'release', 'reverse')
+      AND l.created_at >= :start AND l.created_at < :end {customer_filter}
+    GROUP BY l.customer_id
+"""
+
+
+def shop_tiers(session: Session, shop_id: int) -> list[Tier]:
+    return list(session.scalars(for_shop(Tier, shop_id).order_by(Tier.threshold)))
+
+
+def tier_for_value(tiers: list[Tier], value: Decimal) -> Tier | None:
+    """The highest tier whose threshold the value reaches (tiers sorted ascending)."""
+    best = None
+    for tier in tiers:
+        if value >= tier.threshold:
+            best = tier
+    return best
+
+
+def windows(settings: ProgramSettings, now: datetime, tz: str) -> list[tuple[datetime, datetime]]:
+    """Periods whose best total decides the tier.
+
+    calendar_year: the year so far and the year before, so a tier reached last year is
+    kept through this one; rolling_12_months: the last 365 days.
+    """
+    if settings.tier_period == "calendar_year":
+        this_year = start_of_year(now, tz)
+        return [(start_of_year(now, tz, 1), this_year), (this_year, now + timedelta(seconds=1))]
+    return [(now - timedelta(days=365), now + timedelta(seconds=1))]
+
+
+def qualifying_values(session: Session, shop: Shop, settings: ProgramSettings, now: datetime,
+                      customer_id: int | None = None) -> dict[int, Decimal]:
+    """customer id -> the value compared with tier thresholds (spend or points earned)."""
+    if settings.tier_period == "lifetime":
+        column = "total_spent" if settings.tier_basis == "spend" else "points_earned_lifetime"
+        sql = f"SELECT id, {column} FROM customers WHERE shop_id = :shop_id" + (" AND id = :customer_id" if customer_id else "")
+        return {cid: Decimal(v) for cid, v in session.execute(text(sql), {"shop_id": shop.id, "customer_id": customer_id})}
+    template = _SPEND_SQL if settings.tier_basis == "spend" else _POINTS_SQL
+    alias = "o" if settings.tier_basis == "spend" else "l"
+    sql = text(template.format(customer_filter=f"AND {alias}.customer_id = :customer_id" if customer_id else ""))
+    best: dict[int, Decimal] = {}
+    for start, end in windows(settings, now, shop.timezone):
+        params = {"shop_id": shop.id, "start": start, "end": end, "customer_id": customer_id}
+        for cid, value in session.execute(sql, params):
+            best[cid] = max(best.get(cid, Decimal(0)), Decimal(value))
+    return best
+
+
+def promote_if_qualified(session: Session, shop: Shop, settings: ProgramSettings, customer: Customer,
+                         now: datetime) -> list:
+    """Move a (locked) customer up at once if they now reach a higher tier; never down."""
+    tiers = shop_tiers(session, shop.id)
+    if not tiers:
+        return []
+    if settings.tier_period == "lifetime":  # the cached sums on the locked row are exact
+        value = customer.total_spent if settings.tier_basis == "spend" else Decimal(customer.points_earned_lifetime)
+    else:
+        value = qualifying_values(session, shop, settings, now, customer.id).get(customer.id, Decimal(0))
+    best = tier_for_value(tiers, value)
+    current = next((t for t in tiers if t.id == customer.tier_id), None)
+    if best is None or (current is not None and best.threshold <= current.threshold):
+        return []
+    customer.tier_id = best.id
+    customer.tier_achieved_at = now
+    if best.threshold <= 0:
+        return []  # everyone's entry tier: nothing to celebrate by email
+    return [NotifyCustomer(shop.id, customer.id, "tier_reached", key=f"tier:{best.id}:customer:{customer.id}")]
+
+
+def review_tiers(session: Session, shop_id: int, now: datetime) -> int:
+    """At a period end: set every customer's tier from their value, down as well as up.
+
+    Runs set-based (one aggregate per window, one UPDATE per changed tier) so it stays
+    cheap for shops with many customers. Returns how many customers changed tier.
+    """
+    shop = session.get(Shop, shop_id)
+    settings = program_settings(shop)
+    tiers = shop_tiers(session, shop_id)
+    values = qualifying_values(session, shop, settings, now)
+    targets: dict[int | None, list[int]] = {}
+    current = dict(session.execute(text("SELECT id, tier_id FROM customers WHERE shop_id = :s"), {"s": shop_id}).all())
+    for customer_id, tier_id in current.items():
+        tier = tier_for_value(tiers, values.get(customer_id, Decimal(0)))
+        new_id = tier.id if tier else None
+        if new_id != tier_id:
+            targets.setdefault(new_id, []).append(customer_id)
+    changed = 0
+    for new_id, ids in targets.items():
+        result = session.execute(
+            text("UPDATE customers SET tier_id = :tier, tier_achieved_at = :now WHERE shop_id = :s AND id = ANY(:ids)"),
+            {"tier": new_id, "now": now, "s": shop_id, "ids": ids},
+        )
+        changed += result.rowcount
+    return changed

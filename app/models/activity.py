@@ -1,0 +1,110 @@
+"""Redemptions, referrals, the webhook inbox and the audit log."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.base import ShopScoped, utc_created, utc_updated
+
+# pending: points debited, code not yet created on the platform; issued: code exists;
+# failed: creation failed for good and the points were given back; cancelled: by staff.
+REDEMPTION_STATUSES = ("pending", "issued", "failed", "cancelled")
+
+
+class Redemption(ShopScoped, db.Model):
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "customer_id", "idempotency_key"),
+        UniqueConstraint("shop_id", "code"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    reward_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("rewards.id", ondelete="SET NULL"))
+    idempotency_key: Mapped[str] = mapped_column(String(200), nullable=False)
+    points_cost: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending", default="pending")
+    code: Mapped[str] = mapped_column(String(64), nullable=False)
+    # What the discount is, frozen at redemption time (the reward may change later).
+    discount: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    platform_discount_id: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = utc_created()
+    updated_at: Mapped[datetime] = utc_updated()
+
+
+# pending: friend attributed, waiting for a first paid order that survives the return window;
+# completed: advocate rewarded; rejected: a fraud rule or the weekly cap said no.
+REFERRAL_STATUSES = ("pending", "completed", "rejected")
+
+
+class Referral(ShopScoped, db.Model):
+    __tablename__ = "referrals"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "friend_id"),
+        Index("ix_referrals_advocate", "shop_id", "advocate_id", "completed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    advocate_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    friend_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending", default="pending")
+    rejection_reason: Mapped[str | None] = mapped_column(String(64))
+    order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("orders.id", ondelete="SET NULL"))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = utc_created()
+    updated_at: Mapped[datetime] = utc_updated()
+
+
+# received: stored, not yet applied; processed: applied (or a no-op); waiting: depends on
+# something not here yet (a refund before its order) and will be retried; failed: gave up.
+INBOX_STATUSES = ("received", "processed", "waiting", "failed", "ignored")
+
+
+class WebhookEvent(ShopScoped, db.Model):
+    """The inbox: one row per platform event, stored before anything else happens."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "platform", "event_key"),
+        Index("ix_webhook_events_unprocessed", "received_at", postgresql_where=text("processed_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20), nullable=False)
+    topic: Mapped[str] = mapped_column(String(64), nullable=False)
+    event_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}", default=dict)
+    triggered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="received", default="received")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditLog(ShopScoped, db.Model):
+    """Who changed what. Append-only, like the ledger."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_shop_time", "shop_id", "created_at"),
+        Index("ix_audit_log_shop_customer", "shop_id", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="SET NULL"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}", default=dict)
+    created_at: Mapped[datetime] = utc_created()

@@ -1,0 +1,1 @@
+"""Platform adapters (one per platform, behind integrations.base.PlatformAdapter)."""

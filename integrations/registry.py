@@ -1,0 +1,16 @@
+"""The one registry: platform name -> adapter."""
+from __future__ import annotations
+
+from integrations.base import PlatformAdapter
+from integrations.demo import DemoAdapter
+
+ADAPTERS: dict[str, PlatformAdapter] = {
+    "demo": DemoAdapter(),
+}
+
+
+def adapter_for(platform: str) -> PlatformAdapter:
+    try:
+        return ADAPTERS[platform]
+    except KeyError:
+        raise LookupError(f"no adapter for platform {platform!r}") from None

@@ -1,0 +1,1 @@
+"""Background jobs on RQ: queues, the enqueue helper, job functions and the worker."""

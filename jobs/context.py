@@ -1,0 +1,43 @@
+"""Jobs run inside an app context with a session of their own, removed afterwards."""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Flask, current_app, has_app_context
+from rq import get_current_job
+
+from app.extensions import db
+
+_worker_app: Flask | None = None
+F = TypeVar("F", bound=Callable)
+
+
+def set_worker_app(app: Flask) -> None:
+    """The worker process builds one app at start and hands it here."""
+    global _worker_app
+    _worker_app = app
+
+
+def app_job(func: F) -> F:
+    """Run the job in a fresh app context (and so a fresh session), even when called in-process."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        app = current_app._get_current_object() if has_app_context() else _worker_app
+        if app is None:
+            raise RuntimeError("no app for this job: run it through `lojal worker`")
+        with app.app_context():
+            try:
+                return func(*args, **kwargs)
+            finally:
+                db.session.remove()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def is_final_attempt() -> bool:
+    """True when RQ will not retry this job again if it fails now (or it runs outside RQ)."""
+    job = get_current_job()
+    return job is None or not (job.retries_left and job.retries_left > 0)

@@ -1,0 +1,121 @@
+"""Earning on orders: the rate, rounding, tier multiplier, pending period and award moment."""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from app.loyalty.apply import apply_event
+from app.loyalty.events import OrderFulfilled
+from app.loyalty.ledger import ledger_sums
+from app.loyalty.orders import release_pending_points
+from app.models import Customer, LedgerEntry, Order
+from tests.factories import make_customer, make_shop, paid, set_rule, snapshot
+
+
+def _order(session, shop, order_id) -> Order:
+    return session.query(Order).filter_by(shop_id=shop.id, platform_order_id=str(order_id)).one()
+
+
+def test_paid_order_earns_floor_of_subtotal_times_rate(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="129.99"))
+    session.commit()
+    session.refresh(customer)
+    assert customer.points_balance == 129
+    assert ledger_sums(session, shop.id, customer.id) == (129, 0)
+    assert customer.orders_count == 1 and customer.total_spent == Decimal("129.99")
+
+
+def test_rounding_nearest_and_rate_are_honoured(session):
+    shop = make_shop(session, rounding="nearest")
+    set_rule(session, shop, "order", points_per_unit=Decimal("2.5"))
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="10.30"))  # 25.75 -> 26
+    session.refresh(customer)
+    assert customer.points_balance == 26
+
+
+def test_earn_basis_total_counts_shipping_and_tax(session):
+    shop = make_shop(session, earn_basis="total")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="80", total="100", total_tax=Decimal("12"), total_shipping=Decimal("8")))
+    session.refresh(customer)
+    assert customer.points_balance == 100
+
+
+def test_replayed_paid_event_earns_once(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    event = paid(7, customer=customer, subtotal="50")
+    apply_event(session, shop.id, event)
+    apply_event(session, shop.id, event)
+    session.commit()
+    session.refresh(customer)
+    assert customer.points_balance == 50
+    assert customer.orders_count == 1
+    assert session.query(LedgerEntry).filter_by(shop_id=shop.id).count() == 1
+
+
+def test_tier_multiplier_applies_to_order_points(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="600"))  # 600 pts; spend 600 -> Silver (x1.25)
+    apply_event(session, shop.id, paid(2, customer=customer, subtotal="100"))  # 125 pts
+    session.refresh(customer)
+    assert customer.points_balance == 725
+
+
+def test_award_on_fulfilled_waits_for_fulfilment(session, now):
+    shop = make_shop(session, award_on="fulfilled")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="40"))
+    session.refresh(customer)
+    assert customer.points_balance == 0 and customer.orders_count == 1
+    apply_event(session, shop.id, OrderFulfilled(snapshot(1, customer=customer, subtotal="40"), now))
+    session.refresh(customer)
+    assert customer.points_balance == 40
+
+
+def test_pending_period_holds_points_until_release(session, now):
+    shop = make_shop(session, pending_days=14)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="70"))
+    session.refresh(customer)
+    assert (customer.points_balance, customer.pending_points) == (0, 70)
+    assert release_pending_points(session, shop.id, now + timedelta(days=13)).status == "noop"
+    release_pending_points(session, shop.id, now + timedelta(days=14))
+    session.refresh(customer)
+    assert (customer.points_balance, customer.pending_points) == (70, 0)
+    assert ledger_sums(session, shop.id, customer.id) == (70, 0)
+
+
+def test_nth_order_bonus_lands_on_every_nth_order(session):
+    shop = make_shop(session)
+    set_rule(session, shop, "nth_order", every_n=3, points=100)
+    customer = make_customer(session, shop)
+    for n in range(1, 4):
+        apply_event(session, shop.id, paid(n, customer=customer, subtotal="10"))
+    session.refresh(customer)
+    assert customer.points_balance == 30 + 100
+    assert _order(session, shop, 3).bonus_points == 100
+
+
+def test_test_orders_do_not_earn_unless_the_shop_says_so(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="10", is_test=True))
+    session.refresh(customer)
+    assert customer.points_balance == 0
+
+
+def test_guest_order_is_claimed_when_account_appears(session, now):
+    from app.loyalty.events import CustomerInfo, CustomerUpserted
+
+    shop = make_shop(session)
+    apply_event(session, shop.id, paid(1, now, subtotal="33", email="Guest.Person+x@Gmail.com"))
+    assert _order(session, shop, 1).customer_id is None
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo("g1", email="guestperson@gmail.com"),
+                                                   now + timedelta(days=2), account_created=True))
+    customer = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="g1").one()
+    assert customer.points_balance == 33 + 50  # the order + the signup bonus

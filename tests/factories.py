@@ -1,0 +1,82 @@
+"""Factories: build rows and events with sensible defaults; tests override what they prove."""
+from __future__ import annotations
+
+import itertools
+import secrets
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from app.loyalty.events import CustomerInfo, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
+from app.loyalty.identity import new_referral_code
+from app.loyalty.program import create_default_program
+from app.models import Customer, EarnRule, Shop
+
+_seq = itertools.count(1)
+
+
+def make_shop(session: Session, *, default_program: bool = True, platform: str = "demo", **settings) -> Shop:
+    n = next(_seq)
+    shop = Shop(platform=platform, domain=f"shop-{n}-{secrets.token_hex(4)}.example", name=f"Shop {n}",
+                currency="USD", timezone=settings.pop("timezone", "UTC"), settings=settings)
+    session.add(shop)
+    session.flush()
+    if default_program:
+        create_default_program(session, shop.id)
+        session.flush()
+    return shop
+
+
+def make_customer(session: Session, shop: Shop, **fields) -> Customer:
+    n = next(_seq)
+    values = {"platform_customer_id": f"c{n}", "email": f"shopper{n}@example.com", "referral_code": new_referral_code()}
+    values.update(fields)
+    if "email_normalized" not in values and values.get("email"):
+        from app.loyalty.identity import normalize_email
+
+        values["email_normalized"] = normalize_email(values["email"])
+    customer = Customer(shop_id=shop.id, **values)
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def set_rule(session: Session, shop: Shop, kind: str, **fields) -> EarnRule:
+    rule = session.query(EarnRule).filter_by(shop_id=shop.id, kind=kind, action_key=fields.get("action_key", "")).first()
+    if rule is None:
+        rule = EarnRule(shop_id=shop.id, kind=kind, name=kind, **fields)
+        session.add(rule)
+    else:
+        for key, value in fields.items():
+            setattr(rule, key, value)
+    session.flush()
+    return rule
+
+
+def customer_info(customer: Customer | None = None, **fields) -> CustomerInfo:
+    if customer is not None:
+        fields.setdefault("platform_customer_id", customer.platform_customer_id)
+        fields.setdefault("email", customer.email)
+    return CustomerInfo(**fields)
+
+
+def snapshot(order_id: str | int, *, customer: Customer | CustomerInfo | None = None, subtotal="100.00",
+             total=None, currency="USD", **fields) -> OrderSnapshot:
+    info = customer_info(customer) if isinstance(customer, Customer) else customer
+    subtotal = Decimal(str(subtotal))
+    total = Decimal(str(total)) if total is not None else subtotal
+    return OrderSnapshot(platform_order_id=str(order_id), currency=currency, subtotal=subtotal, total=total,
+                         customer=info, **fields)
+
+
+def paid(order_id, at: datetime | None = None, **kwargs) -> OrderPaid:
+    return OrderPaid(snapshot(order_id, **kwargs), at or datetime(2026, 3, 1, tzinfo=UTC))
+
+
+def refunded(order_id, refund_id, amount, at: datetime | None = None) -> OrderRefunded:
+    return OrderRefunded(str(order_id), str(refund_id), Decimal(str(amount)), at or datetime(2026, 3, 2, tzinfo=UTC))
+
+
+def cancelled(order_id, at: datetime | None = None) -> OrderCancelled:
+    return OrderCancelled(str(order_id), at or datetime(2026, 3, 3, tzinfo=UTC))
