@@ -5,11 +5,21 @@ import logging
 
 from flask import Flask, jsonify
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Request
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 from app.loyalty.errors import LoyaltyError
 
 log = logging.getLogger(__name__)
+
+
+class MalformedJSON(BadRequest):
+    description = "The request body is not valid JSON."
+
+
+class LojalRequest(Request):
+    def on_json_loading_failed(self, e):
+        raise MalformedJSON()
 
 
 def error_response(status: int, code: str, message: str, **extra):
@@ -22,10 +32,11 @@ def _http_code(exc: HTTPException) -> str:
 
 
 def register_error_handlers(app: Flask) -> None:
+    app.request_class = LojalRequest
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        # werkzeug's BadRequest from request.get_json() on malformed bodies lands here too.
-        code = "malformed_json" if exc.code == 400 and "JSON" in (exc.description or "") else _http_code(exc)
+        code = "malformed_json" if isinstance(exc, MalformedJSON) else _http_code(exc)
         response = error_response(exc.code or 500, code, exc.description or exc.name)
         if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             response[0].headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]

@@ -23,6 +23,10 @@ class UnknownTopic(PermanentPlatformError):
     pass
 
 
+class MalformedPayload(PermanentPlatformError):
+    pass
+
+
 class PlatformAdapter(Protocol):
     name: str
 

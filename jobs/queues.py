@@ -1,7 +1,8 @@
 """The one enqueue helper: every job gets the same timeout, retry and failure TTL defaults.
 
 Job functions are named by dotted path and take ids (JSON-serialised), never objects.
-Without REDIS_URL the queue runs jobs synchronously in the calling process.
+Without REDIS_URL the queue runs jobs synchronously in the calling process
+(RUN_JOBS_IN_PROCESS; tests turn it off to drive a real worker over fakeredis).
 """
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ QUEUE_NAMES = ("webhooks", "rewards", "emails", "maintenance")
 RETRY_INTERVALS = [10, 30, 120, 600, 1800]
 
 
+def runs_in_process(app: Flask) -> bool:
+    return bool(app.config.get("RUN_JOBS_IN_PROCESS", not app.config.get("REDIS_URL")))
+
+
 def queue(name: str, app: Flask | None = None) -> Queue:
     if name not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {name!r}; queues are {', '.join(QUEUE_NAMES)}")
@@ -25,7 +30,7 @@ def queue(name: str, app: Flask | None = None) -> Queue:
         name,
         connection=redis_connection.client(app),
         serializer=JSONSerializer,
-        is_async=bool(app.config.get("REDIS_URL")),
+        is_async=not runs_in_process(app),
         default_timeout=app.config["JOB_TIMEOUT"],
     )
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from app.loyalty.events import CustomerInfo, CustomerUpserted, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
 from app.models import Redemption, Shop
-from integrations.base import UnknownTopic
+from integrations.base import MalformedPayload, UnknownTopic
 
 
 def _when(value: str | None) -> datetime | None:
@@ -71,7 +71,10 @@ class DemoAdapter:
         parser = PARSERS.get(topic)
         if parser is None:
             raise UnknownTopic(f"demo platform has no topic {topic!r}")
-        return parser(payload)
+        try:
+            return parser(payload)
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise MalformedPayload(f"demo {topic} payload is malformed: {exc!r}") from exc
 
     def issue_discount(self, shop: Shop, redemption: Redemption) -> str:
         # No store to call: the code Lojal generated is the discount.

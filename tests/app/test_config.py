@@ -1,0 +1,81 @@
+"""Configuration is validated at start; every problem names its setting."""
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+from app.config import ConfigError, load_config
+from tests.conftest import TEST_FERNET_KEY, test_config
+
+GOOD = {"SECRET_KEY": "x" * 32, "APP_URL": "https://lojal.example", "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY}
+
+
+def test_valid_environment_loads_with_defaults():
+    config = load_config(GOOD)
+    assert config["TOKEN_ENCRYPTION_KEYS"] == [TEST_FERNET_KEY]
+    assert config["SHOPIFY_API_VERSION"] == "2026-07"
+    assert config["DATABASE_URL"] is None and config["REDIS_URL"] is None
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "APP_URL", "TOKEN_ENCRYPTION_KEYS"])
+def test_missing_required_setting_is_named(missing):
+    env = {k: v for k, v in GOOD.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        load_config(env)
+
+
+@pytest.mark.parametrize("name,value", [
+    ("TOKEN_ENCRYPTION_KEYS", "not-a-fernet-key"),
+    ("TOKEN_ENCRYPTION_KEYS", f"{TEST_FERNET_KEY},broken"),
+    ("APP_URL", "ftp://lojal.example"),
+    ("DATABASE_URL", "mysql://root@localhost/lojal"),
+    ("REDIS_URL", "http://localhost:6379"),
+    ("SHOPIFY_API_VERSION", "2026-05"),
+    ("SECRET_KEY", "short"),
+    ("JOB_RETRIES", "many"),
+])
+def test_malformed_setting_is_named(name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_config({**GOOD, name: value})
+
+
+def test_shopify_key_without_secret_is_refused():
+    with pytest.raises(ConfigError, match="SHOPIFY_API_SECRET"):
+        load_config({**GOOD, "SHOPIFY_API_KEY": "abc"})
+
+
+def test_postgres_urls_select_the_psycopg_driver():
+    config = load_config({**GOOD, "DATABASE_URL": "postgres://u@db:5432/lojal"})
+    assert config["DATABASE_URL"] == "postgresql+psycopg://u@db:5432/lojal"
+
+
+def test_key_rotation_list_keeps_order_newest_first():
+    from cryptography.fernet import Fernet
+
+    newer = Fernet.generate_key().decode()
+    config = load_config({**GOOD, "TOKEN_ENCRYPTION_KEYS": f"{newer}, {TEST_FERNET_KEY}"})
+    assert config["TOKEN_ENCRYPTION_KEYS"] == [newer, TEST_FERNET_KEY]
+
+
+def test_create_app_fails_at_start_on_bad_config():
+    with pytest.raises(ConfigError, match="APP_URL"):
+        create_app(test_config(APP_URL="not a url"))
+
+
+def test_token_cipher_round_trips_and_rotates(app):
+    from cryptography.fernet import Fernet
+
+    from app.crypto import token_cipher
+
+    with app.app_context():
+        secret = token_cipher.encrypt("shpat_secret")
+        assert "shpat_secret" not in secret
+        assert token_cipher.decrypt(secret) == "shpat_secret"
+    newer = Fernet.generate_key().decode()
+    rotated_app = create_app(test_config(TOKEN_ENCRYPTION_KEYS=f"{newer},{TEST_FERNET_KEY}"))
+    with rotated_app.app_context():
+        rotated = token_cipher.rotate(secret)
+        assert token_cipher.decrypt(rotated) == "shpat_secret"
+    only_new = create_app(test_config(TOKEN_ENCRYPTION_KEYS=newer))
+    with only_new.app_context():
+        assert token_cipher.decrypt(rotated) == "shpat_secret"
