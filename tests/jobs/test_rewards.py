@@ -1,0 +1,112 @@
+"""issue_discount: a redemption becomes a code; a platform that fails for good gives the points back."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from rq.job import Job
+
+from app.extensions import redis_connection
+from app.loyalty.adjustments import adjust_points
+from app.loyalty.ledger import find_balance_drift
+from app.loyalty.redemptions import redeem_reward
+from app.models import Customer, LedgerEntry, Redemption, Reward
+from integrations import registry
+from integrations.base import PermanentPlatformError, TransientPlatformError
+from jobs.dispatch import dispatch
+from jobs.queues import enqueue, queue
+from tests.factories import make_customer, make_shop
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class RefusingPlatform:
+    """A platform adapter whose discount API answers with `error` (stands in at the client boundary)."""
+
+    name = "refusing"
+
+    def __init__(self, error: Exception):
+        self.error = error
+        self.calls = 0
+
+    def parse_event(self, shop, topic, payload, headers):
+        return []
+
+    def issue_discount(self, shop, redemption):
+        self.calls += 1
+        raise self.error
+
+
+def _redeem(session, platform="demo"):
+    shop = make_shop(session, platform=platform)
+    customer = make_customer(session, shop)
+    adjust_points(session, shop.id, customer.id, 800, reason="seed", actor="staff:test", now=NOW)
+    reward = session.query(Reward).filter_by(shop_id=shop.id, points_cost=500).one()
+    result = redeem_reward(session, shop.id, customer.id, reward.id, "checkout-1", NOW)
+    session.commit()
+    return shop, customer, result
+
+
+def test_redemption_becomes_an_issued_code(wsession, run_jobs):
+    shop, customer, result = _redeem(wsession)
+    dispatch(result.intents)
+    run_jobs()
+    wsession.expire_all()
+    redemption = wsession.get(Redemption, result.redemption.id)
+    assert redemption.status == "issued"
+    assert redemption.platform_discount_id == f"demo-discount-{redemption.code}"
+    assert wsession.get(Customer, customer.id).points_balance == 300
+
+
+def test_permanent_platform_refusal_gives_the_points_back_once(wsession, run_jobs, monkeypatch):
+    platform = RefusingPlatform(PermanentPlatformError("discount rejected: invalid customer"))
+    monkeypatch.setitem(registry.ADAPTERS, "refusing", platform)
+    shop, customer, result = _redeem(wsession, platform="refusing")
+    dispatch(result.intents)
+    run_jobs()
+    dispatch(result.intents)  # a duplicated job
+    run_jobs()
+    wsession.expire_all()
+    redemption = wsession.get(Redemption, result.redemption.id)
+    assert redemption.status == "failed" and "invalid customer" in redemption.failure_reason
+    assert wsession.get(Customer, customer.id).points_balance == 800
+    reversals = wsession.query(LedgerEntry).filter_by(shop_id=shop.id, kind="redeem_reversal").count()
+    assert reversals == 1 and find_balance_drift(wsession, shop.id) == []
+
+
+def test_transient_failure_is_retried_later_and_keeps_the_debit(wsession, run_jobs, monkeypatch, worker_app):
+    platform = RefusingPlatform(TransientPlatformError("503 from platform"))
+    monkeypatch.setitem(registry.ADAPTERS, "refusing", platform)
+    shop, customer, result = _redeem(wsession, platform="refusing")
+    job = enqueue("jobs.rewards.issue_discount", shop.id, result.redemption.id, queue_name="rewards")
+    run_jobs()
+    fetched = Job.fetch(job.id, connection=redis_connection.client(worker_app), serializer=queue("rewards").serializer)
+    assert fetched.get_status() == "scheduled"  # RQ retries it after the back-off
+    assert fetched.retries_left == worker_app.config["JOB_RETRIES"] - 1
+    wsession.expire_all()
+    assert wsession.get(Redemption, result.redemption.id).status == "pending"
+    assert wsession.get(Customer, customer.id).points_balance == 300
+
+
+def test_transient_failure_on_the_last_attempt_gives_the_points_back(wsession, run_jobs, monkeypatch):
+    platform = RefusingPlatform(TransientPlatformError("timeout"))
+    monkeypatch.setitem(registry.ADAPTERS, "refusing", platform)
+    shop, customer, result = _redeem(wsession, platform="refusing")
+    enqueue("jobs.rewards.issue_discount", shop.id, result.redemption.id, queue_name="rewards", retries=0)
+    run_jobs()
+    wsession.expire_all()
+    redemption = wsession.get(Redemption, result.redemption.id)
+    assert redemption.status == "failed" and "gave up after retries" in redemption.failure_reason
+    assert wsession.get(Customer, customer.id).points_balance == 800
+
+
+@pytest.mark.parametrize("status", ["issued", "failed"])
+def test_job_for_a_settled_redemption_does_nothing(wsession, run_jobs, monkeypatch, status):
+    platform = RefusingPlatform(PermanentPlatformError("must not be called"))
+    monkeypatch.setitem(registry.ADAPTERS, "refusing", platform)
+    shop, customer, result = _redeem(wsession, platform="refusing")
+    wsession.get(Redemption, result.redemption.id).status = status
+    wsession.commit()
+    enqueue("jobs.rewards.issue_discount", shop.id, result.redemption.id, queue_name="rewards")
+    run_jobs()
+    assert platform.calls == 0
