@@ -1,0 +1,40 @@
+"""The `lojal` command line."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from sqlalchemy import text
+
+from app.loyalty.adjustments import adjust_points
+from tests.conftest import test_config
+from tests.factories import make_customer, make_shop
+
+
+def test_lojal_console_script_lists_the_commands():
+    env = {**os.environ, **{k: str(v) for k, v in test_config().items() if isinstance(v, str)}}
+    out = subprocess.run([sys.executable, "-c", "from app.cli import main; main()", "--help"],
+                         capture_output=True, text=True, check=True, env=env).stdout
+    for command in ("db", "worker", "demo", "ledger"):
+        assert command in out
+
+
+def test_ledger_check_passes_when_balances_agree(app, session, now):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    adjust_points(session, shop.id, customer.id, 40, reason="goodwill", actor="staff:a", now=now)
+    session.commit()
+    result = app.test_cli_runner().invoke(args=["ledger", "check", "--shop-id", str(shop.id)])
+    assert result.exit_code == 0 and "ledger ok" in result.output
+
+
+def test_ledger_check_fails_and_names_the_customer_on_drift(app, session, now):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    adjust_points(session, shop.id, customer.id, 40, reason="goodwill", actor="staff:a", now=now)
+    session.execute(text("UPDATE customers SET points_balance = 1000 WHERE id = :id"), {"id": customer.id})
+    session.commit()
+    result = app.test_cli_runner().invoke(args=["ledger", "check", "--shop-id", str(shop.id)])
+    assert result.exit_code == 1
+    assert f"customer {customer.id}: balance 1000 != ledger 40" in result.output
