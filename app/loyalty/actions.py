@@ -6,13 +6,14 @@ from datetime import date, datetime
 from sqlalchemy import extract, or_, and_, select
 from sqlalchemy.orm import Session
 
-from app.loyalty import orders, referrals
+from app.loyalty import orders, referrals, tiers
 from app.loyalty.calendar import is_birthday
 from app.loyalty.customers import upsert_customer
 from app.loyalty.errors import NotFound
 from app.loyalty.events import CustomActionCompleted, CustomerUpserted, Outcome
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
+from app.loyalty.program import program_settings
 from app.models import Customer, EarnRule, Shop, for_shop
 
 
@@ -20,15 +21,18 @@ def apply_customer_upserted(session: Session, shop_id: int, event: CustomerUpser
     customer, created = upsert_customer(session, shop_id, event.customer)
     customer = lock_customer(session, shop_id, customer.id)
     outcome = Outcome()
-    if created and event.account_created:
+    # Keyed per customer, so it is granted once even if an order created the row first.
+    if event.account_created:
         rule = _rule(session, shop_id, "signup")
         if rule is not None and rule.points:
             post_entry(session, customer, kind="earn", key=f"customer:{customer.id}:signup", now=event.occurred_at,
                        points=rule.points, source="signup")
+    shop = session.get(Shop, shop_id)
     if event.referral_code:
-        outcome.intents += referrals.attribute(session, session.get(Shop, shop_id), customer, event.referral_code,
-                                               event.occurred_at)
+        outcome.intents += referrals.attribute(session, shop, customer, event.referral_code, event.occurred_at)
     outcome.intents += orders.claim_guest_orders(session, shop_id, customer, event.occurred_at)
+    if created:  # a new member starts in the entry tier (threshold 0), if the shop has one
+        outcome.intents += tiers.promote_if_qualified(session, shop, program_settings(shop), customer, event.occurred_at)
     return outcome
 
 
@@ -42,7 +46,7 @@ def apply_custom_action(session: Session, shop_id: int, event: CustomActionCompl
     if customer is None:
         raise NotFound("no such customer", code="customer_not_found")
     customer = lock_customer(session, shop_id, customer.id)
-    posted = post_entry(session, customer, kind="earn", key=f"custom:{event.action_key}:{event.event_key}",
+    posted = post_entry(session, customer, kind="earn", key=f"custom:{event.action_key}:{customer.id}:{event.event_key}",
                         now=event.occurred_at, points=rule.points, source=f"custom:{event.action_key}")
     return Outcome(status="applied" if posted else "noop")
 

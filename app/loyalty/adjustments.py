@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.loyalty import audit
 from app.loyalty.errors import InsufficientPoints, Invalid
-from app.loyalty.ledger import lock_customer, post_entry
+from app.loyalty.ledger import entry_exists, lock_customer, post_entry
 
 MAX_ADJUSTMENT = 1_000_000
 
@@ -27,9 +27,11 @@ def adjust_points(session: Session, shop_id: int, customer_id: int, points: int,
     if points == 0 or abs(points) > MAX_ADJUSTMENT:
         raise Invalid(f"points must be non-zero and at most {MAX_ADJUSTMENT:,} either way", code="points_out_of_range")
     customer = lock_customer(session, shop_id, customer_id)
+    key = f"adjust:{idempotency_key or uuid.uuid4().hex}"
+    if entry_exists(session, shop_id, key):
+        return None  # a replay: checked before the balance, which may have moved since
     if points < 0 and customer.points_balance + points < 0:
         raise InsufficientPoints(f"the balance is {customer.points_balance}; an adjustment cannot take it below zero")
-    key = f"adjust:{idempotency_key or uuid.uuid4().hex}"
     entry_id = post_entry(session, customer, kind="adjust", key=key, now=now, points=points, source="staff",
                           reason=reason, actor=actor, details={"note": note} if note else {})
     if entry_id is not None:

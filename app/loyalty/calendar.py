@@ -18,11 +18,6 @@ def add_months(dt: datetime, months: int) -> datetime:
     return dt.replace(year=year, month=month + 1, day=day)
 
 
-def months_before(now: datetime, months: int, tz: str) -> datetime:
-    """The UTC instant `months` calendar months before `now`, counted in the shop's zone."""
-    return add_months(local(now, tz), -months).astimezone(UTC)
-
-
 def start_of_year(now: datetime, tz: str, years_back: int = 0) -> datetime:
     here = local(now, tz)
     return here.replace(year=here.year - years_back, month=1, day=1, hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)

@@ -64,14 +64,20 @@ def post_entry(
     customer.pending_points += pending_delta
     if kind in ("earn", "release", "reverse"):
         customer.points_earned_lifetime += points
-    if kind in _ACTIVITY_KINDS and points:
-        customer.last_activity_at = now
+    if kind in _ACTIVITY_KINDS and points and (customer.last_activity_at is None or now > customer.last_activity_at):
+        customer.last_activity_at = now  # a late-applied older event never winds the expiry clock back
     return entry_id
 
 
 def entry_exists(session: Session, shop_id: int, key: str) -> bool:
     stmt = select(LedgerEntry.id).where(LedgerEntry.shop_id == shop_id, LedgerEntry.idempotency_key == key)
     return session.execute(stmt).first() is not None
+
+
+def last_entry_id(session: Session, shop_id: int, customer_id: int) -> int | None:
+    return session.execute(
+        select(func.max(LedgerEntry.id)).where(LedgerEntry.shop_id == shop_id, LedgerEntry.customer_id == customer_id)
+    ).scalar_one()
 
 
 def ledger_sums(session: Session, shop_id: int, customer_id: int) -> tuple[int, int]:

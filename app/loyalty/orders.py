@@ -19,7 +19,7 @@ from app.loyalty.events import OrderCancelled, OrderFulfilled, OrderPaid, OrderR
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Customer, EarnRule, Order, OrderRefund, Shop, Tier, for_shop
+from app.models import Customer, EarnRule, Order, OrderRefund, Shop, Tier, for_shop, get_for_shop
 
 
 def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
@@ -72,15 +72,14 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
 def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled) -> Outcome:
     shop, settings = _shop(session, shop_id)
     _lock_order(session, shop_id, event.platform_order_id)
-    snapshot = event.order
-    customer = _order_customer(session, shop_id, snapshot) if snapshot else None
     order = _find_order(session, shop_id, event.platform_order_id)
     if order is None:
         # Cancelled before we saw it: keep a row so a late "paid" does not earn.
-        snapshot = snapshot or OrderSnapshot(event.platform_order_id, shop.currency, Decimal("0"), Decimal("0"))
-        order = _record_order(session, shop_id, settings, snapshot, customer)
-    elif customer is None and order.customer_id is not None:
-        customer = lock_customer(session, shop_id, order.customer_id)
+        snapshot = event.order or OrderSnapshot(event.platform_order_id, shop.currency, Decimal("0"), Decimal("0"))
+        order = _record_order(session, shop_id, settings, snapshot, _order_customer(session, shop_id, snapshot))
+    # Only the order's own customer is touched (a guest order may share an email with an
+    # account that never claimed it).
+    customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
     if order.status == "cancelled":
         return Outcome(status="noop")
     if order.paid_at is not None and customer is not None:
@@ -133,6 +132,11 @@ def release_pending_points(session: Session, shop_id: int, now: datetime, limit:
                                 .execution_options(populate_existing=True)).one()
         if order.points_status != "pending" or order.customer_id is None:
             continue
+        if order.status == "cancelled" or 0 < order.points_earned <= order.points_reversed:
+            # Cancelled or fully refunded within the return window: nothing was granted, so it
+            # does not complete a referral or count as awarded.
+            order.points_status = "void"
+            continue
         customer = lock_customer(session, shop_id, order.customer_id)
         amount = order.points_earned - order.points_reversed
         post_entry(session, customer, kind="release", key=f"order:{order.id}:release", now=now,
@@ -158,7 +162,7 @@ def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: 
     intents: list = []
     for order_id, platform_order_id in guest_orders:
         _lock_order(session, shop_id, platform_order_id)
-        order = session.get(Order, order_id, populate_existing=True)
+        order = _find_order(session, shop_id, platform_order_id)
         if order is None or order.customer_id is not None or order.status == "cancelled":
             continue
         order.customer_id = customer.id
@@ -271,7 +275,7 @@ def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order
         return []  # a guest: may be claimed later by an account with the same email
     rule = _active_rule(session, shop.id, "order")
     rate = rule.points_per_unit if rule is not None and rule.points_per_unit is not None else Decimal("0")
-    tier = session.get(Tier, customer.tier_id) if customer.tier_id else None
+    tier = get_for_shop(session, Tier, shop.id, customer.tier_id) if customer.tier_id else None
     multiplier = tier.multiplier if tier is not None else Decimal("1")
     points = settings.round_points(order.eligible_amount * rate * multiplier) + order.bonus_points
     order.points_earned = points

@@ -79,7 +79,8 @@ def fail_redemption(session: Session, shop_id: int, redemption_id: int, reason: 
 def cancel_redemption(session: Session, shop_id: int, redemption_id: int, actor: str, reason: str,
                       now: datetime) -> bool:
     """Staff cancel an unused code; the points come back and the audit log says who."""
-    if not reason.strip():
+    reason = (reason or "").strip()
+    if not reason:
         raise Invalid("a reason is required", code="reason_required")
     changed = _give_back(session, shop_id, redemption_id, "cancelled", reason, now, actor=actor)
     if changed:

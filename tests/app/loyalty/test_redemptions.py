@@ -1,0 +1,276 @@
+"""Spending points: an atomic, idempotent debit; failed or cancelled codes give the points back once."""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from app.loyalty.adjustments import adjust_points
+from app.loyalty.errors import InsufficientPoints, Invalid, NotFound
+from app.loyalty.intents import IssueDiscount, NotifyCustomer
+from app.loyalty.ledger import find_balance_drift, ledger_sums
+from app.loyalty.redemptions import cancel_redemption, fail_redemption, mark_issued, redeem_reward
+from app.models import AuditLog, LedgerEntry, Redemption, Reward
+from tests.factories import make_customer, make_shop
+
+
+def _reload(session, row) -> None:
+    session.flush()
+    session.refresh(row)
+
+
+def _reward(session, shop, points_cost: int) -> Reward:
+    return session.query(Reward).filter_by(shop_id=shop.id, points_cost=points_cost).one()
+
+
+def _customer_with(session, shop, points: int, now):
+    customer = make_customer(session, shop)
+    adjust_points(session, shop.id, customer.id, points, reason="opening balance", actor="test", now=now)
+    return customer
+
+
+def _entries(session, shop, kind: str) -> list[LedgerEntry]:
+    return session.query(LedgerEntry).filter_by(shop_id=shop.id, kind=kind).order_by(LedgerEntry.id).all()
+
+
+def _assert_ledger_agrees(session, shop, customer) -> None:
+    _reload(session, customer)
+    assert find_balance_drift(session, shop.id) == []
+    assert ledger_sums(session, shop.id, customer.id) == (customer.points_balance, customer.pending_points)
+
+
+# --- redeeming ------------------------------------------------------------------------------
+
+def test_redeem_debits_the_cost_and_asks_for_a_discount_code(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    reward = _reward(session, shop, 500)  # "5 off your order", codes valid 90 days
+    result = redeem_reward(session, shop.id, customer.id, reward.id, "key-1", now)
+    redemption = result.redemption
+    assert result.created is True
+    assert result.intents == [IssueDiscount(shop.id, redemption.id)]
+    assert redemption.status == "pending"
+    assert redemption.points_cost == 500
+    assert redemption.reward_id == reward.id and redemption.customer_id == customer.id
+    assert redemption.code.startswith("LOJAL-") and len(redemption.code) == len("LOJAL-") + 10
+    assert redemption.expires_at == now + timedelta(days=90)
+    assert redemption.discount["kind"] == "fixed_amount"
+    assert Decimal(redemption.discount["value"]) == Decimal("5")
+    assert redemption.discount["currency"] == "USD"
+    [debit] = _entries(session, shop, "redeem")
+    assert (debit.points, debit.redemption_id, debit.customer_id) == (-500, redemption.id, customer.id)
+    _reload(session, customer)
+    assert customer.points_balance == 500
+    assert customer.last_activity_at == now  # a redemption is activity (the expiry clock)
+    _assert_ledger_agrees(session, shop, customer)
+
+
+def test_the_same_idempotency_key_returns_the_same_redemption_and_debits_once(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    reward = _reward(session, shop, 300)
+    first = redeem_reward(session, shop.id, customer.id, reward.id, "key-1", now)
+    again = redeem_reward(session, shop.id, customer.id, reward.id, "key-1", now + timedelta(seconds=5))
+    assert again.created is False
+    assert again.intents == []
+    assert again.redemption.id == first.redemption.id
+    assert session.query(Redemption).filter_by(shop_id=shop.id).count() == 1
+    assert len(_entries(session, shop, "redeem")) == 1
+    _reload(session, customer)
+    assert customer.points_balance == 700
+    # Another key is another redemption.
+    other = redeem_reward(session, shop.id, customer.id, reward.id, "key-2", now)
+    assert other.created is True and other.redemption.id != first.redemption.id
+    _reload(session, customer)
+    assert customer.points_balance == 400
+    _assert_ledger_agrees(session, shop, customer)
+
+
+def test_the_same_idempotency_key_for_another_reward_is_invalid(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 2000, now)
+    redeem_reward(session, shop.id, customer.id, _reward(session, shop, 300).id, "key-1", now)
+    with pytest.raises(Invalid) as refused:
+        redeem_reward(session, shop.id, customer.id, _reward(session, shop, 500).id, "key-1", now)
+    assert refused.value.code == "idempotency_key_reused"
+    assert session.query(Redemption).filter_by(shop_id=shop.id).count() == 1
+    _reload(session, customer)
+    assert customer.points_balance == 1700
+
+
+@pytest.mark.parametrize("key", ["", "k" * 201])
+def test_an_idempotency_key_of_1_to_200_characters_is_required(session, now, key):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    with pytest.raises(Invalid) as refused:
+        redeem_reward(session, shop.id, customer.id, _reward(session, shop, 300).id, key, now)
+    assert refused.value.code == "idempotency_key_required"
+    assert session.query(Redemption).filter_by(shop_id=shop.id).count() == 0
+
+
+def test_insufficient_points_are_refused_and_nothing_is_written(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 499, now)
+    with pytest.raises(InsufficientPoints) as refused:
+        redeem_reward(session, shop.id, customer.id, _reward(session, shop, 500).id, "key-1", now)
+    assert refused.value.status == 409
+    session.flush()
+    assert session.query(Redemption).filter_by(shop_id=shop.id).count() == 0
+    assert _entries(session, shop, "redeem") == []
+    _reload(session, customer)
+    assert customer.points_balance == 499
+
+
+def test_exactly_enough_points_can_be_spent(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 500, now)
+    redeem_reward(session, shop.id, customer.id, _reward(session, shop, 500).id, "key-1", now)
+    _reload(session, customer)
+    assert customer.points_balance == 0
+
+
+def test_an_inactive_reward_cannot_be_redeemed(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    reward = _reward(session, shop, 500)
+    reward.active = False
+    session.flush()
+    with pytest.raises(Invalid) as refused:
+        redeem_reward(session, shop.id, customer.id, reward.id, "key-1", now)
+    assert refused.value.code == "reward_unavailable"
+    assert session.query(Redemption).filter_by(shop_id=shop.id).count() == 0
+    assert _entries(session, shop, "redeem") == []
+
+
+def test_an_unknown_reward_cannot_be_redeemed(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    with pytest.raises(Invalid) as refused:
+        redeem_reward(session, shop.id, customer.id, 2**40, "key-1", now)
+    assert refused.value.code == "reward_unavailable"
+    assert session.query(Redemption).filter_by(shop_id=shop.id).count() == 0
+
+
+def test_another_shops_reward_cannot_be_redeemed(session, now):
+    shop = make_shop(session)
+    other_shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    with pytest.raises(Invalid) as refused:
+        redeem_reward(session, shop.id, customer.id, _reward(session, other_shop, 500).id, "key-1", now)
+    assert refused.value.code == "reward_unavailable"
+    assert session.query(Redemption).filter(Redemption.shop_id.in_([shop.id, other_shop.id])).count() == 0
+    _reload(session, customer)
+    assert customer.points_balance == 1000
+
+
+# --- giving points back ---------------------------------------------------------------------
+
+def test_a_failed_redemption_gives_the_points_back_exactly_once(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    redemption = redeem_reward(session, shop.id, customer.id, _reward(session, shop, 500).id, "key-1", now).redemption
+    assert fail_redemption(session, shop.id, redemption.id, "platform said no", now) is True
+    assert fail_redemption(session, shop.id, redemption.id, "platform said no", now) is False
+    [reversal] = _entries(session, shop, "redeem_reversal")
+    assert (reversal.points, reversal.redemption_id, reversal.actor) == (500, redemption.id, "system")
+    assert reversal.reason == "platform said no"
+    _reload(session, redemption)
+    assert redemption.status == "failed"
+    assert redemption.failure_reason == "platform said no"
+    _reload(session, customer)
+    assert customer.points_balance == 1000
+    _assert_ledger_agrees(session, shop, customer)
+
+
+@pytest.mark.parametrize("reason", ["", "   ", None])
+def test_cancelling_a_redemption_requires_a_reason(session, now, reason):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    redemption = redeem_reward(session, shop.id, customer.id, _reward(session, shop, 500).id, "key-1", now).redemption
+    with pytest.raises(Invalid) as refused:
+        cancel_redemption(session, shop.id, redemption.id, "staff:ann@shop.example", reason, now)
+    assert refused.value.code == "reason_required"
+    _reload(session, redemption)
+    assert redemption.status == "pending"
+    assert _entries(session, shop, "redeem_reversal") == []
+    assert session.query(AuditLog).filter_by(shop_id=shop.id, action="redemption.cancel").count() == 0
+    _reload(session, customer)
+    assert customer.points_balance == 500
+
+
+def test_cancelling_a_redemption_gives_points_back_and_writes_the_audit_log(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    redemption = redeem_reward(session, shop.id, customer.id, _reward(session, shop, 500).id, "key-1", now).redemption
+    mark_issued(session, shop.id, redemption.id, "disc-1", now)  # an issued, unused code may be cancelled
+    actor = "staff:ann@shop.example"
+    assert cancel_redemption(session, shop.id, redemption.id, actor, "customer changed their mind", now) is True
+    [reversal] = _entries(session, shop, "redeem_reversal")
+    assert (reversal.points, reversal.actor, reversal.reason) == (500, actor, "customer changed their mind")
+    _reload(session, redemption)
+    assert redemption.status == "cancelled"
+    [audit] = session.query(AuditLog).filter_by(shop_id=shop.id, action="redemption.cancel").all()
+    assert audit.actor == actor
+    assert (audit.target_type, audit.target_id, audit.customer_id) == ("redemption", str(redemption.id), customer.id)
+    assert audit.details == {"reason": "customer changed their mind", "points": 500}
+    # Cancelling again changes nothing and logs nothing.
+    assert cancel_redemption(session, shop.id, redemption.id, actor, "again", now) is False
+    assert len(_entries(session, shop, "redeem_reversal")) == 1
+    assert session.query(AuditLog).filter_by(shop_id=shop.id, action="redemption.cancel").count() == 1
+    _reload(session, customer)
+    assert customer.points_balance == 1000
+    _assert_ledger_agrees(session, shop, customer)
+
+
+def test_a_failed_redemption_cannot_be_cancelled_for_a_second_refund(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    redemption = redeem_reward(session, shop.id, customer.id, _reward(session, shop, 500).id, "key-1", now).redemption
+    fail_redemption(session, shop.id, redemption.id, "platform said no", now)
+    assert cancel_redemption(session, shop.id, redemption.id, "staff:ann", "tidy up", now) is False
+    assert len(_entries(session, shop, "redeem_reversal")) == 1
+    assert session.query(AuditLog).filter_by(shop_id=shop.id, action="redemption.cancel").count() == 0
+    _reload(session, customer)
+    assert customer.points_balance == 1000
+
+
+# --- issuing --------------------------------------------------------------------------------
+
+def test_mark_issued_sets_the_status_and_asks_to_notify_the_customer(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    redemption = redeem_reward(session, shop.id, customer.id, _reward(session, shop, 500).id, "key-1", now).redemption
+    issued_at = now + timedelta(seconds=3)
+    intents = mark_issued(session, shop.id, redemption.id, "gid://discount/42", issued_at)
+    assert intents == [NotifyCustomer(shop.id, customer.id, "reward_issued", key=f"redemption:{redemption.id}")]
+    _reload(session, redemption)
+    assert (redemption.status, redemption.platform_discount_id, redemption.issued_at) == (
+        "issued", "gid://discount/42", issued_at)
+    # Marking it again (a retried job) notifies nobody twice.
+    assert mark_issued(session, shop.id, redemption.id, "gid://discount/42", issued_at) == []
+
+
+def test_mark_issued_after_a_failure_does_not_revive_the_redemption(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    redemption = redeem_reward(session, shop.id, customer.id, _reward(session, shop, 500).id, "key-1", now).redemption
+    fail_redemption(session, shop.id, redemption.id, "gave up", now)
+    assert mark_issued(session, shop.id, redemption.id, "late", now) == []
+    _reload(session, redemption)
+    assert redemption.status == "failed"
+
+
+def test_another_shops_redemption_is_not_found(session, now):
+    shop = make_shop(session)
+    other_shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    redemption = redeem_reward(session, shop.id, customer.id, _reward(session, shop, 500).id, "key-1", now).redemption
+    with pytest.raises(NotFound):
+        mark_issued(session, other_shop.id, redemption.id, "x", now)
+    with pytest.raises(NotFound):
+        fail_redemption(session, other_shop.id, redemption.id, "x", now)
+    with pytest.raises(NotFound):
+        cancel_redemption(session, other_shop.id, redemption.id, "staff:x", "x", now)
+    _reload(session, customer)
+    assert customer.points_balance == 500

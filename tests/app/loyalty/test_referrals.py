@@ -1,0 +1,294 @@
+"""Referrals: the friend's welcome points on attribution, the advocate's when the friend's first
+order's points are granted; no self-referral, no existing customers, a weekly cap per advocate."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.loyalty.apply import apply_event
+from app.loyalty.events import CustomerInfo, CustomerUpserted
+from app.loyalty.intents import NotifyCustomer
+from app.loyalty.ledger import find_balance_drift
+from app.loyalty.orders import release_pending_points
+from app.models import Customer, LedgerEntry, Referral
+from tests.factories import cancelled, make_customer, make_shop, paid, refunded
+
+FRIEND_POINTS = 250    # the default program's referral_friend rule
+ADVOCATE_POINTS = 500  # the default program's referral_advocate rule
+SIGNUP_POINTS = 50     # the default program's signup rule (friends here create accounts)
+
+
+def _reload(session, row) -> None:
+    session.flush()
+    session.refresh(row)
+
+
+def _referral_points(session, shop, customer, source: str) -> int:
+    entries = session.query(LedgerEntry).filter_by(shop_id=shop.id, customer_id=customer.id, source=source).all()
+    return sum(e.points for e in entries)
+
+
+def _referral(session, shop, friend) -> Referral | None:
+    return session.query(Referral).filter_by(shop_id=shop.id, friend_id=friend.id).one_or_none()
+
+
+def _arrive(session, shop, code: str, at, platform_customer_id: str, email: str | None = None) -> Customer:
+    """A new shopper signs up through a referral link."""
+    email = email or f"{platform_customer_id}@example.com"
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo(platform_customer_id, email=email), at,
+                                                   account_created=True, referral_code=code))
+    return session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id=platform_customer_id).one()
+
+
+def _assert_no_drift(session, shop) -> None:
+    session.flush()
+    assert find_balance_drift(session, shop.id) == []
+
+
+# --- the happy path -------------------------------------------------------------------------
+
+def test_friend_arriving_with_a_code_gets_the_friend_points(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1")
+    assert _referral_points(session, shop, friend, "referral_friend") == FRIEND_POINTS
+    assert friend.referred_by_id == advocate.id
+    referral = _referral(session, shop, friend)
+    assert (referral.advocate_id, referral.status, referral.rejection_reason) == (advocate.id, "pending", None)
+    # The advocate waits for the friend's first order.
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+    _assert_no_drift(session, shop)
+
+
+def test_a_code_is_matched_whatever_its_case_and_spacing(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    friend = _arrive(session, shop, f"  {advocate.referral_code.lower()} ", now, "f1")
+    assert friend.referred_by_id == advocate.id
+
+
+def test_advocate_is_rewarded_when_the_friends_first_order_is_awarded(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1")
+    outcome = apply_event(session, shop.id, paid(1, now + timedelta(hours=1), customer=friend, subtotal="40"))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+    referral = _referral(session, shop, friend)
+    assert referral.status == "completed"
+    assert referral.completed_at == now + timedelta(hours=1)
+    assert referral.order_id is not None
+    _reload(session, advocate)
+    assert advocate.points_balance == ADVOCATE_POINTS
+    assert advocate.referrals_completed == 1
+    assert NotifyCustomer(shop.id, advocate.id, "referral_completed", key=f"referral:{referral.id}") in outcome.intents
+    # The friend's second order rewards nobody again.
+    apply_event(session, shop.id, paid(2, now + timedelta(days=1), customer=friend, subtotal="40"))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+    _reload(session, friend)
+    assert friend.points_balance == SIGNUP_POINTS + FRIEND_POINTS + 80
+    _assert_no_drift(session, shop)
+
+
+def test_friend_arriving_with_the_code_on_their_first_order_rewards_both(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("f1", email="friend@example.com"),
+                                       subtotal="40", referral_code=advocate.referral_code))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="f1").one()
+    _reload(session, friend)
+    assert friend.points_balance == FRIEND_POINTS + 40
+    assert friend.referred_by_id == advocate.id
+    _reload(session, advocate)
+    assert advocate.points_balance == ADVOCATE_POINTS
+    assert _referral(session, shop, friend).status == "completed"
+    _assert_no_drift(session, shop)
+
+
+# --- pending period ---------------------------------------------------------------------------
+
+def test_with_pending_days_the_advocate_is_rewarded_only_at_release(session, now):
+    shop = make_shop(session, pending_days=14)
+    advocate = make_customer(session, shop)
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1")
+    apply_event(session, shop.id, paid(1, now, customer=friend, subtotal="40"))
+    assert _referral_points(session, shop, friend, "referral_friend") == FRIEND_POINTS  # not held
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+    assert _referral(session, shop, friend).status == "pending"
+    release_pending_points(session, shop.id, now + timedelta(days=13))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+    outcome = release_pending_points(session, shop.id, now + timedelta(days=14))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+    assert _referral(session, shop, friend).status == "completed"
+    assert any(isinstance(i, NotifyCustomer) and i.template == "referral_completed" for i in outcome.intents)
+    _assert_no_drift(session, shop)
+
+
+def test_with_pending_days_the_code_on_the_first_order_rewards_the_advocate_at_release(session, now):
+    shop = make_shop(session, pending_days=14)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("f1", email="friend@example.com"),
+                                       subtotal="40", referral_code=advocate.referral_code))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+    release_pending_points(session, shop.id, now + timedelta(days=14))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+
+
+def test_a_first_order_cancelled_during_the_pending_period_never_pays_the_advocate(session, now):
+    shop = make_shop(session, pending_days=14)
+    advocate = make_customer(session, shop)
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1")
+    apply_event(session, shop.id, paid(1, now, customer=friend, subtotal="40"))
+    apply_event(session, shop.id, cancelled(1, at=now + timedelta(days=3)))
+    release_pending_points(session, shop.id, now + timedelta(days=14))
+    release_pending_points(session, shop.id, now + timedelta(days=30))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+    _reload(session, advocate)
+    assert advocate.points_balance == 0 and advocate.referrals_completed == 0
+    assert _referral(session, shop, friend).status != "completed"
+    _assert_no_drift(session, shop)
+
+
+def test_a_first_order_fully_refunded_during_the_pending_period_never_pays_the_advocate(session, now):
+    shop = make_shop(session, pending_days=14)
+    advocate = make_customer(session, shop)
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1")
+    apply_event(session, shop.id, paid(1, now, customer=friend, subtotal="40"))
+    apply_event(session, shop.id, refunded(1, "r1", "40", at=now + timedelta(days=3)))
+    release_pending_points(session, shop.id, now + timedelta(days=14))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+    assert _referral(session, shop, friend).status != "completed"
+
+
+def test_after_a_cancelled_first_order_the_friends_next_order_that_survives_pays_the_advocate(session, now):
+    shop = make_shop(session, pending_days=14)
+    advocate = make_customer(session, shop)
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1")
+    apply_event(session, shop.id, paid(1, now, customer=friend, subtotal="40"))
+    apply_event(session, shop.id, cancelled(1, at=now + timedelta(days=1)))
+    apply_event(session, shop.id, paid(2, now + timedelta(days=2), customer=friend, subtotal="40"))
+    release_pending_points(session, shop.id, now + timedelta(days=16))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+    _assert_no_drift(session, shop)
+
+
+# --- fraud rules ------------------------------------------------------------------------------
+
+def test_self_referral_by_the_same_customer_is_rejected(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop, email=None)  # the id alone must catch it
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo(advocate.platform_customer_id), now,
+                                                   referral_code=advocate.referral_code))
+    referral = _referral(session, shop, advocate)
+    assert (referral.status, referral.rejection_reason) == ("rejected", "self_referral")
+    _reload(session, advocate)
+    assert advocate.points_balance == 0 and advocate.referred_by_id is None
+
+
+def test_self_referral_by_the_same_normalised_email_is_rejected(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop, email="jane.doe@gmail.com")
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1", email="Jane.D.o.e+free-points@googlemail.com")
+    referral = _referral(session, shop, friend)
+    assert (referral.status, referral.rejection_reason) == ("rejected", "self_referral")
+    assert friend.referred_by_id is None
+    assert _referral_points(session, shop, friend, "referral_friend") == 0
+    apply_event(session, shop.id, paid(1, now, customer=friend, subtotal="40"))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+
+
+def test_an_existing_customer_cannot_be_referred(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    friend = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now - timedelta(days=30), customer=friend, subtotal="40"))
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo(friend.platform_customer_id), now,
+                                                   referral_code=advocate.referral_code))
+    referral = _referral(session, shop, friend)
+    assert (referral.status, referral.rejection_reason) == ("rejected", "existing_customer")
+    assert _referral_points(session, shop, friend, "referral_friend") == 0
+    apply_event(session, shop.id, paid(2, now, customer=friend, subtotal="40"))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+
+
+def test_an_existing_customer_using_a_code_on_a_later_order_is_rejected(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    friend = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now - timedelta(days=30), customer=friend, subtotal="40"))
+    apply_event(session, shop.id, paid(2, now, customer=friend, subtotal="40", referral_code=advocate.referral_code))
+    assert _referral(session, shop, friend).rejection_reason == "existing_customer"
+    assert _referral_points(session, shop, friend, "referral_friend") == 0
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+
+
+def test_an_unknown_code_attributes_nothing(session, now):
+    shop = make_shop(session)
+    friend = _arrive(session, shop, "NOSUCHCODE23", now, "f1")
+    assert _referral(session, shop, friend) is None
+    assert friend.points_balance == SIGNUP_POINTS  # just the signup bonus
+
+
+def test_another_shops_code_attributes_nothing(session, now):
+    shop = make_shop(session)
+    other_shop = make_shop(session)
+    stranger = make_customer(session, other_shop)
+    friend = _arrive(session, shop, stranger.referral_code, now, "f1")
+    assert _referral(session, shop, friend) is None
+
+
+# --- weekly cap -----------------------------------------------------------------------------
+
+def _refer_and_buy(session, shop, advocate, n: int, at) -> Customer:
+    friend = _arrive(session, shop, advocate.referral_code, at, f"friend{n}")
+    apply_event(session, shop.id, paid(f"o{n}", at, customer=friend, subtotal="10"))
+    return friend
+
+
+def test_weekly_cap_rejects_rewards_beyond_the_cap_within_7_days_and_allows_again_after(session, now):
+    shop = make_shop(session, referral_weekly_cap=2)
+    advocate = make_customer(session, shop)
+    first = _refer_and_buy(session, shop, advocate, 1, now)
+    second = _refer_and_buy(session, shop, advocate, 2, now + timedelta(days=1))
+    third = _refer_and_buy(session, shop, advocate, 3, now + timedelta(days=6, hours=23))
+    statuses = [_referral(session, shop, f).status for f in (first, second, third)]
+    assert statuses == ["completed", "completed", "rejected"]
+    assert _referral(session, shop, third).rejection_reason == "weekly_cap"
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 2 * ADVOCATE_POINTS
+    # The friend still got their welcome points: the cap limits the advocate.
+    assert _referral_points(session, shop, third, "referral_friend") == FRIEND_POINTS
+    # Seven days after the first reward, one slot is free again; the second still counts.
+    fourth = _refer_and_buy(session, shop, advocate, 4, now + timedelta(days=7, minutes=1))
+    fifth = _refer_and_buy(session, shop, advocate, 5, now + timedelta(days=7, minutes=2))
+    assert _referral(session, shop, fourth).status == "completed"
+    assert _referral(session, shop, fifth).status == "rejected"
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 3 * ADVOCATE_POINTS
+    _reload(session, advocate)
+    assert advocate.referrals_completed == 3
+    _assert_no_drift(session, shop)
+
+
+# --- idempotency ------------------------------------------------------------------------------
+
+def test_attribution_is_idempotent(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    other_advocate = make_customer(session, shop)
+    event = CustomerUpserted(CustomerInfo("f1", email="friend@example.com"), now, account_created=True,
+                             referral_code=advocate.referral_code)
+    apply_event(session, shop.id, event)
+    apply_event(session, shop.id, event)
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="f1").one()
+    # A later code (another advocate, or on the first order) does not re-attribute.
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo("f1"), now + timedelta(minutes=1),
+                                                   referral_code=other_advocate.referral_code))
+    apply_event(session, shop.id, paid(1, now + timedelta(minutes=2), customer=friend, subtotal="10",
+                                       referral_code=other_advocate.referral_code))
+    assert session.query(Referral).filter_by(shop_id=shop.id).count() == 1
+    assert _referral(session, shop, friend).advocate_id == advocate.id
+    assert _referral_points(session, shop, friend, "referral_friend") == FRIEND_POINTS
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+    assert _referral_points(session, shop, other_advocate, "referral_advocate") == 0
+    # Replaying the order rewards nobody twice.
+    apply_event(session, shop.id, paid(1, now + timedelta(minutes=2), customer=friend, subtotal="10",
+                                       referral_code=advocate.referral_code))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+    _assert_no_drift(session, shop)

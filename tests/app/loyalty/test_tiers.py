@@ -1,0 +1,224 @@
+"""VIP tiers: up at once on the qualifying order, down only when tiers are reviewed; the basis
+(spend or points) and the period (lifetime, rolling 12 months, calendar year in the shop's zone)."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from app.loyalty.apply import apply_event
+from app.loyalty.intents import NotifyCustomer
+from app.loyalty.tiers import review_tiers
+from app.models import Tier
+from tests.factories import cancelled, make_customer, make_shop, paid, refunded, set_rule
+
+
+def _reload(session, row) -> None:
+    session.flush()
+    session.refresh(row)
+
+
+def _tier(session, shop, name: str) -> Tier:
+    return session.query(Tier).filter_by(shop_id=shop.id, name=name).one()
+
+
+def _tier_name(session, customer) -> str | None:
+    _reload(session, customer)
+    return session.get(Tier, customer.tier_id).name if customer.tier_id else None
+
+
+def _tier_notices(outcome) -> list[NotifyCustomer]:
+    return [i for i in outcome.intents if isinstance(i, NotifyCustomer) and i.template == "tier_reached"]
+
+
+# --- promotion ------------------------------------------------------------------------------
+
+def test_promotion_happens_at_once_on_the_qualifying_order(session, now):
+    shop = make_shop(session)  # Bronze 0, Silver 500, Gold 1500 (spend, lifetime)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="499.99"))
+    assert _tier_name(session, customer) == "Bronze"
+    later = now + timedelta(days=1)
+    outcome = apply_event(session, shop.id, paid(2, later, customer=customer, subtotal="0.01"))
+    assert _tier_name(session, customer) == "Silver"
+    assert customer.tier_achieved_at == later
+    silver = _tier(session, shop, "Silver")
+    assert _tier_notices(outcome) == [
+        NotifyCustomer(shop.id, customer.id, "tier_reached", key=f"tier:{silver.id}:customer:{customer.id}")]
+
+
+def test_one_big_order_promotes_straight_to_the_highest_tier_reached(session, now):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    outcome = apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="1500"))
+    assert _tier_name(session, customer) == "Gold"
+    gold = _tier(session, shop, "Gold")
+    assert [n.key for n in _tier_notices(outcome)] == [f"tier:{gold.id}:customer:{customer.id}"]
+
+
+def test_tier_reached_is_announced_only_for_tiers_above_zero(session, now):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    first = apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="10"))
+    assert _tier_name(session, customer) == "Bronze"
+    assert _tier_notices(first) == []
+    second = apply_event(session, shop.id, paid(2, now, customer=customer, subtotal="600"))
+    assert _tier_name(session, customer) == "Silver"
+    assert len(_tier_notices(second)) == 1
+    # Staying in the tier announces nothing more.
+    third = apply_event(session, shop.id, paid(3, now, customer=customer, subtotal="10"))
+    assert _tier_notices(third) == []
+
+
+# --- demotion only at review ----------------------------------------------------------------
+
+def test_refund_and_cancellation_do_not_demote_until_tiers_are_reviewed(session, now):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="600"))
+    assert _tier_name(session, customer) == "Silver"
+    apply_event(session, shop.id, refunded(1, "r1", "200"))
+    assert _tier_name(session, customer) == "Silver"
+    apply_event(session, shop.id, cancelled(1))
+    assert _tier_name(session, customer) == "Silver"
+    assert customer.total_spent == Decimal("0")
+    # A later small order re-checks the tier, but only ever upwards.
+    apply_event(session, shop.id, paid(2, now + timedelta(days=1), customer=customer, subtotal="10"))
+    assert _tier_name(session, customer) == "Silver"
+    assert review_tiers(session, shop.id, now + timedelta(days=30)) == 1
+    assert _tier_name(session, customer) == "Bronze"
+
+
+def test_review_tiers_demotes_and_promotes_in_one_pass(session, now):
+    shop = make_shop(session)
+    falling = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=falling, subtotal="600"))
+    apply_event(session, shop.id, cancelled(1))
+    steady = make_customer(session, shop)
+    apply_event(session, shop.id, paid(2, now, customer=steady, subtotal="700"))
+    # A customer whose spend was counted without a promotion (e.g. imported): no tier yet.
+    rising = make_customer(session, shop, total_spent=Decimal("2000"))
+    assert _tier_name(session, rising) is None
+    review_at = now + timedelta(days=30)
+    assert review_tiers(session, shop.id, review_at) == 2
+    assert _tier_name(session, falling) == "Bronze"
+    assert _tier_name(session, steady) == "Silver"
+    assert _tier_name(session, rising) == "Gold"
+    assert rising.tier_achieved_at == review_at and falling.tier_achieved_at == review_at
+    # A second review with nothing changed changes nothing.
+    assert review_tiers(session, shop.id, review_at) == 0
+
+
+def test_review_tiers_only_touches_its_own_shop(session, now):
+    shop = make_shop(session)
+    other_shop = make_shop(session)
+    other = make_customer(session, other_shop)
+    apply_event(session, other_shop.id, paid(1, now, customer=other, subtotal="600"))
+    apply_event(session, other_shop.id, cancelled(1))
+    make_customer(session, shop)
+    review_tiers(session, shop.id, now)
+    assert _tier_name(session, other) == "Silver"
+
+
+# --- basis ----------------------------------------------------------------------------------
+
+def test_tier_basis_points_promotes_on_points_earned(session, now):
+    shop = make_shop(session, tier_basis="points")
+    set_rule(session, shop, "order", points_per_unit=Decimal("2"))
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="300"))  # spend 300, points 600
+    assert _tier_name(session, customer) == "Silver"
+
+
+def test_tier_basis_points_ignores_spend(session, now):
+    shop = make_shop(session, tier_basis="points")
+    set_rule(session, shop, "order", points_per_unit=Decimal("0.5"))
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="600"))  # spend 600, points 300
+    assert _tier_name(session, customer) == "Bronze"
+    assert review_tiers(session, shop.id, now) == 0
+    assert _tier_name(session, customer) == "Bronze"
+
+
+def test_tier_basis_points_review_counts_reversed_points(session, now):
+    shop = make_shop(session, tier_basis="points", tier_period="rolling_12_months")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="600"))
+    assert _tier_name(session, customer) == "Silver"
+    apply_event(session, shop.id, refunded(1, "r1", "300", at=now + timedelta(days=1)))  # 300 points back
+    assert _tier_name(session, customer) == "Silver"
+    review_tiers(session, shop.id, now + timedelta(days=2))
+    assert _tier_name(session, customer) == "Bronze"
+
+
+# --- period ---------------------------------------------------------------------------------
+
+def test_rolling_12_months_counts_only_the_last_365_days(session):
+    shop = make_shop(session, tier_period="rolling_12_months")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2025, 1, 1, tzinfo=UTC), customer=customer, subtotal="400"))
+    apply_event(session, shop.id, paid(2, datetime(2026, 3, 1, tzinfo=UTC), customer=customer, subtotal="200"))
+    # Lifetime spend is 600, but only 200 falls in the last 365 days.
+    assert _tier_name(session, customer) == "Bronze"
+
+
+def test_rolling_12_months_review_keeps_the_tier_365_days_then_demotes(session):
+    shop = make_shop(session, tier_period="rolling_12_months")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2025, 3, 1, 12, tzinfo=UTC), customer=customer, subtotal="600"))
+    assert _tier_name(session, customer) == "Silver"
+    assert review_tiers(session, shop.id, datetime(2026, 2, 28, 12, tzinfo=UTC)) == 0
+    assert _tier_name(session, customer) == "Silver"
+    assert review_tiers(session, shop.id, datetime(2026, 3, 2, 12, tzinfo=UTC)) == 1
+    assert _tier_name(session, customer) == "Bronze"
+
+
+def test_calendar_year_keeps_last_years_tier_through_this_year(session):
+    shop = make_shop(session, tier_period="calendar_year")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2025, 6, 1, tzinfo=UTC), customer=customer, subtotal="600"))
+    assert _tier_name(session, customer) == "Silver"
+    review_tiers(session, shop.id, datetime(2026, 1, 1, 0, 0, 1, tzinfo=UTC))
+    assert _tier_name(session, customer) == "Silver"
+    review_tiers(session, shop.id, datetime(2026, 12, 31, 23, 59, tzinfo=UTC))
+    assert _tier_name(session, customer) == "Silver"
+    review_tiers(session, shop.id, datetime(2027, 1, 1, 0, 0, 1, tzinfo=UTC))
+    assert _tier_name(session, customer) == "Bronze"
+
+
+def test_calendar_year_is_decided_by_the_best_single_year_not_two_years_added(session):
+    shop = make_shop(session, tier_period="calendar_year")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2025, 11, 1, tzinfo=UTC), customer=customer, subtotal="300"))
+    apply_event(session, shop.id, paid(2, datetime(2026, 2, 1, tzinfo=UTC), customer=customer, subtotal="300"))
+    assert _tier_name(session, customer) == "Bronze"
+    apply_event(session, shop.id, paid(3, datetime(2026, 2, 2, tzinfo=UTC), customer=customer, subtotal="200"))
+    assert _tier_name(session, customer) == "Silver"  # 500 within 2026
+
+
+def test_calendar_year_starts_at_new_year_in_the_shops_timezone(session):
+    order_at = datetime(2025, 12, 31, 12, 0, tzinfo=UTC)  # 2026-01-01 01:00 in Auckland
+    review_at = datetime(2027, 1, 10, tzinfo=UTC)          # counts 2026 and 2027 only
+    auckland = make_shop(session, tier_period="calendar_year", timezone="Pacific/Auckland")
+    utc = make_shop(session, tier_period="calendar_year")
+    in_auckland = make_customer(session, auckland)
+    in_utc = make_customer(session, utc)
+    apply_event(session, auckland.id, paid(1, order_at, customer=in_auckland, subtotal="600"))
+    apply_event(session, utc.id, paid(1, order_at, customer=in_utc, subtotal="600"))
+    review_tiers(session, auckland.id, review_at)
+    review_tiers(session, utc.id, review_at)
+    assert _tier_name(session, in_auckland) == "Silver"  # the order was made in 2026 there
+    assert _tier_name(session, in_utc) == "Bronze"       # 2025 in UTC: no longer counted
+
+
+def test_calendar_year_promotion_counts_the_order_in_the_shops_local_year(session):
+    auckland = make_shop(session, tier_period="calendar_year", timezone="Pacific/Auckland")
+    customer = make_customer(session, auckland)
+    # 2024-12-31 11:30Z is 2025-01-01 00:30 in Auckland; 2026-12-31 10:30Z is still 2026 there.
+    apply_event(session, auckland.id, paid(1, datetime(2024, 12, 31, 11, 30, tzinfo=UTC), customer=customer,
+                                           subtotal="300"))
+    apply_event(session, auckland.id, paid(2, datetime(2025, 6, 1, tzinfo=UTC), customer=customer, subtotal="250"))
+    assert _tier_name(session, customer) == "Silver"  # 550 in Auckland's 2025
+    review_tiers(session, auckland.id, datetime(2026, 12, 31, 10, 30, tzinfo=UTC))
+    assert _tier_name(session, customer) == "Silver"
+    review_tiers(session, auckland.id, datetime(2026, 12, 31, 11, 30, tzinfo=UTC))  # 2027 in Auckland
+    assert _tier_name(session, customer) == "Bronze"
