@@ -68,6 +68,9 @@ def _register_blueprints(app: Flask) -> None:
 
     register_error_handlers(app)
     app.register_blueprint(health_bp)
+    from app.web import register_web
+
+    register_web(app)
 
     @app.get("/")
     def index():

@@ -42,6 +42,7 @@ class OrderSnapshot:
 class OrderPaid:
     order: OrderSnapshot
     occurred_at: datetime
+    historical: bool = False  # imported by a backfill: earns only if the shop's backfill_points is on
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
 
 
 def apply_order_paid(session: Session, shop_id: int, event: OrderPaid) -> Outcome:
-    return _apply_sale(session, shop_id, event.order, event.occurred_at, fulfilled=False)
+    return _apply_sale(session, shop_id, event.order, event.occurred_at, fulfilled=False, historical=event.historical)
 
 
 def apply_order_fulfilled(session: Session, shop_id: int, event: OrderFulfilled) -> Outcome:
@@ -42,7 +42,8 @@ def apply_order_fulfilled(session: Session, shop_id: int, event: OrderFulfilled)
     return _apply_sale(session, shop_id, event.order, event.occurred_at, fulfilled=True)
 
 
-def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: datetime, *, fulfilled: bool) -> Outcome:
+def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: datetime, *, fulfilled: bool,
+                historical: bool = False) -> Outcome:
     shop, settings = _shop(session, shop_id)
     _lock_order(session, shop_id, snapshot.platform_order_id)
     customer = _order_customer(session, shop_id, snapshot)
@@ -59,6 +60,8 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
         order.status = "fulfilled" if order.fulfilled_at else "paid"
         if customer is not None:
             _count_sale(session, shop_id, customer, order)
+        if historical and not settings.backfill_points and order.points_status == "none":
+            order.points_status = "void"  # imported history: counted in the stats, earns nothing
     # Award first: an order earns at the tier the customer held when placing it.
     if _award_due(settings, order):
         outcome.intents += _award(session, shop, settings, order, customer, at)

@@ -25,6 +25,7 @@ class ProgramSettings:
     referral_weekly_cap: int = 10         # advocate rewards per rolling 7 days
     include_test_orders: bool = False
     guest_claim_days: int = 14            # a guest order earns if an account with its email appears this soon
+    backfill_points: bool = False         # whether orders imported at install earn (historical) points
 
     def round_points(self, value: Decimal) -> int:
         return int(value.to_integral_value(rounding=ROUNDING[self.rounding]))
@@ -42,6 +43,7 @@ class ProgramSettingsSchema(Schema):
     referral_weekly_cap = fields.Integer(validate=validate.Range(min=0, max=1000))
     include_test_orders = fields.Boolean()
     guest_claim_days = fields.Integer(validate=validate.Range(min=0, max=365))
+    backfill_points = fields.Boolean()
 
     @post_load
     def _to_settings(self, data: dict, **_) -> ProgramSettings:

@@ -1,5 +1,5 @@
 """All tables. Importing this package registers them on db.metadata (no connection made)."""
-from app.models.activity import AuditLog, Redemption, Referral, WebhookEvent
+from app.models.activity import AuditLog, DataRequest, Redemption, Referral, WebhookEvent
 from app.models.base import for_shop, get_for_shop
 from app.models.customer import Customer, Order, OrderRefund
 from app.models.ledger import LedgerEntry
@@ -7,6 +7,6 @@ from app.models.program import EarnRule, Reward, Tier
 from app.models.shop import Shop
 
 __all__ = [
-    "AuditLog", "Customer", "EarnRule", "LedgerEntry", "Order", "OrderRefund", "Redemption",
+    "AuditLog", "Customer", "DataRequest", "EarnRule", "LedgerEntry", "Order", "OrderRefund", "Redemption",
     "Referral", "Reward", "Shop", "Tier", "WebhookEvent", "for_shop", "get_for_shop",
 ]

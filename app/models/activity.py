@@ -108,3 +108,17 @@ class AuditLog(ShopScoped, db.Model):
     customer_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="SET NULL"))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}", default=dict)
     created_at: Mapped[datetime] = utc_created()
+
+
+class DataRequest(ShopScoped, db.Model):
+    """A shopper's request for their data (GDPR): the export we produced, for the merchant."""
+
+    __tablename__ = "data_requests"
+    __table_args__ = (UniqueConstraint("shop_id", "platform_request_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    platform_request_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="SET NULL"))
+    export: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}", default=dict)
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = utc_created()

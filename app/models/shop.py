@@ -43,6 +43,8 @@ class Shop(db.Model):
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}", default=dict)
     installed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     uninstalled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Reconciliation cursor: orders updated after this were (or will be) fetched from the platform.
+    orders_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = utc_created()
     updated_at: Mapped[datetime] = utc_updated()
 

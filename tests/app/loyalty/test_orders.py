@@ -119,3 +119,20 @@ def test_guest_order_is_claimed_when_account_appears(session, now):
                                                    now + timedelta(days=2), account_created=True))
     customer = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="g1").one()
     assert customer.points_balance == 33 + 50  # the order + the signup bonus
+
+
+def test_backfilled_orders_count_but_earn_only_when_the_shop_says_so(session, now):
+    from app.loyalty.events import OrderPaid
+
+    quiet = make_shop(session)
+    customer = make_customer(session, quiet)
+    apply_event(session, quiet.id, OrderPaid(snapshot("h1", customer=customer, subtotal="90"), now, historical=True))
+    session.refresh(customer)
+    assert (customer.points_balance, customer.orders_count) == (0, 1)
+    assert _order(session, quiet, "h1").points_status == "void"
+
+    generous = make_shop(session, backfill_points=True)
+    other = make_customer(session, generous)
+    apply_event(session, generous.id, OrderPaid(snapshot("h1", customer=other, subtotal="90"), now, historical=True))
+    session.refresh(other)
+    assert other.points_balance == 90
