@@ -1,0 +1,340 @@
+"""Benchmark: OrderPaid events through apply_event() against plain single-row INSERTs.
+
+    .venv/bin/python bench/ledger.py                      # 100,000 events, 10,000 customers
+    .venv/bin/python bench/ledger.py --events 5000        # a quick run
+    .venv/bin/python bench/ledger.py --profile            # a small sample under cProfile
+
+Database: DATABASE_URL if set, else the embedded PostgreSQL (database `lojal_bench`,
+created if missing). The schema `public` of that database is DROPPED and rebuilt with the
+Alembic migrations, so a DATABASE_URL whose database name does not contain "bench" is
+refused unless --allow-any-database is given.
+
+Events: one shop with the default program, N customers (bulk-inserted), then every event
+is applied the way the webhook job applies it: in a fresh app context and session, one
+apply_event() and one COMMIT per event (the job's own webhook_events bookkeeping is left
+out). Baseline: `INSERT INTO bench_baseline ... ; COMMIT` per row on one held connection
+of the same engine (same driver and pool settings), by default as many rows as events.
+Events and baseline run alternately in --rounds chunks, so both see the same machine load.
+The score is events/s divided by inserts/s (target >= 0.5). At the end the ledger is
+checked: find_balance_drift() is empty and the balances add up to an independently
+computed total (floor(subtotal x rate x tier multiplier), tier from spend before the order).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import random
+import re
+import sys
+import time
+import warnings
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # pgserver's platformdirs, harmless
+
+from sqlalchemy import create_engine, event, func, insert, select, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from app import PROJECT_ROOT, create_app  # noqa: E402
+from app.config import sqlalchemy_url  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.loyalty.apply import apply_event  # noqa: E402
+from app.loyalty.events import CustomerInfo, OrderPaid, OrderSnapshot  # noqa: E402
+from app.loyalty.ledger import find_balance_drift  # noqa: E402
+from app.loyalty.program import create_default_program  # noqa: E402
+from app.models import Customer, EarnRule, LedgerEntry, Order, Shop, Tier  # noqa: E402
+
+BENCH_DB = "lojal_bench"
+BENCH_FERNET_KEY = "sxB6iTjM2n1Ah0x1v3o3S3kP4cEJ7bH2oQ0t9mA8cXo="  # a throwaway key, nothing is encrypted
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# --- database ------------------------------------------------------------------------------
+
+def database_url(allow_any: bool) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        from app.embedded import embedded_database_url  # creates the database if missing
+
+        return embedded_database_url(PROJECT_ROOT / "instance", database=BENCH_DB)
+    url = sqlalchemy_url(url)
+    name = make_url(url).database or ""
+    if "bench" not in name and not allow_any:
+        sys.exit(f"refusing to drop the schema of database {name!r}: use a database named like "
+                 f"'{BENCH_DB}' or pass --allow-any-database")
+    _create_database_if_missing(url)
+    return url
+
+
+def _create_database_if_missing(url: str) -> None:
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}) is None:
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+
+
+def reset_schema(url: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def build_app(url: str):
+    from flask_migrate import upgrade
+
+    reset_schema(url)
+    app = create_app({"SECRET_KEY": "bench-secret-key-0123456789abcdef", "APP_URL": "https://lojal.bench",
+                      "TOKEN_ENCRYPTION_KEYS": BENCH_FERNET_KEY, "DATABASE_URL": url, "REDIS_URL": "",
+                      "LOG_LEVEL": "WARNING"})
+    with app.app_context():
+        upgrade()
+        db.session.execute(text(
+            "CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, shop_id bigint, customer_id bigint, "
+            "points int, created_at timestamptz DEFAULT now())"))
+        db.session.commit()
+    return app
+
+
+def server_info() -> str:
+    keys = ("server_version", "fsync", "synchronous_commit", "wal_sync_method", "shared_buffers")
+    values = [f"{k}={db.session.execute(text(f'SHOW {k}')).scalar()}" for k in keys]
+    url = db.engine.url
+    where = f"{url.host or 'unix socket'}:{url.port or ''}/{url.database}"
+    db.session.rollback()
+    return f"{where} ({', '.join(values)})"
+
+
+# --- data ----------------------------------------------------------------------------------
+
+def create_shop(n_customers: int) -> tuple[int, list[str]]:
+    shop = Shop(platform="demo", domain="bench.example", name="Bench", currency="USD", timezone="UTC", settings={})
+    db.session.add(shop)
+    db.session.flush()
+    create_default_program(db.session, shop.id)
+    ids = [f"bc{i}" for i in range(n_customers)]
+    db.session.execute(insert(Customer), [
+        {"shop_id": shop.id, "platform_customer_id": pid, "email": f"{pid}@example.com",
+         "email_normalized": f"{pid}@example.com", "referral_code": f"BENCH{i:08d}"}
+        for i, pid in enumerate(ids)
+    ])
+    db.session.commit()
+    return shop.id, ids
+
+
+def make_events(n_events: int, customer_ids: list[str], seed: int) -> list[OrderPaid]:
+    """Orders spread randomly over the customers, subtotals 5.00-400.00 (a few large ones)."""
+    rng = random.Random(seed)
+    events = []
+    for n in range(n_events):
+        pid = customer_ids[rng.randrange(len(customer_ids))]
+        cents = rng.randint(500, 40_000) if rng.random() < 0.97 else rng.randint(40_000, 250_000)
+        subtotal = Decimal(cents).scaleb(-2)
+        total = subtotal + Decimal(rng.randint(0, 1500)).scaleb(-2)
+        at = START + timedelta(seconds=30 * n)
+        snapshot = OrderSnapshot(platform_order_id=f"bo{n}", currency="USD", subtotal=subtotal, total=total,
+                                 customer=CustomerInfo(pid, email=f"{pid}@example.com"), order_number=str(1000 + n),
+                                 placed_at=at, updated_at=at)
+        events.append(OrderPaid(snapshot, at))
+    return events
+
+
+def expected_points(shop_id: int, events: list[OrderPaid]) -> int:
+    """The total the ledger must hold, computed without the app's order code.
+
+    Default program: points_per_unit x subtotal x multiplier of the tier reached by the
+    customer's lifetime spend *before* this order (totals), floored; no bonuses.
+    """
+    rate = db.session.scalar(select(EarnRule.points_per_unit).where(EarnRule.shop_id == shop_id,
+                                                                     EarnRule.kind == "order"))
+    tiers = db.session.execute(select(Tier.threshold, Tier.multiplier).where(Tier.shop_id == shop_id)
+                               .order_by(Tier.threshold)).all()
+    spent: dict[str, Decimal] = defaultdict(Decimal)
+    total = 0
+    for ev in events:
+        pid = ev.order.customer.platform_customer_id
+        multiplier = Decimal(1)
+        if pid in spent:  # tier_id is only set after the first order
+            multiplier = max((m for t, m in tiers if spent[pid] >= t), default=Decimal(1))
+        total += int((ev.order.subtotal * rate * multiplier).to_integral_value(rounding=ROUND_FLOOR))
+        spent[pid] += ev.order.total
+    return total
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+class StatementCounter:
+    """Counts what goes over the wire: SQL statements (by shape), pool checkouts (+ pre-ping)."""
+
+    def __init__(self, engine, by_shape: bool = False):
+        self.statements = 0
+        self.checkouts = 0
+        self.shapes: Counter[str] = Counter()
+        self.by_shape = by_shape
+        event.listen(engine, "before_cursor_execute", self._on_execute)
+        event.listen(engine.pool, "checkout", self._on_checkout)
+
+    def _on_execute(self, conn, cursor, statement, parameters, context, executemany):
+        self.statements += 1
+        if self.by_shape:
+            self.shapes[re.sub(r"\s+", " ", statement).strip()[:110]] += 1
+
+    def _on_checkout(self, *args):
+        self.checkouts += 1
+
+
+def apply_events(app, shop_id: int, events: list[OrderPaid]) -> tuple[float, float]:
+    """Apply each event like jobs.inbox does: own app context + session, one commit each."""
+    started, cpu = time.perf_counter(), time.process_time()
+    for ev in events:
+        with app.app_context():
+            session = db.session
+            try:
+                apply_event(session, shop_id, ev)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.remove()
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def baseline_inserts(app, shop_id: int, rows: int) -> tuple[float, float]:
+    """One INSERT + COMMIT per row, on one connection of the app's engine (the floor)."""
+    stmt = text("INSERT INTO bench_baseline (shop_id, customer_id, points) VALUES (:s, :c, :p)")
+    with app.app_context():
+        started, cpu = time.perf_counter(), time.process_time()
+        with db.engine.connect() as conn:
+            for n in range(rows):
+                conn.execute(stmt, {"s": shop_id, "c": n % 10_000, "p": n % 500})
+                conn.commit()
+        return time.perf_counter() - started, time.process_time() - cpu
+
+
+def run_interleaved(app, shop_id: int, events: list[OrderPaid], rows: int, rounds: int) -> tuple[float, ...]:
+    """Alternate chunks of events and of baseline rows, so both see the same machine load.
+
+    Returns (events wall, events CPU, baseline wall, baseline CPU) in seconds.
+    """
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for r in range(rounds):
+        chunk = events[r * len(events) // rounds:(r + 1) * len(events) // rounds]
+        n_rows = (r + 1) * rows // rounds - r * rows // rounds
+        ev = apply_events(app, shop_id, chunk)
+        base = baseline_inserts(app, shop_id, n_rows)
+        for i, value in enumerate(ev + base):
+            totals[i] += value
+        done = (r + 1) * len(events) // rounds
+        print(f"  round {r + 1:>2}/{rounds}: {done:>7} events, this round {len(chunk) / ev[0]:6.0f} events/s, "
+              f"{n_rows / base[0]:6.0f} inserts/s, ratio {len(chunk) / ev[0] / (n_rows / base[0]):.3f}",
+              file=sys.stderr, flush=True)
+    return tuple(totals)
+
+
+def verify(shop_id: int, events: list[OrderPaid]) -> tuple[bool, str]:
+    session = db.session
+    drift = find_balance_drift(session, shop_id)
+    balances = session.scalar(select(func.coalesce(func.sum(Customer.points_balance), 0))
+                              .where(Customer.shop_id == shop_id))
+    orders = session.scalar(select(func.count()).select_from(Order).where(Order.shop_id == shop_id))
+    entries = session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.shop_id == shop_id))
+    expected = expected_points(shop_id, events)
+    session.rollback()
+    ok = not drift and balances == expected and orders == len(events) and entries == len(events)
+    return ok, (f"drift rows={len(drift)}, sum(balance)={balances} expected={expected}, "
+                f"orders={orders}, ledger entries={entries} (expected {len(events)} each)")
+
+
+def profile(app, shop_id: int, events: list[OrderPaid]) -> None:
+    warm = min(200, len(events) // 5)
+    warmup, sample = events[:warm], events[warm:]
+    apply_events(app, shop_id, warmup)
+    with app.app_context():
+        counter = StatementCounter(db.engine, by_shape=True)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    elapsed, cpu = apply_events(app, shop_id, sample)
+    profiler.disable()
+    n = len(sample)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(20)
+    print(out.getvalue())
+    print(f"profiled {n} events: {n / elapsed:.0f} events/s under cProfile, client CPU {cpu / elapsed:.0%} of wall")
+    print(f"per event: {counter.statements / n:.2f} SQL statements + BEGIN + COMMIT, "
+          f"{counter.checkouts / n:.2f} pool checkouts (each + a pre-ping SELECT 1 if pool_pre_ping)")
+    for shape, count in counter.shapes.most_common():
+        print(f"  {count / n:5.2f}  {shape}")
+
+
+# --- main ----------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--baseline-rows", type=int, default=None, help="default: as many as --events")
+    parser.add_argument("--rounds", type=int, default=10, help="alternate events and baseline in this many chunks")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", action="store_true", help="profile a sample (--profile-events) and stop")
+    parser.add_argument("--profile-events", type=int, default=3000)
+    parser.add_argument("--allow-any-database", action="store_true")
+    args = parser.parse_args()
+
+    url = database_url(args.allow_any_database)
+    app = build_app(url)
+    n_events = min(args.events, args.profile_events) if args.profile else args.events
+    with app.app_context():
+        print(f"database: {server_info()}")
+        shop_id, customer_ids = create_shop(args.customers)
+    events = make_events(n_events, customer_ids, args.seed)
+
+    if args.profile:
+        profile(app, shop_id, events)
+        with app.app_context():
+            ok, detail = verify(shop_id, events)
+        print(f"verify: {'OK' if ok else 'FAILED'}: {detail}")
+        sys.exit(0 if ok else 1)
+
+    rows = args.baseline_rows or n_events
+    rounds = max(1, min(args.rounds, n_events, rows))
+    with app.app_context():
+        counter = StatementCounter(db.engine)
+        pre_ping = db.engine.pool._pre_ping
+    ev_wall, ev_cpu, base_wall, base_cpu = run_interleaved(app, shop_id, events, rows, rounds)
+    # The counter saw the baseline too: one INSERT per row, one checkout per round.
+    per_event = (counter.statements - rows) / n_events
+    checkouts = (counter.checkouts - rounds) / n_events
+    with app.app_context():
+        ok, detail = verify(shop_id, events)
+        db.engine.dispose()
+
+    events_per_s, inserts_per_s = n_events / ev_wall, rows / base_wall
+    ratio = events_per_s / inserts_per_s
+    print(f"baseline: {rows} rows in {base_wall:.1f}s, client CPU {base_cpu / base_wall:.0%} of wall")
+    print(f"events:   {n_events} events in {ev_wall:.1f}s, client CPU {ev_cpu / ev_wall:.0%} of wall, "
+          f"{ev_wall / n_events * 1e3:.2f} ms/event, {per_event:.1f} SQL statements/event "
+          f"(+ BEGIN, COMMIT; {checkouts:.0f} pool checkout{' with pre-ping' if pre_ping else ''})")
+    print(f"verify:   {'OK' if ok else 'FAILED'}: {detail}")
+    print(f"SUMMARY events/s={events_per_s:.0f} inserts/s={inserts_per_s:.0f} ratio={ratio:.3f} "
+          f"(target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'}) events={n_events} customers={args.customers} "
+          f"baseline_rows={rows} verify={'ok' if ok else 'FAILED'}")
+    print("| events | customers | events/s | baseline rows | inserts/s | ratio | stmts/event | verify |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
+    print(f"| {n_events} | {args.customers} | {events_per_s:.0f} | {rows} | {inserts_per_s:.0f} | {ratio:.3f} "
+          f"| {per_event:.1f} | {'ok' if ok else 'FAILED'} |")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
