@@ -12,6 +12,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(demo_command)
     app.cli.add_command(ledger_group)
+    app.cli.add_command(shops_group)
+    app.cli.add_command(keys_group)
 
 
 @click.command("worker")
@@ -58,6 +60,70 @@ def ledger_check(shop_id: int | None) -> None:
     if drift:
         sys.exit(1)
     click.echo("ledger ok: every cached balance equals the sum of its entries")
+
+
+@click.group("shops")
+def shops_group() -> None:
+    """Connect and manage shops."""
+
+
+@shops_group.group("connect")
+def shops_connect_group() -> None:
+    """Connect a shop without the app-store install (custom apps)."""
+
+
+@shops_connect_group.command("shopify")
+@click.argument("domain")
+@click.option("--token", prompt="Admin API access token", hide_input=True,
+              help="The custom app's Admin API access token (prompted, hidden, when omitted).")
+@with_appcontext
+def shops_connect_shopify(domain: str, token: str) -> None:
+    """Connect DOMAIN (name.myshopify.com) with a custom app's access token: the same
+    post-install as the app-store install (token encrypted, program, webhooks, backfill)."""
+    from datetime import UTC, datetime
+
+    from app.extensions import db
+    from integrations.shopify.domains import valid_shop_domain
+    from integrations.shopify.install import post_install
+
+    shop_domain = valid_shop_domain(domain)
+    if shop_domain is None:
+        raise click.BadParameter("must be a shop domain like name.myshopify.com", param_hint="DOMAIN")
+    if not token.strip():
+        raise click.BadParameter("must not be empty", param_hint="--token")
+    shop = post_install(db.session, shop_domain, token.strip(), now=datetime.now(UTC))
+    click.echo(f"connected {shop.domain} (shop id {shop.id}); webhook subscription and backfill enqueued")
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Encryption keys for secrets at rest (TOKEN_ENCRYPTION_KEYS)."""
+
+
+@keys_group.command("rotate")
+@with_appcontext
+def keys_rotate() -> None:
+    """Re-encrypt every shop's stored secrets with the newest key (the first in
+    TOKEN_ENCRYPTION_KEYS). Afterwards the older keys can be removed."""
+    from sqlalchemy import select
+
+    from app.crypto import token_cipher
+    from app.extensions import db
+    from app.models import Shop
+
+    secret_columns = ("access_token_enc", "refresh_token_enc", "widget_secret_enc", "webhook_secret_enc")
+    # Rows are locked so a token refresh committed meanwhile is not overwritten with the
+    # re-encrypted old token; one transaction, so a failure leaves every row as it was.
+    shops = db.session.scalars(select(Shop).order_by(Shop.id).with_for_update()).all()
+    values = 0
+    for shop in shops:
+        for column in secret_columns:
+            ciphertext = getattr(shop, column)
+            if ciphertext:
+                setattr(shop, column, token_cipher.rotate(ciphertext))
+                values += 1
+    db.session.commit()
+    click.echo(f"re-encrypted {values} secrets of {len(shops)} shops with the newest key")
 
 
 def _create_app_for_cli():

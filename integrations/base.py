@@ -12,7 +12,15 @@ class PlatformError(Exception):
 
 
 class TransientPlatformError(PlatformError):
-    """Worth retrying later (throttled, 5xx, timeout)."""
+    """Worth retrying later (throttled, 5xx, timeout).
+
+    `retry_after` is the platform's own hint, in seconds, of when a retry can succeed (from a
+    cost bucket or a Retry-After header); None when it gave none and a fixed back-off applies.
+    """
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentPlatformError(PlatformError):

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from integrations.base import PlatformAdapter
 from integrations.demo import DemoAdapter
+from integrations.shopify import ShopifyAdapter
 
 ADAPTERS: dict[str, PlatformAdapter] = {
     "demo": DemoAdapter(),
+    "shopify": ShopifyAdapter(),
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from rq import get_current_job
+
 from app.extensions import db
 from app.loyalty import redemptions
 from app.models import Redemption, Shop, get_for_shop
@@ -11,12 +13,20 @@ from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.registry import adapter_for
 from jobs.context import app_job, is_final_attempt
 from jobs.dispatch import dispatch
+from jobs.queues import enqueue_in, platform_api_limit
 
 log = logging.getLogger(__name__)
+# A platform that says when to come back (Shopify's cost bucket, a Retry-After header) is
+# doing flow control, not failing: the job is rescheduled for that moment instead of RQ's
+# fixed back-off (10 s, 30 s, ...), keeping the retries it has left. Bounded, so a shop that
+# is throttled forever still ends in RQ's back-off and, at the last attempt, in giving the
+# points back; and a hint longer than MAX_RETRY_AFTER is left to that back-off too.
+MAX_THROTTLE_WAITS = 10
+MAX_RETRY_AFTER = 600.0
 
 
 @app_job
-def issue_discount(shop_id: int, redemption_id: int) -> str:
+def issue_discount(shop_id: int, redemption_id: int, throttle_waits: int = 0) -> str:
     session = db.session
     shop = session.get(Shop, shop_id)
     redemption = get_for_shop(session, Redemption, shop_id, redemption_id)
@@ -34,6 +44,8 @@ def issue_discount(shop_id: int, redemption_id: int) -> str:
         return "failed"
     except TransientPlatformError as exc:
         session.rollback()
+        if _come_back_when_told(exc, shop_id, redemption_id, throttle_waits):
+            return "throttled"
         if not is_final_attempt():
             raise
         redemptions.fail_redemption(session, shop_id, redemption_id, f"gave up after retries: {exc}"[:500], now)
@@ -43,3 +55,18 @@ def issue_discount(shop_id: int, redemption_id: int) -> str:
     session.commit()
     dispatch(intents)
     return "issued"
+
+
+def _come_back_when_told(exc: TransientPlatformError, shop_id: int, redemption_id: int, throttle_waits: int) -> bool:
+    """Reschedule at the platform's `retry_after`, if it gave one we can honour; True if rescheduled."""
+    if exc.retry_after is None or exc.retry_after > MAX_RETRY_AFTER or throttle_waits >= MAX_THROTTLE_WAITS:
+        return False
+    job = get_current_job()
+    waits = throttle_waits + 1
+    # A new job id per wait: this job's own hash is still being written by the worker.
+    enqueue_in(exc.retry_after, "jobs.rewards.issue_discount", shop_id, redemption_id, throttle_waits=waits,
+               queue_name="rewards", job_id=f"issue-discount-{shop_id}-{redemption_id}-wait{waits}",
+               retries=job.retries_left if job is not None else None, rate_limit=platform_api_limit(shop_id))
+    log.info("platform asked to wait before issuing the discount",
+             extra={"shop_id": shop_id, "redemption_id": redemption_id, "retry_after": exc.retry_after})
+    return True

@@ -5,9 +5,10 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from app.loyalty import actions, orders
+from app.loyalty import actions, orders, privacy
 from app.loyalty.events import (
-    CustomActionCompleted, CustomerUpserted, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, Outcome,
+    AppUninstalled, CustomActionCompleted, CustomerDataRequest, CustomerRedact, CustomerUpserted, OrderCancelled,
+    OrderFulfilled, OrderPaid, OrderRefunded, Outcome, ShopRedact,
 )
 
 HANDLERS: dict[type, Callable[[Session, int, object], Outcome]] = {
@@ -17,6 +18,10 @@ HANDLERS: dict[type, Callable[[Session, int, object], Outcome]] = {
     OrderRefunded: orders.apply_order_refunded,
     CustomerUpserted: actions.apply_customer_upserted,
     CustomActionCompleted: actions.apply_custom_action,
+    AppUninstalled: privacy.apply_app_uninstalled,
+    CustomerDataRequest: privacy.apply_customer_data_request,
+    CustomerRedact: privacy.apply_customer_redact,
+    ShopRedact: privacy.apply_shop_redact,
 }
 
 

@@ -87,6 +87,19 @@ class CustomerRedact:
     platform_customer_id: str | None
     email: str | None
     occurred_at: datetime
+    phone: str | None = None
+    platform_order_ids: tuple[str, ...] = ()  # orders the platform asks to redact (guest orders too)
+
+
+@dataclass(frozen=True)
+class CustomerDataRequest:
+    """A shopper asked (through the platform) for everything held on them."""
+
+    platform_customer_id: str | None
+    email: str | None
+    request_id: str
+    occurred_at: datetime
+    platform_order_ids: tuple[str, ...] = ()  # orders the platform names in the request
 
 
 @dataclass(frozen=True)
@@ -101,7 +114,7 @@ class AppUninstalled:
 
 DomainEvent = (
     OrderPaid | OrderFulfilled | OrderCancelled | OrderRefunded | CustomerUpserted
-    | CustomActionCompleted | CustomerRedact | ShopRedact | AppUninstalled
+    | CustomActionCompleted | CustomerRedact | CustomerDataRequest | ShopRedact | AppUninstalled
 )
 
 

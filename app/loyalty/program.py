@@ -26,6 +26,9 @@ class ProgramSettings:
     include_test_orders: bool = False
     guest_claim_days: int = 14            # a guest order earns if an account with its email appears this soon
     backfill_points: bool = False         # whether orders imported at install earn (historical) points
+    # Which Shopify topic counts as the sale: orders/paid, or orders/create when its
+    # financial_status is already "paid" (the other topic is then ignored for that shop).
+    shopify_order_topic: str = "orders/paid"
 
     def round_points(self, value: Decimal) -> int:
         return int(value.to_integral_value(rounding=ROUNDING[self.rounding]))
@@ -44,6 +47,7 @@ class ProgramSettingsSchema(Schema):
     include_test_orders = fields.Boolean()
     guest_claim_days = fields.Integer(validate=validate.Range(min=0, max=365))
     backfill_points = fields.Boolean()
+    shopify_order_topic = fields.String(validate=validate.OneOf(["orders/paid", "orders/create"]))
 
     @post_load
     def _to_settings(self, data: dict, **_) -> ProgramSettings:

@@ -5,6 +5,9 @@ from flask import Flask
 
 
 def register_web(app: Flask) -> None:
-    blueprints: list = []
+    from app.web.shopify_install import bp as shopify_install
+    from app.web.shopify_webhooks import bp as shopify_webhooks
+
+    blueprints: list = [shopify_install, shopify_webhooks]
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

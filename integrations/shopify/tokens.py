@@ -1,24 +1,110 @@
-"""Shopify access tokens, Fernet-encrypted at rest and never logged."""
+"""Shopify access tokens, Fernet-encrypted at rest and never logged.
+
+Expiring offline tokens (60 min, with a refresh token) are refreshed here, shortly before
+they expire, by whichever process needs one first. The refresh token is single-use: once
+Shopify has answered a refresh, the old refresh token is spent. So the refresh runs
+under a row lock on the shop (two workers never refresh at once; the second one waits,
+re-reads and finds the fresh token) and is committed in its own short transaction, on its
+own connection, before the new token is used. Were it written in the caller's
+transaction, a later rollback there would throw away the only valid refresh token.
+"""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+import shopify_app
+from flask import current_app
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.crypto import token_cipher
 from app.models import Shop
-from integrations.base import PermanentPlatformError
+from integrations.base import PermanentPlatformError, TransientPlatformError
+from integrations.shopify.domains import shop_handle
+
+# Refresh when less than this is left: long enough for a job started now to finish its calls.
+REFRESH_MARGIN = timedelta(minutes=5)
+# shopifyapp's log codes for failures worth retrying; every other failure (invalid_grant: the
+# refresh token expired or was revoked; invalid_client: uninstalled) needs the merchant.
+_TRANSIENT_CODES = frozenset({"network_error", "server_error", "rate_limit_exceeded"})
+_TOKEN_COLUMNS = ("access_token_enc", "refresh_token_enc", "token_expires_at")
+
+
+def app_config() -> shopify_app.AppConfig:
+    """The app credentials in the form shopifyapp's functions take."""
+    config = current_app.config
+    if not config.get("SHOPIFY_API_KEY"):
+        raise PermanentPlatformError("Shopify is not configured (SHOPIFY_API_KEY / SHOPIFY_API_SECRET)")
+    return {
+        "client_id": config["SHOPIFY_API_KEY"],
+        "client_secret": config["SHOPIFY_API_SECRET"],
+        "old_client_secret": config.get("SHOPIFY_OLD_API_SECRET"),
+    }
 
 
 def store_access_token(shop: Shop, access_token: str, *, refresh_token: str | None = None,
-                       expires_in: int | None = None, now: datetime) -> None:
+                       expires_in: int | None = None, expires_at: datetime | None = None,
+                       now: datetime) -> None:
+    """Encrypt and set the shop's token (and refresh token). Expiry: `expires_at`, else now + `expires_in`."""
     shop.access_token_enc = token_cipher.encrypt(access_token)
     shop.refresh_token_enc = token_cipher.encrypt(refresh_token) if refresh_token else None
-    shop.token_expires_at = now + timedelta(seconds=expires_in) if expires_in else None
+    if expires_at is None and expires_in:
+        expires_at = now + timedelta(seconds=expires_in)
+    shop.token_expires_at = expires_at
 
 
-def current_access_token(session: Session, shop: Shop) -> str:
-    """The shop's usable access token (decrypted). Raises PermanentPlatformError if there is none."""
+def parse_expiry(value: str | None) -> datetime | None:
+    """shopifyapp gives expiry as '2026-03-10T13:00:00Z'; None for a non-expiring token."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def needs_refresh(shop: Shop, now: datetime) -> bool:
+    return shop.token_expires_at is not None and shop.token_expires_at - now <= REFRESH_MARGIN
+
+
+def current_access_token(session: Session, shop: Shop, *, now: datetime | None = None) -> str:
+    """The shop's usable access token (decrypted), refreshed first if it expires within 5 minutes.
+
+    Raises PermanentPlatformError if there is none (or it can no longer be refreshed: the
+    merchant must open the app again, which exchanges a new one). The caller must not hold
+    a lock on the shop row: the refresh locks it from another connection.
+    """
     if not shop.access_token_enc:
         raise PermanentPlatformError(f"shop {shop.id} has no access token (uninstalled or never connected)")
-    return token_cipher.decrypt(shop.access_token_enc)
+    now = now or datetime.now(UTC)
+    if not needs_refresh(shop, now):
+        return token_cipher.decrypt(shop.access_token_enc)
+    token = _refresh_in_own_transaction(session, shop.id, now)
+    if shop in session:
+        # The caller's copy is stale; let it reload the committed values when next read.
+        session.expire(shop, list(_TOKEN_COLUMNS))
+    return token
+
+
+def _refresh_in_own_transaction(session: Session, shop_id: int, now: datetime) -> str:
+    with Session(bind=session.get_bind(mapper=Shop), expire_on_commit=False) as own, own.begin():
+        shop = own.execute(select(Shop).where(Shop.id == shop_id).with_for_update()).scalar_one()
+        if not shop.access_token_enc:
+            raise PermanentPlatformError(f"shop {shop_id} has no access token (uninstalled meanwhile)")
+        if not needs_refresh(shop, now):
+            # Another worker refreshed while we waited for the lock.
+            return token_cipher.decrypt(shop.access_token_enc)
+        if not shop.refresh_token_enc:
+            raise PermanentPlatformError(f"shop {shop_id}: token expires and there is no refresh token; "
+                                         "the merchant must open the app to re-authorise")
+        result = shopify_app.refresh_access_token(
+            # expires=None: we decide when to refresh (REFRESH_MARGIN); shopifyapp would skip the
+            # call while more than 60 s are left. The refresh token's own expiry is not stored:
+            # Shopify answers invalid_grant once it has passed.
+            {"shop": shop_handle(shop.domain), "refresh_token": token_cipher.decrypt(shop.refresh_token_enc),
+             "expires": None, "refresh_token_expires": None, "access_mode": "offline"},
+            app_config(),
+        )
+        new = result.access_token
+        if not result.ok or new is None:
+            # Only shopifyapp's log code goes into the message: it never holds a token.
+            error = TransientPlatformError if result.log.code in _TRANSIENT_CODES else PermanentPlatformError
+            raise error(f"shop {shop_id}: token refresh failed ({result.log.code})")
+        store_access_token(shop, new.token, refresh_token=new.refresh_token,
+                           expires_at=parse_expiry(new.expires), now=now)
+        return new.token

@@ -1,0 +1,200 @@
+"""A shop's lifecycle and its shoppers' privacy rights: uninstall, data export, erasure, purge.
+
+Like every domain function these change rows inside the caller's transaction and never commit.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import String, cast, delete, inspect, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.loyalty import audit
+from app.loyalty.events import AppUninstalled, CustomerDataRequest, CustomerRedact, Outcome, ShopRedact
+from app.loyalty.identity import normalize_email
+from app.loyalty.ledger import lock_customer
+from app.models import (
+    AuditLog, Customer, DataRequest, LedgerEntry, Order, OrderRefund, Redemption, Referral, Shop, WebhookEvent,
+    for_shop,
+)
+
+REDACTED = {"redacted": True}
+_PERSONAL_FIELDS = ("email", "email_normalized", "first_name", "last_name", "phone", "birthday")
+
+
+def apply_app_uninstalled(session: Session, shop_id: int, event: AppUninstalled) -> Outcome:
+    """Stop acting for the shop: drop its credentials, keep its data until shop/redact."""
+    shop = session.get(Shop, shop_id, with_for_update=True, populate_existing=True)
+    if shop.installed_at is not None and shop.installed_at > event.occurred_at:
+        return Outcome(status="noop")  # a late delivery must not undo a reinstall that came after it
+    if shop.status == "uninstalled" and shop.access_token_enc is None and shop.refresh_token_enc is None:
+        return Outcome(status="noop")
+    shop.status = "uninstalled"
+    shop.uninstalled_at = event.occurred_at
+    shop.access_token_enc = None
+    shop.refresh_token_enc = None
+    shop.token_expires_at = None
+    return Outcome()
+
+
+def apply_customer_data_request(session: Session, shop_id: int, event: CustomerDataRequest) -> Outcome:
+    """Store an export of everything held on the shopper, once per platform request."""
+    customers = _matching_customers(session, shop_id, event.platform_customer_id, event.email)
+    export = {
+        "request_id": event.request_id,
+        "requested_at": event.occurred_at.isoformat(),
+        "customers": [_customer_export(session, shop_id, c) for c in customers],
+        "guest_orders": [_row(o) for o in _guest_orders(session, shop_id, event.email, event.platform_order_ids)],
+    }
+    stored = session.execute(
+        insert(DataRequest)
+        .values(shop_id=shop_id, platform_request_id=event.request_id, customer_id=customers[0].id if customers else None,
+                export=export, requested_at=event.occurred_at)
+        .on_conflict_do_nothing(index_elements=["shop_id", "platform_request_id"])
+        .returning(DataRequest.id)
+    ).scalar_one_or_none()
+    return Outcome(status="applied" if stored is not None else "noop")
+
+
+def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact) -> Outcome:
+    """Erase the shopper's personal data everywhere; their anonymous ledger totals stay.
+
+    The customer row is kept (emptied, with redacted_at) so later payloads about the same
+    platform id find it and are refused, instead of creating a fresh, filled-in row.
+    """
+    customers = _matching_customers(session, shop_id, event.platform_customer_id, event.email, include_redacted=True)
+    ids = [c.id for c in customers]
+    emails = {e for e in [event.email, *(c.email for c in customers)] if e}
+    normalized = {normalize_email(e) for e in emails} - {None}
+    phones = {p for p in [event.phone, *(c.phone for c in customers)] if p}
+
+    order_ids = set(event.platform_order_ids)
+    order_filter = or_(Order.customer_id.in_(ids), Order.email_normalized.in_(normalized),
+                       Order.platform_order_id.in_(order_ids))
+    order_ids |= set(session.scalars(select(Order.platform_order_id).where(Order.shop_id == shop_id, order_filter)))
+    session.execute(update(Order).where(Order.shop_id == shop_id, order_filter)
+                    .values(email_normalized=None, note=None).execution_options(synchronize_session="fetch"))
+
+    for customer_id in ids:
+        customer = lock_customer(session, shop_id, customer_id)
+        for field in _PERSONAL_FIELDS:
+            setattr(customer, field, None)
+        customer.accepts_marketing = False
+        customer.redacted_at = customer.redacted_at or event.occurred_at
+        audit.record(session, shop_id, "platform", "customer.redact", target_type="customer", target_id=customer_id,
+                     customer_id=customer_id)
+
+    session.execute(delete(DataRequest).where(
+        DataRequest.shop_id == shop_id,
+        or_(DataRequest.customer_id.in_(ids), *(_mentions(DataRequest.export, e) for e in emails)),
+    ).execution_options(synchronize_session="fetch"))
+    session.execute(update(WebhookEvent).where(WebhookEvent.shop_id == shop_id, _inbox_rows_about(
+        event.platform_customer_id, [c.platform_customer_id for c in customers], order_ids, emails | phones,
+    )).values(payload=REDACTED, headers=REDACTED).execution_options(synchronize_session="fetch"))
+    return Outcome()
+
+
+def apply_shop_redact(session: Session, shop_id: int, event: ShopRedact) -> Outcome:
+    """Delete every row of the shop (Shopify asks 48 h after uninstall)."""
+    shop = session.get(Shop, shop_id, with_for_update=True, populate_existing=True)
+    if shop is None:
+        return Outcome(status="noop")
+    reinstalled = (shop.status == "active" and shop.uninstalled_at is not None and shop.installed_at is not None
+                   and shop.installed_at > shop.uninstalled_at)
+    if reinstalled:
+        return Outcome(status="noop")  # the merchant came back: their program is not ours to delete
+    session.flush()
+    # The ledger and audit log refuse deletes unless the transaction names the shop being purged.
+    session.execute(text("SELECT set_config('lojal.purge_shop_id', :id, true)"), {"id": str(shop_id)})
+    session.execute(delete(Shop.__table__).where(Shop.__table__.c.id == shop_id))  # every shop_id FK cascades
+    # The rows are gone: detach what the session still holds of them, so the caller's later
+    # changes (e.g. marking its inbox row processed) do not become UPDATEs of deleted rows.
+    for obj in list(session.identity_map.values()):
+        if obj is shop or getattr(obj, "shop_id", None) == shop_id:
+            session.expunge(obj)
+    return Outcome()
+
+
+# --- internals ---------------------------------------------------------------------------
+
+def _matching_customers(session: Session, shop_id: int, platform_customer_id: str | None, email: str | None,
+                        *, include_redacted: bool = False) -> list[Customer]:
+    normalized = normalize_email(email)
+    conditions = []
+    if platform_customer_id:
+        conditions.append(Customer.platform_customer_id == platform_customer_id)
+    if normalized:
+        conditions.append(Customer.email_normalized == normalized)
+    if not conditions:
+        return []
+    stmt = for_shop(Customer, shop_id).where(or_(*conditions))
+    if not include_redacted:
+        stmt = stmt.where(Customer.redacted_at.is_(None))
+    found = list(session.scalars(stmt.order_by(Customer.id)))
+    # The platform id's own row first: it is the one a data request is filed under.
+    return sorted(found, key=lambda c: c.platform_customer_id != platform_customer_id)
+
+
+def _customer_export(session: Session, shop_id: int, customer: Customer) -> dict[str, Any]:
+    orders = session.scalars(for_shop(Order, shop_id).where(Order.customer_id == customer.id).order_by(Order.id)).all()
+    refunds = session.scalars(for_shop(OrderRefund, shop_id).where(
+        OrderRefund.platform_order_id.in_([o.platform_order_id for o in orders])).order_by(OrderRefund.id)).all()
+
+    def rows(model, *where) -> list[dict[str, Any]]:
+        return [_row(r) for r in session.scalars(for_shop(model, shop_id).where(*where).order_by(model.id))]
+
+    return {
+        "customer": _row(customer),
+        "orders": [_row(o) for o in orders],
+        "refunds": [_row(r) for r in refunds],
+        "ledger": rows(LedgerEntry, LedgerEntry.customer_id == customer.id),
+        "redemptions": rows(Redemption, Redemption.customer_id == customer.id),
+        "referrals": rows(Referral, or_(Referral.advocate_id == customer.id, Referral.friend_id == customer.id)),
+        "audit_log": rows(AuditLog, AuditLog.customer_id == customer.id),
+    }
+
+
+def _guest_orders(session: Session, shop_id: int, email: str | None, platform_order_ids: tuple[str, ...]) -> list[Order]:
+    """Orders placed without an account under the shopper's email, or named by the platform."""
+    conditions = [Order.platform_order_id.in_(platform_order_ids)]
+    normalized = normalize_email(email)
+    if normalized:
+        conditions.append(Order.email_normalized == normalized)
+    stmt = for_shop(Order, shop_id).where(or_(*conditions), Order.customer_id.is_(None))
+    return list(session.scalars(stmt.order_by(Order.id)))
+
+
+def _inbox_rows_about(platform_customer_id: str | None, customer_ids: list[str | None], order_ids: set[str],
+                      needles: set[str]):
+    """Inbox payloads that concern the shopper: by customer id, by order id, or naming them."""
+    people = {i for i in [platform_customer_id, *customer_ids] if i}
+    payload = WebhookEvent.payload
+    conditions = [
+        payload["customer"]["id"].astext.in_(people),
+        WebhookEvent.topic.like("customers/%") & payload["id"].astext.in_(people),
+        WebhookEvent.topic.like("orders/%") & payload["id"].astext.in_(order_ids),
+        WebhookEvent.topic.like("refunds/%") & payload["order_id"].astext.in_(order_ids),
+        *(_mentions(payload, needle) for needle in needles),
+    ]
+    return or_(*conditions)
+
+
+def _mentions(column, needle: str):
+    """The JSON document contains `needle` anywhere (case-insensitive, LIKE wildcards escaped)."""
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return cast(column, String).ilike(f"%{escaped}%", escape="\\")
+
+
+def _row(obj) -> dict[str, Any]:
+    return {attr.key: _jsonable(getattr(obj, attr.key)) for attr in inspect(obj).mapper.column_attrs}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value

@@ -1,0 +1,21 @@
+"""The Shopify adapter: webhook payloads in (parsers.py), discount codes out (discounts.py)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.models import Redemption, Shop
+from integrations.shopify import parsers
+
+
+class ShopifyAdapter:
+    name = "shopify"
+
+    def parse_event(self, shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
+        return parsers.parse_event(shop, topic, payload, headers)
+
+    def issue_discount(self, shop: Shop, redemption: Redemption) -> str:
+        # Imported here: discounts.py pulls in the GraphQL client, which webhook parsing never needs.
+        from integrations.shopify.discounts import issue_discount
+
+        return issue_discount(shop, redemption)

@@ -1,0 +1,261 @@
+"""Shopify webhook payloads -> domain events, through an explicit topic -> parser table.
+
+- Money is the shop's: `*_set.shop_money.amount` (falling back to the plain field, which
+  Shopify documents as shop currency), never the shopper's presentment currency. Amounts
+  are strings and become Decimal.
+- Order amounts are the order's own (`subtotal_price`, `total_price`, ...), not the
+  `current_*` ones: those already subtract refunds, which reach us separately as
+  `refunds/create` and would otherwise be counted twice.
+- `updated_at` goes into the snapshot / customer info, so the domain can refuse a payload
+  older than what it already applied.
+- Referral code: the storefront puts it on the cart as an attribute named `lojal_ref`; Shopify
+  copies cart attributes into the order's `note_attributes`, where we read it.
+- Which topic counts as the sale is a program setting (`shopify_order_topic`): `orders/paid`
+  (default) or `orders/create` with financial_status "paid"; the other topic yields nothing.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from app.loyalty.events import (
+    AppUninstalled, CustomerDataRequest, CustomerInfo, CustomerRedact, CustomerUpserted, OrderCancelled,
+    OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot, ShopRedact,
+)
+from app.loyalty.program import ProgramSettings, program_settings
+from app.models import Shop
+from integrations.base import MalformedPayload, UnknownTopic
+
+REFERRAL_ATTRIBUTE = "lojal_ref"
+# Referral codes are 12 symbols; anything unlike one is shopper-typed noise, not a code.
+_REFERRAL_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One stored webhook, as the parsers see it."""
+
+    shop: Shop
+    settings: ProgramSettings
+    payload: Mapping[str, Any]
+    triggered_at: datetime | None  # X-Shopify-Triggered-At: when the event happened on Shopify
+
+
+# --- field helpers ----------------------------------------------------------------------
+
+def parse_time(value: Any) -> datetime | None:
+    """Shopify's ISO-8601 times (offsets, `Z`, nanoseconds) as aware UTC datetimes."""
+    if value in (None, ""):
+        return None
+    parsed = datetime.fromisoformat(str(value))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _id(value: Any) -> str:
+    if value is None or isinstance(value, bool) or str(value).strip() == "":
+        raise ValueError("missing id")
+    return str(value).strip()
+
+
+def _optional_id(value: Any) -> str | None:
+    return None if value in (None, "") else _id(value)
+
+
+def _money(obj: Mapping[str, Any], field: str, default: str | None = None) -> Decimal:
+    money_set = obj.get(f"{field}_set") or {}
+    amount = (money_set.get("shop_money") or {}).get("amount")
+    if amount is None:
+        amount = obj.get(field, default)
+    if amount is None:
+        raise KeyError(f"{field}_set.shop_money.amount")
+    value = Decimal(str(amount))
+    if not value.is_finite():
+        raise ValueError(f"{field} is not a number")
+    return value
+
+
+def _when(d: Delivery, *fields: str) -> datetime:
+    """When the event happened: Shopify's trigger time, else the first payload time present."""
+    if d.triggered_at is not None:
+        return d.triggered_at
+    for field in fields:
+        value = parse_time(d.payload.get(field))
+        if value is not None:
+            return value
+    raise KeyError(f"no event time ({', '.join(fields)})")
+
+
+def _customer(data: Mapping[str, Any] | None) -> CustomerInfo | None:
+    if not data:
+        return None
+    consent = data.get("email_marketing_consent")
+    # `accepts_marketing` was removed in 2024-01; only an explicit "subscribed" is consent.
+    accepts = None if not isinstance(consent, Mapping) else consent.get("state") == "subscribed"
+    return CustomerInfo(
+        platform_customer_id=_optional_id(data.get("id")),
+        email=data.get("email") or None,
+        first_name=data.get("first_name") or None,
+        last_name=data.get("last_name") or None,
+        phone=data.get("phone") or None,
+        accepts_marketing=accepts,
+        updated_at=parse_time(data.get("updated_at")),
+    )
+
+
+def _referral_code(p: Mapping[str, Any]) -> str | None:
+    for attribute in p.get("note_attributes") or []:
+        if isinstance(attribute, Mapping) and attribute.get("name") == REFERRAL_ATTRIBUTE:
+            value = str(attribute.get("value") or "").strip()
+            return value if _REFERRAL_CODE.fullmatch(value) else None
+    return None
+
+
+def _order(d: Delivery) -> OrderSnapshot:
+    p = d.payload
+    number = p.get("name") or p.get("order_number")
+    return OrderSnapshot(
+        platform_order_id=_id(p["id"]),
+        currency=p.get("currency") or d.shop.currency,  # `currency` is the shop's; presentment_currency is not
+        subtotal=_money(p, "subtotal_price"),
+        total=_money(p, "total_price"),
+        total_tax=_money(p, "total_tax", default="0"),
+        total_shipping=_money(p, "total_shipping_price", default="0"),
+        customer=_customer(p.get("customer")),
+        email=p.get("email") or p.get("contact_email") or None,  # guests have no `customer`
+        order_number=None if number is None else str(number),
+        placed_at=parse_time(p.get("processed_at") or p.get("created_at")),
+        updated_at=parse_time(p.get("updated_at")),
+        is_test=bool(p.get("test", False)),
+        referral_code=_referral_code(p),
+    )
+
+
+def _shop_matches(d: Delivery) -> None:
+    """Compliance payloads name their shop: never act on one addressed to another shop."""
+    domain = d.payload.get("shop_domain")
+    if domain is not None and str(domain).lower() != d.shop.domain.lower():
+        raise ValueError(f"payload is for {domain!r}, not this shop")
+
+
+# --- one parser per topic ---------------------------------------------------------------
+
+def _orders_paid(d: Delivery) -> list:
+    if d.settings.shopify_order_topic != "orders/paid":
+        return []
+    return [OrderPaid(_order(d), _when(d, "updated_at", "processed_at"))]
+
+
+def _orders_create(d: Delivery) -> list:
+    if d.settings.shopify_order_topic != "orders/create" or d.payload.get("financial_status") != "paid":
+        return []
+    return [OrderPaid(_order(d), _when(d, "processed_at", "created_at"))]
+
+
+def _orders_fulfilled(d: Delivery) -> list:
+    return [OrderFulfilled(_order(d), _when(d, "updated_at"))]
+
+
+def _orders_cancelled(d: Delivery) -> list:
+    at = parse_time(d.payload.get("cancelled_at")) or _when(d, "updated_at")
+    return [OrderCancelled(_id(d.payload["id"]), at, _order(d))]
+
+
+def _refunds_create(d: Delivery) -> list:
+    p = d.payload
+    amount = sum(
+        (_refund_amount(t, d.shop) for t in p.get("transactions") or []
+         if t.get("kind") == "refund" and t.get("status") == "success"),
+        Decimal("0"),
+    )
+    if amount == 0:
+        return []  # a restock or a failed refund: no money went back
+    return [OrderRefunded(_id(p["order_id"]), _id(p["id"]), amount, _when(d, "processed_at", "created_at"))]
+
+
+def _refund_amount(transaction: Mapping[str, Any], shop: Shop) -> Decimal:
+    if (transaction.get("amount_set") or {}).get("shop_money"):
+        return _money(transaction, "amount")
+    currency = transaction.get("currency")
+    if currency and currency != shop.currency:
+        # A presentment-currency amount with no shop-money twin: guessing a rate would be wrong.
+        raise ValueError(f"refund transaction in {currency} without a shop-money amount")
+    return _money(transaction, "amount")
+
+
+def _customers_create(d: Delivery) -> list:
+    _id(d.payload["id"])  # a customer topic without the customer's id cannot be matched to anyone
+    # Shopify also creates "disabled" customer records for guest checkouts: not an account, no signup bonus.
+    account = d.payload.get("state") != "disabled"
+    return [CustomerUpserted(_customer(d.payload), _when(d, "created_at", "updated_at"), account_created=account)]
+
+
+def _customers_update(d: Delivery) -> list:
+    _id(d.payload["id"])
+    return [CustomerUpserted(_customer(d.payload), _when(d, "updated_at"), account_created=False)]
+
+
+def _app_uninstalled(d: Delivery) -> list:
+    return [AppUninstalled(d.triggered_at or datetime.now(UTC))]
+
+
+def _customers_data_request(d: Delivery) -> list:
+    _shop_matches(d)
+    customer = d.payload.get("customer") or {}
+    return [CustomerDataRequest(
+        platform_customer_id=_optional_id(customer.get("id")), email=customer.get("email") or None,
+        request_id=_id(d.payload["data_request"]["id"]), occurred_at=d.triggered_at or datetime.now(UTC),
+        platform_order_ids=tuple(_id(o) for o in d.payload.get("orders_requested") or []),
+    )]
+
+
+def _customers_redact(d: Delivery) -> list:
+    _shop_matches(d)
+    customer = d.payload.get("customer") or {}
+    return [CustomerRedact(
+        platform_customer_id=_optional_id(customer.get("id")), email=customer.get("email") or None,
+        occurred_at=d.triggered_at or datetime.now(UTC), phone=customer.get("phone") or None,
+        platform_order_ids=tuple(_id(o) for o in d.payload.get("orders_to_redact") or []),
+    )]
+
+
+def _shop_redact(d: Delivery) -> list:
+    _shop_matches(d)
+    return [ShopRedact(d.triggered_at or datetime.now(UTC))]
+
+
+PARSERS: dict[str, Callable[[Delivery], list]] = {
+    "orders/paid": _orders_paid,
+    "orders/create": _orders_create,
+    "orders/fulfilled": _orders_fulfilled,
+    "orders/cancelled": _orders_cancelled,
+    "refunds/create": _refunds_create,
+    "customers/create": _customers_create,
+    "customers/update": _customers_update,
+    "app/uninstalled": _app_uninstalled,
+    "customers/data_request": _customers_data_request,
+    "customers/redact": _customers_redact,
+    "shop/redact": _shop_redact,
+}
+
+
+def parse_event(shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
+    """Domain events for one stored Shopify webhook (possibly none)."""
+    parser = PARSERS.get(topic)
+    if parser is None:
+        raise UnknownTopic(f"Shopify topic {topic!r} is not handled")
+    if not isinstance(payload, Mapping):
+        raise MalformedPayload(f"Shopify {topic} payload is not a JSON object")
+    lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
+    try:
+        triggered_at = parse_time(lowered.get("x-shopify-triggered-at"))
+    except ValueError:
+        triggered_at = None  # a garbled header: fall back to the payload's own times
+    delivery = Delivery(shop, program_settings(shop), payload, triggered_at)
+    try:
+        return parser(delivery)
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+        raise MalformedPayload(f"Shopify {topic} payload is malformed: {exc!r}") from exc

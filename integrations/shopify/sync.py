@@ -1,0 +1,268 @@
+"""Orders pulled from Shopify through Admin GraphQL: the install backfill and the reconciliation.
+
+Both page through `orders` and apply each order's events through the domain's one entry point
+(`apply_event`), one transaction per order, so they are idempotent with each other and with
+the webhooks: running either twice leaves the same ledger.
+
+- Backfill: orders created in the last 12 months, as history (`OrderPaid(historical=True)`):
+  they build customers and order stats, and earn only if the shop's `backfill_points` is on.
+- Reconciliation: orders updated since the last sync (minus an overlap), as live events, so an
+  order whose webhook never came earns like any other. Orders placed before the app was
+  installed stay history even here (a refund today on a two-year-old order must not make it earn).
+
+A run pauses, rather than sleeping, when Shopify's cost bucket cannot pay for the next page:
+it returns the state to resume from and how long to wait; the job layer reschedules it.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.loyalty.apply import apply_event
+from app.loyalty.calendar import add_months
+from app.loyalty.events import CustomerInfo, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
+from app.models import Shop
+from integrations.shopify.graphql import admin_graphql_response, legacy_id
+from integrations.shopify.tokens import current_access_token
+
+PAGE_SIZE = 50
+BACKFILL_MONTHS = 12
+# Webhooks and orders updated while a page was read can straddle the cursor time: read back a
+# little. Re-applying an order is a no-op.
+RECONCILE_OVERLAP = timedelta(minutes=10)
+# Financial statuses of an order that was paid (a refunded order was paid first).
+PAID_STATUSES = {"PAID", "PARTIALLY_REFUNDED", "REFUNDED"}
+
+_MONEY = "shopMoney { amount currencyCode }"
+ORDERS_QUERY = f"""
+query LojalOrders($first: Int!, $after: String, $query: String!, $sortKey: OrderSortKeys!) {{
+  ordersCount(query: $query) {{ count }}
+  orders(first: $first, after: $after, query: $query, sortKey: $sortKey) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{
+      id name email createdAt updatedAt processedAt cancelledAt test displayFinancialStatus
+      subtotalPriceSet {{ {_MONEY} }}
+      totalPriceSet {{ {_MONEY} }}
+      totalTaxSet {{ {_MONEY} }}
+      totalShippingPriceSet {{ {_MONEY} }}
+      customer {{ id email firstName lastName }}
+      refunds {{
+        id createdAt
+        transactions(first: 10) {{ nodes {{ kind status amountSet {{ shopMoney {{ amount }} }} }} }}
+      }}
+    }}
+  }}
+}}
+"""
+
+
+@dataclass
+class SyncRun:
+    """Where a backfill or reconciliation is: carried from page to page and from job to job."""
+
+    mode: str                 # "backfill" | "reconcile"
+    since: datetime           # the query's lower bound (created_at for backfill, updated_at for reconcile)
+    started_at: datetime      # becomes shop.orders_synced_at when the run completes
+    cursor: str | None = None
+    done: int = 0             # orders applied so far
+    total_estimate: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["since"] = self.since.isoformat()
+        values["started_at"] = self.started_at.isoformat()
+        return values
+
+    @classmethod
+    def from_json(cls, values: Mapping[str, Any]) -> SyncRun:
+        return cls(**{**values, "since": datetime.fromisoformat(values["since"]),
+                      "started_at": datetime.fromisoformat(values["started_at"])})
+
+
+@dataclass
+class SyncResult:
+    status: str               # "done" | "paused" (resume `run` after `wait_seconds`) | "skipped"
+    run: SyncRun | None
+    wait_seconds: float = 0.0
+
+
+ProgressCallback = Callable[[SyncRun], None]
+IntentsCallback = Callable[[list], None]
+
+
+def start_backfill(shop: Shop, now: datetime) -> SyncRun:
+    return SyncRun("backfill", since=add_months(now, -BACKFILL_MONTHS), started_at=now)
+
+
+def start_reconcile(shop: Shop, now: datetime) -> SyncRun | None:
+    """None until a backfill (or an earlier reconciliation) has set the shop's sync cursor."""
+    if shop.orders_synced_at is None:
+        return None
+    return SyncRun("reconcile", since=shop.orders_synced_at - RECONCILE_OVERLAP, started_at=now)
+
+
+def backfill_orders(session: Session, shop_id: int, *, now: datetime, run: SyncRun | None = None,
+                    max_pages: int | None = None, on_progress: ProgressCallback | None = None) -> SyncResult:
+    """Import the last 12 months of orders (or continue `run`). Imported history sends no
+    notifications: nobody should hear "you reached Gold" for purchases made before the program."""
+    shop = session.get(Shop, shop_id)
+    if shop is None or shop.status != "active":
+        return SyncResult("skipped", run)
+    return sync_orders(session, shop, run or start_backfill(shop, now), max_pages=max_pages, on_progress=on_progress)
+
+
+def reconcile_orders(session: Session, shop_id: int, *, now: datetime, run: SyncRun | None = None,
+                     max_pages: int | None = None, on_progress: ProgressCallback | None = None,
+                     after_commit: IntentsCallback | None = None) -> SyncResult:
+    """Apply every order updated since the last sync that the webhooks may have missed (or continue `run`).
+
+    `after_commit` receives each order's intents once its transaction is committed (the job
+    layer dispatches them, as it does for webhooks).
+    """
+    shop = session.get(Shop, shop_id)
+    if shop is None or shop.status != "active":
+        return SyncResult("skipped", run)
+    run = run or start_reconcile(shop, now)
+    if run is None:
+        return SyncResult("skipped", None)
+    return sync_orders(session, shop, run, max_pages=max_pages, on_progress=on_progress, after_commit=after_commit)
+
+
+def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | None = None,
+                on_progress: ProgressCallback | None = None,
+                after_commit: IntentsCallback | None = None) -> SyncResult:
+    """Page through the run's orders from its cursor, one committed transaction per order.
+
+    `run` is updated in place after each page, so if a call raises (throttled, 5xx) the caller
+    can resume from the last completed page. Stops after `max_pages` (status "paused", no wait)
+    so a job stays well inside its timeout and lets other jobs of the shop have a turn.
+    """
+    shop_id, domain, currency, installed_at = shop.id, shop.domain, shop.currency, shop.installed_at
+    token = current_access_token(session, shop)
+    session.commit()  # no transaction held open across HTTP calls
+    pages = 0
+    while True:
+        response = admin_graphql_response(domain, token, ORDERS_QUERY, _variables(run))
+        received = time.monotonic()
+        connection = response.data["orders"]
+        if run.total_estimate is None:
+            run.total_estimate = (response.data.get("ordersCount") or {}).get("count")
+        for node in connection["nodes"]:
+            historical = run.mode == "backfill" or _placed_before(node, installed_at)
+            intents = _apply_order(session, shop_id, order_events(node, historical=historical, shop_currency=currency))
+            run.done += 1
+            if after_commit is not None and intents:
+                after_commit(intents)
+        page = connection["pageInfo"]
+        run.cursor = page["endCursor"] if page["hasNextPage"] else None
+        pages += 1
+        if on_progress is not None:
+            on_progress(run)
+        if run.cursor is None:
+            _finish(session, shop_id, run)
+            return SyncResult("done", run)
+        # The bucket refilled while we applied the page: only wait for what is still missing.
+        wait = response.wait_before_next() - (time.monotonic() - received)
+        if wait > 0:
+            return SyncResult("paused", run, wait_seconds=wait)
+        if max_pages is not None and pages >= max_pages:
+            return SyncResult("paused", run)
+
+
+def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: str) -> list:
+    """One GraphQL order -> its domain events, in the order they happened: paid, refunds, cancelled."""
+    snapshot = order_snapshot(node, shop_currency)
+    order_id = snapshot.platform_order_id
+    events: list = []
+    if node.get("displayFinancialStatus") in PAID_STATUSES:
+        events.append(OrderPaid(snapshot, _when(node.get("processedAt")) or _when(node["createdAt"]),
+                                historical=historical))
+    for refund in sorted(node.get("refunds") or [], key=lambda r: r.get("createdAt") or ""):
+        amount = refunded_amount(refund)
+        if amount > 0:
+            events.append(OrderRefunded(order_id, legacy_id(refund["id"]), amount, _when(refund["createdAt"])))
+    if node.get("cancelledAt"):
+        events.append(OrderCancelled(order_id, _when(node["cancelledAt"]), order=snapshot))
+    return events
+
+
+def order_snapshot(node: Mapping[str, Any], shop_currency: str) -> OrderSnapshot:
+    # Amounts in shop money, as first charged (subtotalPriceSet / totalPriceSet, not the
+    # `current*` ones, which already subtract refunds that arrive here as their own events).
+    customer = node.get("customer")
+    return OrderSnapshot(
+        platform_order_id=legacy_id(node["id"]),
+        currency=(node["totalPriceSet"]["shopMoney"].get("currencyCode") or shop_currency),
+        subtotal=_money(node, "subtotalPriceSet"),
+        total=_money(node, "totalPriceSet"),
+        total_tax=_money(node, "totalTaxSet"),
+        total_shipping=_money(node, "totalShippingPriceSet"),
+        customer=CustomerInfo(platform_customer_id=legacy_id(customer["id"]), email=customer.get("email"),
+                              first_name=customer.get("firstName"), last_name=customer.get("lastName"))
+        if customer else None,
+        email=node.get("email"),
+        order_number=node.get("name"),
+        placed_at=_when(node.get("createdAt")),
+        updated_at=_when(node.get("updatedAt")),
+        is_test=bool(node.get("test")),
+    )
+
+
+def refunded_amount(refund: Mapping[str, Any]) -> Decimal:
+    """What a refund gave back: the sum of its successful refund transactions."""
+    nodes = ((refund.get("transactions") or {}).get("nodes")) or []
+    return sum((Decimal(t["amountSet"]["shopMoney"]["amount"]) for t in nodes
+                if t.get("kind") == "REFUND" and t.get("status") == "SUCCESS"), Decimal("0"))
+
+
+# --- internals ---------------------------------------------------------------------------
+
+def _variables(run: SyncRun) -> dict[str, Any]:
+    field, sort_key = ("created_at", "CREATED_AT") if run.mode == "backfill" else ("updated_at", "UPDATED_AT")
+    return {"first": PAGE_SIZE, "after": run.cursor, "sortKey": sort_key,
+            "query": f"{field}:>='{_iso(run.since)}'"}
+
+
+def _apply_order(session: Session, shop_id: int, events: list) -> list:
+    """One order's events, one transaction; returns the intents to dispatch after commit."""
+    intents: list = []
+    try:
+        for event in events:
+            intents += apply_event(session, shop_id, event).intents
+        session.commit()
+    except BaseException:
+        session.rollback()  # nothing half-applied stays in the session; the error goes on up
+        raise
+    return intents
+
+
+def _placed_before(node: Mapping[str, Any], installed_at: datetime | None) -> bool:
+    placed_at = _when(node.get("createdAt"))
+    return installed_at is not None and placed_at is not None and placed_at < installed_at
+
+
+def _finish(session: Session, shop_id: int, run: SyncRun) -> None:
+    shop = session.get(Shop, shop_id, with_for_update=True)
+    # Never move the cursor back (a slow backfill finishing after a newer reconciliation).
+    if shop.orders_synced_at is None or shop.orders_synced_at < run.started_at:
+        shop.orders_synced_at = run.started_at
+    session.commit()
+
+
+def _money(node: Mapping[str, Any], field: str) -> Decimal:
+    value = node.get(field)
+    return Decimal(value["shopMoney"]["amount"]) if value else Decimal("0")
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,183 @@
+"""Privacy and lifecycle: uninstall, data export, erasure that leaves nothing personal, whole-shop purge."""
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, text
+
+from app.extensions import db
+from app.loyalty.adjustments import adjust_points
+from app.loyalty.apply import apply_event
+from app.loyalty.events import AppUninstalled, CustomerDataRequest, ShopRedact
+from app.loyalty.ledger import find_balance_drift
+from app.loyalty.redemptions import redeem_reward
+from app.models import Customer, DataRequest, LedgerEntry, Reward, Shop, WebhookEvent
+from tests.app.web.shopify_helpers import deliver, shopify_client, shopify_shop, webhook_app  # noqa: F401
+from tests.factories import make_customer, make_shop
+from tests.integrations.shopify.samples import personalized, sample
+from tests.jobs.conftest import run_jobs, worker_app, wsession  # noqa: F401
+
+NOW = datetime(2026, 7, 20, 12, 0, tzinfo=UTC)
+
+
+def _person() -> dict[str, str]:
+    token = secrets.token_hex(4)
+    return {"email": f"Zed.Quill.{token}@Example.com", "first_name": f"Zebulon{token}",
+            "last_name": f"Quillfeather{token}", "phone": f"+1555{int(token, 16) % 10_000_000:07d}"}
+
+
+def _customer(session, shop, platform_id="7390000000001") -> Customer:
+    session.expire_all()
+    return session.scalars(select(Customer).where(Customer.shop_id == shop.id,
+                                                  Customer.platform_customer_id == platform_id)).one()
+
+
+def _build_history(session, client, run_jobs, shop, person) -> Customer:
+    """A shopper with an account, an order, a refund, a guest order, a data request, an adjustment and a redemption."""
+    def send(topic, name, **overrides):
+        response = deliver(client, shop.domain, topic, personalized(sample(name, **overrides), **person))
+        assert response.status_code == 200
+
+    send("customers/create", "customer_create")
+    send("orders/paid", "order_paid")
+    send("refunds/create", "refund")
+    send("orders/paid", "order_guest", email=person["email"].upper(), customer=None)
+    send("customers/data_request", "customers_data_request", shop_domain=shop.domain)
+    run_jobs()
+    customer = _customer(session, shop)
+    adjust_points(session, shop.id, customer.id, 400, reason="goodwill for a late parcel", actor="staff@shop", now=NOW)
+    reward = session.scalars(select(Reward).where(Reward.shop_id == shop.id, Reward.kind == "free_shipping")).one()
+    redeem_reward(session, shop.id, customer.id, reward.id, "redeem-1", NOW)
+    session.commit()
+    return _customer(session, shop)
+
+
+def _tables_mentioning(session, needles: list[str]) -> dict[str, list[str]]:
+    """Every row of every table, all columns cast to text, searched for each needle."""
+    found: dict[str, list[str]] = {}
+    for table in db.metadata.sorted_tables:
+        rows = session.execute(text(f"SELECT t::text FROM {table.name} t")).scalars().all()
+        hits = [n for n in needles if any(n.lower() in row.lower() for row in rows)]
+        if hits:
+            found[table.name] = hits
+    return found
+
+
+def test_redact_leaves_no_personal_data_in_any_table(wsession, shopify_client, run_jobs):
+    shop, person = shopify_shop(wsession), _person()
+    customer = _build_history(wsession, shopify_client, run_jobs, shop, person)
+    balance, entries = customer.points_balance, wsession.scalar(
+        select(func.count()).select_from(LedgerEntry).where(LedgerEntry.customer_id == customer.id))
+    needles = list(person.values())
+    assert set(_tables_mentioning(wsession, needles)) >= {"customers", "webhook_events", "data_requests"}  # the control
+    wsession.rollback()
+
+    deliver(shopify_client, shop.domain, "customers/redact",
+            personalized(sample("customers_redact", shop_domain=shop.domain), **person))
+    run_jobs()
+
+    assert _tables_mentioning(wsession, needles) == {}
+    redacted = _customer(wsession, shop)
+    assert redacted.redacted_at is not None and redacted.email is None and redacted.phone is None
+    # Anonymous totals stay: the same entries, the same balance, and the ledger still adds up.
+    assert redacted.points_balance == balance
+    assert wsession.scalar(select(func.count()).select_from(LedgerEntry)
+                           .where(LedgerEntry.customer_id == customer.id)) == entries
+    assert find_balance_drift(wsession, shop.id) == []
+    assert wsession.scalar(select(func.count()).select_from(DataRequest).where(DataRequest.shop_id == shop.id)) == 0
+
+    # A later update about the same shopper does not fill the row again.
+    deliver(shopify_client, shop.domain, "customers/update", personalized(
+        sample("customer_update", updated_at="2026-08-01T00:00:00Z"), **person))
+    run_jobs()
+    again = _customer(wsession, shop)
+    assert (again.email, again.first_name, again.last_name, again.phone) == (None, None, None, None)
+
+
+def test_data_request_exports_everything_held_on_the_shopper_once(wsession, shopify_client, run_jobs):
+    shop, person = shopify_shop(wsession), _person()
+    customer = _build_history(wsession, shopify_client, run_jobs, shop, person)
+    # Shopify re-sends the same request under a new event id: still one export.
+    deliver(shopify_client, shop.domain, "customers/data_request",
+            personalized(sample("customers_data_request", shop_domain=shop.domain), **person))
+    run_jobs()
+    wsession.expire_all()
+    [request] = wsession.scalars(select(DataRequest).where(DataRequest.shop_id == shop.id)).all()
+    assert request.platform_request_id == "9999" and request.customer_id == customer.id
+    [held] = request.export["customers"]
+    assert held["customer"]["email"] == person["email"] and held["customer"]["phone"] == person["phone"]
+    assert {o["platform_order_id"] for o in held["orders"]} == {"5840000000001", "5840000000002"}
+    assert [r["amount"] for r in held["refunds"]] == ["30.0000"]
+    assert {e["kind"] for e in held["ledger"]} == {"earn", "reverse"}  # as of the request
+    assert held["redemptions"] == [] and held["referrals"] == [] and held["audit_log"] == []
+
+
+def test_data_request_for_an_unknown_shopper_is_answered_with_an_empty_export(session):
+    shop = make_shop(session)
+    request = CustomerDataRequest("nobody", "nobody@example.com", "req-1", NOW)
+    assert apply_event(session, shop.id, request).status == "applied"
+    assert apply_event(session, shop.id, request).status == "noop"
+    [row] = session.scalars(select(DataRequest).where(DataRequest.shop_id == shop.id)).all()
+    assert row.customer_id is None and row.export["customers"] == [] and row.export["guest_orders"] == []
+
+
+def _counts(session, shop_id: int) -> dict[str, int]:
+    counts = {}
+    for table in db.metadata.sorted_tables:
+        column = table.c.id if table.name == "shops" else table.c.get("shop_id")
+        if column is not None:
+            counts[table.name] = session.scalar(select(func.count()).select_from(table).where(column == shop_id))
+    return counts
+
+
+def test_shop_redact_deletes_every_row_of_that_shop_and_nothing_else(wsession, shopify_client, run_jobs):
+    doomed, kept = shopify_shop(wsession), shopify_shop(wsession)
+    for shop in (doomed, kept):
+        _build_history(wsession, shopify_client, run_jobs, shop, _person())
+    doomed_id, doomed_domain, kept_before = doomed.id, doomed.domain, _counts(wsession, kept.id)
+    assert all(_counts(wsession, doomed_id)[t] > 0 for t in ("customers", "ledger_entries", "audit_log", "orders",
+                                                             "order_refunds", "redemptions", "data_requests",
+                                                             "webhook_events", "earn_rules", "tiers", "rewards"))
+    wsession.rollback()
+
+    response = deliver(shopify_client, doomed.domain, "shop/redact", sample("shop_redact", shop_domain=doomed.domain))
+    assert response.json["status"] == "stored"
+    run_jobs()
+
+    wsession.expire_all()
+    assert set(_counts(wsession, doomed_id).values()) == {0}
+    assert _counts(wsession, kept.id) == kept_before
+    # Shopify may send it again; the shop is unknown now: 200 and nothing stored.
+    again = deliver(shopify_client, doomed_domain, "shop/redact", sample("shop_redact", shop_domain=doomed_domain))
+    assert again.json["status"] == "ignored"
+
+
+def test_shop_redact_spares_a_shop_that_reinstalled(session):
+    shop = make_shop(session)
+    make_customer(session, shop)
+    shop.uninstalled_at, shop.installed_at = NOW - timedelta(days=1), NOW - timedelta(hours=2)
+    assert apply_event(session, shop.id, ShopRedact(NOW)).status == "noop"
+    assert session.get(Shop, shop.id) is not None
+
+
+def test_uninstall_is_idempotent_and_a_late_one_does_not_undo_a_reinstall(session):
+    shop = make_shop(session)
+    shop.access_token_enc = "token"
+    assert apply_event(session, shop.id, AppUninstalled(NOW)).status == "applied"
+    assert apply_event(session, shop.id, AppUninstalled(NOW)).status == "noop"
+    # Reinstalled afterwards (another engineer's post-install sets these), then the old event is replayed.
+    shop.status, shop.installed_at, shop.access_token_enc = "active", NOW + timedelta(hours=1), "new-token"
+    assert apply_event(session, shop.id, AppUninstalled(NOW)).status == "noop"
+    assert (shop.status, shop.access_token_enc) == ("active", "new-token")
+
+
+def test_shop_redact_detaches_the_purged_rows_so_the_inbox_job_can_finish(session):
+    shop = make_shop(session)
+    row = WebhookEvent(shop_id=shop.id, platform="demo", topic="shop/redact", event_key="e1", payload={})
+    session.add(row)
+    session.flush()
+    apply_event(session, shop.id, ShopRedact(NOW))
+    row.status = "processed"  # what jobs.inbox does next: must not turn into an UPDATE of a deleted row
+    session.flush()
+    assert session.scalar(select(func.count()).select_from(WebhookEvent).where(WebhookEvent.shop_id == shop.id)) == 0

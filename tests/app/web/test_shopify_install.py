@@ -1,0 +1,370 @@
+"""GET /shopify/install, /shopify/callback (code grant), /shopify/app (token exchange)."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import func, select, text
+
+from app.crypto import token_cipher
+from app.extensions import db
+from app.models import Customer, EarnRule, Shop
+from app.web.shopify_install import STATE_COOKIE, _session_class
+from tests.shopify_install_support import (  # noqa: F401  (fixtures)
+    _empty_maintenance_queue, enqueued, id_token, new_domain, sapp, sign, ssession, urlopen,
+)
+
+# The documented test secret "hush" is shorter than PyJWT recommends; that is the vector's, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+
+ATTACK_SHOPS = [
+    "",
+    "evil.com",
+    "myshopify.com",
+    "x.myshopify.com.evil.com",
+    "x.myshopify.com@evil.com",
+    "user:pass@x.myshopify.com",
+    "x.myshopify.com:8443",
+    "x.myshopify.com/admin",
+    "https://x.myshopify.com",
+    "x.myshopify.com.",
+    "x.myshopify.com\nLocation: https://evil.com",
+    "x.myshopify.com%2F@evil.com",
+    "-x.myshopify.com",
+    "x.evil.com#.myshopify.com",
+    "ex\u0430mple.myshopify.com",      # Cyrillic а
+    "\uff58.myshopify.com",            # full-width x
+    "x.myshopify\u3002com",            # ideographic full stop
+]
+
+
+@pytest.fixture
+def web(sapp):
+    return sapp.test_client()
+
+
+def start_install(web, domain: str) -> str:
+    """Begin the install in this browser; return the state nonce Shopify will echo."""
+    response = web.get("/shopify/install", query_string={"shop": domain})
+    assert response.status_code == 302
+    return parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
+
+
+def callback_query(domain: str, state: str | None, *, timestamp: int | None = None, code: str = "authcode123") -> dict:
+    params = {"code": code, "shop": domain, "timestamp": str(int(time.time()) if timestamp is None else timestamp),
+              "host": "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUveA"}
+    if state is not None:
+        params["state"] = state
+    return sign(params)
+
+
+def shop_row(sapp, domain: str) -> Shop | None:
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.platform == "shopify", Shop.domain == domain))
+        if shop is not None:
+            db.session.expunge(shop)
+        db.session.remove()
+        return shop
+
+
+# --- shop domain validation ------------------------------------------------------------
+
+@pytest.mark.parametrize("shop", ATTACK_SHOPS)
+def test_install_refuses_anything_but_a_shop_domain_without_redirecting(web, shop):
+    response = web.get("/shopify/install", query_string={"shop": shop})
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert response.get_json()["error"]["code"] == "invalid_shop"
+    assert STATE_COOKIE not in response.headers.get("Set-Cookie", "")
+
+
+def test_install_without_a_shop_parameter_is_refused(web):
+    response = web.get("/shopify/install")
+    assert response.status_code == 400 and "Location" not in response.headers
+
+
+@pytest.mark.parametrize("shop", ATTACK_SHOPS)
+def test_callback_refuses_a_bad_shop_before_any_outbound_call(web, urlopen, shop):
+    response = web.get("/shopify/callback", query_string=sign({"code": "c", "shop": shop, "timestamp": str(int(time.time()))}))
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert urlopen.requests == []
+
+
+# --- install ---------------------------------------------------------------------------
+
+def test_install_redirects_to_the_permission_url_with_a_state_cookie(web):
+    domain = new_domain()
+    response = web.get("/shopify/install", query_string={"shop": domain.upper()})
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert (location.scheme, location.netloc, location.path) == ("https", domain, "/admin/oauth/authorize")
+    query = parse_qs(location.query)
+    assert query["client_id"] == ["key"]
+    assert query["scope"] == ["read_orders,read_customers,write_discounts"]
+    assert query["redirect_uri"] == ["https://lojal.test/shopify/callback"]
+    assert len(query["state"][0]) >= 32
+    assert "grant_options[]" not in query  # offline token
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"{STATE_COOKIE}=")
+    for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Max-Age=600", "Path=/shopify"):
+        assert attribute in cookie
+    assert query["state"][0] not in cookie  # the nonce is inside a signed value, bound to the shop
+
+
+def test_surrounding_whitespace_is_normalised_not_passed_on(web):
+    # valid_shop_domain strips and lower-cases; what goes out is only the clean domain.
+    domain = new_domain()
+    response = web.get("/shopify/install", query_string={"shop": f" {domain.upper()}\n"})
+    assert urlsplit(response.headers["Location"]).netloc == domain
+
+
+def test_every_install_gets_a_fresh_state(web):
+    domain = new_domain()
+    assert start_install(web, domain) != start_install(web, domain)
+
+
+def test_install_answers_503_when_shopify_is_not_configured(client):
+    response = client.get("/shopify/install", query_string={"shop": new_domain()})
+    assert response.status_code == 503 and "Location" not in response.headers
+
+
+# --- callback HMAC: the documented vectors -----------------------------------------------
+
+@pytest.mark.parametrize("message, digest", [
+    ("code=0907a61c0c8d55e99db179b68161bc00&shop=some-shop.myshopify.com&state=0.6784241404160823&timestamp=1337178173",
+     "700e2dadb827fcc8609e9d5ce208b2e9cdaab9df07390d2cbca10d7c328fc4bf"),
+    ("code=0907a61c0c8d55e99db179b68161bc00&shop=some-shop.myshopify.com&timestamp=1337178173",
+     "4712bf92ffc2917d15a2f5a273e39f0116667419aa4b6ac0b3baaf26fa3c4d20"),
+])
+def test_callback_hmac_matches_the_documented_vectors(message, digest):
+    params = dict(pair.split("=") for pair in message.split("&"))
+    session_class = _session_class("key", "hush")
+    assert session_class.validate_hmac({**params, "hmac": digest})
+    flipped = digest[:-1] + ("1" if digest[-1] != "1" else "2")
+    assert not session_class.validate_hmac({**params, "hmac": flipped})
+    assert not session_class.validate_hmac({**params, "timestamp": "1337178174", "hmac": digest})
+    assert sign(params, "hush")["hmac"] == digest  # the tests' own signer agrees
+
+
+# --- callback ----------------------------------------------------------------------------
+
+def test_callback_happy_path_stores_an_encrypted_token_and_enqueues_the_jobs(sapp, web, urlopen, caplog):
+    caplog.set_level(logging.DEBUG)
+    domain = new_domain()
+    state = start_install(web, domain)
+    response = web.get("/shopify/callback", query_string=callback_query(domain, state))
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/admin?shop={domain}"
+    assert f"{STATE_COOKIE}=;" in response.headers["Set-Cookie"]  # cleared: the nonce is spent
+    [request] = urlopen.requests
+    assert request.full_url == f"https://{domain}/admin/oauth/access_token?"
+    assert parse_qs(request.data.decode()) == {"client_id": ["key"], "client_secret": ["hush"], "code": ["authcode123"]}
+
+    shop = shop_row(sapp, domain)
+    assert shop.status == "active" and shop.uninstalled_at is None
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_code_grant_token"
+        assert token_cipher.decrypt(shop.widget_secret_enc)
+        raw = db.session.execute(text("SELECT * FROM shops WHERE id = :id"), {"id": shop.id}).mappings().one()
+        assert "shpat_code_grant_token" not in json.dumps(dict(raw), default=str)
+        assert db.session.scalar(select(func.count()).select_from(EarnRule).where(EarnRule.shop_id == shop.id)) > 0
+        db.session.remove()
+    assert enqueued(sapp, "jobs.shopify_install.subscribe_webhooks", shop.id) == 1
+    assert enqueued(sapp, "jobs.shopify_sync.backfill_orders", shop.id) == 1
+    assert "shpat_code_grant_token" not in caplog.text
+
+
+def test_a_replayed_callback_is_refused(sapp, web, urlopen):
+    domain = new_domain()
+    state = start_install(web, domain)
+    cookie = web.get_cookie(STATE_COOKIE, path="/shopify").value
+    query = callback_query(domain, state)
+    assert web.get("/shopify/callback", query_string=query).status_code == 302
+
+    # Same browser, same URL, the cookie put back: the nonce was single-use.
+    web.set_cookie(STATE_COOKIE, cookie, path="/shopify")
+    replay = web.get("/shopify/callback", query_string=query)
+    assert replay.status_code == 403
+    assert replay.get_json()["error"]["code"] == "replayed"
+    assert len(urlopen.requests) == 1
+
+
+def test_a_callback_without_the_state_cookie_is_refused(sapp, web, urlopen):
+    domain = new_domain()
+    state = start_install(web, domain)
+    other_browser = sapp.test_client()
+    response = other_browser.get("/shopify/callback", query_string=callback_query(domain, state))
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "state_missing"
+    assert urlopen.requests == [] and shop_row(sapp, domain) is None
+
+
+@pytest.mark.parametrize("state", [None, "", "someone-elses-nonce"])
+def test_a_callback_with_a_missing_or_mismatched_state_is_refused(sapp, web, urlopen, state):
+    domain = new_domain()
+    start_install(web, domain)
+    response = web.get("/shopify/callback", query_string=callback_query(domain, state))
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "state_mismatch"
+    assert urlopen.requests == [] and shop_row(sapp, domain) is None
+
+
+def test_a_state_cookie_for_another_shop_is_refused(sapp, web, urlopen):
+    state = start_install(web, new_domain())
+    target = new_domain()
+    response = web.get("/shopify/callback", query_string=callback_query(target, state))
+    assert response.status_code == 403 and urlopen.requests == []
+
+
+def test_a_forged_or_tampered_signature_is_refused(sapp, web, urlopen):
+    domain = new_domain()
+    state = start_install(web, domain)
+    forged = callback_query(domain, state)
+    forged["code"] = "attacker-code"  # signed over the original code
+    assert web.get("/shopify/callback", query_string=forged).status_code == 403
+    unsigned = {k: v for k, v in callback_query(domain, state).items() if k != "hmac"}
+    assert web.get("/shopify/callback", query_string=unsigned).get_json()["error"]["code"] == "invalid_hmac"
+    wrong_secret = sign({k: v for k, v in forged.items() if k != "hmac"}, "not-the-secret")
+    assert web.get("/shopify/callback", query_string=wrong_secret).status_code == 403
+    assert urlopen.requests == []
+
+
+@pytest.mark.parametrize("offset", [-301, -86_400, 91])
+def test_a_callback_outside_the_timestamp_window_is_refused(sapp, web, urlopen, offset):
+    domain = new_domain()
+    state = start_install(web, domain)
+    response = web.get("/shopify/callback", query_string=callback_query(domain, state, timestamp=int(time.time()) + offset))
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "stale_request"
+    assert urlopen.requests == []
+
+
+def test_a_refused_code_answers_502_and_installs_nothing(sapp, web, urlopen):
+    urlopen.http_error = 400
+    domain = new_domain()
+    state = start_install(web, domain)
+    response = web.get("/shopify/callback", query_string=callback_query(domain, state))
+    assert response.status_code == 502 and "Location" not in response.headers
+    assert shop_row(sapp, domain) is None
+
+
+def test_reinstall_after_uninstall_restores_the_shop_and_keeps_its_data(sapp, web, urlopen):
+    domain = new_domain()
+    web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
+        shop.status, shop.uninstalled_at, shop.access_token_enc = "uninstalled", datetime.now(UTC), None
+        db.session.add(Customer(shop_id=shop.id, platform_customer_id="77", email="kept@example.com",
+                                referral_code="KEEPKEEPKEEP"))
+        rules = db.session.scalar(select(func.count()).select_from(EarnRule).where(EarnRule.shop_id == shop.id))
+        db.session.commit()
+        shop_id = shop.id
+        db.session.remove()
+
+    urlopen.answer = {"access_token": "shpat_second_install", "scope": "read_orders"}
+    response = web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
+    assert response.status_code == 302
+
+    shop = shop_row(sapp, domain)
+    assert (shop.id, shop.status, shop.uninstalled_at) == (shop_id, "active", None)
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_second_install"
+        assert db.session.scalar(select(Customer.email).where(Customer.shop_id == shop_id)) == "kept@example.com"
+        assert db.session.scalar(select(func.count()).select_from(EarnRule).where(EarnRule.shop_id == shop_id)) == rules
+        db.session.remove()
+
+
+# --- embedded App URL: token exchange ----------------------------------------------------
+
+def token_endpoint(domain: str) -> str:
+    return f"https://{domain}/admin/oauth/access_token"
+
+
+EXCHANGED = {"access_token": "shpat_exchanged", "scope": "read_orders", "expires_in": 3600,
+             "refresh_token": "shprt_refresh", "refresh_token_expires_in": 7_776_000}
+
+
+def test_app_home_exchanges_the_id_token_and_installs(sapp, web, caplog):
+    caplog.set_level(logging.DEBUG)
+    domain = new_domain()
+    with respx.mock:
+        route = respx.post(token_endpoint(domain)).mock(return_value=httpx.Response(200, json=EXCHANGED))
+        response = web.get("/shopify/app", query_string={"shop": domain, "host": "aG9zdA", "embedded": "1",
+                                                         "id_token": id_token(domain)})
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/admin?shop={domain}&host=aG9zdA"
+    assert f"frame-ancestors https://{domain}" in response.headers["Content-Security-Policy"]
+    body = json.loads(route.calls.last.request.content)
+    assert body["grant_type"] == "urn:ietf:params:oauth:grant-type:token-exchange"
+    assert body["requested_token_type"] == "urn:shopify:params:oauth:token-type:offline-access-token"
+    assert body["expiring"] == 1
+
+    shop = shop_row(sapp, domain)
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_exchanged"
+        assert token_cipher.decrypt(shop.refresh_token_enc) == "shprt_refresh"
+    remaining = (shop.token_expires_at - datetime.now(UTC)).total_seconds()
+    assert 3500 < remaining <= 3600
+    assert enqueued(sapp, "jobs.shopify_install.subscribe_webhooks", shop.id) == 1
+    assert enqueued(sapp, "jobs.shopify_sync.backfill_orders", shop.id) == 1
+    assert "shpat_exchanged" not in caplog.text and "shprt_refresh" not in caplog.text
+
+
+def test_app_home_does_not_exchange_again_while_the_token_is_usable(sapp, web):
+    domain = new_domain()
+    with respx.mock:
+        route = respx.post(token_endpoint(domain)).mock(return_value=httpx.Response(200, json=EXCHANGED))
+        web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)})
+        again = web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)})
+    assert again.status_code == 302 and again.headers["Location"] == f"/admin?shop={domain}"
+    assert route.call_count == 1
+
+
+def test_app_home_without_an_id_token_sends_app_bridge_to_fetch_one(web):
+    domain = new_domain()
+    response = web.get("/shopify/app", query_string={"shop": domain, "embedded": "1"})
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == "https://lojal.test/shopify/patch-id-token"
+    assert parse_qs(location.query)["shop"] == [domain]
+
+
+@pytest.mark.parametrize("token_kwargs", [{"secret": "not-the-secret"}, {"aud": "another-app"}, {"lifetime": -120}])
+def test_app_home_refuses_a_bad_id_token_and_exchanges_nothing(sapp, web, token_kwargs):
+    domain = new_domain()
+    with respx.mock:
+        route = respx.post(token_endpoint(domain)).mock(return_value=httpx.Response(200, json=EXCHANGED))
+        response = web.get("/shopify/app", headers={"Authorization": f"Bearer {id_token(domain, **token_kwargs)}"})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] in {"invalid_id_token", "expired_id_token", "invalid_aud"}
+    assert route.call_count == 0 and shop_row(sapp, domain) is None
+
+
+def test_app_home_when_shopify_refuses_the_exchange_installs_nothing(sapp, web):
+    domain = new_domain()
+    with respx.mock:
+        respx.post(token_endpoint(domain)).mock(return_value=httpx.Response(400, json={"error": "invalid_subject_token"}))
+        response = web.get("/shopify/app", headers={"Authorization": f"Bearer {id_token(domain)}"})
+    assert response.status_code == 401
+    assert shop_row(sapp, domain) is None
+
+
+def test_patch_id_token_page_loads_app_bridge_with_our_client_id(web):
+    domain = new_domain()
+    response = web.get("/shopify/patch-id-token", query_string={"shop": domain, "shopify-reload": "/shopify/app?shop=x"})
+    assert response.status_code == 200
+    assert 'data-api-key="key"' in response.get_data(as_text=True)
+    assert f"frame-ancestors https://{domain}" in response.headers["Content-Security-Policy"]
+
+
+def test_patch_id_token_page_refuses_a_bad_shop(web):
+    response = web.get("/shopify/patch-id-token", query_string={"shop": "evil.com", "shopify-reload": "/x"})
+    assert response.status_code == 400

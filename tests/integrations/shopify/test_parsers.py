@@ -1,0 +1,200 @@
+"""Shopify payloads become the domain's events: shop money, consent, referral attribute, compliance."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from app.loyalty.events import (
+    AppUninstalled, CustomerDataRequest, CustomerRedact, CustomerUpserted, OrderCancelled, OrderFulfilled,
+    OrderPaid, OrderRefunded, ShopRedact,
+)
+from app.models import Shop
+from integrations.base import MalformedPayload, UnknownTopic
+from integrations.registry import adapter_for
+from integrations.shopify.parsers import PARSERS, parse_event
+from tests.integrations.shopify.samples import sample
+
+TRIGGERED = {"X-Shopify-Triggered-At": "2026-07-14T14:02:15.123456789Z"}
+TRIGGERED_AT = datetime(2026, 7, 14, 14, 2, 15, 123456, tzinfo=UTC)
+
+
+def _shop(**settings) -> Shop:
+    return Shop(platform="shopify", domain="lojal-test.myshopify.com", name="Lojal Test", currency="USD",
+                settings=settings)
+
+
+def _parse(topic, payload, headers=TRIGGERED, **settings):
+    return parse_event(_shop(**settings), topic, payload, headers)
+
+
+def test_every_topic_has_an_explicit_parser():
+    assert set(PARSERS) == {
+        "orders/paid", "orders/create", "orders/fulfilled", "orders/cancelled", "refunds/create",
+        "customers/create", "customers/update", "app/uninstalled",
+        "customers/data_request", "customers/redact", "shop/redact",
+    }
+
+
+def test_the_registry_routes_shopify_to_these_parsers():
+    [event] = adapter_for("shopify").parse_event(_shop(), "orders/paid", sample("order_paid"), TRIGGERED)
+    assert isinstance(event, OrderPaid)
+
+
+def test_paid_order_uses_shop_money_not_the_presentment_currency():
+    [event] = _parse("orders/paid", sample("order_paid"))
+    order = event.order
+    assert (order.subtotal, order.total, order.total_tax, order.total_shipping) == (
+        Decimal("129.99"), Decimal("144.99"), Decimal("10.00"), Decimal("5.00"))
+    assert order.currency == "USD"
+    assert order.platform_order_id == "5840000000001" and order.order_number == "#1042"
+    assert order.updated_at == datetime(2026, 7, 14, 14, 2, 14, tzinfo=UTC)
+    assert order.placed_at == datetime(2026, 7, 14, 14, 2, 10, tzinfo=UTC)
+    assert event.occurred_at == TRIGGERED_AT
+    assert order.is_test is False
+
+
+def test_shop_money_wins_over_the_plain_field_and_the_plain_field_is_the_fallback():
+    payload = sample("order_paid", total_price="999.00")
+    assert _parse("orders/paid", payload)[0].order.total == Decimal("144.99")
+    del payload["total_price_set"]
+    assert _parse("orders/paid", payload)[0].order.total == Decimal("999.00")
+
+
+def test_order_customer_carries_consent_and_update_time():
+    customer = _parse("orders/paid", sample("order_paid"))[0].order.customer
+    assert customer.platform_customer_id == "7390000000001"
+    assert (customer.email, customer.first_name, customer.last_name, customer.phone) == (
+        "ana.silva@example.com", "Ana", "Silva", "+351912345678")
+    assert customer.accepts_marketing is True
+    assert customer.updated_at == datetime(2026, 7, 14, 14, 2, 12, tzinfo=UTC)
+
+
+def test_referral_code_comes_from_the_lojal_ref_note_attribute():
+    assert _parse("orders/paid", sample("order_paid"))[0].order.referral_code == "ABCDEFGH2345"
+    assert _parse("orders/paid", sample("order_paid", note_attributes=[]))[0].order.referral_code is None
+    junk = sample("order_paid", note_attributes=[{"name": "lojal_ref", "value": "<script>alert(1)</script>"}])
+    assert _parse("orders/paid", junk)[0].order.referral_code is None
+
+
+def test_event_time_falls_back_to_the_payload_without_the_trigger_header():
+    [event] = _parse("orders/paid", sample("order_paid"), headers={})
+    assert event.occurred_at == datetime(2026, 7, 14, 14, 2, 14, tzinfo=UTC)
+
+
+def test_guest_order_has_no_customer_but_keeps_the_email():
+    order = _parse("orders/paid", sample("order_guest"))[0].order
+    assert order.customer is None and order.email == "Guest.Buyer@Example.com"
+    assert order.total_shipping == Decimal("6.00")
+
+
+def test_test_orders_are_flagged_for_the_domain_to_decide():
+    assert _parse("orders/paid", sample("order_test"))[0].order.is_test is True
+
+
+def test_orders_create_counts_only_when_the_shop_chose_it_and_the_order_is_paid():
+    paid_at_creation = sample("order_paid")
+    assert _parse("orders/create", paid_at_creation) == []  # default: orders/paid is the sale
+    [event] = _parse("orders/create", paid_at_creation, shopify_order_topic="orders/create")
+    assert isinstance(event, OrderPaid)
+    pending = sample("order_paid", financial_status="pending")
+    assert _parse("orders/create", pending, shopify_order_topic="orders/create") == []
+    # ...and then orders/paid is the ignored one, so the sale is not counted twice.
+    assert _parse("orders/paid", paid_at_creation, shopify_order_topic="orders/create") == []
+
+
+def test_fulfilled_and_cancelled_orders():
+    [fulfilled] = _parse("orders/fulfilled", sample("order_paid", fulfillment_status="fulfilled"))
+    assert isinstance(fulfilled, OrderFulfilled) and fulfilled.order.platform_order_id == "5840000000001"
+    cancelled = sample("order_paid", cancelled_at="2026-07-15T09:00:00-04:00", cancel_reason="customer")
+    [event] = _parse("orders/cancelled", cancelled)
+    assert isinstance(event, OrderCancelled)
+    assert event.platform_order_id == "5840000000001"
+    assert event.occurred_at == datetime(2026, 7, 15, 13, 0, tzinfo=UTC)
+    assert event.order.total == Decimal("144.99")
+
+
+def test_refund_sums_successful_refund_transactions_in_shop_money():
+    [event] = _parse("refunds/create", sample("refund"))
+    assert event == OrderRefunded("5840000000001", "9600000000001", Decimal("30.00"), TRIGGERED_AT)
+
+
+def test_refund_without_a_money_set_uses_the_amount_when_it_is_in_shop_currency():
+    refund = sample("refund")
+    for transaction in refund["transactions"]:
+        del transaction["amount_set"]
+        transaction.update(currency="USD", amount="12.50")
+    refund["transactions"].append({"kind": "refund", "status": "success", "amount": "7.50", "currency": "USD"})
+    refund["transactions"].append({"kind": "sale", "status": "success", "amount": "100.00", "currency": "USD"})
+    assert _parse("refunds/create", refund)[0].amount == Decimal("20.00")
+
+
+def test_refund_in_a_foreign_currency_without_shop_money_is_refused_not_guessed():
+    refund = sample("refund")
+    del refund["transactions"][0]["amount_set"]
+    with pytest.raises(MalformedPayload, match="EUR"):
+        _parse("refunds/create", refund)
+
+
+def test_refund_that_moved_no_money_yields_nothing():
+    refund = sample("refund")
+    refund["transactions"] = [t for t in refund["transactions"] if t["status"] != "success"]
+    assert _parse("refunds/create", refund) == []
+
+
+def test_customer_create_and_update():
+    [created] = _parse("customers/create", sample("customer_create"), headers={})
+    assert isinstance(created, CustomerUpserted) and created.account_created is True
+    assert created.customer.accepts_marketing is False  # "not_subscribed"
+    assert created.occurred_at == datetime(2026, 5, 2, 13, 0, tzinfo=UTC)
+    [updated] = _parse("customers/update", sample("customer_update"))
+    assert updated.account_created is False
+    assert updated.customer.accepts_marketing is True
+    assert updated.customer.email == "ana.m.silva@example.com" and updated.customer.first_name == "Ana Maria"
+    assert updated.customer.updated_at == datetime(2026, 7, 1, 15, 30, tzinfo=UTC)
+
+
+def test_a_guest_checkout_customer_record_is_not_a_new_account():
+    [guest] = _parse("customers/create", sample("customer_create", state="disabled"), headers={})
+    assert guest.account_created is False  # no signup bonus for a record Shopify made at checkout
+
+
+def test_the_removed_accepts_marketing_field_is_not_read():
+    payload = sample("customer_update", accepts_marketing=True)
+    del payload["email_marketing_consent"]
+    assert _parse("customers/update", payload)[0].customer.accepts_marketing is None
+
+
+def test_app_uninstalled():
+    assert _parse("app/uninstalled", sample("app_uninstalled")) == [AppUninstalled(TRIGGERED_AT)]
+
+
+def test_compliance_topics():
+    [request] = _parse("customers/data_request", sample("customers_data_request"))
+    assert request == CustomerDataRequest("7390000000001", "ana.silva@example.com", "9999", TRIGGERED_AT,
+                                          ("5840000000001", "5840000000002"))
+    [redact] = _parse("customers/redact", sample("customers_redact"))
+    assert redact == CustomerRedact("7390000000001", "ana.silva@example.com", TRIGGERED_AT, "+351912345678",
+                                    ("5840000000001",))
+    assert _parse("shop/redact", sample("shop_redact")) == [ShopRedact(TRIGGERED_AT)]
+
+
+def test_a_compliance_payload_naming_another_shop_is_refused():
+    with pytest.raises(MalformedPayload, match="other-shop"):
+        _parse("shop/redact", sample("shop_redact", shop_domain="other-shop.myshopify.com"))
+
+
+def test_unknown_topic_and_malformed_payloads_are_permanent_errors():
+    with pytest.raises(UnknownTopic):
+        _parse("products/update", {"id": 1})
+    with pytest.raises(MalformedPayload):
+        _parse("orders/paid", sample("order_paid", subtotal_price_set=None, subtotal_price="lots"))
+    with pytest.raises(MalformedPayload):
+        _parse("orders/paid", {k: v for k, v in sample("order_paid").items() if k != "id"})
+    with pytest.raises(MalformedPayload):
+        _parse("customers/update", sample("customer_update", id=None))
+    with pytest.raises(MalformedPayload):
+        _parse("customers/data_request", sample("customers_data_request", data_request={}))
+    with pytest.raises(MalformedPayload):
+        _parse("orders/paid", ["not", "an", "object"])

@@ -1,0 +1,262 @@
+"""Orders pulled through Admin GraphQL: the install backfill and the reconciliation."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import respx
+
+from app.loyalty.apply import apply_event
+from app.loyalty.events import OrderCancelled, OrderPaid, OrderRefunded
+from app.loyalty.ledger import find_balance_drift
+from app.models import Customer, LedgerEntry, Order, Shop
+from integrations.base import TransientPlatformError
+from integrations.shopify import sync
+from tests.factories import customer_info, snapshot
+from tests.integrations.shopify.admin_api import (
+    FakeAdminApi, make_shopify_shop, order_node, orders_page, refund_node, throttled,
+)
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+INSTALLED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def make(session):
+    def build(**settings):
+        shop = make_shopify_shop(session, **settings)
+        shop.installed_at = INSTALLED
+        session.commit()
+        return shop
+    return build
+
+
+@pytest.fixture
+def router():
+    with respx.mock(assert_all_called=False) as mock:
+        yield mock
+
+
+def history():
+    """Two pages: Ana (2 orders), Ben (an order half refunded), Cy (paid then cancelled), a guest,
+    and an order never paid."""
+    page1 = [
+        order_node(5001, customer_id=11, subtotal="100.00", created="2025-06-01T10:00:00Z"),
+        order_node(5002, customer_id=12, subtotal="80.00", created="2025-07-01T10:00:00Z", status="PARTIALLY_REFUNDED",
+                   refunds=[refund_node(9001, "40.00", created="2025-07-05T10:00:00Z"),
+                            refund_node(9002, "10.00", created="2025-07-06T10:00:00Z", status="FAILURE")]),
+        order_node(5003, email="guest@example.com", subtotal="50.00", created="2025-08-01T10:00:00Z"),
+    ]
+    page2 = [
+        order_node(5004, customer_id=11, subtotal="120.00", created="2025-09-01T10:00:00Z"),
+        order_node(5005, customer_id=13, subtotal="60.00", created="2025-10-01T10:00:00Z",
+                   cancelled="2025-10-02T10:00:00Z", status="REFUNDED",
+                   refunds=[refund_node(9003, "60.00", created="2025-10-02T10:00:00Z")]),
+        order_node(5006, customer_id=14, subtotal="30.00", created="2025-11-01T10:00:00Z", status="PENDING"),
+    ]
+    return page1, page2
+
+
+def answer_history(api, **last_page_bucket):
+    page1, page2 = history()
+    api.answer("LojalOrders", orders_page(page1, next_cursor="cursor-1", count=6),
+               orders_page(page2, next_cursor=None, count=6, **last_page_bucket))
+
+
+def customers(session, shop):
+    session.expire_all()
+    rows = session.query(Customer).filter_by(shop_id=shop.id).all()
+    return {c.platform_customer_id: c for c in rows}
+
+
+def ledger(session, shop):
+    return sorted((e.idempotency_key, e.points, e.pending_delta)
+                  for e in session.query(LedgerEntry).filter_by(shop_id=shop.id))
+
+
+def test_backfill_pages_through_12_months_and_builds_customers_and_stats(session, make, router):
+    shop = make()
+    api = FakeAdminApi(shop.domain).install(router)
+    answer_history(api)
+
+    result = sync.backfill_orders(session, shop.id, now=NOW)
+
+    assert result.status == "done" and result.run.done == 6 and result.run.total_estimate == 6
+    first, second = api.variables("LojalOrders")
+    assert first == {"first": 50, "after": None, "sortKey": "CREATED_AT",
+                     "query": "created_at:>='2025-03-10T12:00:00Z'"}
+    assert second["after"] == "cursor-1" and second["query"] == first["query"]
+    people = customers(session, shop)
+    assert set(people) == {"11", "12", "13"}  # 14's order was never paid: nothing to count yet
+    ana, ben, cy = people["11"], people["12"], people["13"]
+    assert (ana.orders_count, ana.total_spent) == (2, Decimal("220.00"))
+    assert ana.email == "shopper11@example.com" and ana.first_name == "Ana"
+    assert ana.first_order_at == datetime(2025, 6, 1, 10, tzinfo=UTC)
+    assert (ben.orders_count, ben.total_spent) == (1, Decimal("40.00"))  # the failed refund took nothing back
+    assert (cy.orders_count, cy.total_spent) == (0, Decimal("0"))
+    orders = {o.platform_order_id: o for o in session.query(Order).filter_by(shop_id=shop.id)}
+    assert set(orders) == {"5001", "5002", "5003", "5004", "5005"}
+    assert orders["5003"].customer_id is None and orders["5003"].email_normalized == "guest@example.com"
+    assert orders["5005"].status == "cancelled"
+    # backfill_points is off: history counts, earns nothing.
+    assert ledger(session, shop) == []
+    assert {o.points_status for o in orders.values()} == {"void"}
+    assert session.get(Shop, shop.id).orders_synced_at == NOW
+
+
+def test_backfill_with_backfill_points_earns_for_history(session, make, router):
+    shop = make(backfill_points=True)
+    answer_history(FakeAdminApi(shop.domain).install(router))
+    sync.backfill_orders(session, shop.id, now=NOW)
+    people = customers(session, shop)
+    assert people["11"].points_balance == 220  # 100 + 120 at 1 point per unit
+    assert people["12"].points_balance == 40   # 80 earned, half refunded
+    assert people["13"].points_balance == 0    # cancelled
+    assert find_balance_drift(session, shop.id) == []
+
+
+def test_backfill_twice_leaves_the_same_ledger(session, make, router):
+    shop = make(backfill_points=True)
+    api = FakeAdminApi(shop.domain).install(router)
+    answer_history(api)
+    sync.backfill_orders(session, shop.id, now=NOW)
+    first = (ledger(session, shop), {k: (c.points_balance, c.orders_count, c.total_spent)
+                                     for k, c in customers(session, shop).items()})
+    answer_history(api)
+    sync.backfill_orders(session, shop.id, now=NOW + timedelta(hours=1))
+    second = (ledger(session, shop), {k: (c.points_balance, c.orders_count, c.total_spent)
+                                      for k, c in customers(session, shop).items()})
+    assert first == second and first[0]
+
+
+def test_a_low_bucket_pauses_the_run_with_the_wait_and_the_cursor(session, make, router):
+    shop = make()
+    api = FakeAdminApi(shop.domain).install(router)
+    page1, page2 = history()
+    api.answer("LojalOrders", orders_page(page1, next_cursor="cursor-1", requested=352, available=20, restore=100))
+
+    paused = sync.backfill_orders(session, shop.id, now=NOW)
+
+    assert paused.status == "paused" and paused.run.cursor == "cursor-1" and paused.run.done == 3
+    assert paused.wait_seconds == pytest.approx(3.32, abs=0.1)  # (352 - 20) / 100, less the time spent applying
+    assert session.get(Shop, shop.id).orders_synced_at is None
+    api.answer("LojalOrders", orders_page(page2, next_cursor=None))
+    done = sync.backfill_orders(session, shop.id, now=NOW + timedelta(seconds=4), run=paused.run)
+    assert done.status == "done" and done.run.done == 6
+    assert api.variables("LojalOrders")[1]["after"] == "cursor-1"
+    assert session.get(Shop, shop.id).orders_synced_at == NOW  # when the run started
+
+
+def test_throttled_mid_run_keeps_the_pages_done_and_the_resume_point(session, make, router):
+    shop = make()
+    api = FakeAdminApi(shop.domain).install(router)
+    page1, _ = history()
+    api.answer("LojalOrders", orders_page(page1, next_cursor="cursor-1"), throttled(requested=352, available=52))
+    run = sync.start_backfill(shop, NOW)
+    with pytest.raises(TransientPlatformError) as caught:
+        sync.sync_orders(session, session.get(Shop, shop.id), run)
+    assert caught.value.retry_after == pytest.approx(3.0)
+    assert run.cursor == "cursor-1" and run.done == 3
+    assert session.query(Order).filter_by(shop_id=shop.id).count() == 3
+
+
+def test_max_pages_pauses_without_waiting(session, make, router):
+    shop = make()
+    api = FakeAdminApi(shop.domain).install(router)
+    answer_history(api)
+    result = sync.backfill_orders(session, shop.id, now=NOW, max_pages=1)
+    assert (result.status, result.wait_seconds, result.run.cursor) == ("paused", 0.0, "cursor-1")
+
+
+@pytest.mark.parametrize("status", ["uninstalled", "disconnected"])
+def test_shops_that_are_not_active_are_skipped(session, make, router, status):
+    shop = make()
+    shop.status = status
+    session.commit()
+    api = FakeAdminApi(shop.domain).install(router)
+    assert sync.backfill_orders(session, shop.id, now=NOW).status == "skipped"
+    assert sync.reconcile_orders(session, shop.id, now=NOW).status == "skipped"
+    assert api.calls == []
+
+
+def _webhook_paid(session, shop, order_id, customer_id, subtotal, at):
+    """What the webhook path would have applied for an order."""
+    event = OrderPaid(snapshot(order_id, customer=customer_info(platform_customer_id=str(customer_id),
+                                                                email=f"shopper{customer_id}@example.com"),
+                               subtotal=subtotal, placed_at=at), at)
+    apply_event(session, shop.id, event)
+    session.commit()
+
+
+def test_reconciliation_credits_an_order_whose_webhook_never_came_once(session, make, router):
+    shop = make()
+    shop.orders_synced_at = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    session.commit()
+    _webhook_paid(session, shop, 6001, 21, "70.00", datetime(2026, 3, 9, 13, tzinfo=UTC))
+    api = FakeAdminApi(shop.domain).install(router)
+    updated = [
+        order_node(6001, customer_id=21, subtotal="70.00", created="2026-03-09T13:00:00Z"),  # the webhook came
+        order_node(6002, customer_id=21, subtotal="45.00", created="2026-03-10T09:00:00Z"),  # it never did
+        order_node(6003, customer_id=22, subtotal="90.00", created="2026-03-10T10:00:00Z",
+                   updated="2026-03-10T11:00:00Z", status="PARTIALLY_REFUNDED",
+                   refunds=[refund_node(9101, "30.00", created="2026-03-10T11:00:00Z")]),
+    ]
+    api.answer("LojalOrders", orders_page(updated, next_cursor=None), orders_page(updated, next_cursor=None))
+
+    assert sync.reconcile_orders(session, shop.id, now=NOW).status == "done"
+    after_first = ledger(session, shop)
+    sync.reconcile_orders(session, shop.id, now=NOW + timedelta(minutes=30))
+
+    assert ledger(session, shop) == after_first
+    people = customers(session, shop)
+    assert people["21"].points_balance == 115 and people["21"].orders_count == 2  # 70 by webhook + 45 caught up
+    assert people["22"].points_balance == 60   # 90 earned, a third refunded
+    first, second = api.variables("LojalOrders")
+    assert first["query"] == "updated_at:>='2026-03-09T11:50:00Z'" and first["sortKey"] == "UPDATED_AT"
+    assert second["query"] == "updated_at:>='2026-03-10T11:50:00Z'"  # the cursor moved to the first run's start
+    assert session.get(Shop, shop.id).orders_synced_at == NOW + timedelta(minutes=30)
+    assert find_balance_drift(session, shop.id) == []
+
+
+def test_reconciliation_treats_orders_from_before_the_install_as_history(session, make, router):
+    shop = make()
+    shop.orders_synced_at = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    session.commit()
+    api = FakeAdminApi(shop.domain).install(router)
+    old = order_node(6101, customer_id=31, subtotal="200.00", created="2024-05-01T10:00:00Z",
+                     updated="2026-03-10T10:00:00Z", status="PARTIALLY_REFUNDED",
+                     refunds=[refund_node(9201, "20.00", created="2026-03-10T10:00:00Z")])
+    api.answer("LojalOrders", orders_page([old], next_cursor=None))
+    sync.reconcile_orders(session, shop.id, now=NOW)
+    assert customers(session, shop)["31"].points_balance == 0
+    assert ledger(session, shop) == []
+
+
+def test_reconciliation_waits_for_the_backfill_to_set_a_cursor(session, make, router):
+    shop = make()
+    api = FakeAdminApi(shop.domain).install(router)
+    assert sync.reconcile_orders(session, shop.id, now=NOW).status == "skipped"
+    assert api.calls == []
+
+
+def test_an_order_maps_to_paid_refunds_and_cancellation_in_order():
+    node = order_node(7001, customer_id=41, subtotal="90.00", total="99.50", created="2025-05-01T10:00:00Z",
+                      cancelled="2025-05-03T10:00:00Z", status="REFUNDED",
+                      refunds=[refund_node(2, "20.00", created="2025-05-02T12:00:00Z"),
+                               refund_node(1, "30.00", created="2025-05-02T10:00:00Z")])
+    node["refunds"][0]["transactions"]["nodes"].append(
+        {"kind": "REFUND", "status": "SUCCESS", "amountSet": {"shopMoney": {"amount": "5.00"}}})
+    paid, first, second, cancelled = sync.order_events(node, historical=True, shop_currency="USD")
+    assert isinstance(paid, OrderPaid) and paid.historical
+    assert paid.order.platform_order_id == "7001" and paid.order.customer.platform_customer_id == "41"
+    assert (paid.order.subtotal, paid.order.total, paid.order.order_number) == (Decimal("90.00"), Decimal("99.50"),
+                                                                                  "#7001")
+    assert isinstance(first, OrderRefunded) and (first.platform_refund_id, first.amount) == ("1", Decimal("30.00"))
+    assert (second.platform_refund_id, second.amount) == ("2", Decimal("25.00"))  # both transactions
+    assert isinstance(cancelled, OrderCancelled) and cancelled.occurred_at == datetime(2025, 5, 3, 10, tzinfo=UTC)
+
+
+def test_an_unpaid_order_yields_nothing():
+    assert sync.order_events(order_node(7002, status="PENDING"), historical=False, shop_currency="USD") == []
+    assert sync.order_events(order_node(7003, status="AUTHORIZED"), historical=False, shop_currency="USD") == []

@@ -1,0 +1,166 @@
+"""The backfill / reconciliation jobs: slices, continuations at Shopify's pace, progress, retries."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import respx
+from rq.job import Job
+
+from app.extensions import redis_connection
+from app.models import Customer, LedgerEntry, Order, Shop
+from jobs import shopify_sync
+from jobs.queues import queue
+from tests.integrations.shopify.admin_api import FakeAdminApi, make_shopify_shop, order_node, orders_page, throttled
+from tests.jobs.shopify_jobs import assert_delay, release_scheduled, scheduled_jobs
+
+Q = "maintenance"
+
+
+@pytest.fixture
+def shop(wsession):
+    shop = make_shopify_shop(wsession, backfill_points=True)
+    shop.installed_at = datetime.now(UTC) - timedelta(days=1)
+    wsession.commit()
+    return shop
+
+
+@pytest.fixture
+def api(shop):
+    with respx.mock(assert_all_called=False) as router:
+        yield FakeAdminApi(shop.domain).install(router)
+
+
+@pytest.fixture
+def make_other(wsession):
+    def build(**fields):
+        other = make_shopify_shop(wsession)
+        for key, value in fields.items():
+            setattr(other, key, value)
+        return other
+    return build
+
+
+def pages():
+    return ([order_node(8001, customer_id=51, subtotal="10.00"), order_node(8002, customer_id=52, subtotal="20.00")],
+            [order_node(8003, customer_id=51, subtotal="30.00")])
+
+
+def fetch(app, job_id):
+    return Job.fetch(job_id, connection=redis_connection.client(app), serializer=queue(Q, app).serializer)
+
+
+def balances(session, shop):
+    session.expire_all()
+    return {c.platform_customer_id: c.points_balance for c in session.query(Customer).filter_by(shop_id=shop.id)}
+
+
+def test_backfill_pauses_for_the_bucket_then_continues_from_its_cursor(wsession, run_jobs, worker_app, shop, api):
+    first, second = pages()
+    api.answer("LojalOrders", orders_page(first, next_cursor="cursor-1", count=3,
+                                          requested=502, available=2, restore=100))
+    job = shopify_sync.enqueue_backfill(shop.id)
+    assert job.rate_limit_key == f"platform-api:{shop.id}"
+    run_jobs()
+
+    assert fetch(worker_app, job.id).return_value() == "paused"
+    assert fetch(worker_app, job.id).meta == {"done": 2, "total_estimate": 3, "mode": "backfill"}
+    [later] = scheduled_jobs(worker_app, Q)
+    assert_delay(worker_app, Q, later, 5.0)  # (502 - 2) / 100
+    assert later.kwargs["run"]["cursor"] == "cursor-1" and later.kwargs["run"]["done"] == 2
+    assert later.rate_limit_key == f"platform-api:{shop.id}"
+    wsession.expire_all()
+    assert wsession.get(Shop, shop.id).orders_synced_at is None
+
+    api.answer("LojalOrders", orders_page(second, next_cursor=None, count=3))
+    release_scheduled(worker_app, Q)
+    run_jobs()
+    assert fetch(worker_app, later.id).return_value() == "done"
+    assert fetch(worker_app, later.id).meta["done"] == 3
+    assert api.variables("LojalOrders")[1]["after"] == "cursor-1"
+    assert balances(wsession, shop) == {"51": 40, "52": 20}
+    wsession.expire_all()
+    assert wsession.get(Shop, shop.id).orders_synced_at is not None
+
+
+def test_a_throttled_page_is_retried_when_the_bucket_has_room(wsession, run_jobs, worker_app, shop, api):
+    first, second = pages()
+    api.answer("LojalOrders", orders_page(first, next_cursor="cursor-1"), throttled(requested=502, available=2))
+    job = shopify_sync.enqueue_backfill(shop.id)
+    run_jobs()
+    assert fetch(worker_app, job.id).return_value() == "throttled"
+    [later] = scheduled_jobs(worker_app, Q)
+    assert later.kwargs["throttle_waits"] == 1 and later.kwargs["run"]["cursor"] == "cursor-1"
+
+    api.answer("LojalOrders", orders_page(second, next_cursor=None))
+    release_scheduled(worker_app, Q)
+    run_jobs()
+    assert balances(wsession, shop) == {"51": 40, "52": 20}
+
+
+def test_a_5xx_goes_to_rqs_retry_and_the_rerun_changes_nothing_twice(wsession, run_jobs, worker_app, shop, api):
+    first, _ = pages()
+    api.answer("LojalOrders", orders_page(first, next_cursor="cursor-1", count=3, requested=10, available=1990),
+               httpx.Response(503))
+    job = shopify_sync.enqueue_backfill(shop.id)
+    run_jobs()
+    assert fetch(worker_app, job.id).get_status() == "scheduled"  # RQ's back-off, same slice again
+    api.answer("LojalOrders", orders_page(first, next_cursor="cursor-1"), orders_page([], next_cursor=None))
+    release_scheduled(worker_app, Q)
+    run_jobs()
+    assert balances(wsession, shop) == {"51": 10, "52": 20}
+    assert wsession.query(LedgerEntry).filter_by(shop_id=shop.id, kind="earn").count() == 2
+
+
+def test_a_long_history_is_cut_into_slices(wsession, run_jobs, worker_app, shop, api, monkeypatch):
+    monkeypatch.setattr(shopify_sync, "PAGES_PER_JOB", 1)
+    first, second = pages()
+    api.answer("LojalOrders", orders_page(first, next_cursor="cursor-1"), orders_page(second, next_cursor=None))
+    shopify_sync.enqueue_backfill(shop.id)
+    run_jobs()
+    [later] = scheduled_jobs(worker_app, Q)
+    assert_delay(worker_app, Q, later, 0)  # no wait: just a new slice
+    release_scheduled(worker_app, Q)
+    run_jobs()
+    assert wsession.query(Order).filter_by(shop_id=shop.id).count() == 3
+
+
+def test_an_uninstalled_shop_is_not_synced(wsession, run_jobs, worker_app, shop, api):
+    shop.status = "uninstalled"
+    wsession.commit()
+    job = shopify_sync.enqueue_backfill(shop.id)
+    run_jobs()
+    assert fetch(worker_app, job.id).return_value() == "skipped" and api.calls == []
+
+
+def test_reconcile_all_enqueues_one_job_per_active_synced_shopify_shop(wsession, worker_app, shop, make_other):
+    shop.orders_synced_at = datetime.now(UTC) - timedelta(hours=1)
+    never_synced = make_other()
+    gone = make_other(orders_synced_at=datetime.now(UTC), status="uninstalled")
+    wsession.commit()
+    shopify_sync.reconcile_all_shops()
+    enqueued = {job.args[0] for job in queue(Q, worker_app).get_jobs()
+                if job.func_name == "jobs.shopify_sync.reconcile_orders"}
+    assert shop.id in enqueued and never_synced.id not in enqueued and gone.id not in enqueued
+    queue(Q, worker_app).empty()  # other tests' shops: not this test's business
+
+
+def test_reconcile_job_catches_up_a_missed_order(wsession, run_jobs, worker_app, shop, api):
+    shop.orders_synced_at = datetime.now(UTC) - timedelta(hours=1)
+    wsession.commit()
+    placed = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    api.answer("LojalOrders", orders_page([order_node(8101, customer_id=61, subtotal="25.00", created=placed)],
+                                          next_cursor=None))
+    job = shopify_sync.enqueue_reconcile(shop.id)
+    run_jobs()
+    assert fetch(worker_app, job.id).return_value() == "done"
+    assert balances(wsession, shop) == {"61": 25}
+
+
+def test_revoked_access_stops_the_sync_without_retries(wsession, run_jobs, worker_app, shop, api):
+    api.answer("LojalOrders", httpx.Response(401, text=""))
+    job = shopify_sync.enqueue_backfill(shop.id)
+    run_jobs()
+    assert fetch(worker_app, job.id).return_value() == "failed"
+    assert scheduled_jobs(worker_app, Q) == []
