@@ -43,6 +43,7 @@ class ConfigSchema(Schema):
     SHOPIFY_API_VERSION = fields.String(load_default="2026-07", validate=validate.Regexp(r"^\d{4}-(01|04|07|10)$", error="must be a quarterly version like 2026-07"))
     SMTP_URL = fields.String(load_default=None, validate=_url_with_scheme("smtp", "smtps", "smtp+starttls"))
     MAIL_FROM = fields.String(load_default="Lojal <no-reply@localhost>")
+    WOOCOMMERCE_ALLOW_HTTP = fields.Boolean(load_default=False)  # development stores on plain http only
     LOG_LEVEL = fields.String(load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
     MAX_CONTENT_LENGTH = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1024))
     JOB_TIMEOUT = fields.Integer(load_default=300, validate=validate.Range(min=1))

@@ -39,6 +39,8 @@ class Shop(db.Model):
     token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     widget_secret_enc: Mapped[str | None] = mapped_column(Text)
     webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
+    # WooCommerce: the consumer secret (the consumer key is in access_token_enc).
+    api_secret_enc: Mapped[str | None] = mapped_column(Text)
     # Program settings; validated and defaulted by app.loyalty.program.ProgramSettings.
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}", default=dict)
     installed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,48 @@
+"""The WooCommerce REST v3 client (the `woocommerce` package), with errors sorted into retry / give up."""
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from woocommerce import API
+
+from app.crypto import token_cipher
+from app.models import Shop
+from integrations.base import PermanentPlatformError, TransientPlatformError
+
+TIMEOUT_SECONDS = 15
+
+
+class StoreDisconnected(PermanentPlatformError):
+    """The store answered 401: our keys were revoked. The shop must be marked disconnected."""
+
+
+def store_api(shop: Shop) -> API:
+    if not shop.access_token_enc or not shop.api_secret_enc:
+        raise StoreDisconnected(f"shop {shop.id} has no WooCommerce keys")
+    return API(url=shop.domain, consumer_key=token_cipher.decrypt(shop.access_token_enc),
+               consumer_secret=token_cipher.decrypt(shop.api_secret_enc), version="wc/v3", timeout=TIMEOUT_SECONDS)
+
+
+def call(shop: Shop, method: str, endpoint: str, data: dict | None = None, params: dict | None = None) -> Any:
+    """One REST call; returns the decoded JSON. 401 -> StoreDisconnected, 429/5xx/network -> Transient."""
+    api = store_api(shop)
+    try:
+        if method == "get":
+            response = api.get(endpoint, params=params or {})
+        elif method == "delete":
+            response = api.delete(endpoint, params=params or {})
+        else:
+            response = getattr(api, method)(endpoint, data or {})
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientPlatformError(f"WooCommerce {method.upper()} {endpoint}: {type(exc).__name__}") from None
+    status = response.status_code
+    if status == 401:
+        raise StoreDisconnected(f"WooCommerce answered 401 to {method.upper()} {endpoint}: keys revoked")
+    if status == 429 or status >= 500:
+        retry_after = response.headers.get("Retry-After")
+        raise TransientPlatformError(f"WooCommerce answered {status} to {method.upper()} {endpoint}",
+                                     retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None)
+    if status >= 400:
+        raise PermanentPlatformError(f"WooCommerce answered {status} to {method.upper()} {endpoint}: {response.text[:300]}")
+    return response.json() if response.content else None

@@ -1,0 +1,44 @@
+"""Store URLs: validated before any redirect or outbound call (no SSRF, no open redirect)."""
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+# Host names that never name a public store.
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home", ".corp", ".localdomain")
+
+
+def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | None:
+    """The normalised store URL (`https://host[:port][/path]`, no trailing slash), or None.
+
+    Refused: other schemes (http only with allow_http, for local development), userinfo,
+    query or fragment, IP literals, localhost and private-network names, non-ASCII hosts.
+    """
+    if not value or not isinstance(value, str) or not value.isascii() or len(value) > 512:
+        return None
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    schemes = ("https", "http") if allow_http else ("https",)
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme not in schemes or not host or parts.username is not None or parts.password is not None:
+        return None
+    if parts.query or parts.fragment or "\\" in value or "@" in parts.netloc:
+        return None
+    if not allow_http and (_is_ip_literal(host) or host == "localhost" or host.endswith(_LOCAL_SUFFIXES)
+                           or "." not in host):
+        return None
+    netloc = host if port is None else f"{host}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    # Integer and hex forms some resolvers accept as IPv4 (e.g. 2130706433, 0x7f000001).
+    return host.isdigit() or host.lower().startswith("0x")
