@@ -1,7 +1,9 @@
-"""After a Shopify install: subscribe the shop to every webhook topic Lojal follows."""
+"""After a Shopify install: learn the shop's name, currency and timezone, and subscribe it
+to every webhook topic Lojal follows."""
 from __future__ import annotations
 
 import logging
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 
@@ -23,6 +25,9 @@ mutation webhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $webhookSu
   }
 }
 """
+
+
+SHOP_DETAILS = "query shopDetails { shop { name currencyCode ianaTimezone } }"
 
 
 def graphql_topic(topic: str) -> str:
@@ -61,3 +66,23 @@ def subscribe_webhooks(shop_id: int) -> str:
         raise PermanentPlatformError(f"shop {shop_id}: webhook subscriptions refused: {' | '.join(refused)}")
     log.info("shopify webhooks subscribed", extra={"shop_id": shop_id})
     return "subscribed"
+
+
+@app_job
+def fetch_shop_details(shop_id: int) -> str:
+    """Name, currency and timezone: codes are in the shop's currency, birthdays and expiry
+    dates are computed in its timezone."""
+    session = db.session
+    shop = session.get(Shop, shop_id)
+    if shop is None or shop.platform != PLATFORM or shop.status != "active":
+        return "skipped"
+    details = admin_graphql(shop.domain, current_access_token(session, shop), SHOP_DETAILS)["shop"]
+    try:
+        ZoneInfo(details["ianaTimezone"])
+    except (ZoneInfoNotFoundError, ValueError, KeyError, TypeError):
+        raise PermanentPlatformError(f"shop {shop_id}: unknown timezone {details.get('ianaTimezone')!r}") from None
+    shop.name = details["name"][:255]
+    shop.currency = details["currencyCode"][:3]
+    shop.timezone = details["ianaTimezone"]
+    session.commit()
+    return "updated"

@@ -55,6 +55,7 @@ def post_install(session: Session, domain: str, access_token: str, *, refresh_to
         create_default_program(session, shop.id)
     session.commit()
     log.info("shopify shop installed", extra={"shop_id": shop.id})
+    enqueue("jobs.shopify_install.fetch_shop_details", shop.id, queue_name="maintenance")
     enqueue("jobs.shopify_install.subscribe_webhooks", shop.id, queue_name="maintenance")
     enqueue_backfill(shop.id)  # rate-limited per shop, like every Admin API job
     return shop

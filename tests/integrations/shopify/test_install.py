@@ -17,7 +17,7 @@ from app.extensions import db
 from app.models import EarnRule, Reward, Shop
 from integrations.base import PermanentPlatformError
 from integrations.shopify.install import WEBHOOK_TOPICS, post_install
-from jobs.shopify_install import subscribe_webhooks
+from jobs.shopify_install import fetch_shop_details, subscribe_webhooks
 from tests.shopify_install_support import (  # noqa: F401  (fixtures)
     _empty_maintenance_queue, enqueued, new_domain, sapp, ssession,
 )
@@ -155,3 +155,30 @@ def test_an_uninstalled_shop_is_skipped(ssession, installed):
         route = respx.post(graphql_url(installed.domain))
         assert subscribe_webhooks(installed.id) == "skipped"
     assert route.call_count == 0
+
+
+
+def _details(name="Nordlys Sko", currency="NOK", tz="Europe/Oslo") -> dict:
+    return {"data": {"shop": {"name": name, "currencyCode": currency, "ianaTimezone": tz}}}
+
+
+def test_shop_details_come_from_shopify(ssession, installed):
+    with respx.mock:
+        respx.post(graphql_url(installed.domain)).mock(return_value=httpx.Response(200, json=_details()))
+        assert fetch_shop_details(installed.id) == "updated"
+    ssession.expire_all()
+    shop = ssession.get(Shop, installed.id)
+    assert (shop.name, shop.currency, shop.timezone) == ("Nordlys Sko", "NOK", "Europe/Oslo")
+
+
+def test_an_unknown_timezone_is_refused_and_changes_nothing(ssession, installed):
+    with respx.mock:
+        respx.post(graphql_url(installed.domain)).mock(return_value=httpx.Response(200, json=_details(tz="Mars/Olympus")))
+        with pytest.raises(PermanentPlatformError, match="unknown timezone"):
+            fetch_shop_details(installed.id)
+    ssession.expire_all()
+    assert ssession.get(Shop, installed.id).timezone == "UTC"
+
+
+def test_post_install_asks_for_the_shop_details(sapp, installed):
+    assert enqueued(sapp, "jobs.shopify_install.fetch_shop_details", installed.id) == 1
