@@ -95,6 +95,63 @@ def shops_connect_shopify(domain: str, token: str) -> None:
     click.echo(f"connected {shop.domain} (shop id {shop.id}); webhook subscription and backfill enqueued")
 
 
+@shops_connect_group.command("woocommerce")
+@click.argument("url")
+@click.option("--key", prompt="Consumer key", hide_input=True,
+              help="A REST API consumer key with read_write permissions (prompted, hidden, when omitted).")
+@click.option("--secret", prompt="Consumer secret", hide_input=True,
+              help="The key's consumer secret (prompted, hidden, when omitted).")
+@with_appcontext
+def shops_connect_woocommerce(url: str, key: str, secret: str) -> None:
+    """Connect the store at URL with REST API keys made in WooCommerce > Settings > Advanced:
+    the same post-connect as the key exchange (keys encrypted, program, webhooks, backfill)."""
+    from datetime import UTC, datetime
+
+    from app.extensions import db
+    from integrations.woocommerce.connect import connect_store
+    from integrations.woocommerce.urls import valid_store_url
+
+    store_url = valid_store_url(url, allow_http=bool(current_app.config.get("WOOCOMMERCE_ALLOW_HTTP")))
+    if store_url is None:
+        raise click.BadParameter("must be the store's public https address, e.g. https://shop.example.com",
+                                 param_hint="URL")
+    for value, hint in ((key, "--key"), (secret, "--secret")):
+        if not value.strip():
+            raise click.BadParameter("must not be empty", param_hint=hint)
+    shop = connect_store(db.session, store_url, key.strip(), secret.strip(), now=datetime.now(UTC))
+    click.echo(f"connected {shop.domain} (shop id {shop.id}, uid {shop.uid}); "
+               "key check, webhooks and backfill enqueued")
+
+
+@shops_group.command("disconnect")
+@click.argument("shop_uid")
+@with_appcontext
+def shops_disconnect(shop_uid: str) -> None:
+    """Disconnect a WooCommerce store: delete Lojal's webhooks in it and drop its API keys.
+    Customers, orders and the ledger are kept (reconnecting picks them up again)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Shop
+    from integrations.base import TransientPlatformError
+    from integrations.woocommerce.upkeep import disconnect
+
+    shop = db.session.scalar(select(Shop).where(Shop.uid == shop_uid))
+    if shop is None:
+        raise click.BadParameter("no shop with this uid", param_hint="SHOP_UID")
+    if shop.platform != "woocommerce":
+        # A Shopify shop is disconnected by uninstalling the app in the Shopify admin.
+        raise click.BadParameter(f"shop {shop_uid} is a {shop.platform} shop; only WooCommerce stores are "
+                                 "disconnected here", param_hint="SHOP_UID")
+    try:
+        deleted = disconnect(db.session, shop, actor="cli")
+    except TransientPlatformError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"the store did not answer ({exc}); nothing changed, try again") from None
+    db.session.commit()
+    click.echo(f"disconnected {shop.domain} (shop {shop_uid}): {deleted} webhooks deleted, keys dropped, data kept")
+
+
 @click.group("keys")
 def keys_group() -> None:
     """Encryption keys for secrets at rest (TOKEN_ENCRYPTION_KEYS)."""
@@ -111,7 +168,8 @@ def keys_rotate() -> None:
     from app.extensions import db
     from app.models import Shop
 
-    secret_columns = ("access_token_enc", "refresh_token_enc", "widget_secret_enc", "webhook_secret_enc")
+    secret_columns = ("access_token_enc", "refresh_token_enc", "widget_secret_enc", "webhook_secret_enc",
+                      "api_secret_enc")
     # Rows are locked so a token refresh committed meanwhile is not overwritten with the
     # re-encrypted old token; one transaction, so a failure leaves every row as it was.
     shops = db.session.scalars(select(Shop).order_by(Shop.id).with_for_update()).all()

@@ -4,10 +4,12 @@ from __future__ import annotations
 from integrations.base import PlatformAdapter
 from integrations.demo import DemoAdapter
 from integrations.shopify import ShopifyAdapter
+from integrations.woocommerce import WooCommerceAdapter
 
 ADAPTERS: dict[str, PlatformAdapter] = {
     "demo": DemoAdapter(),
     "shopify": ShopifyAdapter(),
+    "woocommerce": WooCommerceAdapter(),
 }
 
 

@@ -11,6 +11,8 @@ from app.loyalty import redemptions
 from app.models import Redemption, Shop, get_for_shop
 from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.registry import adapter_for
+from integrations.woocommerce.client import StoreDisconnected
+from integrations.woocommerce.upkeep import mark_disconnected
 from jobs.context import app_job, is_final_attempt
 from jobs.dispatch import dispatch
 from jobs.queues import enqueue_in, platform_api_limit
@@ -40,6 +42,9 @@ def issue_discount(shop_id: int, redemption_id: int, throttle_waits: int = 0) ->
     except PermanentPlatformError as exc:
         session.rollback()
         redemptions.fail_redemption(session, shop_id, redemption_id, str(exc)[:500], now)
+        if isinstance(exc, StoreDisconnected):
+            # The merchant revoked our WooCommerce keys: no job can reach the store any more.
+            mark_disconnected(session, shop_id, str(exc))
         session.commit()
         return "failed"
     except TransientPlatformError as exc:

@@ -8,13 +8,14 @@ from sqlalchemy.orm import Session
 from app.loyalty import actions, orders, privacy
 from app.loyalty.events import (
     AppUninstalled, CustomActionCompleted, CustomerDataRequest, CustomerRedact, CustomerUpserted, OrderCancelled,
-    OrderFulfilled, OrderPaid, OrderRefunded, Outcome, ShopRedact,
+    OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, Outcome, ShopRedact,
 )
 
 HANDLERS: dict[type, Callable[[Session, int, object], Outcome]] = {
     OrderPaid: orders.apply_order_paid,
     OrderFulfilled: orders.apply_order_fulfilled,
     OrderCancelled: orders.apply_order_cancelled,
+    OrderRestored: orders.apply_order_restored,
     OrderRefunded: orders.apply_order_refunded,
     CustomerUpserted: actions.apply_customer_upserted,
     CustomActionCompleted: actions.apply_custom_action,

@@ -59,6 +59,16 @@ class OrderCancelled:
 
 
 @dataclass(frozen=True)
+class OrderRestored:
+    """A cancelled order is live again (WooCommerce: restored from the trash, or moved from
+    cancelled back to an earning status). It earns again unless the cancellation is newer."""
+
+    platform_order_id: str
+    occurred_at: datetime  # the platform's modification time of the restored order
+    order: OrderSnapshot | None = None
+
+
+@dataclass(frozen=True)
 class OrderRefunded:
     platform_order_id: str
     platform_refund_id: str
@@ -113,7 +123,7 @@ class AppUninstalled:
 
 
 DomainEvent = (
-    OrderPaid | OrderFulfilled | OrderCancelled | OrderRefunded | CustomerUpserted
+    OrderPaid | OrderFulfilled | OrderCancelled | OrderRestored | OrderRefunded | CustomerUpserted
     | CustomActionCompleted | CustomerRedact | CustomerDataRequest | ShopRedact | AppUninstalled
 )
 

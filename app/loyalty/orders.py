@@ -1,25 +1,35 @@
-"""Orders earn points; refunds and cancellations take them back.
+"""Orders earn points; refunds and cancellations take them back; a restored order earns again.
 
 Every order event takes a transaction-scoped advisory lock on (shop, platform order id)
 first, then the customer row: events about one order apply one at a time, in any arrival
 order, and replays find their ledger keys already used.
+
+Restorations: a cancelled order can come back (WooCommerce's trash, or a status moved from
+cancelled back to processing). Its points are then granted again as a new *generation*
+under new ledger keys: generation 0 uses `order:{id}:earn`, `order:{id}:reverse:{n}`,
+`order:{id}:release`; generation g >= 1 uses `order:{id}:r{g}:earn`, ... The generation is
+derived from the append-only ledger (how many `earn` entries the order has), so it needs no
+extra column and only ever grows: a replayed restoration finds the order no longer
+cancelled, and a replayed earn finds its key used.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.loyalty import referrals, tiers
 from app.loyalty.customers import find_by_email, upsert_customer
-from app.loyalty.events import OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot, Outcome
+from app.loyalty.events import (
+    OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot, Outcome,
+)
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Customer, EarnRule, Order, OrderRefund, Shop, Tier, for_shop, get_for_shop
+from app.models import Customer, EarnRule, LedgerEntry, Order, OrderRefund, Shop, Tier, for_shop, get_for_shop
 
 
 def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
@@ -76,6 +86,10 @@ def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled)
     shop, settings = _shop(session, shop_id)
     _lock_order(session, shop_id, event.platform_order_id)
     order = _find_order(session, shop_id, event.platform_order_id)
+    if order is not None and _older_than_applied(event.order, order):
+        # A late delivery from before a newer state we already applied (e.g. the order was
+        # cancelled, then restored, and the cancellation arrives last).
+        return Outcome(status="noop")
     if order is None:
         # Cancelled before we saw it: keep a row so a late "paid" does not earn.
         snapshot = event.order or OrderSnapshot(event.platform_order_id, shop.currency, Decimal("0"), Decimal("0"))
@@ -84,6 +98,9 @@ def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled)
     # account that never claimed it).
     customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
     if order.status == "cancelled":
+        # Keep the newest cancellation time: a restoration older than it must not undo it.
+        if order.cancelled_at is None or event.occurred_at > order.cancelled_at:
+            order.cancelled_at = event.occurred_at
         return Outcome(status="noop")
     if order.paid_at is not None and customer is not None:
         _count_sale(session, shop_id, customer, order, sign=-1)
@@ -94,6 +111,39 @@ def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled)
     elif customer is not None:
         _sync_reversal(session, settings, order, customer, event.occurred_at)
     return Outcome()
+
+
+def apply_order_restored(session: Session, shop_id: int, event: OrderRestored) -> Outcome:
+    """Un-cancel an order and grant its points again (a new generation, new ledger keys)."""
+    shop, settings = _shop(session, shop_id)
+    _lock_order(session, shop_id, event.platform_order_id)
+    order = _find_order(session, shop_id, event.platform_order_id)
+    if order is None or order.status != "cancelled":
+        return Outcome(status="noop")  # nothing to restore; a sale event records and earns it
+    if order.cancelled_at is not None and event.occurred_at <= order.cancelled_at:
+        return Outcome(status="noop")  # the cancellation is the newer state
+    customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
+    order.status = "fulfilled" if order.fulfilled_at else "paid" if order.paid_at else "open"
+    order.cancelled_at = None
+    # The previous generation was taken back in full by the cancellation; start a new one.
+    # (An order imported as history and voided stays countable here too: its restoration is
+    # a live event.)
+    order.points_status = "none"
+    order.points_earned = 0
+    order.points_reversed = 0
+    order.pending_until = None
+    if event.order is not None:
+        _record_order(session, shop_id, settings, event.order, customer)  # amounts as restored
+    if order.platform_updated_at is None or event.occurred_at > order.platform_updated_at:
+        order.platform_updated_at = event.occurred_at
+    if order.paid_at is not None and customer is not None:
+        _count_sale(session, shop_id, customer, order)
+    outcome = Outcome()
+    if _award_due(settings, order):
+        outcome.intents += _award(session, shop, settings, order, customer, event.occurred_at)
+    if customer is not None:
+        outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, event.occurred_at)
+    return outcome
 
 
 def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -> Outcome:
@@ -142,7 +192,8 @@ def release_pending_points(session: Session, shop_id: int, now: datetime, limit:
             continue
         customer = lock_customer(session, shop_id, order.customer_id)
         amount = order.points_earned - order.points_reversed
-        post_entry(session, customer, kind="release", key=f"order:{order.id}:release", now=now,
+        key = f"{_points_key_prefix(session, order, customer, new_generation=False)}:release"
+        post_entry(session, customer, kind="release", key=key, now=now,
                    points=amount, pending_delta=-amount, source="order", order_id=order.id)
         order.points_status = "awarded"
         outcome.intents += _after_points_awarded(session, shop, settings, customer, order, now)
@@ -284,7 +335,7 @@ def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order
     order.points_earned = points
     details = {"eligible_amount": str(order.eligible_amount), "rate": str(rate), "multiplier": str(multiplier),
                "bonus": order.bonus_points}
-    key = f"order:{order.id}:earn"
+    key = f"{_points_key_prefix(session, order, customer, new_generation=True)}:earn"
     if settings.pending_days > 0:
         order.points_status = "pending"
         order.pending_until = at + timedelta(days=settings.pending_days)
@@ -320,7 +371,7 @@ def _sync_reversal(session: Session, settings: ProgramSettings, order: Order, cu
     delta = target - order.points_reversed
     if delta <= 0:
         return
-    key = f"order:{order.id}:reverse:{target}"
+    key = f"{_points_key_prefix(session, order, customer, new_generation=False)}:reverse:{target}"
     details = {"refunded_amount": str(order.refunded_amount), "cancelled": order.status == "cancelled"}
     if order.points_status == "pending":
         post_entry(session, customer, kind="reverse", key=key, now=at, pending_delta=-delta, source="order",
@@ -332,6 +383,26 @@ def _sync_reversal(session: Session, settings: ProgramSettings, order: Order, cu
         post_entry(session, customer, kind="reverse", key=key, now=at, points=-taken, uncollected=delta - taken,
                    source="order", order_id=order.id, details=details)
     order.points_reversed = target
+
+
+def _older_than_applied(snapshot: OrderSnapshot | None, order: Order) -> bool:
+    return (snapshot is not None and snapshot.updated_at is not None and order.platform_updated_at is not None
+            and snapshot.updated_at < order.platform_updated_at)
+
+
+def _points_key_prefix(session: Session, order: Order, customer: Customer, *, new_generation: bool) -> str:
+    """`order:{id}` for the first grant of an order's points, `order:{id}:r{g}` after restorations.
+
+    The generation is the number of earn entries the order already has (the current one, or
+    the next one when granting). Counted within the customer's entries (indexed).
+    """
+    earned = session.scalar(
+        select(func.count()).select_from(LedgerEntry).where(
+            LedgerEntry.shop_id == order.shop_id, LedgerEntry.customer_id == customer.id,
+            LedgerEntry.order_id == order.id, LedgerEntry.kind == "earn")
+    ) or 0
+    generation = earned if new_generation else max(earned - 1, 0)
+    return f"order:{order.id}" if generation == 0 else f"order:{order.id}:r{generation}"
 
 
 def _active_rule(session: Session, shop_id: int, kind: str) -> EarnRule | None:

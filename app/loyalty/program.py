@@ -29,6 +29,9 @@ class ProgramSettings:
     # Which Shopify topic counts as the sale: orders/paid, or orders/create when its
     # financial_status is already "paid" (the other topic is then ignored for that shop).
     shopify_order_topic: str = "orders/paid"
+    # The WooCommerce order status at which an order earns: processing (paid, not yet
+    # shipped) or completed (fulfilled). Earlier statuses earn nothing yet.
+    woocommerce_earn_status: str = "completed"
 
     def round_points(self, value: Decimal) -> int:
         return int(value.to_integral_value(rounding=ROUNDING[self.rounding]))
@@ -48,6 +51,7 @@ class ProgramSettingsSchema(Schema):
     guest_claim_days = fields.Integer(validate=validate.Range(min=0, max=365))
     backfill_points = fields.Boolean()
     shopify_order_topic = fields.String(validate=validate.OneOf(["orders/paid", "orders/create"]))
+    woocommerce_earn_status = fields.String(validate=validate.OneOf(["processing", "completed"]))
 
     @post_load
     def _to_settings(self, data: dict, **_) -> ProgramSettings:

@@ -26,6 +26,13 @@ def store_api(shop: Shop) -> API:
 
 def call(shop: Shop, method: str, endpoint: str, data: dict | None = None, params: dict | None = None) -> Any:
     """One REST call; returns the decoded JSON. 401 -> StoreDisconnected, 429/5xx/network -> Transient."""
+    response = call_response(shop, method, endpoint, data, params)
+    return response.json() if response.content else None
+
+
+def call_response(shop: Shop, method: str, endpoint: str, data: dict | None = None,
+                  params: dict | None = None) -> requests.Response:
+    """As `call`, but the successful response itself (listings need X-WP-Total / X-WP-TotalPages)."""
     api = store_api(shop)
     try:
         if method == "get":
@@ -45,4 +52,4 @@ def call(shop: Shop, method: str, endpoint: str, data: dict | None = None, param
                                      retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None)
     if status >= 400:
         raise PermanentPlatformError(f"WooCommerce answered {status} to {method.upper()} {endpoint}: {response.text[:300]}")
-    return response.json() if response.content else None
+    return response

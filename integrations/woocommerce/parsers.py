@@ -1,0 +1,217 @@
+"""WooCommerce webhook payloads (REST v3 JSON) -> domain events, through an explicit topic table.
+
+WooCommerce sends the whole order on every save (`order.created`, `order.updated`,
+`order.restored`), so one payload is read as a *state*, and the order status machine lives
+here and in the domain's idempotency:
+- the order earns when its status reaches the shop's `woocommerce_earn_status`
+  (`completed`, or `processing` which also counts `completed`): OrderPaid, which is a no-op
+  once the order has earned, so an order saved as completed five times earns once;
+- `cancelled`, `failed`, `trash` and `refunded`, and `order.deleted`, take back what it
+  earned: OrderCancelled (a refunded status reverses everything, whatever `refunds[]` says);
+- every `refunds[]` item becomes one OrderRefunded (its id is the refund id, its negative
+  total the positive amount): proportional, once per refund, parked if the order is not
+  known yet (a refund before completed);
+- an earning status also carries OrderRestored first: a no-op unless the order is cancelled
+  in our books *before* this payload's `date_modified_gmt` (restored from the trash, or
+  moved from cancelled back to processing), in which case it earns again.
+`date_modified_gmt` is each snapshot's `updated_at` and each event's time, so a stale
+payload delivered late cannot roll a newer state back.
+
+Registered shoppers are matched by `customer_id`; the order's billing details are the
+order's (a gift, a company address), so they never overwrite the account's profile — the
+customer topics own it. Guests (`customer_id` 0) are matched by billing email.
+Amounts are strings in the order's currency and become Decimal; `line_items[].total` is after
+discounts and before tax, so their sum is the subtotal the `subtotal` earn basis means.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from app.loyalty.events import (
+    CustomerInfo, CustomerUpserted, OrderCancelled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot,
+)
+from app.loyalty.program import ProgramSettings, program_settings
+from app.models import Shop
+from integrations.base import MalformedPayload, UnknownTopic
+
+REFERRAL_META_KEY = "lojal_ref"
+# Referral codes are 12 symbols; anything unlike one is shopper-typed noise, not a code.
+_REFERRAL_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
+# Our own annotation on stored deliveries (set by the webhook route): when we received it.
+# `order.deleted` carries only `{"id": N}`, so this is the only time it has.
+RECEIVED_AT_HEADER = "x-lojal-received-at"
+
+REVERSING_STATUSES = frozenset({"cancelled", "failed", "trash", "refunded"})
+EARNING_STATUSES = {
+    "completed": frozenset({"completed"}),
+    "processing": frozenset({"processing", "completed"}),
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    shop: Shop
+    settings: ProgramSettings
+    payload: Mapping[str, Any]
+    received_at: datetime | None
+
+
+# --- field helpers ----------------------------------------------------------------------
+
+def parse_time(value: Any) -> datetime | None:
+    """WooCommerce's `*_gmt` times come without an offset ("2026-03-01T10:00:00"): they are UTC."""
+    if value in (None, ""):
+        return None
+    parsed = datetime.fromisoformat(str(value))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _id(value: Any) -> str:
+    if value is None or isinstance(value, bool) or str(value).strip() in ("", "0"):
+        raise ValueError("missing id")
+    return str(value).strip()
+
+
+def _money(value: Any, default: str | None = None) -> Decimal:
+    if value in (None, ""):
+        if default is None:
+            raise KeyError("amount")
+        value = default
+    amount = Decimal(str(value))
+    if not amount.is_finite():
+        raise ValueError(f"{value!r} is not a number")
+    return amount
+
+
+def _modified_at(d: Delivery) -> datetime:
+    """The payload's own modification time: the event time and the staleness guard."""
+    at = parse_time(d.payload.get("date_modified_gmt")) or parse_time(d.payload.get("date_created_gmt"))
+    if at is None:
+        raise KeyError("date_modified_gmt")
+    return at
+
+
+def _meta(payload: Mapping[str, Any], key: str) -> Any:
+    for item in payload.get("meta_data") or []:
+        if isinstance(item, Mapping) and item.get("key") == key:
+            return item.get("value")
+    return None
+
+
+def _referral_code(payload: Mapping[str, Any]) -> str | None:
+    value = str(_meta(payload, REFERRAL_META_KEY) or "").strip()
+    return value if _REFERRAL_CODE.fullmatch(value) else None
+
+
+def _customer_id(payload: Mapping[str, Any]) -> str | None:
+    raw = payload.get("customer_id")
+    return None if raw in (None, "", 0, "0") else _id(raw)
+
+
+def _order(d: Delivery) -> OrderSnapshot:
+    p = d.payload
+    billing = p.get("billing") or {}
+    customer_id = _customer_id(p)
+    return OrderSnapshot(
+        platform_order_id=_id(p["id"]),
+        currency=p.get("currency") or d.shop.currency,
+        subtotal=sum((_money(item.get("total"), "0") for item in p.get("line_items") or []), Decimal("0")),
+        total=_money(p.get("total")),
+        total_tax=_money(p.get("total_tax"), "0"),
+        total_shipping=_money(p.get("shipping_total"), "0"),
+        customer=CustomerInfo(platform_customer_id=customer_id) if customer_id else None,
+        email=billing.get("email") or None,
+        order_number=str(p.get("number") or p["id"]),
+        placed_at=parse_time(p.get("date_created_gmt")),
+        updated_at=_modified_at(d),
+        referral_code=_referral_code(p),
+    )
+
+
+def _refunds(d: Delivery, order_id: str, at: datetime) -> list:
+    events = []
+    for refund in d.payload.get("refunds") or []:
+        amount = abs(_money(refund.get("total")))  # WooCommerce lists refunds with negative totals
+        if amount:
+            events.append(OrderRefunded(order_id, _id(refund.get("id")), amount, at))
+    return events
+
+
+# --- one parser per topic ---------------------------------------------------------------
+
+def _order_saved(d: Delivery) -> list:
+    """order.created / order.updated / order.restored: the order's current state."""
+    snapshot = _order(d)
+    at = snapshot.updated_at
+    status = str(d.payload.get("status") or "")
+    events: list = []
+    if status in REVERSING_STATUSES:
+        events.append(OrderCancelled(snapshot.platform_order_id, at, snapshot))
+    elif status in EARNING_STATUSES[d.settings.woocommerce_earn_status]:
+        events += [OrderRestored(snapshot.platform_order_id, at, snapshot), OrderPaid(snapshot, at)]
+    # pending, on-hold, checkout-draft (and processing when earning on completed): nothing yet.
+    return events + _refunds(d, snapshot.platform_order_id, at)
+
+
+def _order_deleted(d: Delivery) -> list:
+    # The payload is only `{"id": N}` (deleted for good or moved to the trash).
+    at = parse_time(d.payload.get("date_modified_gmt")) or d.received_at or datetime.now(UTC)
+    return [OrderCancelled(_id(d.payload["id"]), at)]
+
+
+def _customer(d: Delivery) -> CustomerInfo:
+    p = d.payload
+    billing = p.get("billing") or {}
+    return CustomerInfo(
+        platform_customer_id=_id(p["id"]),
+        email=p.get("email") or billing.get("email") or None,
+        first_name=p.get("first_name") or None,
+        last_name=p.get("last_name") or None,
+        phone=billing.get("phone") or None,
+        updated_at=_modified_at(d),
+    )
+
+
+def _customer_created(d: Delivery) -> list:
+    info = _customer(d)
+    return [CustomerUpserted(info, parse_time(d.payload.get("date_created_gmt")) or info.updated_at,
+                             account_created=True, referral_code=_referral_code(d.payload))]
+
+
+def _customer_updated(d: Delivery) -> list:
+    info = _customer(d)
+    return [CustomerUpserted(info, info.updated_at, account_created=False)]
+
+
+PARSERS: dict[str, Callable[[Delivery], list]] = {
+    "order.created": _order_saved,
+    "order.updated": _order_saved,
+    "order.restored": _order_saved,
+    "order.deleted": _order_deleted,
+    "customer.created": _customer_created,
+    "customer.updated": _customer_updated,
+}
+
+
+def parse_event(shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
+    """Domain events for one stored WooCommerce webhook (possibly none)."""
+    parser = PARSERS.get(topic)
+    if parser is None:
+        raise UnknownTopic(f"WooCommerce topic {topic!r} is not handled")
+    if not isinstance(payload, Mapping):
+        raise MalformedPayload(f"WooCommerce {topic} payload is not a JSON object")
+    lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
+    try:
+        received_at = parse_time(lowered.get(RECEIVED_AT_HEADER))
+    except ValueError:
+        received_at = None
+    delivery = Delivery(shop, program_settings(shop), payload, received_at)
+    try:
+        return parser(delivery)
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+        raise MalformedPayload(f"WooCommerce {topic} payload is malformed: {exc!r}") from exc

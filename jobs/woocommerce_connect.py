@@ -1,0 +1,39 @@
+"""After a WooCommerce store connects: prove the keys work, create our webhooks, start the backfill."""
+from __future__ import annotations
+
+import logging
+
+from app.extensions import db
+from app.models import Shop
+from integrations.woocommerce.client import StoreDisconnected, call
+from integrations.woocommerce.connect import PLATFORM
+from integrations.woocommerce.upkeep import ensure_webhooks, mark_disconnected
+from jobs.context import app_job
+from jobs.queues import enqueue, platform_api_limit
+
+log = logging.getLogger(__name__)
+
+
+@app_job
+def after_connect(shop_id: int) -> str:
+    session = db.session
+    shop = session.get(Shop, shop_id)
+    if shop is None or shop.platform != PLATFORM or shop.status != "active":
+        return "skipped"
+    try:
+        # The cheapest authenticated read: a 401 here means the keys do not work.
+        call(shop, "get", "orders", params={"per_page": 1})
+        # Creates the topics that have no active webhook of ours yet (a reconnect, a retry
+        # after a transient failure): re-running never duplicates them.
+        repair = ensure_webhooks(shop)
+    except StoreDisconnected as exc:
+        session.rollback()
+        mark_disconnected(session, shop_id, str(exc))
+        session.commit()
+        return "disconnected"
+    # Transient errors (429, 5xx, network) propagate above: RQ retries the whole job.
+    session.rollback()  # nothing to write: end the read transaction before enqueuing
+    enqueue("jobs.woocommerce_sync.backfill_orders", shop_id, queue_name="maintenance",
+            rate_limit=platform_api_limit(shop_id))
+    log.info("woocommerce store set up", extra={"shop_id": shop_id, "webhooks_created": repair.created})
+    return "connected"

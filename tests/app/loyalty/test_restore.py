@@ -1,0 +1,168 @@
+"""A cancelled order restored (WooCommerce trash/untrash, or cancelled -> processing) earns
+again under new ledger keys; stale restorations and stale cancellations change nothing."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from app.loyalty.apply import apply_event
+from app.loyalty.events import OrderCancelled, OrderRestored
+from app.loyalty.ledger import find_balance_drift, ledger_sums
+from app.loyalty.orders import release_pending_points
+from app.models import LedgerEntry, Order
+from tests.factories import make_customer, make_shop, paid, refunded, snapshot
+
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+T1, T2, T3 = T0 + timedelta(hours=1), T0 + timedelta(hours=2), T0 + timedelta(hours=3)
+
+
+def _order(session, shop, order_id="1") -> Order:
+    session.flush()
+    return session.query(Order).filter_by(shop_id=shop.id, platform_order_id=order_id).populate_existing().one()
+
+
+def _keys(session, shop) -> list[tuple[str, int, int]]:
+    rows = session.query(LedgerEntry).filter_by(shop_id=shop.id).order_by(LedgerEntry.id).all()
+    return [(row.idempotency_key, row.points, row.pending_delta) for row in rows]
+
+
+def _balance(session, shop, customer) -> int:
+    session.flush()
+    session.refresh(customer)
+    assert find_balance_drift(session, shop.id) == []
+    assert ledger_sums(session, shop.id, customer.id) == (customer.points_balance, customer.pending_points)
+    return customer.points_balance
+
+
+def _cancel(order_id, at, updated_at=None):
+    return OrderCancelled(str(order_id), at, snapshot(order_id, updated_at=updated_at or at))
+
+
+def _restore(order_id, at, customer=None, **fields):
+    return OrderRestored(str(order_id), at, snapshot(order_id, customer=customer, updated_at=at, **fields))
+
+
+def test_cancelled_then_restored_earns_again_under_new_keys(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    apply_event(session, shop.id, _cancel(1, T1))
+    assert _balance(session, shop, customer) == 0
+    outcome = apply_event(session, shop.id, _restore(1, T2, customer))
+    assert outcome.status == "applied"
+    assert _balance(session, shop, customer) == 100
+    order = _order(session, shop)
+    assert (order.status, order.cancelled_at, order.points_status, order.points_earned) == ("paid", None, "awarded", 100)
+    oid = order.id
+    assert _keys(session, shop) == [(f"order:{oid}:earn", 100, 0), (f"order:{oid}:reverse:100", -100, 0),
+                                    (f"order:{oid}:r1:earn", 100, 0)]
+    session.refresh(customer)
+    assert customer.orders_count == 1 and customer.total_spent == Decimal("100")
+
+
+def test_restoring_twice_or_replaying_grants_once(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    apply_event(session, shop.id, _cancel(1, T1))
+    apply_event(session, shop.id, _restore(1, T2, customer))
+    assert apply_event(session, shop.id, _restore(1, T2, customer)).status == "noop"
+    assert apply_event(session, shop.id, paid(1, T2, customer=customer, updated_at=T2)).status == "applied"
+    assert _balance(session, shop, customer) == 100
+
+
+def test_a_second_cancellation_and_restoration_are_a_third_generation(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    apply_event(session, shop.id, _cancel(1, T1))
+    apply_event(session, shop.id, _restore(1, T2, customer))
+    apply_event(session, shop.id, _cancel(1, T3))
+    assert _balance(session, shop, customer) == 0
+    apply_event(session, shop.id, _restore(1, T3 + timedelta(hours=1), customer))
+    assert _balance(session, shop, customer) == 100
+    oid = _order(session, shop).id
+    assert [key for key, *_ in _keys(session, shop)] == [
+        f"order:{oid}:earn", f"order:{oid}:reverse:100", f"order:{oid}:r1:earn", f"order:{oid}:r1:reverse:100",
+        f"order:{oid}:r2:earn"]
+
+
+def test_a_restoration_older_than_the_cancellation_is_ignored(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    apply_event(session, shop.id, _cancel(1, T2))
+    assert apply_event(session, shop.id, _restore(1, T1, customer)).status == "noop"
+    assert _order(session, shop).status == "cancelled"
+    assert _balance(session, shop, customer) == 0
+
+
+def test_a_late_second_cancellation_still_beats_an_older_restoration(session):
+    # Truth: cancelled T1, restored T2, cancelled T3. Arrival: T1, T3, T2.
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    apply_event(session, shop.id, _cancel(1, T1))
+    assert apply_event(session, shop.id, _cancel(1, T3)).status == "noop"
+    assert apply_event(session, shop.id, _restore(1, T2, customer)).status == "noop"
+    assert _balance(session, shop, customer) == 0
+
+
+def test_a_cancellation_older_than_the_restoration_is_ignored(session):
+    # Cancelled T1, restored T2; the T1 cancellation is delivered again (out of order).
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    apply_event(session, shop.id, _cancel(1, T1))
+    apply_event(session, shop.id, _restore(1, T2, customer))
+    assert apply_event(session, shop.id, _cancel(1, T1 + timedelta(minutes=1))).status == "noop"
+    assert _order(session, shop).status == "paid"
+    assert _balance(session, shop, customer) == 100
+
+
+def test_restoring_an_order_that_is_not_cancelled_or_unknown_does_nothing(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    assert apply_event(session, shop.id, _restore(9, T1, customer)).status == "noop"
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    assert apply_event(session, shop.id, _restore(1, T1, customer)).status == "noop"
+    assert _balance(session, shop, customer) == 100
+
+
+def test_a_refund_before_the_cancellation_still_counts_after_restoring(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    apply_event(session, shop.id, refunded(1, "r1", "25", T0 + timedelta(minutes=5)))
+    apply_event(session, shop.id, _cancel(1, T1))
+    apply_event(session, shop.id, refunded(1, "r2", "25", T1 + timedelta(minutes=5)))  # while cancelled
+    apply_event(session, shop.id, _restore(1, T2, customer))
+    assert _balance(session, shop, customer) == 50  # 100 granted again, half of it refunded
+    session.refresh(customer)
+    assert customer.total_spent == Decimal("50") and customer.orders_count == 1
+
+
+def test_an_order_cancelled_before_it_was_paid_earns_once_restored_and_paid(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, OrderCancelled("1", T1, snapshot(1, customer=customer, updated_at=T1)))
+    assert apply_event(session, shop.id, _restore(1, T2, customer)).status == "applied"
+    assert _order(session, shop).status == "open"
+    apply_event(session, shop.id, paid(1, T2, customer=customer, updated_at=T2))
+    assert _balance(session, shop, customer) == 100
+    assert [key for key, *_ in _keys(session, shop)] == [f"order:{_order(session, shop).id}:earn"]
+
+
+def test_a_restored_order_in_a_return_window_is_held_then_released_under_its_own_keys(session):
+    shop = make_shop(session, pending_days=14)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    apply_event(session, shop.id, _cancel(1, T1))
+    apply_event(session, shop.id, _restore(1, T2, customer))
+    session.refresh(customer)
+    assert (customer.points_balance, customer.pending_points) == (0, 100)
+    release_pending_points(session, shop.id, T2 + timedelta(days=15))
+    assert _balance(session, shop, customer) == 100
+    oid = _order(session, shop).id
+    assert [key for key, *_ in _keys(session, shop)] == [
+        f"order:{oid}:earn", f"order:{oid}:reverse:100", f"order:{oid}:r1:earn", f"order:{oid}:r1:release"]

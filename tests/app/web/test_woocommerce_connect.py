@@ -1,0 +1,247 @@
+"""WooCommerce key exchange: /woocommerce/connect, /callback, /return, the CLI, and the
+post-connect job (keys checked, webhooks created, backfill enqueued) against `responses` stubs."""
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+from sqlalchemy import func, select
+
+from app import create_app
+from app.crypto import token_cipher
+from app.extensions import db
+from app.models import EarnRule, Shop
+from jobs.woocommerce_connect import after_connect
+from tests.app.web.woocommerce_helpers import store_url
+from tests.conftest import test_config
+from tests.shopify_install_support import enqueued, maintenance_queue
+
+APP_URL = "https://lojal.test"
+
+
+@pytest.fixture(scope="module")
+def wapp(app):  # `app` (session scope) has migrated the schema
+    # Jobs are queued (fakeredis or REDIS_URL), never run by the routes: tests assert what was enqueued.
+    return create_app(test_config(RUN_JOBS_IN_PROCESS=False))
+
+
+@pytest.fixture(autouse=True)
+def _empty_maintenance_queue(wapp):
+    yield
+    maintenance_queue(wapp).empty()
+
+
+@pytest.fixture
+def web(wapp):
+    return wapp.test_client()
+
+
+def shop_row(wapp, url: str) -> Shop | None:
+    with wapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.platform == "woocommerce", Shop.domain == url))
+        if shop is not None:
+            db.session.expunge(shop)
+        db.session.remove()
+        return shop
+
+
+def start(web, url: str) -> str:
+    response = web.get("/woocommerce/connect", query_string={"store_url": url})
+    assert response.status_code == 302, response.json
+    return parse_qs(urlsplit(response.headers["Location"]).query)["user_id"][0]
+
+
+def keys(nonce: str, **fields) -> dict:
+    body = {"key_id": 7, "user_id": nonce, "consumer_key": "ck_0123456789abcdef", "consumer_secret": "cs_fedcba9876543210",
+            "key_permissions": "read_write"}
+    body.update(fields)
+    return body
+
+
+# --- /woocommerce/connect ------------------------------------------------------------------
+
+@pytest.mark.parametrize("attack", [
+    None, "", "shop.example.com", "http://shop.example.com", "javascript:alert(1)", "ftp://shop.example.com",
+    "https://127.0.0.1", "https://[::1]", "https://localhost", "https://2130706433", "https://0x7f000001",
+    "https://intranet.local", "https://printer", "https://user:pass@shop.example.com",
+    "https://shop.example.com@evil.com", "https://evil.com\\@shop.example.com", "https://shop.example.com/?x=1",
+    "https://shop.example.com/#frag", "//evil.com", "https://shöp.example.com", "https://shop.example.com:99999",
+])
+def test_connect_refuses_anything_but_a_public_https_store_without_redirecting(web, attack):
+    response = web.get("/woocommerce/connect", query_string={} if attack is None else {"store_url": attack})
+    assert response.status_code == 400
+    assert "Location" not in response.headers
+    assert response.json["error"]["code"] == "invalid_store_url"
+
+
+def test_connect_redirects_to_wc_auth_with_a_fresh_nonce(web):
+    url = store_url()
+    response = web.get("/woocommerce/connect", query_string={"store_url": f" {url}/ "})
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{url}/wc-auth/v1/authorize"
+    query = {k: v[0] for k, v in parse_qs(location.query).items()}
+    assert query["app_name"] == "Lojal" and query["scope"] == "read_write"
+    assert query["return_url"] == f"{APP_URL}/woocommerce/return"
+    assert query["callback_url"] == f"{APP_URL}/woocommerce/callback"
+    assert len(query["user_id"]) >= 32
+    assert start(web, url) != query["user_id"]
+
+
+def test_http_is_allowed_only_with_the_development_flag(app):
+    dev = create_app(test_config(WOOCOMMERCE_ALLOW_HTTP=True, RUN_JOBS_IN_PROCESS=False)).test_client()
+    response = dev.get("/woocommerce/connect", query_string={"store_url": "http://localhost:8080"})
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("http://localhost:8080/wc-auth/v1/authorize?")
+
+
+# --- /woocommerce/callback -----------------------------------------------------------------
+
+def test_callback_stores_encrypted_keys_answers_200_and_enqueues_the_setup(wapp, web, caplog):
+    url = store_url()
+    nonce = start(web, url)
+    response = web.post("/woocommerce/callback", json=keys(nonce))
+    assert response.status_code == 200
+
+    shop = shop_row(wapp, url)
+    assert (shop.platform, shop.status, shop.name) == ("woocommerce", "active", urlsplit(url).hostname)
+    with wapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "ck_0123456789abcdef"
+        assert token_cipher.decrypt(shop.api_secret_enc) == "cs_fedcba9876543210"
+        assert len(token_cipher.decrypt(shop.webhook_secret_enc)) >= 32
+        assert token_cipher.decrypt(shop.widget_secret_enc)
+        raw = db.session.execute(select(Shop.__table__).where(Shop.id == shop.id)).mappings().one()
+        assert "cs_fedcba9876543210" not in json.dumps(dict(raw), default=str)
+        assert db.session.scalar(select(func.count()).select_from(EarnRule).where(EarnRule.shop_id == shop.id)) > 0
+        db.session.remove()
+    assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", shop.id) == 1
+    assert "cs_fedcba9876543210" not in caplog.text
+
+    back = web.get("/woocommerce/return", query_string={"success": "1", "user_id": nonce})
+    assert back.status_code == 302 and back.headers["Location"] == f"/admin?shop={shop.uid}&connected=1"
+
+
+def test_the_nonce_is_single_use(wapp, web):
+    url = store_url()
+    nonce = start(web, url)
+    assert web.post("/woocommerce/callback", json=keys(nonce)).status_code == 200
+    replay = web.post("/woocommerce/callback", json=keys(nonce, consumer_key="ck_attacker"))
+    assert replay.status_code == 403 and replay.json["error"]["code"] == "unknown_user_id"
+    with wapp.app_context():
+        assert token_cipher.decrypt(shop_row(wapp, url).access_token_enc) == "ck_0123456789abcdef"
+
+
+@pytest.mark.parametrize("body", [keys("made-up-nonce"), keys(""), {"consumer_key": "ck", "consumer_secret": "cs"},
+                                  {"user_id": ["x"]}, None])
+def test_a_callback_for_an_unknown_nonce_is_403_and_stores_nothing(wapp, web, body):
+    with wapp.app_context():
+        before = db.session.scalar(select(func.count()).select_from(Shop))
+        db.session.remove()
+    response = web.post("/woocommerce/callback", data=b"not json" if body is None else json.dumps(body),
+                        content_type="application/json")
+    assert response.status_code == 403
+    with wapp.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Shop)) == before
+        db.session.remove()
+    assert maintenance_queue(wapp).count == 0
+
+
+def test_read_only_keys_are_refused(wapp, web):
+    url = store_url()
+    response = web.post("/woocommerce/callback", json=keys(start(web, url), key_permissions="read"))
+    assert response.status_code == 400 and response.json["error"]["code"] == "insufficient_permissions"
+    assert shop_row(wapp, url) is None
+
+
+def test_a_reconnect_restores_the_shop_with_new_keys_and_keeps_its_secrets(wapp, web):
+    url = store_url()
+    web.post("/woocommerce/callback", json=keys(start(web, url)))
+    first = shop_row(wapp, url)
+    with wapp.app_context():
+        db.session.execute(Shop.__table__.update().where(Shop.__table__.c.id == first.id).values(status="disconnected"))
+        db.session.commit()
+        db.session.remove()
+    assert web.post("/woocommerce/callback", json=keys(start(web, url), consumer_key="ck_new")).status_code == 200
+    again = shop_row(wapp, url)
+    assert (again.id, again.uid, again.status) == (first.id, first.uid, "active")
+    with wapp.app_context():
+        assert token_cipher.decrypt(again.access_token_enc) == "ck_new"
+        assert token_cipher.decrypt(again.webhook_secret_enc) == token_cipher.decrypt(first.webhook_secret_enc)
+        rules = db.session.scalar(select(func.count()).select_from(EarnRule).where(EarnRule.shop_id == first.id))
+        assert rules == 5  # the default program once: a reconnect keeps the merchant's program
+        db.session.remove()
+
+
+@pytest.mark.parametrize("query", [{"success": "0", "user_id": "x"}, {"success": "1", "user_id": "never-seen"}, {}])
+def test_return_without_a_completed_callback_shows_a_failure(web, query):
+    response = web.get("/woocommerce/return", query_string=query)
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert response.json["error"]["code"] in ("connect_declined", "connect_failed")
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+def test_cli_connect_runs_the_same_post_connect(wapp):
+    url = store_url()
+    result = wapp.test_cli_runner().invoke(args=["shops", "connect", "woocommerce", url, "--key", "ck_cli",
+                                                 "--secret", "cs_cli"])
+    assert result.exit_code == 0, result.output
+    assert f"connected {url}" in result.output and "cs_cli" not in result.output
+    shop = shop_row(wapp, url)
+    with wapp.app_context():
+        assert token_cipher.decrypt(shop.api_secret_enc) == "cs_cli"
+    assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", shop.id) == 1
+
+
+@pytest.mark.parametrize("url", ["http://shop.example.com", "https://127.0.0.1", "shop.example.com"])
+def test_cli_refuses_a_bad_url(wapp, url):
+    result = wapp.test_cli_runner().invoke(args=["shops", "connect", "woocommerce", url, "--key", "k", "--secret", "s"])
+    assert result.exit_code == 2 and "https" in result.output
+    assert shop_row(wapp, url) is None
+
+
+# --- the post-connect job ------------------------------------------------------------------
+
+@pytest.fixture
+def connected(wapp, web):
+    url = store_url()
+    web.post("/woocommerce/callback", json=keys(start(web, url)))
+    maintenance_queue(wapp).empty()
+    return shop_row(wapp, url)
+
+
+def api(url: str, endpoint: str) -> str:
+    return f"{url}/wp-json/wc/v3/{endpoint}"
+
+
+@responses.activate
+def test_after_connect_checks_the_keys_creates_missing_webhooks_and_enqueues_the_backfill(wapp, connected):
+    url, delivery = connected.domain, f"{APP_URL}/woocommerce/webhooks/{connected.uid}"
+    responses.get(api(url, "orders"), json=[])
+    responses.get(api(url, "webhooks"), json=[
+        {"id": 1, "topic": "order.created", "status": "active", "delivery_url": delivery},
+        {"id": 2, "topic": "order.updated", "status": "active", "delivery_url": "https://someone-else.test/hook"},
+    ])
+    created = responses.post(api(url, "webhooks"), json={"id": 99})
+    with wapp.app_context():
+        assert after_connect(connected.id) == "connected"
+        secret = token_cipher.decrypt(connected.webhook_secret_enc)
+    bodies = [json.loads(call.request.body) for call in responses.calls if call.request.method == "POST"]
+    assert created.call_count == 5
+    assert sorted(body["topic"] for body in bodies) == ["customer.created", "customer.updated", "order.deleted",
+                                                         "order.restored", "order.updated"]
+    assert all(body["delivery_url"] == delivery and body["secret"] == secret and body["status"] == "active"
+               for body in bodies)
+    assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
+    assert enqueued(wapp, "jobs.woocommerce_sync.backfill_orders", connected.id) == 1
+
+
+@responses.activate
+def test_after_connect_with_revoked_keys_marks_the_store_disconnected(wapp, connected):
+    responses.get(api(connected.domain, "orders"), status=401, json={"code": "woocommerce_rest_cannot_view"})
+    with wapp.app_context():
+        assert after_connect(connected.id) == "disconnected"
+    assert shop_row(wapp, connected.domain).status == "disconnected"
+    assert enqueued(wapp, "jobs.woocommerce_sync.backfill_orders", connected.id) == 0

@@ -1,0 +1,113 @@
+"""The issue_discount job against a (stubbed) WooCommerce store: one coupon however many retries,
+points back on a refusal, and a revoked key (401) disconnects the store and gives the points back."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import responses
+
+from app.loyalty.adjustments import adjust_points
+from app.loyalty.ledger import find_balance_drift
+from app.loyalty.redemptions import redeem_reward
+from app.models import Customer, Redemption, Reward, Shop
+from integrations import registry
+from jobs.dispatch import dispatch
+from tests.factories import make_customer
+from tests.integrations.woocommerce.wc_support import api_url, make_wc_shop
+from tests.jobs.shopify_jobs import release_scheduled, scheduled_jobs
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class _CouponsOnly:
+    """Used only while the WooCommerce adapter is not registered yet: the same issue_coupon."""
+
+    name = "woocommerce"
+
+    def parse_event(self, shop, topic, payload, headers):
+        return []
+
+    def issue_discount(self, shop, redemption):
+        from integrations.woocommerce.coupons import issue_coupon
+
+        return issue_coupon(shop, redemption)
+
+
+@pytest.fixture(autouse=True)
+def woocommerce_adapter(monkeypatch):
+    if "woocommerce" not in registry.ADAPTERS:
+        monkeypatch.setitem(registry.ADAPTERS, "woocommerce", _CouponsOnly())
+
+
+@pytest.fixture
+def shop(wsession):
+    shop = make_wc_shop(wsession)
+    wsession.commit()
+    return shop
+
+
+@pytest.fixture
+def store():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def redeem(session, shop):
+    reward = Reward(shop_id=shop.id, name="$5 off", kind="fixed_amount", points_cost=500, value=5, code_expiry_days=30)
+    session.add(reward)
+    session.flush()
+    customer = make_customer(session, shop, platform_customer_id="42")
+    adjust_points(session, shop.id, customer.id, 1000, reason="seed", actor="staff:test", now=NOW)
+    result = redeem_reward(session, shop.id, customer.id, reward.id, "checkout-1", NOW)
+    session.commit()
+    return customer, result
+
+
+def state(session, customer, redemption):
+    session.expire_all()
+    return session.get(Redemption, redemption.id), session.get(Customer, customer.id).points_balance
+
+
+def test_a_retry_after_a_5xx_finds_the_coupon_instead_of_creating_another(wsession, run_jobs, worker_app, shop, store):
+    customer, result = redeem(wsession, shop)
+    store.get(api_url(shop, "coupons"), json=[])
+    store.post(api_url(shop, "coupons"), status=500)  # created, but the answer was an error
+    dispatch(result.intents)
+    run_jobs()
+    assert [job.get_status() for job in scheduled_jobs(worker_app, "rewards")] == ["scheduled"]  # RQ's back-off
+
+    store.replace(responses.GET, api_url(shop, "coupons"), json=[{"id": 719, "code": result.redemption.code.lower()}])
+    release_scheduled(worker_app, "rewards")
+    run_jobs()
+    redemption, balance = state(wsession, customer, result.redemption)
+    assert redemption.status == "issued" and redemption.platform_discount_id == "719" and balance == 500
+    assert sum(c.request.method == "POST" for c in store.calls) == 1
+
+
+def test_a_refused_coupon_gives_the_points_back(wsession, run_jobs, shop, store):
+    customer, result = redeem(wsession, shop)
+    store.get(api_url(shop, "coupons"), json=[])
+    store.post(api_url(shop, "coupons"), status=400, json={"code": "rest_invalid_param", "message": "Invalid email"})
+    dispatch(result.intents)
+    run_jobs()
+    redemption, balance = state(wsession, customer, result.redemption)
+    assert redemption.status == "failed" and "Invalid email" in redemption.failure_reason and balance == 1000
+    assert status_of(wsession, shop) == "active"  # a refusal is not a disconnection
+
+
+def test_a_revoked_key_disconnects_the_store_and_gives_the_points_back(wsession, run_jobs, worker_app, shop, store):
+    customer, result = redeem(wsession, shop)
+    store.get(api_url(shop, "coupons"), status=401, json={"code": "woocommerce_rest_cannot_view"})
+    dispatch(result.intents)
+    run_jobs()
+    redemption, balance = state(wsession, customer, result.redemption)
+    assert redemption.status == "failed" and "401" in redemption.failure_reason and balance == 1000
+    assert status_of(wsession, shop) == "disconnected"
+    assert scheduled_jobs(worker_app, "rewards") == []
+    assert find_balance_drift(wsession, shop.id) == []
+
+
+def status_of(session, shop):
+    session.expire_all()
+    return session.get(Shop, shop.id).status
