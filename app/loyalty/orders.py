@@ -7,17 +7,16 @@ order, and replays find their ledger keys already used.
 Restorations: a cancelled order can come back (WooCommerce's trash, or a status moved from
 cancelled back to processing). Its points are then granted again as a new *generation*
 under new ledger keys: generation 0 uses `order:{id}:earn`, `order:{id}:reverse:{n}`,
-`order:{id}:release`; generation g >= 1 uses `order:{id}:r{g}:earn`, ... The generation is
-derived from the append-only ledger (how many `earn` entries the order has), so it needs no
-extra column and only ever grows: a replayed restoration finds the order no longer
-cancelled, and a replayed earn finds its key used.
+`order:{id}:release`; generation g >= 1 (orders.points_generation) uses `order:{id}:r{g}:earn`,
+... It only ever grows: a replayed restoration finds the order no longer cancelled, and a
+replayed earn finds its key used.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -29,7 +28,7 @@ from app.loyalty.events import (
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Customer, EarnRule, LedgerEntry, Order, OrderRefund, Shop, Tier, for_shop, get_for_shop
+from app.models import Customer, EarnRule, Order, OrderRefund, Shop, Tier, for_shop, get_for_shop
 
 
 def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
@@ -128,6 +127,8 @@ def apply_order_restored(session: Session, shop_id: int, event: OrderRestored) -
     # The previous generation was taken back in full by the cancellation; start a new one.
     # (An order imported as history and voided stays countable here too: its restoration is
     # a live event.)
+    if order.points_earned > 0:  # the last grant used its keys; a never-granted order reuses its own
+        order.points_generation += 1
     order.points_status = "none"
     order.points_earned = 0
     order.points_reversed = 0
@@ -192,7 +193,7 @@ def release_pending_points(session: Session, shop_id: int, now: datetime, limit:
             continue
         customer = lock_customer(session, shop_id, order.customer_id)
         amount = order.points_earned - order.points_reversed
-        key = f"{_points_key_prefix(session, order, customer, new_generation=False)}:release"
+        key = f"{_points_key(order)}:release"
         post_entry(session, customer, kind="release", key=key, now=now,
                    points=amount, pending_delta=-amount, source="order", order_id=order.id)
         order.points_status = "awarded"
@@ -335,7 +336,7 @@ def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order
     order.points_earned = points
     details = {"eligible_amount": str(order.eligible_amount), "rate": str(rate), "multiplier": str(multiplier),
                "bonus": order.bonus_points}
-    key = f"{_points_key_prefix(session, order, customer, new_generation=True)}:earn"
+    key = f"{_points_key(order)}:earn"
     if settings.pending_days > 0:
         order.points_status = "pending"
         order.pending_until = at + timedelta(days=settings.pending_days)
@@ -371,7 +372,7 @@ def _sync_reversal(session: Session, settings: ProgramSettings, order: Order, cu
     delta = target - order.points_reversed
     if delta <= 0:
         return
-    key = f"{_points_key_prefix(session, order, customer, new_generation=False)}:reverse:{target}"
+    key = f"{_points_key(order)}:reverse:{target}"
     details = {"refunded_amount": str(order.refunded_amount), "cancelled": order.status == "cancelled"}
     if order.points_status == "pending":
         post_entry(session, customer, kind="reverse", key=key, now=at, pending_delta=-delta, source="order",
@@ -390,19 +391,9 @@ def _older_than_applied(snapshot: OrderSnapshot | None, order: Order) -> bool:
             and snapshot.updated_at < order.platform_updated_at)
 
 
-def _points_key_prefix(session: Session, order: Order, customer: Customer, *, new_generation: bool) -> str:
-    """`order:{id}` for the first grant of an order's points, `order:{id}:r{g}` after restorations.
-
-    The generation is the number of earn entries the order already has (the current one, or
-    the next one when granting). Counted within the customer's entries (indexed).
-    """
-    earned = session.scalar(
-        select(func.count()).select_from(LedgerEntry).where(
-            LedgerEntry.shop_id == order.shop_id, LedgerEntry.customer_id == customer.id,
-            LedgerEntry.order_id == order.id, LedgerEntry.kind == "earn")
-    ) or 0
-    generation = earned if new_generation else max(earned - 1, 0)
-    return f"order:{order.id}" if generation == 0 else f"order:{order.id}:r{generation}"
+def _points_key(order: Order) -> str:
+    """Ledger key prefix for the order's current grant: `order:{id}`, or `order:{id}:r{g}` after restorations."""
+    return f"order:{order.id}" if order.points_generation == 0 else f"order:{order.id}:r{order.points_generation}"
 
 
 def _active_rule(session: Session, shop_id: int, kind: str) -> EarnRule | None:

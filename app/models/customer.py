@@ -90,6 +90,9 @@ class Order(ShopScoped, db.Model):
     # what refunds and cancellations reverse from, whatever today's rules say.
     points_earned: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     points_reversed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    # How many times the order came back after a cancellation: each grant of its points uses
+    # its own ledger keys (order:{id}:earn, then order:{id}:r1:earn, ...).
+    points_generation: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     # The Nth-order bonus decided when the order was paid; granted with the order's points.
     bonus_points: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     pending_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
