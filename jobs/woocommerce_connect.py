@@ -6,7 +6,7 @@ import logging
 from app.extensions import db
 from app.models import Shop
 from integrations.woocommerce.client import StoreDisconnected, call
-from integrations.woocommerce.connect import PLATFORM
+from integrations.woocommerce.connect import PLATFORM, drop_parked_keys, take_parked_keys
 from integrations.woocommerce.upkeep import ensure_webhooks, mark_disconnected
 from jobs.context import app_job
 from jobs.queues import enqueue, platform_api_limit
@@ -37,3 +37,28 @@ def after_connect(shop_id: int) -> str:
             rate_limit=platform_api_limit(shop_id))
     log.info("woocommerce store set up", extra={"shop_id": shop_id, "webhooks_created": repair.created})
     return "connected"
+
+
+@app_job
+def verify_new_keys(shop_id: int, token: str) -> str:
+    """Swap in keys posted for an already-connected store only if they work against it."""
+    session = db.session
+    shop = session.get(Shop, shop_id, with_for_update=True)
+    parked = take_parked_keys(shop_id, token)
+    if shop is None or shop.platform != PLATFORM or parked is None:
+        session.rollback()
+        return "expired"
+    shop.access_token_enc, shop.api_secret_enc = parked
+    try:
+        call(shop, "get", "orders", params={"per_page": 1})
+    except StoreDisconnected:
+        # Made-up or revoked keys: the shop keeps the keys it had and stays connected.
+        session.rollback()
+        drop_parked_keys(token)
+        log.warning("woocommerce keys refused by the store; kept the current ones", extra={"shop_id": shop_id})
+        return "refused"
+    # Transient errors propagate (RQ retries; the parked keys live for an hour).
+    session.commit()
+    drop_parked_keys(token)
+    enqueue("jobs.woocommerce_connect.after_connect", shop_id, queue_name="maintenance")
+    return "replaced"

@@ -102,10 +102,10 @@ def apply_shop_redact(session: Session, shop_id: int, event: ShopRedact) -> Outc
     shop = session.get(Shop, shop_id, with_for_update=True, populate_existing=True)
     if shop is None:
         return Outcome(status="noop")
-    reinstalled = (shop.status == "active" and shop.uninstalled_at is not None and shop.installed_at is not None
-                   and shop.installed_at > shop.uninstalled_at)
-    if reinstalled:
-        return Outcome(status="noop")  # the merchant came back: their program is not ours to delete
+    if shop.status != "uninstalled":
+        # Shopify asks only after an uninstall; an installed (or reinstalled) shop's data is the
+        # merchant's, whatever a request claims.
+        return Outcome(status="noop")
     session.flush()
     # The ledger and audit log refuse deletes unless the transaction names the shop being purged.
     session.execute(text("SELECT set_config('lojal.purge_shop_id', :id, true)"), {"id": str(shop_id)})

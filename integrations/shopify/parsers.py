@@ -135,9 +135,10 @@ def _order(d: Delivery) -> OrderSnapshot:
 
 
 def _shop_matches(d: Delivery) -> None:
-    """Compliance payloads name their shop: never act on one addressed to another shop."""
+    """Compliance payloads name their shop, and must: the HMAC covers the body but not the topic
+    or shop headers, so a signed body replayed under another topic or shop is refused here."""
     domain = d.payload.get("shop_domain")
-    if domain is not None and str(domain).lower() != d.shop.domain.lower():
+    if domain is None or str(domain).lower() != d.shop.domain.lower():
         raise ValueError(f"payload is for {domain!r}, not this shop")
 
 

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
 import requests
+from flask import current_app
 from woocommerce import API
 
 from app.crypto import token_cipher
@@ -24,6 +29,21 @@ def store_api(shop: Shop) -> API:
                consumer_secret=token_cipher.decrypt(shop.api_secret_enc), version="wc/v3", timeout=TIMEOUT_SECONDS)
 
 
+def refuse_private_address(url: str) -> None:
+    """Resolve the store's host now and refuse loopback, private and link-local addresses (SSRF).
+
+    A host that does not resolve is left to fail in the request itself.
+    """
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)}
+    except OSError:
+        return
+    for address in addresses:
+        if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
+            raise PermanentPlatformError(f"store host {host} resolves to a non-public address; refusing to call it")
+
+
 def call(shop: Shop, method: str, endpoint: str, data: dict | None = None, params: dict | None = None) -> Any:
     """One REST call; returns the decoded JSON. 401 -> StoreDisconnected, 429/5xx/network -> Transient."""
     response = call_response(shop, method, endpoint, data, params)
@@ -34,13 +54,16 @@ def call_response(shop: Shop, method: str, endpoint: str, data: dict | None = No
                   params: dict | None = None) -> requests.Response:
     """As `call`, but the successful response itself (listings need X-WP-Total / X-WP-TotalPages)."""
     api = store_api(shop)
+    if not current_app.config.get("WOOCOMMERCE_ALLOW_HTTP"):
+        refuse_private_address(shop.domain)
     try:
+        # Redirects are never followed: a store could send us to an internal address.
         if method == "get":
-            response = api.get(endpoint, params=params or {})
+            response = api.get(endpoint, params=params or {}, allow_redirects=False)
         elif method == "delete":
-            response = api.delete(endpoint, params=params or {})
+            response = api.delete(endpoint, params=params or {}, allow_redirects=False)
         else:
-            response = getattr(api, method)(endpoint, data or {})
+            response = getattr(api, method)(endpoint, data or {}, allow_redirects=False)
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise TransientPlatformError(f"WooCommerce {method.upper()} {endpoint}: {type(exc).__name__}") from None
     status = response.status_code
@@ -50,6 +73,6 @@ def call_response(shop: Shop, method: str, endpoint: str, data: dict | None = No
         retry_after = response.headers.get("Retry-After")
         raise TransientPlatformError(f"WooCommerce answered {status} to {method.upper()} {endpoint}",
                                      retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None)
-    if status >= 400:
+    if status >= 300:
         raise PermanentPlatformError(f"WooCommerce answered {status} to {method.upper()} {endpoint}: {response.text[:300]}")
     return response

@@ -7,6 +7,7 @@ create our webhooks, start the backfill), so the job never runs before the shop 
 """
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from datetime import datetime
@@ -14,9 +15,11 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from app.crypto import token_cipher
+from app.extensions import redis_connection
 from app.loyalty.program import create_default_program
 from app.models import EarnRule, Shop
 from jobs.queues import enqueue
@@ -24,13 +27,22 @@ from jobs.queues import enqueue
 log = logging.getLogger(__name__)
 
 PLATFORM = "woocommerce"
+PENDING_KEYS = "lojal:woocommerce:pending-keys:"
+PENDING_KEYS_TTL = 3600
 
 
 def connect_store(session: Session, store_url: str, consumer_key: str, consumer_secret: str, *,
                   now: datetime) -> Shop:
     """Upsert the shop for `store_url` (already validated and normalised) with its keys; commit;
     enqueue jobs.woocommerce_connect.after_connect."""
-    shop = _upsert_shop(session, store_url, now)
+    shop, was_active = _upsert_shop(session, store_url, now)
+    if was_active and shop.access_token_enc:
+        # Anyone can start a connect for any store URL and post made-up keys to the callback:
+        # working keys are only replaced by keys proven against the store (verify_new_keys).
+        session.commit()
+        token = _park_keys(shop.id, consumer_key, consumer_secret)
+        enqueue("jobs.woocommerce_connect.verify_new_keys", shop.id, token, queue_name="maintenance")
+        return shop
     shop.access_token_enc = token_cipher.encrypt(consumer_key)
     shop.api_secret_enc = token_cipher.encrypt(consumer_secret)
     # Kept across reconnects: the store's existing webhooks keep signing with it.
@@ -47,8 +59,31 @@ def connect_store(session: Session, store_url: str, consumer_key: str, consumer_
     return shop
 
 
-def _upsert_shop(session: Session, store_url: str, now: datetime) -> Shop:
+def _park_keys(shop_id: int, consumer_key: str, consumer_secret: str) -> str:
+    """Keep new keys aside (encrypted, in Redis, for an hour) until they are verified."""
+    token = secrets.token_urlsafe(16)
+    value = json.dumps({"shop_id": shop_id, "key": token_cipher.encrypt(consumer_key),
+                        "secret": token_cipher.encrypt(consumer_secret)})
+    redis_connection.client(current_app).set(PENDING_KEYS + token, value, ex=PENDING_KEYS_TTL)
+    return token
+
+
+def take_parked_keys(shop_id: int, token: str) -> tuple[str, str] | None:
+    """The parked (encrypted) key and secret for this shop, or None if expired or not this shop's."""
+    raw = redis_connection.client(current_app).get(PENDING_KEYS + token)
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return (data["key"], data["secret"]) if data.get("shop_id") == shop_id else None
+
+
+def drop_parked_keys(token: str) -> None:
+    redis_connection.client(current_app).delete(PENDING_KEYS + token)
+
+
+def _upsert_shop(session: Session, store_url: str, now: datetime) -> tuple[Shop, bool]:
     """The shop row, created if new, locked; a reconnect makes a disconnected shop active again.
+    Also says whether the shop was already active (with keys that may be working).
 
     INSERT … ON CONFLICT DO NOTHING then SELECT … FOR UPDATE: two callbacks for one store at
     once end with one row, the second waiting for the first to commit.
@@ -63,8 +98,9 @@ def _upsert_shop(session: Session, store_url: str, now: datetime) -> Shop:
         select(Shop).where(Shop.platform == PLATFORM, Shop.domain == store_url).with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
-    if shop.status != "active":
+    was_active = shop.status == "active"
+    if not was_active:
         shop.installed_at = now
     shop.status = "active"
     shop.uninstalled_at = None
-    return shop
+    return shop, was_active

@@ -28,7 +28,9 @@ def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | Non
     if parts.query or parts.fragment or "\\" in value or "@" in parts.netloc:
         return None
     if not allow_http and (_is_ip_literal(host) or host == "localhost" or host.endswith(_LOCAL_SUFFIXES)
-                           or "." not in host):
+                           or "." not in host or not host.rsplit(".", 1)[1].isalpha() or port not in (None, 443)):
+        # A numeric last label catches the short and octal IPv4 forms resolvers accept
+        # (127.1, 0177.0.0.1); only the standard HTTPS port is reachable from us.
         return None
     netloc = host if port is None else f"{host}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"

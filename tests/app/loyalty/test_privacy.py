@@ -140,6 +140,8 @@ def test_shop_redact_deletes_every_row_of_that_shop_and_nothing_else(wsession, s
                                                              "order_refunds", "redemptions", "data_requests",
                                                              "webhook_events", "earn_rules", "tiers", "rewards"))
     wsession.rollback()
+    wsession.get(Shop, doomed_id).status = "uninstalled"  # Shopify asks 48 h after an uninstall
+    wsession.commit()
 
     response = deliver(shopify_client, doomed.domain, "shop/redact", sample("shop_redact", shop_domain=doomed.domain))
     assert response.json["status"] == "stored"
@@ -172,8 +174,18 @@ def test_uninstall_is_idempotent_and_a_late_one_does_not_undo_a_reinstall(sessio
     assert (shop.status, shop.access_token_enc) == ("active", "new-token")
 
 
+def test_shop_redact_never_purges_an_installed_shop(session):
+    # The HMAC does not cover the topic header: a signed body replayed as shop/redact must not
+    # wipe a shop that is installed.
+    shop = make_shop(session)
+    make_customer(session, shop)
+    assert apply_event(session, shop.id, ShopRedact(NOW)).status == "noop"
+    assert session.get(Shop, shop.id) is not None
+
+
 def test_shop_redact_detaches_the_purged_rows_so_the_inbox_job_can_finish(session):
     shop = make_shop(session)
+    shop.status = "uninstalled"
     row = WebhookEvent(shop_id=shop.id, platform="demo", topic="shop/redact", event_key="e1", payload={})
     session.add(row)
     session.flush()

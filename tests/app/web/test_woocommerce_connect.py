@@ -245,3 +245,48 @@ def test_after_connect_with_revoked_keys_marks_the_store_disconnected(wapp, conn
         assert after_connect(connected.id) == "disconnected"
     assert shop_row(wapp, connected.domain).status == "disconnected"
     assert enqueued(wapp, "jobs.woocommerce_sync.backfill_orders", connected.id) == 0
+
+
+# --- reconnecting a store that is already connected ------------------------------------------
+
+def _parked_token(wapp, shop_id: int) -> str:
+    [job] = [j for j in maintenance_queue(wapp).get_jobs() if j.func_name == "jobs.woocommerce_connect.verify_new_keys"]
+    assert job.args[0] == shop_id
+    return job.args[1]
+
+
+@responses.activate
+def test_made_up_keys_for_a_connected_store_never_replace_its_working_keys(wapp, web, connected):
+    # Anyone can start a connect for a store URL and post invented keys to the callback.
+    assert web.post("/woocommerce/callback", json=keys(start(web, connected.domain), consumer_key="ck_evil",
+                                                        consumer_secret="cs_evil")).status_code == 200
+    assert shop_row(wapp, connected.domain).access_token_enc == connected.access_token_enc  # not swapped yet
+    token = _parked_token(wapp, connected.id)
+    responses.get(api(connected.domain, "orders"), status=401, json={"code": "woocommerce_rest_cannot_view"})
+    from jobs.woocommerce_connect import verify_new_keys
+
+    with wapp.app_context():
+        assert verify_new_keys(connected.id, token) == "refused"
+        shop = shop_row(wapp, connected.domain)
+        assert token_cipher.decrypt(shop.access_token_enc) == "ck_0123456789abcdef"
+    assert shop.status == "active"
+    import base64
+
+    tried = base64.b64decode(responses.calls[0].request.headers["Authorization"].split()[1]).decode()
+    assert tried == "ck_evil:cs_evil"  # the invented keys were tried against the store, then dropped
+
+
+@responses.activate
+def test_new_working_keys_for_a_connected_store_are_swapped_in_after_a_check(wapp, web, connected):
+    web.post("/woocommerce/callback", json=keys(start(web, connected.domain), consumer_key="ck_new", consumer_secret="cs_new"))
+    token = _parked_token(wapp, connected.id)
+    responses.get(api(connected.domain, "orders"), json=[])
+    from jobs.woocommerce_connect import verify_new_keys
+
+    with wapp.app_context():
+        assert verify_new_keys(connected.id, token) == "replaced"
+        assert verify_new_keys(connected.id, token) == "expired"  # single use
+        shop = shop_row(wapp, connected.domain)
+        assert token_cipher.decrypt(shop.access_token_enc) == "ck_new"
+        assert token_cipher.decrypt(shop.api_secret_enc) == "cs_new"
+    assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", connected.id) == 1

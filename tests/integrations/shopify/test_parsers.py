@@ -185,6 +185,16 @@ def test_a_compliance_payload_naming_another_shop_is_refused():
         _parse("shop/redact", sample("shop_redact", shop_domain="other-shop.myshopify.com"))
 
 
+@pytest.mark.parametrize("topic,name", [("shop/redact", "shop_redact"), ("customers/redact", "customers_redact"),
+                                        ("customers/data_request", "customers_data_request")])
+def test_a_compliance_payload_that_names_no_shop_is_refused(topic, name):
+    # e.g. a signed app/uninstalled body (no shop_domain) replayed under a compliance topic
+    payload = sample(name)
+    payload.pop("shop_domain", None)
+    with pytest.raises(MalformedPayload, match="not this shop"):
+        _parse(topic, payload)
+
+
 def test_unknown_topic_and_malformed_payloads_are_permanent_errors():
     with pytest.raises(UnknownTopic):
         _parse("products/update", {"id": 1})

@@ -10,7 +10,7 @@ from integrations.woocommerce.urls import valid_store_url
     ("https://shop.example.com", "https://shop.example.com"),
     ("https://Shop.Example.com/", "https://shop.example.com"),
     ("https://example.com/store/", "https://example.com/store"),
-    ("https://shop.example.com:8443", "https://shop.example.com:8443"),
+    ("https://shop.example.com:443", "https://shop.example.com:443"),
 ])
 def test_public_https_stores_pass_normalised(url, expected):
     assert valid_store_url(url) == expected
@@ -23,6 +23,7 @@ def test_public_https_stores_pass_normalised(url, expected):
     "https://2130706433", "https://0x7f000001", "https://localhost", "https://api.localhost", "https://nas.local",
     "https://intranet", "https://shop.example.com/?next=https://evil.com", "https://shop.example.com/#x",
     "https://shöp.example.com", "https://shop.example.com\\@evil.com", "https://shop.example.com:99999",
+    "https://127.1", "https://0177.0.0.1", "https://shop.example.com:6379",
 ])
 def test_attack_strings_are_refused(url):
     assert valid_store_url(url) is None
@@ -31,3 +32,35 @@ def test_attack_strings_are_refused(url):
 def test_http_and_local_hosts_only_with_the_development_flag():
     assert valid_store_url("http://localhost:8080/shop", allow_http=True) == "http://localhost:8080/shop"
     assert valid_store_url("http://localhost:8080/shop") is None
+
+
+def test_a_store_host_resolving_to_a_private_address_is_never_called(app, monkeypatch):
+    import socket
+
+    from integrations.base import PermanentPlatformError
+    from integrations.woocommerce.client import refuse_private_address
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("10.1.2.3", 443))])
+    with pytest.raises(PermanentPlatformError, match="non-public"):
+        refuse_private_address("https://rebind.example.com")
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 443))])
+    refuse_private_address("https://shop.example.com")  # a public address passes
+
+
+def test_store_redirects_are_not_followed(app, session):
+    import responses
+
+    from app.crypto import token_cipher
+    from integrations.base import PermanentPlatformError
+    from integrations.woocommerce.client import call
+    from tests.factories import make_shop
+
+    shop = make_shop(session, platform="woocommerce")
+    shop.domain = "https://redirecting.example.com"
+    shop.access_token_enc, shop.api_secret_enc = token_cipher.encrypt("ck"), token_cipher.encrypt("cs")
+    with responses.RequestsMock() as stub:
+        stub.get("https://redirecting.example.com/wp-json/wc/v3/orders", status=302,
+                 headers={"Location": "http://169.254.169.254/latest/meta-data"})
+        with pytest.raises(PermanentPlatformError, match="302"):
+            call(shop, "get", "orders")
+        assert len(stub.calls) == 1
