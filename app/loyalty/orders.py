@@ -251,7 +251,11 @@ def _find_order(session: Session, shop_id: int, platform_order_id: str) -> Order
 def _order_customer(session: Session, shop_id: int, snapshot: OrderSnapshot) -> Customer | None:
     """The order's customer, locked; None for a guest with no account yet."""
     info = snapshot.customer
-    if info is not None and (info.platform_customer_id or info.email):
+    if info is not None and info.platform_customer_id:
+        customer, created = upsert_customer(session, shop_id, info)
+        # Found by platform id: already locked. Just created: lock it (one more statement, once).
+        return lock_customer(session, shop_id, customer.id) if created else customer
+    if info is not None and info.email:
         customer, _ = upsert_customer(session, shop_id, info)
     else:
         customer = find_by_email(session, shop_id, snapshot.email)

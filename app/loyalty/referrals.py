@@ -63,6 +63,8 @@ def rejection_reason(advocate: Customer, friend: Customer, order: Order | None) 
 def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, friend: Customer, order: Order,
                        at: datetime) -> list:
     """The friend's order points were granted: reward the advocate (once, within the cap)."""
+    if friend.referred_by_id is None:
+        return []  # attribute() sets it with every pending referral: no lookup for the unreferred
     referral = session.scalars(
         for_shop(Referral, shop.id).where(Referral.friend_id == friend.id, Referral.status == "pending").with_for_update()
     ).first()
