@@ -14,6 +14,8 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(ledger_group)
     app.cli.add_command(shops_group)
     app.cli.add_command(keys_group)
+    app.cli.add_command(scheduler_command)
+    app.cli.add_command(jobs_group)
 
 
 @click.command("worker")
@@ -25,6 +27,53 @@ def worker_command(queues: tuple[str, ...], burst: bool) -> None:
     from jobs.worker import run_worker
 
     run_worker(current_app._get_current_object(), queues, burst=burst)
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_command() -> None:
+    """Run the job schedule (RQ's CronScheduler): exactly one per deployment; it only enqueues."""
+    from jobs.queues import runs_in_process
+    from jobs.schedule import build_scheduler
+
+    app = current_app._get_current_object()
+    if runs_in_process(app):
+        raise click.UsageError("REDIS_URL is not set: jobs run in-process, so there is no queue to schedule onto")
+    build_scheduler(app).start()
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """Failed background jobs: list and retry."""
+
+
+@jobs_group.command("failed")
+@with_appcontext
+def jobs_failed() -> None:
+    """List failed jobs on every queue (kept JOB_FAILURE_TTL seconds)."""
+    from jobs.maintenance import failed_jobs
+
+    found = failed_jobs(current_app._get_current_object())
+    for job in found:
+        failed_at = job.failed_at.isoformat(timespec="seconds") if job.failed_at else "-"
+        click.echo(f"{job.id}  {job.func}  {job.queue}  {failed_at}  {job.error}")
+    click.echo(f"{len(found)} failed jobs")
+
+
+@jobs_group.command("retry")
+@click.argument("job_id", required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Requeue every failed job.")
+@with_appcontext
+def jobs_retry(job_id: str | None, retry_all: bool) -> None:
+    """Requeue the failed job JOB_ID, or every failed job with --all."""
+    from jobs.maintenance import retry_failed
+
+    if bool(job_id) == retry_all:
+        raise click.UsageError("give a JOB_ID or --all (not both)")
+    requeued = retry_failed(current_app._get_current_object(), None if retry_all else job_id)
+    if job_id and not requeued:
+        raise click.ClickException(f"no failed job {job_id}")
+    click.echo(f"requeued {len(requeued)} jobs")
 
 
 @click.command("demo")

@@ -1,12 +1,9 @@
 """After a transaction commits, its intents become jobs."""
 from __future__ import annotations
 
-import logging
-
 from app.loyalty.intents import IssueDiscount, NotifyCustomer
+from jobs.emails import email_job_id
 from jobs.queues import enqueue, platform_api_limit
-
-log = logging.getLogger(__name__)
 
 
 def dispatch(intents: list) -> None:
@@ -18,8 +15,9 @@ def dispatch(intents: list) -> None:
                     job_id=f"issue-discount-{intent.shop_id}-{intent.redemption_id}",
                     rate_limit=platform_api_limit(intent.shop_id))
         elif isinstance(intent, NotifyCustomer):
-            # Lifecycle emails are sent by the email pipeline (not built yet); until then the
-            # intent is logged so nothing is silently dropped.
-            log.info("notification pending email pipeline", extra={"shop_id": intent.shop_id})
+            # Idempotent twice over: the job id comes from the key (RQ collapses duplicates) and
+            # jobs.emails records each (shop, key) send in email_sends.
+            enqueue("jobs.emails.send_notification", intent.shop_id, intent.customer_id, intent.template, intent.key,
+                    queue_name="emails", job_id=email_job_id(intent.shop_id, intent.key))
         else:
             raise TypeError(f"no dispatcher for intent {type(intent).__name__}")

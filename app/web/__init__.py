@@ -10,6 +10,8 @@ def register_web(app: Flask) -> None:
     from app.web.woocommerce_connect import bp as woocommerce_connect
     from app.web.woocommerce_webhooks import bp as woocommerce_webhooks
 
-    blueprints: list = [shopify_install, shopify_webhooks, woocommerce_connect, woocommerce_webhooks]
+    from app.web.email import bp as email
+
+    blueprints: list = [email, shopify_install, shopify_webhooks, woocommerce_connect, woocommerce_webhooks]
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

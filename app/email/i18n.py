@@ -1,0 +1,132 @@
+"""One small catalog per locale. Values are str.format templates; HTML escaping happens in Jinja."""
+from __future__ import annotations
+
+CATALOGS: dict[str, dict[str, str]] = {
+    "en": {
+        "unsubscribe.question": "Unsubscribe from {shop} emails?",
+        "unsubscribe.explain": "You will no longer receive emails from {shop}'s rewards program.",
+        "unsubscribe.done": "You are unsubscribed from {shop} emails.",
+        "date_format": "%Y-%m-%d",
+        "greeting": "Hi {name},",
+        "greeting_anonymous": "Hi there,",
+        "balance": "You have {points} points.",
+        "tier": "Your tier: {tier}.",
+        "afford": "That is enough for {reward}.",
+        "visit": "Visit {shop}",
+        "footer": "You receive this email because you are a member of the {shop} rewards program.",
+        "unsubscribe": "Unsubscribe",
+        "tier_reached.subject": "You have reached {tier} at {shop}!",
+        "tier_reached.body": "Congratulations, you are now a {tier} member.",
+        "reward_issued.subject": "Your reward code from {shop}",
+        "reward_issued.body": "Here is your code for {reward}:",
+        "reward_issued.hint": "Use it at checkout.",
+        "birthday.subject": "Happy birthday from {shop}!",
+        "birthday.body": "We have added {points} points to your account to celebrate.",
+        "points_expired.subject": "Your {shop} points have expired",
+        "points_expired.body": "{points} points expired after a period without activity.",
+        "points_expiring.subject": "Your {shop} points expire soon",
+        "points_expiring.body": "{points} points expire on {date}. Use them before then.",
+        "referral_completed.subject": "Your friend shopped at {shop} - thank you!",
+        "referral_completed.body": "A friend you referred placed their first order, and your referral reward is in your account.",
+    },
+    "nb": {
+        "unsubscribe.question": "Melde deg av e-poster fra {shop}?",
+        "unsubscribe.explain": "Du vil ikke lenger få e-post fra fordelsprogrammet til {shop}.",
+        "unsubscribe.done": "Du er meldt av e-postene fra {shop}.",
+        "date_format": "%d.%m.%Y",
+        "greeting": "Hei {name},",
+        "greeting_anonymous": "Hei,",
+        "balance": "Du har {points} poeng.",
+        "tier": "Ditt nivå: {tier}.",
+        "afford": "Det holder til {reward}.",
+        "visit": "Besøk {shop}",
+        "footer": "Du får denne e-posten fordi du er medlem av fordelsprogrammet til {shop}.",
+        "unsubscribe": "Meld deg av",
+        "tier_reached.subject": "Du har nådd {tier} hos {shop}!",
+        "tier_reached.body": "Gratulerer, du er nå {tier}-medlem.",
+        "reward_issued.subject": "Din belønningskode fra {shop}",
+        "reward_issued.body": "Her er koden din for {reward}:",
+        "reward_issued.hint": "Bruk den i kassen.",
+        "birthday.subject": "Gratulerer med dagen fra {shop}!",
+        "birthday.body": "Vi har lagt til {points} poeng på kontoen din for å feire.",
+        "points_expired.subject": "Poengene dine hos {shop} har utløpt",
+        "points_expired.body": "{points} poeng utløp etter en periode uten aktivitet.",
+        "points_expiring.subject": "Poengene dine hos {shop} utløper snart",
+        "points_expiring.body": "{points} poeng utløper {date}. Bruk dem før det.",
+        "referral_completed.subject": "Vennen din handlet hos {shop} – takk!",
+        "referral_completed.body": "En venn du vervet har lagt inn sin første bestilling, og vervebelønningen din er på kontoen.",
+    },
+    "da": {
+        "unsubscribe.question": "Afmeld e-mails fra {shop}?",
+        "unsubscribe.explain": "Du vil ikke længere modtage e-mails fra {shop}s fordelsprogram.",
+        "unsubscribe.done": "Du er afmeldt e-mails fra {shop}.",
+        "date_format": "%d.%m.%Y",
+        "greeting": "Hej {name},",
+        "greeting_anonymous": "Hej,",
+        "balance": "Du har {points} point.",
+        "tier": "Dit niveau: {tier}.",
+        "afford": "Det rækker til {reward}.",
+        "visit": "Besøg {shop}",
+        "footer": "Du modtager denne e-mail, fordi du er medlem af {shop}s fordelsprogram.",
+        "unsubscribe": "Afmeld",
+        "tier_reached.subject": "Du har nået {tier} hos {shop}!",
+        "tier_reached.body": "Tillykke, du er nu {tier}-medlem.",
+        "reward_issued.subject": "Din belønningskode fra {shop}",
+        "reward_issued.body": "Her er din kode til {reward}:",
+        "reward_issued.hint": "Brug den ved kassen.",
+        "birthday.subject": "Tillykke med fødselsdagen fra {shop}!",
+        "birthday.body": "Vi har tilføjet {points} point til din konto for at fejre det.",
+        "points_expired.subject": "Dine point hos {shop} er udløbet",
+        "points_expired.body": "{points} point udløb efter en periode uden aktivitet.",
+        "points_expiring.subject": "Dine point hos {shop} udløber snart",
+        "points_expiring.body": "{points} point udløber {date}. Brug dem inden da.",
+        "referral_completed.subject": "Din ven handlede hos {shop} – tak!",
+        "referral_completed.body": "En ven, du har henvist, har afgivet sin første ordre, og din henvisningsbelønning er på din konto.",
+    },
+    "sv": {
+        "unsubscribe.question": "Avregistrera dig från mejl från {shop}?",
+        "unsubscribe.explain": "Du kommer inte längre att få mejl från {shop}s förmånsprogram.",
+        "unsubscribe.done": "Du är avregistrerad från mejl från {shop}.",
+        "date_format": "%Y-%m-%d",
+        "greeting": "Hej {name},",
+        "greeting_anonymous": "Hej,",
+        "balance": "Du har {points} poäng.",
+        "tier": "Din nivå: {tier}.",
+        "afford": "Det räcker till {reward}.",
+        "visit": "Besök {shop}",
+        "footer": "Du får det här mejlet eftersom du är medlem i {shop}s förmånsprogram.",
+        "unsubscribe": "Avregistrera dig",
+        "tier_reached.subject": "Du har nått {tier} hos {shop}!",
+        "tier_reached.body": "Grattis, du är nu {tier}-medlem.",
+        "reward_issued.subject": "Din belöningskod från {shop}",
+        "reward_issued.body": "Här är din kod för {reward}:",
+        "reward_issued.hint": "Använd den i kassan.",
+        "birthday.subject": "Grattis på födelsedagen från {shop}!",
+        "birthday.body": "Vi har lagt till {points} poäng på ditt konto för att fira.",
+        "points_expired.subject": "Dina poäng hos {shop} har gått ut",
+        "points_expired.body": "{points} poäng gick ut efter en period utan aktivitet.",
+        "points_expiring.subject": "Dina poäng hos {shop} går snart ut",
+        "points_expiring.body": "{points} poäng går ut {date}. Använd dem innan dess.",
+        "referral_completed.subject": "Din vän handlade hos {shop} – tack!",
+        "referral_completed.body": "En vän du värvat har gjort sin första beställning, och din värvningsbelöning finns på ditt konto.",
+    },
+}
+# Norwegian without a written standard named (no, nn) reads Bokmål; anything unknown reads English.
+ALIASES = {"no": "nb", "nn": "nb"}
+DEFAULT_LOCALE = "en"
+
+
+def resolve_locale(locale: str | None) -> str:
+    """'nb-NO', 'sv_SE', 'da' -> a catalog we have; English when we have none."""
+    language = (locale or "").replace("_", "-").split("-")[0].lower()
+    language = ALIASES.get(language, language)
+    return language if language in CATALOGS else DEFAULT_LOCALE
+
+
+def translator(locale: str):
+    catalog = CATALOGS[resolve_locale(locale)]
+
+    def t(key: str, **values) -> str:
+        return catalog[key].format(**values)
+
+    return t

@@ -1,0 +1,116 @@
+"""Render a lifecycle email (HTML + plain text) and build the EmailMessage that carries it."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from app.email.i18n import resolve_locale, translator
+
+TEMPLATES = ("tier_reached", "reward_issued", "birthday", "points_expired", "points_expiring", "referral_completed")
+# Consent-based mail: only to customers who accepted marketing. The rest are transactional
+# (they report something that happened to the customer's account).
+MARKETING_TEMPLATES = frozenset({"birthday", "points_expiring"})
+
+_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?$")
+_env = Environment(
+    loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True, default=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class Branding:
+    """The shop's look in emails. Colours are checked (they go into style attributes)."""
+
+    primary_color: str = "#4338ca"
+    background_color: str = "#f4f4f5"
+    text_color: str = "#18181b"
+    logo_url: str | None = None
+
+    @classmethod
+    def from_settings(cls, values: dict[str, Any] | None) -> Branding:
+        values = values or {}
+        defaults = cls()
+        colours = {name: values[name] if isinstance(values.get(name), str) and _HEX_COLOUR.match(values[name])
+                   else getattr(defaults, name) for name in ("primary_color", "background_color", "text_color")}
+        logo = values.get("logo_url")
+        return cls(**colours, logo_url=logo if isinstance(logo, str) and logo.startswith("https://") else None)
+
+
+@dataclass(frozen=True)
+class EmailContext:
+    """Everything a template may show; built by the job from the database."""
+
+    shop_name: str
+    locale: str
+    first_name: str | None
+    points_balance: int
+    tier_name: str | None = None
+    affordable_reward: str | None = None   # the best reward the balance buys now
+    shop_url: str | None = None
+    branding: Branding = field(default_factory=Branding)
+    reward_name: str | None = None        # reward_issued
+    code: str | None = None               # reward_issued
+    points: int | None = None             # birthday (added), points_expired / points_expiring (amount)
+    expires_on: date | None = None        # points_expiring
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def render(template: str, ctx: EmailContext, unsubscribe_url: str) -> RenderedEmail:
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown email template {template!r}")
+    locale = resolve_locale(ctx.locale)
+    t = translator(locale)
+    values = {
+        "t": t, "ctx": ctx, "template": template, "locale": locale, "unsubscribe_url": unsubscribe_url,
+        "shop": ctx.shop_name, "brand": ctx.branding,
+        "greeting": t("greeting", name=ctx.first_name) if ctx.first_name else t("greeting_anonymous"),
+        "expires_on": ctx.expires_on.strftime(t("date_format")) if ctx.expires_on else "",
+        "points": ctx.points if ctx.points is not None else ctx.points_balance,
+    }
+    subject = t(f"{template}.subject", shop=ctx.shop_name, tier=ctx.tier_name or "")
+    # Subjects are headers: never let a shop or tier name smuggle a line break in.
+    subject = " ".join(subject.split())
+    return RenderedEmail(
+        subject=subject,
+        text=_env.get_template(f"{template}.txt").render(values),
+        html=_env.get_template(f"{template}.html").render(values),
+    )
+
+
+def build_message(rendered: RenderedEmail, *, mail_from: str, to_address: str, to_name: str | None,
+                  unsubscribe_url: str, unsubscribe_mailto: str | None = None, message_id: str | None = None,
+                  locale: str = "en") -> EmailMessage:
+    """The MIME message: text/plain + text/html alternatives and the RFC 8058 one-click headers."""
+    msg = EmailMessage()
+    msg["Subject"] = rendered.subject
+    msg["From"] = mail_from
+    msg["To"] = formataddr((to_name, to_address)) if to_name else to_address
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    if message_id:
+        msg["Message-ID"] = message_id
+    msg["Content-Language"] = resolve_locale(locale)
+    targets = [f"<{unsubscribe_url}>"] + ([f"<mailto:{unsubscribe_mailto}>"] if unsubscribe_mailto else [])
+    msg["List-Unsubscribe"] = ", ".join(targets)
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")
+    return msg

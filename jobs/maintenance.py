@@ -1,0 +1,213 @@
+"""Scheduled per-shop upkeep: a fan-out enqueues one job per active shop; each job runs the
+domain's own batch in the shop's timezone, commits once and dispatches its intents after.
+
+Every job takes ids (and an optional ISO `now`, so tests can walk the calendar) and is safe
+to run twice: the domain keys its ledger entries (release, expiry, birthday per year) and the
+tier review is set-based and idempotent, with a Redis marker so it acts once per period.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from flask import Flask, current_app
+from rq.job import Job
+from sqlalchemy import select
+
+from app.extensions import db, redis_connection
+from app.loyalty.actions import award_birthdays
+from app.loyalty.calendar import local
+from app.loyalty.expiry import expire_inactive_points
+from app.loyalty.orders import release_pending_points
+from app.loyalty.program import program_settings
+from app.loyalty.tiers import review_tiers
+from app.models import Shop
+from integrations.base import PermanentPlatformError
+from jobs.context import app_job
+from jobs.dispatch import dispatch
+from jobs.queues import QUEUE_NAMES, enqueue, queue
+
+log = logging.getLogger(__name__)
+QUEUE = "maintenance"
+PER_SHOP_JOBS = frozenset({
+    "jobs.maintenance.release_pending",
+    "jobs.maintenance.expire_points",
+    "jobs.maintenance.birthdays",
+    "jobs.maintenance.review_tiers_if_period_ended",
+})
+# The token refresh runs this often (jobs.schedule); a token is refreshed when it expires
+# within REFRESH_MARGIN (integrations.shopify.tokens), so the fan-out picks the shops whose
+# token expires before the run after next could catch it.
+TOKEN_REFRESH_EVERY = timedelta(minutes=5)
+TIER_REVIEW_MARKER_TTL = int(timedelta(days=3).total_seconds())
+
+
+def parse_now(now: str | None) -> datetime:
+    """The job's clock: an ISO timestamp (naive means UTC), else the real time."""
+    if now is None:
+        return datetime.now(UTC)
+    parsed = datetime.fromisoformat(now)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _now_kwargs(now: str | None) -> dict:
+    return {} if now is None else {"now": now}
+
+
+@app_job
+def for_each_active_shop(job_path: str, now: str | None = None) -> int:
+    """Enqueue `job_path(shop_id)` for every active shop (uninstalled and disconnected ones are skipped)."""
+    if job_path not in PER_SHOP_JOBS:
+        raise ValueError(f"{job_path!r} is not a per-shop job; one of {', '.join(sorted(PER_SHOP_JOBS))}")
+    shop_ids = db.session.scalars(select(Shop.id).where(Shop.status == "active").order_by(Shop.id)).all()
+    db.session.rollback()
+    for shop_id in shop_ids:
+        enqueue(job_path, shop_id, queue_name=QUEUE, **_now_kwargs(now))
+    return len(shop_ids)
+
+
+def _active_shop(shop_id: int) -> Shop | None:
+    shop = db.session.get(Shop, shop_id)
+    return shop if shop is not None and shop.status == "active" else None
+
+
+@app_job
+def release_pending(shop_id: int, now: str | None = None) -> str:
+    """Points whose return window has passed become spendable (a batch per run; hourly)."""
+    if _active_shop(shop_id) is None:
+        return "skipped"
+    outcome = release_pending_points(db.session, shop_id, parse_now(now))
+    db.session.commit()
+    dispatch(outcome.intents)
+    return outcome.status
+
+
+@app_job
+def expire_points(shop_id: int, now: str | None = None) -> str:
+    """Inactive customers' points expire (the domain computes the dates in the shop's timezone)."""
+    if _active_shop(shop_id) is None:
+        return "skipped"
+    outcome = expire_inactive_points(db.session, shop_id, parse_now(now))
+    db.session.commit()
+    dispatch(outcome.intents)
+    return outcome.status
+
+
+@app_job
+def birthdays(shop_id: int, now: str | None = None) -> str:
+    """Birthday points for the shop's local date. Runs hourly, so every shop's local day is seen
+    whatever its offset or DST; the per-year ledger key makes the later runs no-ops."""
+    shop = _active_shop(shop_id)
+    if shop is None:
+        return "skipped"
+    moment = parse_now(now)
+    outcome = award_birthdays(db.session, shop_id, local(moment, shop.timezone).date(), moment)
+    db.session.commit()
+    dispatch(outcome.intents)
+    return outcome.status
+
+
+def starts_tier_period(tier_period: str, today: date) -> bool:
+    """calendar_year: reviewed on January 1; rolling and lifetime: on the 1st of every month."""
+    if tier_period == "calendar_year":
+        return (today.month, today.day) == (1, 1)
+    return today.day == 1
+
+
+@app_job
+def review_tiers_if_period_ended(shop_id: int, now: str | None = None) -> str:
+    """Tiers set down as well as up, on the shop's local first day of a period.
+
+    Runs hourly (any hour of that local day will do, so offsets and DST never skip it); a
+    Redis marker, set after commit, makes it act once per shop and day. Should the marker be
+    lost, a second review finds nothing to change: review_tiers is idempotent.
+    """
+    shop = _active_shop(shop_id)
+    if shop is None:
+        return "skipped"
+    moment = parse_now(now)
+    today = local(moment, shop.timezone).date()
+    if not starts_tier_period(program_settings(shop).tier_period, today):
+        return "not-due"
+    marker = f"lojal:tier-review:{shop_id}:{today.isoformat()}"
+    redis = redis_connection.client(current_app._get_current_object())
+    if redis.exists(marker):
+        return "already-reviewed"
+    changed = review_tiers(db.session, shop_id, moment)
+    db.session.commit()
+    redis.set(marker, moment.isoformat(), ex=TIER_REVIEW_MARKER_TTL)
+    return f"reviewed:{changed}"
+
+
+@app_job
+def refresh_expiring_tokens(now: str | None = None) -> int:
+    """Enqueue a token refresh for each active Shopify shop whose token is about to expire."""
+    from integrations.shopify.tokens import REFRESH_MARGIN
+
+    horizon = parse_now(now) + REFRESH_MARGIN + TOKEN_REFRESH_EVERY
+    shop_ids = db.session.scalars(
+        select(Shop.id).where(Shop.platform == "shopify", Shop.status == "active",
+                              Shop.token_expires_at.is_not(None), Shop.token_expires_at <= horizon)
+        .order_by(Shop.id)
+    ).all()
+    db.session.rollback()
+    for shop_id in shop_ids:
+        enqueue("jobs.maintenance.refresh_token", shop_id, queue_name=QUEUE, **_now_kwargs(now))
+    return len(shop_ids)
+
+
+@app_job
+def refresh_token(shop_id: int, now: str | None = None) -> str:
+    """Refresh the shop's token if it is due (current_access_token decides, under a row lock)."""
+    from integrations.shopify.tokens import current_access_token
+
+    shop = _active_shop(shop_id)
+    if shop is None or shop.platform != "shopify":
+        return "skipped"
+    try:
+        current_access_token(db.session, shop, now=parse_now(now))
+    except PermanentPlatformError as exc:
+        # No refresh token, or it was revoked: only the merchant reopening the app helps.
+        log.warning("token refresh impossible: %s", exc, extra={"shop_id": shop_id})
+        return "needs-reauthorisation"
+    db.session.rollback()
+    return "ok"
+
+
+# Failed jobs (`lojal jobs failed`, `lojal jobs retry`): RQ keeps them JOB_FAILURE_TTL seconds
+# in each queue's FailedJobRegistry.
+
+@dataclass(frozen=True)
+class FailedJob:
+    id: str
+    func: str
+    queue: str
+    failed_at: datetime | None
+    error: str  # the exception's last line
+
+
+def failed_jobs(app: Flask) -> list[FailedJob]:
+    found = []
+    for name in QUEUE_NAMES:
+        registry = queue(name, app).failed_job_registry
+        job_ids = registry.get_job_ids()
+        for job in Job.fetch_many(job_ids, connection=registry.connection, serializer=registry.serializer):
+            if job is None:
+                continue  # expired between the two reads
+            result = job.latest_result()
+            lines = (result.exc_string or "").strip().splitlines() if result else []
+            found.append(FailedJob(job.id, job.func_name, name, job.ended_at, lines[-1] if lines else ""))
+    return sorted(found, key=lambda j: j.failed_at or datetime.min.replace(tzinfo=UTC))
+
+
+def retry_failed(app: Flask, job_id: str | None = None) -> list[str]:
+    """Requeue one failed job (by id) or, with no id, all of them; returns the requeued ids."""
+    requeued = []
+    for name in QUEUE_NAMES:
+        registry = queue(name, app).failed_job_registry
+        for failed_id in registry.get_job_ids():
+            if job_id is None or failed_id == job_id:
+                registry.requeue(failed_id)
+                requeued.append(failed_id)
+    return requeued

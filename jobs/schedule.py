@@ -1,0 +1,86 @@
+"""`lojal scheduler`: RQ's CronScheduler with Lojal's one schedule.
+
+Run exactly one scheduler; it only enqueues, `lojal worker` processes run the jobs. Cron
+expressions are read in the scheduler process's local time (RQ/croniter): run it with TZ=UTC.
+Per-shop work is fanned out (jobs.maintenance.for_each_active_shop), and each shop's job
+works in the shop's own timezone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+from rq.cron import CronJob, CronScheduler
+from rq.utils import import_attribute
+
+from app.extensions import redis_connection
+from jobs.queues import queue
+
+FAN_OUT = "jobs.maintenance.for_each_active_shop"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    func: str  # dotted path of the job function
+    queue: str
+    cron: str | None = None  # crontab, read in UTC (see the module docstring)
+    interval: int | None = None  # seconds
+    args: tuple = ()
+
+
+SCHEDULE: tuple[Entry, ...] = (
+    Entry("inbox-sweep", "jobs.inbox.sweep_inbox", "webhooks", interval=60),
+    Entry("release-pending-points", FAN_OUT, "maintenance", cron="5 * * * *",
+          args=("jobs.maintenance.release_pending",)),
+    Entry("points-expiry", FAN_OUT, "maintenance", cron="20 3 * * *", args=("jobs.maintenance.expire_points",)),
+    # Hourly so every shop's local date is seen; the ledger key makes it once a year.
+    Entry("birthdays", FAN_OUT, "maintenance", cron="0 * * * *", args=("jobs.maintenance.birthdays",)),
+    # Hourly; acts once, on the shop's local first day of a tier period.
+    Entry("tier-review", FAN_OUT, "maintenance", cron="10 * * * *",
+          args=("jobs.maintenance.review_tiers_if_period_ended",)),
+    Entry("shopify-reconcile", "jobs.shopify_sync.reconcile_all_shops", "maintenance", cron="*/15 * * * *"),
+    Entry("woocommerce-reconcile", "jobs.woocommerce_sync.reconcile_all_shops", "maintenance",
+          cron="7-59/15 * * * *"),
+    Entry("token-refresh", "jobs.maintenance.refresh_expiring_tokens", "maintenance", interval=300),
+)
+
+
+class JsonCronJob(CronJob):
+    """RQ's CronJob enqueues through a plain Queue, i.e. with RQ's default (pickle) serializer,
+    which our workers (JSONSerializer) cannot read. This one enqueues through jobs.queues.queue;
+    the rest (history, registry bookkeeping) is RQ's CronJob.enqueue as is."""
+
+    def __init__(self, app: Flask, **kwargs):
+        super().__init__(**kwargs)
+        self.app = app
+
+    def enqueue(self, connection):
+        from rq import cron as rq_cron
+
+        rq_queue = queue(self.queue_name, self.app)
+        with connection.pipeline() as pipeline:
+            job = rq_queue.enqueue(self.func, args=self.args, kwargs=self.kwargs, **self.job_options, pipeline=pipeline)
+            pipeline.zadd(self.job_history_key, {job.id: job.enqueued_at.timestamp()})
+            pipeline.zremrangebyrank(self.job_history_key, 0, -(rq_cron.DEFAULT_CRON_JOB_HISTORY_LIMIT + 1))
+            pipeline.expire(self.job_history_key, rq_cron.DEFAULT_CRON_JOB_HISTORY_TTL)
+            rq_cron.cron_job_registry.add(self.name, pipeline, enqueue_timestamp=job.enqueued_at.timestamp())
+            pipeline.execute()
+        return job
+
+
+class LojalCronScheduler(CronScheduler):
+    def add(self, cron_job: CronJob) -> CronJob:
+        self._cron_jobs.append(cron_job)
+        return cron_job
+
+
+def build_scheduler(app: Flask, schedule: tuple[Entry, ...] = SCHEDULE) -> LojalCronScheduler:
+    scheduler = LojalCronScheduler(connection=redis_connection.client(app))
+    for entry in schedule:
+        scheduler.add(JsonCronJob(
+            app, name=entry.name, queue_name=entry.queue, func=import_attribute(entry.func), args=entry.args,
+            cron=entry.cron, interval=entry.interval, job_timeout=app.config["JOB_TIMEOUT"],
+            failure_ttl=app.config["JOB_FAILURE_TTL"],
+        ))
+    return scheduler

@@ -1,0 +1,89 @@
+"""Rendering: every template in every locale, personalised, escaped, with one-click unsubscribe headers."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from app.email.i18n import CATALOGS, resolve_locale
+from app.email.render import TEMPLATES, Branding, EmailContext, build_message, render
+
+URL = "https://lojal.test/email/unsubscribe/tok"
+
+
+def _ctx(**kw) -> EmailContext:
+    values = dict(shop_name="Fjord & Co", locale="en", first_name="Ada", points_balance=750, tier_name="Gold",
+                  affordable_reward="$5 off", shop_url="https://fjord.example", reward_name="$5 off",
+                  code="LOJAL-ABC123", points=120, expires_on=date(2026, 4, 30))
+    values.update(kw)
+    return EmailContext(**values)
+
+
+@pytest.mark.parametrize("locale", sorted(CATALOGS))
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_template_renders_in_every_locale(template, locale):
+    out = render(template, _ctx(locale=locale), URL)
+    t = CATALOGS[locale]
+    assert out.subject and "\n" not in out.subject
+    assert t["greeting"].format(name="Ada") in out.text
+    assert t["balance"].format(points=750) in out.text
+    assert t["unsubscribe"] in out.text and URL in out.text and URL in out.html
+    assert "Fjord &amp; Co" in out.html  # shop name, escaped in HTML
+    assert t["afford"].format(reward="$5 off") in out.text
+
+
+def test_subjects_are_localised():
+    subjects = {loc: render("birthday", _ctx(locale=loc), URL).subject for loc in ("en", "nb", "da", "sv")}
+    assert subjects == {"en": "Happy birthday from Fjord & Co!", "nb": "Gratulerer med dagen fra Fjord & Co!",
+                        "da": "Tillykke med fødselsdagen fra Fjord & Co!", "sv": "Grattis på födelsedagen från Fjord & Co!"}
+
+
+@pytest.mark.parametrize("given,expected", [("nb-NO", "nb"), ("no", "nb"), ("sv_SE", "sv"), ("da", "da"),
+                                            ("de", "en"), ("", "en"), (None, "en")])
+def test_locale_resolution(given, expected):
+    assert resolve_locale(given) == expected
+
+
+def test_reward_code_expiry_date_and_points_are_shown():
+    assert "LOJAL-ABC123" in render("reward_issued", _ctx(), URL).html
+    assert "LOJAL-ABC123" in render("reward_issued", _ctx(), URL).text
+    assert "30.04.2026" in render("points_expiring", _ctx(locale="nb"), URL).text
+    assert "120 points expired" in render("points_expired", _ctx(), URL).text
+    assert "Gold" in render("tier_reached", _ctx(), URL).subject
+
+
+def test_html_escapes_names_and_text_keeps_them():
+    out = render("tier_reached", _ctx(first_name="<script>alert(1)</script>", tier_name='<b>"VIP"</b>'), URL)
+    assert "<script>" not in out.html and "&lt;script&gt;alert(1)&lt;/script&gt;" in out.html
+    assert "<b>" not in out.html
+    assert "Hi <script>alert(1)</script>," in out.text
+
+
+def test_branding_colours_are_used_and_bad_values_fall_back():
+    brand = Branding.from_settings({"primary_color": "#ff0066", "text_color": "red;background:url(x)",
+                                    "logo_url": "javascript:alert(1)"})
+    assert brand.text_color == Branding().text_color and brand.logo_url is None
+    html = render("birthday", _ctx(branding=brand), URL).html
+    assert "#ff0066" in html and "url(x)" not in html
+
+
+def test_no_first_name_greets_anonymously():
+    assert render("birthday", _ctx(first_name=None, locale="sv"), URL).text.startswith("Hej,")
+
+
+def test_message_has_both_parts_and_one_click_headers():
+    out = render("reward_issued", _ctx(locale="da"), URL)
+    msg = build_message(out, mail_from="Fjord & Co <no-reply@lojal.test>", to_address="ada@example.com",
+                        to_name="Ada", unsubscribe_url=URL, unsubscribe_mailto="unsub@lojal.test",
+                        message_id="<lojal.1.2@lojal.test>", locale="da")
+    assert msg["List-Unsubscribe"] == f"<{URL}>, <mailto:unsub@lojal.test>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["Subject"] == "Din belønningskode fra Fjord & Co"
+    assert msg["To"] == "Ada <ada@example.com>" and msg["Message-ID"] == "<lojal.1.2@lojal.test>"
+    types = [part.get_content_type() for part in msg.iter_parts()]
+    assert types == ["text/plain", "text/html"]
+
+
+def test_unknown_template_is_refused():
+    with pytest.raises(ValueError):
+        render("nope", _ctx(), URL)

@@ -1,0 +1,165 @@
+"""send_notification end to end: a real RQ worker, a real SMTP server (aiosmtpd), the real database."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from rq.job import Job
+
+from app.email.tokens import read_unsubscribe_token
+from app.extensions import redis_connection
+from app.loyalty.adjustments import adjust_points
+from app.loyalty.intents import NotifyCustomer
+from app.loyalty.redemptions import redeem_reward
+from app.models import EmailSend, Reward
+from jobs.dispatch import dispatch
+from jobs.emails import email_job_id
+from jobs.queues import enqueue, queue
+from tests.factories import make_customer, make_shop
+from tests.smtp_capture import smtp_server  # noqa: F401
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def smtp(smtp_server, worker_app, monkeypatch):  # noqa: F811
+    monkeypatch.setitem(worker_app.config, "SMTP_URL", smtp_server.url)
+    return smtp_server
+
+
+def _shopper(session, locale="nb", **fields):
+    shop = make_shop(session)
+    shop.name, shop.locale = "Fjord & Co", locale
+    fields.setdefault("first_name", "Kari")
+    fields.setdefault("accepts_marketing", True)
+    customer = make_customer(session, shop, **fields)
+    session.commit()
+    return shop, customer
+
+
+def _row(session, shop, key) -> EmailSend:
+    session.expire_all()
+    return session.query(EmailSend).filter_by(shop_id=shop.id, send_key=key).one()
+
+
+def test_notify_intent_sends_one_localised_email(wsession, run_jobs, smtp, worker_app):
+    shop, customer = _shopper(wsession)
+    intent = NotifyCustomer(shop.id, customer.id, "tier_reached", key=f"tier:1:customer:{customer.id}")
+    dispatch([intent])
+    dispatch([intent])
+    run_jobs()
+    [msg] = smtp.messages
+    assert msg["Subject"].startswith("Du har nådd")
+    assert msg["From"] == "Fjord & Co <no-reply@localhost>"
+    assert msg["To"] == f"Kari <{customer.email}>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = msg["List-Unsubscribe"].strip("<>")
+    assert link.startswith("https://lojal.test/email/unsubscribe/")
+    assert read_unsubscribe_token(worker_app.config["SECRET_KEY"], link.rsplit("/", 1)[1]) == (shop.id, customer.id)
+    assert msg.get_body(("plain",)).get_content().startswith("Hei Kari,")
+    assert "Hei Kari," in msg.get_body(("html",)).get_content()
+    row = _row(wsession, shop, intent.key)
+    assert row.status == "sent" and row.attempts == 1 and row.sent_at is not None
+    assert msg["Message-ID"] == row.message_id == f"<lojal.{shop.id}.{row.id}@localhost>"
+
+
+def test_a_duplicated_job_under_another_id_still_sends_once(wsession, run_jobs, smtp):
+    shop, customer = _shopper(wsession)
+    for n in range(2):
+        enqueue("jobs.emails.send_notification", shop.id, customer.id, "referral_completed", "referral:9",
+                queue_name="emails", job_id=f"dup-{shop.id}-{n}")
+    run_jobs()
+    enqueue("jobs.emails.send_notification", shop.id, customer.id, "referral_completed", "referral:9",
+            queue_name="emails", job_id=f"dup-{shop.id}-again")
+    run_jobs()
+    assert len(smtp.messages) == 1
+
+
+@pytest.mark.parametrize("fields,template,reason", [
+    ({"unsubscribed_at": NOW}, "tier_reached", "customer unsubscribed"),
+    ({"redacted_at": NOW}, "reward_issued", "customer redacted"),
+    ({"email": None}, "tier_reached", "customer has no email address"),
+    ({"accepts_marketing": False}, "birthday", "no marketing consent"),
+    ({"accepts_marketing": False}, "points_expiring", "no marketing consent"),
+])
+def test_customers_who_must_not_get_it_are_skipped(wsession, run_jobs, smtp, fields, template, reason):
+    shop, customer = _shopper(wsession, **fields)
+    dispatch([NotifyCustomer(shop.id, customer.id, template, key="k1")])
+    run_jobs()
+    assert smtp.messages == []
+    row = _row(wsession, shop, "k1")
+    assert row.status == "skipped" and row.last_error == reason
+
+
+def test_transactional_email_needs_no_marketing_consent(wsession, run_jobs, smtp):
+    shop, customer = _shopper(wsession, locale="sv", accepts_marketing=False)
+    dispatch([NotifyCustomer(shop.id, customer.id, "tier_reached", key="k1")])
+    run_jobs()
+    assert len(smtp.messages) == 1 and smtp.messages[0]["Subject"].startswith("Du har nått")
+
+
+def test_smtp_refusing_once_then_recovering_sends_exactly_once(wsession, run_jobs, smtp, worker_app):
+    shop, customer = _shopper(wsession, locale="da")
+    smtp.handler.refuse_next = 1
+    intent = NotifyCustomer(shop.id, customer.id, "tier_reached", key="k1")
+    dispatch([intent])
+    run_jobs()
+    assert smtp.messages == []
+    row = _row(wsession, shop, "k1")
+    assert row.status == "pending" and "451" in row.last_error and row.attempts == 1
+    job = Job.fetch(email_job_id(shop.id, "k1"), connection=redis_connection.client(worker_app),
+                    serializer=queue("emails", worker_app).serializer)
+    assert job.get_status() == "scheduled"  # RQ's retry, after its back-off
+    queue("emails", worker_app).scheduled_job_registry.requeue(job)  # the back-off is over
+    run_jobs()
+    assert len(smtp.messages) == 1 and smtp.messages[0]["Subject"].startswith("Du har nået")
+    row = _row(wsession, shop, "k1")
+    assert row.status == "sent" and row.attempts == 2
+
+
+def test_connection_dropped_mid_send_never_sends_twice(wsession, run_jobs, smtp):
+    shop, customer = _shopper(wsession)
+    smtp.handler.drop_next = 1  # the server keeps the message, the client never hears 250
+    intent = NotifyCustomer(shop.id, customer.id, "tier_reached", key="k1")
+    dispatch([intent])
+    run_jobs()
+    dispatch([intent])  # a retry or redelivery of the same notification
+    enqueue("jobs.emails.send_notification", shop.id, customer.id, "tier_reached", "k1", queue_name="emails",
+            job_id="another-id")
+    run_jobs()
+    assert len(smtp.messages) == 1
+    row = _row(wsession, shop, "k1")
+    assert row.status == "failed" and row.last_error.startswith("delivery outcome unknown")
+
+
+def test_worker_dying_after_handing_over_is_not_resent(wsession, run_jobs, smtp):
+    shop, customer = _shopper(wsession)
+    wsession.add(EmailSend(shop_id=shop.id, customer_id=customer.id, template="tier_reached", send_key="k1",
+                           status="sending", message_id="<x@y>", attempts=1))
+    wsession.commit()
+    dispatch([NotifyCustomer(shop.id, customer.id, "tier_reached", key="k1")])
+    run_jobs()
+    assert smtp.messages == []
+    assert _row(wsession, shop, "k1").status == "failed"
+
+
+def test_without_smtp_url_the_send_is_skipped(wsession, run_jobs, worker_app, monkeypatch):
+    monkeypatch.setitem(worker_app.config, "SMTP_URL", None)
+    shop, customer = _shopper(wsession)
+    dispatch([NotifyCustomer(shop.id, customer.id, "tier_reached", key="k1")])
+    run_jobs()
+    assert _row(wsession, shop, "k1").status == "skipped"
+
+
+def test_reward_issued_email_carries_the_code(wsession, run_jobs, smtp):
+    shop, customer = _shopper(wsession, locale="en")
+    adjust_points(wsession, shop.id, customer.id, 800, reason="seed", actor="staff:test", now=NOW)
+    reward = wsession.query(Reward).filter_by(shop_id=shop.id, points_cost=500).one()
+    result = redeem_reward(wsession, shop.id, customer.id, reward.id, "checkout-1", NOW)
+    wsession.commit()
+    dispatch(result.intents)
+    run_jobs()  # issues the code, whose intent enqueues the email, which the same burst sends
+    [msg] = smtp.messages
+    assert msg["Subject"] == "Your reward code from Fjord & Co"
+    assert result.redemption.code in msg.get_body(("plain",)).get_content()
+    assert "That is enough for" in msg.get_body(("plain",)).get_content()  # 300 points left

@@ -1,0 +1,161 @@
+"""Per-shop upkeep: the fan-out reaches active shops only; each job does its domain work in the
+shop's timezone, commits it and is safe to run twice."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from app.loyalty.apply import apply_event
+from app.models import Customer, LedgerEntry, Tier
+from jobs import maintenance
+from jobs.queues import queue
+from tests.factories import cancelled, make_customer, make_shop, paid
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def _customer(session, customer_id) -> Customer:
+    session.expire_all()
+    return session.get(Customer, customer_id)
+
+
+def _tier(session, customer_id) -> str | None:
+    customer = _customer(session, customer_id)
+    return session.get(Tier, customer.tier_id).name if customer.tier_id else None
+
+
+def _entries(session, shop, kind) -> list[LedgerEntry]:
+    session.expire_all()
+    return session.query(LedgerEntry).filter_by(shop_id=shop.id, kind=kind).all()
+
+
+def test_fan_out_enqueues_active_shops_only(worker_app, wsession):
+    active = make_shop(wsession)
+    gone = make_shop(wsession)
+    gone.status = "uninstalled"
+    cut = make_shop(wsession, platform="woocommerce")
+    cut.status = "disconnected"
+    wsession.commit()
+    maintenance.for_each_active_shop("jobs.maintenance.release_pending", now=NOW.isoformat())
+    jobs = queue("maintenance", worker_app).get_jobs()
+    shop_ids = {job.args[0] for job in jobs if job.func_name == "jobs.maintenance.release_pending"}
+    assert active.id in shop_ids and gone.id not in shop_ids and cut.id not in shop_ids
+    assert all(job.kwargs == {"now": NOW.isoformat()} for job in jobs)
+
+
+def test_fan_out_refuses_anything_but_a_per_shop_job(worker_app, wsession):
+    try:
+        maintenance.for_each_active_shop("os.system")
+    except ValueError as exc:
+        assert "not a per-shop job" in str(exc)
+    else:
+        raise AssertionError("expected ValueError")
+
+
+def test_fanned_out_jobs_run_on_a_worker(worker_app, wsession, run_jobs):
+    shop = make_shop(wsession, pending_days=14)
+    customer = make_customer(wsession, shop)
+    apply_event(wsession, shop.id, paid(1, NOW, customer=customer, subtotal="70"))
+    wsession.commit()
+    maintenance.for_each_active_shop("jobs.maintenance.release_pending", now=(NOW + timedelta(days=15)).isoformat())
+    run_jobs()
+    assert _customer(wsession, customer.id).points_balance == 70
+
+
+def test_skipped_shops_are_left_alone(session):
+    shop = make_shop(session, pending_days=14)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, NOW, customer=customer, subtotal="70"))
+    shop.status = "uninstalled"
+    session.commit()
+    assert maintenance.release_pending(shop.id, now=(NOW + timedelta(days=15)).isoformat()) == "skipped"
+    assert _customer(session, customer.id).pending_points == 70
+
+
+def test_release_pending_releases_once(session):
+    shop = make_shop(session, pending_days=14)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, NOW, customer=customer, subtotal="70"))
+    session.commit()
+    assert maintenance.release_pending(shop.id, now=(NOW + timedelta(days=13)).isoformat()) == "noop"
+    later = (NOW + timedelta(days=14)).isoformat()
+    assert maintenance.release_pending(shop.id, now=later) == "applied"
+    assert maintenance.release_pending(shop.id, now=later) == "noop"
+    fresh = _customer(session, customer.id)
+    assert (fresh.points_balance, fresh.pending_points) == (70, 0)
+    assert len(_entries(session, shop, "release")) == 1
+
+
+def test_expire_points_expires_an_inactive_balance_once(session):
+    shop = make_shop(session, expiry_months=6)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2025, 1, 10, tzinfo=UTC), customer=customer, subtotal="100"))
+    session.commit()
+    run_at = "2025-08-01T00:00:00+00:00"
+    assert maintenance.expire_points(shop.id, now=run_at) == "applied"
+    assert maintenance.expire_points(shop.id, now=run_at) == "noop"
+    assert _customer(session, customer.id).points_balance == 0
+    assert [e.points for e in _entries(session, shop, "expire")] == [-100]
+
+
+def test_birthday_uses_the_shops_local_date(session):
+    shop = make_shop(session, timezone="Pacific/Auckland")
+    customer = make_customer(session, shop, birthday=date(1990, 3, 11))
+    session.commit()
+    # 12:00 UTC on 10 March is already 01:00 on 11 March in Auckland (UTC+13).
+    assert maintenance.birthdays(shop.id, now="2026-03-10T10:00:00+00:00") == "noop"  # 23:00 on the 10th there
+    assert maintenance.birthdays(shop.id, now="2026-03-10T12:00:00+00:00") == "applied"
+    assert maintenance.birthdays(shop.id, now="2026-03-10T13:00:00+00:00") == "applied"  # the next hourly run
+    [entry] = _entries(session, shop, "earn")
+    assert (entry.customer_id, entry.source, entry.idempotency_key) == (customer.id, "birthday",
+                                                                       f"birthday:{customer.id}:2026")
+    assert _customer(session, customer.id).points_balance == entry.points > 0
+
+
+def test_period_starts():
+    assert maintenance.starts_tier_period("calendar_year", date(2026, 1, 1))
+    assert not maintenance.starts_tier_period("calendar_year", date(2026, 2, 1))
+    assert maintenance.starts_tier_period("rolling_12_months", date(2026, 2, 1))
+    assert not maintenance.starts_tier_period("rolling_12_months", date(2026, 2, 2))
+
+
+def test_tier_review_acts_on_the_shops_local_first_day_once(app, session):
+    shop = make_shop(session, timezone="Pacific/Auckland", tier_period="rolling_12_months")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2026, 2, 10, tzinfo=UTC), customer=customer, subtotal="600"))
+    apply_event(session, shop.id, cancelled(1))
+    session.commit()
+    assert _tier(session, customer.id) == "Silver"  # promotions never wait; demotions do
+    # 31 March 10:00 UTC is 23:00 there; 11:00 UTC is 00:00 on 1 April.
+    assert maintenance.review_tiers_if_period_ended(shop.id, now="2026-03-31T10:00:00+00:00") == "not-due"
+    assert _tier(session, customer.id) == "Silver"
+    assert maintenance.review_tiers_if_period_ended(shop.id, now="2026-03-31T11:00:00+00:00") == "reviewed:1"
+    assert _tier(session, customer.id) == "Bronze"
+    assert maintenance.review_tiers_if_period_ended(shop.id, now="2026-03-31T12:00:00+00:00") == "already-reviewed"
+
+
+def test_token_refresh_fan_out_picks_expiring_shopify_tokens(worker_app, wsession):
+    due = make_shop(wsession, platform="shopify", default_program=False)
+    due.token_expires_at = NOW + timedelta(minutes=8)
+    later = make_shop(wsession, platform="shopify", default_program=False)
+    later.token_expires_at = NOW + timedelta(hours=1)
+    forever = make_shop(wsession, platform="shopify", default_program=False)  # a non-expiring token
+    gone = make_shop(wsession, platform="shopify", default_program=False)
+    gone.token_expires_at, gone.status = NOW, "uninstalled"
+    wsession.commit()
+    maintenance.refresh_expiring_tokens(now=NOW.isoformat())
+    shop_ids = {job.args[0] for job in queue("maintenance", worker_app).get_jobs()
+                if job.func_name == "jobs.maintenance.refresh_token"}
+    assert due.id in shop_ids and not shop_ids & {later.id, forever.id, gone.id}
+
+
+def test_token_refresh_without_refresh_token_needs_the_merchant(session):
+    from app.crypto import token_cipher
+
+    shop = make_shop(session, platform="shopify", default_program=False)
+    shop.access_token_enc = token_cipher.encrypt("shpat_old")
+    shop.token_expires_at = NOW + timedelta(minutes=2)
+    session.commit()
+    assert maintenance.refresh_token(shop.id, now=NOW.isoformat()) == "needs-reauthorisation"
+    shop.token_expires_at = NOW + timedelta(hours=1)
+    session.commit()
+    assert maintenance.refresh_token(shop.id, now=NOW.isoformat()) == "ok"
