@@ -16,6 +16,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(keys_group)
     app.cli.add_command(scheduler_command)
     app.cli.add_command(jobs_group)
+    app.cli.add_command(backfill_command)
 
 
 @click.command("worker")
@@ -231,6 +232,94 @@ def keys_rotate() -> None:
                 values += 1
     db.session.commit()
     click.echo(f"re-encrypted {values} secrets of {len(shops)} shops with the newest key")
+
+
+def _pause(seconds: float) -> None:
+    """Between two looks at a running backfill (the tests run the worker here instead)."""
+    import time
+
+    time.sleep(seconds)
+
+
+@click.command("backfill")
+@click.argument("shop_ref", metavar="SHOP")
+@click.option("--no-wait", is_flag=True, help="Enqueue the backfill and return without following it.")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between two progress checks.")
+@with_appcontext
+def backfill_command(shop_ref: str, no_wait: bool, interval: float) -> None:
+    """Import the order history of SHOP (its uid or domain) and show the progress with an ETA.
+
+    The backfill runs on the workers as a chain of jobs; this follows the newest one until the
+    chain ends. Without REDIS_URL it runs here, synchronously, and only the result is shown.
+    """
+    from sqlalchemy import or_, select
+
+    from app.extensions import db
+    from app.models import Shop
+    from jobs import shopify_sync, woocommerce_sync
+    from jobs.progress import backfill_progress
+    from jobs.queues import runs_in_process
+
+    enqueue_backfill = {"shopify": shopify_sync.enqueue_backfill, "woocommerce": woocommerce_sync.enqueue_backfill}
+    ref = shop_ref.strip().rstrip("/")
+    domains = {ref, f"https://{ref}"} if "://" not in ref else {ref}
+    shop = db.session.scalar(select(Shop).where(or_(Shop.uid == ref, Shop.domain.in_(domains))))
+    if shop is None:
+        raise click.BadParameter("no shop with this uid or domain", param_hint="SHOP")
+    if shop.platform not in enqueue_backfill:
+        raise click.BadParameter(f"{shop.domain} is a {shop.platform} shop: it has no order backfill",
+                                 param_hint="SHOP")
+    if shop.status != "active":
+        raise click.ClickException(f"{shop.domain} is {shop.status}: reconnect it before a backfill")
+    shop_id, domain, platform = shop.id, shop.domain, shop.platform
+    db.session.rollback()  # the job reads the shop itself; hold no transaction while following
+    app = current_app._get_current_object()
+    job = enqueue_backfill[platform](shop_id)
+    if runs_in_process(app):
+        _report_backfill(domain, backfill_progress(app, shop_id))
+        return
+    click.echo(f"backfill of {domain} enqueued (job {job.id})")
+    if not no_wait:
+        _report_backfill(domain, _follow_backfill(app, shop_id, interval))
+
+
+def _follow_backfill(app: Flask, shop_id: int, interval: float):
+    """Poll the chain's newest job (jobs.progress) and drive a progress bar until the chain ends."""
+    from contextlib import ExitStack
+
+    from jobs.progress import backfill_progress
+
+    with ExitStack() as stack:
+        bar, shown = None, 0
+        while True:
+            progress = backfill_progress(app, shop_id)
+            if progress is None:
+                raise click.ClickException("the backfill job is gone (expired or deleted); run the command again")
+            if bar is None and (progress.total_estimate is not None or progress.done or progress.finished):
+                bar = stack.enter_context(click.progressbar(
+                    length=max(progress.total_estimate or 0, progress.done, 1), label="orders", show_eta=True,
+                    show_pos=True, show_percent=True))
+            if bar is not None:
+                # An estimate, not a promise: orders placed meanwhile can make `done` overtake it.
+                bar.length = max(bar.length, progress.total_estimate or 0, progress.done)
+                if progress.done > shown:
+                    bar.update(progress.done - shown)
+                    shown = progress.done
+            if progress.finished:
+                return progress
+            _pause(interval)
+
+
+def _report_backfill(domain: str, progress) -> None:
+    if progress is None:
+        raise click.ClickException("the backfill left no job to report on")
+    if progress.result == "done":
+        click.echo(f"backfill of {domain} done: {progress.done} orders")
+        return
+    reason = progress.error or progress.result or progress.status
+    raise click.ClickException(f"backfill of {domain} ended without finishing ({reason}) after "
+                               f"{progress.done} orders; see the worker's log")
 
 
 def _create_app_for_cli():

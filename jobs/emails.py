@@ -37,6 +37,7 @@ from app.email.sender import PermanentEmailError, TransientEmailError, send_mess
 from app.email.tokens import unsubscribe_url
 from app.extensions import db
 from app.loyalty.expiry import expires_at
+from app.loyalty.program import program_settings
 from app.models import Customer, EmailSend, LedgerEntry, Redemption, Reward, Shop, Tier, for_shop, get_for_shop
 from jobs.context import app_job, is_final_attempt
 
@@ -159,6 +160,11 @@ def _context(session, shop: Shop, customer: Customer, template: str, key: str) -
                                                           LedgerEntry.idempotency_key == key)).first()
         if entry is not None:
             extra = {"points": abs(entry.points)}
+    elif template == "winback_incentive":
+        entry = session.scalars(select(LedgerEntry).where(
+            LedgerEntry.shop_id == shop.id, LedgerEntry.idempotency_key == key.rsplit(":", 1)[0] + ":incentive")).first()
+        if entry is not None:
+            extra = {"points": entry.points}
     elif template == "points_expiring":
         when = expires_at(shop, customer)
         extra = {"points": customer.points_balance, "expires_on": when.date() if when else None}
@@ -166,8 +172,13 @@ def _context(session, shop: Shop, customer: Customer, template: str, key: str) -
     return EmailContext(shop_name=shop.name, locale=shop.locale, first_name=customer.first_name,
                         points_balance=customer.points_balance, tier_name=tier.name if tier else None,
                         affordable_reward=affordable.name if affordable else None, shop_url=domain,
-                        # Colours and logo: defaults until the shop's settings carry branding.
-                        branding=Branding(), **extra)
+                        branding=shop_branding(shop), **extra)
+
+
+def shop_branding(shop: Shop) -> Branding:
+    """The shop's colour and logo from its program settings (defaults where unset)."""
+    settings = program_settings(shop)
+    return Branding.from_settings({"primary_color": settings.brand_color, "logo_url": settings.brand_logo_url})
 
 
 def _message_id(mail_from: str, app_url: str, shop_id: int, row_id: int) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.extensions import db, redis_connection
 from app.loyalty.actions import award_birthdays
 from app.loyalty.calendar import local
-from app.loyalty.expiry import expire_inactive_points
+from app.loyalty.expiry import expire_inactive_points, expiry_reminders as find_expiry_reminders
 from app.loyalty.orders import release_pending_points
 from app.loyalty.program import program_settings
 from app.loyalty.tiers import review_tiers
@@ -33,8 +33,10 @@ QUEUE = "maintenance"
 PER_SHOP_JOBS = frozenset({
     "jobs.maintenance.release_pending",
     "jobs.maintenance.expire_points",
+    "jobs.maintenance.expiry_reminders",
     "jobs.maintenance.birthdays",
     "jobs.maintenance.review_tiers_if_period_ended",
+    "jobs.winback.run_winback",
 })
 # The token refresh runs this often (jobs.schedule); a token is refreshed when it expires
 # within REFRESH_MARGIN (integrations.shopify.tokens), so the fan-out picks the shops whose
@@ -89,6 +91,18 @@ def expire_points(shop_id: int, now: str | None = None) -> str:
     if _active_shop(shop_id) is None:
         return "skipped"
     outcome = expire_inactive_points(db.session, shop_id, parse_now(now))
+    db.session.commit()
+    dispatch(outcome.intents)
+    return outcome.status
+
+
+@app_job
+def expiry_reminders(shop_id: int, now: str | None = None) -> str:
+    """`points_expiring` emails 30 and 7 days before a balance expires (the shop's local dates);
+    the reminder key in email_sends makes a rerun, or the next day's run, send nothing twice."""
+    if _active_shop(shop_id) is None:
+        return "skipped"
+    outcome = find_expiry_reminders(db.session, shop_id, parse_now(now))
     db.session.commit()
     dispatch(outcome.intents)
     return outcome.status

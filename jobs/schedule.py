@@ -34,11 +34,17 @@ SCHEDULE: tuple[Entry, ...] = (
     Entry("release-pending-points", FAN_OUT, "maintenance", cron="5 * * * *",
           args=("jobs.maintenance.release_pending",)),
     Entry("points-expiry", FAN_OUT, "maintenance", cron="20 3 * * *", args=("jobs.maintenance.expire_points",)),
+    # Daily; the reminder windows (8-30 and 1-7 days before the local expiry date) and the
+    # email key make a missed or repeated day harmless.
+    Entry("expiry-reminders", FAN_OUT, "maintenance", cron="30 8 * * *",
+          args=("jobs.maintenance.expiry_reminders",)),
     # Hourly so every shop's local date is seen; the ledger key makes it once a year.
     Entry("birthdays", FAN_OUT, "maintenance", cron="0 * * * *", args=("jobs.maintenance.birthdays",)),
     # Hourly; acts once, on the shop's local first day of a tier period.
     Entry("tier-review", FAN_OUT, "maintenance", cron="10 * * * *",
           args=("jobs.maintenance.review_tiers_if_period_ended",)),
+    # Daily: enroll lapsing customers, send step 2 when due (jobs.winback).
+    Entry("winback", FAN_OUT, "maintenance", cron="40 4 * * *", args=("jobs.winback.run_winback",)),
     Entry("shopify-reconcile", "jobs.shopify_sync.reconcile_all_shops", "maintenance", cron="*/15 * * * *"),
     Entry("woocommerce-reconcile", "jobs.woocommerce_sync.reconcile_all_shops", "maintenance",
           cron="7-59/15 * * * *"),

@@ -23,6 +23,7 @@ from integrations.woocommerce import sync, upkeep
 from integrations.woocommerce.client import StoreDisconnected
 from jobs.context import app_job
 from jobs.dispatch import dispatch
+from jobs.progress import next_backfill_job_id
 from jobs.queues import enqueue, enqueue_in, platform_api_limit
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,9 @@ QUEUE = "maintenance"
 
 
 def enqueue_backfill(shop_id: int) -> Job:
+    # The id is recorded as the chain's newest (jobs.progress) before the job can run.
     return enqueue("jobs.woocommerce_sync.backfill_orders", shop_id, queue_name=QUEUE,
-                   rate_limit=platform_api_limit(shop_id))
+                   job_id=next_backfill_job_id(shop_id), rate_limit=platform_api_limit(shop_id))
 
 
 def enqueue_reconcile(shop_id: int) -> Job:
@@ -137,7 +139,9 @@ def _run_slice(mode: str, shop_id: int, run_json: dict | None, throttle_waits: i
 
 
 def _continue(mode: str, shop_id: int, run: sync.SyncRun, delay: float, throttle_waits: int) -> None:
-    enqueue_in(delay, f"jobs.woocommerce_sync.{mode}_orders", shop_id, run=run.to_json(),
+    # A backfill's successor becomes the chain's newest job before this one finishes (jobs.progress).
+    job_id = next_backfill_job_id(shop_id, run) if mode == "backfill" else None
+    enqueue_in(delay, f"jobs.woocommerce_sync.{mode}_orders", shop_id, run=run.to_json(), job_id=job_id,
                throttle_waits=throttle_waits, queue_name=QUEUE, rate_limit=platform_api_limit(shop_id))
     log.info("order sync continues later", extra={"shop_id": shop_id, "done": run.done, "delay": delay})
 

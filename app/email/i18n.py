@@ -28,6 +28,10 @@ CATALOGS: dict[str, dict[str, str]] = {
         "points_expiring.body": "{points} points expire on {date}. Use them before then.",
         "referral_completed.subject": "Your friend shopped at {shop} - thank you!",
         "referral_completed.body": "A friend you referred placed their first order, and your referral reward is in your account.",
+        "winback_reminder.subject": "We miss you at {shop}",
+        "winback_reminder.body": "It has been a while since your last visit. Your points are still waiting for you.",
+        "winback_incentive.subject": "{points} bonus points from {shop}",
+        "winback_incentive.body": "To welcome you back, we have added {points} bonus points to your account.",
     },
     "nb": {
         "unsubscribe.question": "Melde deg av e-poster fra {shop}?",
@@ -55,6 +59,10 @@ CATALOGS: dict[str, dict[str, str]] = {
         "points_expiring.body": "{points} poeng utløper {date}. Bruk dem før det.",
         "referral_completed.subject": "Vennen din handlet hos {shop} – takk!",
         "referral_completed.body": "En venn du vervet har lagt inn sin første bestilling, og vervebelønningen din er på kontoen.",
+        "winback_reminder.subject": "Vi savner deg hos {shop}",
+        "winback_reminder.body": "Det er en stund siden sist du handlet hos oss. Poengene dine venter fortsatt på deg.",
+        "winback_incentive.subject": "{points} bonuspoeng fra {shop}",
+        "winback_incentive.body": "For å ønske deg velkommen tilbake har vi lagt til {points} bonuspoeng på kontoen din.",
     },
     "da": {
         "unsubscribe.question": "Afmeld e-mails fra {shop}?",
@@ -82,6 +90,10 @@ CATALOGS: dict[str, dict[str, str]] = {
         "points_expiring.body": "{points} point udløber {date}. Brug dem inden da.",
         "referral_completed.subject": "Din ven handlede hos {shop} – tak!",
         "referral_completed.body": "En ven, du har henvist, har afgivet sin første ordre, og din henvisningsbelønning er på din konto.",
+        "winback_reminder.subject": "Vi savner dig hos {shop}",
+        "winback_reminder.body": "Det er et stykke tid siden, du sidst handlede hos os. Dine point venter stadig på dig.",
+        "winback_incentive.subject": "{points} bonuspoint fra {shop}",
+        "winback_incentive.body": "For at byde dig velkommen tilbage har vi tilføjet {points} bonuspoint til din konto.",
     },
     "sv": {
         "unsubscribe.question": "Avregistrera dig från mejl från {shop}?",
@@ -109,6 +121,10 @@ CATALOGS: dict[str, dict[str, str]] = {
         "points_expiring.body": "{points} poäng går ut {date}. Använd dem innan dess.",
         "referral_completed.subject": "Din vän handlade hos {shop} – tack!",
         "referral_completed.body": "En vän du värvat har gjort sin första beställning, och din värvningsbelöning finns på ditt konto.",
+        "winback_reminder.subject": "Vi saknar dig hos {shop}",
+        "winback_reminder.body": "Det var ett tag sedan du handlade hos oss. Dina poäng väntar fortfarande på dig.",
+        "winback_incentive.subject": "{points} bonuspoäng från {shop}",
+        "winback_incentive.body": "För att välkomna dig tillbaka har vi lagt till {points} bonuspoäng på ditt konto.",
     },
 }
 # Norwegian without a written standard named (no, nn) reads Bokmål; anything unknown reads English.

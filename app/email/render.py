@@ -13,10 +13,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from app.email.i18n import resolve_locale, translator
 
-TEMPLATES = ("tier_reached", "reward_issued", "birthday", "points_expired", "points_expiring", "referral_completed")
+TEMPLATES = ("tier_reached", "reward_issued", "birthday", "points_expired", "points_expiring", "referral_completed",
+             "winback_reminder", "winback_incentive")
 # Consent-based mail: only to customers who accepted marketing. The rest are transactional
 # (they report something that happened to the customer's account).
-MARKETING_TEMPLATES = frozenset({"birthday", "points_expiring"})
+MARKETING_TEMPLATES = frozenset({"birthday", "points_expiring", "winback_reminder", "winback_incentive"})
 
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?$")
 _env = Environment(
@@ -62,7 +63,7 @@ class EmailContext:
     branding: Branding = field(default_factory=Branding)
     reward_name: str | None = None        # reward_issued
     code: str | None = None               # reward_issued
-    points: int | None = None             # birthday (added), points_expired / points_expiring (amount)
+    points: int | None = None             # birthday / winback_incentive (added), points_expired / points_expiring (amount)
     expires_on: date | None = None        # points_expiring
 
 
@@ -85,7 +86,7 @@ def render(template: str, ctx: EmailContext, unsubscribe_url: str) -> RenderedEm
         "expires_on": ctx.expires_on.strftime(t("date_format")) if ctx.expires_on else "",
         "points": ctx.points if ctx.points is not None else ctx.points_balance,
     }
-    subject = t(f"{template}.subject", shop=ctx.shop_name, tier=ctx.tier_name or "")
+    subject = t(f"{template}.subject", shop=ctx.shop_name, tier=ctx.tier_name or "", points=values["points"])
     # Subjects are headers: never let a shop or tier name smuggle a line break in.
     subject = " ".join(subject.split())
     return RenderedEmail(

@@ -1,9 +1,9 @@
 """Points expire after N months without activity (an earn or a redemption resets the clock)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, func, literal, select
+from sqlalchemy import Date, Integer, String, cast, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from app.loyalty.calendar import add_months, local
@@ -11,7 +11,12 @@ from app.loyalty.events import Outcome
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import last_entry_id, lock_customer, post_entry
 from app.loyalty.program import program_settings
-from app.models import Customer, Shop
+from app.models import Customer, EmailSend, Shop
+
+# Reminder thresholds, in days before the (local) expiry date, largest first. A customer whose
+# expiry is d days away is reminded for the smallest threshold t >= d (so the 30-day reminder
+# covers 8..30 days, the 7-day one 1..7): a run missed for a day or two still reminds.
+REMINDER_DAYS = (30, 7)
 
 
 def expires_at(shop: Shop, customer: Customer) -> datetime | None:
@@ -49,4 +54,48 @@ def expire_inactive_points(session: Session, shop_id: int, now: datetime, limit:
         if post_entry(session, customer, kind="expire", key=key, now=now, points=-amount, source="inactivity",
                       details={"inactive_since": since.isoformat(), "months": months}):
             outcome.intents.append(NotifyCustomer(shop_id, customer.id, "points_expired", key=key))
+    return outcome
+
+
+def reminder_key(customer_id: int, expires_on, days: int) -> str:
+    return f"expiry-reminder:{customer_id}:{expires_on.isoformat()}:{days}"
+
+
+def expiry_reminders(session: Session, shop_id: int, now: datetime) -> Outcome:
+    """`points_expiring` emails 30 and 7 days before a balance expires (dates in the shop's zone).
+
+    Set-based: one query per threshold selects (customer id, local expiry date) for customers
+    with a balance, marketing consent and an email, whose local expiry date falls in the
+    threshold's window and whose reminder key has no email_sends row yet. The key names the
+    expiry date, so an earn that moves the date earns a new reminder, and replays are no-ops
+    (jobs.emails records each key once).
+    """
+    shop = session.get(Shop, shop_id)
+    months = program_settings(shop).expiry_months
+    if months is None:
+        return Outcome(status="noop")
+    tz = shop.timezone
+    today = local(now, tz).date()
+    last_active = func.coalesce(Customer.last_activity_at, Customer.created_at)
+    # expires_at()'s local date in SQL: `months` later on the shop's wall clock (PostgreSQL
+    # clamps Jan 31 + 1 month to Feb 28, as add_months() does).
+    expires_on = cast(func.timezone(tz, last_active) + func.make_interval(0, literal(months, Integer)), Date)
+    outcome = Outcome(status="noop")
+    lower_bounds = REMINDER_DAYS[1:] + (0,)
+    for days, after in zip(REMINDER_DAYS, lower_bounds, strict=True):
+        key = (literal("expiry-reminder:") + cast(Customer.id, String) + ":" + func.to_char(expires_on, "YYYY-MM-DD")
+               + f":{days}")
+        already = exists().where(EmailSend.shop_id == shop_id, EmailSend.send_key == key)
+        rows = session.execute(
+            select(Customer.id, expires_on).where(
+                Customer.shop_id == shop_id, Customer.points_balance > 0, Customer.accepts_marketing.is_(True),
+                Customer.email.is_not(None), Customer.unsubscribed_at.is_(None), Customer.redacted_at.is_(None),
+                expires_on > today + timedelta(days=after), expires_on <= today + timedelta(days=days), ~already,
+            ).order_by(Customer.id)
+        ).all()
+        for customer_id, when in rows:
+            outcome.intents.append(NotifyCustomer(shop_id, customer_id, "points_expiring",
+                                                  key=reminder_key(customer_id, when, days)))
+    if outcome.intents:
+        outcome.status = "applied"
     return outcome

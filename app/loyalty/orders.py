@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.loyalty import referrals, tiers
+from app.loyalty import referrals, tiers, winback
 from app.loyalty.customers import find_by_email, upsert_customer
 from app.loyalty.events import (
     OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot, Outcome,
@@ -68,6 +68,7 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
         order.paid_at = at
         order.status = "fulfilled" if order.fulfilled_at else "paid"
         if customer is not None:
+            winback.record_order_for_winback(session, shop_id, customer, order, settings)  # before the stats move
             _count_sale(session, shop_id, customer, order)
         if historical and not settings.backfill_points and order.points_status == "none":
             order.points_status = "void"  # imported history: counted in the stats, earns nothing

@@ -32,6 +32,20 @@ class ProgramSettings:
     # The WooCommerce order status at which an order earns: processing (paid, not yet
     # shipped) or completed (fulfilled). Earlier statuses earn nothing yet.
     woocommerce_earn_status: str = "completed"
+    # Emails (app.email.render.Branding): the header/button colour and the logo; None = defaults.
+    brand_color: str | None = None        # "#rrggbb"
+    brand_logo_url: str | None = None     # https:// only
+    # Win-back campaigns (app.loyalty.winback): who is lapsing, how often they may be mailed.
+    winback_enabled: bool = True
+    winback_min_days: int = 30            # a repeat customer lapses after max(this, multiplier x median gap)
+    winback_gap_multiplier: float = 2
+    winback_one_time_days: int = 60       # a one-time customer lapses after this many days
+    winback_cooldown_days: int = 30       # no new sequence this soon after a win-back email
+    winback_cap: int = 3                  # at most this many sequences per customer ...
+    winback_cap_window_days: int = 180    # ... per this many days
+    winback_step2_delay_days: int = 7     # the incentive follows the reminder after this many days
+    winback_incentive_points: int = 200   # bonus points with step 2 (0 = no incentive)
+    winback_recovery_days: int = 14       # an order this soon after a win-back email counts as recovered
 
     def round_points(self, value: Decimal) -> int:
         return int(value.to_integral_value(rounding=ROUNDING[self.rounding]))
@@ -52,6 +66,19 @@ class ProgramSettingsSchema(Schema):
     backfill_points = fields.Boolean()
     shopify_order_topic = fields.String(validate=validate.OneOf(["orders/paid", "orders/create"]))
     woocommerce_earn_status = fields.String(validate=validate.OneOf(["processing", "completed"]))
+    brand_color = fields.String(allow_none=True, validate=validate.Regexp(r"^#[0-9a-fA-F]{6}$",
+                                                                         error="must be a colour like #1a2b3c"))
+    brand_logo_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
+    winback_enabled = fields.Boolean()
+    winback_min_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+    winback_gap_multiplier = fields.Float(validate=validate.Range(min=0, max=100))
+    winback_one_time_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+    winback_cooldown_days = fields.Integer(validate=validate.Range(min=0, max=3650))
+    winback_cap = fields.Integer(validate=validate.Range(min=0, max=100))
+    winback_cap_window_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+    winback_step2_delay_days = fields.Integer(validate=validate.Range(min=1, max=365))
+    winback_incentive_points = fields.Integer(validate=validate.Range(min=0, max=1_000_000))
+    winback_recovery_days = fields.Integer(validate=validate.Range(min=1, max=365))
 
     @post_load
     def _to_settings(self, data: dict, **_) -> ProgramSettings:

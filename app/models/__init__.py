@@ -6,8 +6,9 @@ from app.models.email import EmailSend
 from app.models.ledger import LedgerEntry
 from app.models.program import EarnRule, Reward, Tier
 from app.models.shop import Shop
+from app.models.winback import WinbackEnrollment
 
 __all__ = [
     "AuditLog", "Customer", "DataRequest", "EarnRule", "EmailSend", "LedgerEntry", "Order", "OrderRefund", "Redemption",
-    "Referral", "Reward", "Shop", "Tier", "WebhookEvent", "for_shop", "get_for_shop",
+    "Referral", "Reward", "Shop", "Tier", "WebhookEvent", "WinbackEnrollment", "for_shop", "get_for_shop",
 ]

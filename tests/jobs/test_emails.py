@@ -163,3 +163,23 @@ def test_reward_issued_email_carries_the_code(wsession, run_jobs, smtp):
     assert msg["Subject"] == "Your reward code from Fjord & Co"
     assert result.redemption.code in msg.get_body(("plain",)).get_content()
     assert "That is enough for" in msg.get_body(("plain",)).get_content()  # 300 points left
+
+
+def test_branding_settings_are_validated_and_reach_the_renderer():
+    import marshmallow
+
+    from app.loyalty.program import ProgramSettingsSchema
+    from app.models import Shop
+    from jobs.emails import shop_branding
+
+    schema = ProgramSettingsSchema()
+    settings = schema.load({"brand_color": "#A1b2C3", "brand_logo_url": "https://cdn.example.com/l.png"})
+    assert (settings.brand_color, settings.brand_logo_url) == ("#A1b2C3", "https://cdn.example.com/l.png")
+    for bad in ({"brand_color": "red"}, {"brand_color": "#abc"}, {"brand_color": "#a1b2c3;x:y"},
+                {"brand_logo_url": "http://cdn.example.com/l.png"}, {"brand_logo_url": "javascript:alert(1)"}):
+        with pytest.raises(marshmallow.ValidationError):
+            schema.load(bad)
+    branded = shop_branding(Shop(settings={"brand_color": "#0a7f5c", "brand_logo_url": "https://x.example/l.png"}))
+    assert (branded.primary_color, branded.logo_url) == ("#0a7f5c", "https://x.example/l.png")
+    default = shop_branding(Shop(settings={}))
+    assert (default.primary_color, default.logo_url) == ("#4338ca", None)

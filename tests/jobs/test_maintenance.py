@@ -9,6 +9,7 @@ from app.models import Customer, LedgerEntry, Tier
 from jobs import maintenance
 from jobs.queues import queue
 from tests.factories import cancelled, make_customer, make_shop, paid
+from tests.smtp_capture import smtp_server  # noqa: F401
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -159,3 +160,49 @@ def test_token_refresh_without_refresh_token_needs_the_merchant(session):
     shop.token_expires_at = NOW + timedelta(hours=1)
     session.commit()
     assert maintenance.refresh_token(shop.id, now=NOW.isoformat()) == "ok"
+
+
+# --- expiry reminders: the job, the worker and a real SMTP server ------------------------------
+
+def test_expiry_reminder_job_sends_one_branded_email(worker_app, wsession, run_jobs, smtp_server, monkeypatch):  # noqa: F811
+    from app.models import EmailSend
+
+    monkeypatch.setitem(worker_app.config, "SMTP_URL", smtp_server.url)
+    shop = make_shop(wsession, expiry_months=6, timezone="Europe/Oslo", brand_color="#0a7f5c",
+                     brand_logo_url="https://cdn.example.com/fjord-logo.png")
+    shop.name = "Fjord & Co"
+    customer = make_customer(wsession, shop, first_name="Kari", accepts_marketing=True)
+    apply_event(wsession, shop.id, paid(1, datetime(2025, 1, 10, 9, 0, tzinfo=UTC), customer=customer, subtotal="120"))
+    wsession.commit()
+    run_at = "2025-06-10T06:00:00+00:00"  # 30 days before the local expiry date (10 July)
+    assert maintenance.expiry_reminders(shop.id, now=run_at) == "applied"
+    run_jobs()
+    assert maintenance.expiry_reminders(shop.id, now=run_at) == "noop"  # the send is recorded
+    assert maintenance.expiry_reminders(shop.id, now="2025-06-11T06:00:00+00:00") == "noop"
+    run_jobs()
+    [msg] = smtp_server.messages
+    assert msg["To"] == f"Kari <{customer.email}>"
+    assert msg["Subject"] == "Your Fjord & Co points expire soon"
+    text = msg.get_body(("plain",)).get_content()
+    assert "120 points expire on 2025-07-10" in text
+    html = msg.get_body(("html",)).get_content()
+    assert "background:#0a7f5c" in html
+    assert '<img src="https://cdn.example.com/fjord-logo.png"' in html
+    wsession.expire_all()
+    [row] = wsession.query(EmailSend).filter_by(shop_id=shop.id).all()
+    assert (row.send_key, row.status) == (f"expiry-reminder:{customer.id}:2025-07-10:30", "sent")
+
+    # Seven days before: the second (and last) reminder for this expiry date.
+    assert maintenance.expiry_reminders(shop.id, now="2025-07-03T06:00:00+00:00") == "applied"
+    run_jobs()
+    assert maintenance.expiry_reminders(shop.id, now="2025-07-04T06:00:00+00:00") == "noop"
+    run_jobs()
+    assert len(smtp_server.messages) == 2
+
+
+def test_expiry_reminders_is_a_per_shop_job_and_skips_inactive_shops(session):
+    assert "jobs.maintenance.expiry_reminders" in maintenance.PER_SHOP_JOBS
+    shop = make_shop(session, expiry_months=6)
+    shop.status = "uninstalled"
+    session.commit()
+    assert maintenance.expiry_reminders(shop.id, now=NOW.isoformat()) == "skipped"

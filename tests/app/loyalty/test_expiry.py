@@ -200,3 +200,87 @@ def test_points_given_by_staff_after_an_expiry_can_expire_again(session):
     _reload(session, customer)
     assert customer.points_balance == 0
     assert len(_expiries(session, shop)) == 2
+
+
+# --- reminders before the expiry (points_expiring) --------------------------------------------
+
+def _reminded(session, shop, now) -> list[tuple[int, str]]:
+    from app.loyalty.expiry import expiry_reminders
+
+    return [(i.customer_id, i.key) for i in expiry_reminders(session, shop.id, now).intents
+            if i.template == "points_expiring"]
+
+
+def _consenting_earner(session, shop, at, subtotal="100"):
+    customer = make_customer(session, shop, accepts_marketing=True)
+    apply_event(session, shop.id, paid(f"first-{customer.id}", at, customer=customer, subtotal=subtotal))
+    _reload(session, customer)
+    return customer
+
+
+def test_reminders_30_and_7_days_before_in_the_shops_timezone(session):
+    shop = make_shop(session, expiry_months=6, timezone="Pacific/Auckland")
+    # Earned 2025-01-10 20:00Z = Jan 11 09:00 NZDT: expires Jul 11 09:00 NZST (local date Jul 11).
+    customer = _consenting_earner(session, shop, datetime(2025, 1, 10, 20, 0, tzinfo=UTC))
+    assert local(expires_at(shop, customer), shop.timezone).date() == date(2025, 7, 11)
+    # Jun 10 12:00Z is still Jun 11 00:00 in Auckland (UTC+12): 30 days before Jul 11 there.
+    # Counted in UTC (Jun 10) it would be 31 days: nothing yet an hour earlier.
+    assert _reminded(session, shop, datetime(2025, 6, 10, 11, 0, tzinfo=UTC)) == []
+    assert _reminded(session, shop, datetime(2025, 6, 10, 12, 0, tzinfo=UTC)) == [
+        (customer.id, f"expiry-reminder:{customer.id}:2025-07-11:30")]
+    # Between the thresholds the 30-day reminder stays the one due (until it is sent).
+    assert _reminded(session, shop, datetime(2025, 6, 25, 12, 0, tzinfo=UTC)) == [
+        (customer.id, f"expiry-reminder:{customer.id}:2025-07-11:30")]
+    assert _reminded(session, shop, datetime(2025, 7, 4, 12, 0, tzinfo=UTC)) == [
+        (customer.id, f"expiry-reminder:{customer.id}:2025-07-11:7")]
+    # On the local expiry day itself there is nothing left to remind of.
+    assert _reminded(session, shop, datetime(2025, 7, 10, 12, 0, tzinfo=UTC)) == []
+
+
+def test_no_reminders_without_expiry_months(session):
+    from app.loyalty.expiry import expiry_reminders
+
+    shop = make_shop(session)
+    _consenting_earner(session, shop, datetime(2025, 1, 10, tzinfo=UTC))
+    outcome = expiry_reminders(session, shop.id, datetime(2025, 6, 10, 12, 0, tzinfo=UTC))
+    assert (outcome.status, outcome.intents) == ("noop", [])
+
+
+def test_no_reminder_for_a_zero_balance_or_without_consent(session):
+    from app.loyalty.adjustments import adjust_points
+
+    shop = make_shop(session, expiry_months=6)
+    spent = _consenting_earner(session, shop, datetime(2025, 1, 10, tzinfo=UTC))
+    adjust_points(session, shop.id, spent.id, -100, reason="test", actor="staff:a",
+                  now=datetime(2025, 1, 11, tzinfo=UTC))
+    no_consent = _earner(session, shop, datetime(2025, 1, 10, tzinfo=UTC))
+    other_shop = make_shop(session, expiry_months=6)
+    _consenting_earner(session, other_shop, datetime(2025, 1, 10, tzinfo=UTC))
+    session.flush()
+    assert no_consent.points_balance == 100
+    assert _reminded(session, shop, datetime(2025, 6, 20, tzinfo=UTC)) == []
+
+
+def test_reminded_once_per_threshold_per_expiry_date(session):
+    from app.models import EmailSend
+
+    shop = make_shop(session, expiry_months=6)
+    customer = _consenting_earner(session, shop, datetime(2025, 1, 10, tzinfo=UTC))
+    first = _reminded(session, shop, datetime(2025, 6, 10, tzinfo=UTC))
+    assert first == [(customer.id, f"expiry-reminder:{customer.id}:2025-07-10:30")]
+    # The email job records the send (jobs.emails); from then on the next days select nothing.
+    session.add(EmailSend(shop_id=shop.id, customer_id=customer.id, template="points_expiring",
+                          send_key=first[0][1], status="sent"))
+    session.flush()
+    assert _reminded(session, shop, datetime(2025, 6, 10, tzinfo=UTC)) == []
+    assert _reminded(session, shop, datetime(2025, 6, 11, tzinfo=UTC)) == []
+    seven = _reminded(session, shop, datetime(2025, 7, 3, tzinfo=UTC))
+    assert seven == [(customer.id, f"expiry-reminder:{customer.id}:2025-07-10:7")]
+    session.add(EmailSend(shop_id=shop.id, customer_id=customer.id, template="points_expiring",
+                          send_key=seven[0][1], status="sent"))
+    session.flush()
+    assert _reminded(session, shop, datetime(2025, 7, 5, tzinfo=UTC)) == []
+    # An earn moves the expiry date: a new date is a new reminder.
+    apply_event(session, shop.id, paid("later", datetime(2025, 7, 6, tzinfo=UTC), customer=customer, subtotal="5"))
+    assert _reminded(session, shop, datetime(2025, 12, 10, tzinfo=UTC)) == [
+        (customer.id, f"expiry-reminder:{customer.id}:2026-01-06:30")]

@@ -1,0 +1,276 @@
+"""Win-back campaigns: find lapsing customers, walk them through a two-step sequence, and count
+the orders that come back.
+
+Who is lapsing (per shop, all values from ProgramSettings):
+- a repeat customer (orders_count >= 2) whose days since last_order_at exceed
+  max(winback_min_days, winback_gap_multiplier x their own median gap between paid orders);
+- a one-time customer (orders_count = 1) after winback_one_time_days;
+excluded: no marketing consent, unsubscribed, redacted, no email, an active enrollment, a
+win-back email in the last winback_cooldown_days, or winback_cap enrollments already in the
+last winback_cap_window_days.
+
+Sequence: step 1 (reminder: balance, what it buys, tier) at enrollment; step 2 after
+winback_step2_delay_days with bonus points (ledger kind "earn", source "winback"); the
+sequence stops the moment the customer orders (record_order_for_winback, called from the
+order path). An order within winback_recovery_days after a win-back email converts the
+enrollment and records the order's total as recovered revenue.
+
+Idempotent: one active enrollment per customer (partial unique index, ON CONFLICT DO
+NOTHING), the step is on the row, the incentive has a ledger key, and each email has a key.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.loyalty.events import Outcome
+from app.loyalty.intents import NotifyCustomer
+from app.loyalty.ledger import lock_customer, post_entry
+from app.loyalty.program import ProgramSettings, program_settings
+from app.models import Customer, Order, Shop, WinbackEnrollment, for_shop
+
+REMINDER = "winback_reminder"
+INCENTIVE = "winback_incentive"
+WINBACK_TEMPLATES = (REMINDER, INCENTIVE)
+
+
+@dataclass(frozen=True)
+class Lapsing:
+    customer_id: int
+    orders_count: int
+    last_order_at: datetime
+    days_since: float
+    median_gap_days: float | None   # repeat customers only
+    threshold_days: float
+
+
+def email_key(enrollment_id: int, step: int) -> str:
+    return f"winback:{enrollment_id}:{step}"
+
+
+def incentive_key(enrollment_id: int) -> str:
+    return f"winback:{enrollment_id}:incentive"
+
+
+# One page of the selection. The page is the next `batch` customers (by id) that pass the
+# cheap column filters; only those get their median gap computed (a scalar subquery the CASE
+# runs for repeat customers only, on ix_orders_shop_customer_paid) and their enrollment
+# history probed (ix_winback_enrollments_customer). Every page row comes back with a
+# `lapsing` flag, so the keyset advances even over pages where nobody qualifies.
+_PAGE = text("""
+WITH page AS MATERIALIZED (
+    SELECT c.id, c.orders_count, c.last_order_at,
+           EXTRACT(EPOCH FROM (:now - c.last_order_at)) / 86400.0 AS days_since
+    FROM customers c
+    WHERE c.shop_id = :shop_id AND c.id > :after
+      AND c.accepts_marketing AND c.unsubscribed_at IS NULL AND c.redacted_at IS NULL AND c.email IS NOT NULL
+      AND ((c.orders_count >= 2 AND c.last_order_at < :repeat_before)
+           OR (c.orders_count = 1 AND c.last_order_at < :one_time_before))
+    ORDER BY c.id
+    LIMIT :batch
+), gaps AS MATERIALIZED (
+    SELECT p.*,
+           CASE WHEN p.orders_count >= 2 THEN (
+               SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY g.gap)
+               FROM (SELECT EXTRACT(EPOCH FROM (o.paid_at - lag(o.paid_at) OVER (ORDER BY o.paid_at))) / 86400.0 AS gap
+                     FROM orders o
+                     WHERE o.shop_id = :shop_id AND o.customer_id = p.id
+                       AND o.paid_at IS NOT NULL AND o.status <> 'cancelled') g
+               WHERE g.gap IS NOT NULL
+           ) END AS median_gap_days
+    FROM page p
+), thresholds AS (
+    SELECT g.*,
+           CASE WHEN g.orders_count >= 2 THEN GREATEST(:min_days, :multiplier * COALESCE(g.median_gap_days, 0))
+                ELSE :one_time_days END AS threshold_days
+    FROM gaps g
+)
+SELECT g.id, g.orders_count, g.last_order_at, g.days_since, g.median_gap_days, g.threshold_days,
+       g.days_since > g.threshold_days
+       AND NOT EXISTS (
+           SELECT 1 FROM winback_enrollments w
+           WHERE w.shop_id = :shop_id AND w.customer_id = g.id
+             AND (w.status = 'active' OR w.step1_sent_at > :cooldown_since OR w.step2_sent_at > :cooldown_since))
+       AND (SELECT count(*) FROM winback_enrollments w
+            WHERE w.shop_id = :shop_id AND w.customer_id = g.id AND w.enrolled_at > :cap_since) < :cap
+       AS lapsing
+FROM thresholds g
+ORDER BY g.id
+""")
+
+
+def _params(settings: ProgramSettings, shop_id: int, now: datetime) -> dict:
+    return {
+        "shop_id": shop_id, "now": now,
+        "repeat_before": now - timedelta(days=settings.winback_min_days),
+        "one_time_before": now - timedelta(days=settings.winback_one_time_days),
+        "min_days": float(settings.winback_min_days), "multiplier": float(settings.winback_gap_multiplier),
+        "one_time_days": float(settings.winback_one_time_days),
+        "cooldown_since": now - timedelta(days=settings.winback_cooldown_days),
+        "cap_since": now - timedelta(days=settings.winback_cap_window_days), "cap": settings.winback_cap,
+    }
+
+
+def select_lapsing_pages(session: Session, shop_id: int, now: datetime, batch: int = 5000,
+                         settings: ProgramSettings | None = None) -> Iterator[tuple[int, list[Lapsing]]]:
+    """Yield (rows scanned, lapsing customers) per keyset page: at most `batch` rows in memory."""
+    if settings is None:
+        settings = program_settings(session.get(Shop, shop_id))
+    params = _params(settings, shop_id, now) | {"batch": batch}
+    # Each page is a few milliseconds of work; JIT compiling it costs more than it saves.
+    session.execute(text("SET LOCAL jit = off"))
+    after = 0
+    while True:
+        rows = session.execute(_PAGE, params | {"after": after}).all()
+        if not rows:
+            return
+        after = rows[-1].id
+        yield len(rows), [Lapsing(r.id, r.orders_count, r.last_order_at, float(r.days_since),
+                                  None if r.median_gap_days is None else float(r.median_gap_days),
+                                  float(r.threshold_days)) for r in rows if r.lapsing]
+        if len(rows) < batch:
+            return
+
+
+def select_lapsing(session: Session, shop_id: int, now: datetime, batch: int = 5000,
+                   settings: ProgramSettings | None = None) -> Iterator[list[Lapsing]]:
+    """The shop's lapsing customers, streamed in batches (keyset on customer id)."""
+    for _, lapsing in select_lapsing_pages(session, shop_id, now, batch, settings):
+        if lapsing:
+            yield lapsing
+
+
+def enroll_lapsing(session: Session, shop_id: int, now: datetime, batch: int = 5000) -> Outcome:
+    """Enroll every lapsing customer at step 1; one reminder email intent each."""
+    shop = session.get(Shop, shop_id)
+    settings = program_settings(shop)
+    outcome = Outcome(status="noop")
+    if not settings.winback_enabled or settings.winback_cap <= 0:
+        return outcome
+    for lapsing in select_lapsing(session, shop_id, now, batch, settings):
+        created = session.execute(
+            insert(WinbackEnrollment)
+            .values([{"shop_id": shop_id, "customer_id": c.customer_id, "campaign_step": 1, "status": "active",
+                      "enrolled_at": now, "step1_sent_at": now} for c in lapsing])
+            .on_conflict_do_nothing(index_elements=["shop_id", "customer_id"], index_where=text("status = 'active'"))
+            .returning(WinbackEnrollment.id, WinbackEnrollment.customer_id)
+        ).all()
+        for enrollment_id, customer_id in created:
+            outcome.intents.append(NotifyCustomer(shop_id, customer_id, REMINDER, email_key(enrollment_id, 1)))
+    if outcome.intents:
+        outcome.status = "applied"
+    return outcome
+
+
+def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int = 1000) -> Outcome:
+    """Step 2 (bonus points + incentive email) when due; close sequences whose window passed."""
+    shop = session.get(Shop, shop_id)
+    settings = program_settings(shop)
+    outcome = Outcome(status="noop")
+    due = session.scalars(
+        for_shop(WinbackEnrollment, shop_id)
+        .where(WinbackEnrollment.status == "active", WinbackEnrollment.campaign_step == 1,
+               WinbackEnrollment.step1_sent_at <= now - timedelta(days=settings.winback_step2_delay_days))
+        .order_by(WinbackEnrollment.id).limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    for enrollment in due:
+        customer = lock_customer(session, shop_id, enrollment.customer_id)
+        if not _reachable(customer):
+            enrollment.status, enrollment.ended_at = "stopped", now
+            continue
+        points = settings.winback_incentive_points
+        if points > 0:
+            post_entry(session, customer, kind="earn", key=incentive_key(enrollment.id), now=now, points=points,
+                       source="winback", details={"enrollment_id": enrollment.id})
+        enrollment.campaign_step, enrollment.step2_sent_at, enrollment.incentive_points = 2, now, points
+        outcome.intents.append(NotifyCustomer(shop_id, customer.id, INCENTIVE, email_key(enrollment.id, 2)))
+    # Both emails out and the recovery window after the last one over: the sequence is done.
+    finished = session.scalars(
+        for_shop(WinbackEnrollment, shop_id)
+        .where(WinbackEnrollment.status == "active", WinbackEnrollment.campaign_step == 2,
+               WinbackEnrollment.step2_sent_at <= now - timedelta(days=settings.winback_recovery_days))
+        .limit(limit).with_for_update(skip_locked=True)
+    ).all()
+    for enrollment in finished:
+        enrollment.status, enrollment.ended_at = "completed", now
+    if due or finished:
+        outcome.status = "applied"
+    return outcome
+
+
+def record_order_for_winback(session: Session, shop_id: int, customer: Customer, order: Order,
+                             settings: ProgramSettings) -> None:
+    """A sale was just counted: stop the customer's sequence, converting it if it came soon enough.
+
+    Call it BEFORE the customer's order statistics are updated: `customer.last_order_at` is
+    still the previous order, and a customer who ordered less than the shortest lapse
+    threshold ago cannot be enrolled, so the common case costs nothing. Otherwise one
+    indexed read (the partial unique index on active enrollments).
+    """
+    at = order.placed_at or order.paid_at
+    previous = customer.last_order_at
+    if at is None or previous is None:
+        return
+    if at - previous < timedelta(days=min(settings.winback_min_days, settings.winback_one_time_days)):
+        return
+    enrollment = session.scalars(
+        for_shop(WinbackEnrollment, shop_id)
+        .where(WinbackEnrollment.customer_id == customer.id, WinbackEnrollment.status == "active")
+        .with_for_update()
+    ).first()
+    if enrollment is None:
+        return
+    last_email = max(t for t in (enrollment.step1_sent_at, enrollment.step2_sent_at, enrollment.enrolled_at) if t)
+    window = timedelta(days=settings.winback_recovery_days)
+    if enrollment.enrolled_at <= at <= last_email + window:
+        enrollment.status = "converted"
+        enrollment.converted_order_id = order.id
+        enrollment.recovered_revenue = order.total
+    else:
+        enrollment.status = "stopped"
+    enrollment.ended_at = at
+
+
+@dataclass(frozen=True)
+class CampaignResults:
+    enrolled: int
+    reminders: int          # step 1 emails queued
+    incentives: int         # step 2 emails queued
+    emails_sent: int        # accepted by the SMTP server (email_sends)
+    converted: int
+    recovered_revenue: Decimal
+    incentive_points: int   # the incentive's cost, in points
+
+    @property
+    def conversion_rate(self) -> float:
+        return self.converted / self.enrolled if self.enrolled else 0.0
+
+
+def campaign_results(session: Session, shop_id: int, since: datetime) -> CampaignResults:
+    """Per shop, for the sequences enrolled since `since`."""
+    w = WinbackEnrollment
+    row = session.execute(
+        select(func.count(), func.count(w.step1_sent_at), func.count(w.step2_sent_at),
+               func.count().filter(w.status == "converted"),
+               func.coalesce(func.sum(w.recovered_revenue), 0), func.coalesce(func.sum(w.incentive_points), 0))
+        .where(w.shop_id == shop_id, w.enrolled_at >= since)
+    ).one()
+    sent = session.execute(text("""
+        SELECT count(*) FROM email_sends e
+        JOIN winback_enrollments w ON w.shop_id = e.shop_id AND w.id = split_part(e.send_key, ':', 2)::bigint
+        WHERE e.shop_id = :shop_id AND e.template IN ('winback_reminder', 'winback_incentive')
+          AND e.send_key LIKE 'winback:%' AND e.status = 'sent' AND w.enrolled_at >= :since
+    """), {"shop_id": shop_id, "since": since}).scalar_one()
+    return CampaignResults(enrolled=row[0], reminders=row[1], incentives=row[2], emails_sent=sent or 0,
+                           converted=row[3], recovered_revenue=Decimal(row[4]), incentive_points=int(row[5]))
+
+
+def _reachable(customer: Customer) -> bool:
+    return (customer.accepts_marketing and customer.unsubscribed_at is None and customer.redacted_at is None
+            and bool(customer.email))

@@ -1,0 +1,25 @@
+"""The daily win-back run for one shop: enroll the lapsing, advance the sequences, then send.
+
+Safe to run twice: a second run finds everyone it enrolled already active (one active
+enrollment per customer), no step 2 due again (the step is on the row), and the emails are
+keyed per (enrollment, step) in email_sends.
+"""
+from __future__ import annotations
+
+from app.extensions import db
+from app.loyalty.winback import advance_sequence, enroll_lapsing
+from jobs.context import app_job
+from jobs.dispatch import dispatch
+from jobs.maintenance import _active_shop, parse_now
+
+
+@app_job
+def run_winback(shop_id: int, now: str | None = None) -> str:
+    if _active_shop(shop_id) is None:
+        return "skipped"
+    moment = parse_now(now)
+    advanced = advance_sequence(db.session, shop_id, moment)
+    enrolled = enroll_lapsing(db.session, shop_id, moment)
+    db.session.commit()
+    dispatch(advanced.intents + enrolled.intents)
+    return f"enrolled:{len(enrolled.intents)} advanced:{len(advanced.intents)}"

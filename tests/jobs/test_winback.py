@@ -1,0 +1,107 @@
+"""run_winback end to end: a real RQ worker, a real SMTP server (aiosmtpd), the real database."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.loyalty.apply import apply_event
+from app.models import EmailSend, WinbackEnrollment
+from jobs.maintenance import PER_SHOP_JOBS
+from jobs.queues import enqueue
+from jobs.schedule import FAN_OUT, SCHEDULE
+from tests.factories import make_customer, make_shop, paid
+from tests.smtp_capture import smtp_server  # noqa: F401
+
+NOW = datetime(2026, 6, 1, 4, 40, tzinfo=UTC)
+
+
+@pytest.fixture
+def smtp(smtp_server, worker_app, monkeypatch):  # noqa: F811
+    monkeypatch.setitem(worker_app.config, "SMTP_URL", smtp_server.url)
+    return smtp_server
+
+
+def _lapsed_shopper(session, locale="en", **fields):
+    shop = make_shop(session)
+    shop.name, shop.locale = "Fjord & Co", locale
+    fields.setdefault("first_name", "Kari")
+    fields.setdefault("accepts_marketing", True)
+    customer = make_customer(session, shop, **fields)
+    at = NOW - timedelta(days=90)
+    apply_event(session, shop.id, paid(f"wb-{customer.id}", at=at, customer=customer, subtotal="320.00", placed_at=at))
+    session.commit()
+    return shop, customer
+
+
+def _run(run_jobs, shop, when: datetime) -> None:
+    enqueue("jobs.winback.run_winback", shop.id, queue_name="maintenance", now=when.isoformat())
+    run_jobs()
+
+
+def test_winback_is_scheduled_daily_through_the_per_shop_fan_out():
+    [entry] = [e for e in SCHEDULE if e.name == "winback"]
+    assert entry.func == FAN_OUT and entry.args == ("jobs.winback.run_winback",) and entry.cron == "40 4 * * *"
+    assert "jobs.winback.run_winback" in PER_SHOP_JOBS
+
+
+def test_each_step_is_emailed_once_even_when_the_job_runs_twice(wsession, run_jobs, smtp):
+    shop, customer = _lapsed_shopper(wsession)
+    _run(run_jobs, shop, NOW)
+    _run(run_jobs, shop, NOW)                       # the same day again
+    _run(run_jobs, shop, NOW + timedelta(days=1))   # the next day: still in the sequence
+    [reminder] = smtp.messages
+    assert reminder["Subject"] == "We miss you at Fjord & Co"
+    assert reminder["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text = reminder.get_body(("plain",)).get_content()
+    assert text.startswith("Hi Kari,")
+    assert "You have 320 points." in text and "That is enough for Free shipping." in text
+
+    _run(run_jobs, shop, NOW + timedelta(days=7))
+    _run(run_jobs, shop, NOW + timedelta(days=7))
+    assert len(smtp.messages) == 2
+    incentive = smtp.messages[1]
+    assert incentive["Subject"] == "200 bonus points from Fjord & Co"
+    text = incentive.get_body(("plain",)).get_content()
+    assert "we have added 200 bonus points" in text and "You have 520 points." in text
+    assert "That is enough for 5 off your order." in text
+
+    wsession.expire_all()
+    [enrollment] = wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).all()
+    sends = wsession.query(EmailSend).filter_by(shop_id=shop.id).order_by(EmailSend.id).all()
+    assert [(s.template, s.send_key, s.status) for s in sends] == [
+        ("winback_reminder", f"winback:{enrollment.id}:1", "sent"),
+        ("winback_incentive", f"winback:{enrollment.id}:2", "sent"),
+    ]
+    from app.loyalty.winback import campaign_results
+
+    results = campaign_results(wsession, shop.id, NOW - timedelta(days=1))
+    assert results.emails_sent == 2 and results.incentive_points == 200
+
+
+def test_localised_reminder(wsession, run_jobs, smtp):
+    shop, _ = _lapsed_shopper(wsession, locale="nb")
+    _run(run_jobs, shop, NOW)
+    [msg] = smtp.messages
+    assert msg["Subject"] == "Vi savner deg hos Fjord & Co"
+    assert msg.get_body(("plain",)).get_content().startswith("Hei Kari,")
+
+
+def test_a_customer_who_withdrew_consent_after_enrollment_gets_nothing_more(wsession, run_jobs, smtp):
+    shop, customer = _lapsed_shopper(wsession)
+    _run(run_jobs, shop, NOW)
+    customer.accepts_marketing = False
+    wsession.commit()
+    _run(run_jobs, shop, NOW + timedelta(days=7))
+    assert len(smtp.messages) == 1
+    wsession.expire_all()
+    assert wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).one().status == "stopped"
+
+
+def test_uninstalled_shop_is_skipped(wsession, run_jobs, smtp):
+    shop, _ = _lapsed_shopper(wsession)
+    shop.status = "uninstalled"
+    wsession.commit()
+    _run(run_jobs, shop, NOW)
+    assert smtp.messages == []
+    assert wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).count() == 0
