@@ -24,12 +24,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.loyalty.apply import apply_event
 from app.loyalty.calendar import add_months
 from app.loyalty.events import CustomerInfo, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
 from app.models import Shop
 from integrations.shopify.graphql import admin_graphql_response, legacy_id
 from integrations.shopify.tokens import current_access_token
+from integrations.sync import apply_order_events
 
 PAGE_SIZE = 50
 BACKFILL_MONTHS = 12
@@ -155,7 +155,7 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
             run.total_estimate = (response.data.get("ordersCount") or {}).get("count")
         for node in connection["nodes"]:
             historical = run.mode == "backfill" or _placed_before(node, installed_at)
-            intents = _apply_order(session, shop_id, order_events(node, historical=historical, shop_currency=currency))
+            intents = apply_order_events(session, shop_id, order_events(node, historical=historical, shop_currency=currency))
             run.done += 1
             if after_commit is not None and intents:
                 after_commit(intents)
@@ -227,19 +227,6 @@ def _variables(run: SyncRun) -> dict[str, Any]:
     field, sort_key = ("created_at", "CREATED_AT") if run.mode == "backfill" else ("updated_at", "UPDATED_AT")
     return {"first": PAGE_SIZE, "after": run.cursor, "sortKey": sort_key,
             "query": f"{field}:>='{_iso(run.since)}'"}
-
-
-def _apply_order(session: Session, shop_id: int, events: list) -> list:
-    """One order's events, one transaction; returns the intents to dispatch after commit."""
-    intents: list = []
-    try:
-        for event in events:
-            intents += apply_event(session, shop_id, event).intents
-        session.commit()
-    except BaseException:
-        session.rollback()  # nothing half-applied stays in the session; the error goes on up
-        raise
-    return intents
 
 
 def _placed_before(node: Mapping[str, Any], installed_at: datetime | None) -> bool:

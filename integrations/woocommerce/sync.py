@@ -25,12 +25,12 @@ from typing import Any
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
-from app.loyalty.apply import apply_event
 from app.loyalty.calendar import add_months
 from app.loyalty.events import OrderPaid
 from app.models import Shop
 from integrations.woocommerce import parsers
 from integrations.woocommerce.client import call_response
+from integrations.sync import apply_order_events
 
 PAGE_SIZE = 50
 BACKFILL_MONTHS = 12
@@ -95,7 +95,7 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
             run.total_estimate = int(response.headers["X-WP-Total"])
         for order in orders:
             historical = run.mode == "backfill" or _placed_before(order, installed_at)
-            intents = _apply_order(session, shop_id, order_events(shop, order, historical=historical))
+            intents = apply_order_events(session, shop_id, order_events(shop, order, historical=historical))
             run.done += 1
             if after_commit is not None and intents:
                 after_commit(intents)
@@ -138,19 +138,6 @@ def _params(run: SyncRun) -> dict[str, Any]:
 def _offline_copy(shop: Shop) -> Shop:
     """Every column's value (keys, settings for the parser), in an object no session tracks."""
     return Shop(**{attr.key: getattr(shop, attr.key) for attr in sa_inspect(Shop).column_attrs})
-
-
-def _apply_order(session: Session, shop_id: int, events: list) -> list:
-    """One order's events, one transaction; returns the intents to dispatch after commit."""
-    intents: list = []
-    try:
-        for event in events:
-            intents += apply_event(session, shop_id, event).intents
-        session.commit()
-    except BaseException:
-        session.rollback()  # nothing half-applied stays in the session; the error goes on up
-        raise
-    return intents
 
 
 def _placed_before(order: Mapping[str, Any], installed_at: datetime | None) -> bool:
