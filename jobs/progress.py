@@ -9,16 +9,18 @@ is the end of the chain (a slice that continues sets the key before it finishes)
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Flask, current_app
 from rq.exceptions import NoSuchJobError
+from rq import get_current_job
 from rq.job import Job, JobStatus
 
 from app.extensions import redis_connection
-from jobs.queues import queue
+from jobs.queues import enqueue_in, platform_api_limit, queue
 
 KEY_TTL = int(timedelta(days=7).total_seconds())
 QUEUE = "maintenance"
@@ -91,3 +93,24 @@ def backfill_progress(app: Flask, shop_id: int) -> BackfillProgress | None:
         lines = (latest.exc_string or "").strip().splitlines() if latest else []
         error = lines[-1] if lines else str(status)
     return BackfillProgress(job_id, status, done, total, finished=ended, result=result, error=error)
+
+
+log = logging.getLogger(__name__)
+
+
+def report_sync_progress(run) -> None:
+    """An order sync's progress into its RQ job's meta (what `lojal backfill` and the console read)."""
+    job = get_current_job()
+    if job is None:
+        return
+    job.meta.update({"done": run.done, "total_estimate": run.total_estimate, "mode": run.mode})
+    job.save_meta()
+
+
+def continue_sync_later(job_module: str, mode: str, shop_id: int, run, delay: float, throttle_waits: int) -> None:
+    """Hand an order sync's remaining pages to a new job of `job_module` (e.g. jobs.shopify_sync)."""
+    # A backfill's successor becomes the chain's newest job before this one finishes.
+    job_id = next_backfill_job_id(shop_id, run) if mode == "backfill" else None
+    enqueue_in(delay, f"{job_module}.{mode}_orders", shop_id, run=run.to_json(), job_id=job_id,
+               throttle_waits=throttle_waits, queue_name=QUEUE, rate_limit=platform_api_limit(shop_id))
+    log.info("order sync continues later", extra={"shop_id": shop_id, "done": run.done, "delay": delay})

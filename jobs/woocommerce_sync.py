@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from rq import get_current_job
 from rq.job import Job
 from sqlalchemy import select
 
@@ -23,8 +22,8 @@ from integrations.woocommerce import sync, upkeep
 from integrations.woocommerce.client import StoreDisconnected
 from jobs.context import app_job
 from jobs.dispatch import dispatch
-from jobs.progress import next_backfill_job_id
-from jobs.queues import enqueue, enqueue_in, platform_api_limit
+from jobs.progress import continue_sync_later, next_backfill_job_id, report_sync_progress
+from jobs.queues import enqueue, platform_api_limit
 
 log = logging.getLogger(__name__)
 PAGES_PER_JOB = 10
@@ -112,7 +111,7 @@ def _run_slice(mode: str, shop_id: int, run_json: dict | None, throttle_waits: i
     if run is None:
         return "skipped"  # no sync cursor yet: the backfill sets the first one
     try:
-        status = sync.sync_orders(session, shop, run, max_pages=PAGES_PER_JOB, on_progress=_report_progress,
+        status = sync.sync_orders(session, shop, run, max_pages=PAGES_PER_JOB, on_progress=report_sync_progress,
                                   # Reconciled orders are live events: their notifications go out as
                                   # for webhooks. Backfilled history notifies nobody.
                                   after_commit=dispatch if mode == "reconcile" else None)
@@ -131,24 +130,9 @@ def _run_slice(mode: str, shop_id: int, run_json: dict | None, throttle_waits: i
         session.rollback()
         if exc.retry_after is None or throttle_waits >= MAX_THROTTLE_WAITS:
             raise  # RQ's Retry re-runs this slice from its starting page
-        _continue(mode, shop_id, run, exc.retry_after, throttle_waits + 1)  # `run` holds the last page done
+        continue_sync_later(__name__, mode, shop_id, run, exc.retry_after, throttle_waits + 1)  # `run` holds the last page done
         return "throttled"
     if status == "paused":
-        _continue(mode, shop_id, run, 0, 0)
+        continue_sync_later(__name__, mode, shop_id, run, 0, 0)
     return status
 
-
-def _continue(mode: str, shop_id: int, run: sync.SyncRun, delay: float, throttle_waits: int) -> None:
-    # A backfill's successor becomes the chain's newest job before this one finishes (jobs.progress).
-    job_id = next_backfill_job_id(shop_id, run) if mode == "backfill" else None
-    enqueue_in(delay, f"jobs.woocommerce_sync.{mode}_orders", shop_id, run=run.to_json(), job_id=job_id,
-               throttle_waits=throttle_waits, queue_name=QUEUE, rate_limit=platform_api_limit(shop_id))
-    log.info("order sync continues later", extra={"shop_id": shop_id, "done": run.done, "delay": delay})
-
-
-def _report_progress(run: sync.SyncRun) -> None:
-    job = get_current_job()
-    if job is None:
-        return
-    job.meta.update({"done": run.done, "total_estimate": run.total_estimate, "mode": run.mode})
-    job.save_meta()
