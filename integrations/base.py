@@ -1,7 +1,7 @@
 """The one interface every platform adapter implements."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from app.models import Redemption, Shop
@@ -43,3 +43,25 @@ class PlatformAdapter(Protocol):
 
     def issue_discount(self, shop: Shop, redemption: Redemption) -> str:
         """Create the redemption's code on the platform, idempotently; return its platform id."""
+
+
+# What a parser raises when a payload lacks or garbles a field it needs.
+_PAYLOAD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
+def run_parser(platform: str, parsers: Mapping[str, Callable[[Any], list]], topic: str, payload: Any,
+               parser_input: Callable[[], Any]) -> list:
+    """The topic's parser from the platform's explicit table, applied to `parser_input()`.
+
+    Unknown topics and payloads that are not JSON objects or lack what the parser needs become
+    PermanentPlatformErrors: the inbox keeps them as "ignored" and never retries them.
+    """
+    parser = parsers.get(topic)
+    if parser is None:
+        raise UnknownTopic(f"{platform} topic {topic!r} is not handled")
+    if not isinstance(payload, Mapping):
+        raise MalformedPayload(f"{platform} {topic} payload is not a JSON object")
+    try:
+        return parser(parser_input())
+    except _PAYLOAD_ERRORS as exc:
+        raise MalformedPayload(f"{platform} {topic} payload is malformed: {exc!r}") from exc

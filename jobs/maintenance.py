@@ -74,38 +74,33 @@ def _active_shop(shop_id: int) -> Shop | None:
     return shop if shop is not None and shop.status == "active" else None
 
 
-@app_job
-def release_pending(shop_id: int, now: str | None = None) -> str:
-    """Points whose return window has passed become spendable (a batch per run; hourly)."""
+def _apply_for_shop(shop_id: int, now: str | None, domain_step) -> str:
+    """Run `domain_step(session, shop_id, now)` for an active shop: one commit, then its intents."""
     if _active_shop(shop_id) is None:
         return "skipped"
-    outcome = release_pending_points(db.session, shop_id, parse_now(now))
+    outcome = domain_step(db.session, shop_id, parse_now(now))
     db.session.commit()
     dispatch(outcome.intents)
     return outcome.status
+
+
+@app_job
+def release_pending(shop_id: int, now: str | None = None) -> str:
+    """Points whose return window has passed become spendable (a batch per run; hourly)."""
+    return _apply_for_shop(shop_id, now, release_pending_points)
 
 
 @app_job
 def expire_points(shop_id: int, now: str | None = None) -> str:
     """Inactive customers' points expire (the domain computes the dates in the shop's timezone)."""
-    if _active_shop(shop_id) is None:
-        return "skipped"
-    outcome = expire_inactive_points(db.session, shop_id, parse_now(now))
-    db.session.commit()
-    dispatch(outcome.intents)
-    return outcome.status
+    return _apply_for_shop(shop_id, now, expire_inactive_points)
 
 
 @app_job
 def expiry_reminders(shop_id: int, now: str | None = None) -> str:
     """`points_expiring` emails 30 and 7 days before a balance expires (the shop's local dates);
     the reminder key in email_sends makes a rerun, or the next day's run, send nothing twice."""
-    if _active_shop(shop_id) is None:
-        return "skipped"
-    outcome = find_expiry_reminders(db.session, shop_id, parse_now(now))
-    db.session.commit()
-    dispatch(outcome.intents)
-    return outcome.status
+    return _apply_for_shop(shop_id, now, find_expiry_reminders)
 
 
 @app_job

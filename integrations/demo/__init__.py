@@ -12,7 +12,7 @@ from typing import Any
 
 from app.loyalty.events import CustomerInfo, CustomerUpserted, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
 from app.models import Redemption, Shop
-from integrations.base import MalformedPayload, UnknownTopic
+from integrations.base import run_parser
 
 
 def _when(value: str | None) -> datetime | None:
@@ -68,13 +68,7 @@ class DemoAdapter:
     name = "demo"
 
     def parse_event(self, shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
-        parser = PARSERS.get(topic)
-        if parser is None:
-            raise UnknownTopic(f"demo platform has no topic {topic!r}")
-        try:
-            return parser(payload)
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-            raise MalformedPayload(f"demo {topic} payload is malformed: {exc!r}") from exc
+        return run_parser("demo", PARSERS, topic, payload, lambda: payload)
 
     def issue_discount(self, shop: Shop, redemption: Redemption) -> str:
         # No store to call: the code Lojal generated is the discount.

@@ -28,7 +28,7 @@ from app.loyalty.events import (
 )
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Shop
-from integrations.base import MalformedPayload, UnknownTopic
+from integrations.base import run_parser
 
 REFERRAL_ATTRIBUTE = "lojal_ref"
 # Referral codes are 12 symbols; anything unlike one is shopper-typed noise, not a code.
@@ -245,18 +245,12 @@ PARSERS: dict[str, Callable[[Delivery], list]] = {
 
 def parse_event(shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
     """Domain events for one stored Shopify webhook (possibly none)."""
-    parser = PARSERS.get(topic)
-    if parser is None:
-        raise UnknownTopic(f"Shopify topic {topic!r} is not handled")
-    if not isinstance(payload, Mapping):
-        raise MalformedPayload(f"Shopify {topic} payload is not a JSON object")
-    lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
-    try:
-        triggered_at = parse_time(lowered.get("x-shopify-triggered-at"))
-    except ValueError:
-        triggered_at = None  # a garbled header: fall back to the payload's own times
-    delivery = Delivery(shop, program_settings(shop), payload, triggered_at)
-    try:
-        return parser(delivery)
-    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
-        raise MalformedPayload(f"Shopify {topic} payload is malformed: {exc!r}") from exc
+    def delivery() -> Delivery:
+        lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
+        try:
+            triggered_at = parse_time(lowered.get("x-shopify-triggered-at"))
+        except ValueError:
+            triggered_at = None  # a garbled header: fall back to the payload's own times
+        return Delivery(shop, program_settings(shop), payload, triggered_at)
+
+    return run_parser("Shopify", PARSERS, topic, payload, delivery)

@@ -37,7 +37,7 @@ from app.loyalty.events import (
 )
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Shop
-from integrations.base import MalformedPayload, UnknownTopic
+from integrations.base import run_parser
 
 REFERRAL_META_KEY = "lojal_ref"
 # Referral codes are 12 symbols; anything unlike one is shopper-typed noise, not a code.
@@ -200,18 +200,12 @@ PARSERS: dict[str, Callable[[Delivery], list]] = {
 
 def parse_event(shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
     """Domain events for one stored WooCommerce webhook (possibly none)."""
-    parser = PARSERS.get(topic)
-    if parser is None:
-        raise UnknownTopic(f"WooCommerce topic {topic!r} is not handled")
-    if not isinstance(payload, Mapping):
-        raise MalformedPayload(f"WooCommerce {topic} payload is not a JSON object")
-    lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
-    try:
-        received_at = parse_time(lowered.get(RECEIVED_AT_HEADER))
-    except ValueError:
-        received_at = None
-    delivery = Delivery(shop, program_settings(shop), payload, received_at)
-    try:
-        return parser(delivery)
-    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
-        raise MalformedPayload(f"WooCommerce {topic} payload is malformed: {exc!r}") from exc
+    def delivery() -> Delivery:
+        lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
+        try:
+            received_at = parse_time(lowered.get(RECEIVED_AT_HEADER))
+        except ValueError:
+            received_at = None
+        return Delivery(shop, program_settings(shop), payload, received_at)
+
+    return run_parser("WooCommerce", PARSERS, topic, payload, delivery)
