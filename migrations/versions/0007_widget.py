@@ -1,0 +1,24 @@
+"""shopper widget (referral clicks, widget settings)
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-23 15:30:00
+
+Placeholder in the revision chain so parallel work can land in any order; it may stay empty.
+"""
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
