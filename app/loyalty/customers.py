@@ -54,11 +54,11 @@ def upsert_customer(session: Session, shop_id: int, info: CustomerInfo) -> tuple
             Customer.id == inserted if created else Customer.platform_customer_id == info.platform_customer_id
         )
         customer = session.scalars(stmt).one()
-    _apply_info(customer, info)
+    apply_customer_info(customer, info)
     return customer, created
 
 
-def _apply_info(customer: Customer, info: CustomerInfo) -> None:
+def apply_customer_info(customer: Customer, info: CustomerInfo) -> None:
     """Copy what the payload says, unless it is older than what we already applied."""
     if customer.redacted_at is not None:
         return  # erased on request: never re-fill personal data

@@ -35,6 +35,9 @@ class ProgramSettings:
     # Emails (app.email.render.Branding): the header/button colour and the logo; None = defaults.
     brand_color: str | None = None        # "#rrggbb"
     brand_logo_url: str | None = None     # https:// only
+    # Storefront origins allowed to call the widget API from a browser (CORS), besides the
+    # shop's own domain, e.g. a custom domain ["https://www.example.com"].
+    storefront_origins: tuple[str, ...] = ()
     # Win-back campaigns (app.loyalty.winback): who is lapsing, how often they may be mailed.
     winback_enabled: bool = True
     winback_min_days: int = 30            # a repeat customer lapses after max(this, multiplier x median gap)
@@ -46,6 +49,9 @@ class ProgramSettings:
     winback_step2_delay_days: int = 7     # the incentive follows the reminder after this many days
     winback_incentive_points: int = 200   # bonus points with step 2 (0 = no incentive)
     winback_recovery_days: int = 14       # an order this soon after a win-back email counts as recovered
+    # Support staff adjustments (app.loyalty.support_limits): |points| per adjustment and per shop day.
+    support_adjust_limit_per_adjustment: int = 1000
+    support_adjust_limit_per_day: int = 5000
 
     def round_points(self, value: Decimal) -> int:
         return int(value.to_integral_value(rounding=ROUNDING[self.rounding]))
@@ -69,6 +75,10 @@ class ProgramSettingsSchema(Schema):
     brand_color = fields.String(allow_none=True, validate=validate.Regexp(r"^#[0-9a-fA-F]{6}$",
                                                                          error="must be a colour like #1a2b3c"))
     brand_logo_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
+    storefront_origins = fields.List(
+        fields.String(validate=validate.Regexp(r"^https://[a-z0-9.-]+(:[0-9]{1,5})?$",
+                                               error="must be an origin like https://www.example.com")),
+        validate=validate.Length(max=20))
     winback_enabled = fields.Boolean()
     winback_min_days = fields.Integer(validate=validate.Range(min=1, max=3650))
     winback_gap_multiplier = fields.Float(validate=validate.Range(min=0, max=100))
@@ -79,6 +89,8 @@ class ProgramSettingsSchema(Schema):
     winback_step2_delay_days = fields.Integer(validate=validate.Range(min=1, max=365))
     winback_incentive_points = fields.Integer(validate=validate.Range(min=0, max=1_000_000))
     winback_recovery_days = fields.Integer(validate=validate.Range(min=1, max=365))
+    support_adjust_limit_per_adjustment = fields.Integer(validate=validate.Range(min=0, max=1_000_000))
+    support_adjust_limit_per_day = fields.Integer(validate=validate.Range(min=0, max=10_000_000))
 
     @post_load
     def _to_settings(self, data: dict, **_) -> ProgramSettings:
@@ -91,10 +103,15 @@ _cache: dict[tuple, ProgramSettings] = {}
 
 def program_settings(shop: Shop) -> ProgramSettings:
     """The shop's settings over the defaults (validated; memoised on the stored JSON)."""
-    key = tuple(sorted((k, repr(v)) for k, v in (shop.settings or {}).items()))
+    return settings_from_json(shop.settings)
+
+
+def settings_from_json(stored: dict | None) -> ProgramSettings:
+    """ProgramSettings from the shops.settings JSON as stored (memoised on its content)."""
+    key = tuple(sorted((k, repr(v)) for k, v in (stored or {}).items()))
     settings = _cache.get(key)
     if settings is None:
-        settings = _cache[key] = _SCHEMA.load(shop.settings or {})
+        settings = _cache[key] = _SCHEMA.load(stored or {})
     return settings
 
 

@@ -204,6 +204,13 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
     return outcome
 
 
+def may_end_sequence(settings: ProgramSettings, previous_order_at: datetime | None, at: datetime | None) -> bool:
+    """Could a sale at `at` end a win-back sequence? Only after at least the shortest lapse."""
+    if at is None or previous_order_at is None:
+        return False
+    return at - previous_order_at >= timedelta(days=min(settings.winback_min_days, settings.winback_one_time_days))
+
+
 def record_order_for_winback(session: Session, shop_id: int, customer: Customer, order: Order,
                              settings: ProgramSettings) -> None:
     """A sale was just counted: stop the customer's sequence, converting it if it came soon enough.
@@ -214,10 +221,7 @@ def record_order_for_winback(session: Session, shop_id: int, customer: Customer,
     indexed read (the partial unique index on active enrollments).
     """
     at = order.placed_at or order.paid_at
-    previous = customer.last_order_at
-    if at is None or previous is None:
-        return
-    if at - previous < timedelta(days=min(settings.winback_min_days, settings.winback_one_time_days)):
+    if not may_end_sequence(settings, customer.last_order_at, at):
         return
     enrollment = session.scalars(
         for_shop(WinbackEnrollment, shop_id)

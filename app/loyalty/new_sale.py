@@ -1,0 +1,206 @@
+"""The common sale, in three round trips: a first "paid" event for a known customer.
+
+Nearly every order event a shop sends is this one: a new order, paid, by a customer we
+already know. The general path (app.loyalty.orders) handles it through the ORM in ~16
+statements; this path reads everything it needs in one pipelined round trip (order lock +
+program + locked customer), decides with the same rule functions the general path uses,
+and writes the order, its ledger entry and the customer's new sums in one statement.
+
+Anything less common (a new customer, an order or refund we have seen, a referral, a
+win-back sequence that may end, period-based tiers, award on fulfilment, a test order,
+imported history, ambiguous rules) returns None before writing, and the caller falls back
+to the general path in the same transaction (the locks taken here are re-entrant there).
+tests/app/loyalty/test_new_sale.py applies the same events both ways and compares rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from psycopg.types.json import Jsonb
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
+
+from app.loyalty import orders, tiers, winback
+from app.loyalty.customers import apply_customer_info, touch_order_stats
+from app.loyalty.events import OrderPaid, Outcome
+from app.loyalty.identity import normalize_email
+from app.loyalty.intents import NotifyCustomer
+from app.loyalty.program import ProgramSettings, settings_from_json
+from app.models import Customer
+
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+
+# Runs after the lock statement (same pipeline), so its snapshot sees every committed
+# change to this order; FOR UPDATE re-reads the customer row if it changed meanwhile.
+_STATE_SQL = """
+SELECT s.settings,
+       EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = s.id AND o.platform_order_id = %(order)s) AS order_seen,
+       EXISTS (SELECT 1 FROM order_refunds r WHERE r.shop_id = s.id AND r.platform_order_id = %(order)s) AS refund_seen,
+       (SELECT json_agg(json_build_object('kind', e.kind, 'points_per_unit', e.points_per_unit::text,
+                                          'points', e.points, 'every_n', e.every_n))
+          FROM earn_rules e
+         WHERE e.shop_id = s.id AND e.active AND e.action_key = '' AND e.kind IN ('order', 'nth_order')) AS rules,
+       (SELECT json_agg(json_build_object('id', t.id, 'threshold', t.threshold::text, 'multiplier', t.multiplier::text)
+                        ORDER BY t.threshold)
+          FROM tiers t WHERE t.shop_id = s.id) AS tiers,
+       {customer_columns}
+  FROM shops s JOIN customers c ON c.shop_id = s.id AND c.platform_customer_id = %(customer)s
+ WHERE s.id = %(shop)s
+   FOR UPDATE OF c
+"""
+
+_WRITE_SQL = """
+WITH new_order AS (
+    INSERT INTO orders (shop_id, platform_order_id, customer_id, email_normalized, order_number, currency, subtotal,
+                        total, eligible_amount, status, is_test, placed_at, paid_at, points_status, points_earned,
+                        bonus_points, pending_until, platform_updated_at)
+    VALUES (%(shop)s, %(order)s, %(id)s, %(order_email)s, %(order_number)s, %(currency)s, %(subtotal)s,
+            %(total)s, %(eligible)s, 'paid', %(is_test)s, %(placed_at)s, %(at)s, %(points_status)s, %(points)s,
+            %(bonus)s, %(pending_until)s, %(updated_at)s)
+    RETURNING id
+), entry AS (
+    INSERT INTO ledger_entries (shop_id, customer_id, kind, source, points, pending_delta, idempotency_key,
+                                order_id, details, created_at)
+    SELECT %(shop)s, %(id)s, 'earn', 'order', %(entry_points)s, %(entry_pending)s, 'order:' || new_order.id || ':earn',
+           new_order.id, %(details)s, %(at)s
+      FROM new_order WHERE %(entry_points)s <> 0 OR %(entry_pending)s <> 0
+    RETURNING id
+)
+UPDATE customers SET {customer_assignments}, updated_at = now()
+ WHERE shop_id = %(shop)s AND id = %(id)s
+RETURNING (SELECT id FROM new_order)
+"""
+
+
+@dataclass
+class _CustomerRow:
+    """The locked customer's columns this path reads and writes; the rule functions of the
+    general path (apply_customer_info, touch_order_stats, tier_for_value) work on it unchanged."""
+
+    id: int
+    redacted_at: datetime | None
+    platform_updated_at: datetime | None
+    email: str | None
+    email_normalized: str | None
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    birthday: date | None
+    accepts_marketing: bool
+    marketing_consent_updated_at: datetime | None
+    points_balance: int
+    pending_points: int
+    points_earned_lifetime: int
+    tier_id: int | None
+    tier_achieved_at: datetime | None
+    orders_count: int
+    total_spent: Decimal
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    last_activity_at: datetime | None
+    referred_by_id: int | None
+
+
+_COLUMNS = [f.name for f in fields(_CustomerRow)]
+_WRITTEN = [name for name in _COLUMNS if name not in ("id", "redacted_at", "referred_by_id")]
+_STATE_SQL = _STATE_SQL.format(customer_columns=", ".join(f"c.{name}" for name in _COLUMNS))
+_WRITE_SQL = _WRITE_SQL.format(customer_assignments=", ".join(f"{name} = %(c_{name})s" for name in _WRITTEN))
+
+
+@dataclass(frozen=True)
+class _Tier:
+    id: int
+    threshold: Decimal
+    multiplier: Decimal
+
+
+def apply_order_paid(session: Session, shop_id: int, event: OrderPaid) -> Outcome:
+    """OrderPaid: the quick path when it applies, else the general one."""
+    outcome = apply_new_sale(session, shop_id, event)
+    return outcome if outcome is not None else orders.apply_order_paid(session, shop_id, event)
+
+
+def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome | None:
+    """Apply a first "paid" event for a known customer, or return None having written nothing."""
+    snapshot, info = event.order, event.order.customer
+    if event.historical or info is None or not info.platform_customer_id or snapshot.referral_code:
+        return None
+    session.flush()  # the raw statements below must see anything the session still holds
+    raw = session.connection().connection.driver_connection
+    params = {"shop": shop_id, "order": snapshot.platform_order_id, "customer": info.platform_customer_id}
+    with raw.pipeline():
+        raw.execute(_LOCK_SQL, (f"order:{shop_id}:{snapshot.platform_order_id}",))
+        cursor = raw.execute(_STATE_SQL, params)
+    row = cursor.fetchone()
+    if row is None:
+        return None  # unknown customer (or shop): the general path creates it
+    stored_settings, order_seen, refund_seen, rules, tier_rows = row[:5]
+    customer = _CustomerRow(*row[5:])
+    settings = settings_from_json(stored_settings)
+    order_rules = [r for r in rules or [] if r["kind"] == "order"]
+    nth_rules = [r for r in rules or [] if r["kind"] == "nth_order"]
+    at, placed = event.occurred_at, snapshot.placed_at or event.occurred_at
+    if (order_seen or refund_seen or customer.referred_by_id is not None or settings.award_on != "paid"
+            or settings.tier_period != "lifetime" or (snapshot.is_test and not settings.include_test_orders)
+            or len(order_rules) > 1 or len(nth_rules) > 1
+            or winback.may_end_sequence(settings, customer.last_order_at, placed)):
+        return None
+    shop_tiers = [_Tier(t["id"], Decimal(t["threshold"]), Decimal(t["multiplier"])) for t in tier_rows or []]
+
+    # The same steps, in the same order, as orders._apply_sale on a new order.
+    apply_customer_info(customer, info)
+    touch_order_stats(customer, snapshot.total, 1, placed)
+    bonus = _nth_order_bonus(nth_rules, customer.orders_count)
+    eligible = orders.eligible_amount(snapshot, settings.earn_basis)
+    rate = Decimal(order_rules[0]["points_per_unit"]) if order_rules and order_rules[0]["points_per_unit"] else Decimal(0)
+    current_tier = next((t for t in shop_tiers if t.id == customer.tier_id), None)
+    multiplier = current_tier.multiplier if current_tier is not None else Decimal(1)
+    points = settings.round_points(eligible * rate * multiplier) + bonus
+    pending = settings.pending_days > 0
+    entry_points, entry_pending = (0, points) if pending else (points, 0)
+    customer.points_balance += entry_points
+    customer.pending_points += entry_pending
+    customer.points_earned_lifetime += entry_points
+    if entry_points and (customer.last_activity_at is None or at > customer.last_activity_at):
+        customer.last_activity_at = at
+    intents = _promote(shop_id, settings, shop_tiers, current_tier, customer, at)
+
+    raw.execute(_WRITE_SQL, {
+        **params, "id": customer.id, "currency": snapshot.currency, "subtotal": snapshot.subtotal,
+        "total": snapshot.total, "eligible": eligible, "is_test": snapshot.is_test, "placed_at": snapshot.placed_at,
+        "at": at, "order_number": snapshot.order_number, "updated_at": snapshot.updated_at,
+        "order_email": normalize_email(snapshot.email or info.email),
+        "points_status": "pending" if pending else "awarded", "points": points, "bonus": bonus,
+        "pending_until": at + timedelta(days=settings.pending_days) if pending else None,
+        "entry_points": entry_points, "entry_pending": entry_pending,
+        "details": Jsonb({"eligible_amount": str(eligible), "rate": str(rate), "multiplier": str(multiplier),
+                          "bonus": bonus}),
+        **{f"c_{name}": getattr(customer, name) for name in _WRITTEN},
+    })
+    # The row changed behind the ORM's back: a Customer this session already holds must reload.
+    cached = session.identity_map.get(identity_key(Customer, customer.id))
+    if cached is not None:
+        session.expire(cached)
+    return Outcome(intents=intents)
+
+
+def _nth_order_bonus(nth_rules: list[dict], orders_count: int) -> int:
+    rule = nth_rules[0] if nth_rules else None
+    if rule is not None and rule["every_n"] and rule["points"] and orders_count % rule["every_n"] == 0:
+        return rule["points"]
+    return 0
+
+
+def _promote(shop_id: int, settings: ProgramSettings, shop_tiers: list[_Tier], current: _Tier | None,
+             customer: _CustomerRow, at: datetime) -> list:
+    """tiers.promote_if_qualified for lifetime tiers, on the values just computed."""
+    value = customer.total_spent if settings.tier_basis == "spend" else Decimal(customer.points_earned_lifetime)
+    best = tiers.tier_for_value(shop_tiers, value)
+    if best is None or (current is not None and best.threshold <= current.threshold):
+        return []
+    customer.tier_id, customer.tier_achieved_at = best.id, at
+    if best.threshold <= 0:
+        return []
+    return [NotifyCustomer(shop_id, customer.id, "tier_reached", key=f"tier:{best.id}:customer:{customer.id}")]

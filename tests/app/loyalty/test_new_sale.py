@@ -1,0 +1,168 @@
+"""The quick path for the common sale writes exactly what the general path writes.
+
+The same events go to two identically configured shops: one through apply_event (the quick
+path wherever it applies), one through orders.apply_order_paid (the general ORM path only).
+Every customer, order and ledger row must come out the same, and so must the intents.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from app.loyalty import new_sale, orders
+from app.loyalty.apply import apply_event
+from app.loyalty.events import CustomerInfo, OrderPaid
+from app.loyalty.ledger import find_balance_drift
+from app.models import Customer, LedgerEntry, Order, Tier
+from tests.factories import make_customer, make_shop, paid, refunded, set_rule, snapshot
+
+T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
+CUSTOMERS = ("q-a", "q-b", "q-c")
+
+programs = st.fixed_dictionaries({
+    "pending_days": st.sampled_from([0, 14]),
+    "rounding": st.sampled_from(["floor", "nearest", "ceil"]),
+    "tier_basis": st.sampled_from(["spend", "points"]),
+    "earn_basis": st.sampled_from(["subtotal", "total", "total_excl_tax"]),
+    "include_test_orders": st.booleans(),
+})
+sales = st.lists(
+    st.tuples(
+        st.integers(0, len(CUSTOMERS) - 1),                                    # who
+        st.decimals(min_value=Decimal("0.01"), max_value=Decimal("2500"), places=2),  # subtotal
+        st.integers(0, 60),                                                     # days since the previous sale
+        st.sampled_from([None, "Ada", "Bo"]),                                   # first name on the payload
+        st.booleans(),                                                          # test order
+    ),
+    min_size=1, max_size=12,
+)
+
+
+def _setup(session, program: dict, nth_order: bool):
+    shop = make_shop(session, **program)
+    if nth_order:
+        set_rule(session, shop, "nth_order", every_n=3, points=50)
+    set_rule(session, shop, "order", points_per_unit=Decimal("1.5"))
+    customers = [make_customer(session, shop, platform_customer_id=pid, email=f"{pid}@example.com")
+                 for pid in CUSTOMERS]
+    return shop, customers
+
+
+def _events(ops) -> list[OrderPaid]:
+    events, clock = [], T0
+    for n, (who, subtotal, gap, first_name, is_test) in enumerate(ops):
+        clock += timedelta(days=gap, minutes=1)
+        info = CustomerInfo(CUSTOMERS[who], email=f"{CUSTOMERS[who]}@example.com", first_name=first_name,
+                            updated_at=clock)
+        events.append(paid(f"o{n}", clock, customer=info, subtotal=subtotal, total=subtotal + Decimal("4.90"),
+                           total_tax=Decimal("1.10"), placed_at=clock, updated_at=clock, is_test=is_test,
+                           order_number=str(1000 + n)))
+    return events
+
+
+def _state(session, shop_id: int) -> dict:
+    """Everything the sale writes, with database ids replaced by platform ids."""
+    session.expire_all()
+    tier_names = dict(session.execute(select(Tier.id, Tier.name).where(Tier.shop_id == shop_id)).all())
+    customers = {c.id: c for c in session.scalars(select(Customer).where(Customer.shop_id == shop_id))}
+    order_ids = {o.id: o.platform_order_id for o in session.scalars(select(Order).where(Order.shop_id == shop_id))}
+    customer_cols = ("first_name", "email", "points_balance", "pending_points", "points_earned_lifetime",
+                     "tier_achieved_at", "orders_count", "total_spent", "first_order_at", "last_order_at",
+                     "last_activity_at", "platform_updated_at")
+    order_cols = ("email_normalized", "order_number", "currency", "subtotal", "total", "eligible_amount", "status",
+                  "is_test", "placed_at", "paid_at", "points_status", "points_earned", "bonus_points", "pending_until",
+                  "platform_updated_at", "refunded_amount", "points_reversed")
+    return {
+        "customers": {c.platform_customer_id: ({k: getattr(c, k) for k in customer_cols}, tier_names.get(c.tier_id))
+                      for c in customers.values()},
+        "orders": {o.platform_order_id: ({k: getattr(o, k) for k in order_cols},
+                                         customers[o.customer_id].platform_customer_id)
+                   for o in session.scalars(select(Order).where(Order.shop_id == shop_id))},
+        "ledger": sorted(
+            (e.kind, e.source, e.points, e.pending_delta,
+             e.idempotency_key.replace(f"order:{e.order_id}:", f"order:{order_ids[e.order_id]}:"),
+             order_ids[e.order_id], str(sorted(e.details.items())), e.created_at,
+             customers[e.customer_id].platform_customer_id)
+            for e in session.scalars(select(LedgerEntry).where(LedgerEntry.shop_id == shop_id))
+        ),
+    }
+
+
+def _intents(outcome, customers_by_id: dict[int, str]) -> list[tuple]:
+    return [(i.template, customers_by_id[i.customer_id]) for i in outcome.intents]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(program=programs, nth_order=st.booleans(), ops=sales)
+def test_quick_and_general_paths_write_the_same_rows_and_intents(session, program, nth_order, ops):
+    quick_shop, quick_customers = _setup(session, program, nth_order)
+    general_shop, general_customers = _setup(session, program, nth_order)
+    quick_names = {c.id: c.platform_customer_id for c in quick_customers}
+    general_names = {c.id: c.platform_customer_id for c in general_customers}
+    for event in _events(ops):
+        quick = apply_event(session, quick_shop.id, event)
+        general = orders.apply_order_paid(session, general_shop.id, event)
+        assert _intents(quick, quick_names) == _intents(general, general_names)
+        session.flush()
+    assert _state(session, quick_shop.id) == _state(session, general_shop.id)
+    assert find_balance_drift(session, quick_shop.id) == []
+    session.rollback()
+
+
+def test_quick_path_takes_the_common_sale(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    outcome = new_sale.apply_new_sale(session, shop.id, paid("q1", T0, customer=customer, subtotal="80.00"))
+    assert outcome is not None and outcome.status == "applied"
+    session.refresh(customer)
+    assert customer.points_balance == 80 and customer.orders_count == 1
+
+
+def _rows(session, shop_id: int) -> tuple[int, int]:
+    return (session.scalar(select(func.count()).select_from(Order).where(Order.shop_id == shop_id)),
+            session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.shop_id == shop_id)))
+
+
+def test_quick_path_declines_everything_uncommon_and_writes_nothing(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    referred = make_customer(session, shop, referred_by_id=customer.id)
+    apply_event(session, shop.id, paid("seen", T0, customer=customer))
+    apply_event(session, shop.id, refunded("refund-first", "r1", "10.00", T0))
+    session.flush()
+    before = _rows(session, shop.id)
+    declined = {
+        "unknown customer": paid("n1", T0, customer=CustomerInfo("nobody-yet", email="new@example.com")),
+        "guest": paid("n2", T0, email="guest@example.com"),
+        "order already seen": paid("seen", T0, customer=customer),
+        "refund waiting for its order": paid("refund-first", T0, customer=customer),
+        "referral code": paid("n3", T0, customer=customer, referral_code="FRIEND1"),
+        "referred customer": paid("n4", T0, customer=referred),
+        "imported history": OrderPaid(snapshot("n5", customer=customer), T0, historical=True),
+        "test order": paid("n6", T0, customer=customer, is_test=True),
+        "may end a win-back sequence": paid("n7", T0 + timedelta(days=45), customer=customer,
+                                            placed_at=T0 + timedelta(days=45)),
+    }
+    for why, event in declined.items():
+        assert new_sale.apply_new_sale(session, shop.id, event) is None, why
+    assert _rows(session, shop.id) == before
+
+
+def test_quick_path_declines_shops_it_does_not_model(session):
+    for program in ({"award_on": "fulfilled"}, {"tier_period": "calendar_year"}):
+        shop = make_shop(session, **program)
+        customer = make_customer(session, shop)
+        assert new_sale.apply_new_sale(session, shop.id, paid("p1", T0, customer=customer)) is None, program
+        assert _rows(session, shop.id) == (0, 0)
+
+
+def test_a_customer_object_held_by_the_caller_sees_the_quick_paths_writes(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    assert customer.points_balance == 0
+    apply_event(session, shop.id, paid("q9", T0, customer=customer, subtotal="25.00"))
+    assert customer.points_balance == 25  # expired by the quick path, reloaded on access
