@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # pgserver's platformdirs, harmless
 
+import psycopg  # noqa: E402
 from sqlalchemy import create_engine, event, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -183,6 +184,17 @@ class StatementCounter:
         self.by_shape = by_shape
         event.listen(engine, "before_cursor_execute", self._on_execute)
         event.listen(engine.pool, "checkout", self._on_checkout)
+        # The quick path (app.loyalty.new_sale) talks to the driver directly: count those too.
+        self._driver_execute = psycopg.Connection.execute
+        counter = self
+
+        def counted_execute(conn, query, *args, **kwargs):
+            counter.statements += 1
+            if counter.by_shape:
+                counter.shapes["(driver) " + re.sub(r"\s+", " ", str(query)).strip()[:100]] += 1
+            return counter._driver_execute(conn, query, *args, **kwargs)
+
+        psycopg.Connection.execute = counted_execute
 
     def _on_execute(self, conn, cursor, statement, parameters, context, executemany):
         self.statements += 1
