@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 import respx
@@ -130,16 +131,20 @@ def test_backfill_twice_leaves_the_same_ledger(session, make, router):
     assert first == second and first[0]
 
 
-def test_a_low_bucket_pauses_the_run_with_the_wait_and_the_cursor(session, make, router):
+def test_a_low_bucket_pauses_the_run_with_the_wait_and_the_cursor(session, make, router, monkeypatch):
     shop = make()
     api = FakeAdminApi(shop.domain).install(router)
     page1, page2 = history()
     api.answer("LojalOrders", orders_page(page1, next_cursor="cursor-1", requested=352, available=20, restore=100))
+    # The sync's own clock: the page is received at t=100 and applying it takes 1.2 s.
+    readings = iter([100.0, 101.2])
+    monkeypatch.setattr(sync, "time", SimpleNamespace(monotonic=lambda: next(readings)))
 
     paused = sync.backfill_orders(session, shop.id, now=NOW)
 
     assert paused.status == "paused" and paused.run.cursor == "cursor-1" and paused.run.done == 3
-    assert paused.wait_seconds == pytest.approx(3.32, abs=0.1)  # (352 - 20) / 100, less the time spent applying
+    assert paused.wait_seconds == pytest.approx(3.32 - 1.2)  # (352 - 20) / 100, less the time spent applying
+    monkeypatch.undo()
     assert session.get(Shop, shop.id).orders_synced_at is None
     api.answer("LojalOrders", orders_page(page2, next_cursor=None))
     done = sync.backfill_orders(session, shop.id, now=NOW + timedelta(seconds=4), run=paused.run)
