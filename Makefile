@@ -28,8 +28,10 @@ run: $(INSTALLED) .env
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Every benchmark (ledger, win-back, widget, analytics, ingest, e2e, redemption storm, burst)
+# -> bench/RESULTS.md. BENCH_ARGS=--quick for small sizes, BENCH_ARGS="--only ingest,e2e" for some.
 bench: $(INSTALLED)
-	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

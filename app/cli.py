@@ -17,6 +17,12 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(scheduler_command)
     app.cli.add_command(jobs_group)
     app.cli.add_command(backfill_command)
+    from widgets.cli import widget_group
+
+    app.cli.add_command(widget_group)
+    from app.admin.cli import staff_group
+
+    app.cli.add_command(staff_group)
 
 
 @click.command("worker")

@@ -25,6 +25,15 @@ def _url_with_scheme(*schemes: str):
     return check
 
 
+def _rate_limit(value: str) -> None:
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValidationError("must be a rate like 120/minute (or several, separated by ;)") from None
+
+
 class ConfigSchema(Schema):
     """The environment Lojal reads. Names are the environment variable names."""
 
@@ -49,6 +58,11 @@ class ConfigSchema(Schema):
     JOB_TIMEOUT = fields.Integer(load_default=300, validate=validate.Range(min=1))
     JOB_RETRIES = fields.Integer(load_default=5, validate=validate.Range(min=0, max=25))
     JOB_FAILURE_TTL = fields.Integer(load_default=7 * 24 * 3600, validate=validate.Range(min=60))
+    # Shopper widget API (widgets.hardening): Flask-Limiter rate strings and the POST body cap.
+    WIDGET_RATE_LIMIT = fields.String(load_default="120/minute", validate=_rate_limit)          # per shopper
+    WIDGET_IP_RATE_LIMIT = fields.String(load_default="600/minute", validate=_rate_limit)       # per client IP
+    WIDGET_REDEEM_RATE_LIMIT = fields.String(load_default="10/minute", validate=_rate_limit)    # redemptions per shopper
+    WIDGET_MAX_BODY = fields.Integer(load_default=4096, validate=validate.Range(min=256, max=1_048_576))
 
     @validates("TOKEN_ENCRYPTION_KEYS")
     def _fernet_keys(self, value: str, **_) -> None:

@@ -77,8 +77,21 @@ def seed_demo(session: Session, customers: int = 50, now: datetime | None = None
         customer.created_at = joined[customer.platform_customer_id]  # they signed up then, not today
     _redeem(session, rng, shop, now, how_many=max(1, customers // 10))
     _adjust(session, rng, shop, now)
+    _staff(session, shop)
     session.flush()
     return shop, True
+
+
+DEMO_STAFF = (("owner@demo.lojal.test", "owner"), ("support@demo.lojal.test", "support"))
+DEMO_STAFF_PASSWORD = "demo-password"
+
+
+def _staff(session: Session, shop: Shop) -> None:
+    """Sign-ins for the console (README): an owner and a support agent."""
+    from app.admin.staff_accounts import create_staff
+
+    for email, role in DEMO_STAFF:
+        create_staff(session, shop.id, email, role, DEMO_STAFF_PASSWORD, actor=DEMO_ACTOR, name=role.title())
 
 
 # --- the story ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import logging
 
 from flask import Flask, jsonify
 from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError
 from flask import Request
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
@@ -20,6 +21,15 @@ class MalformedJSON(BadRequest):
 class LojalRequest(Request):
     def on_json_loading_failed(self, e):
         raise MalformedJSON()
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True):
+        # A deeply nested body ([[[[...) exhausts the parser's recursion: malformed, not a 500.
+        try:
+            return super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:
+            if silent:
+                return None
+            raise MalformedJSON() from None
 
 
 def error_response(status: int, code: str, message: str, **extra):
@@ -49,6 +59,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(LoyaltyError)
     def domain_error(exc: LoyaltyError):
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc: OperationalError):
+        # A dropped or refused connection (failover, restart): the pool discards it, the next
+        # request gets a fresh one. Tell the client to retry rather than report a bug.
+        log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig is not None else exc)
+        response = error_response(503, "database_unavailable", "The database is unavailable; retry shortly.")
+        response[0].headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(InternalServerError)
     def internal_error(exc: InternalServerError):

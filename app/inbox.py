@@ -1,6 +1,7 @@
 """The webhook inbox: store first (deduplicated), process later in a job."""
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -22,3 +23,12 @@ def store_inbound_event(session: Session, *, shop_id: int, platform: str, topic:
         .on_conflict_do_nothing(index_elements=["shop_id", "platform", "event_key"])
         .returning(WebhookEvent.id)
     ).scalar_one_or_none()
+
+
+def parse_json_object(raw: bytes) -> dict | None:
+    """The webhook body as a JSON object, or None (not JSON, not an object, or nested too deep)."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError):  # a deeply nested body exhausts the parser's recursion
+        return None
+    return payload if isinstance(payload, dict) else None

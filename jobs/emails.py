@@ -42,7 +42,7 @@ from app.models import Customer, EmailSend, LedgerEntry, Redemption, Reward, Sho
 from jobs.context import app_job, is_final_attempt
 
 log = logging.getLogger(__name__)
-_REDEMPTION_KEY = re.compile(r"^redemption:(\d+)$")
+_REDEMPTION_KEY = re.compile(r"^redemption:(\d+)(?::resend:\w+)?$")  # a staff resend has its own key
 
 
 def email_job_id(shop_id: int, key: str) -> str:

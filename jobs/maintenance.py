@@ -37,6 +37,7 @@ PER_SHOP_JOBS = frozenset({
     "jobs.maintenance.birthdays",
     "jobs.maintenance.review_tiers_if_period_ended",
     "jobs.winback.run_winback",
+    "jobs.analytics.refresh_analytics_snapshots",
 })
 # The token refresh runs this often (jobs.schedule); a token is refreshed when it expires
 # within REFRESH_MARGIN (integrations.shopify.tokens), so the fan-out picks the shops whose

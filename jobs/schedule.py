@@ -45,6 +45,10 @@ SCHEDULE: tuple[Entry, ...] = (
           args=("jobs.maintenance.review_tiers_if_period_ended",)),
     # Daily: enroll lapsing customers, send step 2 when due (jobs.winback).
     Entry("winback", FAN_OUT, "maintenance", cron="40 4 * * *", args=("jobs.winback.run_winback",)),
+    # Hourly: the dashboard's periods precomputed (app.loyalty.analytics.snapshots); readers
+    # fall back to live figures when a snapshot is older than its MAX_AGE.
+    Entry("analytics-snapshots", FAN_OUT, "maintenance", cron="25 * * * *",
+          args=("jobs.analytics.refresh_analytics_snapshots",)),
     Entry("shopify-reconcile", "jobs.shopify_sync.reconcile_all_shops", "maintenance", cron="*/15 * * * *"),
     Entry("woocommerce-reconcile", "jobs.woocommerce_sync.reconcile_all_shops", "maintenance",
           cron="7-59/15 * * * *"),

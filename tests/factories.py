@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.loyalty.events import CustomerInfo, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
 from app.loyalty.identity import new_referral_code
 from app.loyalty.program import create_default_program
-from app.models import Customer, EarnRule, Shop
+from app.models import Customer, EarnRule, Reward, Shop
 
 _seq = itertools.count(1)
 
@@ -80,3 +80,46 @@ def refunded(order_id, refund_id, amount, at: datetime | None = None) -> OrderRe
 
 def cancelled(order_id, at: datetime | None = None) -> OrderCancelled:
     return OrderCancelled(str(order_id), at or datetime(2026, 3, 3, tzinfo=UTC))
+
+
+def make_reward(session: Session, shop: Shop, **fields) -> Reward:
+    values = {"name": f"Reward {next(_seq)}", "kind": "fixed_amount", "points_cost": 500, "value": Decimal("5")}
+    values.update(fields)
+    reward = Reward(shop_id=shop.id, **values)
+    session.add(reward)
+    session.flush()
+    return reward
+
+
+def give_points(session: Session, customer: Customer, points: int, now: datetime | None = None) -> None:
+    """Points through the ledger (a staff adjustment), so balance and entries agree."""
+    from app.loyalty.adjustments import adjust_points
+
+    adjust_points(session, customer.shop_id, customer.id, points, reason="test points", actor="tests",
+                  now=now or datetime.now(UTC))
+
+
+STAFF_PASSWORD = "correct horse battery staple"
+_staff_password_hash: list[str] = []
+
+
+def make_staff(session: Session, shop: Shop, role: str = "owner", *, email: str | None = None, **fields):
+    """A staff member whose password is STAFF_PASSWORD (hashed once per run: argon2 is slow by design)."""
+    from app.admin.auth import hash_password
+    from app.models import StaffUser
+
+    if not _staff_password_hash:
+        _staff_password_hash.append(hash_password(STAFF_PASSWORD))
+    staff = StaffUser(shop_id=shop.id, email=email or f"{role}-{next(_seq)}@staff.example", role=role,
+                      password_hash=_staff_password_hash[0], **fields)
+    session.add(staff)
+    session.flush()
+    return staff
+
+
+def make_api_token(session: Session, staff, name: str = "script") -> str:
+    """A personal API token for `staff`; returns the plain token."""
+    from app.admin.staff_accounts import create_token
+
+    _, token = create_token(session, staff.shop_id, staff.id, name, actor="tests")
+    return token

@@ -101,9 +101,9 @@ def build_message(rendered: RenderedEmail, *, mail_from: str, to_address: str, t
                   locale: str = "en") -> EmailMessage:
     """The MIME message: text/plain + text/html alternatives and the RFC 8058 one-click headers."""
     msg = EmailMessage()
-    msg["Subject"] = rendered.subject
-    msg["From"] = mail_from
-    msg["To"] = formataddr((to_name, to_address)) if to_name else to_address
+    msg["Subject"] = _one_line(rendered.subject)
+    msg["From"] = _one_line(mail_from)
+    msg["To"] = formataddr((_one_line(to_name), to_address)) if to_name else to_address
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     if message_id:
         msg["Message-ID"] = message_id
@@ -115,3 +115,9 @@ def build_message(rendered: RenderedEmail, *, mail_from: str, to_address: str, t
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
     return msg
+
+
+def _one_line(value: str) -> str:
+    """Names and subjects come from shoppers and merchants: a CR/LF in one would make the header
+    unsendable (the email library refuses it), so line breaks become spaces."""
+    return " ".join(value.split())

@@ -60,6 +60,13 @@ def redeem_reward(session: Session, shop_id: int, customer_id: int, reward_id: i
     return RedeemResult(redemption, True, [IssueDiscount(shop_id, redemption.id)])
 
 
+def redemption_for_customer(session: Session, shop_id: int, customer_id: int, redemption_id: int) -> Redemption | None:
+    """One of this customer's own redemptions; None for anyone else's (the caller answers 404)."""
+    return session.scalars(
+        for_shop(Redemption, shop_id).where(Redemption.id == redemption_id, Redemption.customer_id == customer_id)
+    ).first()
+
+
 def mark_issued(session: Session, shop_id: int, redemption_id: int, platform_discount_id: str | None,
                 now: datetime) -> list:
     redemption = _locked(session, shop_id, redemption_id)

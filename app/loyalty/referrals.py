@@ -18,7 +18,7 @@ from app.loyalty.customers import find_by_referral_code
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Customer, EarnRule, Order, Referral, Shop, for_shop
+from app.models import Customer, EarnRule, Order, Referral, ReferralClick, Shop, for_shop
 
 
 def attribute(session: Session, shop: Shop, friend: Customer, code: str, at: datetime,
@@ -47,6 +47,21 @@ def attribute(session: Session, shop: Shop, friend: Customer, code: str, at: dat
     if order is not None and order.points_status == "awarded":
         return complete_for_order(session, shop, program_settings(shop), friend, order, at)
     return []
+
+
+def advocate_for_link(session: Session, code: str) -> Customer | None:
+    """The advocate behind a /r/<code> link. Codes are unique across shops, so the code alone
+    names the shop; erased customers' links lead nowhere."""
+    return session.scalars(
+        select(Customer).where(Customer.referral_code == code.strip().upper(), Customer.redacted_at.is_(None))
+    ).first()
+
+
+def record_click(session: Session, shop_id: int, advocate_id: int, at: datetime, *, ip_hash: str | None,
+                 user_agent: str | None) -> None:
+    """A friend's browser followed the advocate's link (kept for the merchant's referral funnel)."""
+    session.add(ReferralClick(shop_id=shop_id, advocate_id=advocate_id, clicked_at=at, ip_hash=ip_hash,
+                              user_agent=(user_agent or None) and user_agent[:512]))
 
 
 def rejection_reason(advocate: Customer, friend: Customer, order: Order | None) -> str | None:

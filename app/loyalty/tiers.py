@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from app.loyalty.calendar import start_of_year
@@ -28,8 +28,12 @@ _POINTS_SQL = """
 """
 
 
+# Built once, the shop id bound per call: the widget reads the tiers on every page view.
+_SHOP_TIERS = for_shop(Tier, bindparam("shop_id")).order_by(Tier.threshold)
+
+
 def shop_tiers(session: Session, shop_id: int) -> list[Tier]:
-    return list(session.scalars(for_shop(Tier, shop_id).order_by(Tier.threshold)))
+    return list(session.scalars(_SHOP_TIERS, {"shop_id": shop_id}))
 
 
 def tier_for_value(tiers: list[Tier], value: Decimal) -> Tier | None:

@@ -50,6 +50,8 @@ class Referral(ShopScoped, db.Model):
     __table_args__ = (
         UniqueConstraint("shop_id", "friend_id"),
         Index("ix_referrals_advocate", "shop_id", "advocate_id", "completed_at"),
+        # Analytics: conversions by day.
+        Index("ix_referrals_completed", "shop_id", "completed_at", postgresql_where=text("status = 'completed'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

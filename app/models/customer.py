@@ -64,6 +64,11 @@ class Order(ShopScoped, db.Model):
     __table_args__ = (
         UniqueConstraint("shop_id", "platform_order_id"),
         Index("ix_orders_shop_customer_paid", "shop_id", "customer_id", "paid_at"),
+        # Analytics: a shop's sales in a period (app.loyalty.analytics.sales), and each customer's
+        # sales in time order read from the index alone (the win-back median gap, churn).
+        Index("ix_orders_shop_paid", "shop_id", "paid_at"),
+        Index("ix_orders_shop_customer_sales", "shop_id", "customer_id", "paid_at",
+              postgresql_where=text("paid_at IS NOT NULL AND status <> 'cancelled'")),
         Index("ix_orders_pending_until", "shop_id", "pending_until", postgresql_where=text("points_status = 'pending'")),
         Index("ix_orders_guest_email", "shop_id", "email_normalized", postgresql_where=text("customer_id IS NULL")),
     )

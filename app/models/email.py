@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -19,6 +19,9 @@ class EmailSend(ShopScoped, db.Model):
     __tablename__ = "email_sends"
     __table_args__ = (
         UniqueConstraint("shop_id", "send_key"),
+        # Analytics: emails accepted per template and day (app.loyalty.analytics.campaigns).
+        Index("ix_email_sends_shop_template_sent", "shop_id", "template", "sent_at",
+              postgresql_where=text("status = 'sent'")),
         CheckConstraint("status IN (%s)" % ", ".join(f"'{s}'" for s in EMAIL_SEND_STATUSES), name="status"),
     )
 

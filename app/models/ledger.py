@@ -27,6 +27,10 @@ class LedgerEntry(ShopScoped, db.Model):
     __table_args__ = (
         UniqueConstraint("shop_id", "idempotency_key"),
         Index("ix_ledger_entries_customer", "shop_id", "customer_id", "id"),
+        # Analytics (app.loyalty.analytics.points): a shop's points flows in a period; each
+        # customer's first entry (membership) read from the index alone.
+        Index("ix_ledger_entries_shop_created", "shop_id", "created_at"),
+        Index("ix_ledger_entries_shop_customer_created", "shop_id", "customer_id", "created_at"),
         CheckConstraint("kind IN (%s)" % ", ".join(f"'{k}'" for k in LEDGER_KINDS), name="kind"),
         CheckConstraint("points <> 0 OR pending_delta <> 0 OR uncollected <> 0", name="nonzero"),
     )

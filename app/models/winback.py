@@ -28,6 +28,8 @@ class WinbackEnrollment(ShopScoped, db.Model):
         # The cap / cooldown look-ups and record_order_for_winback's one indexed read.
         Index("ix_winback_enrollments_customer", "shop_id", "customer_id", "enrolled_at"),
         Index("ix_winback_enrollments_shop_enrolled", "shop_id", "enrolled_at"),
+        # Analytics: conversions by the day of the converting order.
+        Index("ix_winback_enrollments_converted", "shop_id", "ended_at", postgresql_where=text("status = 'converted'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

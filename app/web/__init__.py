@@ -11,7 +11,18 @@ def register_web(app: Flask) -> None:
     from app.web.woocommerce_webhooks import bp as woocommerce_webhooks
 
     from app.web.email import bp as email
+    from widgets import register as register_widgets
+    from widgets.assets import bp as widget_assets
 
-    blueprints: list = [email, shopify_install, shopify_webhooks, woocommerce_connect, woocommerce_webhooks]
+    blueprints: list = [email, shopify_install, shopify_webhooks, woocommerce_connect, woocommerce_webhooks,
+                        widget_assets]
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+
+    from app.admin import register_admin
+
+    register_admin(app)
+    register_widgets(app)  # the /widget/v1 API and /r/<code>, with their CORS and rate limits
+    from app.console import console_blueprint
+
+    app.register_blueprint(console_blueprint())  # the merchant console pages, /admin/...

@@ -9,8 +9,8 @@ the store POSTs our keys to /woocommerce/callback → the merchant's browser com
   the store *we* sent the merchant to, never one named in the callback body;
 - WooCommerce deletes the keys it just made unless the callback answers exactly 200, so the
   callback does the minimum (store encrypted, commit, enqueue) and answers 200 at once.
-The merchant console does not exist yet: /woocommerce/return redirects to /admin on success
-and answers a JSON error otherwise.
+/woocommerce/return sends the merchant to the console's store page (/admin/store), which shows
+whether the store connected, declined or the keys never arrived.
 """
 from __future__ import annotations
 
@@ -92,13 +92,11 @@ def callback():
 
 @bp.get("/return")
 def connect_return():
+    """Back to the console's store page, which says what happened (after sign-in if need be)."""
     nonce = request.args.get("user_id", "")
     uid = _redis().get(_CONNECTED_KEY + nonce) if nonce and len(nonce) <= _MAX_FIELD else None
     if request.args.get("success") == "1" and uid is not None:
-        uid = uid.decode() if isinstance(uid, bytes) else uid
-        return redirect(f"/admin?{urlencode({'shop': uid, 'connected': '1'})}")
-    if request.args.get("success") == "0":
-        return error_response(400, "connect_declined",
-                              "The store did not grant access. Start again from your store's address.")
-    return error_response(400, "connect_failed",
-                          "The store's keys did not reach Lojal. Start again from your store's address.")
+        outcome = "connected"
+    else:
+        outcome = "declined" if request.args.get("success") == "0" else "failed"
+    return redirect(f"/admin/store?{urlencode({'connect': outcome})}")

@@ -15,7 +15,6 @@ import base64
 import hashlib
 import hmac
 import html
-import json
 import logging
 import re
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from sqlalchemy import select
 from app.crypto import token_cipher
 from app.errors import error_response
 from app.extensions import db
-from app.inbox import store_inbound_event
+from app.inbox import parse_json_object, store_inbound_event
 from app.models import Shop
 from integrations.woocommerce.parsers import RECEIVED_AT_HEADER
 from jobs.inbox import enqueue_processing
@@ -58,7 +57,7 @@ def receive_webhook(shop_uid: str):
         return jsonify(status="ignored"), 200
 
     topic = request.headers.get("X-WC-Webhook-Topic", "").strip()
-    payload = _json_object(raw)
+    payload = parse_json_object(raw)
     if not _TOPIC.fullmatch(topic) or len(topic) > 64 or payload is None:
         log.warning("unusable WooCommerce webhook ignored", extra={"shop_id": shop.id, "topic": topic[:64]})
         return jsonify(status="ignored"), 200
@@ -86,14 +85,6 @@ def _signed_by_store(raw: bytes, received: str | None, shop: Shop) -> bool:
     key = html.unescape(token_cipher.decrypt(shop.webhook_secret_enc)).encode()
     expected = base64.b64encode(hmac.new(key, raw, hashlib.sha256).digest()).decode()
     return hmac.compare_digest(received.strip(), expected)
-
-
-def _json_object(raw: bytes) -> dict | None:
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
 
 
 def _event_key(topic: str, payload: dict, delivery_id: str) -> str:

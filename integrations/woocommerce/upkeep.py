@@ -56,7 +56,7 @@ def ensure_webhooks(shop: Shop) -> WebhookRepair:
             repair.created.append(topic)
     if repair.reactivated or repair.created:
         log.warning("woocommerce webhooks repaired",
-                    extra={"shop_id": shop.id, "reactivated": repair.reactivated, "created": repair.created})
+                    extra={"shop_id": shop.id, "reactivated": repair.reactivated, "recreated": repair.created})
     return repair
 
 

@@ -90,7 +90,11 @@ def test_sweeper_enqueues_rows_left_unprocessed(wsession, run_jobs):
     assert _points(wsession, shop) == 42
 
 
-def test_sweeper_leaves_fresh_rows_to_their_own_job(wsession):
+def test_sweeper_leaves_fresh_rows_to_their_own_job(wsession, run_jobs):
     shop = make_shop(wsession)
-    _store(wsession, shop)
-    assert sweep_inbox() == 0
+    event_id = _store(wsession, shop)
+    sweep_inbox()  # other tests' stale rows may be swept; this fresh one must not be
+    run_jobs()
+    wsession.expire_all()
+    row = wsession.get(WebhookEvent, event_id)
+    assert row.status == "received" and row.processed_at is None and row.attempts == 0

@@ -17,6 +17,7 @@ EXPECTED = {
     "birthdays": ("jobs.maintenance.for_each_active_shop", ("jobs.maintenance.birthdays",)),
     "tier-review": ("jobs.maintenance.for_each_active_shop", ("jobs.maintenance.review_tiers_if_period_ended",)),
     "winback": ("jobs.maintenance.for_each_active_shop", ("jobs.winback.run_winback",)),
+    "analytics-snapshots": ("jobs.maintenance.for_each_active_shop", ("jobs.analytics.refresh_analytics_snapshots",)),
     "shopify-reconcile": ("jobs.shopify_sync.reconcile_all_shops", ()),
     "woocommerce-reconcile": ("jobs.woocommerce_sync.reconcile_all_shops", ()),
     "token-refresh": ("jobs.maintenance.refresh_expiring_tokens", ()),

@@ -120,7 +120,7 @@ def test_callback_stores_encrypted_keys_answers_200_and_enqueues_the_setup(wapp,
     assert "cs_fedcba9876543210" not in caplog.text
 
     back = web.get("/woocommerce/return", query_string={"success": "1", "user_id": nonce})
-    assert back.status_code == 302 and back.headers["Location"] == f"/admin?shop={shop.uid}&connected=1"
+    assert back.status_code == 302 and back.headers["Location"] == "/admin/store?connect=connected"
 
 
 def test_the_nonce_is_single_use(wapp, web):
@@ -174,11 +174,11 @@ def test_a_reconnect_restores_the_shop_with_new_keys_and_keeps_its_secrets(wapp,
         db.session.remove()
 
 
-@pytest.mark.parametrize("query", [{"success": "0", "user_id": "x"}, {"success": "1", "user_id": "never-seen"}, {}])
-def test_return_without_a_completed_callback_shows_a_failure(web, query):
+@pytest.mark.parametrize("query,outcome", [({"success": "0", "user_id": "x"}, "declined"),
+                                           ({"success": "1", "user_id": "never-seen"}, "failed"), ({}, "failed")])
+def test_return_without_a_completed_callback_shows_a_failure(web, query, outcome):
     response = web.get("/woocommerce/return", query_string=query)
-    assert response.status_code == 400 and "Location" not in response.headers
-    assert response.json["error"]["code"] in ("connect_declined", "connect_failed")
+    assert response.status_code == 302 and response.headers["Location"] == f"/admin/store?connect={outcome}"
 
 
 # --- CLI ---------------------------------------------------------------------------------

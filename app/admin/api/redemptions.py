@@ -1,0 +1,42 @@
+"""Redemptions: list, read, resend the code email, cancel with a refund of the points."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from app.admin.api.registry import commit, operation
+from app.admin.schemas.common import ReasonSchema
+from app.admin.schemas.customers import RedemptionPageSchema, RedemptionQuerySchema, RedemptionSchema
+from app.extensions import db
+from app.loyalty.redemption_admin import cancel_with_refund, get_redemption, list_redemptions, resend_code
+
+
+@operation("/redemptions", "GET", tag="redemptions", summary="Redemptions, newest first",
+           query=RedemptionQuerySchema(), response=RedemptionPageSchema())
+def list_redemptions_view(identity, query):
+    return list_redemptions(db.session, identity.shop_id, customer_id=query["customer_id"], status=query["status"],
+                            cursor=query["cursor"], limit=query["limit"])
+
+
+@operation("/redemptions/<int:redemption_id>", "GET", tag="redemptions", summary="One redemption",
+           response=RedemptionSchema())
+def get_redemption_view(identity, redemption_id):
+    return get_redemption(db.session, identity.shop_id, redemption_id)
+
+
+@operation("/redemptions/<int:redemption_id>/resend", "POST", tag="redemptions",
+           summary="Email the code to the customer again (issued codes only)", permission="adjust",
+           response=RedemptionSchema(), status=202)
+def resend_redemption(identity, redemption_id):
+    intents = resend_code(db.session, identity.shop_id, redemption_id, identity.actor)
+    commit(intents)
+    return get_redemption(db.session, identity.shop_id, redemption_id)
+
+
+@operation("/redemptions/<int:redemption_id>/cancel", "POST", tag="redemptions",
+           summary="Cancel an unused code and give the points back (owner)", permission="cancel",
+           body=ReasonSchema(), response=RedemptionSchema())
+def cancel_redemption_view(identity, redemption_id, body):
+    redemption = cancel_with_refund(db.session, identity.shop_id, redemption_id, identity.actor, body["reason"],
+                                    datetime.now(UTC))
+    commit()
+    return redemption

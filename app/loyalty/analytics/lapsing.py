@@ -1,0 +1,93 @@
+"""Lapsing customers and churn, by the win-back rule (app.loyalty.winback).
+
+A customer with paid orders *lapses* at `last_order_at + threshold`, the threshold being the
+win-back one: max(winback_min_days, winback_gap_multiplier x their median gap between paid,
+not cancelled orders) for a repeat customer, winback_one_time_days for a one-time customer.
+Unlike the win-back selection, mailing exclusions (consent, cooldown, cap) do not apply here:
+those decide whom to email, not who has stopped buying.
+
+- lapsing customers: lapsed as of `now` (and not ordered since);
+- churned in the period: lapsed within it (and not ordered since — a customer who came back
+  later has a newer last order, so churn of a past period is a lower bound);
+- churn base: customers who had ordered before the period and had not lapsed at its start;
+- churn rate = churned / base.
+
+The median gap is computed set-based in one pass over the candidates' orders (a window
+`lag()` per customer on the orders (shop_id, customer_id, paid_at) index, `percentile_cont`
+per customer) and only for repeat customers whose last order is older than winback_min_days
+before the later of the period's end and now: everyone else is neither lapsing nor churned whatever their
+gap, since the threshold is at least winback_min_days.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.loyalty.analytics.period import Period
+from app.loyalty.program import ProgramSettings
+
+_LAPSE = """
+WITH candidates AS MATERIALIZED (
+    SELECT c.id FROM customers c
+    WHERE c.shop_id = :shop_id AND c.orders_count >= 2 AND c.last_order_at < :candidates_before
+), gaps AS (
+    SELECT g.customer_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY g.gap) AS median_gap_days
+    FROM (SELECT o.customer_id,
+                 EXTRACT(EPOCH FROM (o.paid_at - lag(o.paid_at) OVER (PARTITION BY o.customer_id ORDER BY o.paid_at)))
+                 / 86400.0 AS gap
+          FROM orders o JOIN candidates k ON k.id = o.customer_id
+          WHERE o.shop_id = :shop_id AND o.paid_at IS NOT NULL AND o.status <> 'cancelled') g
+    WHERE g.gap IS NOT NULL
+    GROUP BY g.customer_id
+), lapse AS (
+    SELECT c.first_order_at,
+           c.last_order_at + make_interval(secs => 86400.0 * CASE
+               WHEN c.orders_count >= 2 THEN GREATEST(:min_days, :multiplier * COALESCE(g.median_gap_days, 0))
+               ELSE :one_time_days END) AS lapsed_at
+    FROM customers c LEFT JOIN gaps g ON g.customer_id = c.id
+    WHERE c.shop_id = :shop_id AND c.orders_count >= 1 AND c.last_order_at IS NOT NULL
+)
+"""
+
+_TOTALS = text(_LAPSE + """
+SELECT count(*) FILTER (WHERE lapsed_at < :now) AS lapsing,
+       count(*) FILTER (WHERE lapsed_at >= :start_at AND lapsed_at < :end_at AND lapsed_at < :now) AS churned,
+       count(*) FILTER (WHERE first_order_at < :start_at AND lapsed_at >= :start_at) AS base
+FROM lapse
+""")
+
+_BY_DAY = text(_LAPSE + """
+SELECT (lapsed_at AT TIME ZONE :tz)::date AS day, count(*) AS churned
+FROM lapse
+WHERE lapsed_at >= :start_at AND lapsed_at < :end_at AND lapsed_at < :now
+GROUP BY 1
+""")
+
+
+@dataclass(frozen=True)
+class Churn:
+    lapsing: int
+    churned: int
+    base: int
+
+
+def _params(settings: ProgramSettings, shop_id: int, period: Period, now: datetime) -> dict:
+    return {
+        "shop_id": shop_id, "now": now, "start_at": period.start_at, "end_at": period.end_at, "tz": period.timezone,
+        "candidates_before": max(now, period.end_at) - timedelta(days=settings.winback_min_days),
+        "min_days": float(settings.winback_min_days), "multiplier": float(settings.winback_gap_multiplier),
+        "one_time_days": float(settings.winback_one_time_days),
+    }
+
+
+def churn(session: Session, shop_id: int, period: Period, now: datetime, settings: ProgramSettings) -> Churn:
+    row = session.execute(_TOTALS, _params(settings, shop_id, period, now)).one()
+    return Churn(lapsing=int(row.lapsing), churned=int(row.churned), base=int(row.base))
+
+
+def churned_by_day(session: Session, shop_id: int, period: Period, now: datetime,
+                   settings: ProgramSettings) -> dict[date, int]:
+    return {d: int(n) for d, n in session.execute(_BY_DAY, _params(settings, shop_id, period, now))}

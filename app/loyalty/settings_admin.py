@@ -1,0 +1,65 @@
+"""Changing a shop's program settings (validated by app.loyalty.program's schema) and its
+referral settings, audited."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.loyalty import audit
+from app.loyalty.program import ProgramSettings, ProgramSettingsSchema, program_settings
+from app.models import EarnRule, Shop, for_shop
+
+_SCHEMA = ProgramSettingsSchema()
+
+
+def update_settings(session: Session, shop_id: int, changes: dict[str, Any], *, actor: str) -> ProgramSettings:
+    """Merge `changes` into the stored settings; the whole result must pass the schema (422 if not)."""
+    shop = session.scalars(select(Shop).where(Shop.id == shop_id).with_for_update()).one()
+    merged = {**(shop.settings or {}), **changes}
+    settings = _SCHEMA.load(merged)
+    dumped = _SCHEMA.dump(settings)
+    shop.settings = {key: dumped[key] for key in merged}
+    audit.record(session, shop_id, actor, "settings.update", target_type="shop", target_id=shop_id,
+                 details={"changes": {key: dumped[key] for key in changes}})
+    return settings
+
+
+@dataclass(frozen=True)
+class ReferralSettings:
+    advocate_points: int
+    friend_points: int
+    weekly_cap: int
+
+
+def referral_settings(session: Session, shop_id: int) -> ReferralSettings:
+    rules = _referral_rules(session, shop_id)
+    return ReferralSettings(
+        advocate_points=rules["referral_advocate"].points or 0 if "referral_advocate" in rules else 0,
+        friend_points=rules["referral_friend"].points or 0 if "referral_friend" in rules else 0,
+        weekly_cap=program_settings(session.get(Shop, shop_id)).referral_weekly_cap)
+
+
+def update_referral_settings(session: Session, shop_id: int, values: ReferralSettings, *, actor: str) -> ReferralSettings:
+    rules = _referral_rules(session, shop_id)
+    for kind, points, name in (("referral_advocate", values.advocate_points, "Refer a friend"),
+                               ("referral_friend", values.friend_points, "Referred by a friend")):
+        rule = rules.get(kind)
+        if rule is None:
+            session.add(EarnRule(shop_id=shop_id, kind=kind, name=name, points=points))
+        else:
+            rule.points = points
+    update_settings(session, shop_id, {"referral_weekly_cap": values.weekly_cap}, actor=actor)
+    audit.record(session, shop_id, actor, "referral_settings.update", target_type="shop", target_id=shop_id,
+                 details={"advocate_points": values.advocate_points, "friend_points": values.friend_points,
+                          "weekly_cap": values.weekly_cap})
+    session.flush()
+    return referral_settings(session, shop_id)
+
+
+def _referral_rules(session: Session, shop_id: int) -> dict[str, EarnRule]:
+    rows = session.scalars(for_shop(EarnRule, shop_id).where(
+        EarnRule.kind.in_(("referral_advocate", "referral_friend")), EarnRule.action_key == "").with_for_update())
+    return {rule.kind: rule for rule in rows}

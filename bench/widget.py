@@ -1,0 +1,188 @@
+"""Benchmark: signed GET /widget/v1/me under gunicorn against a bare Flask endpoint returning a
+constant JSON dict (bench/baseline_app.py), same server settings, same load, same run.
+
+    .venv/bin/python bench/widget.py                 # 2 rounds x 10 s per app, 32 connections
+    .venv/bin/python bench/widget.py --seconds 5 --rounds 1
+
+Database: `lojal_bench_widget` on BENCH_DATABASE_URL's server (default the machine's
+PostgreSQL, else the embedded one; bench/harness.py), its schema DROPPED and migrated. Redis:
+--redis-url (default BENCH_REDIS_URL, else db 7 on the machine's Redis; flushed), which the app
+uses for its rate limits (set high here: the bench measures serving, not throttling).
+
+Both apps run under the production config (`gunicorn -c gunicorn.conf.py`) with the same
+WEB_CONCURRENCY=2 processes x WEB_THREADS=4 (gthread), no worker recycling, at once (idle while
+the other is measured); after a warm-up, the rounds alternate baseline / real so both see the
+same machine load. The load (bench/harness.py): 32 keep-alive HTTP/1.1 connections from one
+asyncio client, each sending its next request when the previous answer is in, cycling over
+the seeded shoppers' tokens; it shares the machine's cores with the servers. Every answer must
+be 200 (counted). Targets: real/baseline requests/s >= 0.5 and real p99 <= 25 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import random
+import sys
+import urllib.request
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402  (puts the project root on sys.path too)
+
+from sqlalchemy import event, insert, select  # noqa: E402
+
+from app.extensions import db  # noqa: E402
+from app.loyalty.adjustments import adjust_points  # noqa: E402
+from app.loyalty.program import create_default_program  # noqa: E402
+from app.models import Customer, Shop, Tier  # noqa: E402
+from widgets.tokens import ensure_widget_secret, sign_customer_token  # noqa: E402
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
+SERVER = {"WEB_CONCURRENCY": "2", "WEB_THREADS": "4", "WEB_MAX_REQUESTS": "0", "LOG_LEVEL": "WARNING"}
+TARGET_RATIO, TARGET_P99_MS = 0.5, 25.0
+PATH = "/widget/v1/me"
+# The bench measures serving, not throttling.
+UNTHROTTLED = {"WIDGET_RATE_LIMIT": "1000000/minute", "WIDGET_IP_RATE_LIMIT": "1000000/minute"}
+
+
+# --- database and data ---------------------------------------------------------------------
+
+def seed(environment: dict[str, str], customers: int) -> list[str]:
+    """One shop (default program) with `customers` shoppers; returns a token for each and the
+    SQL statements per /me request."""
+    app = harness.build_app(environment)
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    with app.app_context():
+        if environment["REDIS_URL"]:
+            from app.extensions import redis_connection
+
+            redis_connection.client(app).flushdb()
+        shop = Shop(platform="demo", domain="bench.example", name="Bench", currency="USD", timezone="UTC", settings={})
+        db.session.add(shop)
+        db.session.flush()
+        create_default_program(db.session, shop.id)
+        db.session.flush()
+        tiers = db.session.execute(select(Tier.id, Tier.threshold).where(Tier.shop_id == shop.id)
+                                   .order_by(Tier.threshold)).all()
+        rows = []
+        for i in range(customers):
+            spent = Decimal(rng.randint(0, 250_000)).scaleb(-2)
+            tier = max((t for t in tiers if spent >= t.threshold), key=lambda t: t.threshold, default=None)
+            rows.append({"shop_id": shop.id, "platform_customer_id": f"bc{i}", "email": f"bc{i}@example.com",
+                         "email_normalized": f"bc{i}@example.com", "first_name": "Bench",
+                         "referral_code": f"BENCH{i:08d}", "total_spent": spent, "orders_count": rng.randint(0, 9),
+                         "tier_id": tier.id if tier else None})
+        db.session.execute(insert(Customer), rows)
+        ids = db.session.execute(select(Customer.id, Customer.platform_customer_id)
+                                 .where(Customer.shop_id == shop.id)).all()
+        for customer_id, _ in ids:  # a balance through the ledger, as a real shopper's
+            adjust_points(db.session, shop.id, customer_id, rng.randint(10, 2500), reason="bench", actor="bench",
+                          now=now)
+        secret = ensure_widget_secret(db.session, shop)
+        db.session.commit()
+        tokens = [sign_customer_token(secret, shop.uid, pid, now, ttl=4 * 3600) for _, pid in ids]
+        statements = statements_per_request(app, tokens[:20])
+        db.engine.dispose()
+    return tokens, statements
+
+
+def statements_per_request(app, tokens: list[str]) -> float:
+    """SQL statements one GET /widget/v1/me sends (not counting pool pre-pings), in this process."""
+    client = app.test_client()
+    client.get(PATH, headers={"Authorization": f"Bearer {tokens[0]}"})  # warm: imports, caches
+    count = [0]
+
+    def on_execute(*_):
+        count[0] += 1
+
+    event.listen(db.engine, "before_cursor_execute", on_execute)
+    try:
+        for token in tokens:
+            assert client.get(PATH, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_execute)
+    return count[0] / len(tokens)
+
+
+# --- servers and load ------------------------------------------------------------------------
+
+def check_me(port: int, token: str) -> None:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{PATH}", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = response.read()
+    if b"points_balance" not in answer:
+        sys.exit(f"{PATH} did not answer a balance: {answer[:300]!r}")
+
+
+def request_bytes(port: int, token: str | None) -> bytes:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    return (f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
+            f"Accept-Language: en\r\n{auth}\r\n").encode()
+
+
+# --- main ----------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per app per round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+                        help='the app\'s Redis (rate-limit storage); "" for in-memory')
+    args = parser.parse_args(argv)
+
+    environment = harness.environment(harness.bench_database("widget"), args.redis_url, **UNTHROTTLED)
+    print(f"seeding {args.customers} shoppers ...", flush=True)
+    tokens, statements = seed(environment, args.customers)
+    names = ("baseline", "widget /me")
+    ports = {name: harness.free_port() for name in names}
+    servers = {"baseline": harness.start_gunicorn("baseline_app:app", SERVER, harness.ROOT / "bench", ports["baseline"]),
+               "widget /me": harness.start_gunicorn("wsgi:app", {**environment, **SERVER}, harness.ROOT,
+                                                    ports["widget /me"])}
+    try:
+        harness.wait_for_http(ports["baseline"], servers["baseline"], PATH)
+        harness.wait_for_http(ports["widget /me"], servers["widget /me"])
+        check_me(ports["widget /me"], tokens[0])
+        requests = {"baseline": [request_bytes(ports["baseline"], None)],
+                    "widget /me": [request_bytes(ports["widget /me"], t) for t in tokens]}
+        cycles = {name: itertools.cycle(requests[name]) for name in names}
+        for name in names:  # warm-up: pools, imports, caches
+            harness.drive(ports[name], cycles[name].__next__, args.connections, 2.0)
+        runs: dict[str, list[dict]] = {name: [] for name in names}
+        for round_no in range(args.rounds):
+            for name in names:
+                print(f"round {round_no + 1}/{args.rounds}: {name} for {args.seconds:g} s", flush=True)
+                runs[name].append(harness.drive(ports[name], cycles[name].__next__, args.connections, args.seconds))
+    finally:
+        harness.stop(list(servers.values()))
+
+    figures = {name: harness.merge(run) for name, run in runs.items()}
+    real, base = figures["widget /me"], figures["baseline"]
+    result = {
+        "connections": args.connections, "seconds_per_app": args.seconds * args.rounds,
+        "server": "gunicorn -c gunicorn.conf.py, " + ", ".join(f"{k}={v}" for k, v in SERVER.items()),
+        "customers": args.customers, "load_average": os.getloadavg(), "cores": os.cpu_count(),
+        "baseline": base, "widget_me": real,
+        "ratio": round(real["rps"] / base["rps"], 3), "sql_statements_per_me": statements,
+        "targets": {"ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
+    }
+    result["ratio_met"] = result["ratio"] >= TARGET_RATIO
+    result["p99_met"] = real["p99_ms"] <= TARGET_P99_MS
+    print(f"\n{args.connections} connections, {args.seconds * args.rounds:g} s per app, {result['server']}")
+    print(f"{'':<12}{'requests/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for name, row in figures.items():
+        print(f"{name:<12}{row['rps']:>12,.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['non_2xx']:>9}")
+    print(f"SQL statements per /me: {statements:.1f}; load average at the end: "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    print(f"ratio {result['ratio']:.3f} (target >= {TARGET_RATIO}: {'met' if result['ratio_met'] else 'MISSED'}); "
+          f"p99 {real['p99_ms']:.1f} ms (target <= {TARGET_P99_MS:g}: {'met' if result['p99_met'] else 'MISSED'})")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Admin API analytics read the hourly snapshot for a standard period while it is fresh (and
+say when it was computed), and compute any other period live."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from app.loyalty.analytics.snapshots import refresh_snapshots, standard_periods
+from app.loyalty.apply import apply_event
+from app.loyalty.calendar import local
+from tests.app.admin.conftest import API
+from tests.factories import paid
+
+
+def _buy(session, shop, customer, order_id: str, amount: str) -> None:
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    apply_event(session, shop.id, paid(order_id, at=at, customer=customer, subtotal=amount, placed_at=at))
+    session.commit()
+
+
+def _week(shop) -> dict:
+    start, end = standard_periods(local(datetime.now(UTC), shop.timezone).date())[0]
+    return {"start": start.isoformat(), "end": end.isoformat()}
+
+
+def test_summary_and_series_serve_the_snapshot_until_it_is_refreshed(client, session, shop_a, customer_a):
+    headers, week = shop_a.headers["viewer"], _week(shop_a.shop)
+    _buy(session, shop_a.shop, customer_a, "api-1", "40.00")
+    computed_at = datetime.now(UTC) - timedelta(minutes=5)
+    refresh_snapshots(session, shop_a.shop.id, computed_at)
+    session.commit()
+    _buy(session, shop_a.shop, customer_a, "api-2", "60.00")  # after the snapshot
+
+    cached = client.get(f"{API}/analytics/summary", query_string=week, headers=headers).get_json()
+    assert cached["metrics"]["member_orders"] == 1
+    assert datetime.fromisoformat(cached["computed_at"]) == computed_at
+    series = client.get(f"{API}/analytics/series", query_string=week, headers=headers).get_json()
+    assert sum(day["member_orders"] for day in series["days"]) == 1 and series["computed_at"] == cached["computed_at"]
+    csv = client.get(f"{API}/analytics/series", query_string={**week, "format": "csv"}, headers=headers)
+    assert len(csv.get_data(as_text=True).strip().splitlines()) == 8
+
+    refresh_snapshots(session, shop_a.shop.id, datetime.now(UTC))
+    session.commit()
+    fresh = client.get(f"{API}/analytics/summary", query_string=week, headers=headers).get_json()
+    assert fresh["metrics"]["member_orders"] == 2 and fresh["metrics"]["member_revenue"] == "100.00"
+
+
+def test_a_period_without_a_snapshot_is_computed_for_the_request(client, session, shop_a, customer_a):
+    _buy(session, shop_a.shop, customer_a, "api-3", "40.00")
+    refresh_snapshots(session, shop_a.shop.id, datetime.now(UTC))
+    session.commit()
+    week = _week(shop_a.shop)
+    eight_days = {**week, "start": (datetime.fromisoformat(week["start"]) - timedelta(days=1)).date().isoformat()}
+    before = datetime.now(UTC)
+    body = client.get(f"{API}/analytics/summary", query_string=eight_days, headers=shop_a.headers["viewer"]).get_json()
+    assert body["metrics"]["days"] == 8 and datetime.fromisoformat(body["computed_at"]) >= before
+
+
+def test_another_shops_snapshot_is_never_served(client, session, shop_a, shop_b, customer_a):
+    _buy(session, shop_a.shop, customer_a, "api-4", "40.00")
+    refresh_snapshots(session, shop_a.shop.id, datetime.now(UTC) - timedelta(minutes=1))
+    session.commit()
+    body = client.get(f"{API}/analytics/summary", query_string=_week(shop_b.shop),
+                      headers=shop_b.headers["viewer"]).get_json()
+    assert body["metrics"]["member_orders"] == 0

@@ -1,0 +1,269 @@
+"""Staff sign-in, sessions, CSRF, throttling and personal API tokens."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from app.models import ApiToken, AuditLog, StaffUser
+from tests.app.admin.conftest import API, bearer, cookie_login
+from tests.factories import STAFF_PASSWORD, make_shop, make_staff
+
+HTTPS = "https://lojal.test"
+
+
+def _fresh_member(session, role="support", **fields):
+    shop = make_shop(session)
+    staff = make_staff(session, shop, role, **fields)
+    session.commit()
+    return shop, staff
+
+
+def test_sign_in_sets_an_httponly_samesite_lax_secure_session_cookie(client, session):
+    _, staff = _fresh_member(session)
+    response = client.post(f"{API}/session", json={"email": staff.email.upper(), "password": STAFF_PASSWORD},
+                           base_url=HTTPS)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["actor"] == f"staff:{staff.id}:{staff.email}" and body["role"] == "support" and body["csrf_token"]
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("lojal_session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" in cookie  # APP_URL is https in the tests
+    assert client.get(f"{API}/me", base_url=HTTPS).get_json()["email"] == staff.email
+
+
+def test_wrong_password_is_401_without_saying_which_part_was_wrong(client, session):
+    _, staff = _fresh_member(session)
+    wrong = client.post(f"{API}/session", json={"email": staff.email, "password": "nope"}, base_url=HTTPS)
+    unknown = client.post(f"{API}/session", json={"email": "nobody@x.example", "password": "nope"}, base_url=HTTPS)
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.get_json() == unknown.get_json() == {
+        "error": {"code": "invalid_credentials", "message": "wrong email or password"}}
+    assert "Set-Cookie" not in wrong.headers
+
+
+def test_five_failures_per_email_and_address_then_429_with_retry_after_even_for_the_right_password(client, session):
+    _, staff = _fresh_member(session)
+    for _ in range(5):
+        assert client.post(f"{API}/session", json={"email": staff.email, "password": "bad"}).status_code == 401
+    blocked = client.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD})
+    assert blocked.status_code == 429 and blocked.get_json()["error"]["code"] == "login_throttled"
+    assert 0 < int(blocked.headers["Retry-After"]) <= 15 * 60
+    # Another address is not blocked by this one's failures.
+    other_ip = client.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD},
+                           environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert other_ip.status_code == 200
+
+
+def test_a_successful_sign_in_resets_the_failure_count(client, session):
+    _, staff = _fresh_member(session)
+    for _ in range(4):
+        client.post(f"{API}/session", json={"email": staff.email, "password": "bad"})
+    assert client.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD}).status_code == 200
+    for _ in range(4):
+        client.post(f"{API}/session", json={"email": staff.email, "password": "bad"})
+    assert client.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD}).status_code == 200
+
+
+def test_disabled_member_cannot_sign_in(client, session):
+    _, staff = _fresh_member(session, disabled_at=datetime.now(UTC))
+    response = client.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD})
+    assert response.status_code == 401
+
+
+def test_the_same_email_in_two_shops_signs_into_the_one_asked_for(client, session):
+    shop_one, first = _fresh_member(session, role="viewer", email="twin@staff.example")
+    shop_two = make_shop(session)
+    make_staff(session, shop_two, "owner", email="twin@staff.example")
+    session.commit()
+    me = cookie_login(client, "twin@staff.example", STAFF_PASSWORD, shop_id=shop_two.id)
+    assert me["shop_id"] == shop_two.id and me["role"] == "owner"
+    assert cookie_login(client, "twin@staff.example", STAFF_PASSWORD, shop_id=shop_one.id)["role"] == "viewer"
+
+
+def test_cookie_writes_need_the_csrf_token_and_bearer_writes_do_not(client, session):
+    shop, owner = _fresh_member(session, role="owner")
+    me = cookie_login(client, owner.email, STAFF_PASSWORD)
+    change = {"pending_days": 3}
+    refused = client.patch(f"{API}/settings", json=change, base_url=HTTPS)
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "csrf_failed"
+    forged = client.patch(f"{API}/settings", json=change, headers={"X-CSRF-Token": "guess"}, base_url=HTTPS)
+    assert forged.status_code == 403
+    accepted = client.patch(f"{API}/settings", json=change, headers={"X-CSRF-Token": me["csrf_token"]},
+                            base_url=HTTPS)
+    assert accepted.status_code == 200 and accepted.get_json()["pending_days"] == 3
+
+    from tests.factories import make_api_token
+
+    token = make_api_token(session, owner)
+    session.commit()
+    anonymous_browser = client.application.test_client()
+    by_token = anonymous_browser.patch(f"{API}/settings", json={"pending_days": 4}, headers=bearer(token))
+    assert by_token.status_code == 200, by_token.get_json()
+
+
+def test_anonymous_requests_get_401_json_with_a_bearer_challenge(client):
+    response = client.get(f"{API}/customers")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get(f"{API}/customers", headers={"Authorization": "Bearer lojal_pat_not-a-token"}).status_code == 401
+    assert client.get(f"{API}/customers", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def test_disabling_a_member_ends_their_sessions_and_their_tokens(client, session, shop_a):
+    support = shop_a.staff["support"]
+    cookie_login(client, support.email, STAFF_PASSWORD)
+    assert client.get(f"{API}/me", base_url=HTTPS).status_code == 200
+    disabled = client.application.test_client().patch(f"{API}/staff/{support.id}", json={"disabled": True},
+                                                      headers=shop_a.headers["owner"])
+    assert disabled.status_code == 200 and disabled.get_json()["disabled"] is True
+    assert client.get(f"{API}/me", base_url=HTTPS).status_code == 401
+    assert client.get(f"{API}/me", headers=shop_a.headers["support"]).status_code == 401
+
+
+def test_a_role_change_ends_sessions_so_the_new_role_applies_from_the_next_sign_in(client, session, shop_a):
+    viewer = shop_a.staff["viewer"]
+    cookie_login(client, viewer.email, STAFF_PASSWORD)
+    owner_api = client.application.test_client()
+    assert owner_api.patch(f"{API}/staff/{viewer.id}", json={"role": "support"},
+                           headers=shop_a.headers["owner"]).status_code == 200
+    assert client.get(f"{API}/me", base_url=HTTPS).status_code == 401
+    assert cookie_login(client, viewer.email, STAFF_PASSWORD)["role"] == "support"
+    # A token follows its member's current role at once.
+    assert client.get(f"{API}/me", headers=shop_a.headers["viewer"]).get_json()["role"] == "support"
+
+
+def test_a_password_change_ends_sessions_and_the_old_password_stops_working(client, session, shop_a):
+    support = shop_a.staff["support"]
+    cookie_login(client, support.email, STAFF_PASSWORD)
+    owner_api = client.application.test_client()
+    assert owner_api.patch(f"{API}/staff/{support.id}", json={"password": "a-new-long-password"},
+                           headers=shop_a.headers["owner"]).status_code == 200
+    assert client.get(f"{API}/me", base_url=HTTPS).status_code == 401
+    assert client.post(f"{API}/session", json={"email": support.email, "password": STAFF_PASSWORD}).status_code == 401
+    assert cookie_login(client, support.email, "a-new-long-password")["staff_id"] == support.id
+
+
+def test_sign_out_ends_the_cookie_session(client, session):
+    _, staff = _fresh_member(session)
+    me = cookie_login(client, staff.email, STAFF_PASSWORD)
+    assert client.delete(f"{API}/session", headers={"X-CSRF-Token": me["csrf_token"]},
+                         base_url=HTTPS).status_code == 204
+    assert client.get(f"{API}/me", base_url=HTTPS).status_code == 401
+
+
+def test_tokens_are_shown_once_stored_as_sha256_and_revocable(client, session, shop_a):
+    support = shop_a.staff["support"]
+    me = cookie_login(client, support.email, STAFF_PASSWORD)
+    created = client.post(f"{API}/tokens", json={"name": "nightly export"}, headers={"X-CSRF-Token": me["csrf_token"]},
+                          base_url=HTTPS)
+    assert created.status_code == 201
+    token = created.get_json()["token"]
+    assert token.startswith("lojal_pat_") and len(token) > 40
+    row = session.scalars(select(ApiToken).where(ApiToken.id == created.get_json()["id"])).one()
+    import hashlib
+
+    assert row.token_hash == hashlib.sha256(token.encode()).hexdigest() and token not in (row.prefix, row.name)
+    listed = client.get(f"{API}/tokens", base_url=HTTPS).get_json()["items"]
+    assert [t["name"] for t in listed] == ["script", "nightly export"] and all("token" not in t for t in listed)
+
+    script = client.application.test_client()
+    assert script.get(f"{API}/me", headers=bearer(token)).get_json()["actor"] == f"token:{row.id}:nightly export"
+    assert client.delete(f"{API}/tokens/{row.id}", headers={"X-CSRF-Token": me["csrf_token"]},
+                         base_url=HTTPS).status_code == 204
+    assert script.get(f"{API}/me", headers=bearer(token)).status_code == 401
+    assert session.scalars(select(AuditLog).where(AuditLog.shop_id == shop_a.shop.id,
+                                                  AuditLog.action == "api_token.revoke")).one().target_id == str(row.id)
+
+
+def test_a_token_cannot_mint_tokens(client, shop_a):
+    response = client.post(f"{API}/tokens", json={"name": "child"}, headers=shop_a.headers["owner"])
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "token_creation_refused"
+
+
+def test_members_see_and_revoke_only_their_own_tokens_owners_all(client, session, shop_a):
+    owner_token = session.scalars(select(ApiToken).where(ApiToken.staff_id == shop_a.staff["owner"].id)).one()
+    support_list = client.get(f"{API}/tokens", headers=shop_a.headers["support"]).get_json()["items"]
+    assert [t["staff_id"] for t in support_list] == [shop_a.staff["support"].id]
+    assert client.delete(f"{API}/tokens/{owner_token.id}", headers=shop_a.headers["support"]).status_code == 404
+    assert len(client.get(f"{API}/tokens", headers=shop_a.headers["owner"]).get_json()["items"]) == 3
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(client, session, shop_a):
+    token = session.scalars(select(ApiToken).where(ApiToken.staff_id == shop_a.staff["viewer"].id)).one()
+    client.get(f"{API}/me", headers=shop_a.headers["viewer"])
+    session.expire_all()
+    first = session.get(ApiToken, token.id).last_used_at
+    assert first is not None
+    client.get(f"{API}/me", headers=shop_a.headers["viewer"])
+    session.expire_all()
+    assert session.get(ApiToken, token.id).last_used_at == first
+    # A minute later the next request records its use again.
+    session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=first - timedelta(minutes=2)))
+    session.commit()
+    client.get(f"{API}/me", headers=shop_a.headers["viewer"])
+    session.expire_all()
+    assert session.get(ApiToken, token.id).last_used_at > first - timedelta(minutes=1)
+
+
+def test_the_last_active_owner_cannot_be_demoted_or_disabled(client, session, shop_a):
+    owner = shop_a.staff["owner"]
+    for change in ({"role": "support"}, {"disabled": True}):
+        response = client.patch(f"{API}/staff/{owner.id}", json=change, headers=shop_a.headers["owner"])
+        assert response.status_code == 409 and response.get_json()["error"]["code"] == "last_owner"
+    second = client.post(f"{API}/staff", json={"email": "second-owner@staff.example", "role": "owner",
+                                               "password": "long-enough-pw"}, headers=shop_a.headers["owner"])
+    assert second.status_code == 201
+    assert client.patch(f"{API}/staff/{owner.id}", json={"role": "viewer"},
+                        headers=shop_a.headers["owner"]).status_code == 200
+    assert session.get(StaffUser, owner.id).session_version == 2
+
+
+def test_staff_creation_is_audited_with_the_actor_and_the_member_can_sign_in(client, session, shop_a):
+    response = client.post(f"{API}/staff", json={"email": "New.Agent@Staff.example", "role": "support",
+                                                 "password": "long-enough-pw", "name": "New Agent"},
+                           headers=shop_a.headers["owner"])
+    assert response.status_code == 201 and response.get_json()["email"] == "new.agent@staff.example"
+    row = session.scalars(select(AuditLog).where(AuditLog.shop_id == shop_a.shop.id,
+                                                 AuditLog.action == "staff.create")).one()
+    owner_token = session.scalars(select(ApiToken).where(ApiToken.staff_id == shop_a.staff["owner"].id)).one()
+    assert row.actor == f"token:{owner_token.id}:script" and "password" not in str(row.details)
+    assert cookie_login(client, "new.agent@staff.example", "long-enough-pw")["role"] == "support"
+    duplicate = client.post(f"{API}/staff", json={"email": "new.agent@staff.example", "role": "viewer",
+                                                  "password": "long-enough-pw"}, headers=shop_a.headers["owner"])
+    assert duplicate.status_code == 409
+
+
+def test_an_invited_member_chooses_a_password_once_with_the_token_and_is_signed_in(client, session, shop_a):
+    invited = client.post(f"{API}/staff/invitations", json={"email": "Invitee@Staff.example", "role": "viewer"},
+                          headers=shop_a.headers["owner"])
+    assert invited.status_code == 201
+    body = invited.get_json()
+    token = body["invite_token"]
+    assert token.startswith("lojal_inv_") and body["email"] == "invitee@staff.example" and body["role"] == "viewer"
+    row = session.get(StaffUser, body["id"])
+    session.refresh(row)
+    assert row.password_hash is None and token not in (row.invite_token_hash or "")
+    # No password yet: nobody signs in as them.
+    assert client.post(f"{API}/session", json={"email": "invitee@staff.example", "password": ""}).status_code == 422
+    accepted = client.post(f"{API}/session/invitation", json={"token": token, "password": "my-own-password"},
+                           base_url=HTTPS)
+    assert accepted.status_code == 200 and accepted.get_json()["role"] == "viewer"
+    assert client.get(f"{API}/me", base_url=HTTPS).get_json()["email"] == "invitee@staff.example"
+    reused = client.post(f"{API}/session/invitation", json={"token": token, "password": "another-password"})
+    assert reused.status_code == 401
+    assert cookie_login(client, "invitee@staff.example", "my-own-password")["staff_id"] == body["id"]
+
+
+def test_an_expired_invitation_is_refused_and_only_owners_invite(client, session, shop_a):
+    assert client.post(f"{API}/staff/invitations", json={"email": "x@staff.example", "role": "owner"},
+                       headers=shop_a.headers["support"]).status_code == 403
+    body = client.post(f"{API}/staff/invitations", json={"email": "late@staff.example", "role": "support"},
+                       headers=shop_a.headers["owner"]).get_json()
+    session.execute(update(StaffUser).where(StaffUser.id == body["id"])
+                    .values(invite_expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    session.commit()
+    response = client.post(f"{API}/session/invitation", json={"token": body["invite_token"],
+                                                              "password": "too-late-password"})
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_credentials"

@@ -1,0 +1,151 @@
+"""Program configuration: settings, earn rules, rewards, tiers, referral settings, win-back."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.models import AuditLog, EarnRule, Reward, Shop, Tier
+from tests.app.admin.conftest import API
+
+
+def _audit_actions(session, shop_id):
+    return [row.action for row in session.scalars(select(AuditLog).where(AuditLog.shop_id == shop_id)
+                                                  .order_by(AuditLog.id))]
+
+
+def test_settings_change_is_validated_by_the_program_schema_stored_and_audited(client, session, shop_a):
+    owner = shop_a.headers["owner"]
+    response = client.patch(f"{API}/settings", json={"pending_days": 14, "rounding": "nearest"}, headers=owner)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["pending_days"] == 14 and body["rounding"] == "nearest" and body["earn_basis"] == "subtotal"
+    session.expire_all()
+    assert session.get(Shop, shop_a.shop.id).settings == {"pending_days": 14, "rounding": "nearest"}
+    assert "settings.update" in _audit_actions(session, shop_a.shop.id)
+
+
+def test_invalid_settings_are_422_with_field_details_and_change_nothing(client, session, shop_a):
+    for change in ({"pending_days": -1}, {"rounding": "sideways"}, {"brand_logo_url": "http://x.example/l.png"},
+                   {"no_such_setting": 1}, {"support_adjust_limit_per_adjustment": -5}):
+        response = client.patch(f"{API}/settings", json=change, headers=shop_a.headers["owner"])
+        assert response.status_code == 422 and set(response.get_json()["error"]["fields"]) == set(change), change
+    session.expire_all()
+    assert session.get(Shop, shop_a.shop.id).settings == {}
+
+
+def test_malformed_json_is_400(client, shop_a):
+    response = client.patch(f"{API}/settings", data="{not json", content_type="application/json",
+                            headers=shop_a.headers["owner"])
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "malformed_json"
+    listed = client.patch(f"{API}/settings", json=[1, 2], headers=shop_a.headers["owner"])
+    assert listed.status_code == 422
+
+
+def test_rewards_refuse_negative_costs_and_impossible_percentages(client, session, shop_a):
+    owner = shop_a.headers["owner"]
+    bad = [
+        {"name": "x", "kind": "fixed_amount", "points_cost": -5, "value": "5"},
+        {"name": "x", "kind": "fixed_amount", "points_cost": 0, "value": "5"},
+        {"name": "x", "kind": "percentage", "points_cost": 100, "value": "150"},
+        {"name": "x", "kind": "percentage", "points_cost": 100, "value": "0.5"},
+        {"name": "x", "kind": "fixed_amount", "points_cost": 100, "value": "-1"},
+        {"name": "x", "kind": "fixed_amount", "points_cost": 100, "value": "1.00001"},
+        {"name": "x", "kind": "fixed_amount", "points_cost": 100},
+        {"name": "x", "kind": "free_product", "points_cost": 100},
+    ]
+    before = session.scalar(select(Reward.id).where(Reward.shop_id == shop_a.shop.id).order_by(Reward.id.desc()))
+    for body in bad:
+        response = client.post(f"{API}/rewards", json=body, headers=owner)
+        assert response.status_code == 422 and response.get_json()["error"]["fields"], body
+    assert session.scalar(select(Reward.id).where(Reward.shop_id == shop_a.shop.id)
+                          .order_by(Reward.id.desc())) == before
+    created = client.post(f"{API}/rewards", json={"name": "15% off", "kind": "percentage", "points_cost": 1500,
+                                                  "value": "15"}, headers=owner)
+    assert created.status_code == 201 and created.get_json()["value"] == "15.0000"
+
+
+def test_reward_crud_round_trip_is_audited(client, session, shop_a):
+    owner = shop_a.headers["owner"]
+    body = {"name": "Tote bag", "kind": "free_product", "points_cost": 800, "product_ref": "sku-tote"}
+    reward_id = client.post(f"{API}/rewards", json=body, headers=owner).get_json()["id"]
+    replaced = client.put(f"{API}/rewards/{reward_id}", json={**body, "points_cost": 900}, headers=owner)
+    assert replaced.status_code == 200 and replaced.get_json()["points_cost"] == 900
+    assert client.get(f"{API}/rewards/{reward_id}", headers=shop_a.headers["viewer"]).get_json()["name"] == "Tote bag"
+    assert client.delete(f"{API}/rewards/{reward_id}", headers=owner).status_code == 204
+    assert client.get(f"{API}/rewards/{reward_id}", headers=owner).status_code == 404
+    assert _audit_actions(session, shop_a.shop.id)[-3:] == ["reward.create", "reward.update", "reward.delete"]
+
+
+def test_tier_thresholds_must_strictly_ascend_with_non_decreasing_multipliers(client, session, shop_a):
+    owner = shop_a.headers["owner"]  # default tiers: Bronze 0 ×1, Silver 500 ×1.25, Gold 1500 ×1.5
+    same_threshold = client.post(f"{API}/tiers", json={"name": "Copper", "threshold": "500", "multiplier": "1.3"},
+                                 headers=owner)
+    assert same_threshold.status_code == 422 and "threshold" in same_threshold.get_json()["error"]["fields"]
+    inverted = client.post(f"{API}/tiers", json={"name": "Platinum", "threshold": "3000", "multiplier": "1.2"},
+                           headers=owner)
+    assert inverted.status_code == 422 and "multiplier" in inverted.get_json()["error"]["fields"]
+    for body in ({"name": "Neg", "threshold": "-1"}, {"name": "Huge", "threshold": "9000", "multiplier": "11"},
+                 {"name": "Tiny", "threshold": "9000", "multiplier": "0.5"}, {"name": "silver", "threshold": "800"}):
+        assert client.post(f"{API}/tiers", json=body, headers=owner).status_code == 422, body
+    ok = client.post(f"{API}/tiers", json={"name": "Platinum", "threshold": "3000", "multiplier": "2"}, headers=owner)
+    assert ok.status_code == 201
+    gold = session.scalars(select(Tier).where(Tier.shop_id == shop_a.shop.id, Tier.name == "Gold")).one()
+    # Moving Gold above Platinum would invert the multipliers: refused, nothing stored.
+    moved = client.put(f"{API}/tiers/{gold.id}", json={"name": "Gold", "threshold": "4000", "multiplier": "1.5"},
+                       headers=owner)
+    assert moved.status_code == 422
+    session.expire_all()
+    assert str(session.get(Tier, gold.id).threshold) == "1500.0000"
+
+
+def test_earn_rules_check_each_kind_and_refuse_duplicates(client, shop_a):
+    owner = shop_a.headers["owner"]
+    assert client.post(f"{API}/earn-rules", json={"kind": "nth_order", "name": "10th", "points": 500},
+                       headers=owner).status_code == 422  # every_n missing
+    assert client.post(f"{API}/earn-rules", json={"kind": "custom", "name": "Review", "points": -1,
+                                                  "action_key": "review"}, headers=owner).status_code == 422
+    created = client.post(f"{API}/earn-rules", json={"kind": "custom", "name": "Review", "points": 50,
+                                                     "action_key": "review"}, headers=owner)
+    assert created.status_code == 201
+    again = client.post(f"{API}/earn-rules", json={"kind": "custom", "name": "Review 2", "points": 60,
+                                                   "action_key": "review"}, headers=owner)
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "earn_rule_exists"
+    rate = client.post(f"{API}/earn-rules", json={"kind": "order", "name": "Double", "points_per_unit": "5000"},
+                       headers=owner)
+    assert rate.status_code == 422
+
+
+def test_referral_settings_update_the_rules_and_the_cap(client, session, shop_a):
+    response = client.put(f"{API}/referral-settings", json={"advocate_points": 700, "friend_points": 300,
+                                                            "weekly_cap": 4}, headers=shop_a.headers["owner"])
+    assert response.get_json() == {"advocate_points": 700, "friend_points": 300, "weekly_cap": 4}
+    rule = session.scalars(select(EarnRule).where(EarnRule.shop_id == shop_a.shop.id,
+                                                  EarnRule.kind == "referral_advocate")).one()
+    session.refresh(rule)
+    assert rule.points == 700
+    assert client.put(f"{API}/referral-settings", json={"advocate_points": -1, "friend_points": 0, "weekly_cap": 1},
+                      headers=shop_a.headers["owner"]).status_code == 422
+
+
+def test_winback_campaign_settings_and_results(client, shop_a):
+    response = client.patch(f"{API}/winback", json={"winback_min_days": 45, "winback_incentive_points": 300},
+                            headers=shop_a.headers["owner"])
+    assert response.status_code == 200
+    body = client.get(f"{API}/winback", headers=shop_a.headers["viewer"]).get_json()
+    assert body["settings"]["winback_min_days"] == 45 and body["settings"]["winback_incentive_points"] == 300
+    assert body["results"]["enrolled"] == 0 and body["results"]["recovered_revenue"] == "0"
+    assert client.patch(f"{API}/winback", json={"pending_days": 3}, headers=shop_a.headers["owner"]).status_code == 422
+
+
+def test_shop_b_cannot_touch_shop_a_program_items(client, session, shop_a, shop_b):
+    headers = shop_b.headers["owner"]
+    for model, path in ((EarnRule, "earn-rules"), (Reward, "rewards"), (Tier, "tiers")):
+        item = session.scalars(select(model).where(model.shop_id == shop_a.shop.id)).first()
+        assert client.get(f"{API}/{path}/{item.id}", headers=headers).status_code == 404
+        assert client.delete(f"{API}/{path}/{item.id}", headers=headers).status_code == 404
+        listed = client.get(f"{API}/{path}", headers=headers).get_json()["items"]
+        assert item.id not in [i["id"] for i in listed]
+        session.expire_all()
+        assert session.get(model, item.id) is not None
+    tier = session.scalars(select(Tier).where(Tier.shop_id == shop_a.shop.id)).first()
+    assert client.put(f"{API}/tiers/{tier.id}", json={"name": "Hacked", "threshold": "77"},
+                      headers=headers).status_code == 404

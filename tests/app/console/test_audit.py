@@ -1,0 +1,61 @@
+"""The audit log page: every staff change, filtered by actor, customer and the shop's days."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from app.extensions import db
+from app.loyalty.adjustments import adjust_points
+from app.models import AuditLog, Shop
+from tests.app.console.conftest import committed_console_shop, sign_in
+from tests.factories import make_customer
+
+
+@pytest.fixture(scope="module")
+def logged(app):
+    made = committed_console_shop(app, timezone="Europe/Oslo")
+    with app.app_context():
+        shop = db.session.get(Shop, made.shop_id)
+        ada, bob = make_customer(db.session, shop), make_customer(db.session, shop)
+        adjust_points(db.session, shop.id, ada.id, 10, reason="goodwill", actor="staff:1:ann@x", now=datetime.now(UTC))
+        adjust_points(db.session, shop.id, bob.id, 20, reason="promotion", actor="staff:2:bo@x", now=datetime.now(UTC))
+        db.session.flush()
+        old = AuditLog(shop_id=shop.id, actor="staff:1:ann@x", action="settings.update",
+                       created_at=datetime(2026, 1, 31, 23, 30, tzinfo=UTC))  # Feb 1 in Oslo
+        db.session.add(old)
+        db.session.commit()
+        ids = (ada.id, bob.id)
+    client = app.test_client()
+    sign_in(client, made.emails["viewer"])
+    return client, ids
+
+
+def test_the_audit_log_lists_changes_newest_first(logged):
+    client, _ = logged
+    html = client.get("/admin/audit").get_data(as_text=True)
+    assert html.index("promotion") < html.index("goodwill")
+    assert "points.adjust" in html and "settings.update" in html
+
+
+def test_filter_by_actor_and_by_customer(logged):
+    client, (ada, bob) = logged
+    by_actor = client.get("/admin/audit", query_string={"actor": "staff:2:bo@x"}).get_data(as_text=True)
+    assert "staff:2:bo@x" in by_actor and "staff:1:ann@x" not in by_actor
+    by_customer = client.get("/admin/audit", query_string={"customer": ada}).get_data(as_text=True)
+    assert "goodwill" in by_customer and "promotion" not in by_customer
+
+
+def test_dates_are_the_shops_days(logged):
+    client, _ = logged
+    feb_first = client.get("/admin/audit", query_string={"from": "2026-02-01", "to": "2026-02-01"})
+    assert "settings.update" in feb_first.get_data(as_text=True)
+    jan = client.get("/admin/audit", query_string={"from": "2026-01-01", "to": "2026-01-31"}).get_data(as_text=True)
+    assert "settings.update" not in jan and "Nothing matches these filters." in jan
+
+
+def test_a_reversed_date_range_is_an_error_next_to_the_field(logged):
+    client, _ = logged
+    response = client.get("/admin/audit", query_string={"from": "2026-03-02", "to": "2026-03-01"})
+    assert response.status_code == 422
+    assert '<p class="error" id="error-from">must not be after the end date</p>' in response.get_data(as_text=True)

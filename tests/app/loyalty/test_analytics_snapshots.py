@@ -1,0 +1,112 @@
+"""Analytics snapshots: a snapshot is exactly the live computation, is served only while fresh
+and only for its own shop and period, and a refresh picks up new data."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from app.loyalty.analytics import daily_series, summary
+from app.loyalty.analytics.snapshots import (MAX_AGE, PERIOD_DAYS, cached_report, refresh_snapshots, report,
+                                             standard_periods)
+from app.loyalty.apply import apply_event
+from app.models import AnalyticsSnapshot
+from tests.factories import make_customer, make_reward, make_shop, paid, refunded
+
+TZ = "America/New_York"
+NOW = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)  # 12:00 in New York
+TODAY = date(2026, 3, 10)
+
+
+@pytest.fixture
+def shop(session):
+    """Members and a guest buying over the last year, a refund, a point value (liability), a
+    one-time buyer who lapsed during the year and one who joined before it."""
+    shop = make_shop(session, timezone=TZ)
+    make_reward(session, shop)
+    alice, bob, carol, dan = (make_customer(session, shop) for _ in range(4))
+    for n, (customer, days_ago, amount) in enumerate(((alice, 1, "80.00"), (alice, 20, "45.50"), (bob, 3, "120.00"),
+                                                       (bob, 200, "60.00"), (None, 2, "30.00"), (carol, 300, "25.00"),
+                                                       (dan, 400, "70.00"), (dan, 50, "35.00"))):
+        at = NOW - timedelta(days=days_ago)
+        guest = {} if customer else {"email": f"guest{n}@example.com"}
+        apply_event(session, shop.id, paid(f"s{n}", at=at, customer=customer, subtotal=amount, placed_at=at, **guest))
+    apply_event(session, shop.id, refunded("s2", "r1", "20.00", at=NOW - timedelta(days=2)))
+    session.flush()
+    return shop
+
+
+def _snapshots(session, shop_id) -> list[AnalyticsSnapshot]:
+    session.expire_all()
+    return session.query(AnalyticsSnapshot).filter_by(shop_id=shop_id).order_by(AnalyticsSnapshot.period_start).all()
+
+
+def test_a_snapshot_is_exactly_the_live_summary_and_series_of_each_standard_period(session, shop):
+    assert refresh_snapshots(session, shop.id, NOW) == len(PERIOD_DAYS)
+    for start, end in standard_periods(TODAY):
+        cached = cached_report(session, shop.id, start, end, NOW + timedelta(minutes=5))
+        assert cached is not None and cached.computed_at == NOW
+        assert cached.summary == summary(session, shop.id, start, end, NOW)
+        live_rows = daily_series(session, shop.id, start, end)
+        assert cached.series == live_rows
+        assert [list(row) for row in cached.series] == [list(row) for row in live_rows]  # key order kept too
+    year = cached_report(session, shop.id, TODAY - timedelta(days=364), TODAY, NOW)
+    assert year.summary["member_orders"] == 6 and year.summary["liability"] is not None
+    assert year.summary["churned_customers"] >= 1 and sum(row["churned_customers"] for row in year.series) >= 1
+
+
+def test_the_standard_periods_end_on_the_shops_local_today(session, shop):
+    late_evening = datetime(2026, 3, 11, 3, 0, tzinfo=UTC)  # still 10 March in New York
+    refresh_snapshots(session, shop.id, late_evening)
+    assert {(s.period_start, s.period_end) for s in _snapshots(session, shop.id)} == set(standard_periods(TODAY))
+    assert [(TODAY - s.period_start).days + 1 for s in _snapshots(session, shop.id)] == sorted(PERIOD_DAYS, reverse=True)
+
+
+def test_a_snapshot_older_than_max_age_is_not_used_and_report_computes_live(session, shop):
+    refresh_snapshots(session, shop.id, NOW)
+    start, end = standard_periods(TODAY)[0]
+    later = NOW + MAX_AGE + timedelta(seconds=1)
+    assert cached_report(session, shop.id, start, end, later) is None
+    live = report(session, shop.id, start, end, later)
+    assert live.computed_at == later and live.summary == summary(session, shop.id, start, end, later)
+    assert cached_report(session, shop.id, start, end, NOW + MAX_AGE - timedelta(seconds=1)) is not None
+
+
+def test_any_other_period_is_computed_live(session, shop):
+    refresh_snapshots(session, shop.id, NOW)
+    found = report(session, shop.id, TODAY - timedelta(days=13), TODAY, NOW + timedelta(minutes=1), with_series=False)
+    assert found.computed_at == NOW + timedelta(minutes=1) and found.series is None
+    assert found.summary["days"] == 14
+
+
+def test_the_snapshot_keeps_its_figures_until_the_next_refresh(session, shop):
+    start, end = standard_periods(TODAY)[0]
+    refresh_snapshots(session, shop.id, NOW)
+    buyer = make_customer(session, shop)
+    apply_event(session, shop.id, paid("late", at=NOW + timedelta(minutes=10), customer=buyer, subtotal="200.00",
+                                       placed_at=NOW + timedelta(minutes=10)))
+    session.flush()
+    read_at = NOW + timedelta(minutes=30)
+    assert report(session, shop.id, start, end, read_at).summary["member_orders"] == 2  # the snapshot's figure
+    refresh_snapshots(session, shop.id, read_at)
+    fresh = report(session, shop.id, start, end, read_at + timedelta(minutes=1))
+    assert fresh.computed_at == read_at and fresh.summary["member_orders"] == 3
+    assert fresh.series[-1]["member_revenue"] == "200.00"  # today: only the new order
+
+
+def test_a_refresh_on_the_next_day_replaces_the_periods_that_ended(session, shop):
+    refresh_snapshots(session, shop.id, NOW)
+    refresh_snapshots(session, shop.id, NOW + timedelta(days=1))
+    snapshots = _snapshots(session, shop.id)
+    assert len(snapshots) == len(PERIOD_DAYS) and {s.period_end for s in snapshots} == {TODAY + timedelta(days=1)}
+
+
+def test_a_shop_never_reads_another_shops_snapshot(session, shop):
+    other = make_shop(session, timezone=TZ)
+    refresh_snapshots(session, shop.id, NOW)
+    start, end = standard_periods(TODAY)[1]
+    assert cached_report(session, other.id, start, end, NOW) is None
+    assert report(session, other.id, start, end, NOW).summary["member_orders"] == 0
+    refresh_snapshots(session, other.id, NOW + timedelta(days=1))  # prunes its own ended periods only
+    assert len(_snapshots(session, shop.id)) == len(PERIOD_DAYS)
+    assert cached_report(session, shop.id, start, end, NOW).summary["member_orders"] == 3

@@ -1,0 +1,48 @@
+"""Program items: cross-row checks (tiers ascend, one rule per kind) and an audit row per change."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from marshmallow import ValidationError
+
+from app.loyalty.catalog import delete_item, list_items, save_item
+from app.loyalty.errors import LoyaltyError, NotFound
+from app.models import AuditLog, EarnRule, Reward, Tier
+from tests.factories import make_shop
+
+
+def test_tiers_list_by_threshold_and_a_new_one_must_fit_the_ascending_order(session):
+    shop = make_shop(session)  # Bronze 0 ×1, Silver 500 ×1.25, Gold 1500 ×1.5
+    with pytest.raises(ValidationError) as between:
+        save_item(session, shop.id, Tier, {"name": "Steel", "threshold": Decimal("1000"), "multiplier": Decimal("2")},
+                  actor="t")
+    assert "multiplier" in between.value.messages
+    save_item(session, shop.id, Tier, {"name": "Steel", "threshold": Decimal("1000"), "multiplier": Decimal("1.4")},
+              actor="t")
+    assert [t.name for t in list_items(session, shop.id, Tier)] == ["Bronze", "Silver", "Steel", "Gold"]
+
+
+def test_an_update_that_clashes_is_refused_before_it_reaches_the_unique_key(session):
+    shop = make_shop(session)
+    silver = session.query(Tier).filter_by(shop_id=shop.id, name="Silver").one()
+    with pytest.raises(ValidationError):
+        save_item(session, shop.id, Tier, {"threshold": Decimal("1500")}, actor="t", item_id=silver.id)
+
+
+def test_one_rule_per_kind_and_action_key(session):
+    shop = make_shop(session)
+    with pytest.raises(LoyaltyError) as clash:
+        save_item(session, shop.id, EarnRule, {"kind": "signup", "name": "Again", "points": 5, "action_key": ""},
+                  actor="t")
+    assert clash.value.code == "earn_rule_exists"
+
+
+def test_changes_are_audited_with_before_and_after_and_other_shops_rows_are_not_found(session):
+    shop, other = make_shop(session), make_shop(session)
+    reward = session.query(Reward).filter_by(shop_id=shop.id).first()
+    save_item(session, shop.id, Reward, {"points_cost": 777}, actor="staff:1:a", item_id=reward.id)
+    row = session.query(AuditLog).filter_by(shop_id=shop.id, action="reward.update").one()
+    assert row.details == {"values": {"points_cost": 777}, "before": {"points_cost": 500}}
+    with pytest.raises(NotFound):
+        delete_item(session, other.id, Reward, reward.id, actor="staff:9:x")

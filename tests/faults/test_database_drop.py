@@ -1,0 +1,92 @@
+"""PostgreSQL connections dropped under the app (failover, restart, an admin's kill): a request
+either succeeds on a fresh connection (pool pre-ping) or fails with a clean 503 JSON, and the
+next one recovers. Only this test database's own backends are terminated."""
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
+
+from app import create_app
+from app.inbox import store_inbound_event
+from app.models import WebhookEvent
+from tests.app.web.shopify_helpers import deliver, shopify_shop
+from tests.conftest import _DATABASE_URL, test_config
+from tests.faults.conftest import free_port
+from tests.integrations.shopify.samples import sample
+
+TERMINATE_OTHERS = """
+    SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid()
+"""
+WAITING_ON_A_LOCK = """
+    SELECT pid FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+"""
+UNAVAILABLE = {"code": "database_unavailable", "message": "The database is unavailable; retry shortly."}
+
+
+def _stored(session, shop_id: int) -> int:
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(WebhookEvent).where(WebhookEvent.shop_id == shop_id))
+
+
+def test_connections_dropped_between_requests_are_replaced_by_pre_ping(fault_app, fsession):
+    shop = shopify_shop(fsession)
+    shop_id, domain = shop.id, shop.domain
+    fsession.close()
+    client = fault_app.test_client()
+    assert deliver(client, domain, "orders/paid", sample("order_paid", id=1), event_id="before").status_code == 200
+
+    with create_engine(_DATABASE_URL, isolation_level="AUTOCOMMIT").connect() as admin:
+        assert admin.execute(text(TERMINATE_OTHERS)).scalar() >= 1  # the app's pooled connection among them
+
+    response = deliver(client, domain, "orders/paid", sample("order_paid", id=2), event_id="after")
+    assert response.status_code == 200 and response.json == {"status": "stored"}
+    assert _stored(fsession, shop_id) == 2
+
+
+def test_connection_dropped_mid_request_is_a_clean_503_and_the_next_request_recovers(fault_app, fsession):
+    shop = shopify_shop(fsession)
+    shop_id, domain = shop.id, shop.domain
+    fsession.close()
+    engine = create_engine(_DATABASE_URL)
+    blocker = Session(bind=engine.connect())
+    admin = engine.connect().execution_options(isolation_level="AUTOCOMMIT")  # sees pg_stat_activity afresh
+    # An uncommitted row with the same event key: the request's insert waits on it, mid-transaction.
+    store_inbound_event(blocker, shop_id=shop_id, platform="shopify", topic="orders/paid", event_key="contended",
+                        payload={"id": 0})
+    responses = []
+    request = threading.Thread(target=lambda: responses.append(
+        deliver(fault_app.test_client(), domain, "orders/paid", sample("order_paid", id=3), event_id="contended")))
+    request.start()
+    try:
+        for _ in range(400):
+            pid = admin.execute(text(WAITING_ON_A_LOCK)).scalar()
+            if pid:
+                break
+            time.sleep(0.025)
+        assert pid, "the request never reached its insert"
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        request.join()
+    finally:
+        blocker.rollback()
+        blocker.close()
+        admin.close()
+        engine.dispose()
+
+    [response] = responses
+    assert response.status_code == 503 and response.json == {"error": UNAVAILABLE}
+    assert response.headers["Retry-After"] == "1"
+    again = deliver(fault_app.test_client(), domain, "orders/paid", sample("order_paid", id=3), event_id="contended")
+    assert again.status_code == 200 and again.json == {"status": "stored"}  # Shopify's retry lands
+    assert _stored(fsession, shop_id) == 1
+
+
+def test_database_down_is_a_clean_503(app):
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/lojal_nowhere"  # nothing listens there
+    down_app = create_app(test_config(DATABASE_URL=nowhere, SHOPIFY_API_KEY="key", SHOPIFY_API_SECRET="hush"))
+    response = deliver(down_app.test_client(), "any.myshopify.com", "orders/paid", sample("order_paid"))
+    assert response.status_code == 503 and response.json == {"error": UNAVAILABLE}

@@ -1,0 +1,118 @@
+"""The deploy files agree with the app: the Procfile's and compose's commands exist, gunicorn's
+config loads with the documented defaults and really serves the app, compose has the five
+services with health checks, one scheduler and a scalable worker."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from gunicorn.config import Config
+
+from app import PROJECT_ROOT
+from tests.conftest import TEST_FERNET_KEY, _DATABASE_URL
+from tests.faults.conftest import free_port
+
+APP_SERVICES = ("web", "worker", "scheduler")
+
+
+def procfile() -> dict[str, str]:
+    lines = (PROJECT_ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def compose() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+
+
+def gunicorn_settings(**env: str) -> Config:
+    """gunicorn.conf.py as gunicorn itself loads it, under `env`."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        namespace = {"__file__": str(PROJECT_ROOT / "gunicorn.conf.py")}
+        exec(compile((PROJECT_ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), namespace)
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    config = Config()
+    for name, value in namespace.items():
+        if name in config.settings:
+            config.set(name, value)
+    return config
+
+
+def test_procfile_runs_web_worker_scheduler_and_migrations_with_commands_that_exist(app):
+    processes = procfile()
+    assert set(processes) == {"release", "web", "worker", "scheduler"}
+    assert processes["web"] == "gunicorn -c gunicorn.conf.py wsgi:app"
+    assert "TZ=UTC" in processes["scheduler"]  # cron expressions are read in the scheduler's local time
+    for name in ("worker", "scheduler"):
+        assert processes[name].split()[-1] in app.cli.commands
+    assert "db" in app.cli.commands and processes["release"] == "lojal db upgrade"
+
+
+def test_gunicorn_defaults_suit_io_bound_requests_and_follow_the_environment():
+    default = gunicorn_settings()
+    assert default.worker_class_str == "gthread" and default.threads == 4 and default.preload_app
+    assert default.workers == 2 * multiprocessing.cpu_count() + 1
+    assert 5 < default.timeout <= 60 and default.keepalive > 60
+    tuned = gunicorn_settings(WEB_CONCURRENCY="3", WEB_THREADS="8", PORT="9123")
+    assert (tuned.workers, tuned.threads, tuned.address) == (3, 8, [("0.0.0.0", 9123)])
+
+
+def test_gunicorn_with_this_config_serves_the_app():
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "WEB_THREADS": "2",
+           "DATABASE_URL": _DATABASE_URL, "SECRET_KEY": "test-secret-key-0123456789abcdef",
+           "APP_URL": "https://lojal.test", "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY, "LOG_LEVEL": "WARNING"}
+    env.pop("REDIS_URL", None)
+    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+                              cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(300):  # up to 15 s for the master to build the app and fork
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                    assert response.status == 200 and b'"ok"' in response.read()
+                    break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                time.sleep(0.05)
+        else:
+            pytest.fail("gunicorn did not answer /healthz")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_compose_has_the_five_services_with_health_checks():
+    services = compose()["services"]
+    assert {"web", "worker", "scheduler", "postgres", "redis"} <= set(services)
+    for name in (*APP_SERVICES, "postgres", "redis"):
+        assert services[name]["healthcheck"]["test"], name
+    for name in APP_SERVICES:
+        needs = services[name]["depends_on"]
+        assert needs["postgres"]["condition"] == "service_healthy" and needs["redis"]["condition"] == "service_healthy"
+        assert needs["migrate"]["condition"] == "service_completed_successfully"
+    assert services["migrate"]["command"] == ["lojal", "db", "upgrade"]
+
+
+def test_compose_commands_match_the_procfile_one_scheduler_and_a_scalable_worker():
+    services, processes = compose()["services"], procfile()
+    for name in APP_SERVICES:
+        assert " ".join(services[name]["command"]) in processes[name]
+    assert services["scheduler"]["deploy"]["replicas"] == 1 and services["scheduler"]["environment"]["TZ"] == "UTC"
+    assert "container_name" not in services["worker"] and "ports" not in services["worker"]  # --scale worker=N
+    assert "--appendonly" in services["redis"]["command"]  # RQ's queues survive a Redis restart
+
+
+def test_dockerfile_runs_gunicorn_with_this_config_as_a_non_root_user():
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert 'CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]' in dockerfile
+    assert "\nUSER lojal\n" in dockerfile and "HEALTHCHECK" in dockerfile

@@ -1,0 +1,144 @@
+"""CORS only for the shop's storefront origins; rate limits per shopper, per IP and for
+redemptions answering 429 with Retry-After and the JSON envelope."""
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+from tests.conftest import test_config
+from tests.widgets.helpers import app_session, bearer, client_for, shopper, token, wclient, widget_shop  # noqa: F401
+
+
+def test_the_shops_own_origin_gets_cors_headers_without_credentials(session, wclient):
+    shop, secret = widget_shop(session)
+    kari = shopper(session, shop)
+    origin = f"https://{shop.domain}"
+    resp = wclient.get("/widget/v1/me", headers=bearer(token(shop, secret, kari), Origin=origin))
+    assert resp.status_code == 200
+    assert resp.headers["Access-Control-Allow-Origin"] == origin
+    assert "Access-Control-Allow-Credentials" not in resp.headers
+    assert "Origin" in resp.headers["Vary"]
+
+
+def test_a_foreign_origin_gets_no_cors_headers(session, wclient):
+    shop, secret = widget_shop(session)
+    other, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    for origin in ("https://evil.example", f"https://{other.domain}", f"http://{shop.domain}",
+                   f"https://{shop.domain}.evil.example", "null"):
+        resp = wclient.get("/widget/v1/me", headers=bearer(token(shop, secret, kari), Origin=origin))
+        assert resp.status_code == 200 and "Access-Control-Allow-Origin" not in resp.headers, origin
+        assert "Origin" in resp.headers["Vary"]
+
+
+def test_configured_storefront_origins_are_allowed_too(session, wclient):
+    shop, _ = widget_shop(session, storefront_origins=["https://www.kaffebar.example"])
+    resp = wclient.get(f"/widget/v1/program?shop={shop.uid}", headers={"Origin": "https://www.kaffebar.example"})
+    assert resp.headers["Access-Control-Allow-Origin"] == "https://www.kaffebar.example"
+
+
+def test_preflight_is_answered_for_a_shops_origin_only(session, wclient):
+    shop, _ = widget_shop(session, storefront_origins=["https://custom-preflight.example"])
+    request_headers = {"Access-Control-Request-Method": "POST",
+                       "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"}
+    for origin, query in ((f"https://{shop.domain}", f"?shop={shop.uid}"), ("https://custom-preflight.example", "")):
+        resp = wclient.options(f"/widget/v1/me/redemptions{query}", headers={"Origin": origin, **request_headers})
+        assert resp.status_code == 200 and resp.headers["Access-Control-Allow-Origin"] == origin
+        assert "POST" in resp.headers["Access-Control-Allow-Methods"]
+        assert "Idempotency-Key" in resp.headers["Access-Control-Allow-Headers"]
+    foreign = wclient.options("/widget/v1/me/redemptions", headers={"Origin": "https://evil.example", **request_headers})
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+    # Named shop, but the origin is another shop's: refused.
+    other, _ = widget_shop(session)
+    crossed = wclient.options(f"/widget/v1/me?shop={shop.uid}", headers={"Origin": f"https://{other.domain}",
+                                                                         **request_headers})
+    assert "Access-Control-Allow-Origin" not in crossed.headers
+
+
+@pytest.fixture(scope="module")
+def tight_app(app):
+    return create_app(test_config(WIDGET_RATE_LIMIT="3/minute", WIDGET_IP_RATE_LIMIT="6/minute",
+                                  WIDGET_REDEEM_RATE_LIMIT="2/minute"))
+
+
+@pytest.fixture
+def tight(tight_app):
+    with app_session(tight_app) as session:
+        yield session, tight_app
+
+
+def _client(flask_app, ip):
+    return client_for(flask_app, ip)
+
+
+def _is_429(resp) -> bool:
+    return (resp.status_code == 429 and resp.get_json()["error"]["code"] == "too_many_requests"
+            and 1 <= int(resp.headers["Retry-After"]) <= 61)  # one window, rounded up
+
+
+def test_a_shopper_over_the_limit_gets_429_with_retry_after_from_any_ip(tight):
+    session, flask_app = tight
+    shop, secret = widget_shop(session)
+    kari, ola = shopper(session, shop), shopper(session, shop)
+    headers = bearer(token(shop, secret, kari))
+    for n in range(3):
+        assert _client(flask_app, f"10.1.0.{n}").get("/widget/v1/me", headers=headers).status_code == 200
+    assert _is_429(_client(flask_app, "10.1.0.9").get("/widget/v1/me", headers=headers))
+    # Another shopper is not affected.
+    assert _client(flask_app, "10.1.0.10").get("/widget/v1/me", headers=bearer(token(shop, secret, ola))).status_code == 200
+
+
+def test_one_ip_over_the_limit_gets_429_whoever_it_claims_to_be(tight):
+    session, flask_app = tight
+    shop, _ = widget_shop(session)
+    client = _client(flask_app, "10.2.0.1")
+    for _ in range(6):
+        assert client.get(f"/widget/v1/program?shop={shop.uid}").status_code == 200
+    blocked = client.get(f"/widget/v1/program?shop={shop.uid}", headers={"X-Forwarded-For": "1.2.3.4"})
+    assert _is_429(blocked)
+    assert _client(flask_app, "10.2.0.2").get(f"/widget/v1/program?shop={shop.uid}").status_code == 200
+
+
+def test_redemptions_have_their_own_tighter_limit(tight):
+    session, flask_app = tight
+    shop, secret = widget_shop(session)
+    kari = shopper(session, shop)
+    headers = bearer(token(shop, secret, kari))
+    for n in range(2):
+        resp = _client(flask_app, f"10.3.0.{n}").post("/widget/v1/me/redemptions", json={"reward_id": 1},
+                                                      headers={**headers, "Idempotency-Key": f"k{n}"})
+        assert resp.status_code == 422  # not an available reward of this shop: counted, refused
+    resp = _client(flask_app, "10.3.0.5").post("/widget/v1/me/redemptions", json={"reward_id": 1},
+                                               headers={**headers, "Idempotency-Key": "k9"})
+    assert _is_429(resp)
+
+
+def test_the_429_carries_cors_headers_for_the_shops_origin(tight):
+    session, flask_app = tight
+    shop, secret = widget_shop(session)
+    kari = shopper(session, shop)
+    headers = bearer(token(shop, secret, kari), Origin=f"https://{shop.domain}")
+    client = _client(flask_app, "10.4.0.1")
+    responses = [client.get("/widget/v1/me", headers=headers) for _ in range(4)]
+    assert _is_429(responses[-1])
+    assert responses[-1].headers["Access-Control-Allow-Origin"] == f"https://{shop.domain}"
+
+
+def test_with_the_limit_storage_down_the_widget_still_answers_and_still_limits(app):
+    # Nothing listens on port 1: every Redis call is refused at once.
+    redis_down = create_app(test_config(REDIS_URL="redis://127.0.0.1:1/0", WIDGET_IP_RATE_LIMIT="2/minute"))
+    with app_session(redis_down) as session:
+        shop, _ = widget_shop(session)
+        client = _client(redis_down, "10.5.0.1")
+        answers = [client.get(f"/widget/v1/program?shop={shop.uid}").status_code for _ in range(3)]
+    assert answers == [200, 200, 429]  # limited from this process's memory instead
+
+
+def test_a_malformed_limit_setting_stops_the_app_naming_it():
+    from app.config import ConfigError, load_config
+
+    base = {"SECRET_KEY": "s" * 20, "APP_URL": "https://lojal.test",
+            "TOKEN_ENCRYPTION_KEYS": test_config()["TOKEN_ENCRYPTION_KEYS"]}
+    assert load_config(base)["WIDGET_RATE_LIMIT"] == "120/minute"
+    with pytest.raises(ConfigError, match="WIDGET_REDEEM_RATE_LIMIT"):
+        load_config({**base, "WIDGET_REDEEM_RATE_LIMIT": "lots"})

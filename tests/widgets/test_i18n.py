@@ -1,0 +1,44 @@
+"""Widget texts and numbers per locale (Babel), and how the locale is chosen."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
+
+from widgets import i18n
+
+
+def _accept(header: str):
+    return parse_accept_header(header, LanguageAccept)
+
+
+def test_numbers_group_per_locale():
+    assert i18n.number(1250, "en") == "1,250"
+    assert i18n.number(1250, "nb") == "1\u00a0250"
+    assert i18n.number(1250, "sv") == "1\u00a0250"
+    assert i18n.number(1250, "da") == "1.250"
+    assert i18n.points(1, "en") == "1 point" and i18n.points(1250, "nb") == "1\u00a0250 poeng"
+
+
+def test_money_per_locale_without_needless_decimals():
+    assert i18n.money(Decimal("10"), "NOK", "nb") == "10\u00a0kr"
+    assert i18n.money(Decimal("10.50"), "NOK", "nb") == "10,50\u00a0kr"
+    assert i18n.money(Decimal("1500"), "USD", "en") == "$1,500"
+    assert i18n.money(Decimal("9.99"), "SEK", "sv") == "9,99\u00a0kr"
+    assert i18n.money(Decimal("25"), "DKK", "da") == "25\u00a0kr."
+    assert i18n.percent(Decimal("10"), "nb") == "10\u00a0%" and i18n.percent(Decimal("10"), "en") == "10%"
+
+
+def test_locale_choice_and_fallbacks():
+    assert i18n.choose_locale("sv-SE", _accept("nb"), "en") == "sv"
+    assert i18n.choose_locale(None, _accept("da-DK,da;q=0.9"), "en") == "da"
+    assert i18n.choose_locale(None, _accept("nn-NO"), "en") == "nb"
+    assert i18n.choose_locale(None, _accept("de-DE"), "sv_SE") == "sv"
+    assert i18n.choose_locale("xx", _accept(""), None) == "en"
+
+
+def test_every_locale_has_every_text():
+    for locale, catalog in i18n.CATALOGS.items():
+        assert set(catalog) == set(i18n.CATALOGS["en"]), locale
+        assert all(catalog[key] for key in i18n.TEXT_KEYS), locale

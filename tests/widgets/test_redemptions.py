@@ -1,0 +1,164 @@
+"""POST /widget/v1/me/redemptions and GET /me/redemptions/<id>: 201 with the code when it was
+issued at once (in-process jobs), 202 while a worker creates it; idempotent on the key; 400,
+404, 409, 413 and 422 as the contract says; never another customer's redemption."""
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from rq import SimpleWorker
+from sqlalchemy import func, select
+
+from app import create_app
+from app.models import Customer, LedgerEntry, Redemption, Reward
+from jobs.worker import run_worker
+from tests.conftest import test_config
+from tests.widgets.helpers import app_session, bearer, client_for, shopper, token, widget_shop
+
+
+@pytest.fixture(scope="module")
+def inproc_app(app):
+    return create_app(test_config(RUN_JOBS_IN_PROCESS=True))
+
+
+@pytest.fixture(scope="module")
+def queued_app(app):
+    return create_app(test_config(RUN_JOBS_IN_PROCESS=False))
+
+
+@contextlib.contextmanager
+def serving(flask_app):
+    """(session, client) for `flask_app`."""
+    with app_session(flask_app) as session:
+        yield session, client_for(flask_app)
+
+
+def _setup(session, points=700):
+    shop, secret = widget_shop(session)
+    kari = shopper(session, shop, points=points)
+    rewards = session.scalars(select(Reward).where(Reward.shop_id == shop.id).order_by(Reward.points_cost)).all()
+    return shop, secret, kari, {r.points_cost: r for r in rewards}
+
+
+def _redeem(client, shop, secret, customer, reward_id, key="key-1"):
+    headers = bearer(token(shop, secret, customer), **({"Idempotency-Key": key} if key else {}))
+    return client.post("/widget/v1/me/redemptions", json={"reward_id": reward_id}, headers=headers)
+
+
+def _poll(client, shop, secret, customer, redemption_id):
+    return client.get(f"/widget/v1/me/redemptions/{redemption_id}", headers=bearer(token(shop, secret, customer)))
+
+
+def _balance(session, customer) -> int:
+    session.expire_all()
+    return session.get(Customer, customer.id).points_balance
+
+
+def test_redeeming_issues_the_code_at_once_in_process_201(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        resp = _redeem(client, shop, secret, kari, rewards[500].id)
+        assert resp.status_code == 201
+        body = resp.get_json()
+        redemption = session.get(Redemption, body["id"])
+        assert body["status"] == "issued" and body["code"] == redemption.code and body["code"].startswith("LOJAL-")
+        assert body["reward"] == {"id": rewards[500].id, "name": "5 off your order"}
+        assert body["points_cost"] == 500 and body["points_balance"] == 200 == _balance(session, kari)
+        assert body["expires_at"] is not None
+        # The same key again: the same redemption, status and body; nothing debited twice.
+        again = _redeem(client, shop, secret, kari, rewards[500].id)
+        assert again.status_code == 201 and again.get_json() == body and _balance(session, kari) == 200
+        polled = _poll(client, shop, secret, kari, body["id"])
+        assert polled.status_code == 200 and polled.get_json() == body
+
+
+def test_with_workers_the_answer_is_202_then_the_code_appears_on_the_get(queued_app):
+    with serving(queued_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        resp = _redeem(client, shop, secret, kari, rewards[300].id)
+        assert resp.status_code == 202
+        body = resp.get_json()
+        assert body["status"] == "pending" and body["code"] is None and body["points_balance"] == 400
+        replay = _redeem(client, shop, secret, kari, rewards[300].id)
+        assert replay.status_code == 202 and replay.get_json() == body
+        run_worker(queued_app, burst=True, worker_class=SimpleWorker)
+        session.expire_all()  # requests here share the test's session; a real request starts fresh
+        polled = _poll(client, shop, secret, kari, body["id"])
+        assert polled.status_code == 200
+        assert polled.get_json()["status"] == "issued" and polled.get_json()["code"].startswith("LOJAL-")
+        assert _balance(session, kari) == 400
+
+
+def test_insufficient_points_is_409_and_debits_nothing(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session, points=400)
+        resp = _redeem(client, shop, secret, kari, rewards[1000].id)
+        assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "insufficient_points"
+        assert _balance(session, kari) == 400
+        assert session.scalar(select(func.count()).select_from(Redemption).where(Redemption.customer_id == kari.id)) == 0
+
+
+def test_unknown_inactive_or_foreign_rewards_are_422(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        _, _, _, other_rewards = _setup(session)
+        rewards[300].active = False
+        session.commit()
+        for reward_id in (rewards[300].id, other_rewards[300].id, 99_999_999):
+            resp = _redeem(client, shop, secret, kari, reward_id, key=f"k-{reward_id}")
+            assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "reward_unavailable"
+        assert _balance(session, kari) == 700
+
+
+def test_a_missing_idempotency_key_is_400_and_bad_bodies_are_422(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        resp = _redeem(client, shop, secret, kari, rewards[300].id, key=None)
+        assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "idempotency_key_required"
+        headers = bearer(token(shop, secret, kari), **{"Idempotency-Key": "k"})
+        for body in ({}, {"reward_id": "300"}, {"reward_id": None}, []):
+            resp = client.post("/widget/v1/me/redemptions", json=body, headers=headers)
+            assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "validation_failed", body
+        broken = client.post("/widget/v1/me/redemptions", data="{nope", content_type="application/json",
+                             headers=headers)
+        assert broken.status_code == 400 and broken.get_json()["error"]["code"] == "malformed_json"
+        reused = _redeem(client, shop, secret, kari, rewards[300].id, key="same")
+        other = _redeem(client, shop, secret, kari, rewards[500].id, key="same")
+        assert reused.status_code == 201 and other.status_code == 422
+        assert other.get_json()["error"]["code"] == "idempotency_key_reused"
+        assert _balance(session, kari) == 400
+
+
+def test_an_oversized_body_is_413(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        headers = bearer(token(shop, secret, kari), **{"Idempotency-Key": "big"})
+        resp = client.post("/widget/v1/me/redemptions", data='{"reward_id": 1, "x": "' + "a" * 5000 + '"}',
+                           content_type="application/json", headers=headers)
+        assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "request_entity_too_large"
+        assert _balance(session, kari) == 700
+
+
+def test_another_customers_redemption_is_404_and_keys_are_per_customer(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        ola = shopper(session, shop, points=700)
+        karis = _redeem(client, shop, secret, kari, rewards[300].id, key="shared").get_json()
+        resp = _poll(client, shop, secret, ola, karis["id"])
+        assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "redemption_not_found"
+        # Ola using the same key makes Ola's own redemption, never returns Kari's (or her code).
+        olas = _redeem(client, shop, secret, ola, rewards[300].id, key="shared").get_json()
+        assert olas["id"] != karis["id"] and olas["code"] != karis["code"]
+        assert _balance(session, kari) == 400 and _balance(session, ola) == 400
+        debits = session.scalars(select(LedgerEntry.customer_id).where(LedgerEntry.kind == "redeem",
+                                                                        LedgerEntry.shop_id == shop.id)).all()
+        assert sorted(debits) == sorted([kari.id, ola.id])
+
+
+def test_a_redemption_of_another_shop_is_404_even_with_a_valid_token(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop_a, secret_a, kari, rewards_a = _setup(session)
+        shop_b, secret_b, ola, rewards_b = _setup(session)
+        olas = _redeem(client, shop_b, secret_b, ola, rewards_b[300].id).get_json()
+        resp = _poll(client, shop_a, secret_a, kari, olas["id"])
+        assert resp.status_code == 404

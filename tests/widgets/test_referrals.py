@@ -1,0 +1,77 @@
+"""GET /r/<code>: the click is recorded (no raw IP), the friend lands on the store with the code
+(cookie + ?ref=), unknown codes land on a home page, and nothing redirects off the store."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.models import ReferralClick
+from tests.factories import make_shop
+from tests.widgets.helpers import shopper, wclient, widget_shop  # noqa: F401
+
+
+def _clicks(session, advocate):
+    session.expire_all()
+    return session.scalars(select(ReferralClick).where(ReferralClick.advocate_id == advocate.id)).all()
+
+
+def test_a_click_is_recorded_and_the_friend_lands_on_the_store_with_the_code(session, wclient):
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    resp = wclient.get(f"/r/{kari.referral_code}", headers={"User-Agent": "Mozilla/5.0 test"})
+    assert resp.status_code == 302
+    assert resp.headers["Location"] == f"https://{shop.domain}/?ref={kari.referral_code}"
+    cookie = resp.headers["Set-Cookie"]
+    assert cookie.startswith(f"lojal_ref={kari.referral_code};") and "Secure" in cookie and "SameSite=Lax" in cookie
+    [click] = _clicks(session, kari)
+    assert click.shop_id == shop.id and click.user_agent == "Mozilla/5.0 test"
+    assert click.ip_hash and len(click.ip_hash) == 64 and wclient.environ_base["REMOTE_ADDR"] not in click.ip_hash
+
+
+def test_codes_are_read_case_insensitively_and_each_click_counts(session, wclient):
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    assert wclient.get(f"/r/{kari.referral_code.lower()}").status_code == 302
+    assert wclient.get(f"/r/{kari.referral_code}").status_code == 302
+    assert len(_clicks(session, kari)) == 2
+
+
+def test_a_woocommerce_store_and_a_custom_storefront_domain_are_the_landing_pages(session, wclient):
+    woo = make_shop(session, platform="woocommerce")
+    woo.domain = "https://butikk.example/shop"
+    custom, _ = widget_shop(session, storefront_origins=["https://www.kaffe.example"])
+    a, b = shopper(session, woo), shopper(session, custom)
+    assert wclient.get(f"/r/{a.referral_code}").headers["Location"] == f"https://butikk.example/shop/?ref={a.referral_code}"
+    assert wclient.get(f"/r/{b.referral_code}").headers["Location"] == f"https://www.kaffe.example/?ref={b.referral_code}"
+
+
+def test_a_landing_path_on_the_store_is_kept_but_never_another_host(session, wclient):
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    home = f"https://{shop.domain}"
+    ok = wclient.get(f"/r/{kari.referral_code}?to=/collections/coffee")
+    assert ok.headers["Location"] == f"{home}/collections/coffee?ref={kari.referral_code}"
+    for evil in ("//evil.example/x", "https://evil.example", "/\\evil.example", "@evil.example", "/x?y=1",
+                 "/a\r\nSet-Cookie: x=1", ".evil.example", "/#@evil.example"):
+        location = wclient.get(f"/r/{kari.referral_code}", query_string={"to": evil}).headers["Location"]
+        assert location == f"{home}/?ref={kari.referral_code}", (evil, location)
+
+
+def test_an_unknown_code_lands_on_the_named_store_or_our_home_never_an_error(session, wclient):
+    shop, _ = widget_shop(session)
+    named = wclient.get(f"/r/NOSUCHCODE123?shop={shop.uid}")
+    assert named.status_code == 302 and named.headers["Location"] == f"https://{shop.domain}/"
+    assert "Set-Cookie" not in named.headers
+    for path in ("/r/NOSUCHCODE123", "/r/x", "/r/" + "A" * 40, "/r/%3Cscript%3E", "/r/NOSUCH?shop=unknown"):
+        resp = wclient.get(path)
+        assert resp.status_code == 302 and resp.headers["Location"] == "https://lojal.test", path
+
+
+def test_an_erased_advocates_link_leads_home_and_records_nothing(session, wclient):
+    from datetime import UTC, datetime
+
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    kari.redacted_at = datetime.now(UTC)
+    session.commit()
+    resp = wclient.get(f"/r/{kari.referral_code}")
+    assert resp.status_code == 302 and resp.headers["Location"] == "https://lojal.test" and _clicks(session, kari) == []

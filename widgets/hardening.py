@@ -1,0 +1,133 @@
+"""What keeps the public widget API safe to expose: CORS, rate limits and a small body cap.
+
+- CORS: only the shop's storefront origins get `Access-Control-Allow-Origin`, no credentials
+  (the token travels in `Authorization`), `Vary: Origin` always. Authenticated requests are
+  checked against *their* shop; a preflight (which carries no token) against the shop named by
+  `?shop=`, else against any shop that registered the origin.
+- Rate limits (Flask-Limiter, Redis storage when REDIS_URL is set): per shopper, per client IP
+  (not for Shopify app-proxy requests: their IP is Shopify's) and redemptions per shopper.
+  429 answers carry `Retry-After` and the JSON error envelope.
+- POST bodies are capped at WIDGET_MAX_BODY bytes (413).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Blueprint, Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from sqlalchemy import or_, select
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.errors import error_response
+from app.extensions import db
+from app.models import Shop
+from widgets.api import bp as api_bp
+from widgets.auth import peek, shop_by_ref
+from widgets.storefront import origin_of, storefront_origins
+
+ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-None-Match, Accept-Language"
+EXPOSED_HEADERS = "ETag, Retry-After"
+_LIMITER = "lojal_widget_limiter"
+
+
+def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
+    # One limiter per app (its storage is per app); the limits are declared on the blueprints.
+    # If Redis goes away the limits fall back to this process's memory: shoppers keep their
+    # widget, and the limits still hold per process.
+    limiter = Limiter(key_func=_client_ip, storage_uri=app.config.get("REDIS_URL") or "memory://",
+                      key_prefix="lojal-widget", strategy="fixed-window", in_memory_fallback_enabled=True)
+    for blueprint in (api, referrals):
+        limiter.shared_limit(lambda: current_app.config["WIDGET_IP_RATE_LIMIT"], scope="widget-ip",
+                             key_func=_client_ip, exempt_when=_ip_exempt)(blueprint)
+    limiter.shared_limit(lambda: current_app.config["WIDGET_RATE_LIMIT"], scope="widget-shopper",
+                         key_func=_shopper_key, exempt_when=_not_a_shopper)(api)
+    limiter.shared_limit(lambda: current_app.config["WIDGET_REDEEM_RATE_LIMIT"], scope="widget-redeem",
+                         key_func=_shopper_key, exempt_when=_not_a_shopper, methods=["POST"])(api)
+    limiter.init_app(app)
+    app.extensions[_LIMITER] = limiter
+    app.register_error_handler(RateLimitExceeded, _too_many_requests)
+
+
+def _client_ip() -> str:
+    # The socket's peer: behind a load balancer, deployments apply werkzeug's ProxyFix so this
+    # is the client; a client-sent X-Forwarded-For is never trusted here.
+    return request.remote_addr or "unknown"
+
+
+def _ip_exempt() -> bool:
+    if request.method == "OPTIONS":
+        return True
+    shopper = peek()
+    return shopper is not None and shopper.via == "app_proxy"
+
+
+def _shopper_key() -> str:
+    shopper = peek()
+    return f"{shopper.shop.id}:{shopper.customer_ref}" if shopper else "none"
+
+
+def _not_a_shopper() -> bool:
+    if request.method == "OPTIONS":
+        return True
+    shopper = peek()
+    return shopper is None or shopper.customer_ref is None
+
+
+def _too_many_requests(exc: RateLimitExceeded):
+    current = current_app.extensions[_LIMITER].current_limit
+    retry_after = max(1, math.ceil(current.reset_at - time.time())) if current is not None else 60
+    response, status = error_response(429, "too_many_requests",
+                                      f"Too many requests ({exc.description}); try again in {retry_after} s.")
+    response.headers["Retry-After"] = str(retry_after)
+    return response, status
+
+
+def _cap_body() -> None:
+    cap = current_app.config["WIDGET_MAX_BODY"]
+    request.max_content_length = cap  # also bounds bodies sent without Content-Length
+    if request.content_length is not None and request.content_length > cap:
+        raise RequestEntityTooLarge(f"The request body is larger than {cap} bytes.")
+
+
+def _cors(response):
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if not origin or not _origin_allowed(origin.strip().lower()):
+        return response
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def _origin_allowed(origin: str) -> bool:
+    if origin_of(origin) != origin:
+        return False  # not a bare scheme://host[:port]
+    shopper = peek() if request.method != "OPTIONS" else None
+    if shopper is not None:
+        return origin in storefront_origins(shopper.shop)
+    named = request.args.get("shop", "").strip()
+    if named:
+        shop = shop_by_ref(named)
+        return shop is not None and origin in storefront_origins(shop)
+    return _some_shop_serves(origin)
+
+
+def _some_shop_serves(origin: str) -> bool:
+    candidates = [Shop.domain == origin, Shop.domain.startswith(origin + "/", autoescape=True),
+                  Shop.settings["storefront_origins"].contains([origin])]
+    if origin.startswith("https://"):  # Shopify and demo shops store the bare host
+        candidates.append(Shop.domain == origin.removeprefix("https://"))
+    stmt = select(Shop.id).where(Shop.status == "active", or_(*candidates)).limit(1)
+    return db.session.execute(stmt).first() is not None
+
+
+# Attached once, at import (a blueprint cannot change after its first registration; tests build
+# several apps): the body cap before every widget API view, CORS on every answer.
+api_bp.before_request(_cap_body)
+api_bp.after_request(_cors)

@@ -1,0 +1,177 @@
+"""The widget's languages: texts per locale, and numbers and money formatted by Babel.
+
+The email catalog (app.email.i18n) is for messages; the widget needs short UI labels and
+rule/activity phrases, so it has its own small catalog here, with the same locales and the
+same fallback (unknown -> English; no/nn -> Bokmål).
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+
+from babel import Locale
+from babel.numbers import format_currency, format_decimal, format_percent
+
+from app.email.i18n import ALIASES
+
+SUPPORTED = ("en", "nb", "da", "sv")
+DEFAULT = "en"
+# What a browser may ask for that we serve, for werkzeug's Accept-Language matching.
+_ACCEPTED = SUPPORTED + tuple(ALIASES)
+
+_EN = {
+    "title": "Rewards", "launcher": "Rewards", "points": "points", "join": "Join now", "log_in": "Log in",
+    "redeem": "Redeem", "copy": "Copy", "copied": "Copied", "your_code": "Your code", "refer": "Refer a friend",
+    "activity": "Activity", "next_tier": "Next tier", "no_rewards": "Keep shopping to unlock rewards",
+    "close": "Close", "guest_intro": "Join our rewards program to earn points on every order.",
+    "point.one": "{n} point", "point.other": "{n} points",
+    "rule.order": "Shop with us", "rule.order.desc": "{points} per {money}",
+    "rule.signup": "Create an account", "rule.signup.desc": "{points}",
+    "rule.birthday": "Birthday", "rule.birthday.desc": "{points} on your birthday",
+    "rule.nth_order": "Every {n}th order", "rule.nth_order.desc": "{points} bonus",
+    "rule.referral_advocate": "Refer a friend", "rule.referral_advocate.desc": "{points} when a friend places their first order",
+    "rule.referral_friend": "Join through a friend", "rule.referral_friend.desc": "{points} when you join through a friend's link",
+    "rule.custom.desc": "{points}",
+    "reward.fixed_amount": "{money} off your order", "reward.percentage": "{percent} off your order",
+    "reward.free_shipping": "Free shipping", "reward.free_product": "A free product",
+    "reward.minimum": "on orders of {money} or more",
+    "activity.earn": "Points earned", "activity.earn.order": "Points for an order", "activity.earn.signup": "Welcome bonus",
+    "activity.earn.birthday": "Birthday bonus", "activity.earn.nth_order": "Order bonus",
+    "activity.earn.referral_friend": "Joined through a friend", "activity.earn.referral_advocate": "A friend you referred bought",
+    "activity.earn.winback": "Welcome back bonus", "activity.release": "Points released", "activity.reverse": "Order refunded or cancelled",
+    "activity.redeem": "Redeemed: {reward}", "activity.redeem_reversal": "Reward returned: points back",
+    "activity.adjust": "Adjusted by the shop", "activity.expire": "Points expired",
+}
+_NB = {
+    "title": "Fordeler", "launcher": "Fordeler", "points": "poeng", "join": "Bli medlem", "log_in": "Logg inn",
+    "redeem": "Løs inn", "copy": "Kopier", "copied": "Kopiert", "your_code": "Din kode", "refer": "Verv en venn",
+    "activity": "Aktivitet", "next_tier": "Neste nivå", "no_rewards": "Handle mer for å låse opp belønninger",
+    "close": "Lukk", "guest_intro": "Bli med i fordelsprogrammet og tjen poeng på hver bestilling.",
+    "point.one": "{n} poeng", "point.other": "{n} poeng",
+    "rule.order": "Handle hos oss", "rule.order.desc": "{points} per {money}",
+    "rule.signup": "Opprett en konto", "rule.signup.desc": "{points}",
+    "rule.birthday": "Bursdag", "rule.birthday.desc": "{points} på bursdagen din",
+    "rule.nth_order": "Hver {n}. bestilling", "rule.nth_order.desc": "{points} i bonus",
+    "rule.referral_advocate": "Verv en venn", "rule.referral_advocate.desc": "{points} når en venn handler første gang",
+    "rule.referral_friend": "Bli med via en venn", "rule.referral_friend.desc": "{points} når du blir med via en venns lenke",
+    "rule.custom.desc": "{points}",
+    "reward.fixed_amount": "{money} i rabatt", "reward.percentage": "{percent} rabatt",
+    "reward.free_shipping": "Gratis frakt", "reward.free_product": "Et gratis produkt",
+    "reward.minimum": "ved kjøp for minst {money}",
+    "activity.earn": "Poeng opptjent", "activity.earn.order": "Poeng for en bestilling", "activity.earn.signup": "Velkomstbonus",
+    "activity.earn.birthday": "Bursdagsbonus", "activity.earn.nth_order": "Bestillingsbonus",
+    "activity.earn.referral_friend": "Ble med via en venn", "activity.earn.referral_advocate": "En venn du vervet handlet",
+    "activity.earn.winback": "Velkommen tilbake-bonus", "activity.release": "Poeng frigitt",
+    "activity.reverse": "Bestilling refundert eller kansellert", "activity.redeem": "Løst inn: {reward}",
+    "activity.redeem_reversal": "Belønning returnert: poengene er tilbake", "activity.adjust": "Justert av butikken",
+    "activity.expire": "Poeng utløpt",
+}
+_DA = {
+    "title": "Fordele", "launcher": "Fordele", "points": "point", "join": "Bliv medlem", "log_in": "Log ind",
+    "redeem": "Indløs", "copy": "Kopiér", "copied": "Kopieret", "your_code": "Din kode", "refer": "Henvis en ven",
+    "activity": "Aktivitet", "next_tier": "Næste niveau", "no_rewards": "Handl mere for at låse op for belønninger",
+    "close": "Luk", "guest_intro": "Bliv medlem af fordelsprogrammet, og optjen point på hver ordre.",
+    "point.one": "{n} point", "point.other": "{n} point",
+    "rule.order": "Handl hos os", "rule.order.desc": "{points} pr. {money}",
+    "rule.signup": "Opret en konto", "rule.signup.desc": "{points}",
+    "rule.birthday": "Fødselsdag", "rule.birthday.desc": "{points} på din fødselsdag",
+    "rule.nth_order": "Hver {n}. ordre", "rule.nth_order.desc": "{points} i bonus",
+    "rule.referral_advocate": "Henvis en ven", "rule.referral_advocate.desc": "{points}, når en ven handler første gang",
+    "rule.referral_friend": "Bliv medlem via en ven", "rule.referral_friend.desc": "{points}, når du bliver medlem via en vens link",
+    "rule.custom.desc": "{points}",
+    "reward.fixed_amount": "{money} i rabat", "reward.percentage": "{percent} i rabat",
+    "reward.free_shipping": "Gratis fragt", "reward.free_product": "Et gratis produkt",
+    "reward.minimum": "ved køb for mindst {money}",
+    "activity.earn": "Point optjent", "activity.earn.order": "Point for en ordre", "activity.earn.signup": "Velkomstbonus",
+    "activity.earn.birthday": "Fødselsdagsbonus", "activity.earn.nth_order": "Ordrebonus",
+    "activity.earn.referral_friend": "Blev medlem via en ven", "activity.earn.referral_advocate": "En ven, du henviste, handlede",
+    "activity.earn.winback": "Velkommen tilbage-bonus", "activity.release": "Point frigivet",
+    "activity.reverse": "Ordre refunderet eller annulleret", "activity.redeem": "Indløst: {reward}",
+    "activity.redeem_reversal": "Belønning returneret: pointene er tilbage", "activity.adjust": "Justeret af butikken",
+    "activity.expire": "Point udløbet",
+}
+_SV = {
+    "title": "Förmåner", "launcher": "Förmåner", "points": "poäng", "join": "Bli medlem", "log_in": "Logga in",
+    "redeem": "Lös in", "copy": "Kopiera", "copied": "Kopierad", "your_code": "Din kod", "refer": "Värva en vän",
+    "activity": "Aktivitet", "next_tier": "Nästa nivå", "no_rewards": "Handla mer för att låsa upp belöningar",
+    "close": "Stäng", "guest_intro": "Gå med i förmånsprogrammet och tjäna poäng på varje beställning.",
+    "point.one": "{n} poäng", "point.other": "{n} poäng",
+    "rule.order": "Handla hos oss", "rule.order.desc": "{points} per {money}",
+    "rule.signup": "Skapa ett konto", "rule.signup.desc": "{points}",
+    "rule.birthday": "Födelsedag", "rule.birthday.desc": "{points} på din födelsedag",
+    "rule.nth_order": "Var {n}:e beställning", "rule.nth_order.desc": "{points} i bonus",
+    "rule.referral_advocate": "Värva en vän", "rule.referral_advocate.desc": "{points} när en vän handlar första gången",
+    "rule.referral_friend": "Gå med via en vän", "rule.referral_friend.desc": "{points} när du går med via en väns länk",
+    "rule.custom.desc": "{points}",
+    "reward.fixed_amount": "{money} rabatt", "reward.percentage": "{percent} rabatt",
+    "reward.free_shipping": "Fri frakt", "reward.free_product": "En gratis produkt",
+    "reward.minimum": "vid köp för minst {money}",
+    "activity.earn": "Intjänade poäng", "activity.earn.order": "Poäng för en beställning", "activity.earn.signup": "Välkomstbonus",
+    "activity.earn.birthday": "Födelsedagsbonus", "activity.earn.nth_order": "Beställningsbonus",
+    "activity.earn.referral_friend": "Gick med via en vän", "activity.earn.referral_advocate": "En vän du värvat handlade",
+    "activity.earn.winback": "Välkommen tillbaka-bonus", "activity.release": "Poäng frigjorda",
+    "activity.reverse": "Beställning återbetald eller avbruten", "activity.redeem": "Inlöst: {reward}",
+    "activity.redeem_reversal": "Belöning återlämnad: poängen är tillbaka", "activity.adjust": "Justerat av butiken",
+    "activity.expire": "Poäng har gått ut",
+}
+CATALOGS = {"en": _EN, "nb": _NB, "da": _DA, "sv": _SV}
+# The UI labels the widget shows as they are (the contract's `texts` object).
+TEXT_KEYS = ("title", "launcher", "points", "join", "log_in", "redeem", "copy", "copied", "your_code", "refer",
+             "activity", "next_tier", "no_rewards", "close", "guest_intro")
+
+
+def supported(value: str | None) -> str | None:
+    """'nb-NO', 'sv_SE', 'no' -> a locale we serve; None if we serve none of it."""
+    language = (value or "").replace("_", "-").split("-")[0].lower()
+    language = ALIASES.get(language, language)
+    return language if language in CATALOGS else None
+
+
+def choose_locale(param: str | None, accept_languages, shop_locale: str | None) -> str:
+    """The `locale` parameter, else the browser's Accept-Language, else the shop's locale, else English."""
+    return (supported(param) or supported(accept_languages.best_match(_ACCEPTED))
+            or supported(shop_locale) or DEFAULT)
+
+
+def texts(locale: str) -> dict[str, str]:
+    catalog = CATALOGS[locale]
+    return {key: catalog[key] for key in TEXT_KEYS}
+
+
+def text(locale: str, key: str, **values) -> str:
+    catalog = CATALOGS[locale]
+    return (catalog.get(key) or _EN[key]).format(**values)
+
+
+@lru_cache(maxsize=32)
+def _babel(locale: str) -> Locale:
+    # Parsed once per locale (bounded: callers pass the few locales in CATALOGS): Babel parses a
+    # locale string again on every format call, a visible share of the per-request CPU.
+    return Locale.parse(locale)
+
+
+@lru_cache(maxsize=32)
+def _whole_money_pattern(locale: str) -> str:
+    return _babel(locale).currency_formats["standard"].pattern.replace(".00", "")
+
+
+def number(value: int | Decimal, locale: str) -> str:
+    """1250 -> '1,250' (en), '1 250' (nb, sv: no-break space), '1.250' (da)."""
+    return format_decimal(value, locale=_babel(locale))
+
+
+def points(value: int | Decimal, locale: str) -> str:
+    """'1 point', '1 250 points', '1 250 poeng', '2.5 points'."""
+    return text(locale, "point.one" if value == 1 else "point.other", n=number(value, locale))
+
+
+def money(amount: Decimal, currency: str, locale: str) -> str:
+    """10 NOK -> 'kr 10'-style per locale ('10 kr' in nb); whole amounts without decimals."""
+    amount = Decimal(amount)
+    pattern = _whole_money_pattern(locale) if amount == amount.to_integral_value() else None
+    return format_currency(amount, currency, format=pattern, locale=_babel(locale), currency_digits=pattern is None)
+
+
+def percent(value: Decimal, locale: str) -> str:
+    """10 -> '10 %' (nb, sv, da) or '10%' (en), per the locale's percent pattern."""
+    return format_percent(Decimal(value) / 100, locale=_babel(locale))

@@ -1,0 +1,23 @@
+"""What the widget API accepts (marshmallow): query strings and the redemption body."""
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from app.loyalty.shopper import MAX_ACTIVITY_PAGE
+
+
+class ActivityQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE  # app proxy and locale parameters ride along in the same query
+
+    # Opaque to clients; today the id of the last entry of the previous page.
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1), strict=False)
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_ACTIVITY_PAGE))
+
+
+class RedeemBody(Schema):
+    reward_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+activity_query = ActivityQuery()
+redeem_body = RedeemBody()

@@ -1,0 +1,98 @@
+"""Customer tokens for the widget: HS256 JWTs signed with the shop's widget secret (PyJWT).
+
+Claims: `aud` = shop uid, `sub` = the customer's platform id (a string), `iat`, `exp`, with
+exp - iat at most 24 h. The theme (Liquid), the WordPress plugin or a headless storefront's
+server signs them; we only verify. The shop is looked up from the unverified `aud`, then the
+signature is checked with that shop's secret, so a token of shop A can never act on shop B.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+import jwt
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from app.crypto import token_cipher
+from app.models import Shop
+
+ALGORITHM = "HS256"
+MAX_LIFETIME_SECONDS = 24 * 3600
+# Storefront servers' clocks drift; a few seconds either way is not a replay.
+LEEWAY_SECONDS = 30
+_REQUIRED = ["exp", "iat", "sub", "aud"]
+# Decrypted widget secrets per app, keyed by (shop id, stored ciphertext): Fernet decryption on
+# every widget request is measurable CPU; a new or rotated secret is a new ciphertext, so a miss.
+_SECRETS = "lojal_widget_secrets"
+_MAX_CACHED_SECRETS = 10_000
+
+
+class InvalidCustomerToken(Exception):
+    """Not a token we accept; the message says why (shown in the 401 body)."""
+
+
+def widget_secret(shop: Shop) -> str | None:
+    encrypted = shop.widget_secret_enc
+    if not encrypted:
+        return None
+    cache = current_app.extensions.setdefault(_SECRETS, {})
+    key = (shop.id, encrypted)
+    secret = cache.get(key)
+    if secret is None:
+        secret = token_cipher.decrypt(encrypted)
+        if len(cache) >= _MAX_CACHED_SECRETS:  # bounded: rotated secrets' old entries go too
+            cache.clear()
+        cache[key] = secret
+    return secret
+
+
+def ensure_widget_secret(session: Session, shop: Shop) -> str:
+    """The shop's widget secret, created (and stored encrypted) if it has none. The caller commits."""
+    secret = widget_secret(shop)
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+        shop.widget_secret_enc = token_cipher.encrypt(secret)
+        session.flush()
+    return secret
+
+
+def sign_customer_token(secret: str, shop_uid: str, customer_id: str, now: datetime, ttl: int = 3600) -> str:
+    if not 0 < ttl <= MAX_LIFETIME_SECONDS:
+        raise ValueError(f"ttl must be 1..{MAX_LIFETIME_SECONDS} seconds")
+    issued = int(now.timestamp())
+    claims = {"aud": shop_uid, "sub": str(customer_id), "iat": issued, "exp": issued + ttl}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def unverified_claims(token: str) -> tuple[str | None, str | None]:
+    """(`aud`, `sub`) before any check: only used to find the shop whose secret verifies the token
+    (and to read that customer in the same query); nothing is trusted until it verifies."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None, None
+    if not isinstance(claims, dict):
+        return None, None
+    audience, subject = claims.get("aud"), claims.get("sub")
+    return (audience if isinstance(audience, str) and 0 < len(audience) <= 64 else None,
+            subject if isinstance(subject, str) and 0 < len(subject) <= 64 else None)
+
+
+def verify_customer_token(token: str, secret: str, shop_uid: str) -> str:
+    """The customer's platform id (`sub`) if the token is valid for this shop, else InvalidCustomerToken."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=shop_uid, leeway=LEEWAY_SECONDS,
+                            options={"require": _REQUIRED})
+    except jwt.ExpiredSignatureError:
+        raise InvalidCustomerToken("the token has expired") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidCustomerToken(f"the token has no `{exc.claim}` claim") from None
+    except jwt.InvalidTokenError:
+        raise InvalidCustomerToken("the token is not valid for this shop") from None
+    issued, expires, subject = claims["iat"], claims["exp"], claims["sub"]
+    if not isinstance(issued, int) or not isinstance(expires, int) or expires - issued > MAX_LIFETIME_SECONDS:
+        raise InvalidCustomerToken("the token lives longer than 24 hours")
+    if not isinstance(subject, str) or not subject or len(subject) > 64:
+        raise InvalidCustomerToken("the token's `sub` must be the customer id as a string")
+    return subject
