@@ -28,12 +28,14 @@ def register_commands(app: Flask) -> None:
 @click.command("worker")
 @click.argument("queues", nargs=-1)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--fork", is_flag=True, help="Fork a work horse per job (RQ's default Worker) instead of running "
+                                           "jobs in the worker process.")
 @with_appcontext
-def worker_command(queues: tuple[str, ...], burst: bool) -> None:
+def worker_command(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
     """Run a job worker on QUEUES (default: all of webhooks, rewards, emails, maintenance)."""
-    from jobs.worker import run_worker
+    from jobs.worker import WORKER_CLASSES, run_worker
 
-    run_worker(current_app._get_current_object(), queues, burst=burst)
+    run_worker(current_app._get_current_object(), queues, burst=burst, worker_class=WORKER_CLASSES[fork])
 
 
 @click.command("scheduler")

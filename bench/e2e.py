@@ -1,6 +1,6 @@
 """Benchmark: orders/s from a stored webhook to points credited, with 1 and with 2 `lojal worker`
 processes (the scaling ratio), and the award job's rate against an RQ no-op job's rate on the
-same worker class (`lojal worker`: RQ's forking Worker, JSON serializer).
+same worker class (`lojal worker`: RQ's SimpleWorker, jobs run in the worker process; JSON serializer).
 
     .venv/bin/python bench/e2e.py                      # 400 orders per phase
     .venv/bin/python bench/e2e.py --orders 100         # a quick run
