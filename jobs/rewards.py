@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from flask import current_app
 from rq import get_current_job
+from rq.job import Job
+from sqlalchemy import select
 
-from app.extensions import db
+from app.extensions import db, redis_connection
 from app.loyalty import redemptions
 from app.models import Redemption, Shop, get_for_shop
 from integrations.base import PermanentPlatformError, TransientPlatformError
@@ -15,7 +18,8 @@ from integrations.woocommerce.client import StoreDisconnected
 from integrations.woocommerce.upkeep import mark_disconnected
 from jobs.context import app_job, is_final_attempt
 from jobs.dispatch import dispatch
-from jobs.queues import enqueue_in, platform_api_limit
+from app.loyalty.intents import IssueDiscount
+from jobs.queues import enqueue_in, platform_api_limit, runs_in_process
 
 log = logging.getLogger(__name__)
 # A platform that says when to come back (Shopify's cost bucket, a Retry-After header) is
@@ -25,6 +29,9 @@ log = logging.getLogger(__name__)
 # points back; and a hint longer than MAX_RETRY_AFTER is left to that back-off too.
 MAX_THROTTLE_WAITS = 10
 MAX_RETRY_AFTER = 600.0
+# A redemption still pending this long after it was made, with no job of its own in Redis,
+# lost its job (Redis was down when the request tried to enqueue it): the sweeper re-issues it.
+SWEEP_PENDING_AFTER = timedelta(minutes=2)
 
 
 @app_job
@@ -75,3 +82,34 @@ def _come_back_when_told(exc: TransientPlatformError, shop_id: int, redemption_i
     log.info("platform asked to wait before issuing the discount",
              extra={"shop_id": shop_id, "redemption_id": redemption_id, "retry_after": exc.retry_after})
     return True
+
+
+def issue_job_ids(shop_id: int, redemption_id: int) -> list[str]:
+    """Every job id an issue_discount for this redemption can have (dispatch's, then its waits)."""
+    base = f"issue-discount-{shop_id}-{redemption_id}"
+    return [base] + [f"{base}-wait{n}" for n in range(1, MAX_THROTTLE_WAITS + 1)]
+
+
+@app_job
+def sweep_pending_redemptions() -> int:
+    """Re-dispatch pending redemptions whose issue job was lost; returns how many.
+
+    Points were debited when the shopper redeemed; without this a redemption whose enqueue
+    failed would stay pending for ever. One with any job still in Redis (queued, scheduled,
+    running, retrying, failed and kept) is left to it; the job itself is idempotent anyway.
+    """
+    cutoff = datetime.now(UTC) - SWEEP_PENDING_AFTER
+    pending = db.session.execute(
+        select(Redemption.shop_id, Redemption.id)
+        .where(Redemption.status == "pending", Redemption.created_at < cutoff).order_by(Redemption.id).limit(1000)
+    ).all()
+    db.session.rollback()
+    app = current_app._get_current_object()
+    if not runs_in_process(app):
+        connection = redis_connection.client(app)
+        pending = [(shop_id, rid) for shop_id, rid in pending
+                   if not any(Job.exists(job_id, connection) for job_id in issue_job_ids(shop_id, rid))]
+    dispatch([IssueDiscount(shop_id, rid) for shop_id, rid in pending])
+    if pending:
+        log.warning("re-dispatched redemptions whose issue job was lost", extra={"count": len(pending)})
+    return len(pending)

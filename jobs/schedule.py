@@ -31,6 +31,8 @@ class Entry:
 
 SCHEDULE: tuple[Entry, ...] = (
     Entry("inbox-sweep", "jobs.inbox.sweep_inbox", "webhooks", interval=60),
+    # Redemptions whose issue job was lost (Redis down at redeem time): points were debited.
+    Entry("redemption-sweep", "jobs.rewards.sweep_pending_redemptions", "rewards", interval=300),
     Entry("release-pending-points", FAN_OUT, "maintenance", cron="5 * * * *",
           args=("jobs.maintenance.release_pending",)),
     Entry("points-expiry", FAN_OUT, "maintenance", cron="20 3 * * *", args=("jobs.maintenance.expire_points",)),

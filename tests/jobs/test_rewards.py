@@ -1,7 +1,7 @@
 """issue_discount: a redemption becomes a code; a platform that fails for good gives the points back."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rq.job import Job
@@ -15,6 +15,7 @@ from integrations import registry
 from integrations.base import PermanentPlatformError, TransientPlatformError
 from jobs.dispatch import dispatch
 from jobs.queues import enqueue, queue
+from jobs.rewards import sweep_pending_redemptions
 from tests.factories import make_customer, make_shop
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -110,3 +111,28 @@ def test_job_for_a_settled_redemption_does_nothing(wsession, run_jobs, monkeypat
     enqueue("jobs.rewards.issue_discount", shop.id, result.redemption.id, queue_name="rewards")
     run_jobs()
     assert platform.calls == 0
+
+
+def _age(session, redemption_id: int, minutes: int) -> None:
+    session.query(Redemption).filter_by(id=redemption_id).update(
+        {"created_at": datetime.now(UTC) - timedelta(minutes=minutes)})
+    session.commit()
+
+
+def test_sweeper_issues_a_redemption_whose_job_was_lost(wsession, run_jobs):
+    shop, customer, result = _redeem(wsession)  # committed, never dispatched: Redis was down
+    _age(wsession, result.redemption.id, minutes=5)
+    assert sweep_pending_redemptions() == 1
+    run_jobs()
+    wsession.expire_all()
+    assert wsession.get(Redemption, result.redemption.id).status == "issued"
+    assert sweep_pending_redemptions() == 0  # nothing pending any more
+
+
+def test_sweeper_leaves_fresh_redemptions_and_those_with_a_job(wsession, run_jobs):
+    shop, customer, fresh = _redeem(wsession)
+    assert sweep_pending_redemptions() == 0  # too recent: its own job may still be on the way
+    _age(wsession, fresh.redemption.id, minutes=5)
+    dispatch(fresh.intents)  # its job exists (queued, not yet run)
+    assert sweep_pending_redemptions() == 0
+    assert queue("rewards").count == 1  # no second job for it

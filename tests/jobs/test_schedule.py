@@ -11,6 +11,7 @@ from jobs.schedule import SCHEDULE, build_scheduler
 
 EXPECTED = {
     "inbox-sweep": ("jobs.inbox.sweep_inbox", ()),
+    "redemption-sweep": ("jobs.rewards.sweep_pending_redemptions", ()),
     "release-pending-points": ("jobs.maintenance.for_each_active_shop", ("jobs.maintenance.release_pending",)),
     "points-expiry": ("jobs.maintenance.for_each_active_shop", ("jobs.maintenance.expire_points",)),
     "expiry-reminders": ("jobs.maintenance.for_each_active_shop", ("jobs.maintenance.expiry_reminders",)),
