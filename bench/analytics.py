@@ -25,7 +25,6 @@ orders). ratio = analytics seconds / baseline seconds.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import subprocess
 import sys
@@ -38,13 +37,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
-from app import PROJECT_ROOT  # noqa: E402
-from app.config import sqlalchemy_url  # noqa: E402
 from app.extensions import db  # noqa: E402
-from bench.winback import build_app  # noqa: E402  (the same app factory call and schema reset)
+from bench.winback import build_app, database_url as winback_database_url  # noqa: E402  (the same app factory call and schema reset)
 
 BENCH_DB = "lojal_bench_analytics"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -52,18 +48,7 @@ TIMEZONE = "America/New_York"
 
 
 def database_url() -> str:
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        from app.embedded import embedded_database_url
-
-        return embedded_database_url(PROJECT_ROOT / "instance", database=BENCH_DB)
-    target = make_url(sqlalchemy_url(url)).set(database=BENCH_DB)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": BENCH_DB}) is None:
-            conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
-    admin.dispose()
-    return target.render_as_string(hide_password=False)
+    return winback_database_url(BENCH_DB)
 
 
 # --- load ----------------------------------------------------------------------------------

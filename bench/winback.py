@@ -49,17 +49,18 @@ NOW = datetime(2026, 6, 1, 4, 40, tzinfo=UTC)
 BASELINE_COLUMNS = "id, orders_count, last_order_at, accepts_marketing, unsubscribed_at, redacted_at, email"
 
 
-def database_url() -> str:
+def database_url(name: str = BENCH_DB) -> str:
+    """DATABASE_URL's server with database `name` (created if missing); else the embedded one."""
     url = os.environ.get("DATABASE_URL")
     if not url:
         from app.embedded import embedded_database_url
 
-        return embedded_database_url(PROJECT_ROOT / "instance", database=BENCH_DB)
-    target = make_url(sqlalchemy_url(url)).set(database=BENCH_DB)
+        return embedded_database_url(PROJECT_ROOT / "instance", database=name)
+    target = make_url(sqlalchemy_url(url)).set(database=name)
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": BENCH_DB}) is None:
-            conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
+        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}) is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return target.render_as_string(hide_password=False)
 

@@ -5,6 +5,7 @@ jobs run in-process on fakeredis. Tests isolate by creating their own shop.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -89,3 +90,15 @@ def now() -> datetime:
 @pytest.fixture
 def uses_real_redis(app) -> bool:
     return bool(app.config.get("REDIS_URL"))
+
+
+@contextmanager
+def app_session(flask_app):
+    """An app context of `flask_app` and its session, rolled back and removed afterwards
+    (requests made meanwhile through that app share both)."""
+    with flask_app.app_context():
+        try:
+            yield db.session
+        finally:
+            db.session.rollback()
+            db.session.remove()

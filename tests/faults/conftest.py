@@ -21,7 +21,7 @@ from app.extensions import db
 from jobs.queues import queue
 from jobs.worker import run_worker
 from tests.app.web.shopify_helpers import SECRET
-from tests.conftest import TEST_FERNET_KEY, _DATABASE_URL, test_config
+from tests.conftest import TEST_FERNET_KEY, _DATABASE_URL, app_session, test_config
 
 
 def free_port() -> int:
@@ -100,20 +100,9 @@ def fault_app(app, own_redis):  # `app` has migrated the schema
         yield flask_app
 
 
-@contextmanager
-def session_of(flask_app):
-    """The app's session in its own app context, rolled back and removed afterwards."""
-    with flask_app.app_context():
-        try:
-            yield db.session
-        finally:
-            db.session.rollback()
-            db.session.remove()
-
-
 @pytest.fixture
 def fsession(fault_app):
-    with session_of(fault_app) as session:
+    with app_session(fault_app) as session:
         yield session
 
 

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import _DATABASE_URL
-from tests.faults.conftest import built_app, loggers_enabled, session_of  # noqa: F401  (loggers_enabled: autouse)
+from tests.conftest import _DATABASE_URL, app_session
+from tests.faults.conftest import built_app, loggers_enabled  # noqa: F401  (loggers_enabled: autouse)
 
 API_KEY, SECRET = "key", "hush"
 
@@ -23,7 +23,7 @@ def sec_app(app):  # `app` has migrated the schema
 
 @pytest.fixture
 def sec_session(sec_app):
-    with session_of(sec_app) as session:
+    with app_session(sec_app) as session:
         yield session
 
 

@@ -1,7 +1,6 @@
 """Shared set-up for the widget API tests: a shop with a widget secret, tokens, a client per IP."""
 from __future__ import annotations
 
-import contextlib
 import itertools
 import secrets
 from datetime import UTC, datetime
@@ -9,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.loyalty.ledger import lock_customer, post_entry
+from tests.conftest import app_session
 from tests.factories import make_customer, make_shop
 from widgets.tokens import ensure_widget_secret, sign_customer_token
 
@@ -49,19 +49,6 @@ def client_for(flask_app, ip: str | None = None):
     n = next(_ips)
     client.environ_base["REMOTE_ADDR"] = ip or f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
     return client
-
-
-@contextlib.contextmanager
-def app_session(flask_app):
-    """An app context of `flask_app` and its session (requests made meanwhile share both)."""
-    from app.extensions import db
-
-    with flask_app.app_context():
-        try:
-            yield db.session
-        finally:
-            db.session.rollback()
-            db.session.remove()
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
-from tests.conftest import test_config
-from tests.widgets.helpers import app_session, bearer, client_for, shopper, token, wclient, widget_shop  # noqa: F401
+from tests.conftest import app_session, test_config
+from tests.widgets.helpers import bearer, client_for, shopper, token, wclient, widget_shop  # noqa: F401
 
 
 def test_the_shops_own_origin_gets_cors_headers_without_credentials(session, wclient):

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from app import create_app
 from app.models import Customer, LedgerEntry, Redemption, Reward
 from jobs.worker import run_worker
-from tests.conftest import test_config
-from tests.widgets.helpers import app_session, bearer, client_for, shopper, token, widget_shop
+from tests.conftest import app_session, test_config
+from tests.widgets.helpers import bearer, client_for, shopper, token, widget_shop
 
 
 @pytest.fixture(scope="module")
