@@ -81,11 +81,13 @@ def main(argv: list[str] | None = None) -> dict:
         for name, port in ports.items():
             harness.wait_for_http(port, servers[name])
             harness.drive(port, deliveries(port, 10_000_000 * (1 + len(runs[name]))), args.connections, 1.0)  # warm-up
-        order = itertools.count(100_000_000)
+        # Each round's order ids start 10^9 apart, so no two rounds (or the warm-up) send the same
+        # order and every 200 must be a new inbox row.
+        order = itertools.count(100)
         for round_no in range(args.rounds):
             for name, port in ports.items():
                 print(f"round {round_no + 1}/{args.rounds}: {name} for {args.seconds:g} s", flush=True)
-                runs[name].append(harness.drive(port, deliveries(port, next(order) * 1000), args.connections,
+                runs[name].append(harness.drive(port, deliveries(port, next(order) * 1_000_000_000), args.connections,
                                                 args.seconds))
     finally:
         harness.stop(list(servers.values()))
