@@ -205,3 +205,24 @@ def test_an_id_beyond_the_database_range_is_not_found(signed_in):
     client = signed_in("viewer")
     assert client.get("/admin/customers/99999999999999999999").status_code == 404
     assert client.get("/admin/customers?cursor=99999999999999999999").status_code == 200
+
+
+def test_a_redemption_that_failed_on_the_platform_shows_why_and_that_points_came_back(app, signed_in, console_shop):
+    from datetime import UTC, datetime
+
+    from app.loyalty.redemptions import fail_redemption, redeem_reward
+    from tests.factories import give_points, make_reward
+
+    with app.app_context():
+        shop = db.session.get(Shop, console_shop.shop_id)
+        customer = make_customer(db.session, shop, first_name="Failing", platform_customer_id="7099")
+        give_points(db.session, customer, 600)
+        reward = make_reward(db.session, shop, points_cost=500)
+        now = datetime.now(UTC)
+        redemption = redeem_reward(db.session, shop.id, customer.id, reward.id, "failing-1", now).redemption
+        fail_redemption(db.session, shop.id, redemption.id, "Shopify refused the discount: code taken", now)
+        db.session.commit()
+        customer_id = customer.id
+        db.session.remove()
+    html = signed_in("viewer").get(f"/admin/customers/{customer_id}").get_data(as_text=True)
+    assert "Shopify refused the discount: code taken (points given back)" in html
