@@ -40,7 +40,7 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
 from sqlalchemy import text  # noqa: E402
 
 from app.extensions import db  # noqa: E402
-from bench.winback import build_app, database_url as winback_database_url  # noqa: E402  (the same app factory call and schema reset)
+from bench.winback import build_app, database_url as winback_database_url, reused_shop  # noqa: E402  (the same app factory call and schema reset)
 
 BENCH_DB = "lojal_bench_analytics"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -271,9 +271,7 @@ def main() -> None:
     url = database_url()
     app = build_app(url, reset=not args.reuse)
     if args.reuse:
-        with app.app_context():
-            shop_id = db.session.execute(text("SELECT id FROM shops WHERE domain = 'bench.example'")).scalar_one()
-            n = db.session.execute(text("SELECT count(*) FROM customers WHERE shop_id = :s"), {"s": shop_id}).scalar_one()
+        shop_id, n = reused_shop(app)
         print(f"reusing {n} customers")
     else:
         shop_id, counts, load_s = load(app, args.customers, args.seed)

@@ -65,6 +65,14 @@ def database_url(name: str = BENCH_DB) -> str:
     return target.render_as_string(hide_password=False)
 
 
+def reused_shop(app) -> tuple[int, int]:
+    """The bench shop a previous load left behind, and how many customers it has (--reuse)."""
+    with app.app_context():
+        shop_id = db.session.execute(text("SELECT id FROM shops WHERE domain = 'bench.example'")).scalar_one()
+        n = db.session.execute(text("SELECT count(*) FROM customers WHERE shop_id = :s"), {"s": shop_id}).scalar_one()
+    return shop_id, n
+
+
 def build_app(url: str, reset: bool):
     from flask_migrate import upgrade
 
@@ -190,9 +198,7 @@ def main() -> None:
     url = database_url()
     app = build_app(url, reset=not args.reuse)
     if args.reuse:
-        with app.app_context():
-            shop_id = db.session.execute(text("SELECT id FROM shops WHERE domain = 'bench.example'")).scalar_one()
-            n = db.session.execute(text("SELECT count(*) FROM customers WHERE shop_id = :s"), {"s": shop_id}).scalar_one()
+        shop_id, n = reused_shop(app)
         print(f"reusing {n} customers")
     else:
         shop_id, orders, load_s = load(app, args.customers, args.seed)
