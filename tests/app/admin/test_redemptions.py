@@ -84,6 +84,7 @@ def test_owner_cancels_the_code_goes_then_the_points_come_back_and_a_second_canc
     assert client.post(f"{API}/redemptions/{redemption.id}/cancel", json={"reason": "again"},
                        headers=headers).status_code == 202
     run_jobs()
+    wsession.expire_all()  # the test client's requests share this test's app context and session
     done = client.get(f"{API}/redemptions/{redemption.id}", headers=headers).get_json()
     assert done["status"] == "cancelled" and done["cancellation"]["state"] == "cancelled"
     wsession.expire_all()
