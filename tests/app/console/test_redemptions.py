@@ -92,3 +92,17 @@ def test_another_customers_redemption_is_not_found_under_this_customer(app, rede
     response = client.post(f"/admin/customers/{customer_id}/redemptions/{other_redemption}/cancel",
                            data={"csrf_token": csrf(client)})
     assert response.status_code == 404
+
+
+def test_a_refused_cancellation_shows_why_and_the_code_can_be_cancelled_again(app, redeemed):
+    from app.loyalty.redemption_cancel import refuse_cancellation, request_cancellation
+
+    made, customer_id, redemption_id, *_ = redeemed
+    now = datetime.now(UTC)
+    with app.app_context():
+        request_cancellation(db.session, made.shop_id, redemption_id, "staff:1:o", "wrong reward", now)
+        refuse_cancellation(db.session, made.shop_id, redemption_id, "the code was already used in an order", now)
+        db.session.commit()
+    page = _client(app, made, "owner").get(f"/admin/customers/{customer_id}").get_data(as_text=True)
+    assert "Cancellation refused: the code was already used in an order" in page
+    assert "Cancel and refund" in page  # issued again: the owner may ask again
