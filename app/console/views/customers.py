@@ -147,7 +147,8 @@ def redemption_cancel(customer_id: int, redemption_id: int):
         return redirect(console_url("console.customer", customer_id=customer_id))
     db.session.commit()
     dispatch(cancel.intents)
-    flash(_cancel_message(get_redemption(db.session, staff.shop_id, redemption.id)), "success")
+    redemption = get_redemption(db.session, staff.shop_id, redemption.id)
+    flash(_cancel_message(redemption), "critical" if redemption.cancel_state in ("refused", "failed") else "success")
     return redirect(console_url("console.customer", customer_id=customer_id))
 
 
