@@ -27,6 +27,10 @@ class PermanentPlatformError(PlatformError):
     """Retrying will not help (rejected input, revoked access)."""
 
 
+class DiscountAlreadyUsed(PermanentPlatformError):
+    """The code was already used in an order: it cannot be cancelled and its points stay spent."""
+
+
 class UnknownTopic(PermanentPlatformError):
     pass
 
@@ -43,6 +47,13 @@ class PlatformAdapter(Protocol):
 
     def issue_discount(self, shop: Shop, redemption: Redemption) -> str:
         """Create the redemption's code on the platform, idempotently; return its platform id."""
+
+    def revoke_discount(self, shop: Shop, redemption: Redemption) -> bool:
+        """Delete the redemption's code on the platform, idempotently.
+
+        True if a code was deleted, False if none exists (never created, or already deleted).
+        Raises DiscountAlreadyUsed, and deletes nothing, when the platform counts a use of it.
+        """
 
 
 # What a parser raises when a payload lacks or garbles a field it needs.

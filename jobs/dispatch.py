@@ -1,7 +1,8 @@
 """After a transaction commits, its intents become jobs."""
 from __future__ import annotations
 
-from app.loyalty.intents import IssueDiscount, NotifyCustomer
+from app.loyalty.intents import IssueDiscount, NotifyCustomer, RevokeDiscount
+from jobs.cancellations import revoke_job_id
 from jobs.emails import email_job_id
 from jobs.queues import enqueue, platform_api_limit
 
@@ -13,6 +14,11 @@ def dispatch(intents: list) -> None:
             # database read is needed to decide, and every platform's API is per-shop limited.
             enqueue("jobs.rewards.issue_discount", intent.shop_id, intent.redemption_id, queue_name="rewards",
                     job_id=f"issue-discount-{intent.shop_id}-{intent.redemption_id}",
+                    rate_limit=platform_api_limit(intent.shop_id))
+        elif isinstance(intent, RevokeDiscount):
+            # The job id collapses a double click; the job itself is idempotent anyway.
+            enqueue("jobs.cancellations.revoke_discount", intent.shop_id, intent.redemption_id, queue_name="rewards",
+                    job_id=revoke_job_id(intent.shop_id, intent.redemption_id),
                     rate_limit=platform_api_limit(intent.shop_id))
         elif isinstance(intent, NotifyCustomer):
             # Idempotent twice over: the job id comes from the key (RQ collapses duplicates) and

@@ -16,6 +16,7 @@ from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.registry import adapter_for
 from integrations.woocommerce.client import StoreDisconnected
 from integrations.woocommerce.upkeep import mark_disconnected
+from jobs.cancellations import lost_cancellations
 from jobs.context import app_job, is_final_attempt
 from jobs.dispatch import dispatch
 from app.loyalty.intents import IssueDiscount
@@ -92,7 +93,8 @@ def issue_job_ids(shop_id: int, redemption_id: int) -> list[str]:
 
 @app_job
 def sweep_pending_redemptions() -> int:
-    """Re-dispatch pending redemptions whose issue job was lost; returns how many.
+    """Re-dispatch pending redemptions whose issue job was lost, and cancellations whose revoke
+    job was; returns how many.
 
     Points were debited when the shopper redeemed; without this a redemption whose enqueue
     failed would stay pending for ever. One with any job still in Redis (queued, scheduled,
@@ -112,4 +114,6 @@ def sweep_pending_redemptions() -> int:
     dispatch([IssueDiscount(shop_id, rid) for shop_id, rid in pending])
     if pending:
         log.warning("re-dispatched redemptions whose issue job was lost", extra={"count": len(pending)})
-    return len(pending)
+    cancellations = lost_cancellations(datetime.now(UTC))
+    dispatch(cancellations)
+    return len(pending) + len(cancellations)

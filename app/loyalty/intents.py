@@ -13,6 +13,14 @@ class IssueDiscount:
 
 
 @dataclass(frozen=True)
+class RevokeDiscount:
+    """Delete a cancelled redemption's code on the platform, then give its points back."""
+
+    shop_id: int
+    redemption_id: int
+
+
+@dataclass(frozen=True)
 class NotifyCustomer:
     """Send a lifecycle email (tier_reached, reward_issued, birthday, ...) once per key."""
 

@@ -1,16 +1,13 @@
-"""What staff do with redemptions: list them, resend a code, cancel an unused one with a refund."""
+"""What staff do with redemptions: list them, resend a code (cancelling one: redemption_cancel)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-
 from sqlalchemy.orm import Session
 
 from app.loyalty import audit
 from app.loyalty.errors import LoyaltyError, NotFound
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.paging import Page, keyset_page
-from app.loyalty.redemptions import cancel_redemption
 from app.models import Redemption, for_shop, get_for_shop
 
 
@@ -41,12 +38,3 @@ def resend_code(session: Session, shop_id: int, redemption_id: int, actor: str) 
     audit.record(session, shop_id, actor, "redemption.resend", target_type="redemption", target_id=redemption.id,
                  customer_id=redemption.customer_id, details={"send_key": key})
     return [NotifyCustomer(shop_id, redemption.customer_id, "reward_issued", key=key)]
-
-
-def cancel_with_refund(session: Session, shop_id: int, redemption_id: int, actor: str, reason: str,
-                       now: datetime) -> Redemption:
-    """Cancel and give the points back (a compensating ledger entry); 409 when already ended."""
-    redemption = get_redemption(session, shop_id, redemption_id)
-    if not cancel_redemption(session, shop_id, redemption_id, actor, reason, now):
-        raise LoyaltyError(f"this redemption is already {redemption.status}", code="redemption_closed")
-    return redemption

@@ -2,7 +2,7 @@
 
 The customer row is locked while the balance is checked and debited, so concurrent
 redemptions serialise and never overdraw. The code is created on the platform after
-commit (IssueDiscount); if that fails for good, a compensating entry gives the points back.
+commit (IssueDiscount); if that fails for good, a compensating entry gives the points back. Cancelling one is app.loyalty.redemption_cancel.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.loyalty import audit
 from app.loyalty.errors import InsufficientPoints, Invalid, NotFound
 from app.loyalty.identity import random_code
 from app.loyalty.intents import IssueDiscount, NotifyCustomer
@@ -70,6 +69,13 @@ def redemption_for_customer(session: Session, shop_id: int, customer_id: int, re
 def mark_issued(session: Session, shop_id: int, redemption_id: int, platform_discount_id: str | None,
                 now: datetime) -> list:
     redemption = _locked(session, shop_id, redemption_id)
+    if redemption.status == "cancelling" and redemption.platform_discount_id is None:
+        # Created by an attempt already under way when staff cancelled: keep its id, so that a
+        # failed cancellation knows the code exists. The revoke job deletes it (it waits for this
+        # attempt to end) and no email goes out for it.
+        redemption.platform_discount_id = platform_discount_id
+        redemption.issued_at = now
+        return []
     if redemption.status != "pending":
         return []
     redemption.status = "issued"
@@ -79,22 +85,17 @@ def mark_issued(session: Session, shop_id: int, redemption_id: int, platform_dis
 
 
 def fail_redemption(session: Session, shop_id: int, redemption_id: int, reason: str, now: datetime) -> bool:
-    """The platform could not create the code, for good: give the points back."""
+    """The platform could not create the code, for good: give the points back.
+
+    Staff cancelling meanwhile (`cancelling`) changes nothing here: there is no code, so the
+    cancellation is done too (the same reversal key, so the points come back once).
+    """
+    redemption = _locked(session, shop_id, redemption_id)
+    if redemption.status not in ("pending", "cancelling"):
+        return False
+    if redemption.cancel_state == "cancelling":
+        redemption.cancel_state = "cancelled"
     return _give_back(session, shop_id, redemption_id, "failed", reason, now, actor="system")
-
-
-def cancel_redemption(session: Session, shop_id: int, redemption_id: int, actor: str, reason: str,
-                      now: datetime) -> bool:
-    """Staff cancel an unused code; the points come back and the audit log says who."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise Invalid("a reason is required", code="reason_required")
-    changed = _give_back(session, shop_id, redemption_id, "cancelled", reason, now, actor=actor)
-    if changed:
-        redemption = get_for_shop(session, Redemption, shop_id, redemption_id)
-        audit.record(session, shop_id, actor, "redemption.cancel", target_type="redemption", target_id=redemption_id,
-                     customer_id=redemption.customer_id, details={"reason": reason, "points": redemption.points_cost})
-    return changed
 
 
 def _give_back(session: Session, shop_id: int, redemption_id: int, status: str, reason: str, now: datetime,

@@ -12,8 +12,12 @@ from app.extensions import db
 from app.models.base import ShopScoped, utc_created, utc_updated
 
 # pending: points debited, code not yet created on the platform; issued: code exists;
-# failed: creation failed for good and the points were given back; cancelled: by staff.
-REDEMPTION_STATUSES = ("pending", "issued", "failed", "cancelled")
+# failed: creation failed for good and the points were given back; cancelling: staff asked to
+# cancel and the code is being deleted on the platform; cancelled: deleted, points given back.
+REDEMPTION_STATUSES = ("pending", "issued", "failed", "cancelling", "cancelled")
+# How the last cancellation request went: cancelling (under way), cancelled, refused (the code
+# was already used in an order), failed (the platform could not delete it; no points back).
+CANCEL_STATES = ("cancelling", "cancelled", "refused", "failed")
 
 
 class Redemption(ShopScoped, db.Model):
@@ -21,6 +25,7 @@ class Redemption(ShopScoped, db.Model):
     __table_args__ = (
         UniqueConstraint("shop_id", "customer_id", "idempotency_key"),
         UniqueConstraint("shop_id", "code"),
+        Index("ix_redemptions_cancelling", "cancel_requested_at", postgresql_where=text("status = 'cancelling'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -36,8 +41,21 @@ class Redemption(ShopScoped, db.Model):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_state: Mapped[str | None] = mapped_column(String(16))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    cancel_actor: Mapped[str | None] = mapped_column(String(200))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_detail: Mapped[str | None] = mapped_column(Text)  # why it was refused or failed
     created_at: Mapped[datetime] = utc_created()
     updated_at: Mapped[datetime] = utc_updated()
+
+    @property
+    def cancellation(self) -> dict[str, Any] | None:
+        """The last cancellation request, as the admin API and console show it."""
+        if self.cancel_state is None:
+            return None
+        return {"state": self.cancel_state, "reason": self.cancel_reason, "requested_by": self.cancel_actor,
+                "requested_at": self.cancel_requested_at, "detail": self.cancel_detail}
 
 
 # pending: friend attributed, waiting for a first paid order that survives the return window;

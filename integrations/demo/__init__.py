@@ -73,3 +73,7 @@ class DemoAdapter:
     def issue_discount(self, shop: Shop, redemption: Redemption) -> str:
         # No store to call: the code Lojal generated is the discount.
         return f"demo-discount-{redemption.code}"
+
+    def revoke_discount(self, shop: Shop, redemption: Redemption) -> bool:
+        # No store, so no order can have used the code: revoking it is forgetting it.
+        return redemption.platform_discount_id is not None

@@ -19,3 +19,8 @@ class ShopifyAdapter:
         from integrations.shopify.discounts import issue_discount
 
         return issue_discount(shop, redemption)
+
+    def revoke_discount(self, shop: Shop, redemption: Redemption) -> bool:
+        from integrations.shopify.discounts import revoke_discount
+
+        return revoke_discount(shop, redemption)

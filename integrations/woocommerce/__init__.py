@@ -19,3 +19,8 @@ class WooCommerceAdapter:
         from integrations.woocommerce.coupons import issue_coupon
 
         return issue_coupon(shop, redemption)
+
+    def revoke_discount(self, shop: Shop, redemption: Redemption) -> bool:
+        from integrations.woocommerce.coupons import revoke_coupon
+
+        return revoke_coupon(shop, redemption)

@@ -144,3 +144,25 @@ def test_sweeper_leaves_fresh_redemptions_and_those_with_a_job(wsession, run_job
     dispatch(fresh.intents)  # its job exists (queued, not yet run)
     sweep_pending_redemptions()
     assert len(_job_ids_for(shop, fresh.redemption)) == 1  # no second job for it
+
+
+def test_sweeper_dispatches_a_cancellation_whose_job_was_lost_and_only_once(wsession, run_jobs):
+    from app.loyalty.redemption_cancel import request_cancellation
+
+    shop, customer, result = _redeem(wsession)
+    wsession.get(Redemption, result.redemption.id).status = "issued"
+    request_cancellation(wsession, shop.id, result.redemption.id, "staff:1:ann", "wrong reward", datetime.now(UTC))
+    wsession.commit()  # committed, never dispatched: Redis was down
+    revoke_id = f"revoke-discount-{shop.id}-{result.redemption.id}"
+    sweep_pending_redemptions()
+    assert revoke_id not in queue("rewards").job_ids  # too recent: its own job may be on the way
+    wsession.query(Redemption).filter_by(id=result.redemption.id).update(
+        {"cancel_requested_at": datetime.now(UTC) - timedelta(minutes=5)})
+    wsession.commit()
+    sweep_pending_redemptions()
+    sweep_pending_redemptions()
+    assert queue("rewards").job_ids.count(revoke_id) == 1
+    run_jobs()
+    wsession.expire_all()
+    assert wsession.get(Redemption, result.redemption.id).status == "cancelled"
+    assert wsession.get(Customer, customer.id).points_balance == 800

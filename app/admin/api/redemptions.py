@@ -1,4 +1,4 @@
-"""Redemptions: list, read, resend the code email, cancel with a refund of the points."""
+"""Redemptions: list, read, resend the code email, cancel (the code is deleted, then the points come back)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -7,7 +7,8 @@ from app.admin.api.registry import commit, operation
 from app.admin.schemas.common import ReasonSchema
 from app.admin.schemas.customers import RedemptionPageSchema, RedemptionQuerySchema, RedemptionSchema
 from app.extensions import db
-from app.loyalty.redemption_admin import cancel_with_refund, get_redemption, list_redemptions, resend_code
+from app.loyalty.redemption_admin import get_redemption, list_redemptions, resend_code
+from app.loyalty.redemption_cancel import request_cancellation
 
 
 @operation("/redemptions", "GET", tag="redemptions", summary="Redemptions, newest first",
@@ -33,10 +34,11 @@ def resend_redemption(identity, redemption_id):
 
 
 @operation("/redemptions/<int:redemption_id>/cancel", "POST", tag="redemptions",
-           summary="Cancel an unused code and give the points back (owner)", permission="cancel",
-           body=ReasonSchema(), response=RedemptionSchema())
+           summary="Cancel an unused code: it is deleted on the platform, then the points come back (owner)",
+           permission="cancel", body=ReasonSchema(), response=RedemptionSchema(), status=202)
 def cancel_redemption_view(identity, redemption_id, body):
-    redemption = cancel_with_refund(db.session, identity.shop_id, redemption_id, identity.actor, body["reason"],
-                                    datetime.now(UTC))
-    commit()
-    return redemption
+    cancel = request_cancellation(db.session, identity.shop_id, redemption_id, identity.actor, body["reason"],
+                                  datetime.now(UTC))
+    commit(cancel.intents)
+    # Re-read: without Redis the job has already run, and the answer shows how it ended.
+    return get_redemption(db.session, identity.shop_id, redemption_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.admin.schemas.common import Id, Money, PageQuerySchema, Text, aware_datetime, page_schema
-from app.models.activity import REDEMPTION_STATUSES
+from app.models.activity import CANCEL_STATES, REDEMPTION_STATUSES
 
 # Why a balance was adjusted; "other" needs a `reason_detail`. The reason is for staff and
 # the audit log; the optional `note` is what the shopper sees next to the entry.
@@ -65,6 +65,16 @@ class LedgerEntrySchema(Schema):
     created_at = aware_datetime()
 
 
+class CancellationSchema(Schema):
+    state = fields.String(required=True, metadata={"enum": list(CANCEL_STATES), "description":
+                          "cancelling: the code is being deleted; cancelled: deleted and the points are back; "
+                          "refused: the code was already used; failed: not deleted, points not back"})
+    reason = fields.String(allow_none=True)
+    requested_by = fields.String(allow_none=True)
+    requested_at = aware_datetime(allow_none=True)
+    detail = fields.String(allow_none=True, metadata={"description": "why it was refused or failed"})
+
+
 class RedemptionSchema(Schema):
     id = fields.Integer(required=True)
     customer_id = fields.Integer(required=True)
@@ -76,6 +86,8 @@ class RedemptionSchema(Schema):
     expires_at = aware_datetime(allow_none=True)
     issued_at = aware_datetime(allow_none=True)
     failure_reason = fields.String(allow_none=True)
+    cancellation = fields.Nested(CancellationSchema, allow_none=True,
+                                 metadata={"description": "the last cancellation request, or null"})
     created_at = aware_datetime()
 
 

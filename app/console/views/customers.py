@@ -18,7 +18,8 @@ from app.admin.staff_accounts import adjust_as
 from app.extensions import db
 from app.loyalty.customer_search import RECENT_LEDGER, customer_detail, customer_ledger, search_customers
 from app.loyalty.errors import LoyaltyError, NotFound
-from app.loyalty.redemption_admin import cancel_with_refund, get_redemption, resend_code
+from app.loyalty.redemption_admin import get_redemption, resend_code
+from app.loyalty.redemption_cancel import request_cancellation
 from jobs.dispatch import dispatch
 
 PAGE_SIZE = 25
@@ -139,11 +140,23 @@ def redemption_cancel(customer_id: int, redemption_id: int):
     staff, redemption = _redemption_of(customer_id, redemption_id)
     reason = request.form.get("reason", "").strip()[:500] or "cancelled by staff"
     try:
-        cancel_with_refund(db.session, staff.shop_id, redemption.id, staff.actor, reason, datetime.now(UTC))
+        cancel = request_cancellation(db.session, staff.shop_id, redemption.id, staff.actor, reason, datetime.now(UTC))
     except LoyaltyError as exc:
         db.session.rollback()
         flash_refusal(exc)
         return redirect(console_url("console.customer", customer_id=customer_id))
     db.session.commit()
-    flash(f"The code {redemption.code} is cancelled and {redemption.points_cost:,} points are back.", "success")
+    dispatch(cancel.intents)
+    redemption = get_redemption(db.session, staff.shop_id, redemption.id)
+    flash(_cancel_message(redemption), "critical" if redemption.cancel_state in ("refused", "failed") else "success")
     return redirect(console_url("console.customer", customer_id=customer_id))
+
+
+def _cancel_message(redemption) -> str:
+    """What the request led to; without Redis the job has already run."""
+    if redemption.status == "cancelled" or redemption.cancel_state == "cancelled":
+        return f"The code {redemption.code} is cancelled and {redemption.points_cost:,} points are back."
+    if redemption.cancel_state in ("refused", "failed"):
+        return f"The code {redemption.code} was not cancelled: {redemption.cancel_detail}"
+    return (f"Cancelling the code {redemption.code}: it is being deleted in the store, then the "
+            f"{redemption.points_cost:,} points come back.")

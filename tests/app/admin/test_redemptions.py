@@ -64,22 +64,42 @@ def test_only_an_issued_code_can_be_resent(client, session, shop_a):
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "redemption_not_issued"
 
 
-def test_owner_cancels_with_a_compensating_entry_and_a_second_cancel_is_409(client, session, shop_a):
-    customer, redemption = _redemption(session, shop_a.shop)
-    assert session.get(Customer, customer.id).points_balance == 600
+def test_owner_cancels_the_code_goes_then_the_points_come_back_and_a_second_cancel_is_409(
+        worker_app, wsession, run_jobs):  # noqa: F811
+    shop = make_shop(wsession)
+    owner = make_staff(wsession, shop, "owner")
+    headers = bearer(make_api_token(wsession, owner))
+    customer, redemption = _redemption(wsession, shop)
+    client = worker_app.test_client()
     response = client.post(f"{API}/redemptions/{redemption.id}/cancel", json={"reason": "customer changed their mind"},
-                           headers=shop_a.headers["owner"])
-    assert response.status_code == 200 and response.get_json()["status"] == "cancelled"
-    session.expire_all()
-    assert session.get(Customer, customer.id).points_balance == 1000
-    kinds = [e.kind for e in session.scalars(select(LedgerEntry).where(LedgerEntry.customer_id == customer.id)
-                                             .order_by(LedgerEntry.id))]
+                           headers=headers)
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["status"] == "cancelling" and body["cancellation"]["state"] == "cancelling"
+    assert body["cancellation"]["reason"] == "customer changed their mind"
+    assert body["cancellation"]["requested_by"].startswith("token:")
+    wsession.expire_all()
+    assert wsession.get(Customer, customer.id).points_balance == 600  # not before the code is gone
+    # The same request again (a double click) changes nothing and queues no second job.
+    assert client.post(f"{API}/redemptions/{redemption.id}/cancel", json={"reason": "again"},
+                       headers=headers).status_code == 202
+    run_jobs()
+    wsession.expire_all()  # the test client's requests share this test's app context and session
+    done = client.get(f"{API}/redemptions/{redemption.id}", headers=headers).get_json()
+    assert done["status"] == "cancelled" and done["cancellation"]["state"] == "cancelled"
+    wsession.expire_all()
+    assert wsession.get(Customer, customer.id).points_balance == 1000
+    kinds = [e.kind for e in wsession.scalars(select(LedgerEntry).where(LedgerEntry.customer_id == customer.id)
+                                              .order_by(LedgerEntry.id))]
     assert kinds == ["adjust", "redeem", "redeem_reversal"]  # history kept, a new entry gives back
-    again = client.post(f"{API}/redemptions/{redemption.id}/cancel", json={"reason": "again"},
-                        headers=shop_a.headers["owner"])
+    actions = wsession.scalars(select(AuditLog.action).where(AuditLog.shop_id == shop.id,
+                                                             AuditLog.target_id == str(redemption.id))
+                               .order_by(AuditLog.id)).all()
+    assert actions == ["redemption.cancel_requested", "redemption.cancel"]
+    again = client.post(f"{API}/redemptions/{redemption.id}/cancel", json={"reason": "again"}, headers=headers)
     assert again.status_code == 409 and again.get_json()["error"]["code"] == "redemption_closed"
-    session.expire_all()
-    assert session.get(Customer, customer.id).points_balance == 1000
+    wsession.expire_all()
+    assert wsession.get(Customer, customer.id).points_balance == 1000
 
 
 def test_cancel_needs_a_reason_and_is_the_owners(client, session, shop_a):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from rq import SimpleWorker
 from sqlalchemy import select
 
 from app.extensions import db
@@ -12,6 +13,7 @@ from app.loyalty.adjustments import adjust_points
 from app.loyalty.redemptions import mark_issued, redeem_reward
 from app.models import AuditLog, Customer, Redemption, Reward, Shop
 from jobs.queues import queue
+from jobs.worker import run_worker
 from tests.app.console.conftest import committed_console_shop, csrf, sign_in
 from tests.factories import make_customer
 
@@ -60,10 +62,20 @@ def test_owner_cancels_a_code_and_the_points_come_back(app, redeemed):
     client = _client(app, made, "owner")
     response = client.post(f"/admin/customers/{customer_id}/redemptions/{redemption_id}/cancel",
                            data={"csrf_token": csrf(client)}, follow_redirects=True)
-    assert "is cancelled and 500 points are back" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    if app.config.get("REDIS_URL"):
+        # A worker deletes the code in the store first; until then the page says so.
+        assert "it is being deleted in the store, then the 500 points come back" in page
+        assert "deleting the code in the store" in page
+        with app.app_context():
+            assert db.session.get(Customer, customer_id).points_balance == 300
+        run_worker(app, burst=True, worker_class=SimpleWorker)
+    else:
+        assert "is cancelled and 500 points are back" in page  # without Redis the job ran in the request
     with app.app_context():
         assert db.session.get(Redemption, redemption_id).status == "cancelled"
         assert db.session.get(Customer, customer_id).points_balance == 800
+    assert "Cancelled" in client.get(f"/admin/customers/{customer_id}").get_data(as_text=True)
 
 
 def test_support_may_not_cancel(app, redeemed):
@@ -80,3 +92,17 @@ def test_another_customers_redemption_is_not_found_under_this_customer(app, rede
     response = client.post(f"/admin/customers/{customer_id}/redemptions/{other_redemption}/cancel",
                            data={"csrf_token": csrf(client)})
     assert response.status_code == 404
+
+
+def test_a_refused_cancellation_shows_why_and_the_code_can_be_cancelled_again(app, redeemed):
+    from app.loyalty.redemption_cancel import refuse_cancellation, request_cancellation
+
+    made, customer_id, redemption_id, *_ = redeemed
+    now = datetime.now(UTC)
+    with app.app_context():
+        request_cancellation(db.session, made.shop_id, redemption_id, "staff:1:o", "wrong reward", now)
+        refuse_cancellation(db.session, made.shop_id, redemption_id, "the code was already used in an order", now)
+        db.session.commit()
+    page = _client(app, made, "owner").get(f"/admin/customers/{customer_id}").get_data(as_text=True)
+    assert "Cancellation refused: the code was already used in an order" in page
+    assert "Cancel and refund" in page  # issued again: the owner may ask again
