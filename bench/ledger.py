@@ -297,7 +297,7 @@ def profile(app, shop_id: int, events: list[OrderPaid]) -> None:
     profiler.disable()
     n = len(sample)
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(20)
+    pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("LEDGER_SORT", "cumulative")).print_stats(int(os.environ.get("LEDGER_TOP", "20")))
     print(out.getvalue())
     print(f"profiled {n} events: {n / elapsed:.0f} events/s under cProfile, client CPU {cpu / elapsed:.0%} of wall")
     print(f"per event: {counter.statements / n:.2f} SQL statements + BEGIN + COMMIT, "
