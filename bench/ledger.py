@@ -15,8 +15,8 @@ pre-ping, app.extensions.use_worker_engine), in a fresh app context and session,
 apply_event() and one COMMIT per event (the job's own webhook_events bookkeeping is left
 out). Half of each round's events commit with the server's setting (synchronous_commit on:
 "sync"), half the way the inbox job commits them (jobs.inbox.ASYNC_COMMIT, synchronous_commit
-off for that transaction: "async"; here it costs one extra statement, which the job folds
-into its claim of the inbox row). Baseline: `INSERT INTO bench_baseline ... ; COMMIT` per
+off for that transaction: "async"; here it costs one extra statement and round trip, which
+the job folds into its claim of the inbox row). Baseline: `INSERT INTO bench_baseline ... ; COMMIT` per
 row on one held connection of the same engine, synchronous commit, by default as many rows
 as events. Events and baseline run alternately in --rounds chunks, so both see the same
 machine load. The scores are events/s divided by inserts/s, one for each commit mode
@@ -62,6 +62,7 @@ from jobs.inbox import ASYNC_COMMIT  # noqa: E402
 BENCH_DB = "lojal_bench"
 BENCH_FERNET_KEY = "sxB6iTjM2n1Ah0x1v3o3S3kP4cEJ7bH2oQ0t9mA8cXo="  # a throwaway key, nothing is encrypted
 START = datetime(2026, 1, 1, tzinfo=UTC)
+_ASYNC_COMMIT_SQL = str(select(ASYNC_COMMIT).compile(compile_kwargs={"literal_binds": True}))
 
 
 # --- database ------------------------------------------------------------------------------
@@ -223,7 +224,11 @@ def apply_events(app, shop_id: int, events: list[OrderPaid], asynchronous: bool 
             session = db.session
             try:
                 if asynchronous:
-                    session.execute(select(ASYNC_COMMIT))
+                    # jobs.inbox.ASYNC_COMMIT as a statement of its own (the job folds it into its claim of
+                    # the inbox row), pipelined with the BEGIN psycopg would otherwise send by itself.
+                    raw = session.connection().connection.driver_connection
+                    with raw.pipeline():
+                        raw.execute(_ASYNC_COMMIT_SQL)
                 apply_event(session, shop_id, ev)
                 session.commit()
             except BaseException:
