@@ -33,9 +33,12 @@ def register_commands(app: Flask) -> None:
 @with_appcontext
 def worker_command(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
     """Run a job worker on QUEUES (default: all of webhooks, rewards, emails, maintenance)."""
+    from app.extensions import use_worker_engine
     from jobs.worker import WORKER_CLASSES, run_worker
 
-    run_worker(current_app._get_current_object(), queues, burst=burst, worker_class=WORKER_CLASSES[fork])
+    app = current_app._get_current_object()
+    use_worker_engine(app)  # no pool pre-ping in workers: a job on a dead connection is re-run instead
+    run_worker(app, queues, burst=burst, worker_class=WORKER_CLASSES[fork])
 
 
 @click.command("scheduler")

@@ -10,14 +10,19 @@ Alembic migrations, so a DATABASE_URL whose database name does not contain "benc
 refused unless --allow-any-database is given.
 
 Events: one shop with the default program, N customers (bulk-inserted), then every event
-is applied the way the webhook job applies it: in a fresh app context and session, one
+is applied the way a worker's webhook job applies it: on the worker's engine (no pool
+pre-ping, app.extensions.use_worker_engine), in a fresh app context and session, one
 apply_event() and one COMMIT per event (the job's own webhook_events bookkeeping is left
-out). Baseline: `INSERT INTO bench_baseline ... ; COMMIT` per row on one held connection
-of the same engine (same driver and pool settings), by default as many rows as events.
-Events and baseline run alternately in --rounds chunks, so both see the same machine load.
-The score is events/s divided by inserts/s (target >= 0.5). At the end the ledger is
-checked: find_balance_drift() is empty and the balances add up to an independently
-computed total (floor(subtotal x rate x tier multiplier), tier from spend before the order).
+out). Half of each round's events commit with the server's setting (synchronous_commit on:
+"sync"), half the way the inbox job commits them (jobs.inbox.ASYNC_COMMIT, synchronous_commit
+off for that transaction: "async"; here it costs one extra statement and round trip, which
+the job folds into its claim of the inbox row). Baseline: `INSERT INTO bench_baseline ... ; COMMIT` per
+row on one held connection of the same engine, synchronous commit, by default as many rows
+as events. Events and baseline run alternately in --rounds chunks, so both see the same
+machine load. The scores are events/s divided by inserts/s, one for each commit mode
+(target >= 0.5). At the end the ledger is checked: find_balance_drift() is empty and the
+balances add up to an independently computed total (floor(subtotal x rate x tier
+multiplier), tier from spend before the order).
 """
 from __future__ import annotations
 
@@ -39,22 +44,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # pgserver's platformdirs, harmless
 
+import harness  # noqa: E402  (bench/ is on sys.path when this runs as a script)
 import psycopg  # noqa: E402
 from sqlalchemy import create_engine, event, func, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from app import PROJECT_ROOT, create_app  # noqa: E402
 from app.config import sqlalchemy_url  # noqa: E402
-from app.extensions import db  # noqa: E402
+from app.extensions import db, use_worker_engine  # noqa: E402
 from app.loyalty.apply import apply_event  # noqa: E402
 from app.loyalty.events import CustomerInfo, OrderPaid, OrderSnapshot  # noqa: E402
 from app.loyalty.ledger import find_balance_drift  # noqa: E402
 from app.loyalty.program import create_default_program  # noqa: E402
 from app.models import Customer, EarnRule, LedgerEntry, Order, Shop, Tier  # noqa: E402
+from jobs.inbox import ASYNC_COMMIT  # noqa: E402
 
 BENCH_DB = "lojal_bench"
 BENCH_FERNET_KEY = "sxB6iTjM2n1Ah0x1v3o3S3kP4cEJ7bH2oQ0t9mA8cXo="  # a throwaway key, nothing is encrypted
 START = datetime(2026, 1, 1, tzinfo=UTC)
+_ASYNC_COMMIT_SQL = str(select(ASYNC_COMMIT).compile(compile_kwargs={"literal_binds": True}))
 
 
 # --- database ------------------------------------------------------------------------------
@@ -104,6 +112,8 @@ def build_app(url: str):
             "CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, shop_id bigint, customer_id bigint, "
             "points int, created_at timestamptz DEFAULT now())"))
         db.session.commit()
+        db.session.remove()
+    use_worker_engine(app)  # as `lojal worker` does
     return app
 
 
@@ -205,13 +215,20 @@ class StatementCounter:
         self.checkouts += 1
 
 
-def apply_events(app, shop_id: int, events: list[OrderPaid]) -> tuple[float, float]:
-    """Apply each event like jobs.inbox does: own app context + session, one commit each."""
+def apply_events(app, shop_id: int, events: list[OrderPaid], asynchronous: bool = False) -> tuple[float, float]:
+    """Apply each event like jobs.inbox does: own app context + session, one commit each
+    (asynchronous: with the inbox job's synchronous_commit = off for the transaction)."""
     started, cpu = time.perf_counter(), time.process_time()
     for ev in events:
         with app.app_context():
             session = db.session
             try:
+                if asynchronous:
+                    # jobs.inbox.ASYNC_COMMIT as a statement of its own (the job folds it into its claim of
+                    # the inbox row), pipelined with the BEGIN psycopg would otherwise send by itself.
+                    raw = session.connection().connection.driver_connection
+                    with raw.pipeline():
+                        raw.execute(_ASYNC_COMMIT_SQL)
                 apply_event(session, shop_id, ev)
                 session.commit()
             except BaseException:
@@ -235,23 +252,28 @@ def baseline_inserts(app, shop_id: int, rows: int) -> tuple[float, float]:
 
 
 def run_interleaved(app, shop_id: int, events: list[OrderPaid], rows: int, rounds: int) -> tuple[float, ...]:
-    """Alternate chunks of events and of baseline rows, so both see the same machine load.
-
-    Returns (events wall, events CPU, baseline wall, baseline CPU) in seconds.
+    """Alternate chunks of events (sync half, async half) and of baseline rows, so all see the
+    same machine load. Returns {"sync": [events, wall, CPU], "async": [...], "baseline": [rows, wall, CPU]}.
     """
-    totals = [0.0, 0.0, 0.0, 0.0]
+    totals = {"sync": [0, 0.0, 0.0], "async": [0, 0.0, 0.0], "baseline": [0, 0.0, 0.0]}
     for r in range(rounds):
         chunk = events[r * len(events) // rounds:(r + 1) * len(events) // rounds]
+        half = len(chunk) // 2
         n_rows = (r + 1) * rows // rounds - r * rows // rounds
-        ev = apply_events(app, shop_id, chunk)
-        base = baseline_inserts(app, shop_id, n_rows)
-        for i, value in enumerate(ev + base):
-            totals[i] += value
+        parts = {"sync": (half, apply_events(app, shop_id, chunk[:half])),
+                 "async": (len(chunk) - half, apply_events(app, shop_id, chunk[half:], asynchronous=True)),
+                 "baseline": (n_rows, baseline_inserts(app, shop_id, n_rows))}
+        for name, (count, (wall, cpu)) in parts.items():
+            totals[name][0] += count
+            totals[name][1] += wall
+            totals[name][2] += cpu
+        rate = {name: count / wall for name, (count, (wall, _)) in parts.items()}
         done = (r + 1) * len(events) // rounds
-        print(f"  round {r + 1:>2}/{rounds}: {done:>7} events, this round {len(chunk) / ev[0]:6.0f} events/s, "
-              f"{n_rows / base[0]:6.0f} inserts/s, ratio {len(chunk) / ev[0] / (n_rows / base[0]):.3f}",
+        print(f"  round {r + 1:>2}/{rounds}: {done:>7} events; this round {rate['baseline']:6.0f} inserts/s, "
+              f"sync {rate['sync']:5.0f} events/s (ratio {rate['sync'] / rate['baseline']:.3f}), "
+              f"async {rate['async']:5.0f} events/s (ratio {rate['async'] / rate['baseline']:.3f})",
               file=sys.stderr, flush=True)
-    return tuple(totals)
+    return totals
 
 
 def verify(shop_id: int, events: list[OrderPaid]) -> tuple[bool, str]:
@@ -280,7 +302,7 @@ def profile(app, shop_id: int, events: list[OrderPaid]) -> None:
     profiler.disable()
     n = len(sample)
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(20)
+    pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("LEDGER_SORT", "cumulative")).print_stats(int(os.environ.get("LEDGER_TOP", "20")))
     print(out.getvalue())
     print(f"profiled {n} events: {n / elapsed:.0f} events/s under cProfile, client CPU {cpu / elapsed:.0%} of wall")
     print(f"per event: {counter.statements / n:.2f} SQL statements + BEGIN + COMMIT, "
@@ -323,28 +345,45 @@ def main() -> None:
     with app.app_context():
         counter = StatementCounter(db.engine)
         pre_ping = db.engine.pool._pre_ping
-    ev_wall, ev_cpu, base_wall, base_cpu = run_interleaved(app, shop_id, events, rows, rounds)
-    # The counter saw the baseline too: one INSERT per row, one checkout per round.
-    per_event = (counter.statements - rows) / n_events
+    totals = run_interleaved(app, shop_id, events, rows, rounds)
+    # The counter saw the baseline too (one INSERT per row) and the async half's set_config.
+    per_event = (counter.statements - rows - totals["async"][0]) / n_events
     checkouts = (counter.checkouts - rounds) / n_events
     with app.app_context():
         ok, detail = verify(shop_id, events)
         db.engine.dispose()
 
-    events_per_s, inserts_per_s = n_events / ev_wall, rows / base_wall
-    ratio = events_per_s / inserts_per_s
-    print(f"baseline: {rows} rows in {base_wall:.1f}s, client CPU {base_cpu / base_wall:.0%} of wall")
-    print(f"events:   {n_events} events in {ev_wall:.1f}s, client CPU {ev_cpu / ev_wall:.0%} of wall, "
-          f"{ev_wall / n_events * 1e3:.2f} ms/event, {per_event:.1f} SQL statements/event "
-          f"(+ BEGIN, COMMIT; {checkouts:.0f} pool checkout{' with pre-ping' if pre_ping else ''})")
+    base_rows, base_wall, base_cpu = totals["baseline"]
+    inserts_per_s = base_rows / base_wall
+    print(f"baseline: {base_rows} rows in {base_wall:.1f}s (synchronous commit), "
+          f"client CPU {base_cpu / base_wall:.0%} of wall")
+    rates = {}
+    for mode, label in (("sync", "synchronous commit"), ("async", "asynchronous commit, as the inbox job")):
+        count, wall, cpu = totals[mode]
+        rates[mode] = count / wall
+        print(f"events, {label}: {count} in {wall:.1f}s, {wall / count * 1e3:.2f} ms/event, "
+              f"client CPU {cpu / wall:.0%} of wall, ratio {rates[mode] / inserts_per_s:.3f}")
+    print(f"per event: {per_event:.1f} SQL statements (+ BEGIN, COMMIT; {checkouts:.0f} pool checkout"
+          f"{' with pre-ping' if pre_ping else ', no pre-ping'})")
     print(f"verify:   {'OK' if ok else 'FAILED'}: {detail}")
-    print(f"SUMMARY events/s={events_per_s:.0f} inserts/s={inserts_per_s:.0f} ratio={ratio:.3f} "
-          f"(target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'}) events={n_events} customers={args.customers} "
-          f"baseline_rows={rows} verify={'ok' if ok else 'FAILED'}")
-    print("| events | customers | events/s | baseline rows | inserts/s | ratio | stmts/event | verify |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---|")
-    print(f"| {n_events} | {args.customers} | {events_per_s:.0f} | {rows} | {inserts_per_s:.0f} | {ratio:.3f} "
-          f"| {per_event:.1f} | {'ok' if ok else 'FAILED'} |")
+    ratios = {mode: rate / inserts_per_s for mode, rate in rates.items()}
+    for mode in ("sync", "async"):
+        print(f"SUMMARY commit={mode} events/s={rates[mode]:.0f} inserts/s={inserts_per_s:.0f} "
+              f"ratio={ratios[mode]:.3f} (target >= 0.5: {'met' if ratios[mode] >= 0.5 else 'NOT met'}) "
+              f"events={totals[mode][0]} customers={args.customers} baseline_rows={rows} "
+              f"verify={'ok' if ok else 'FAILED'}")
+    print("| commit | events | customers | events/s | baseline rows | inserts/s | ratio | stmts/event | verify |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for mode, label in (("sync", "synchronous"), ("async", "asynchronous (inbox job)")):
+        print(f"| {label} | {totals[mode][0]} | {args.customers} | {rates[mode]:.0f} | {rows} | {inserts_per_s:.0f} "
+              f"| {ratios[mode]:.3f} | {per_event:.1f} | {'ok' if ok else 'FAILED'} |")
+    note = f"{n_events} events, {args.customers} customers" + ("" if ok else "; VERIFY FAILED")
+    harness.report("ledger", [
+        harness.row(f"ledger: OrderPaid events/s vs single-row INSERTs/s, {label}", round(rates[mode]),
+                    baseline=round(inserts_per_s), ratio=round(ratios[mode], 3), target="ratio >= 0.5",
+                    met=ratios[mode] >= 0.5, note=note)
+        for mode, label in (("sync", "synchronous commit"), ("async", "asynchronous commit (inbox job)"))
+    ])
     sys.exit(0 if ok else 1)
 
 

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context
 from rq import get_current_job
+from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
 
@@ -30,6 +31,15 @@ def app_job(func: F) -> F:
             raise RuntimeError("no app for this job: run it through `lojal worker`")
         with app.app_context():
             try:
+                return func(*args, **kwargs)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # A pooled connection had died (database restart, failover): workers skip the
+                # pool's pre-ping (app.extensions.use_worker_engine), so the job finds out here.
+                # Its transaction is gone and the pool now hands out fresh connections; run the
+                # job once more, as RQ's retry would, without the retry's back-off.
+                db.session.remove()
                 return func(*args, **kwargs)
             finally:
                 db.session.remove()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.loyalty.apply import apply_event
@@ -23,17 +23,38 @@ def enqueue_processing(event_id: int) -> None:
     enqueue("jobs.inbox.process_webhook_event", event_id, queue_name="webhooks", job_id=f"webhook-event-{event_id}")
 
 
+# Inbox-driven applies commit without waiting for the WAL flush (synchronous_commit = off, for
+# this transaction only). What makes that safe: the inbox row was committed durably before the
+# platform got its 200, and it is marked processed in the same transaction as the points, so a
+# server crash loses at most the last few hundred ms of applies *together with* their processed
+# marks, and sweep_inbox replays them (idempotent ledger keys). Nobody can spend points that could
+# vanish: a redemption commits synchronously, and flushing its commit record flushes all WAL
+# before it, every earlier asynchronous commit included. Redemptions, adjustments and every other
+# transaction keep the server's setting (tests/jobs/test_inbox_commit.py).
+ASYNC_COMMIT = func.set_config("synchronous_commit", "off", True).label("async_commit")
+_MARK_PROCESSED = ("UPDATE webhook_events SET status = 'processed', attempts = attempts + 1, processed_at = %s "
+                   "WHERE id = %s")
+
+
+def claim_webhook_event(session, event_id: int) -> tuple[WebhookEvent, Shop] | None:
+    """Lock the inbox row (skipping one another worker holds) with its shop, and switch this
+    transaction to asynchronous commit (see ASYNC_COMMIT), in one round trip."""
+    claimed = session.execute(
+        select(WebhookEvent, Shop, ASYNC_COMMIT).join(Shop, Shop.id == WebhookEvent.shop_id)
+        .where(WebhookEvent.id == event_id).with_for_update(of=WebhookEvent, skip_locked=True)
+    ).first()
+    return None if claimed is None else (claimed[0], claimed[1])
+
+
 @app_job
 def process_webhook_event(event_id: int) -> str:
     session = db.session
-    row = session.scalars(
-        select(WebhookEvent).where(WebhookEvent.id == event_id).with_for_update(skip_locked=True)
-    ).first()
-    if row is None:
+    claimed = claim_webhook_event(session, event_id)
+    if claimed is None:
         return "busy-or-missing"  # another worker holds it, or it was purged with its shop
+    row, shop = claimed
     if row.processed_at is not None:
         return "already-processed"
-    shop = session.get(Shop, row.shop_id)
     intents: list = []
     try:
         events = adapter_for(row.platform).parse_event(shop, row.topic, row.payload, row.headers)
@@ -42,14 +63,17 @@ def process_webhook_event(event_id: int) -> str:
             outcome = apply_event(session, row.shop_id, event)
             intents += outcome.intents
             statuses.append(outcome.status)
-        row.status = "processed"
+        session.flush()
     except PermanentPlatformError as exc:
         # Unparseable or unknown: keep the row for inspection, never retry it.
         session.rollback()
         row = session.get(WebhookEvent, event_id, with_for_update=True)
         row.status = "ignored"
         row.last_error = str(exc)[:2000]
-        statuses = ["ignored"]
+        row.attempts += 1
+        row.processed_at = datetime.now(UTC)
+        session.commit()
+        return "ignored"
     except Exception as exc:
         # Record the failure on the row (its own transaction), then let RQ retry the job.
         session.rollback()
@@ -58,9 +82,12 @@ def process_webhook_event(event_id: int) -> str:
         row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
         session.commit()
         raise
-    row.attempts += 1
-    row.processed_at = datetime.now(UTC)
-    session.commit()
+    # The processed mark and COMMIT in one round trip (psycopg pipeline), in the points' transaction.
+    raw = session.connection().connection.driver_connection
+    with raw.pipeline():
+        raw.execute(_MARK_PROCESSED, (datetime.now(UTC), event_id))
+        raw.commit()
+    session.commit()  # the driver's transaction has ended: this only closes the session's (no round trip)
     dispatch(intents)
     return ",".join(statuses) or "no-events"
 

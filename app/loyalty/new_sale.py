@@ -1,16 +1,18 @@
-"""The common sale, in three round trips: a first "paid" event for a known customer.
+"""The common sale, in two round trips: a first "paid" event for a customer with a platform id.
 
-Nearly every order event a shop sends is this one: a new order, paid, by a customer we
-already know. The general path (app.loyalty.orders) handles it through the ORM in ~16
-statements; this path reads everything it needs in one pipelined round trip (order lock +
-program + locked customer), decides with the same rule functions the general path uses,
-and writes the order, its ledger entry and the customer's new sums in one statement.
+Nearly every order event a shop sends is this one: a new order, paid, by a shopper with an
+account (known already, or new). The general path (app.loyalty.orders) handles it through the
+ORM in ~16 statements; this path reads everything it needs in one pipelined round trip (order
+lock + program + the locked customer row, if any), decides with the same rule functions the
+general path uses, and writes the order, its ledger entry and the customer's new sums (an
+UPDATE, or the INSERT of a new shopper) in one statement.
 
-Anything less common (a new customer, an order or refund we have seen, a referral, a
-win-back sequence that may end, period-based tiers, award on fulfilment, a test order,
-imported history, ambiguous rules) returns None before writing, and the caller falls back
-to the general path in the same transaction (the locks taken here are re-entrant there).
-tests/app/loyalty/test_new_sale.py applies the same events both ways and compares rows.
+Anything less common (an order or refund we have seen, a referral code that names an advocate,
+a referred customer, a win-back sequence that may end, period-based tiers, award on fulfilment,
+a test order, imported history, ambiguous rules, a guest) returns None before writing, and the
+caller falls back to the general path in the same transaction (the locks taken here are
+re-entrant there). tests/app/loyalty/test_new_sale.py applies the same events both ways and
+compares rows.
 """
 from __future__ import annotations
 
@@ -25,16 +27,16 @@ from sqlalchemy.orm.util import identity_key
 from app.loyalty import orders, tiers, winback
 from app.loyalty.customers import apply_customer_info, touch_order_stats
 from app.loyalty.events import OrderPaid, Outcome
-from app.loyalty.identity import normalize_email
+from app.loyalty.identity import new_referral_code, normalize_email
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.program import ProgramSettings, settings_from_json
 from app.models import Customer
 
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
-# Runs after the lock statement (same pipeline), so its snapshot sees every committed
+# Both run after the lock statement (same pipeline), so their snapshots see every committed
 # change to this order; FOR UPDATE re-reads the customer row if it changed meanwhile.
-_STATE_SQL = """
+_PROGRAM_SQL = """
 SELECT s.settings,
        EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = s.id AND o.platform_order_id = %(order)s) AS order_seen,
        EXISTS (SELECT 1 FROM order_refunds r WHERE r.shop_id = s.id AND r.platform_order_id = %(order)s) AS refund_seen,
@@ -45,33 +47,53 @@ SELECT s.settings,
        (SELECT json_agg(json_build_object('id', t.id, 'threshold', t.threshold::text, 'multiplier', t.multiplier::text)
                         ORDER BY t.threshold)
           FROM tiers t WHERE t.shop_id = s.id) AS tiers,
-       {customer_columns}
-  FROM shops s JOIN customers c ON c.shop_id = s.id AND c.platform_customer_id = %(customer)s
+       EXISTS (SELECT 1 FROM customers a WHERE a.shop_id = s.id AND a.referral_code = %(referral)s) AS advocate_known
+  FROM shops s
  WHERE s.id = %(shop)s
-   FOR UPDATE OF c
+"""
+_CUSTOMER_SQL = """
+SELECT EXISTS (SELECT 1 FROM referrals f WHERE f.shop_id = c.shop_id AND f.friend_id = c.id) AS referral_recorded,
+       {customer_columns}
+  FROM customers c
+ WHERE c.shop_id = %(shop)s AND c.platform_customer_id = %(customer)s
+   FOR UPDATE
 """
 
-_WRITE_SQL = """
-WITH new_order AS (
+# The order and its ledger entry, for the customer row `buyer` (updated or inserted before it).
+_ORDER_AND_ENTRY = """
+new_order AS (
     INSERT INTO orders (shop_id, platform_order_id, customer_id, email_normalized, order_number, currency, subtotal,
                         total, eligible_amount, status, is_test, placed_at, paid_at, points_status, points_earned,
-                        bonus_points, pending_until, platform_updated_at)
-    VALUES (%(shop)s, %(order)s, %(id)s, %(order_email)s, %(order_number)s, %(currency)s, %(subtotal)s,
-            %(total)s, %(eligible)s, 'paid', %(is_test)s, %(placed_at)s, %(at)s, %(points_status)s, %(points)s,
-            %(bonus)s, %(pending_until)s, %(updated_at)s)
-    RETURNING id
+                        bonus_points, pending_until, referral_code, platform_updated_at)
+    SELECT %(shop)s, %(order)s, buyer.id, %(order_email)s, %(order_number)s, %(currency)s, %(subtotal)s,
+           %(total)s, %(eligible)s, 'paid', %(is_test)s, %(placed_at)s, %(at)s, %(points_status)s, %(points)s,
+           %(bonus)s, %(pending_until)s, %(referral_code)s, %(updated_at)s
+      FROM buyer
+    RETURNING id, customer_id
 ), entry AS (
     INSERT INTO ledger_entries (shop_id, customer_id, kind, source, points, pending_delta, idempotency_key,
                                 order_id, details, created_at)
-    SELECT %(shop)s, %(id)s, 'earn', 'order', %(entry_points)s, %(entry_pending)s, 'order:' || new_order.id || ':earn',
-           new_order.id, %(details)s, %(at)s
+    SELECT %(shop)s, new_order.customer_id, 'earn', 'order', %(entry_points)s, %(entry_pending)s,
+           'order:' || new_order.id || ':earn', new_order.id, %(details)s, %(at)s
       FROM new_order WHERE %(entry_points)s <> 0 OR %(entry_pending)s <> 0
-    RETURNING id
 )
-UPDATE customers SET {customer_assignments}, updated_at = now()
- WHERE shop_id = %(shop)s AND id = %(id)s
-RETURNING (SELECT id FROM new_order)
+SELECT customer_id, id FROM new_order
 """
+_WRITE_SQL = """
+WITH buyer AS (
+    UPDATE customers SET {customer_assignments}, updated_at = now()
+     WHERE shop_id = %(shop)s AND id = %(id)s
+    RETURNING id
+), """ + _ORDER_AND_ENTRY
+# A shopper we have not seen: created with the order (as customers.upsert_customer would, then
+# the same rule functions); a concurrent creation wins the conflict and this writes nothing.
+_WRITE_NEW_SQL = """
+WITH buyer AS (
+    INSERT INTO customers (shop_id, platform_customer_id, referral_code, {customer_names})
+    VALUES (%(shop)s, %(customer)s, %(new_referral_code)s, {customer_values})
+    ON CONFLICT (shop_id, platform_customer_id) DO NOTHING
+    RETURNING id
+), """ + _ORDER_AND_ENTRY
 
 
 @dataclass
@@ -104,9 +126,23 @@ class _CustomerRow:
 
 
 _COLUMNS = [f.name for f in fields(_CustomerRow)]
+# Every column the rule functions may change: a column added to _CustomerRow is written by both
+# statements (the UPDATE of a known customer, the INSERT of a new one).
 _WRITTEN = [name for name in _COLUMNS if name not in ("id", "redacted_at", "referred_by_id")]
-_STATE_SQL = _STATE_SQL.format(customer_columns=", ".join(f"c.{name}" for name in _COLUMNS))
+_CUSTOMER_SQL = _CUSTOMER_SQL.format(customer_columns=", ".join(f"c.{name}" for name in _COLUMNS))
 _WRITE_SQL = _WRITE_SQL.format(customer_assignments=", ".join(f"{name} = %(c_{name})s" for name in _WRITTEN))
+_WRITE_NEW_SQL = _WRITE_NEW_SQL.format(customer_names=", ".join(_WRITTEN),
+                                       customer_values=", ".join(f"%(c_{name})s" for name in _WRITTEN))
+
+
+def _new_customer(info) -> _CustomerRow:
+    """The row customers.upsert_customer inserts for `info` (the table's defaults elsewhere)."""
+    return _CustomerRow(
+        id=None, redacted_at=None, platform_updated_at=None, email=info.email,
+        email_normalized=normalize_email(info.email), first_name=None, last_name=None, phone=None, birthday=None,
+        accepts_marketing=False, marketing_consent_updated_at=None, points_balance=0, pending_points=0,
+        points_earned_lifetime=0, tier_id=None, tier_achieved_at=None, orders_count=0, total_spent=Decimal("0.00"),
+        first_order_at=None, last_order_at=None, last_activity_at=None, referred_by_id=None)
 
 
 @dataclass(frozen=True)
@@ -123,26 +159,34 @@ def apply_order_paid(session: Session, shop_id: int, event: OrderPaid) -> Outcom
 
 
 def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome | None:
-    """Apply a first "paid" event for a known customer, or return None having written nothing."""
+    """Apply a first "paid" event for a customer (known or new), or return None having written nothing."""
     snapshot, info = event.order, event.order.customer
-    if event.historical or info is None or not info.platform_customer_id or snapshot.referral_code:
+    if event.historical or info is None or not info.platform_customer_id:
         return None
     session.flush()  # the raw statements below must see anything the session still holds
     raw = session.connection().connection.driver_connection
-    params = {"shop": shop_id, "order": snapshot.platform_order_id, "customer": info.platform_customer_id}
+    referral = snapshot.referral_code.strip().upper() if snapshot.referral_code else None
+    params = {"shop": shop_id, "order": snapshot.platform_order_id, "customer": info.platform_customer_id,
+              "referral": referral}
     with raw.pipeline():
         raw.execute(_LOCK_SQL, (f"order:{shop_id}:{snapshot.platform_order_id}",))
-        cursor = raw.execute(_STATE_SQL, params)
-    row = cursor.fetchone()
-    if row is None:
-        return None  # unknown customer (or shop): the general path creates it
-    stored_settings, order_seen, refund_seen, rules, tier_rows = row[:5]
-    customer = _CustomerRow(*row[5:])
+        program = raw.execute(_PROGRAM_SQL, params)
+        buyer = raw.execute(_CUSTOMER_SQL, params)
+    program_row, customer_row = program.fetchone(), buyer.fetchone()
+    if program_row is None:
+        return None  # no such shop: the general path says so
+    stored_settings, order_seen, refund_seen, rules, tier_rows, advocate_known = program_row
+    new = customer_row is None
+    customer = _new_customer(info) if new else _CustomerRow(*customer_row[1:])
+    referral_recorded = False if new else customer_row[0]
     settings = settings_from_json(stored_settings)
     order_rules = [r for r in rules or [] if r["kind"] == "order"]
     nth_rules = [r for r in rules or [] if r["kind"] == "nth_order"]
     at, placed = event.occurred_at, snapshot.placed_at or event.occurred_at
+    # A referral code attributes only when it names an advocate and the friend has no referral
+    # yet (referrals.attribute); an unknown code is only recorded on the order.
     if (order_seen or refund_seen or customer.referred_by_id is not None or settings.award_on != "paid"
+            or (advocate_known and not referral_recorded)
             or settings.tier_period != "lifetime" or (snapshot.is_test and not settings.include_test_orders)
             or len(order_rules) > 1 or len(nth_rules) > 1
             or winback.may_end_sequence(settings, customer.last_order_at, placed)):
@@ -165,24 +209,31 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
     customer.points_earned_lifetime += entry_points
     if entry_points and (customer.last_activity_at is None or at > customer.last_activity_at):
         customer.last_activity_at = at
-    intents = _promote(shop_id, settings, shop_tiers, current_tier, customer, at)
+    reached = _promote(settings, shop_tiers, current_tier, customer, at)
 
-    raw.execute(_WRITE_SQL, {
-        **params, "id": customer.id, "currency": snapshot.currency, "subtotal": snapshot.subtotal,
+    written = raw.execute(_WRITE_NEW_SQL if new else _WRITE_SQL, {
+        **params, "id": customer.id, "new_referral_code": new_referral_code() if new else None,
+        "currency": snapshot.currency, "subtotal": snapshot.subtotal,
         "total": snapshot.total, "eligible": eligible, "is_test": snapshot.is_test, "placed_at": snapshot.placed_at,
         "at": at, "order_number": snapshot.order_number, "updated_at": snapshot.updated_at,
-        "order_email": normalize_email(snapshot.email or info.email),
+        "order_email": normalize_email(snapshot.email or info.email), "referral_code": snapshot.referral_code,
         "points_status": "pending" if pending else "awarded", "points": points, "bonus": bonus,
         "pending_until": at + timedelta(days=settings.pending_days) if pending else None,
         "entry_points": entry_points, "entry_pending": entry_pending,
         "details": Jsonb({"eligible_amount": str(eligible), "rate": str(rate), "multiplier": str(multiplier),
                           "bonus": bonus}),
         **{f"c_{name}": getattr(customer, name) for name in _WRITTEN},
-    })
-    # The row changed behind the ORM's back: a Customer this session already holds must reload.
-    cached = session.identity_map.get(identity_key(Customer, customer.id))
-    if cached is not None:
-        session.expire(cached)
+    }).fetchone()
+    if written is None:
+        return None  # the shopper was created meanwhile (ON CONFLICT): nothing written, the general path applies
+    customer_id = written[0]
+    if not new:
+        # The row changed behind the ORM's back: a Customer this session already holds must reload.
+        cached = session.identity_map.get(identity_key(Customer, customer_id))
+        if cached is not None:
+            session.expire(cached)
+    intents = [] if reached is None else [
+        NotifyCustomer(shop_id, customer_id, "tier_reached", key=f"tier:{reached}:customer:{customer_id}")]
     return Outcome(intents=intents)
 
 
@@ -193,14 +244,13 @@ def _nth_order_bonus(nth_rules: list[dict], orders_count: int) -> int:
     return 0
 
 
-def _promote(shop_id: int, settings: ProgramSettings, shop_tiers: list[_Tier], current: _Tier | None,
-             customer: _CustomerRow, at: datetime) -> list:
-    """tiers.promote_if_qualified for lifetime tiers, on the values just computed."""
+def _promote(settings: ProgramSettings, shop_tiers: list[_Tier], current: _Tier | None, customer: _CustomerRow,
+             at: datetime) -> int | None:
+    """tiers.promote_if_qualified for lifetime tiers, on the values just computed: the id of a
+    tier reached that calls for a congratulation (threshold above zero), else None."""
     value = customer.total_spent if settings.tier_basis == "spend" else Decimal(customer.points_earned_lifetime)
     best = tiers.tier_for_value(shop_tiers, value)
     if best is None or (current is not None and best.threshold <= current.threshold):
-        return []
+        return None
     customer.tier_id, customer.tier_achieved_at = best.id, at
-    if best.threshold <= 0:
-        return []
-    return [NotifyCustomer(shop_id, customer.id, "tier_reached", key=f"tier:{best.id}:customer:{customer.id}")]
+    return best.id if best.threshold > 0 else None

@@ -12,6 +12,7 @@ from app.models.base import ShopScoped, money, utc_created, utc_updated
 
 
 class Customer(ShopScoped, db.Model):
+    shop_id_indexed = False  # written on every order event; see migration 0013
     __tablename__ = "customers"
     __table_args__ = (
         UniqueConstraint("shop_id", "platform_customer_id"),
@@ -60,6 +61,7 @@ POINTS_STATUSES = ("none", "pending", "awarded", "void")
 
 
 class Order(ShopScoped, db.Model):
+    shop_id_indexed = False  # written on every order event; see migration 0013
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("shop_id", "platform_order_id"),

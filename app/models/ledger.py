@@ -23,6 +23,7 @@ LEDGER_KINDS = (
 
 
 class LedgerEntry(ShopScoped, db.Model):
+    shop_id_indexed = False  # written on every order event; see migration 0013
     __tablename__ = "ledger_entries"
     __table_args__ = (
         UniqueConstraint("shop_id", "idempotency_key"),

@@ -10,11 +10,12 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from app import create_app
+from app.extensions import db
 from app.inbox import store_inbound_event
 from app.models import WebhookEvent
 from tests.app.web.shopify_helpers import deliver, shopify_shop
 from tests.conftest import _DATABASE_URL, test_config
-from tests.faults.conftest import free_port
+from tests.faults.conftest import built_app, free_port
 from tests.integrations.shopify.samples import sample
 
 TERMINATE_OTHERS = """
@@ -90,3 +91,27 @@ def test_database_down_is_a_clean_503(app):
     down_app = create_app(test_config(DATABASE_URL=nowhere, SHOPIFY_API_KEY="key", SHOPIFY_API_SECRET="hush"))
     response = deliver(down_app.test_client(), "any.myshopify.com", "orders/paid", sample("order_paid"))
     assert response.status_code == 503 and response.json == {"error": UNAVAILABLE}
+
+
+def test_a_workers_job_on_a_dropped_connection_runs_again_on_a_fresh_one(fault_app, fsession):
+    """Workers skip pre-ping (app.extensions.use_worker_engine): the job that finds its pooled
+    connection dead is re-run at once by jobs.context.app_job and credits the order once."""
+    from app.extensions import use_worker_engine
+    from jobs.inbox import process_webhook_event
+    from tests.faults.ledger_checks import assert_each_order_earned_once
+
+    shop_id = shopify_shop(fsession).id
+    ids = [store_inbound_event(fsession, shop_id=shop_id, platform="shopify", topic="orders/paid",
+                               event_key=f"drop-{n}", payload=sample("order_paid", id=5840000300000 + n))
+           for n in range(2)]
+    fsession.commit()
+    fsession.close()
+    with built_app(REDIS_URL=fault_app.config["REDIS_URL"], RUN_JOBS_IN_PROCESS=False) as worker_app:
+        use_worker_engine(worker_app)
+        with worker_app.app_context():
+            assert db.engine.pool._pre_ping is False
+            assert process_webhook_event(ids[0]) == "applied"  # leaves its connection in the pool
+            with create_engine(_DATABASE_URL, isolation_level="AUTOCOMMIT").connect() as admin:
+                assert admin.execute(text(TERMINATE_OTHERS)).scalar() >= 1
+            assert process_webhook_event(ids[1]) == "applied"
+    assert_each_order_earned_once(fsession, shop_id, 2)

@@ -6,6 +6,7 @@ Every customer, order and ledger row must come out the same, and so must the int
 """
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -21,7 +22,10 @@ from app.models import Customer, LedgerEntry, Order, Tier
 from tests.factories import make_customer, make_shop, paid, refunded, set_rule, snapshot
 
 T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)
-CUSTOMERS = ("q-a", "q-b", "q-c")
+CUSTOMERS = ("q-a", "q-b", "q-c")  # known before the first event
+NEW_CUSTOMERS = ("q-d", "q-e")     # created by their first order
+SHOPPERS = CUSTOMERS + NEW_CUSTOMERS
+ADVOCATE = "q-adv"                 # known; their code attributes a referral
 
 programs = st.fixed_dictionaries({
     "pending_days": st.sampled_from([0, 14]),
@@ -32,11 +36,12 @@ programs = st.fixed_dictionaries({
 })
 sales = st.lists(
     st.tuples(
-        st.integers(0, len(CUSTOMERS) - 1),                                    # who
+        st.integers(0, len(SHOPPERS) - 1),                                     # who
         st.decimals(min_value=Decimal("0.01"), max_value=Decimal("2500"), places=2),  # subtotal
         st.integers(0, 60),                                                     # days since the previous sale
         st.sampled_from([None, "Ada", "Bo"]),                                   # first name on the payload
         st.booleans(),                                                          # test order
+        st.sampled_from([None, None, "NOSUCHCODE1", "advocate"]),               # referral code on the order
     ),
     min_size=1, max_size=12,
 )
@@ -48,20 +53,28 @@ def _setup(session, program: dict, nth_order: bool):
         set_rule(session, shop, "nth_order", every_n=3, points=50)
     set_rule(session, shop, "order", points_per_unit=Decimal("1.5"))
     customers = [make_customer(session, shop, platform_customer_id=pid, email=f"{pid}@example.com")
-                 for pid in CUSTOMERS]
+                 for pid in (*CUSTOMERS, ADVOCATE)]
     return shop, customers
 
 
-def _events(ops) -> list[OrderPaid]:
+def _events(ops, advocate_code: str) -> list[OrderPaid]:
+    """The same sales for either shop; "advocate" stands for that shop's advocate's code."""
     events, clock = [], T0
-    for n, (who, subtotal, gap, first_name, is_test) in enumerate(ops):
+    for n, (who, subtotal, gap, first_name, is_test, referral) in enumerate(ops):
         clock += timedelta(days=gap, minutes=1)
-        info = CustomerInfo(CUSTOMERS[who], email=f"{CUSTOMERS[who]}@example.com", first_name=first_name,
+        info = CustomerInfo(SHOPPERS[who], email=f"{SHOPPERS[who]}@example.com", first_name=first_name,
                             updated_at=clock)
         events.append(paid(f"o{n}", clock, customer=info, subtotal=subtotal, total=subtotal + Decimal("4.90"),
                            total_tax=Decimal("1.10"), placed_at=clock, updated_at=clock, is_test=is_test,
-                           order_number=str(1000 + n)))
+                           order_number=str(1000 + n),
+                           referral_code=advocate_code.lower() if referral == "advocate" else referral))
     return events
+
+
+def _entry_key(entry, order_ids: dict[int, str]) -> str:
+    if entry.order_id is not None:
+        return entry.idempotency_key.replace(f"order:{entry.order_id}:", f"order:{order_ids[entry.order_id]}:")
+    return re.sub(r"\d+", "#", entry.idempotency_key)  # referral:{id}:friend
 
 
 def _state(session, shop_id: int) -> dict:
@@ -69,31 +82,34 @@ def _state(session, shop_id: int) -> dict:
     session.expire_all()
     tier_names = dict(session.execute(select(Tier.id, Tier.name).where(Tier.shop_id == shop_id)).all())
     customers = {c.id: c for c in session.scalars(select(Customer).where(Customer.shop_id == shop_id))}
+    codes = {c.referral_code.lower(): "advocate's code" for c in customers.values()}  # differs between the shops
     order_ids = {o.id: o.platform_order_id for o in session.scalars(select(Order).where(Order.shop_id == shop_id))}
     customer_cols = ("first_name", "email", "points_balance", "pending_points", "points_earned_lifetime",
                      "tier_achieved_at", "orders_count", "total_spent", "first_order_at", "last_order_at",
                      "last_activity_at", "platform_updated_at")
     order_cols = ("email_normalized", "order_number", "currency", "subtotal", "total", "eligible_amount", "status",
                   "is_test", "placed_at", "paid_at", "points_status", "points_earned", "bonus_points", "pending_until",
-                  "platform_updated_at", "refunded_amount", "points_reversed")
+                  "platform_updated_at", "refunded_amount", "points_reversed", "referral_code")
     return {
-        "customers": {c.platform_customer_id: ({k: getattr(c, k) for k in customer_cols}, tier_names.get(c.tier_id))
+        "customers": {c.platform_customer_id: ({k: getattr(c, k) for k in customer_cols}, tier_names.get(c.tier_id),
+                                               customers[c.referred_by_id].platform_customer_id
+                                               if c.referred_by_id else None)
                       for c in customers.values()},
-        "orders": {o.platform_order_id: ({k: getattr(o, k) for k in order_cols},
+        "orders": {o.platform_order_id: ({k: codes.get(getattr(o, k), getattr(o, k)) for k in order_cols},
                                          customers[o.customer_id].platform_customer_id)
                    for o in session.scalars(select(Order).where(Order.shop_id == shop_id))},
         "ledger": sorted(
-            (e.kind, e.source, e.points, e.pending_delta,
-             e.idempotency_key.replace(f"order:{e.order_id}:", f"order:{order_ids[e.order_id]}:"),
-             order_ids[e.order_id], str(sorted(e.details.items())), e.created_at,
+            (e.kind, e.source, e.points, e.pending_delta, _entry_key(e, order_ids), order_ids.get(e.order_id),
+             str(sorted((k, v) for k, v in e.details.items() if not k.endswith("_id"))), e.created_at,
              customers[e.customer_id].platform_customer_id)
             for e in session.scalars(select(LedgerEntry).where(LedgerEntry.shop_id == shop_id))
         ),
     }
 
 
-def _intents(outcome, customers_by_id: dict[int, str]) -> list[tuple]:
-    return [(i.template, customers_by_id[i.customer_id]) for i in outcome.intents]
+def _intents(session, outcome) -> list[tuple]:
+    return [(i.template, session.get(Customer, i.customer_id).platform_customer_id, re.sub(r"\d+", "#", i.key))
+            for i in outcome.intents]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -101,13 +117,12 @@ def _intents(outcome, customers_by_id: dict[int, str]) -> list[tuple]:
 def test_quick_and_general_paths_write_the_same_rows_and_intents(session, program, nth_order, ops):
     quick_shop, quick_customers = _setup(session, program, nth_order)
     general_shop, general_customers = _setup(session, program, nth_order)
-    quick_names = {c.id: c.platform_customer_id for c in quick_customers}
-    general_names = {c.id: c.platform_customer_id for c in general_customers}
-    for event in _events(ops):
-        quick = apply_event(session, quick_shop.id, event)
-        general = orders.apply_order_paid(session, general_shop.id, event)
-        assert _intents(quick, quick_names) == _intents(general, general_names)
+    for quick_event, general_event in zip(_events(ops, quick_customers[-1].referral_code),
+                                          _events(ops, general_customers[-1].referral_code)):
+        quick = apply_event(session, quick_shop.id, quick_event)
+        general = orders.apply_order_paid(session, general_shop.id, general_event)
         session.flush()
+        assert _intents(session, quick) == _intents(session, general)
     assert _state(session, quick_shop.id) == _state(session, general_shop.id)
     assert find_balance_drift(session, quick_shop.id) == []
     session.rollback()
@@ -136,11 +151,12 @@ def test_quick_path_declines_everything_uncommon_and_writes_nothing(session):
     session.flush()
     before = _rows(session, shop.id)
     declined = {
-        "unknown customer": paid("n1", T0, customer=CustomerInfo("nobody-yet", email="new@example.com")),
         "guest": paid("n2", T0, email="guest@example.com"),
         "order already seen": paid("seen", T0, customer=customer),
         "refund waiting for its order": paid("refund-first", T0, customer=customer),
-        "referral code": paid("n3", T0, customer=customer, referral_code="FRIEND1"),
+        "an advocate's referral code": paid("n3", T0, customer=customer, referral_code=referred.referral_code),
+        "a new shopper with an advocate's code": paid("n1", T0, customer=CustomerInfo("nobody-yet", email="n@e.com"),
+                                                      referral_code=customer.referral_code),
         "referred customer": paid("n4", T0, customer=referred),
         "imported history": OrderPaid(snapshot("n5", customer=customer), T0, historical=True),
         "test order": paid("n6", T0, customer=customer, is_test=True),
@@ -166,3 +182,18 @@ def test_a_customer_object_held_by_the_caller_sees_the_quick_paths_writes(sessio
     assert customer.points_balance == 0
     apply_event(session, shop.id, paid("q9", T0, customer=customer, subtotal="25.00"))
     assert customer.points_balance == 25  # expired by the quick path, reloaded on access
+
+
+def test_quick_path_takes_a_new_shopper_and_an_unknown_referral_code(session):
+    shop = make_shop(session)
+    info = CustomerInfo("brand-new", email="Brand.New@Example.com", first_name="Bea")
+    outcome = new_sale.apply_new_sale(session, shop.id, paid("q2", T0, customer=info, subtotal="40.00",
+                                                             referral_code="NOSUCHCODE1"))
+    assert outcome is not None and outcome.status == "applied"
+    customer = session.scalars(select(Customer).where(Customer.shop_id == shop.id,
+                                                      Customer.platform_customer_id == "brand-new")).one()
+    assert (customer.points_balance, customer.orders_count, customer.first_name) == (40, 1, "Bea")
+    assert customer.email_normalized == "brand.new@example.com" and len(customer.referral_code) == 12
+    order = session.scalars(select(Order).where(Order.shop_id == shop.id)).one()
+    assert order.customer_id == customer.id and order.referral_code == "NOSUCHCODE1"
+    assert find_balance_drift(session, shop.id) == []
