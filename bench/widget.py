@@ -24,6 +24,7 @@ import itertools
 import os
 import random
 import sys
+import time
 import urllib.request
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -50,9 +51,9 @@ UNTHROTTLED = {"WIDGET_RATE_LIMIT": "1000000/minute", "WIDGET_IP_RATE_LIMIT": "1
 
 # --- database and data ---------------------------------------------------------------------
 
-def seed(environment: dict[str, str], customers: int) -> list[str]:
-    """One shop (default program) with `customers` shoppers; returns a token for each and the
-    SQL statements per /me request."""
+def seed(environment: dict[str, str], customers: int, cpu_requests: int = 2000) -> tuple[list[str], float, float]:
+    """One shop (default program) with `customers` shoppers; returns a token for each, the SQL
+    statements per /me request and the in-process CPU ms per /me request."""
     app = harness.build_app(environment)
     rng = random.Random(7)
     now = datetime.now(UTC)
@@ -86,8 +87,9 @@ def seed(environment: dict[str, str], customers: int) -> list[str]:
         db.session.commit()
         tokens = [sign_customer_token(secret, shop.uid, pid, now, ttl=4 * 3600) for _, pid in ids]
         statements = statements_per_request(app, tokens[:20])
+        cpu_ms = cpu_per_request(app, tokens, cpu_requests)
         db.engine.dispose()
-    return tokens, statements
+    return tokens, statements, cpu_ms
 
 
 def statements_per_request(app, tokens: list[str]) -> float:
@@ -106,6 +108,35 @@ def statements_per_request(app, tokens: list[str]) -> float:
     finally:
         event.remove(db.engine, "before_cursor_execute", on_execute)
     return count[0] / len(tokens)
+
+
+def cpu_per_request(app, tokens: list[str], requests: int = 2000) -> float:
+    """CPU milliseconds (this process: time.process_time) per signed GET /widget/v1/me through
+    app.test_client(), each request a different shopper, after a warm-up; every answer must be 200.
+    PostgreSQL's and Redis's own CPU is not in it (they are other processes)."""
+    client = app.test_client()
+    headers = [{"Authorization": f"Bearer {t}", "Accept-Language": "en"} for t in tokens]
+    for h in headers[:200]:
+        assert client.get(PATH, headers=h).status_code == 200
+    start = time.process_time()
+    for i in range(requests):
+        response = client.get(PATH, headers=headers[i % len(headers)])
+        if response.status_code != 200:
+            sys.exit(f"{PATH} answered {response.status_code}: {response.data[:300]!r}")
+    return (time.process_time() - start) * 1000 / requests
+
+
+def baseline_cpu_per_request(requests: int = 2000) -> float:
+    """The same measurement for the bare baseline app (bench/baseline_app.py)."""
+    from baseline_app import app as baseline
+
+    client = baseline.test_client()
+    for _ in range(200):
+        client.get(PATH)
+    start = time.process_time()
+    for _ in range(requests):
+        assert client.get(PATH).status_code == 200
+    return (time.process_time() - start) * 1000 / requests
 
 
 # --- servers and load ------------------------------------------------------------------------
@@ -134,11 +165,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
                         help='the app\'s Redis (rate-limit storage); "" for in-memory')
+    parser.add_argument("--cpu-requests", type=int, default=2000, help="requests for the in-process CPU figure")
+    parser.add_argument("--cpu-only", action="store_true", help="seed, print the in-process CPU figures, stop")
     args = parser.parse_args(argv)
 
     environment = harness.environment(harness.bench_database("widget"), args.redis_url, **UNTHROTTLED)
     print(f"seeding {args.customers} shoppers ...", flush=True)
-    tokens, statements = seed(environment, args.customers)
+    tokens, statements, cpu_ms = seed(environment, args.customers, args.cpu_requests)
+    base_cpu_ms = baseline_cpu_per_request(args.cpu_requests)
+    print(f"in-process CPU per request (time.process_time, {args.cpu_requests} requests, app.test_client()): "
+          f"/me {cpu_ms:.3f} ms, baseline {base_cpu_ms:.3f} ms", flush=True)
+    if args.cpu_only:
+        return {"cpu_ms_per_me": round(cpu_ms, 3), "cpu_ms_per_baseline": round(base_cpu_ms, 3),
+                "sql_statements_per_me": statements}
     names = ("baseline", "widget /me")
     ports = {name: harness.free_port() for name in names}
     servers = {"baseline": harness.start_gunicorn("baseline_app:app", SERVER, harness.ROOT / "bench", ports["baseline"]),
@@ -169,6 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
         "customers": args.customers, "load_average": os.getloadavg(), "cores": os.cpu_count(),
         "baseline": base, "widget_me": real,
         "ratio": round(real["rps"] / base["rps"], 3), "sql_statements_per_me": statements,
+        "cpu_ms_per_me": round(cpu_ms, 3), "cpu_ms_per_baseline": round(base_cpu_ms, 3),
         "targets": {"ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
     }
     result["ratio_met"] = result["ratio"] >= TARGET_RATIO

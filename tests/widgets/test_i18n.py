@@ -42,3 +42,13 @@ def test_every_locale_has_every_text():
     for locale, catalog in i18n.CATALOGS.items():
         assert set(catalog) == set(i18n.CATALOGS["en"]), locale
         assert all(catalog[key] for key in i18n.TEXT_KEYS), locale
+
+
+def test_the_fast_whole_number_format_matches_babel_for_every_locale():
+    from babel.numbers import format_decimal
+
+    values = [0, 1, 7, 999, 1000, 1250, 99_999, 100_000, 1_234_567, 2_000_000_000, -1, -1250, Decimal("2.5")]
+    for locale in i18n.SUPPORTED:
+        assert i18n._group_symbol(locale) is not None, locale  # the fast path serves every locale we ship
+        for value in values:
+            assert i18n.number(value, locale) == format_decimal(value, locale=locale), (locale, value)
