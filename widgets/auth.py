@@ -76,6 +76,9 @@ def identify_account() -> Shopper | WidgetError:
     """For GET /me: like identify(), but the shop, the shopper and the program they see come
     from ONE statement sent through the driver (app.loyalty.shopper.ACCOUNT_BY_*), and a
     refusal is returned, not raised, so the caller can count it against the limits first."""
+    found = request.environ.get(_MEMO)
+    if isinstance(found, Shopper) and found.account is None and found.customer is not None:
+        del request.environ[_MEMO]  # identified through the ORM earlier in this request: read it again
     return _memo(_account_lookup)
 
 
