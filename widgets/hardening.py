@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from functools import lru_cache
@@ -128,6 +129,8 @@ end
 return out
 """
 _READ_LIMITS = "lojal_widget_read_limits"
+REDIS_RETRY_SECONDS = 5.0
+log = logging.getLogger(__name__)
 
 
 class ReadLimitExceeded(Exception):
@@ -151,18 +154,23 @@ class ReadLimits:
         self.storage = storage
         self.fallback = FixedWindowRateLimiter(MemoryStorage())
         self.local = FixedWindowRateLimiter(storage) if self.redis is None else None
+        # After a Redis failure, memory only for a while (as Flask-Limiter backs off): a dead host
+        # must not cost every request a connection attempt.
+        self.redis_retry_at = 0.0
 
     def hit(self, counted: list[tuple[RateLimitItem, str, str]]) -> None:
         """Count one request against each (limit, key, scope); ReadLimitExceeded if one is over."""
-        if not counted:
+        if not counted or not self.limiter.enabled:  # RATELIMIT_ENABLED=False turns these off too
             return
         prefix = KEY_PREFIX
-        if self.script is not None:
+        if self.script is not None and time.monotonic() >= self.redis_retry_at:
             keys = [self.storage.prefixed_key(item.key_for(prefix, key, scope)) for item, key, scope in counted]
             try:
                 out = self.script(keys=keys, args=[item.get_expiry() for item, _, _ in counted]
                                   + [item.amount for item, _, _ in counted])
-            except RedisError:
+            except RedisError as exc:
+                log.warning("rate limit storage unreachable (%s): limiting from process memory", type(exc).__name__)
+                self.redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
                 out = None
             if out is not None:
                 for i, (item, _, _) in enumerate(counted):

@@ -166,3 +166,37 @@ def test_with_redis_down_me_still_answers_and_still_limits():
         headers = bearer(token(shop, secret, kari))
         answers = [client_for(redis_down).get("/widget/v1/me", headers=headers) for _ in range(3)]
     assert [a.status_code for a in answers[:2]] == [200, 200] and _is_429(answers[2])
+
+
+@pytest.mark.parametrize("settings", [{}, {"tier_basis": "points", "tier_period": "rolling_12_months",
+                                           "expiry_months": 2}])
+def test_the_one_statement_read_agrees_with_the_orm_read_model(session, settings):
+    from datetime import timedelta
+
+    from app.loyalty import shopper as read_model
+    from app.loyalty.ledger import lock_customer, post_entry
+    from app.models import Customer
+
+    shop, _ = widget_shop(session, **settings)
+    now = datetime.now(UTC)
+    silver = session.scalars(select(Tier).where(Tier.shop_id == shop.id, Tier.name == "Silver")).one()
+    people = [shopper(session, shop), shopper(session, shop, points=700, total_spent=Decimal("800.5"),
+                                                 tier_id=silver.id, orders_count=3, referrals_completed=1)]
+    locked = lock_customer(session, shop.id, people[1].id)
+    post_entry(session, locked, kind="earn", key=f"agree:{locked.id}", now=now - timedelta(days=50), points=650,
+               source="order")
+    locked.last_activity_at = now - timedelta(days=50)
+    session.commit()
+    for person in people:
+        row = widgets.auth.read_one(read_model.ACCOUNT_BY_SHOP_UID,
+                                    {"shop_uid": shop.uid, "customer_ref": person.platform_customer_id})
+        account = read_model.shopper_account(row)
+        fast = read_model.account_summary(session, account, now)
+        orm = read_model.summary(session, session.get(Shop, shop.id), session.get(Customer, person.id), now)
+        assert account.customer.points_balance == orm.customer.points_balance
+        assert (fast.tier and fast.tier.id) == (orm.tier and orm.tier.id) and fast.ladder_stage == orm.ladder_stage
+        assert (fast.next_tier and (fast.next_tier.tier.id, fast.next_tier.remaining, fast.next_tier.progress)) == (
+            orm.next_tier and (orm.next_tier.tier.id, orm.next_tier.remaining, orm.next_tier.progress))
+        assert fast.expiring_soon == orm.expiring_soon and fast.tier_basis == orm.tier_basis
+        assert [(r.id, r.name, r.kind, r.points_cost, r.value, r.minimum_order) for r in fast.rewards] == [
+            (r.id, r.name, r.kind, r.points_cost, r.value, r.minimum_order) for r in orm.rewards]
