@@ -13,11 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
 from flask import current_app, request
 from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import exc as sqlalchemy_exc
 
 from app.extensions import db
-from app.loyalty.shopper import known_customer
+from app.loyalty.shopper import (ACCOUNT_BY_SHOP_UID, ACCOUNT_BY_SHOPIFY_DOMAIN, CustomerView, ShopperAccount,
+                                  ShopView, known_customer, shopper_account)
 from app.models import Customer, Shop
 from integrations.shopify.app_proxy import InvalidAppProxyRequest, verify_app_proxy
 from widgets.errors import WidgetError
@@ -29,11 +32,13 @@ _MEMO = "lojal.widget_shopper"
 
 @dataclass(frozen=True)
 class Shopper:
-    shop: Shop
+    shop: Shop | ShopView
     customer_ref: str | None   # the platform's customer id; None for a guest
     via: str                   # "token", "app_proxy" or "guest"
     # Their customer row, read with the shop in the same query (None: not known to us).
-    customer: Customer | None = None
+    customer: Customer | CustomerView | None = None
+    # For GET /me (identify_account): the program read in the same statement.
+    account: ShopperAccount | None = None
 
 
 def unauthorized(message: str) -> WidgetError:
@@ -54,9 +59,12 @@ def peek() -> Shopper | None:
     return None if isinstance(found, WidgetError) else found
 
 
-def require_customer() -> tuple[Shopper, Customer]:
-    """A signed-in shopper and their customer row: 401 for guests, 404 if we do not know them (yet)."""
-    shopper = identify()
+def require_customer(found: Shopper | WidgetError | None = None) -> tuple[Shopper, Customer | CustomerView]:
+    """A signed-in shopper and their customer row: 401 for guests, 404 if we do not know them (yet).
+    `found`: an identify_account() result (else the request is identified here)."""
+    if isinstance(found, WidgetError):
+        raise found
+    shopper = found or identify()
     if shopper.customer_ref is None:
         raise unauthorized("sign in to see your rewards: this needs a customer token or a logged-in app proxy request")
     if shopper.customer is None:
@@ -64,27 +72,37 @@ def require_customer() -> tuple[Shopper, Customer]:
     return shopper, shopper.customer
 
 
-def _memo() -> Shopper | WidgetError:
+def identify_account() -> Shopper | WidgetError:
+    """For GET /me: like identify(), but the shop, the shopper and the program they see come
+    from ONE statement sent through the driver (app.loyalty.shopper.ACCOUNT_BY_*), and a
+    refusal is returned, not raised, so the caller can count it against the limits first."""
+    found = request.environ.get(_MEMO)
+    if isinstance(found, Shopper) and found.account is None and found.customer is not None:
+        del request.environ[_MEMO]  # identified through the ORM earlier in this request: read it again
+    return _memo(_account_lookup)
+
+
+def _memo(lookup=None) -> Shopper | WidgetError:
     # Kept in the WSGI environ: it lives exactly as long as this request (flask.g may be shared
     # by several requests when an app context is already pushed, as in tests and scripts).
     environ = request.environ
     if _MEMO not in environ:
         try:
-            environ[_MEMO] = _authenticate()
+            environ[_MEMO] = _authenticate(lookup or _orm_lookup)
         except WidgetError as exc:
             environ[_MEMO] = exc
     return environ[_MEMO]
 
 
-def _authenticate() -> Shopper:
+def _authenticate(lookup) -> Shopper:
     if "signature" in request.args:
-        return _from_app_proxy()
+        return _from_app_proxy(lookup)
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("the Authorization header must be `Bearer <customer token>`")
-        return _from_token(token.strip())
+        return _from_token(token.strip(), lookup)
     ref = request.args.get("shop", "").strip()
     if not ref:
         raise WidgetError(400, "shop_required", "name the shop with ?shop=<uid or domain>, or sign the request")
@@ -94,11 +112,11 @@ def _authenticate() -> Shopper:
     return Shopper(shop, None, "guest")
 
 
-def _from_token(token: str) -> Shopper:
+def _from_token(token: str, lookup) -> Shopper:
     audience, subject = unverified_claims(token)
     # The customer named by the (not yet verified) token comes with its shop in one query; it
     # is only used once the signature proves that very `sub`.
-    shop, customer = _active_shop_with_customer(_BY_TOKEN, subject, shop_uid=audience) if audience else (None, None)
+    shop, customer, account = lookup("token", subject, shop_uid=audience) if audience else (None, None, None)
     secret = widget_secret(shop) if shop is not None else None
     if secret is None:
         raise unauthorized("the token is not valid for any shop")
@@ -109,20 +127,22 @@ def _from_token(token: str) -> Shopper:
     named = request.args.get("shop", "").strip()
     if named and named not in (shop.uid, shop.domain):
         raise unauthorized("the token belongs to another shop")
-    return Shopper(shop, customer_ref, "token", customer if customer_ref == subject else None)
+    if customer_ref != subject:
+        customer = account = None
+    return Shopper(shop, customer_ref, "token", customer, account)
 
 
-def _from_app_proxy() -> Shopper:
+def _from_app_proxy(lookup) -> Shopper:
     if not current_app.config.get("SHOPIFY_API_SECRET"):
         raise unauthorized("app proxy requests are not accepted: Shopify is not configured")
     try:
         domain, customer_ref = verify_app_proxy(request.query_string.decode("latin-1"), now=datetime.now(UTC))
     except InvalidAppProxyRequest as exc:
         raise unauthorized(str(exc)) from None
-    shop, customer = _active_shop_with_customer(_BY_APP_PROXY, customer_ref, domain=domain)
+    shop, customer, account = lookup("app_proxy", customer_ref, domain=domain)
     if shop is None:
         raise unauthorized("the app proxy request is for a shop that is not installed")
-    return Shopper(shop, customer_ref, "app_proxy", customer)
+    return Shopper(shop, customer_ref, "app_proxy", customer, account)
 
 
 def shop_by_ref(ref: str) -> Shop | None:
@@ -148,9 +168,44 @@ _BY_TOKEN = _shop_with_customer(Shop.uid == bindparam("shop_uid"))
 _BY_APP_PROXY = _shop_with_customer(Shop.platform == "shopify", Shop.domain == bindparam("domain"))
 
 
-def _active_shop_with_customer(statement: Select, customer_ref: str | None,
-                               **shop: str) -> tuple[Shop | None, Customer | None]:
+def _orm_lookup(via: str, customer_ref: str | None, **shop: str) -> tuple[Shop | None, Customer | None, None]:
     """The active shop and, if `customer_ref` is given, its known customer with that platform id,
-    in one round trip (the widget's hot path)."""
+    in one round trip, as ORM rows (every widget route but GET /me)."""
+    statement = _BY_TOKEN if via == "token" else _BY_APP_PROXY
     row = db.session.execute(statement, {"customer_ref": customer_ref or None, **shop}).first()
-    return (row[0], row[1]) if row is not None else (None, None)
+    return (row[0], row[1], None) if row is not None else (None, None, None)
+
+
+_ACCOUNT_STATEMENTS = {"token": ACCOUNT_BY_SHOP_UID, "app_proxy": ACCOUNT_BY_SHOPIFY_DOMAIN}
+
+
+def _account_lookup(via: str, customer_ref: str | None,
+                    **shop: str) -> tuple[ShopView | None, CustomerView | None, ShopperAccount | None]:
+    account = shopper_account(read_one(_ACCOUNT_STATEMENTS[via], {"customer_ref": customer_ref or None, **shop}))
+    return (account.shop, account.customer, account) if account is not None else (None, None, None)
+
+
+def read_one(sql: str, params: dict) -> tuple | None:
+    """One row of one SELECT, sent through the driver on a pooled connection in autocommit.
+
+    Why not the Session: for one statement it adds a BEGIN and a ROLLBACK round trip and its
+    own bookkeeping, more CPU than the statement itself on the widget's hottest path. A single
+    SELECT in autocommit still reads one consistent snapshot. Disconnects surface as
+    SQLAlchemy's OperationalError (503 + Retry-After, app.errors) and the connection is dropped.
+    """
+    pooled = db.engine.raw_connection()  # the app's pool (and its pre-ping)
+    try:
+        connection = pooled.driver_connection
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+        finally:
+            if not connection.closed:
+                connection.autocommit = False  # the pool's other users expect transactions
+    except psycopg.OperationalError as exc:
+        pooled.invalidate(exc)
+        raise sqlalchemy_exc.OperationalError(sql, params, exc) from exc
+    finally:
+        pooled.close()  # back to the pool (or discarded, if invalidated)

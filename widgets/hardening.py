@@ -11,12 +11,18 @@
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
+from functools import lru_cache
 
 from flask import Blueprint, Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import FixedWindowRateLimiter
+from redis.exceptions import RedisError
 from sqlalchemy import or_, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -30,6 +36,7 @@ from widgets.storefront import origin_of, storefront_origins
 ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-None-Match, Accept-Language"
 EXPOSED_HEADERS = "ETag, Retry-After"
 _LIMITER = "lojal_widget_limiter"
+KEY_PREFIX = "lojal-widget"
 
 
 def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
@@ -37,7 +44,7 @@ def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
     # If Redis goes away the limits fall back to this process's memory: shoppers keep their
     # widget, and the limits still hold per process.
     limiter = Limiter(key_func=_client_ip, storage_uri=app.config.get("REDIS_URL") or "memory://",
-                      key_prefix="lojal-widget", strategy="fixed-window", in_memory_fallback_enabled=True)
+                      key_prefix=KEY_PREFIX, strategy="fixed-window", in_memory_fallback_enabled=True)
     for blueprint in (api, referrals):
         limiter.shared_limit(lambda: current_app.config["WIDGET_IP_RATE_LIMIT"], scope="widget-ip",
                              key_func=_client_ip, exempt_when=_ip_exempt)(blueprint)
@@ -45,9 +52,12 @@ def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
                          key_func=_shopper_key, exempt_when=_not_a_shopper)(api)
     limiter.shared_limit(lambda: current_app.config["WIDGET_REDEEM_RATE_LIMIT"], scope="widget-redeem",
                          key_func=_shopper_key, exempt_when=_not_a_shopper, methods=["POST"])(api)
+    limiter.request_filter(_counts_itself)
     limiter.init_app(app)
     app.extensions[_LIMITER] = limiter
+    app.extensions[_READ_LIMITS] = ReadLimits(limiter)
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
+    app.register_error_handler(ReadLimitExceeded, _read_limit_exceeded)
 
 
 def _client_ip() -> str:
@@ -61,6 +71,11 @@ def _ip_exempt() -> bool:
         return True
     shopper = peek()
     return shopper is not None and shopper.via == "app_proxy"
+
+
+def _counts_itself() -> bool:
+    # GET /me counts the same two limits itself, in one Redis round trip (hit_read_limits).
+    return request.endpoint == SELF_LIMITED and request.method == "GET"
 
 
 def _shopper_key() -> str:
@@ -78,10 +93,111 @@ def _not_a_shopper() -> bool:
 def _too_many_requests(exc: RateLimitExceeded):
     current = current_app.extensions[_LIMITER].current_limit
     retry_after = max(1, math.ceil(current.reset_at - time.time())) if current is not None else 60
+    return _refusal(exc.description, retry_after)
+
+
+def _refusal(description: str, retry_after: int):
     response, status = error_response(429, "too_many_requests",
-                                      f"Too many requests ({exc.description}); try again in {retry_after} s.")
+                                      f"Too many requests ({description}); try again in {retry_after} s.")
     response.headers["Retry-After"] = str(retry_after)
     return response, status
+
+
+# --- GET /me's limits in one round trip -------------------------------------------------------
+#
+# Flask-Limiter evaluates each limit on its own: per shopper and per IP are two Redis round
+# trips plus its per-request bookkeeping, about a third of /me's CPU. GET /me (the widget's
+# hottest read) is exempted from it above and counts the very same two limits here with ONE
+# Lua script call: the same keys (limits' RateLimitItem.key_for with the limiter's prefix and
+# scopes, and its storage's prefix), the same fixed windows (INCRBY, EXPIRE on the first hit,
+# as limits' incr_expire.lua), so /me and the other widget routes share the counters; the same
+# 429 + Retry-After answer; the same configured limits. Without Redis (no REDIS_URL) the
+# limiter's own in-memory storage is used through limits, and if Redis fails the limits hold
+# in this process's memory, as Flask-Limiter's in-memory fallback does.
+
+SELF_LIMITED = "widget_api.me"
+_HITS = """
+local out = {}
+for i, key in ipairs(KEYS) do
+    local current = redis.call("incrby", key, 1)
+    if current == 1 then
+        redis.call("expire", key, ARGV[i])
+    end
+    out[2 * i - 1] = current
+    out[2 * i] = current > tonumber(ARGV[#KEYS + i]) and redis.call("ttl", key) or -1
+end
+return out
+"""
+_READ_LIMITS = "lojal_widget_read_limits"
+REDIS_RETRY_SECONDS = 5.0
+log = logging.getLogger(__name__)
+
+
+class ReadLimitExceeded(Exception):
+    def __init__(self, limit: RateLimitItem, retry_after: int):
+        super().__init__(str(limit))
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+@lru_cache(maxsize=64)
+def _limit_items(setting: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(setting))
+
+
+class ReadLimits:
+    def __init__(self, limiter: Limiter):
+        self.limiter = limiter
+        storage = limiter.storage
+        self.redis = storage.get_connection() if isinstance(storage, RedisStorage) else None
+        self.script = self.redis.register_script(_HITS) if self.redis is not None else None
+        self.storage = storage
+        self.fallback = FixedWindowRateLimiter(MemoryStorage())
+        self.local = FixedWindowRateLimiter(storage) if self.redis is None else None
+        # After a Redis failure, memory only for a while (as Flask-Limiter backs off): a dead host
+        # must not cost every request a connection attempt.
+        self.redis_retry_at = 0.0
+
+    def hit(self, counted: list[tuple[RateLimitItem, str, str]]) -> None:
+        """Count one request against each (limit, key, scope); ReadLimitExceeded if one is over."""
+        if not counted or not self.limiter.enabled:  # RATELIMIT_ENABLED=False turns these off too
+            return
+        prefix = KEY_PREFIX
+        if self.script is not None and time.monotonic() >= self.redis_retry_at:
+            keys = [self.storage.prefixed_key(item.key_for(prefix, key, scope)) for item, key, scope in counted]
+            try:
+                out = self.script(keys=keys, args=[item.get_expiry() for item, _, _ in counted]
+                                  + [item.amount for item, _, _ in counted])
+            except RedisError as exc:
+                log.warning("rate limit storage unreachable (%s): limiting from process memory", type(exc).__name__)
+                self.redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+                out = None
+            if out is not None:
+                for i, (item, _, _) in enumerate(counted):
+                    if out[2 * i] > item.amount:
+                        raise ReadLimitExceeded(item, max(1, int(out[2 * i + 1])))
+                return
+        strategy = self.local or self.fallback
+        for item, key, scope in sorted(counted, key=lambda c: c[0]):
+            if not strategy.hit(item, prefix, key, scope):
+                reset_at = strategy.get_window_stats(item, prefix, key, scope).reset_time
+                raise ReadLimitExceeded(item, max(1, math.ceil(reset_at - time.time())))
+
+
+def hit_read_limits(shopper) -> None:
+    """GET /me's limits: per shopper (signed-in shoppers) and per IP (not app-proxy requests)."""
+    config = current_app.config
+    counted = []
+    if shopper is not None and shopper.customer_ref is not None:
+        counted += [(item, f"{shopper.shop.id}:{shopper.customer_ref}", "widget-shopper")
+                    for item in _limit_items(config["WIDGET_RATE_LIMIT"])]
+    if shopper is None or shopper.via != "app_proxy":
+        counted += [(item, _client_ip(), "widget-ip") for item in _limit_items(config["WIDGET_IP_RATE_LIMIT"])]
+    current_app.extensions[_READ_LIMITS].hit(counted)
+
+
+def _read_limit_exceeded(exc: ReadLimitExceeded):
+    return _refusal(str(exc.limit), exc.retry_after)
 
 
 def _cap_body() -> None:

@@ -6,10 +6,11 @@ from flask import jsonify, request
 
 from app.extensions import db
 from app.loyalty import shopper as read_model
-from app.models import LedgerEntry, Shop
+from app.models import LedgerEntry
 from widgets import i18n
 from widgets.api import bp, referral_url, request_locale, utcnow
-from widgets.auth import require_customer
+from widgets.auth import Shopper, identify_account, require_customer
+from widgets.hardening import hit_read_limits
 from widgets.program import amount_text, display_number, reward_description
 from widgets.schemas import activity_query
 
@@ -18,28 +19,47 @@ PRIVATE = {"Cache-Control": "private, no-store"}
 
 @bp.get("/me")
 def me():
-    shopper, customer = require_customer()
-    shop = shopper.shop
+    # The widget's hottest read: one statement (identify_account), the limits in one Redis round
+    # trip, the program's formatted texts kept per process with the program they came from.
+    found = identify_account()
+    hit_read_limits(found if isinstance(found, Shopper) else None)
+    shopper, customer = require_customer(found)
+    account = shopper.account
+    shop = account.shop
     locale = request_locale(shop)
-    found = read_model.summary(db.session, shop, customer, utcnow())
+    summary = read_model.account_summary(db.session, account, utcnow())
     balance = customer.points_balance
+    tier, upcoming, soon = summary.tier, summary.next_tier, summary.expiring_soon
     return jsonify({
         "customer": {"id": customer.platform_customer_id, "first_name": customer.first_name},
         "points_balance": balance,
         "pending_points": customer.pending_points,
         "points_balance_formatted": i18n.number(balance, locale),
-        "tier": {"id": found.tier.id, "name": found.tier.name} if found.tier else None,
-        "next_tier": _next_tier(found, shop, locale),
+        "tier": {"id": tier.id, "name": tier.name} if tier else None,
+        "next_tier": {"name": upcoming.tier.name, "remaining": display_number(upcoming.remaining),
+                      "remaining_formatted": amount_text(upcoming.remaining, summary.tier_basis, shop.currency, locale),
+                      "progress": upcoming.progress} if upcoming else None,
         "referral_code": customer.referral_code,
         "referral_url": referral_url(customer.referral_code),
-        "expiring_soon": {"points": found.expiring_soon.points,
-                          "expires_at": found.expiring_soon.expires_at.isoformat()} if found.expiring_soon else None,
-        "ladder_stage": found.ladder_stage,
-        "rewards": [{"id": r.id, "name": r.name, "points_cost": r.points_cost, "affordable": balance >= r.points_cost,
-                     "description": reward_description(r, shop.currency, locale)} for r in found.rewards],
+        "expiring_soon": {"points": soon.points, "expires_at": soon.expires_at.isoformat()} if soon else None,
+        "ladder_stage": summary.ladder_stage,
+        "rewards": [{"id": id_, "name": name, "points_cost": cost, "affordable": balance >= cost,
+                     "description": description}
+                    for id_, name, cost, description in _rewards(account.program, shop.currency, locale)],
         "currency": shop.currency,
         "locale": locale,
     }), 200, PRIVATE
+
+
+def _rewards(program: read_model.ProgramSnapshot, currency: str, locale: str) -> list[tuple]:
+    """(id, name, points_cost, description) per active reward, formatted once per program
+    snapshot, currency and locale (a changed program is a new snapshot, so never stale)."""
+    key = ("rewards", currency, locale)
+    found = program.derived.get(key)
+    if found is None:
+        found = program.derived[key] = [(r.id, r.name, r.points_cost, reward_description(r, currency, locale))
+                                        for r in program.rewards]
+    return found
 
 
 @bp.get("/me/activity")
@@ -74,12 +94,3 @@ def describe(entry: LedgerEntry, locale: str) -> str:
         key = f"activity.{entry.kind}"
     reward = (entry.details or {}).get("reward_name") or ""
     return i18n.text(locale, key, reward=reward)
-
-
-def _next_tier(found: read_model.ShopperSummary, shop: Shop, locale: str) -> dict | None:
-    upcoming = found.next_tier
-    if upcoming is None:
-        return None
-    return {"name": upcoming.tier.name, "remaining": display_number(upcoming.remaining),
-            "remaining_formatted": amount_text(upcoming.remaining, found.tier_basis, shop.currency, locale),
-            "progress": upcoming.progress}

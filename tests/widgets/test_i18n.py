@@ -42,3 +42,27 @@ def test_every_locale_has_every_text():
     for locale, catalog in i18n.CATALOGS.items():
         assert set(catalog) == set(i18n.CATALOGS["en"]), locale
         assert all(catalog[key] for key in i18n.TEXT_KEYS), locale
+
+
+def test_the_fast_whole_number_format_matches_babel_for_every_locale():
+    from babel.numbers import format_decimal
+
+    values = [0, 1, 7, 999, 1000, 1250, 99_999, 100_000, 1_234_567, 2_000_000_000, -1, -1250, Decimal("2.5")]
+    for locale in i18n.SUPPORTED:
+        assert i18n._group_symbol(locale) is not None, locale  # the fast path serves every locale we ship
+        for value in values:
+            assert i18n.number(value, locale) == format_decimal(value, locale=locale), (locale, value)
+
+
+def test_money_with_cached_patterns_matches_babels_format_currency():
+    from babel.numbers import format_currency
+
+    for locale in i18n.SUPPORTED:
+        whole = i18n._whole_money_pattern(locale)
+        for currency in ("USD", "NOK", "SEK", "DKK", "EUR", "JPY", "KWD"):
+            for amount in ("0", "5", "10.5", "1500", "1234567.89", "0.0100", "373.4500", "-12"):
+                value = Decimal(amount)
+                is_whole = value == value.to_integral_value()
+                expected = format_currency(value, currency, format=whole if is_whole else None, locale=locale,
+                                           currency_digits=not is_whole)
+                assert i18n.money(value, currency, locale) == expected, (locale, currency, amount)
