@@ -1,7 +1,7 @@
 """redemption cancellation: the code is revoked on the platform before the points come back
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-02 02:40:00
 
 A cancellation is now a job (jobs.cancellations): the redemption is `cancelling` until the
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0014'
-down_revision = '0011'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

@@ -28,9 +28,9 @@ def test_cached_widget_secrets_stay_with_their_own_shop(session):
     assert first_secret != second_secret
 
 
-def test_verification_agrees_with_pyjwt_on_good_and_bad_tokens():
-    """widgets.tokens verifies HS256 by hand (for speed): it must accept exactly what jwt.decode
-    with the same rules accepts, and refuse everything else."""
+def test_verification_accepts_exactly_what_pyjwt_accepts_and_the_peek_reads_only_the_payload():
+    """The token is verified by jwt.decode with our rules (one algorithm, audience, leeway,
+    required claims); the wrapper must refuse every bad token and accept every good one."""
     import base64
     import json
     import time
