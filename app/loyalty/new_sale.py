@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from app.loyalty import orders, tiers, winback
-from app.loyalty.customers import apply_customer_info, touch_order_stats
+from app.loyalty.customers import apply_customer_info, record_sale, touch_order_stats
 from app.loyalty.events import OrderPaid, Outcome
 from app.loyalty.identity import normalize_email
 from app.loyalty.intents import NotifyCustomer
@@ -99,6 +99,8 @@ class _CustomerRow:
     total_spent: Decimal
     first_order_at: datetime | None
     last_order_at: datetime | None
+    recent_paid_at: list[datetime]
+    median_gap_days: float | None
     last_activity_at: datetime | None
     referred_by_id: int | None
 
@@ -152,6 +154,7 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
     # The same steps, in the same order, as orders._apply_sale on a new order.
     apply_customer_info(customer, info)
     touch_order_stats(customer, snapshot.total, 1, placed)
+    record_sale(customer, at)
     bonus = _nth_order_bonus(nth_rules, customer.orders_count)
     eligible = orders.eligible_amount(snapshot, settings.earn_basis)
     rate = Decimal(order_rules[0]["points_per_unit"]) if order_rules and order_rules[0]["points_per_unit"] else Decimal(0)

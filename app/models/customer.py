@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    ARRAY, BigInteger, Boolean, Date, DateTime, Double, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -44,6 +46,11 @@ class Customer(ShopScoped, db.Model):
     total_spent: Mapped[Decimal] = money()
     first_order_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_order_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The win-back rule's input (app.loyalty.customers.record_sale): paid times of the last 16
+    # sales, oldest first, and the median gap between them in days (NULL below two sales).
+    recent_paid_at: Mapped[list[datetime]] = mapped_column(ARRAY(DateTime(timezone=True)), nullable=False,
+                                                           server_default=text("'{}'"), default=list)
+    median_gap_days: Mapped[float | None] = mapped_column(Double)
     referrals_completed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     # Last earn or redeem: the clock that points expiry runs on.
     last_activity_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
