@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -40,8 +41,7 @@ INCENTIVE = "winback_incentive"
 WINBACK_TEMPLATES = (REMINDER, INCENTIVE)
 
 
-@dataclass(frozen=True)
-class Lapsing:
+class Lapsing(NamedTuple):  # a NamedTuple: ~5x cheaper to build than a frozen dataclass, per row
     customer_id: int
     orders_count: int
     last_order_at: datetime
@@ -61,31 +61,36 @@ def incentive_key(enrollment_id: int) -> str:
 # One page of the selection: the next `batch` lapsing customers (by id). Everything the rule
 # needs is on the customer row (median_gap_days is kept by the order path,
 # app.loyalty.customers.record_sale), so the page is one walk of customers (shop_id, id) with
-# column filters; only a customer past their threshold gets the two enrollment probes
-# (ix_winback_enrollments_customer). The threshold is computed here from the shop's settings,
-# so a change of settings applies at the next run without touching any customer.
-_PAGE = text("""
+# column filters, then one anti-join probe of ix_winback_enrollments_customer (active, emailed
+# within the cooldown, or the cap reached: the cap is counted only for a customer enrolled
+# within its window). `w.customer_id > after` repeats the keyset for the enrollments side, so
+# a merge anti join starts where the page starts instead of at the shop's first enrollment.
+# The threshold is computed here from the shop's settings, so a change of settings applies at
+# the next run without rewriting any customer. psycopg placeholders: see select_lapsing.
+_PAGE = """
 SELECT t.id, t.orders_count, t.last_order_at, t.median_gap_days, t.threshold_days
 FROM (
     SELECT c.id, c.orders_count, c.last_order_at, c.median_gap_days,
-           CASE WHEN c.orders_count >= 2 THEN GREATEST(:min_days, :multiplier * COALESCE(c.median_gap_days, 0))
-                ELSE :one_time_days END AS threshold_days
+           CASE WHEN c.orders_count >= 2 THEN GREATEST(%(min_days)s, %(multiplier)s * COALESCE(c.median_gap_days, 0))
+                ELSE %(one_time_days)s END AS threshold_days
     FROM customers c
-    WHERE c.shop_id = :shop_id AND c.id > :after
+    WHERE c.shop_id = %(shop_id)s AND c.id > %(after)s
       AND c.accepts_marketing AND c.unsubscribed_at IS NULL AND c.redacted_at IS NULL AND c.email IS NOT NULL
-      AND ((c.orders_count >= 2 AND c.last_order_at < :repeat_before)
-           OR (c.orders_count = 1 AND c.last_order_at < :one_time_before))
+      AND ((c.orders_count >= 2 AND c.last_order_at < %(repeat_before)s)
+           OR (c.orders_count = 1 AND c.last_order_at < %(one_time_before)s))
 ) t
-WHERE t.last_order_at < :now - make_interval(secs => 86400.0 * t.threshold_days)
+WHERE t.last_order_at < %(now)s - make_interval(secs => 86400.0 * t.threshold_days)
   AND NOT EXISTS (
       SELECT 1 FROM winback_enrollments w
-      WHERE w.shop_id = :shop_id AND w.customer_id = t.id
-        AND (w.status = 'active' OR w.step1_sent_at > :cooldown_since OR w.step2_sent_at > :cooldown_since))
-  AND (SELECT count(*) FROM winback_enrollments w
-       WHERE w.shop_id = :shop_id AND w.customer_id = t.id AND w.enrolled_at > :cap_since) < :cap
+      WHERE w.shop_id = %(shop_id)s AND w.customer_id = t.id AND w.customer_id > %(after)s
+        AND (w.status = 'active' OR w.step1_sent_at > %(cooldown_since)s OR w.step2_sent_at > %(cooldown_since)s
+             OR (w.enrolled_at > %(cap_since)s
+                 AND (SELECT count(*) FROM winback_enrollments r
+                      WHERE r.shop_id = %(shop_id)s AND r.customer_id = w.customer_id
+                        AND r.enrolled_at > %(cap_since)s) >= %(cap)s)))
 ORDER BY t.id
-LIMIT :batch
-""")
+LIMIT %(batch)s
+"""
 
 
 def _params(settings: ProgramSettings, shop_id: int, now: datetime) -> dict:
@@ -106,11 +111,15 @@ def select_lapsing(session: Session, shop_id: int, now: datetime, batch: int = 5
     if settings is None:
         settings = program_settings(session.get(Shop, shop_id))
     params = _params(settings, shop_id, now) | {"batch": batch}
+    session.flush()  # the pages are read on the session's own connection and must see its writes
+    # A plain psycopg cursor in binary format, in the session's transaction: through
+    # SQLAlchemy's Result the same pages cost ~2x the time (row objects, text parsing).
+    cursor = session.connection().connection.driver_connection.cursor(binary=True)
     # Each page is a few milliseconds of work; JIT compiling it costs more than it saves.
-    session.execute(text("SET LOCAL jit = off"))
+    cursor.execute("SET LOCAL jit = off")
     after = 0
     while True:
-        rows = session.execute(_PAGE, params | {"after": after}).all()
+        rows = cursor.execute(_PAGE, params | {"after": after}).fetchall()
         if not rows:
             return
         after = rows[-1][0]
