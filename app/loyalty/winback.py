@@ -114,20 +114,20 @@ def select_lapsing(session: Session, shop_id: int, now: datetime, batch: int = 5
     session.flush()  # the pages are read on the session's own connection and must see its writes
     # A plain psycopg cursor in binary format, in the session's transaction: through
     # SQLAlchemy's Result the same pages cost ~2x the time (row objects, text parsing).
-    cursor = session.connection().connection.driver_connection.cursor(binary=True)
-    # Each page is a few milliseconds of work; JIT compiling it costs more than it saves.
-    cursor.execute("SET LOCAL jit = off")
-    after = 0
-    while True:
-        rows = cursor.execute(_PAGE, params | {"after": after}).fetchall()
-        if not rows:
-            return
-        after = rows[-1][0]
-        yield [Lapsing(customer_id, orders_count, last_order_at, (now - last_order_at).total_seconds() / 86400.0,
-                       median if orders_count >= 2 else None, threshold)
-               for customer_id, orders_count, last_order_at, median, threshold in rows]
-        if len(rows) < batch:
-            return
+    with session.connection().connection.driver_connection.cursor(binary=True) as cursor:
+        # Each page is a few milliseconds of work; JIT compiling it costs more than it saves.
+        cursor.execute("SET LOCAL jit = off")
+        after = 0
+        while True:
+            rows = cursor.execute(_PAGE, params | {"after": after}).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [Lapsing(customer_id, orders_count, last_order_at, (now - last_order_at).total_seconds() / 86400.0,
+                           median if orders_count >= 2 else None, threshold)
+                   for customer_id, orders_count, last_order_at, median, threshold in rows]
+            if len(rows) < batch:
+                return
 
 
 def enroll_lapsing(session: Session, shop_id: int, now: datetime, batch: int = 5000) -> Outcome:
