@@ -3,7 +3,8 @@ the orders that come back.
 
 Who is lapsing (per shop, all values from ProgramSettings):
 - a repeat customer (orders_count >= 2) whose days since last_order_at exceed
-  max(winback_min_days, winback_gap_multiplier x their own median gap between paid orders);
+  max(winback_min_days, winback_gap_multiplier x their own median gap between sales — kept on
+  the customer by the order path, app.loyalty.customers.record_sale: the last 16 sales);
 - a one-time customer (orders_count = 1) after winback_one_time_days;
 excluded: no marketing consent, unsubscribed, redacted, no email, an active enrollment, a
 win-back email in the last winback_cooldown_days, or winback_cap enrollments already in the
@@ -41,7 +42,7 @@ INCENTIVE = "winback_incentive"
 WINBACK_TEMPLATES = (REMINDER, INCENTIVE)
 
 
-class Lapsing(NamedTuple):  # a NamedTuple: ~5x cheaper to build than a frozen dataclass, per row
+class Lapsing(NamedTuple):  # one per selected row: a NamedTuple is cheaper to build than a frozen dataclass
     customer_id: int
     orders_count: int
     last_order_at: datetime
