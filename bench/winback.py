@@ -13,7 +13,7 @@ Load: one shop, N customers and their paid orders, streamed from Python generato
 COPY (nothing is held in memory). Histories: 40 % one-time customers, the rest 2-7 orders
 with a per-customer rhythm (gap 7-120 days, jittered); last orders spread over 400 days;
 80 % accept marketing, 2 % unsubscribed, 1 % redacted. The customers' order statistics,
-including the sale history the order path keeps (recent_paid_at, median_gap_days), are
+including the sale history the order path keeps (sale_history, median_gap_days), are
 computed by the loader with the order path's own rule function (customers.record_sale).
 
 Measured, in one run: select_lapsing() for the shop (every keyset page of up to --batch
@@ -129,17 +129,17 @@ def load(app, n: int, seed: int) -> tuple[int, int, float]:
             cur = raw.driver_connection.cursor()
             with cur.copy("COPY customers (id, shop_id, platform_customer_id, email, email_normalized, first_name, "
                           "accepts_marketing, unsubscribed_at, redacted_at, referral_code, orders_count, "
-                          "total_spent, first_order_at, last_order_at, recent_paid_at, median_gap_days) FROM STDIN") as copy:
+                          "total_spent, first_order_at, last_order_at, sale_history, median_gap_days) FROM STDIN") as copy:
                 for cid, count, times, marketing, unsub, redacted in _histories(n, seed):
                     email = f"c{cid}@bench.example"
                     # The sale history as the order path keeps it (the same rule functions).
-                    history = SimpleNamespace(recent_paid_at=[], median_gap_days=None)
+                    history = SimpleNamespace(sale_history=b"", median_gap_days=None)
                     for at in times:
                         record_sale(history, at)
                     copy.write_row((cid, shop_id, f"c{cid}", email, email, "Ada", marketing,
                                     NOW - timedelta(days=3) if unsub else None, NOW - timedelta(days=5) if redacted else None,
                                     f"R{cid:010d}", count, 40 * count, times[0], times[-1],
-                                    history.recent_paid_at, history.median_gap_days))
+                                    history.sale_history, history.median_gap_days))
             orders = 0
             with cur.copy("COPY orders (shop_id, platform_order_id, customer_id, currency, subtotal, total, "
                           "eligible_amount, status, points_status, placed_at, paid_at) FROM STDIN") as copy:
@@ -205,13 +205,13 @@ def time_backfill(app) -> float:
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
     with app.app_context(), db.engine.connect() as conn:
-        conn.execute(text("CREATE TEMP TABLE kept AS SELECT id, recent_paid_at, median_gap_days FROM customers"))
+        conn.execute(text("CREATE TEMP TABLE kept AS SELECT id, sale_history, median_gap_days FROM customers"))
         started = time.perf_counter()
         migration.backfill(conn)
         seconds = time.perf_counter() - started
         differ = conn.execute(text(
             "SELECT count(*) FROM customers c JOIN kept k USING (id) "
-            "WHERE c.recent_paid_at IS DISTINCT FROM k.recent_paid_at "
+            "WHERE c.sale_history IS DISTINCT FROM k.sale_history "
             "OR c.median_gap_days IS DISTINCT FROM k.median_gap_days")).scalar_one()
         conn.rollback()
     print(f"backfill:  migration 0012's UPDATE in {seconds:.1f}s (rolled back); "

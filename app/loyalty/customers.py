@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from bisect import insort
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+import struct
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -17,7 +17,9 @@ from app.models import Customer, Order, for_shop
 # times of their last SALE_HISTORY sales (paid, not cancelled; oldest first) and the median gap
 # between them. Bounded so the order path rewrites a small row; for longer histories the median
 # follows the customer's recent rhythm (the last 15 gaps). Migration 0012 backfills the same.
+# Stored packed (big-endian int64 microseconds since the epoch, see Customer.sale_history).
 SALE_HISTORY = 16
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
 
@@ -100,15 +102,32 @@ def touch_order_stats(customer: Customer, amount_delta, count_delta: int, at: da
             customer.last_order_at = at
 
 
-def median_gap_days(paid_times: Sequence[datetime]) -> float | None:
-    """Median gap between consecutive sales (sorted times), in days; None below two sales.
+def _unpack(history: bytes | None) -> list[int]:
+    return list(struct.unpack(f">{len(history) // 8}q", history)) if history else []
 
-    Computed on whole microseconds so that it is bit-for-bit what migration 0012's
-    percentile_cont computes in SQL (halves of integers are exact in a double).
+
+def _pack(times_us: list[int]) -> bytes:
+    return struct.pack(f">{len(times_us)}q", *times_us)
+
+
+def _microseconds(at: datetime) -> int:
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def sale_times(history: bytes | None) -> list[datetime]:
+    """The paid times a sale history holds, oldest first (for people and tests)."""
+    return [_EPOCH + us * _MICROSECOND for us in _unpack(history)]
+
+
+def median_gap_days(times_us: list[int]) -> float | None:
+    """Median gap between consecutive sales (sorted, in microseconds), in days; None below two.
+
+    On whole microseconds, so that it is bit-for-bit what migration 0012's percentile_cont
+    computes in SQL (halves of integers are exact in a double).
     """
-    if len(paid_times) < 2:
+    if len(times_us) < 2:
         return None
-    gaps = sorted((later - earlier) // _MICROSECOND for earlier, later in zip(paid_times, paid_times[1:]))
+    gaps = sorted(later - earlier for earlier, later in zip(times_us, times_us[1:]))
     middle = len(gaps) // 2
     median_us = gaps[middle] if len(gaps) % 2 else (gaps[middle - 1] + gaps[middle]) / 2
     return median_us / _DAY_US
@@ -118,10 +137,10 @@ def record_sale(customer, paid_at: datetime | None) -> None:
     """A sale was counted for the customer (new, restored, claimed or imported, in any order)."""
     if paid_at is None:
         return
-    times = list(customer.recent_paid_at or ())
-    insort(times, paid_at)
+    times = _unpack(customer.sale_history)
+    insort(times, _microseconds(paid_at))
     del times[:-SALE_HISTORY]
-    customer.recent_paid_at = times
+    customer.sale_history = _pack(times)
     customer.median_gap_days = median_gap_days(times)
 
 
@@ -132,6 +151,6 @@ def reload_sale_history(session: Session, customer: Customer, without_order_id: 
                                        Order.paid_at.is_not(None), Order.status != "cancelled")
     if without_order_id is not None:
         stmt = stmt.where(Order.id != without_order_id)
-    newest = session.scalars(stmt.order_by(Order.paid_at.desc()).limit(SALE_HISTORY)).all()
-    customer.recent_paid_at = sorted(newest)
-    customer.median_gap_days = median_gap_days(customer.recent_paid_at)
+    times = sorted(_microseconds(at) for at in session.scalars(stmt.order_by(Order.paid_at.desc()).limit(SALE_HISTORY)))
+    customer.sale_history = _pack(times)
+    customer.median_gap_days = median_gap_days(times)

@@ -99,7 +99,7 @@ class _CustomerRow:
     total_spent: Decimal
     first_order_at: datetime | None
     last_order_at: datetime | None
-    recent_paid_at: list[datetime]
+    sale_history: bytes
     median_gap_days: float | None
     last_activity_at: datetime | None
     referred_by_id: int | None

@@ -197,6 +197,6 @@ def _jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if isinstance(value, list):  # e.g. customers.recent_paid_at
-        return [_jsonable(item) for item in value]
+    if isinstance(value, bytes):  # customers.sale_history: packed sale times
+        return value.hex()
     return value

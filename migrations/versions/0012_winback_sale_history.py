@@ -5,9 +5,9 @@ Revises: 0011
 Create Date: 2026-12-02 02:40:00
 
 The win-back selection read ~3 orders per repeat customer to compute the median gap between
-sales; the order path now keeps `recent_paid_at` (paid times of the last 16 sales, oldest
-first) and `median_gap_days` on the customer (app.loyalty.customers.record_sale), so the
-selection is one scan of customers. The backfill below computes the same from the orders, set-based
+sales; the order path now keeps `sale_history` (paid times of the last 16 sales, oldest
+first, packed as big-endian int64 microseconds since the Unix epoch) and `median_gap_days` on
+the customer (app.loyalty.customers.record_sale), so the selection is one scan of customers. The backfill below computes the same from the orders, set-based
 (tests/app/loyalty/test_winback_history.py checks it against the order path).
 
 The backfill runs inside this migration's transaction, under the ADD COLUMN's exclusive lock
@@ -16,7 +16,6 @@ meanwhile by code that does not keep the new columns, so none is missed.
 """
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 
 revision = '0012'
@@ -37,18 +36,19 @@ WITH sales AS (
     WHERE o.customer_id IS NOT NULL AND o.paid_at IS NOT NULL AND o.status <> 'cancelled'
       AND (CAST(:shop_id AS bigint) IS NULL OR o.shop_id = CAST(:shop_id AS bigint))
 ), recent AS (
-    SELECT s.shop_id, s.customer_id, s.paid_at,
-           (EXTRACT(EPOCH FROM s.paid_at - lag(s.paid_at) OVER (PARTITION BY s.customer_id ORDER BY s.paid_at))
-            * 1000000)::bigint AS gap_us
+    SELECT s.shop_id, s.customer_id, (EXTRACT(EPOCH FROM s.paid_at) * 1000000)::bigint AS paid_us
     FROM sales s
     WHERE s.newest <= {SALE_HISTORY}
-), history AS (
-    SELECT r.shop_id, r.customer_id, array_agg(r.paid_at ORDER BY r.paid_at) AS times,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY r.gap_us) / CAST(86400000000 AS double precision) AS median
+), gaps AS (
+    SELECT r.*, r.paid_us - lag(r.paid_us) OVER (PARTITION BY r.customer_id ORDER BY r.paid_us) AS gap_us
     FROM recent r
-    GROUP BY r.shop_id, r.customer_id
+), history AS (
+    SELECT g.shop_id, g.customer_id, string_agg(int8send(g.paid_us), ''::bytea ORDER BY g.paid_us) AS packed,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY g.gap_us) / CAST(86400000000 AS double precision) AS median
+    FROM gaps g
+    GROUP BY g.shop_id, g.customer_id
 )
-UPDATE customers c SET recent_paid_at = h.times, median_gap_days = h.median
+UPDATE customers c SET sale_history = h.packed, median_gap_days = h.median
 FROM history h
 WHERE c.shop_id = h.shop_id AND c.id = h.customer_id
 """)
@@ -60,12 +60,12 @@ def backfill(bind, shop_id=None) -> None:
 
 
 def upgrade():
-    op.add_column('customers', sa.Column('recent_paid_at', postgresql.ARRAY(sa.DateTime(timezone=True)),
-                                         server_default=sa.text("'{}'"), nullable=False))
+    op.add_column('customers', sa.Column('sale_history', sa.LargeBinary(), server_default=sa.text("''::bytea"),
+                                         nullable=False))
     op.add_column('customers', sa.Column('median_gap_days', sa.Double(), nullable=True))
     backfill(op.get_bind())
 
 
 def downgrade():
     op.drop_column('customers', 'median_gap_days')
-    op.drop_column('customers', 'recent_paid_at')
+    op.drop_column('customers', 'sale_history')

@@ -1,4 +1,4 @@
-"""The sale history the win-back rule reads (customers.recent_paid_at, median_gap_days) is kept
+"""The sale history the win-back rule reads (customers.sale_history, median_gap_days) is kept
 by every order event that changes what counts as a sale, on both order paths, and migration
 0012's backfill computes exactly the same from the orders."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 
 from app.loyalty import new_sale, orders
 from app.loyalty.apply import apply_event
-from app.loyalty.customers import SALE_HISTORY, median_gap_days
+from app.loyalty.customers import SALE_HISTORY, median_gap_days, sale_times
 from app.loyalty.events import OrderCancelled, OrderPaid, OrderRestored
 from app.loyalty.winback import select_lapsing
 from app.models import Customer
@@ -30,7 +30,7 @@ def day(n: float) -> datetime:
 def _history(session, customer) -> tuple[list[datetime], float | None]:
     session.flush()
     session.refresh(customer)
-    return list(customer.recent_paid_at), customer.median_gap_days
+    return sale_times(customer.sale_history), customer.median_gap_days
 
 
 def _buy(session, shop, customer, order_id, at, **fields):
@@ -47,12 +47,16 @@ def _restore(session, shop, customer, order_id, at):
 
 # --- the rule ------------------------------------------------------------------------------
 
+def _us(times: list[datetime]) -> list[int]:
+    return [(at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) for at in times]
+
+
 def test_median_gap_is_the_middle_gap_or_the_mean_of_the_two_middle_ones():
-    assert median_gap_days([]) is None and median_gap_days([day(0)]) is None
-    assert median_gap_days([day(0), day(10)]) == 10
-    assert median_gap_days([day(0), day(10), day(30), day(70)]) == 20       # gaps 10, 20, 40
-    assert median_gap_days([day(0), day(10), day(30), day(70), day(71)]) == 15  # gaps 10, 20, 40, 1
-    assert median_gap_days([day(0), day(0), day(5)]) == 2.5                  # same-time sales: a gap of 0
+    assert median_gap_days([]) is None and median_gap_days(_us([day(0)])) is None
+    assert median_gap_days(_us([day(0), day(10)])) == 10
+    assert median_gap_days(_us([day(0), day(10), day(30), day(70)])) == 20       # gaps 10, 20, 40
+    assert median_gap_days(_us([day(0), day(10), day(30), day(70), day(71)])) == 15  # gaps 10, 20, 40, 1
+    assert median_gap_days(_us([day(0), day(0), day(5)])) == 2.5                  # same-time sales: a gap of 0
 
 
 # --- kept by the order paths ---------------------------------------------------------------
@@ -202,13 +206,13 @@ def test_the_migrations_backfill_computes_what_the_order_path_keeps(session):
     session.flush()
 
     def columns(shop_id):
-        return {row.id: (list(row.recent_paid_at), row.median_gap_days) for row in session.execute(
-            select(Customer.id, Customer.recent_paid_at, Customer.median_gap_days).where(Customer.shop_id == shop_id))}
+        return {row.id: (sale_times(row.sale_history), row.median_gap_days) for row in session.execute(
+            select(Customer.id, Customer.sale_history, Customer.median_gap_days).where(Customer.shop_id == shop_id))}
 
     kept, kept_other = columns(shop.id), columns(other.id)
     assert kept[never.id] == ([], None) and kept[a.id][1] is None and len(kept[c.id][0]) == SALE_HISTORY
     assert kept[f.id] == ([day(0), day(3)], 3)                                  # the claimed guest order
-    session.execute(text("UPDATE customers SET recent_paid_at = '{}', median_gap_days = NULL WHERE shop_id = :s"),
+    session.execute(text("UPDATE customers SET sale_history = '', median_gap_days = NULL WHERE shop_id = :s"),
                     {"s": shop.id})
     session.expire_all()
     assert columns(shop.id) != kept
@@ -230,4 +234,4 @@ def test_backfill_median_matches_the_rule_bit_for_bit_on_awkward_gaps(session, c
     session.execute(text("UPDATE customers SET median_gap_days = NULL WHERE id = :id"), {"id": customer.id})
     _migration().backfill(session.connection(), shop_id=shop.id)
     session.refresh(customer)
-    assert customer.median_gap_days == expected and expected == median_gap_days(customer.recent_paid_at)
+    assert customer.median_gap_days == expected and expected == median_gap_days(_us(sale_times(customer.sale_history)))
