@@ -3,6 +3,7 @@
     .venv/bin/python bench/winback.py                     # 1,000,000 customers (loads ~2.7M orders)
     .venv/bin/python bench/winback.py --customers 200000  # a smaller run
     .venv/bin/python bench/winback.py --reuse             # skip the load (same --customers as before)
+    .venv/bin/python bench/winback.py --reuse --backfill  # also time migration 0012's backfill
 
 Database: its own, `lojal_bench_winback` on DATABASE_URL's server (created if missing; its
 schema `public` is DROPPED and rebuilt with the migrations unless --reuse). Without
@@ -11,12 +12,15 @@ DATABASE_URL the embedded PostgreSQL is used.
 Load: one shop, N customers and their paid orders, streamed from Python generators with
 COPY (nothing is held in memory). Histories: 40 % one-time customers, the rest 2-7 orders
 with a per-customer rhythm (gap 7-120 days, jittered); last orders spread over 400 days;
-80 % accept marketing, 2 % unsubscribed, 1 % redacted.
+80 % accept marketing, 2 % unsubscribed, 1 % redacted. The customers' order statistics,
+including the sale history the order path keeps (sale_history, median_gap_days), are
+computed by the loader with the order path's own rule function (customers.record_sale).
 
-Measured, in one run: select_lapsing_pages() for the shop (every keyset page, set-based
-SQL with the per-customer median gap), run in a child process so its peak RSS is its own;
-then `COPY (SELECT <the customers columns the selection reads> ...) TO STDOUT` for the same
-shop as the baseline. rows/s = the shop's customers / seconds for both; ratio = selection
+Measured, in one run: select_lapsing() for the shop (every keyset page of up to --batch
+lapsing customers, set-based SQL on the customers table), run in a child process so its
+peak RSS is its own; then `COPY (SELECT <the customers columns the selection reads> ...)
+TO STDOUT` for the same shop as the baseline. --backfill also times migration 0012's
+backfill of the sale history over the loaded orders (in a transaction rolled back after). rows/s = the shop's customers / seconds for both; ratio = selection
 rows/s / COPY rows/s.
 """
 from __future__ import annotations
@@ -30,6 +34,7 @@ import subprocess
 import sys
 import time
 import warnings
+from types import SimpleNamespace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,11 +47,14 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from app import PROJECT_ROOT, create_app  # noqa: E402
 from app.config import sqlalchemy_url  # noqa: E402
 from app.extensions import db  # noqa: E402
+from app.loyalty.customers import record_sale  # noqa: E402
 
 BENCH_DB = "lojal_bench_winback"
 BENCH_FERNET_KEY = "sxB6iTjM2n1Ah0x1v3o3S3kP4cEJ7bH2oQ0t9mA8cXo="
 NOW = datetime(2026, 6, 1, 4, 40, tzinfo=UTC)
-BASELINE_COLUMNS = "id, orders_count, last_order_at, accepts_marketing, unsubscribed_at, redacted_at, email"
+# The customer columns the selection reads (the baseline copies exactly those).
+BASELINE_COLUMNS = ("id, orders_count, last_order_at, median_gap_days, accepts_marketing, unsubscribed_at, redacted_at, "
+                    "email")
 
 
 def database_url(name: str = BENCH_DB) -> str:
@@ -121,12 +129,17 @@ def load(app, n: int, seed: int) -> tuple[int, int, float]:
             cur = raw.driver_connection.cursor()
             with cur.copy("COPY customers (id, shop_id, platform_customer_id, email, email_normalized, first_name, "
                           "accepts_marketing, unsubscribed_at, redacted_at, referral_code, orders_count, "
-                          "total_spent, first_order_at, last_order_at) FROM STDIN") as copy:
+                          "total_spent, first_order_at, last_order_at, sale_history, median_gap_days) FROM STDIN") as copy:
                 for cid, count, times, marketing, unsub, redacted in _histories(n, seed):
                     email = f"c{cid}@bench.example"
+                    # The sale history as the order path keeps it (the same rule functions).
+                    history = SimpleNamespace(sale_history=b"", median_gap_days=None)
+                    for at in times:
+                        record_sale(history, at)
                     copy.write_row((cid, shop_id, f"c{cid}", email, email, "Ada", marketing,
                                     NOW - timedelta(days=3) if unsub else None, NOW - timedelta(days=5) if redacted else None,
-                                    f"R{cid:010d}", count, 40 * count, times[0], times[-1]))
+                                    f"R{cid:010d}", count, 40 * count, times[0], times[-1],
+                                    history.sale_history, history.median_gap_days))
             orders = 0
             with cur.copy("COPY orders (shop_id, platform_order_id, customer_id, currency, subtotal, total, "
                           "eligible_amount, status, points_status, placed_at, paid_at) FROM STDIN") as copy:
@@ -148,21 +161,20 @@ def load(app, n: int, seed: int) -> tuple[int, int, float]:
 
 def select_child(url: str, shop_id: int, batch: int) -> None:
     """Run in a child process: the selection, then print JSON (seconds, rows, lapsing, peak RSS)."""
-    from app.loyalty.winback import select_lapsing_pages
+    from app.loyalty.winback import select_lapsing
 
     app = build_app(url, reset=False)
     with app.app_context():
         db.session.execute(text("SELECT 1"))  # connect before timing
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        scanned = lapsing = pages = 0
-        for rows, found in select_lapsing_pages(db.session, shop_id, NOW, batch=batch):
-            scanned += rows
+        lapsing = pages = 0
+        for found in select_lapsing(db.session, shop_id, NOW, batch=batch):
             lapsing += len(found)
             pages += 1
         seconds = time.perf_counter() - started
         db.session.rollback()
-    print(json.dumps({"seconds": seconds, "scanned": scanned, "lapsing": lapsing, "pages": pages,
+    print(json.dumps({"seconds": seconds, "lapsing": lapsing, "pages": pages,
                       "rss_before_kb": rss_before, "rss_peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
@@ -183,12 +195,37 @@ def copy_baseline(app, shop_id: int) -> tuple[float, int]:
     return seconds, size
 
 
+def time_backfill(app) -> float:
+    """Migration 0012's backfill over everything loaded, then rolled back; also checks that it
+    computes what the loader (the order path's rule) stored."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "migrations" / "versions" / "0012_winback_sale_history.py"
+    spec = importlib.util.spec_from_file_location("migration_0012", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    with app.app_context(), db.engine.connect() as conn:
+        conn.execute(text("CREATE TEMP TABLE kept AS SELECT id, sale_history, median_gap_days FROM customers"))
+        started = time.perf_counter()
+        migration.backfill(conn)
+        seconds = time.perf_counter() - started
+        differ = conn.execute(text(
+            "SELECT count(*) FROM customers c JOIN kept k USING (id) "
+            "WHERE c.sale_history IS DISTINCT FROM k.sale_history "
+            "OR c.median_gap_days IS DISTINCT FROM k.median_gap_days")).scalar_one()
+        conn.rollback()
+    print(f"backfill:  migration 0012's UPDATE in {seconds:.1f}s (rolled back); "
+          f"{differ} customers differ from the order path's rule")
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reuse", action="store_true", help="keep the loaded data (skip the load)")
+    parser.add_argument("--backfill", action="store_true", help="also time migration 0012's backfill (rolled back)")
     parser.add_argument("--select-child", nargs=2, metavar=("URL", "SHOP_ID"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.select_child:
@@ -216,8 +253,8 @@ def main() -> None:
     sel_rate, copy_rate = n / result["seconds"], n / copy_s
     ratio = sel_rate / copy_rate
     growth = (result["rss_peak_kb"] - result["rss_before_kb"]) / 1024
-    print(f"selection: {n} customers ({result['scanned']} past the column filters, {result['pages']} pages of "
-          f"{args.batch}) in {result['seconds']:.2f}s -> {result['lapsing']} lapsing")
+    print(f"selection: {n} customers in {result['seconds']:.2f}s -> {result['lapsing']} lapsing "
+          f"({result['pages']} pages of up to {args.batch})")
     print(f"memory:    selection process peak RSS {result['rss_peak_kb'] / 1024:.0f} MiB "
           f"(+{growth:.1f} MiB during the selection)")
     print(f"baseline:  COPY ({BASELINE_COLUMNS}) of {n} rows, {copy_bytes / 2**20:.0f} MiB, in {copy_s:.2f}s")
@@ -225,6 +262,8 @@ def main() -> None:
           f"ratio={ratio:.3f} peak_rss_mib={result['rss_peak_kb'] / 1024:.0f} rss_growth_mib={growth:.1f} "
           f"lapsing={result['lapsing']} (targets: <= 30 s {'met' if result['seconds'] <= 30 else 'NOT met'}, "
           f"ratio >= 0.2 {'met' if ratio >= 0.2 else 'NOT met'})")
+    if args.backfill:  # last: its rolled-back UPDATE leaves dead rows behind until the next VACUUM
+        time_backfill(app)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,27 @@
 """Finding and creating shoppers from what the platforms tell us."""
 from __future__ import annotations
 
-from datetime import datetime
+from bisect import insort
+import struct
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.loyalty.events import CustomerInfo
 from app.loyalty.identity import new_referral_code, normalize_email
-from app.models import Customer, for_shop
+from app.models import Customer, Order, for_shop
+
+# The win-back rule's input, kept on the customer with the other order statistics: the paid
+# times of their last SALE_HISTORY sales (paid, not cancelled; oldest first) and the median gap
+# between them. Bounded so the order path rewrites a small row; for longer histories the median
+# follows the customer's recent rhythm (the last 15 gaps). Migration 0012 backfills the same.
+# Stored packed (big-endian int64 microseconds since the epoch, see Customer.sale_history).
+SALE_HISTORY = 16
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
 
 
 def find_by_email(session: Session, shop_id: int, email: str | None) -> Customer | None:
@@ -87,3 +100,57 @@ def touch_order_stats(customer: Customer, amount_delta, count_delta: int, at: da
             customer.first_order_at = at
         if customer.last_order_at is None or at > customer.last_order_at:
             customer.last_order_at = at
+
+
+def _unpack(history: bytes | None) -> list[int]:
+    return list(struct.unpack(f">{len(history) // 8}q", history)) if history else []
+
+
+def _pack(times_us: list[int]) -> bytes:
+    return struct.pack(f">{len(times_us)}q", *times_us)
+
+
+def _microseconds(at: datetime) -> int:
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def sale_times(history: bytes | None) -> list[datetime]:
+    """The paid times a sale history holds, oldest first (for people and tests)."""
+    return [_EPOCH + us * _MICROSECOND for us in _unpack(history)]
+
+
+def median_gap_days(times_us: list[int]) -> float | None:
+    """Median gap between consecutive sales (sorted, in microseconds), in days; None below two.
+
+    On whole microseconds, so that it is bit-for-bit what migration 0012's percentile_cont
+    computes in SQL (halves of integers are exact in a double).
+    """
+    if len(times_us) < 2:
+        return None
+    gaps = sorted(later - earlier for earlier, later in zip(times_us, times_us[1:]))
+    middle = len(gaps) // 2
+    median_us = gaps[middle] if len(gaps) % 2 else (gaps[middle - 1] + gaps[middle]) / 2
+    return median_us / _DAY_US
+
+
+def record_sale(customer, paid_at: datetime | None) -> None:
+    """A sale was counted for the customer (new, restored, claimed or imported, in any order)."""
+    if paid_at is None:
+        return
+    times = _unpack(customer.sale_history)
+    insort(times, _microseconds(paid_at))
+    del times[:-SALE_HISTORY]
+    customer.sale_history = _pack(times)
+    customer.median_gap_days = median_gap_days(times)
+
+
+def reload_sale_history(session: Session, customer: Customer, without_order_id: int | None = None) -> None:
+    """Recompute the sale history from the customer's orders (after a sale stopped counting:
+    the bounded history cannot know which older sale slides back in). One indexed read."""
+    stmt = select(Order.paid_at).where(Order.shop_id == customer.shop_id, Order.customer_id == customer.id,
+                                       Order.paid_at.is_not(None), Order.status != "cancelled")
+    if without_order_id is not None:
+        stmt = stmt.where(Order.id != without_order_id)
+    times = sorted(_microseconds(at) for at in session.scalars(stmt.order_by(Order.paid_at.desc()).limit(SALE_HISTORY)))
+    customer.sale_history = _pack(times)
+    customer.median_gap_days = median_gap_days(times)

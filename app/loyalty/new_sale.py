@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from app.loyalty import orders, tiers, winback
-from app.loyalty.customers import apply_customer_info, touch_order_stats
+from app.loyalty.customers import apply_customer_info, record_sale, touch_order_stats
 from app.loyalty.events import OrderPaid, Outcome
 from app.loyalty.identity import new_referral_code, normalize_email
 from app.loyalty.intents import NotifyCustomer
@@ -121,6 +121,8 @@ class _CustomerRow:
     total_spent: Decimal
     first_order_at: datetime | None
     last_order_at: datetime | None
+    sale_history: bytes
+    median_gap_days: float | None
     last_activity_at: datetime | None
     referred_by_id: int | None
 
@@ -142,7 +144,8 @@ def _new_customer(info) -> _CustomerRow:
         email_normalized=normalize_email(info.email), first_name=None, last_name=None, phone=None, birthday=None,
         accepts_marketing=False, marketing_consent_updated_at=None, points_balance=0, pending_points=0,
         points_earned_lifetime=0, tier_id=None, tier_achieved_at=None, orders_count=0, total_spent=Decimal("0.00"),
-        first_order_at=None, last_order_at=None, last_activity_at=None, referred_by_id=None)
+        first_order_at=None, last_order_at=None, sale_history=b"", median_gap_days=None, last_activity_at=None,
+        referred_by_id=None)
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,7 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
     # The same steps, in the same order, as orders._apply_sale on a new order.
     apply_customer_info(customer, info)
     touch_order_stats(customer, snapshot.total, 1, placed)
+    record_sale(customer, at)
     bonus = _nth_order_bonus(nth_rules, customer.orders_count)
     eligible = orders.eligible_amount(snapshot, settings.earn_basis)
     rate = Decimal(order_rules[0]["points_per_unit"]) if order_rules and order_rules[0]["points_per_unit"] else Decimal(0)

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.loyalty import referrals, tiers, winback
-from app.loyalty.customers import find_by_email, upsert_customer
+from app.loyalty.customers import find_by_email, record_sale, reload_sale_history, upsert_customer
 from app.loyalty.events import (
     OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot, Outcome,
 )
@@ -310,6 +310,10 @@ def _count_sale(session: Session, shop_id: int, customer: Customer, order: Order
     """Keep the customer's order statistics; decide the Nth-order bonus when counted."""
     customer.orders_count += sign
     customer.total_spent += sign * (order.total - order.refunded_amount)
+    if sign > 0:
+        record_sale(customer, order.paid_at)
+    else:
+        reload_sale_history(session, customer, without_order_id=order.id)
     at = order.placed_at or order.paid_at
     if sign > 0 and at is not None:
         if customer.first_order_at is None or at < customer.first_order_at:

@@ -197,4 +197,6 @@ def _jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
+    if isinstance(value, bytes):  # customers.sale_history: packed sale times
+        return value.hex()
     return value

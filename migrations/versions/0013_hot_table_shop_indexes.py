@@ -1,7 +1,7 @@
 """hot tables: drop the single-column shop_id indexes of customers, orders and ledger_entries
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-02 03:00:00
 
 Every order event writes a row to orders and ledger_entries and a new version of a customers row
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision = '0013'
-down_revision = '0011'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

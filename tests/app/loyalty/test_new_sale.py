@@ -86,7 +86,7 @@ def _state(session, shop_id: int) -> dict:
     order_ids = {o.id: o.platform_order_id for o in session.scalars(select(Order).where(Order.shop_id == shop_id))}
     customer_cols = ("first_name", "email", "points_balance", "pending_points", "points_earned_lifetime",
                      "tier_achieved_at", "orders_count", "total_spent", "first_order_at", "last_order_at",
-                     "last_activity_at", "platform_updated_at")
+                     "last_activity_at", "platform_updated_at", "sale_history", "median_gap_days")
     order_cols = ("email_normalized", "order_number", "currency", "subtotal", "total", "eligible_amount", "status",
                   "is_test", "placed_at", "paid_at", "points_status", "points_earned", "bonus_points", "pending_until",
                   "platform_updated_at", "refunded_amount", "points_reversed", "referral_code")
