@@ -12,16 +12,14 @@ those decide whom to email, not who has stopped buying.
 - churn base: customers who had ordered before the period and had not lapsed at its start;
 - churn rate = churned / base.
 
-The median gap is computed set-based in one pass over the candidates' orders (a window
-`lag()` per customer on the orders (shop_id, customer_id, paid_at) index, `percentile_cont`
-per customer) and only for repeat customers whose last order is older than winback_min_days
-before the later of the period's end and now: everyone else is neither lapsing nor churned whatever their
-gap, since the threshold is at least winback_min_days.
+The median gap is the one the win-back selection uses: kept on the customer by the order path
+(`customers.median_gap_days`, app.loyalty.customers.record_sale), so both always agree and
+neither reads the orders.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -30,24 +28,12 @@ from app.loyalty.analytics.period import Period
 from app.loyalty.program import ProgramSettings
 
 _LAPSE = """
-WITH candidates AS MATERIALIZED (
-    SELECT c.id FROM customers c
-    WHERE c.shop_id = :shop_id AND c.orders_count >= 2 AND c.last_order_at < :candidates_before
-), gaps AS (
-    SELECT g.customer_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY g.gap) AS median_gap_days
-    FROM (SELECT o.customer_id,
-                 EXTRACT(EPOCH FROM (o.paid_at - lag(o.paid_at) OVER (PARTITION BY o.customer_id ORDER BY o.paid_at)))
-                 / 86400.0 AS gap
-          FROM orders o JOIN candidates k ON k.id = o.customer_id
-          WHERE o.shop_id = :shop_id AND o.paid_at IS NOT NULL AND o.status <> 'cancelled') g
-    WHERE g.gap IS NOT NULL
-    GROUP BY g.customer_id
-), lapse AS (
+WITH lapse AS (
     SELECT c.first_order_at,
            c.last_order_at + make_interval(secs => 86400.0 * CASE
-               WHEN c.orders_count >= 2 THEN GREATEST(:min_days, :multiplier * COALESCE(g.median_gap_days, 0))
+               WHEN c.orders_count >= 2 THEN GREATEST(:min_days, :multiplier * COALESCE(c.median_gap_days, 0))
                ELSE :one_time_days END) AS lapsed_at
-    FROM customers c LEFT JOIN gaps g ON g.customer_id = c.id
+    FROM customers c
     WHERE c.shop_id = :shop_id AND c.orders_count >= 1 AND c.last_order_at IS NOT NULL
 )
 """
@@ -77,7 +63,6 @@ class Churn:
 def _params(settings: ProgramSettings, shop_id: int, period: Period, now: datetime) -> dict:
     return {
         "shop_id": shop_id, "now": now, "start_at": period.start_at, "end_at": period.end_at, "tz": period.timezone,
-        "candidates_before": max(now, period.end_at) - timedelta(days=settings.winback_min_days),
         "min_days": float(settings.winback_min_days), "multiplier": float(settings.winback_gap_multiplier),
         "one_time_days": float(settings.winback_one_time_days),
     }
