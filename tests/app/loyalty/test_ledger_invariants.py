@@ -20,7 +20,7 @@ from app.extensions import db
 from app.loyalty.adjustments import adjust_points
 from app.loyalty.apply import apply_event
 from app.loyalty.errors import InsufficientPoints, LoyaltyError
-from app.loyalty.events import OrderFulfilled
+from app.loyalty.events import CustomerInfo, OrderFulfilled
 from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.orders import release_pending_points
@@ -223,3 +223,29 @@ def test_refund_racing_its_order_is_never_lost(app, session):
     engine.dispose()
     session.expire_all()
     assert session.get(Customer, customer.id).points_balance == 150
+
+
+def test_first_orders_of_a_new_shopper_racing_each_other_create_one_customer_and_credit_each(app, session):
+    """The quick path inserts a shopper it has never seen; when several first orders of the
+    same new shopper arrive at once, one insert wins and the others fall back to the general
+    path: one customer row, every order credited once."""
+    shop = make_shop(session)
+    session.commit()
+    shop_id = shop.id
+    newcomer = CustomerInfo(platform_customer_id="new-9001", email="New.Shopper@Example.com")
+    events = [paid(f"first-{i}", T0 + timedelta(minutes=i), customer=newcomer, subtotal="10") for i in range(6)]
+    engine = _thread_engine(app)
+
+    def deliver(i: int) -> str:
+        with Session(engine) as s:
+            apply_event(s, shop_id, events[i])
+            s.commit()
+            return "ok"
+
+    assert _race(6, deliver) == ["ok"] * 6
+    engine.dispose()
+    [customer] = session.scalars(select(Customer).where(Customer.shop_id == shop_id)).all()
+    assert customer.platform_customer_id == "new-9001" and customer.orders_count == 6
+    assert customer.points_balance == 60
+    assert session.query(LedgerEntry).filter_by(shop_id=shop_id, kind="earn").count() == 6
+    assert find_balance_drift(session, shop_id) == []
