@@ -55,6 +55,8 @@ def post_fork(server, worker):
     if "sqlalchemy" not in getattr(flask_app, "extensions", {}):
         return  # not Lojal's app (the benchmarks' bare baseline runs under this config too)
     from app.extensions import db
+    from app.inbox import dispose_inbox_engine
 
     with flask_app.app_context():
         db.engine.dispose(close=False)
+    dispose_inbox_engine(flask_app, close=False)  # the webhook routes' autocommit pool, if built yet

@@ -5,10 +5,15 @@ in the inbox, enqueue on Redis) against a bare Flask endpoint that only reads th
 
     .venv/bin/python bench/ingest.py                    # 3 rounds x 8 s per app, 16 connections
     .venv/bin/python bench/ingest.py --seconds 3 --rounds 1
+    .venv/bin/python bench/ingest.py --cpu 3000         # CPU per delivery in one process, no HTTP
 
 Each delivery is a distinct order (the 7 KB Shopify sample with a new id) with its own event id
 and HMAC, computed by the load generator. Database `lojal_bench_ingest`, Redis db 12 (see
 bench/harness.py). Targets: ratio >= 0.4, p99 <= 100 ms. Verified: one inbox row per 200.
+
+`--cpu N` calls both WSGI apps directly, N prebuilt deliveries each after a warm-up, one at a
+time in this process, and prints CPU (user + system: loopback sends are charged to the sender)
+and wall time per delivery: a figure that moves much less than the HTTP ratio on a busy machine.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import hmac
 import itertools
 import json
 import os
+import time
 
 import harness
 from sqlalchemy import create_engine, func, select
@@ -63,12 +69,71 @@ def deliveries(port: int, first_order: int):
     return next_request
 
 
+def _wsgi_deliveries(count: int, first_order: int) -> list[dict]:
+    """`count` signed deliveries as WSGI environs, built before the clock starts."""
+    from werkzeug.test import EnvironBuilder
+
+    template = json.loads(SAMPLE.read_text())
+    environs = []
+    for n in range(first_order, first_order + count):
+        template["id"] = n
+        body = json.dumps(template).encode()
+        signature = base64.b64encode(hmac.new(harness.SHOPIFY_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+        environs.append(EnvironBuilder(path="/shopify/webhooks", method="POST", data=body, headers={
+            "Content-Type": "application/json", "X-Shopify-Topic": "orders/paid", "X-Shopify-Shop-Domain": DOMAIN,
+            "X-Shopify-Hmac-Sha256": signature, "X-Shopify-Event-Id": f"cpu-{n}",
+            "X-Shopify-Api-Version": "2026-07"}).get_environ())
+    return environs
+
+
+def _call_each(wsgi_app, environs: list[dict]) -> list[str]:
+    statuses: list[str] = []
+    for environ in environs:
+        for _ in wsgi_app(environ, lambda status, headers, exc_info=None: statuses.append(status)):
+            pass
+    return statuses
+
+
+def cpu_per_delivery(count: int, rounds: int) -> dict:
+    """CPU and wall time per delivery, the bare baseline and the real route, in this process."""
+    import ingest_baseline
+
+    url, redis_url = harness.bench_database("ingest"), harness.bench_redis_url()
+    env = harness.environment(url, redis_url)
+    seed_shop(env)
+    apps = {"baseline": ingest_baseline.app, "ingest": harness.build_app(env)}
+    first = itertools.count(1_000_000, 1_000_000)
+    results: dict[str, list[tuple[float, float]]] = {"baseline": [], "ingest": []}
+    for name, wsgi_app in apps.items():
+        _call_each(wsgi_app, _wsgi_deliveries(300, next(first)))  # warm-up: pools, prepared statements
+    for _ in range(rounds):
+        for name, wsgi_app in apps.items():
+            environs = _wsgi_deliveries(count, next(first))
+            cpu, wall = time.process_time(), time.perf_counter()
+            statuses = _call_each(wsgi_app, environs)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            if any(not s.startswith("200") for s in statuses):
+                raise SystemExit(f"{name}: non-200 answers {set(statuses)}")
+            results[name].append((1000 * cpu / count, 1000 * wall / count))
+    for name, runs in results.items():
+        print(f"{name:<9} CPU " + ", ".join(f"{c:.3f}" for c, _ in runs) + " ms/delivery; wall "
+              + ", ".join(f"{w:.3f}" for _, w in runs) + f" ms/delivery ({count} one at a time, {rounds} rounds)")
+    best = {name: min(c for c, _ in runs) for name, runs in results.items()}
+    harness.report("ingest-cpu", [harness.row("webhook ingest CPU per delivery, one process (ms, best round)",
+                                              round(best["ingest"], 3), baseline=round(best["baseline"], 3),
+                                              note="WSGI call without HTTP; CPU of this process only")])
+    return results
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="per app per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--cpu", type=int, metavar="N", help="only measure CPU per delivery over N deliveries")
     args = parser.parse_args(argv)
+    if args.cpu:
+        return cpu_per_delivery(args.cpu, args.rounds)
 
     url, redis_url = harness.bench_database("ingest"), harness.bench_redis_url()
     env = harness.environment(url, redis_url)

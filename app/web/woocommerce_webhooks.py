@@ -19,15 +19,16 @@ import logging
 import re
 from datetime import UTC, datetime
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
 from app.crypto import token_cipher
 from app.errors import error_response
 from app.extensions import db
-from app.inbox import parse_json_object, store_inbound_event
+from app.inbox import parse_json_object, store_delivery
 from app.models import Shop
 from integrations.woocommerce.parsers import RECEIVED_AT_HEADER
 from jobs.inbox import enqueue_processing
@@ -55,20 +56,29 @@ def receive_webhook(shop_uid: str):
     if shop.status != "active":
         # Disconnected: nothing is applied, but a failure would get the store to disable the webhook.
         return jsonify(status="ignored"), 200
+    shop_id = shop.id
+    db.session.rollback()  # end the lookup's transaction: the row is stored on the inbox's own connection
 
     topic = request.headers.get("X-WC-Webhook-Topic", "").strip()
-    payload = parse_json_object(raw)
+    try:
+        body = raw.decode("utf-8")  # stored as JSON text; WordPress sends UTF-8
+    except UnicodeDecodeError:
+        body = ""
+    payload = parse_json_object(body)
     if not _TOPIC.fullmatch(topic) or len(topic) > 64 or payload is None:
-        log.warning("unusable WooCommerce webhook ignored", extra={"shop_id": shop.id, "topic": topic[:64]})
+        log.warning("unusable WooCommerce webhook ignored", extra={"shop_id": shop_id, "topic": topic[:64]})
         return jsonify(status="ignored"), 200
     headers = {k: request.headers[k] for k in _KEPT_HEADERS if k in request.headers}
     received_at = datetime.now(UTC)
     headers[RECEIVED_AT_HEADER] = received_at.isoformat()
-    event_id = store_inbound_event(
-        db.session, shop_id=shop.id, platform="woocommerce", topic=topic, event_key=_event_key(topic, payload, request.headers.get("X-WC-Webhook-Delivery-ID", "")),
-        payload=payload, headers=headers, triggered_at=received_at,
-    )
-    db.session.commit()
+    event_key = _event_key(topic, payload, request.headers.get("X-WC-Webhook-Delivery-ID", ""))
+    try:
+        event_id = store_delivery(current_app, platform="woocommerce", shop_id=shop_id, topic=topic,
+                                  event_key=event_key, body=body, headers=headers, triggered_at=received_at).event_id
+    except DataError:
+        # Valid JSON to Python, not to JSONB (a \u0000 escape, NaN): kept out, but still a 2xx.
+        log.warning("unstorable WooCommerce webhook ignored", extra={"shop_id": shop_id, "topic": topic})
+        return jsonify(status="ignored"), 200
     if event_id is None:
         return jsonify(status="duplicate"), 200
     try:

@@ -12,6 +12,7 @@ import pytest
 
 from app import create_app
 from app.extensions import db
+from app.inbox import dispose_inbox_engine
 from app.models import Shop
 from tests.conftest import test_config
 from tests.factories import make_shop
@@ -28,6 +29,7 @@ def webhook_app(app):
     yield flask_app
     with flask_app.app_context():
         db.engine.dispose()
+    dispose_inbox_engine(flask_app)
 
 
 @pytest.fixture
