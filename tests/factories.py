@@ -91,6 +91,18 @@ def make_reward(session: Session, shop: Shop, **fields) -> Reward:
     return reward
 
 
+def redeem_five_off(session: Session, shop: Shop, platform_customer_id: str, idempotency_key: str, now: datetime,
+                    *, reward: Reward | None = None):
+    """A new customer given 1,000 points redeems a $5-off reward costing 500: (customer, RedeemResult)."""
+    from app.loyalty.redemptions import redeem_reward
+
+    reward = reward or make_reward(session, shop, name="$5 off", points_cost=500, value=Decimal("5"),
+                                   code_expiry_days=30)
+    customer = make_customer(session, shop, platform_customer_id=platform_customer_id)
+    give_points(session, customer, 1000, now)
+    return customer, redeem_reward(session, shop.id, customer.id, reward.id, idempotency_key, now)
+
+
 def give_points(session: Session, customer: Customer, points: int, now: datetime | None = None) -> None:
     """Points through the ledger (a staff adjustment), so balance and entries agree."""
     from app.loyalty.adjustments import adjust_points

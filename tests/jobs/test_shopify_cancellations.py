@@ -11,15 +11,14 @@ import respx
 from rq.job import JobStatus
 from sqlalchemy import select
 
-from app.loyalty.adjustments import adjust_points
 from app.loyalty.intents import RevokeDiscount
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.redemption_cancel import request_cancellation
-from app.loyalty.redemptions import mark_issued, redeem_reward
-from app.models import AuditLog, Customer, LedgerEntry, Redemption, Reward
+from app.loyalty.redemptions import mark_issued
+from app.models import AuditLog, Customer, LedgerEntry, Redemption
 from jobs.dispatch import dispatch
 from jobs.queues import enqueue, queue
-from tests.factories import make_customer
+from tests.factories import redeem_five_off
 from tests.integrations.shopify.admin_api import FakeAdminApi, make_shopify_shop, ok, user_errors
 from tests.jobs.shopify_jobs import release_scheduled, scheduled_jobs
 
@@ -41,12 +40,7 @@ def api(shop):
 
 
 def redeemed(session, shop, *, issued=True):
-    reward = Reward(shop_id=shop.id, name="$5 off", kind="fixed_amount", points_cost=500, value=5, code_expiry_days=30)
-    session.add(reward)
-    session.flush()
-    customer = make_customer(session, shop, platform_customer_id="739001")
-    adjust_points(session, shop.id, customer.id, 1000, reason="seed", actor="staff:test", now=NOW)
-    result = redeem_reward(session, shop.id, customer.id, reward.id, "checkout-1", NOW)
+    customer, result = redeem_five_off(session, shop, "739001", "checkout-1", NOW)
     if issued:
         mark_issued(session, shop.id, result.redemption.id, NODE_ID, NOW)
     session.commit()

@@ -10,14 +10,12 @@ import respx
 from rq.job import Job
 
 from app.extensions import redis_connection
-from app.loyalty.adjustments import adjust_points
 from app.loyalty.ledger import find_balance_drift
-from app.loyalty.redemptions import redeem_reward
 from app.models import Customer, LedgerEntry, Redemption, Reward
 from integrations import registry
 from jobs.dispatch import dispatch
 from jobs.queues import queue
-from tests.factories import make_customer
+from tests.factories import redeem_five_off
 from tests.integrations.shopify.admin_api import FakeAdminApi, make_shopify_shop, ok, throttled, user_errors
 from tests.jobs.shopify_jobs import assert_delay, release_scheduled, scheduled_jobs
 
@@ -60,14 +58,11 @@ def api(shop):
 
 def redeem(session, shop, customers=1):
     """Each customer (1000 points) redeems a $5-off reward costing 500."""
-    reward = Reward(shop_id=shop.id, name="$5 off", kind="fixed_amount", points_cost=500, value=5, code_expiry_days=30)
-    session.add(reward)
-    session.flush()
-    out = []
-    for n in range(customers):
-        customer = make_customer(session, shop, platform_customer_id=f"73900{n}")
-        adjust_points(session, shop.id, customer.id, 1000, reason="seed", actor="staff:test", now=NOW)
-        out.append((customer, redeem_reward(session, shop.id, customer.id, reward.id, f"checkout-{n}", NOW)))
+    out = [redeem_five_off(session, shop, "739000", "checkout-0", NOW)]
+    reward_id = out[0][1].redemption.reward_id
+    for n in range(1, customers):
+        out.append(redeem_five_off(session, shop, f"73900{n}", f"checkout-{n}", NOW,
+                                   reward=session.get(Reward, reward_id)))
     session.commit()
     return out
 

@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 import pytest
 import responses
 
-from app.loyalty.adjustments import adjust_points
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.redemption_cancel import request_cancellation
-from app.loyalty.redemptions import mark_issued, redeem_reward
-from app.models import Customer, LedgerEntry, Redemption, Reward, Shop
+from app.loyalty.redemptions import mark_issued
+from app.models import Customer, LedgerEntry, Redemption, Shop
 from jobs.dispatch import dispatch
-from tests.factories import make_customer
+from tests.factories import redeem_five_off
 from tests.integrations.woocommerce.wc_support import api_url, make_wc_shop
 from tests.jobs.shopify_jobs import release_scheduled, scheduled_jobs
 
@@ -35,12 +34,7 @@ def store():
 
 
 def redeemed(session, shop):
-    reward = Reward(shop_id=shop.id, name="$5 off", kind="fixed_amount", points_cost=500, value=5, code_expiry_days=30)
-    session.add(reward)
-    session.flush()
-    customer = make_customer(session, shop, platform_customer_id="42")
-    adjust_points(session, shop.id, customer.id, 1000, reason="seed", actor="staff:test", now=NOW)
-    result = redeem_reward(session, shop.id, customer.id, reward.id, "checkout-1", NOW)
+    customer, result = redeem_five_off(session, shop, "42", "checkout-1", NOW)
     mark_issued(session, shop.id, result.redemption.id, "719", NOW)
     session.commit()
     asked = request_cancellation(session, shop.id, result.redemption.id, "staff:1:ann", "wrong reward", NOW)
