@@ -18,10 +18,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.loyalty import audit
-from app.loyalty.errors import Invalid, LoyaltyError, NotFound
+from app.loyalty.errors import Invalid, LoyaltyError
 from app.loyalty.intents import RevokeDiscount
 from app.loyalty.ledger import lock_customer, post_entry
-from app.models import Redemption, get_for_shop
+from app.loyalty.redemptions import lock_redemption
+from app.models import Redemption
 
 
 @dataclass
@@ -35,7 +36,7 @@ def request_cancellation(session: Session, shop_id: int, redemption_id: int, act
     reason = (reason or "").strip()
     if not reason:
         raise Invalid("a reason is required", code="reason_required")
-    redemption = _locked(session, shop_id, redemption_id)
+    redemption = lock_redemption(session, shop_id, redemption_id)
     if redemption.status == "cancelling":
         return CancelRequest(redemption, [])
     if redemption.status in ("cancelled", "failed"):
@@ -56,7 +57,7 @@ def request_cancellation(session: Session, shop_id: int, redemption_id: int, act
 def complete_cancellation(session: Session, shop_id: int, redemption_id: int, code_deleted: bool,
                           now: datetime) -> bool:
     """The code is gone from the platform: give the points back. False if not cancelling (a replay)."""
-    redemption = _locked(session, shop_id, redemption_id)
+    redemption = lock_redemption(session, shop_id, redemption_id)
     if redemption.status != "cancelling":
         return False
     customer = lock_customer(session, shop_id, redemption.customer_id)
@@ -88,7 +89,7 @@ def fail_cancellation(session: Session, shop_id: int, redemption_id: int, detail
 
 def _end_unrefunded(session: Session, shop_id: int, redemption_id: int, state: str, detail: str,
                     action: str) -> bool:
-    redemption = _locked(session, shop_id, redemption_id)
+    redemption = lock_redemption(session, shop_id, redemption_id)
     if redemption.status != "cancelling":
         return False
     # Back to where it was: issued if the code exists (or may), else pending for the issue job
@@ -102,9 +103,3 @@ def _end_unrefunded(session: Session, shop_id: int, redemption_id: int, state: s
                  details={"detail": redemption.cancel_detail, "requested_by": redemption.cancel_actor})
     return True
 
-
-def _locked(session: Session, shop_id: int, redemption_id: int) -> Redemption:
-    redemption = get_for_shop(session, Redemption, shop_id, redemption_id, lock=True)
-    if redemption is None:
-        raise NotFound("no such redemption", code="redemption_not_found")
-    return redemption

@@ -68,7 +68,7 @@ def redemption_for_customer(session: Session, shop_id: int, customer_id: int, re
 
 def mark_issued(session: Session, shop_id: int, redemption_id: int, platform_discount_id: str | None,
                 now: datetime) -> list:
-    redemption = _locked(session, shop_id, redemption_id)
+    redemption = lock_redemption(session, shop_id, redemption_id)
     if redemption.status == "cancelling" and redemption.platform_discount_id is None:
         # Created by an attempt already under way when staff cancelled: keep its id, so that a
         # failed cancellation knows the code exists. The revoke job deletes it (it waits for this
@@ -90,7 +90,7 @@ def fail_redemption(session: Session, shop_id: int, redemption_id: int, reason: 
     Staff cancelling meanwhile (`cancelling`) changes nothing here: there is no code, so the
     cancellation is done too (the same reversal key, so the points come back once).
     """
-    redemption = _locked(session, shop_id, redemption_id)
+    redemption = lock_redemption(session, shop_id, redemption_id)
     if redemption.status not in ("pending", "cancelling"):
         return False
     if redemption.cancel_state == "cancelling":
@@ -100,7 +100,7 @@ def fail_redemption(session: Session, shop_id: int, redemption_id: int, reason: 
 
 def _give_back(session: Session, shop_id: int, redemption_id: int, status: str, reason: str, now: datetime,
                actor: str) -> bool:
-    redemption = _locked(session, shop_id, redemption_id)
+    redemption = lock_redemption(session, shop_id, redemption_id)
     if redemption.status in ("failed", "cancelled"):
         return False
     customer = lock_customer(session, shop_id, redemption.customer_id)
@@ -112,7 +112,8 @@ def _give_back(session: Session, shop_id: int, redemption_id: int, status: str, 
     return True
 
 
-def _locked(session: Session, shop_id: int, redemption_id: int) -> Redemption:
+def lock_redemption(session: Session, shop_id: int, redemption_id: int) -> Redemption:
+    """The shop's redemption, row-locked for this transaction; NotFound if it has none by that id."""
     redemption = get_for_shop(session, Redemption, shop_id, redemption_id, lock=True)
     if redemption is None:
         raise NotFound("no such redemption", code="redemption_not_found")
