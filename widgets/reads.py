@@ -61,7 +61,10 @@ class WidgetReads:
             raise sqlalchemy_exc.OperationalError(sql, params, dead.cause) from dead.cause
 
     def _attempt(self, sql: str, params: dict) -> tuple | None:
-        pooled = self._current().raw_connection()  # no database: SQLAlchemy's OperationalError
+        try:
+            pooled = self._current().raw_connection()
+        except psycopg.OperationalError as exc:  # no database: a fresh connection failed, no retry
+            raise sqlalchemy_exc.OperationalError(sql, params, exc) from exc
         try:
             connection = pooled.driver_connection
             with connection.cursor() as cursor:

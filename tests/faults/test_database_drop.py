@@ -115,3 +115,62 @@ def test_a_workers_job_on_a_dropped_connection_runs_again_on_a_fresh_one(fault_a
                 assert admin.execute(text(TERMINATE_OTHERS)).scalar() >= 1
             assert process_webhook_event(ids[1]) == "applied"
     assert_each_order_earned_once(fsession, shop_id, 2)
+
+
+# --- GET /widget/v1/me: its own pool without pre-ping (widgets.reads) --------------------------
+
+def _widget_shopper(fsession):
+    from tests.widgets.helpers import shopper, token, widget_shop
+
+    shop, secret = widget_shop(fsession)
+    kari = shopper(fsession, shop, points=420)
+    headers = {"Authorization": f"Bearer {token(shop, secret, kari)}"}
+    fsession.close()
+    return headers
+
+
+def test_me_on_a_dropped_connection_is_read_again_on_a_fresh_one(fault_app, fsession):
+    from widgets.reads import widget_reads
+
+    headers = _widget_shopper(fsession)
+    client = fault_app.test_client()
+    assert client.get("/widget/v1/me", headers=headers).json["points_balance"] == 420
+    reads = widget_reads(fault_app)
+    assert reads.engine.pool._pre_ping is False and reads.engine.pool.checkedin() >= 1  # kept for the next /me
+
+    with create_engine(_DATABASE_URL, isolation_level="AUTOCOMMIT").connect() as admin:
+        assert admin.execute(text(TERMINATE_OTHERS)).scalar() >= 1  # the widget pool's connection among them
+
+    retired = reads.engine
+    response = client.get("/widget/v1/me", headers=headers)
+    assert response.status_code == 200 and response.json["points_balance"] == 420
+    assert reads.engine is retired  # dispose() swaps the pool, not the engine
+    assert client.get("/widget/v1/me", headers=headers).status_code == 200
+
+
+def test_me_with_the_database_down_is_a_clean_503(fault_app, fsession):
+    headers = _widget_shopper(fsession)
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/lojal_nowhere"
+    down_app = create_app(test_config(DATABASE_URL=nowhere))
+    response = down_app.test_client().get("/widget/v1/me", headers=headers)
+    assert response.status_code == 503 and response.json == {"error": UNAVAILABLE}
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_a_widget_read_whose_retry_fails_too_is_a_clean_503(fault_app, fsession, monkeypatch):
+    """Dead on the first connection and on the fresh one: no third try, a 503."""
+    import psycopg
+
+    from widgets.reads import WidgetReads, _DeadConnection
+
+    headers = _widget_shopper(fsession)
+    attempts = []
+
+    def always_dead(self, sql, params):
+        attempts.append(sql)
+        raise _DeadConnection(psycopg.OperationalError("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(WidgetReads, "_attempt", always_dead)
+    response = fault_app.test_client().get("/widget/v1/me", headers=headers)
+    assert response.status_code == 503 and response.json == {"error": UNAVAILABLE}
+    assert len(attempts) == 2
