@@ -78,9 +78,6 @@ class WidgetReads:
         finally:
             pooled.close()  # back to the pool (or discarded, if invalidated)
 
-    def dispose(self) -> None:
-        self.engine.dispose()
-
 
 class _DeadConnection(Exception):
     def __init__(self, cause: psycopg.OperationalError):
