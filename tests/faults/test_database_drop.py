@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, make_url, select, text
 from sqlalchemy.orm import Session
 
 from app import create_app
@@ -157,20 +157,24 @@ def test_me_with_the_database_down_is_a_clean_503(fault_app, fsession):
     assert response.headers["Retry-After"] == "1"
 
 
-def test_a_widget_read_whose_retry_fails_too_is_a_clean_503(fault_app, fsession, monkeypatch):
-    """Dead on the first connection and on the fresh one: no third try, a 503."""
-    import psycopg
-
-    from widgets.reads import WidgetReads, _DeadConnection
-
+def test_me_whose_retry_finds_no_database_is_a_clean_503_and_then_recovers(fault_app, fsession):
+    """Its pooled connection dead and no new connection accepted: no third try, a 503; once the
+    database takes connections again, the next /me answers."""
     headers = _widget_shopper(fsession)
-    attempts = []
-
-    def always_dead(self, sql, params):
-        attempts.append(sql)
-        raise _DeadConnection(psycopg.OperationalError("server closed the connection unexpectedly"))
-
-    monkeypatch.setattr(WidgetReads, "_attempt", always_dead)
-    response = fault_app.test_client().get("/widget/v1/me", headers=headers)
+    client = fault_app.test_client()
+    assert client.get("/widget/v1/me", headers=headers).status_code == 200  # leaves a pooled connection
+    database = make_url(_DATABASE_URL).database
+    # From another database: PostgreSQL refuses to close the one the session is connected to.
+    admin_engine = create_engine(make_url(_DATABASE_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as admin:
+        admin.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))  # even for superusers
+        try:
+            assert admin.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                      "WHERE datname = :name"), {"name": database}).scalar() >= 1
+            response = client.get("/widget/v1/me", headers=headers)
+        finally:
+            admin.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+    admin_engine.dispose()
     assert response.status_code == 503 and response.json == {"error": UNAVAILABLE}
-    assert len(attempts) == 2
+    assert response.headers["Retry-After"] == "1"
+    assert client.get("/widget/v1/me", headers=headers).json["points_balance"] == 420
