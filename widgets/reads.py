@@ -35,7 +35,6 @@ class WidgetReads:
         # toggling; nothing to reset on return (a SELECT in autocommit leaves no transaction).
         self.options = {**options, "pool_pre_ping": False, "isolation_level": "AUTOCOMMIT",
                         "pool_reset_on_return": None}
-        self.url = url
         self.engine = create_engine(url, **self.options)
         self.pid = os.getpid()
         self.lock = threading.Lock()

@@ -178,3 +178,20 @@ def test_me_whose_retry_finds_no_database_is_a_clean_503_and_then_recovers(fault
     assert response.status_code == 503 and response.json == {"error": UNAVAILABLE}
     assert response.headers["Retry-After"] == "1"
     assert client.get("/widget/v1/me", headers=headers).json["points_balance"] == 420
+
+
+def test_the_widget_read_pool_starts_empty_in_a_forked_process(fault_app, fsession):
+    """gunicorn forks its workers from a preloaded app: a connection opened before the fork is
+    never shared with the child (the pid the pool was made in is checked on every read)."""
+    from widgets.reads import widget_reads
+
+    headers = _widget_shopper(fsession)
+    client = fault_app.test_client()
+    assert client.get("/widget/v1/me", headers=headers).status_code == 200
+    reads = widget_reads(fault_app)
+    parents_pool = reads.engine.pool
+    assert parents_pool.checkedin() == 1
+    reads.pid = -1  # as seen from a child: not the pid the pool was made in
+    assert client.get("/widget/v1/me", headers=headers).json["points_balance"] == 420
+    assert reads.engine.pool is not parents_pool and parents_pool.checkedin() == 1  # left alone, not closed
+    parents_pool.dispose()
