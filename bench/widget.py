@@ -15,7 +15,9 @@ the other is measured); after a warm-up, the rounds alternate baseline / real so
 same machine load. The load (bench/harness.py): 32 keep-alive HTTP/1.1 connections from one
 asyncio client, each sending its next request when the previous answer is in, cycling over
 the seeded shoppers' tokens; it shares the machine's cores with the servers. Every answer must
-be 200 (counted). Targets: real/baseline requests/s >= 0.5 and real p99 <= 25 ms.
+be 200 (counted). Targets: real/baseline requests/s >= 0.5 and real p99 <= 25 ms. Beside them,
+the servers' CPU per answered request (the gunicorn workers plus the bench database's
+PostgreSQL backends, from /proc): a figure that the machine's other load disturbs less.
 """
 from __future__ import annotations
 
@@ -174,6 +176,37 @@ def check_me(port: int, tokens: list[str]) -> None:
             sys.exit(f"{PATH} answered someone else or no balance: {str(answer)[:300]}")
 
 
+def _process_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):  # gone meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def server_cpu(master_pid: int, database_url: str) -> float | None:
+    """CPU seconds so far of a gunicorn master's workers plus the PostgreSQL backends connected to
+    the bench database (Linux /proc on the same machine; None elsewhere). Redis's server CPU is
+    not in it (shared with the other benches' databases)."""
+    if not Path(f"/proc/{master_pid}/task").is_dir():
+        return None
+    import psycopg
+    from sqlalchemy import make_url
+
+    workers = [int(c) for task in Path(f"/proc/{master_pid}/task").iterdir()
+               for c in (task / "children").read_text().split()]
+    url = make_url(database_url)
+    try:
+        with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+                             dbname="postgres", autocommit=True) as admin:
+            backends = [row[0] for row in admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (url.database,))]
+    except psycopg.OperationalError:  # e.g. no access to pg_stat_activity's pids: workers only
+        backends = []
+    local = [pid for pid in backends if Path(f"/proc/{pid}").exists()]  # the database may be remote
+    return sum(_process_cpu(pid) for pid in workers + local)
+
+
 def request_bytes(port: int, token: str | None) -> bytes:
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
     return (f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
@@ -218,14 +251,22 @@ def main(argv: list[str] | None = None) -> dict:
         for name in names:  # warm-up: pools, imports, caches
             harness.drive(ports[name], cycles[name].__next__, args.connections, 2.0)
         runs: dict[str, list[dict]] = {name: [] for name in names}
+        served_cpu: dict[str, float | None] = {name: 0.0 for name in names}
         for round_no in range(args.rounds):
             for name in names:
                 print(f"round {round_no + 1}/{args.rounds}: {name} for {args.seconds:g} s", flush=True)
+                before = server_cpu(servers[name].pid, environment["DATABASE_URL"])
                 runs[name].append(harness.drive(ports[name], cycles[name].__next__, args.connections, args.seconds))
+                after = server_cpu(servers[name].pid, environment["DATABASE_URL"])
+                served_cpu[name] = (None if before is None or after is None or served_cpu[name] is None
+                                    else served_cpu[name] + after - before)
     finally:
         harness.stop(list(servers.values()))
 
     figures = {name: harness.merge(run) for name, run in runs.items()}
+    for name, row in figures.items():  # workers + bench-database backends, per answered request
+        row["server_cpu_ms"] = (round(1000 * served_cpu[name] / row["requests"], 3)
+                                if served_cpu[name] is not None and row["requests"] else None)
     real, base = figures["widget /me"], figures["baseline"]
     result = {
         "connections": args.connections, "seconds_per_app": args.seconds * args.rounds,
@@ -239,9 +280,10 @@ def main(argv: list[str] | None = None) -> dict:
     result["ratio_met"] = result["ratio"] >= TARGET_RATIO
     result["p99_met"] = real["p99_ms"] <= TARGET_P99_MS
     print(f"\n{args.connections} connections, {args.seconds * args.rounds:g} s per app, {result['server']}")
-    print(f"{'':<12}{'requests/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    print(f"{'':<12}{'requests/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'server CPU ms/req':>19}")
     for name, row in figures.items():
-        print(f"{name:<12}{row['rps']:>12,.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['non_2xx']:>9}")
+        cpu = f"{row['server_cpu_ms']:.3f}" if row["server_cpu_ms"] is not None else "n/a"
+        print(f"{name:<12}{row['rps']:>12,.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['non_2xx']:>9}{cpu:>19}")
     print(f"SQL statements per /me: {statements:.1f}; load average at the end: "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     print(f"ratio {result['ratio']:.3f} (target >= {TARGET_RATIO}: {'met' if result['ratio_met'] else 'MISSED'}); "

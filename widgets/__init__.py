@@ -15,9 +15,11 @@ def register(app: Flask) -> None:
     from widgets.api import bp as api
     from widgets.errors import register_error_handlers
     from widgets.hardening import init_hardening
+    from widgets.reads import init_reads
     from widgets.referrals import bp as referrals
 
     register_error_handlers(app)
     init_hardening(app, api, referrals)
+    init_reads(app)
     app.register_blueprint(api)
     app.register_blueprint(referrals)

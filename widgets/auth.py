@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import psycopg
 from flask import current_app, request
 from sqlalchemy import Select, and_, bindparam, or_, select
-from sqlalchemy import exc as sqlalchemy_exc
 
 from app.extensions import db
 from app.loyalty.shopper import (ACCOUNT_BY_SHOP_UID, ACCOUNT_BY_SHOPIFY_DOMAIN, CustomerView, ShopperAccount,
@@ -24,6 +22,7 @@ from app.loyalty.shopper import (ACCOUNT_BY_SHOP_UID, ACCOUNT_BY_SHOPIFY_DOMAIN,
 from app.models import Customer, Shop
 from integrations.shopify.app_proxy import InvalidAppProxyRequest, verify_app_proxy
 from widgets.errors import WidgetError
+from widgets.reads import read_one
 from widgets.tokens import InvalidCustomerToken, unverified_claims, verify_customer_token, widget_secret
 
 
@@ -183,29 +182,3 @@ def _account_lookup(via: str, customer_ref: str | None,
                     **shop: str) -> tuple[ShopView | None, CustomerView | None, ShopperAccount | None]:
     account = shopper_account(read_one(_ACCOUNT_STATEMENTS[via], {"customer_ref": customer_ref or None, **shop}))
     return (account.shop, account.customer, account) if account is not None else (None, None, None)
-
-
-def read_one(sql: str, params: dict) -> tuple | None:
-    """One row of one SELECT, sent through the driver on a pooled connection in autocommit.
-
-    Why not the Session: for one statement it adds a BEGIN and a ROLLBACK round trip and its
-    own bookkeeping, more CPU than the statement itself on the widget's hottest path. A single
-    SELECT in autocommit still reads one consistent snapshot. Disconnects surface as
-    SQLAlchemy's OperationalError (503 + Retry-After, app.errors) and the connection is dropped.
-    """
-    pooled = db.engine.raw_connection()  # the app's pool (and its pre-ping)
-    try:
-        connection = pooled.driver_connection
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                return cursor.fetchone()
-        finally:
-            if not connection.closed:
-                connection.autocommit = False  # the pool's other users expect transactions
-    except psycopg.OperationalError as exc:
-        pooled.invalidate(exc)
-        raise sqlalchemy_exc.OperationalError(sql, params, exc) from exc
-    finally:
-        pooled.close()  # back to the pool (or discarded, if invalidated)

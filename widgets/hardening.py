@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from functools import lru_cache
+from functools import lru_cache, partial, wraps
 
 from flask import Blueprint, Flask, current_app, request
 from flask_limiter import Limiter
@@ -54,6 +54,7 @@ def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
                          key_func=_shopper_key, exempt_when=_not_a_shopper, methods=["POST"])(api)
     limiter.request_filter(_counts_itself)
     limiter.init_app(app)
+    _not_for_self_limited(app, limiter)
     app.extensions[_LIMITER] = limiter
     app.extensions[_READ_LIMITS] = ReadLimits(limiter)
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
@@ -76,6 +77,34 @@ def _ip_exempt() -> bool:
 def _counts_itself() -> bool:
     # GET /me counts the same two limits itself, in one Redis round trip (hit_read_limits).
     return request.endpoint == SELF_LIMITED and request.method == "GET"
+
+
+def _not_for_self_limited(app: Flask, limiter: Limiter) -> None:
+    """Flask-Limiter's three app-wide hooks (before: evaluate, after: headers, teardown: its
+    per-request context) are skipped for GET /me, which counts its limits itself: its filter
+    only answers after the endpoint's limits are resolved, ~0.09 ms of /me's ~0.8 ms CPU.
+    Every other request runs them as before. Fails at start if the hooks are not found."""
+    def owned(hook) -> bool:
+        return getattr(hook, "__self__", None) is limiter or (isinstance(hook, partial) and hook.args[:1] == (limiter,))
+
+    def before(hook):
+        return wraps(hook)(lambda: None if _counts_itself() else hook())
+
+    def after(hook):
+        return wraps(hook)(lambda response: response if _counts_itself() else hook(response))
+
+    def teardown(hook):
+        return wraps(hook)(lambda exc=None: None if _counts_itself() else hook(exc))
+
+    found = 0
+    for hooks, wrap in ((app.before_request_funcs[None], before), (app.after_request_funcs[None], after),
+                        (app.teardown_request_funcs[None], teardown)):
+        for i, hook in enumerate(hooks):
+            if owned(hook):
+                hooks[i] = wrap(hook)
+                found += 1
+    if found != 3:
+        raise RuntimeError(f"expected Flask-Limiter's 3 request hooks on the app, found {found}")
 
 
 def _shopper_key() -> str:

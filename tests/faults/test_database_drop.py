@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, make_url, select, text
 from sqlalchemy.orm import Session
 
 from app import create_app
@@ -115,3 +115,83 @@ def test_a_workers_job_on_a_dropped_connection_runs_again_on_a_fresh_one(fault_a
                 assert admin.execute(text(TERMINATE_OTHERS)).scalar() >= 1
             assert process_webhook_event(ids[1]) == "applied"
     assert_each_order_earned_once(fsession, shop_id, 2)
+
+
+# --- GET /widget/v1/me: its own pool without pre-ping (widgets.reads) --------------------------
+
+def _widget_shopper(fsession):
+    from tests.widgets.helpers import shopper, token, widget_shop
+
+    shop, secret = widget_shop(fsession)
+    kari = shopper(fsession, shop, points=420)
+    headers = {"Authorization": f"Bearer {token(shop, secret, kari)}"}
+    fsession.close()
+    return headers
+
+
+def test_me_on_a_dropped_connection_is_read_again_on_a_fresh_one(fault_app, fsession):
+    from widgets.reads import widget_reads
+
+    headers = _widget_shopper(fsession)
+    client = fault_app.test_client()
+    assert client.get("/widget/v1/me", headers=headers).json["points_balance"] == 420
+    reads = widget_reads(fault_app)
+    assert reads.engine.pool._pre_ping is False and reads.engine.pool.checkedin() >= 1  # kept for the next /me
+
+    with create_engine(_DATABASE_URL, isolation_level="AUTOCOMMIT").connect() as admin:
+        assert admin.execute(text(TERMINATE_OTHERS)).scalar() >= 1  # the widget pool's connection among them
+
+    retired = reads.engine
+    response = client.get("/widget/v1/me", headers=headers)
+    assert response.status_code == 200 and response.json["points_balance"] == 420
+    assert reads.engine is retired  # dispose() swaps the pool, not the engine
+    assert client.get("/widget/v1/me", headers=headers).status_code == 200
+
+
+def test_me_with_the_database_down_is_a_clean_503(fault_app, fsession):
+    headers = _widget_shopper(fsession)
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/lojal_nowhere"
+    down_app = create_app(test_config(DATABASE_URL=nowhere))
+    response = down_app.test_client().get("/widget/v1/me", headers=headers)
+    assert response.status_code == 503 and response.json == {"error": UNAVAILABLE}
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_me_whose_retry_finds_no_database_is_a_clean_503_and_then_recovers(fault_app, fsession):
+    """Its pooled connection dead and no new connection accepted: no third try, a 503; once the
+    database takes connections again, the next /me answers."""
+    headers = _widget_shopper(fsession)
+    client = fault_app.test_client()
+    assert client.get("/widget/v1/me", headers=headers).status_code == 200  # leaves a pooled connection
+    database = make_url(_DATABASE_URL).database
+    # From another database: PostgreSQL refuses to close the one the session is connected to.
+    admin_engine = create_engine(make_url(_DATABASE_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as admin:
+        admin.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))  # even for superusers
+        try:
+            assert admin.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                      "WHERE datname = :name"), {"name": database}).scalar() >= 1
+            response = client.get("/widget/v1/me", headers=headers)
+        finally:
+            admin.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+    admin_engine.dispose()
+    assert response.status_code == 503 and response.json == {"error": UNAVAILABLE}
+    assert response.headers["Retry-After"] == "1"
+    assert client.get("/widget/v1/me", headers=headers).json["points_balance"] == 420
+
+
+def test_the_widget_read_pool_starts_empty_in_a_forked_process(fault_app, fsession):
+    """gunicorn forks its workers from a preloaded app: a connection opened before the fork is
+    never shared with the child (the pid the pool was made in is checked on every read)."""
+    from widgets.reads import widget_reads
+
+    headers = _widget_shopper(fsession)
+    client = fault_app.test_client()
+    assert client.get("/widget/v1/me", headers=headers).status_code == 200
+    reads = widget_reads(fault_app)
+    parents_pool = reads.engine.pool
+    assert parents_pool.checkedin() == 1
+    reads.pid = -1  # as seen from a child: not the pid the pool was made in
+    assert client.get("/widget/v1/me", headers=headers).json["points_balance"] == 420
+    assert reads.engine.pool is not parents_pool and parents_pool.checkedin() == 1  # left alone, not closed
+    parents_pool.dispose()

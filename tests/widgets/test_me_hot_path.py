@@ -158,6 +158,26 @@ def test_me_shares_the_per_ip_counter_with_the_other_routes_and_counts_refusals(
         assert client_for(tight_app, "10.9.0.2").get(f"/widget/v1/program?shop={shop.uid}").status_code == 200
 
 
+def test_flask_limiters_own_request_hooks_run_for_every_route_but_get_me(tight_app):
+    """GET /me counts itself (one Redis call); Flask-Limiter's per-request work is skipped for it
+    alone: it keeps its per-request context (set by its before hook) on every other request."""
+    from flask.globals import request_ctx
+
+    with app_session(tight_app) as session:
+        shop, secret = widget_shop(session)
+        headers, program = bearer(token(shop, secret, shopper(session, shop))), f"/widget/v1/program?shop={shop.uid}"
+    client = client_for(tight_app)
+    with client:
+        assert client.get("/widget/v1/me", headers=headers).status_code == 200
+        assert not hasattr(request_ctx._get_current_object(), "_limiter_request_context")
+    with client:
+        assert client.get("/widget/v1/me/activity", headers=headers).status_code == 200
+        assert hasattr(request_ctx._get_current_object(), "_limiter_request_context")
+    with client:
+        assert client.get(program).status_code == 200
+        assert hasattr(request_ctx._get_current_object(), "_limiter_request_context")
+
+
 def test_with_redis_down_me_still_answers_and_still_limits():
     redis_down = create_app(test_config(REDIS_URL="redis://127.0.0.1:1/0", WIDGET_RATE_LIMIT="2/minute"))
     with app_session(redis_down) as session:
