@@ -197,3 +197,61 @@ def test_quick_path_takes_a_new_shopper_and_an_unknown_referral_code(session):
     order = session.scalars(select(Order).where(Order.shop_id == shop.id)).one()
     assert order.customer_id == customer.id and order.referral_code == "NOSUCHCODE1"
     assert find_balance_drift(session, shop.id) == []
+
+
+def test_a_program_changed_since_it_was_seen_is_read_again(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid("p1", T0, customer=customer, subtotal="10.00"))
+    set_rule(session, shop, "order", points_per_unit=Decimal("3"))
+    session.flush()
+    apply_event(session, shop.id, paid("p2", T0 + timedelta(minutes=1), customer=customer, subtotal="10.00"))
+    session.refresh(customer)
+    assert customer.points_balance == 10 + 30
+
+
+def test_a_sale_rolled_back_leaves_nothing_the_next_one_trusts(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid("r1", T0, customer=customer, subtotal="10.00"))
+    savepoint = session.begin_nested()
+    apply_event(session, shop.id, paid("r2", T0 + timedelta(minutes=1), customer=customer, subtotal="50.00"))
+    savepoint.rollback()
+    apply_event(session, shop.id, paid("r3", T0 + timedelta(minutes=2), customer=customer, subtotal="7.00"))
+    session.refresh(customer)
+    assert (customer.points_balance, customer.orders_count, customer.total_spent) == (17, 2, Decimal("17.00"))
+    assert find_balance_drift(session, shop.id) == []
+
+
+def test_concurrent_sales_for_one_shopper_each_count_once(app, session):
+    """Different orders of one shopper (known, and new) at once: each waits for the locked row
+    (or loses the new shopper's INSERT and falls back); nothing lost, nothing doubled."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session as PlainSession
+
+    from app.extensions import db
+    from tests.app.loyalty.test_ledger_invariants import _race
+
+    shop = make_shop(session)
+    known = make_customer(session, shop)
+    session.commit()
+    shop_id, known_info = shop.id, CustomerInfo(known.platform_customer_id, email=known.email)
+    new_info = CustomerInfo("arrives-twice-at-once", email="twice@example.com")
+    with app.app_context():
+        engine = create_engine(db.engine.url, pool_size=20, max_overflow=0)
+
+    def sell(i: int) -> str:
+        info = known_info if i % 2 else new_info
+        with PlainSession(engine) as s:
+            apply_event(s, shop_id, paid(f"c{i}", T0 + timedelta(seconds=i), customer=info, subtotal=str(10 + i)))
+            s.commit()
+        return "ok"
+
+    assert _race(16, sell) == ["ok"] * 16
+    engine.dispose()
+    session.expire_all()
+    rows = {c.platform_customer_id: c for c in session.scalars(select(Customer).where(Customer.shop_id == shop_id))}
+    odd, even = [10 + i for i in range(16) if i % 2], [10 + i for i in range(16) if not i % 2]
+    assert (rows[known.platform_customer_id].points_balance, rows[known.platform_customer_id].orders_count) == (sum(odd), 8)
+    assert (rows[new_info.platform_customer_id].points_balance, rows[new_info.platform_customer_id].orders_count) == (sum(even), 8)
+    assert find_balance_drift(session, shop_id) == []
