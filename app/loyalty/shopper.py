@@ -93,8 +93,12 @@ def known_customer(platform_customer_id: str | BindParameter[str]) -> ColumnElem
 
 
 def summary(session: Session, shop: Shop, customer: Customer, now: datetime) -> ShopperSummary:
-    settings = program_settings(shop)
-    tiers = shop_tiers(session, shop.id)
+    return _summary(session, shop, customer, now, program_settings(shop), shop_tiers(session, shop.id),
+                    active_rewards(session, shop.id))
+
+
+def _summary(session: Session, shop, customer, now: datetime, settings, tiers, rewards) -> ShopperSummary:
+    """What the shopper sees, from the ORM rows (summary) or the one-statement read (account_summary)."""
     tier = next((t for t in tiers if t.id == customer.tier_id), None)
     if settings.tier_period == "lifetime":  # cached on the row: no query
         value = customer.total_spent if settings.tier_basis == "spend" else Decimal(customer.points_earned_lifetime)
@@ -104,7 +108,7 @@ def summary(session: Session, shop: Shop, customer: Customer, now: datetime) -> 
         customer=customer, tier=tier, next_tier=next_tier(tiers, tier, value),
         expiring_soon=expiring_soon(shop, customer, now),
         ladder_stage=ladder_stage(customer.orders_count, customer.referrals_completed),
-        rewards=active_rewards(session, shop.id), tier_basis=settings.tier_basis,
+        rewards=rewards, tier_basis=settings.tier_basis,
     )
 
 
@@ -279,16 +283,4 @@ def account_summary(session: Session, account: ShopperAccount, now: datetime) ->
     """summary() for an account read by ACCOUNT_BY_*: no statement for lifetime tiers (the
     default); a rolling or calendar tier period sums orders or points with one more query."""
     shop, customer, program = account
-    settings = program.program
-    tiers = program.tiers
-    tier = next((t for t in tiers if t.id == customer.tier_id), None)
-    if settings.tier_period == "lifetime":
-        value = customer.total_spent if settings.tier_basis == "spend" else Decimal(customer.points_earned_lifetime)
-    else:
-        value = qualifying_values(session, shop, settings, now, customer.id).get(customer.id, Decimal(0))
-    return ShopperSummary(
-        customer=customer, tier=tier, next_tier=next_tier(tiers, tier, value),
-        expiring_soon=expiring_soon(shop, customer, now),
-        ladder_stage=ladder_stage(customer.orders_count, customer.referrals_completed),
-        rewards=program.rewards, tier_basis=settings.tier_basis,
-    )
+    return _summary(session, shop, customer, now, program.program, program.tiers, program.rewards)
