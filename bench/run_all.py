@@ -66,15 +66,6 @@ def rows_from_output(name: str, output: str) -> list[dict]:
     return parser(output) if parser else []
 
 
-def _ledger(output: str) -> list[dict]:
-    m = re.search(r"SUMMARY events/s=(\S+) inserts/s=(\S+) ratio=(\S+)", output)
-    if not m:
-        return []
-    ratio = _num(m[3])
-    return [harness.row("ledger: OrderPaid events/s vs single-row INSERTs/s", _num(m[1]), baseline=_num(m[2]),
-                        ratio=ratio, target="ratio >= 0.5", met=ratio >= 0.5)]
-
-
 def _winback(output: str) -> list[dict]:
     m = re.search(r"SUMMARY customers=(\d+) seconds=(\S+) rows/s=(\S+) copy_rows/s=(\S+) ratio=(\S+)", output)
     if not m:
@@ -108,7 +99,7 @@ def _analytics(output: str) -> list[dict]:
                         ratio=round(seconds / base, 2) if base else None) for name, seconds in timings.items()]
 
 
-_PARSERS = {"ledger": _ledger, "winback": _winback, "widget": _widget, "analytics": _analytics}
+_PARSERS = {"winback": _winback, "widget": _widget, "analytics": _analytics}
 
 
 # --- the machine ---------------------------------------------------------------------------------

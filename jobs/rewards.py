@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db, redis_connection
 from app.loyalty import redemptions
+from app.loyalty.intents import IssueDiscount
 from app.models import Redemption, Shop, get_for_shop
 from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.registry import adapter_for
@@ -19,7 +20,6 @@ from integrations.woocommerce.upkeep import mark_disconnected
 from jobs.cancellations import lost_cancellations
 from jobs.context import app_job, is_final_attempt
 from jobs.dispatch import dispatch
-from app.loyalty.intents import IssueDiscount
 from jobs.queues import enqueue_in, platform_api_limit, runs_in_process
 
 log = logging.getLogger(__name__)
