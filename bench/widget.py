@@ -10,7 +10,8 @@ PostgreSQL, else the embedded one; bench/harness.py), its schema DROPPED and mig
 uses for its rate limits (set high here: the bench measures serving, not throttling).
 
 Both apps run under the production config (`gunicorn -c gunicorn.conf.py`) with the same
-WEB_CONCURRENCY=2 processes x WEB_THREADS=4 (gthread), no worker recycling, at once (idle while
+WEB_CONCURRENCY=2 processes x WEB_THREADS=4 (gthread; BENCH_WEB_CONCURRENCY / BENCH_WEB_THREADS
+override both apps' shape), no worker recycling, at once (idle while
 the other is measured); after a warm-up, the rounds alternate baseline / real so both see the
 same machine load. The load (bench/harness.py): 32 keep-alive HTTP/1.1 connections from one
 asyncio client, each sending its next request when the previous answer is in, cycling over
@@ -45,7 +46,8 @@ from app.models import Customer, Shop, Tier  # noqa: E402
 from widgets.tokens import ensure_widget_secret, sign_customer_token  # noqa: E402
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
-SERVER = {"WEB_CONCURRENCY": "2", "WEB_THREADS": "4", "WEB_MAX_REQUESTS": "0", "LOG_LEVEL": "WARNING"}
+SERVER = {"WEB_CONCURRENCY": os.environ.get("BENCH_WEB_CONCURRENCY", "2"),
+          "WEB_THREADS": os.environ.get("BENCH_WEB_THREADS", "4"), "WEB_MAX_REQUESTS": "0", "LOG_LEVEL": "WARNING"}
 TARGET_RATIO, TARGET_P99_MS = 0.5, 25.0
 PATH = "/widget/v1/me"
 # The bench measures serving, not throttling.

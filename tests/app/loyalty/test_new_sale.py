@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.loyalty import new_sale, orders
 from app.loyalty.apply import apply_event
@@ -135,6 +135,25 @@ def test_quick_path_takes_the_common_sale(session):
     assert outcome is not None and outcome.status == "applied"
     session.refresh(customer)
     assert customer.points_balance == 80 and customer.orders_count == 1
+
+
+def _customer_updates(session) -> tuple[int, int]:
+    """(updates, HOT updates) of customers rows in this transaction so far."""
+    return tuple(session.execute(text(
+        "SELECT pg_stat_get_xact_tuples_updated('customers'::regclass), "
+        "pg_stat_get_xact_tuples_hot_updated('customers'::regclass)")).one())
+
+
+def test_a_sale_rewrites_its_customer_without_touching_an_index(session):
+    # Every order writes a new version of its customer's row: no index covers a column the sale
+    # changes and each page keeps room (migration 0015), so it is a HOT update. An index on such a
+    # column (last_order_at had one) would cost an entry in every index of the table per event.
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    session.flush()
+    updates, hot = _customer_updates(session)
+    assert new_sale.apply_new_sale(session, shop.id, paid("q1", T0, customer=customer)) is not None
+    assert _customer_updates(session) == (updates + 1, hot + 1)
 
 
 def _rows(session, shop_id: int) -> tuple[int, int]:
