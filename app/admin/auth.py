@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, current_app, g, has_request_context, redirect, request, session as cookie_session
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import Forbidden as ForbiddenPage
@@ -336,8 +337,21 @@ def _forbidden(code: str, message: str):
     raise ForbiddenPage(message)  # the console renders its own 403 page
 
 
+class StaffSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with the signer built only for a request that carries the
+    cookie. Staff sessions are the only ones; shoppers' widget calls and platform webhooks never
+    send it, and building the signer (itsdangerous, hashlib) on each of them cost a good part of
+    their whole CPU. A request without the cookie gets the empty session Flask would give it."""
+
+    def open_session(self, app: Flask, request):
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     """Session cookie settings for staff sign-in, and the 429 answer with Retry-After."""
+    app.session_interface = StaffSessionInterface()
     app.config.update(
         SESSION_COOKIE_NAME="lojal_session",
         SESSION_COOKIE_HTTPONLY=True,

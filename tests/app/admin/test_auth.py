@@ -267,3 +267,21 @@ def test_an_expired_invitation_is_refused_and_only_owners_invite(client, session
     response = client.post(f"{API}/session/invitation", json={"token": body["invite_token"],
                                                               "password": "too-late-password"})
     assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_credentials"
+
+
+def test_a_request_without_the_session_cookie_never_builds_the_cookie_signer(client, session, monkeypatch):
+    # Widget calls and webhooks carry no staff cookie: they must not pay for the signer.
+    interface = client.application.session_interface
+
+    def no_signer(app):
+        raise AssertionError("the cookie signer was built for a request without the cookie")
+
+    assert client.get("/healthz").status_code == 200
+    monkeypatch.setattr(interface, "get_signing_serializer", no_signer)
+    assert client.get("/healthz").status_code == 200
+    response = client.get(f"{API}/customers")
+    assert response.status_code == 401 and "Set-Cookie" not in response.headers
+    monkeypatch.undo()
+    _, staff = _fresh_member(session)
+    assert cookie_login(client, staff.email, STAFF_PASSWORD)["csrf_token"]  # the staff session still works
+    assert client.get(f"{API}/me", base_url=HTTPS).status_code == 200
