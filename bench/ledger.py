@@ -14,9 +14,10 @@ is applied the way a worker's webhook job applies it: on the worker's engine (no
 pre-ping, app.extensions.use_worker_engine), in a fresh app context and session, one
 apply_event() and one COMMIT per event (the job's own webhook_events bookkeeping is left
 out). Half of each round's events commit with the server's setting (synchronous_commit on:
-"sync"), half the way the inbox job commits them (jobs.inbox.ASYNC_COMMIT, synchronous_commit
-off for that transaction: "async"; here it costs one extra statement and round trip, which
-the job folds into its claim of the inbox row). Baseline: `INSERT INTO bench_baseline ... ; COMMIT` per
+"sync"), half the way the inbox job commits them ("async": synchronous_commit off; the job
+sets it for its transaction inside its claim of the inbox row, a statement it sends anyway, so
+it costs no round trip; here the async half runs on a second engine of the same database whose
+connections start with the setting, which costs none either). Baseline: `INSERT INTO bench_baseline ... ; COMMIT` per
 row on one held connection of the same engine, synchronous commit, by default as many rows
 as events. Events and baseline run alternately in --rounds chunks, so both see the same
 machine load. The scores are events/s divided by inserts/s, one for each commit mode
@@ -99,13 +100,26 @@ def reset_schema(url: str) -> None:
     engine.dispose()
 
 
+def _bench_app(url: str, **config):
+    return create_app({"SECRET_KEY": "bench-secret-key-0123456789abcdef", "APP_URL": "https://lojal.bench",
+                       "TOKEN_ENCRYPTION_KEYS": BENCH_FERNET_KEY, "DATABASE_URL": url, "REDIS_URL": "",
+                       "LOG_LEVEL": "WARNING", **config})
+
+
+def build_async_app(app):
+    """The same app on a second engine whose connections commit asynchronously (the inbox job's
+    commit, jobs.inbox.ASYNC_COMMIT, without a statement of its own: see the module docstring)."""
+    options = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "connect_args": {"options": "-c synchronous_commit=off"}}
+    async_app = _bench_app(app.config["DATABASE_URL"], SQLALCHEMY_ENGINE_OPTIONS=options)
+    use_worker_engine(async_app)
+    return async_app
+
+
 def build_app(url: str):
     from flask_migrate import upgrade
 
     reset_schema(url)
-    app = create_app({"SECRET_KEY": "bench-secret-key-0123456789abcdef", "APP_URL": "https://lojal.bench",
-                      "TOKEN_ENCRYPTION_KEYS": BENCH_FERNET_KEY, "DATABASE_URL": url, "REDIS_URL": "",
-                      "LOG_LEVEL": "WARNING"})
+    app = _bench_app(url)
     with app.app_context():
         upgrade()
         db.session.execute(text(
@@ -187,14 +201,17 @@ def expected_points(shop_id: int, events: list[OrderPaid]) -> int:
 class StatementCounter:
     """Counts what goes over the wire: SQL statements (by shape), pool checkouts (+ pre-ping)."""
 
-    def __init__(self, engine, by_shape: bool = False):
+    def __init__(self, engine, by_shape: bool = False, driver: bool = True):
         self.statements = 0
         self.checkouts = 0
         self.shapes: Counter[str] = Counter()
         self.by_shape = by_shape
         event.listen(engine, "before_cursor_execute", self._on_execute)
         event.listen(engine.pool, "checkout", self._on_checkout)
-        # The quick path (app.loyalty.new_sale) talks to the driver directly: count those too.
+        if not driver:
+            return
+        # The quick path (app.loyalty.new_sale) talks to the driver directly: count those too
+        # (whichever engine's connection sends them: one counter per process does this).
         self._driver_execute = psycopg.Connection.execute
         counter = self
 
@@ -215,20 +232,14 @@ class StatementCounter:
         self.checkouts += 1
 
 
-def apply_events(app, shop_id: int, events: list[OrderPaid], asynchronous: bool = False) -> tuple[float, float]:
+def apply_events(app, shop_id: int, events: list[OrderPaid]) -> tuple[float, float]:
     """Apply each event like jobs.inbox does: own app context + session, one commit each
-    (asynchronous: with the inbox job's synchronous_commit = off for the transaction)."""
+    (on build_async_app's app: with the inbox job's synchronous_commit = off)."""
     started, cpu = time.perf_counter(), time.process_time()
     for ev in events:
         with app.app_context():
             session = db.session
             try:
-                if asynchronous:
-                    # jobs.inbox.ASYNC_COMMIT as a statement of its own (the job folds it into its claim of
-                    # the inbox row), pipelined with the BEGIN psycopg would otherwise send by itself.
-                    raw = session.connection().connection.driver_connection
-                    with raw.pipeline():
-                        raw.execute(_ASYNC_COMMIT_SQL)
                 apply_event(session, shop_id, ev)
                 session.commit()
             except BaseException:
@@ -261,7 +272,23 @@ def refresh_statistics(app) -> None:
         conn.commit()
 
 
-def run_interleaved(app, shop_id: int, events: list[OrderPaid], rows: int, rounds: int) -> tuple[float, ...]:
+def check_commit_modes(app, async_app) -> None:
+    """The two halves really commit as labelled (the async one as the inbox job's ASYNC_COMMIT does)."""
+    for label, each, expected in (("sync", app, "on"), ("async", async_app, "off")):
+        with each.app_context():
+            value = db.session.execute(text("SHOW synchronous_commit")).scalar()
+            db.session.rollback()
+        if value != expected:
+            sys.exit(f"the {label} half would commit with synchronous_commit={value}, not {expected}")
+    with async_app.app_context():
+        job_setting = db.session.execute(text(_ASYNC_COMMIT_SQL)).scalar()
+        db.session.rollback()
+    if job_setting != "off":
+        sys.exit(f"jobs.inbox.ASYNC_COMMIT sets synchronous_commit={job_setting}, not off")
+
+
+def run_interleaved(app, async_app, shop_id: int, events: list[OrderPaid], rows: int,
+                    rounds: int) -> tuple[float, ...]:
     """Alternate chunks of events (sync half, async half) and of baseline rows, so all see the
     same machine load. Returns {"sync": [events, wall, CPU], "async": [...], "baseline": [rows, wall, CPU]}.
     """
@@ -272,7 +299,7 @@ def run_interleaved(app, shop_id: int, events: list[OrderPaid], rows: int, round
         half = len(chunk) // 2
         n_rows = (r + 1) * rows // rounds - r * rows // rounds
         parts = {"sync": (half, apply_events(app, shop_id, chunk[:half])),
-                 "async": (len(chunk) - half, apply_events(app, shop_id, chunk[half:], asynchronous=True)),
+                 "async": (len(chunk) - half, apply_events(async_app, shop_id, chunk[half:])),
                  "baseline": (n_rows, baseline_inserts(app, shop_id, n_rows))}
         for name, (count, (wall, cpu)) in parts.items():
             totals[name][0] += count
@@ -353,15 +380,22 @@ def main() -> None:
 
     rows = args.baseline_rows or n_events
     rounds = max(1, min(args.rounds, n_events, rows))
+    async_app = build_async_app(app)
+    check_commit_modes(app, async_app)
     with app.app_context():
         counter = StatementCounter(db.engine)
         pre_ping = db.engine.pool._pre_ping
-    totals = run_interleaved(app, shop_id, events, rows, rounds)
-    # The counter saw the baseline too (one INSERT per row) and the async half's set_config.
-    per_event = (counter.statements - rows - totals["async"][0]) / n_events
-    checkouts = (counter.checkouts - rounds) / n_events
+    with async_app.app_context():
+        async_counter = StatementCounter(db.engine, driver=False)
+    totals = run_interleaved(app, async_app, shop_id, events, rows, rounds)
+    # The sync counter saw the baseline too (one INSERT per row and a checkout per round); the
+    # driver-level count is shared by both (one patched psycopg.Connection.execute).
+    per_event = (counter.statements + async_counter.statements - rows) / n_events
+    checkouts = (counter.checkouts + async_counter.checkouts - rounds) / n_events
     with app.app_context():
         ok, detail = verify(shop_id, events)
+        db.engine.dispose()
+    with async_app.app_context():
         db.engine.dispose()
 
     base_rows, base_wall, base_cpu = totals["baseline"]

@@ -3,7 +3,7 @@
 Nearly every order event a shop sends is this one: a new order, paid, by a shopper with an
 account (known already, or new). The general path (app.loyalty.orders) handles it through the
 ORM in ~16 statements; this path reads everything it needs in one pipelined round trip (order
-lock + program + the locked customer row, if any), decides with the same rule functions the
+lock, then program + the locked customer row, if any, in one statement), decides with the same rule functions the
 general path uses, and writes the order, its ledger entry and the customer's new sums (an
 UPDATE, or the INSERT of a new shopper) in one statement.
 
@@ -34,9 +34,11 @@ from app.models import Customer
 
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
-# Both run after the lock statement (same pipeline), so their snapshots see every committed
-# change to this order; FOR UPDATE re-reads the customer row if it changed meanwhile.
-_PROGRAM_SQL = """
+# Runs after the lock statement (same pipeline), so its snapshot sees every committed change to
+# this order; FOR UPDATE re-reads the customer row if it changed meanwhile. One statement for
+# the program and the customer (a LATERAL subquery): each statement costs the driver and the
+# server more than the join does.
+_READ_SQL = """
 SELECT s.settings,
        EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = s.id AND o.platform_order_id = %(order)s) AS order_seen,
        EXISTS (SELECT 1 FROM order_refunds r WHERE r.shop_id = s.id AND r.platform_order_id = %(order)s) AS refund_seen,
@@ -47,16 +49,17 @@ SELECT s.settings,
        (SELECT json_agg(json_build_object('id', t.id, 'threshold', t.threshold::text, 'multiplier', t.multiplier::text)
                         ORDER BY t.threshold)
           FROM tiers t WHERE t.shop_id = s.id) AS tiers,
-       EXISTS (SELECT 1 FROM customers a WHERE a.shop_id = s.id AND a.referral_code = %(referral)s) AS advocate_known
+       EXISTS (SELECT 1 FROM customers a WHERE a.shop_id = s.id AND a.referral_code = %(referral)s) AS advocate_known,
+       b.*
   FROM shops s
+  LEFT JOIN LATERAL (
+      SELECT EXISTS (SELECT 1 FROM referrals f WHERE f.shop_id = c.shop_id AND f.friend_id = c.id) AS referral_recorded,
+             {customer_columns}
+        FROM customers c
+       WHERE c.shop_id = s.id AND c.platform_customer_id = %(customer)s
+         FOR UPDATE
+  ) b ON true
  WHERE s.id = %(shop)s
-"""
-_CUSTOMER_SQL = """
-SELECT EXISTS (SELECT 1 FROM referrals f WHERE f.shop_id = c.shop_id AND f.friend_id = c.id) AS referral_recorded,
-       {customer_columns}
-  FROM customers c
- WHERE c.shop_id = %(shop)s AND c.platform_customer_id = %(customer)s
-   FOR UPDATE
 """
 
 # The order and its ledger entry, for the customer row `buyer` (updated or inserted before it).
@@ -131,7 +134,8 @@ _COLUMNS = [f.name for f in fields(_CustomerRow)]
 # Every column the rule functions may change: a column added to _CustomerRow is written by both
 # statements (the UPDATE of a known customer, the INSERT of a new one).
 _WRITTEN = [name for name in _COLUMNS if name not in ("id", "redacted_at", "referred_by_id")]
-_CUSTOMER_SQL = _CUSTOMER_SQL.format(customer_columns=", ".join(f"c.{name}" for name in _COLUMNS))
+_READ_SQL = _READ_SQL.format(customer_columns=", ".join(f"c.{name}" for name in _COLUMNS))
+_PROGRAM_COLUMNS = 6  # settings … advocate_known; then referral_recorded and the customer's columns
 _WRITE_SQL = _WRITE_SQL.format(customer_assignments=", ".join(f"{name} = %(c_{name})s" for name in _WRITTEN))
 _WRITE_NEW_SQL = _WRITE_NEW_SQL.format(customer_names=", ".join(_WRITTEN),
                                        customer_values=", ".join(f"%(c_{name})s" for name in _WRITTEN))
@@ -173,15 +177,15 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
               "referral": referral}
     with raw.pipeline():
         raw.execute(_LOCK_SQL, (f"order:{shop_id}:{snapshot.platform_order_id}",))
-        program = raw.execute(_PROGRAM_SQL, params)
-        buyer = raw.execute(_CUSTOMER_SQL, params)
-    program_row, customer_row = program.fetchone(), buyer.fetchone()
-    if program_row is None:
+        read = raw.execute(_READ_SQL, params)
+    row = read.fetchone()
+    if row is None:
         return None  # no such shop: the general path says so
-    stored_settings, order_seen, refund_seen, rules, tier_rows, advocate_known = program_row
-    new = customer_row is None
-    customer = _new_customer(info) if new else _CustomerRow(*customer_row[1:])
-    referral_recorded = False if new else customer_row[0]
+    stored_settings, order_seen, refund_seen, rules, tier_rows, advocate_known = row[:_PROGRAM_COLUMNS]
+    referral_recorded, customer_columns = row[_PROGRAM_COLUMNS], row[_PROGRAM_COLUMNS + 1:]
+    new = customer_columns[0] is None  # no customer row: the LATERAL side is all NULL
+    customer = _new_customer(info) if new else _CustomerRow(*customer_columns)
+    referral_recorded = bool(referral_recorded)
     settings = settings_from_json(stored_settings)
     order_rules = [r for r in rules or [] if r["kind"] == "order"]
     nth_rules = [r for r in rules or [] if r["kind"] == "nth_order"]
