@@ -45,6 +45,8 @@ def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
     # widget, and the limits still hold per process.
     limiter = Limiter(key_func=_client_ip, storage_uri=app.config.get("REDIS_URL") or "memory://",
                       key_prefix=KEY_PREFIX, strategy="fixed-window", in_memory_fallback_enabled=True)
+    if {api.name, referrals.name} != _LIMITED_BLUEPRINTS:
+        raise RuntimeError(f"the limited blueprints are {api.name} and {referrals.name}: update _LIMITED_BLUEPRINTS")
     for blueprint in (api, referrals):
         limiter.shared_limit(lambda: current_app.config["WIDGET_IP_RATE_LIMIT"], scope="widget-ip",
                              key_func=_client_ip, exempt_when=_ip_exempt)(blueprint)
@@ -75,15 +77,19 @@ def _ip_exempt() -> bool:
 
 
 def _counts_itself() -> bool:
-    # GET /me counts the same two limits itself, in one Redis round trip (hit_read_limits).
-    return request.endpoint == SELF_LIMITED and request.method == "GET"
+    # GET /me counts the same two limits itself, in one Redis round trip (hit_read_limits); and
+    # only the widget's blueprints have limits: webhooks, the console and the admin API have none
+    # here (a platform's burst is never throttled; staff sign-in has its own throttle).
+    return request.blueprint not in _LIMITED_BLUEPRINTS or (request.endpoint == SELF_LIMITED
+                                                            and request.method == "GET")
 
 
 def _not_for_self_limited(app: Flask, limiter: Limiter) -> None:
     """Flask-Limiter's three app-wide hooks (before: evaluate, after: headers, teardown: its
-    per-request context) are skipped for GET /me, which counts its limits itself: its filter
-    only answers after the endpoint's limits are resolved, ~0.09 ms of /me's ~0.8 ms CPU.
-    Every other request runs them as before. Fails at start if the hooks are not found."""
+    per-request context) are skipped for GET /me, which counts its limits itself, and for every
+    request outside the widget's blueprints, which have no limits: its filter only answers
+    after the endpoint's limits are resolved, ~0.09 ms of /me's ~0.8 ms CPU. The widget's
+    other routes run them as before. Fails at start if the hooks are not found."""
     def owned(hook) -> bool:
         return getattr(hook, "__self__", None) is limiter or (isinstance(hook, partial) and hook.args[:1] == (limiter,))
 
@@ -145,6 +151,7 @@ def _refusal(description: str, retry_after: int):
 # in this process's memory, as Flask-Limiter's in-memory fallback does.
 
 SELF_LIMITED = "widget_api.me"
+_LIMITED_BLUEPRINTS = frozenset({"widget_api", "widget_referrals"})  # the blueprints init_hardening limits
 _HITS = """
 local out = {}
 for i, key in ipairs(KEYS) do

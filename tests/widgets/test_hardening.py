@@ -142,3 +142,27 @@ def test_a_malformed_limit_setting_stops_the_app_naming_it():
     assert load_config(base)["WIDGET_RATE_LIMIT"] == "120/minute"
     with pytest.raises(ConfigError, match="WIDGET_REDEEM_RATE_LIMIT"):
         load_config({**base, "WIDGET_REDEEM_RATE_LIMIT": "lots"})
+
+
+def test_only_the_widgets_limited_routes_pay_for_the_limiter(monkeypatch, session):
+    # Webhooks, health checks, the console: no widget limit applies, so Flask-Limiter's hooks are
+    # skipped for them (as for GET /me, which counts its limits itself); the rest still runs them.
+    from flask_limiter import Limiter
+
+    checks = []
+    original = Limiter._check_request_limit
+    monkeypatch.setattr(Limiter, "_check_request_limit",
+                        lambda self, *args, **kwargs: (checks.append(1), original(self, *args, **kwargs))[1])
+    counted = create_app(test_config())
+    with app_session(counted) as counted_session:
+        shop, _ = widget_shop(counted_session)
+        client = _client(counted, "10.6.0.1")
+
+        def limiter_checks(path: str) -> int:
+            before = len(checks)
+            client.get(path)
+            return len(checks) - before
+
+        assert limiter_checks("/healthz") == 0
+        assert limiter_checks("/shopify/webhooks") == 0  # 405: a GET, but answered without the limiter
+        assert limiter_checks(f"/widget/v1/program?shop={shop.uid}") == 1
