@@ -83,10 +83,12 @@ def process_webhook_event(event_id: int) -> str:
         session.commit()
         raise
     # The processed mark and COMMIT in one round trip (psycopg pipeline), in the points' transaction.
+    # COMMIT is queued as a statement: raw.commit() inside a pipeline syncs at once, and leaving
+    # the pipeline then syncs again, a second round trip that carries nothing.
     raw = session.connection().connection.driver_connection
     with raw.pipeline():
         raw.execute(_MARK_PROCESSED, (datetime.now(UTC), event_id))
-        raw.commit()
+        raw.execute("COMMIT")
     session.commit()  # the driver's transaction has ended: this only closes the session's (no round trip)
     dispatch(intents)
     return ",".join(statuses) or "no-events"

@@ -38,6 +38,10 @@ _LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 # this order; FOR UPDATE re-reads the customer row if it changed meanwhile. One statement for
 # the program and the customer (a LATERAL subquery): each statement costs the driver and the
 # server more than the join does.
+# The advocate is looked up by its code alone (unique across shops), then its shop compared:
+# with `a.shop_id = s.id AND a.referral_code = ...` a planner without statistics (a fresh table,
+# a plan cached while it was small) may pick the (shop_id, id) index and walk every customer of
+# the shop on each order; here the code's unique index is the only one that applies.
 _READ_SQL = """
 SELECT s.settings,
        EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = s.id AND o.platform_order_id = %(order)s) AS order_seen,
@@ -49,7 +53,7 @@ SELECT s.settings,
        (SELECT json_agg(json_build_object('id', t.id, 'threshold', t.threshold::text, 'multiplier', t.multiplier::text)
                         ORDER BY t.threshold)
           FROM tiers t WHERE t.shop_id = s.id) AS tiers,
-       EXISTS (SELECT 1 FROM customers a WHERE a.shop_id = s.id AND a.referral_code = %(referral)s) AS advocate_known,
+       s.id IN (SELECT a.shop_id FROM customers a WHERE a.referral_code = %(referral)s) AS advocate_known,
        b.*
   FROM shops s
   LEFT JOIN LATERAL (

@@ -274,3 +274,27 @@ def test_concurrent_sales_for_one_shopper_each_count_once(app, session):
     assert (rows[known.platform_customer_id].points_balance, rows[known.platform_customer_id].orders_count) == (sum(odd), 8)
     assert (rows[new_info.platform_customer_id].points_balance, rows[new_info.platform_customer_id].orders_count) == (sum(even), 8)
     assert find_balance_drift(session, shop_id) == []
+
+
+def _scans(plan: dict, relation: str) -> list[dict]:
+    found = [plan] if plan.get("Relation Name") == relation else []
+    for child in plan.get("Plans", []):
+        found += _scans(child, relation)
+    return found
+
+
+def test_the_advocate_is_found_by_its_code_not_by_walking_the_shops_customers(session):
+    # Without statistics (a fresh table, autovacuum not yet round, a plan cached while the table
+    # was small) the planner cannot tell `shop_id = ?` from a unique key: a lookup that also
+    # names the shop may walk the shop's (shop_id, id) index, every customer on every order.
+    shop = make_shop(session)
+    for n in range(3):
+        make_customer(session, shop, platform_customer_id=f"walk-{n}")
+    session.flush()
+    session.execute(text("SET LOCAL enable_seqscan = off"))  # a table this small would be read whole
+    raw = session.connection().connection.driver_connection
+    plan = raw.execute("EXPLAIN (FORMAT JSON) " + new_sale._READ_SQL,
+                       {"shop": shop.id, "order": "o-1", "referral": "SOMECODE",
+                        "customer": "walk-1"}).fetchone()[0][0]["Plan"]
+    scans = [s for s in _scans(plan, "customers") if s.get("Alias") == "a"]  # the advocate's probe
+    assert scans and all(s.get("Index Name") == "uq_customers_referral_code" for s in scans), scans
