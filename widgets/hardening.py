@@ -54,7 +54,7 @@ def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
                          key_func=_shopper_key, exempt_when=_not_a_shopper)(api)
     limiter.shared_limit(lambda: current_app.config["WIDGET_REDEEM_RATE_LIMIT"], scope="widget-redeem",
                          key_func=_shopper_key, exempt_when=_not_a_shopper, methods=["POST"])(api)
-    limiter.request_filter(_counts_itself)
+    limiter.request_filter(_skips_the_limiter)
     limiter.init_app(app)
     _not_for_self_limited(app, limiter)
     app.extensions[_LIMITER] = limiter
@@ -76,7 +76,7 @@ def _ip_exempt() -> bool:
     return shopper is not None and shopper.via == "app_proxy"
 
 
-def _counts_itself() -> bool:
+def _skips_the_limiter() -> bool:
     # GET /me counts the same two limits itself, in one Redis round trip (hit_read_limits); and
     # only the widget's blueprints have limits: webhooks, the console and the admin API have none
     # here (a platform's burst is never throttled; staff sign-in has its own throttle).
@@ -94,13 +94,13 @@ def _not_for_self_limited(app: Flask, limiter: Limiter) -> None:
         return getattr(hook, "__self__", None) is limiter or (isinstance(hook, partial) and hook.args[:1] == (limiter,))
 
     def before(hook):
-        return wraps(hook)(lambda: None if _counts_itself() else hook())
+        return wraps(hook)(lambda: None if _skips_the_limiter() else hook())
 
     def after(hook):
-        return wraps(hook)(lambda response: response if _counts_itself() else hook(response))
+        return wraps(hook)(lambda response: response if _skips_the_limiter() else hook(response))
 
     def teardown(hook):
-        return wraps(hook)(lambda exc=None: None if _counts_itself() else hook(exc))
+        return wraps(hook)(lambda exc=None: None if _skips_the_limiter() else hook(exc))
 
     found = 0
     for hooks, wrap in ((app.before_request_funcs[None], before), (app.after_request_funcs[None], after),

@@ -2,10 +2,10 @@
 
 Nearly every order event a shop sends is this one: a new order, paid, by a shopper with an
 account (known already, or new). The general path (app.loyalty.orders) handles it through the
-ORM in ~16 statements; this path reads everything it needs in one pipelined round trip (order
-lock, then program + the locked customer row, if any, in one statement), decides with the same rule functions the
-general path uses, and writes the order, its ledger entry and the customer's new sums (an
-UPDATE, or the INSERT of a new shopper) in one statement.
+ORM in ~16 statements; this path reads everything it needs in one pipelined round trip (the
+order's lock, then the program and the locked customer row, if any, in one statement), decides
+with the same rule functions the general path uses, and writes the order, its ledger entry and
+the customer's new sums (an UPDATE, or the INSERT of a new shopper) in one statement.
 
 Anything less common (an order or refund we have seen, a referral code that names an advocate,
 a referred customer, a win-back sequence that may end, period-based tiers, award on fulfilment,
