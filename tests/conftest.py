@@ -9,11 +9,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
+import responses
+import respx
 from sqlalchemy import create_engine, text
 
 from app import PROJECT_ROOT, create_app
 from app.config import sqlalchemy_url
 from app.extensions import db
+from tests.integrations.shopify.admin_api import FakeAdminApi
 
 TEST_FERNET_KEY = "sxB6iTjM2n1Ah0x1v3o3S3kP4cEJ7bH2oQ0t9mA8cXo="
 
@@ -102,3 +105,17 @@ def app_session(flask_app):
         finally:
             db.session.rollback()
             db.session.remove()
+
+
+@pytest.fixture
+def store():
+    """A WooCommerce store's REST API, stubbed at the `requests` boundary (register answers on it)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def api(shop):
+    """The Shopify Admin API of the test module's `shop` fixture, stubbed at the httpx boundary."""
+    with respx.mock(assert_all_called=False) as router:
+        yield FakeAdminApi(shop.domain).install(router)

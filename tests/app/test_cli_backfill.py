@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import responses
 from responses import matchers
 
 from app import create_app
@@ -16,12 +15,6 @@ from tests.factories import make_shop
 from tests.integrations.woocommerce.wc_support import api_url, make_wc_shop, wc_order
 from tests.jobs.conftest import run_jobs, worker_app, wsession  # noqa: F401
 from tests.jobs.shopify_jobs import release_scheduled
-
-
-@pytest.fixture
-def store():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture(scope="module")

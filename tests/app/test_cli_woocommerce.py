@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-import responses
 from responses import matchers
 
 from app.extensions import db
@@ -12,12 +10,6 @@ from app.loyalty.adjustments import adjust_points
 from app.models import Customer, Shop
 from tests.factories import make_customer, make_shop
 from tests.integrations.woocommerce.wc_support import make_wc_shop
-
-
-@pytest.fixture
-def store():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def build(app, maker):

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-import respx
 from rq.job import JobStatus
 from sqlalchemy import select
 
@@ -19,7 +18,7 @@ from app.models import AuditLog, Customer, LedgerEntry, Redemption
 from jobs.dispatch import dispatch
 from jobs.queues import enqueue, queue
 from tests.factories import redeem_five_off
-from tests.integrations.shopify.admin_api import FakeAdminApi, make_shopify_shop, ok, user_errors
+from tests.integrations.shopify.admin_api import make_shopify_shop, ok, user_errors
 from tests.jobs.shopify_jobs import release_scheduled, scheduled_jobs
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -31,12 +30,6 @@ def shop(wsession):
     shop = make_shopify_shop(wsession)
     wsession.commit()
     return shop
-
-
-@pytest.fixture
-def api(shop):
-    with respx.mock(assert_all_called=False) as router:
-        yield FakeAdminApi(shop.domain).install(router)
 
 
 def redeemed(session, shop, *, issued=True):

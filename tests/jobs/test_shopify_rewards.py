@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-import respx
 from rq.job import Job
 
 from app.extensions import redis_connection
@@ -16,7 +15,7 @@ from integrations import registry
 from jobs.dispatch import dispatch
 from jobs.queues import queue
 from tests.factories import redeem_five_off
-from tests.integrations.shopify.admin_api import FakeAdminApi, make_shopify_shop, ok, throttled, user_errors
+from tests.integrations.shopify.admin_api import make_shopify_shop, ok, throttled, user_errors
 from tests.jobs.shopify_jobs import assert_delay, release_scheduled, scheduled_jobs
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -48,12 +47,6 @@ def shop(wsession):
     shop = make_shopify_shop(wsession)
     wsession.commit()
     return shop
-
-
-@pytest.fixture
-def api(shop):
-    with respx.mock(assert_all_called=False) as router:
-        yield FakeAdminApi(shop.domain).install(router)
 
 
 def redeem(session, shop, customers=1):

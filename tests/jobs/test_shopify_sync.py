@@ -6,7 +6,6 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-import respx
 from rq.job import Job
 
 from app.extensions import redis_connection
@@ -14,7 +13,7 @@ from app.models import Customer, LedgerEntry, Order, Shop
 from integrations.shopify import sync as shopify_sync_module
 from jobs import shopify_sync
 from jobs.queues import queue
-from tests.integrations.shopify.admin_api import FakeAdminApi, make_shopify_shop, order_node, orders_page, throttled
+from tests.integrations.shopify.admin_api import make_shopify_shop, order_node, orders_page, throttled
 from tests.jobs.shopify_jobs import assert_delay, release_scheduled, scheduled_jobs
 
 Q = "maintenance"
@@ -26,12 +25,6 @@ def shop(wsession):
     shop.installed_at = datetime.now(UTC) - timedelta(days=1)
     wsession.commit()
     return shop
-
-
-@pytest.fixture
-def api(shop):
-    with respx.mock(assert_all_called=False) as router:
-        yield FakeAdminApi(shop.domain).install(router)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-import responses
 
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.redemption_cancel import request_cancellation
@@ -25,12 +24,6 @@ def shop(wsession):
     shop = make_wc_shop(wsession)
     wsession.commit()
     return shop
-
-
-@pytest.fixture
-def store():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def redeemed(session, shop):

@@ -45,12 +45,6 @@ def shop(wsession):
     return shop
 
 
-@pytest.fixture
-def store():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def redeem(session, shop):
     customer, result = redeem_five_off(session, shop, "42", "checkout-1", NOW)
     session.commit()

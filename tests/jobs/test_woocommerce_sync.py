@@ -26,12 +26,6 @@ def shop(wsession):
     return shop
 
 
-@pytest.fixture
-def store():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def orders_page(store, shop, orders, *, number, total=None, **extra):
     headers = {"X-WP-Total": str(total)} if total is not None else {}
     store.get(api_url(shop, "orders"), json=orders, headers=headers,

@@ -19,12 +19,6 @@ from tests.integrations.woocommerce.wc_support import make_wc_shop
 from tests.jobs.conftest import run_jobs, worker_app, wsession  # noqa: F401 (fixtures)
 
 
-@pytest.fixture
-def store():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def _woo_console(app):
     with app.app_context():
         made = make_console_shop(db.session, maker=make_wc_shop)

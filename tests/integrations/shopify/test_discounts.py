@@ -43,12 +43,6 @@ def shop(session):
     return shop
 
 
-@pytest.fixture
-def api(shop):
-    with respx.mock(assert_all_called=False) as router:
-        yield FakeAdminApi(shop.domain).install(router)
-
-
 def not_found():
     return ok({"codeDiscountNodeByCode": None})
 

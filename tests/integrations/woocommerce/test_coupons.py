@@ -43,12 +43,6 @@ def shop(session):
     return shop
 
 
-@pytest.fixture
-def store():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def lookup(store, shop, code, found=()):
     store.get(api_url(shop, "coupons"), json=list(found), match=[matchers.query_param_matcher({"code": code})])
 

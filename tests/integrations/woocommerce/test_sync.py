@@ -23,12 +23,6 @@ def shop(session):
     return shop
 
 
-@pytest.fixture
-def store():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def page(store, shop, orders, *, number, total=None, pages=None):
     headers = {}
     if total is not None:

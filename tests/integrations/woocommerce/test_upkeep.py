@@ -22,12 +22,6 @@ def shop(session):
     return shop
 
 
-@pytest.fixture
-def store():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def hook(shop, hook_id, topic, status="active", url=None):
     return {"id": hook_id, "name": f"Lojal {topic}", "topic": topic, "status": status,
             "delivery_url": url or f"https://lojal.test/woocommerce/webhooks/{shop.uid}"}
