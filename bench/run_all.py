@@ -41,8 +41,9 @@ class Bench:
 
 BENCHES = [
     Bench("ledger", "ledger.py", [], ["--events", "5000", "--customers", "1000", "--rounds", "4"]),
+    Bench("ledger_floor", "ledger_floor.py", [], ["--events", "4000", "--customers", "1000"]),
     Bench("winback", "winback.py", [], ["--customers", "20000"]),
-    Bench("widget", "widget.py", [], ["--seconds", "3", "--rounds", "1"], needs_redis=True),
+    Bench("widget", "widget.py", ["--floor"], ["--seconds", "3", "--rounds", "1", "--floor"], needs_redis=True),
     Bench("analytics", "analytics.py", [], ["--customers", "20000"]),
     Bench("ingest", "ingest.py", [], ["--seconds", "3", "--rounds", "1"], needs_redis=True),
     Bench("e2e", "e2e.py", [], ["--orders", "100"], needs_redis=True),
@@ -86,7 +87,18 @@ def _widget(output: str) -> list[dict]:
     return [harness.row("widget GET /widget/v1/me requests/s", _num(table["widget /me"]),
                         baseline=_num(table["baseline"]), ratio=ratio, target=f"ratio >= {m[2]}",
                         met=ratio >= _num(m[2])),
-            harness.row("widget /me p99 latency (ms)", p99, target=f"<= {m[4]} ms", met=p99 <= _num(m[4]))]
+            harness.row("widget /me p99 latency (ms)", p99, target=f"<= {m[4]} ms", met=p99 <= _num(m[4]))
+            ] + _widget_floor(output, _num(table["baseline"]))
+
+
+def _widget_floor(output: str, baseline: float) -> list[dict]:
+    """--floor: the /me statement + one Redis call under bare Flask (no target: what any /me could reach)."""
+    rps = re.search(r"^floor\s+([\d,]+)\s", output, re.M)
+    m = re.search(r"^floor \(.*\): ratio (\S+), p99 (\S+) ms", output, re.M)
+    if not rps or not m:
+        return []
+    return [harness.row("widget floor: the /me SQL + one Redis call, constant answer, requests/s", _num(rps[1]),
+                        baseline=baseline, ratio=_num(m[1]), note=f"p99 {m[2]} ms")]
 
 
 def _analytics(output: str) -> list[dict]:

@@ -209,8 +209,10 @@ def server_cpu(master_pid: int, database_url: str) -> float | None:
     return sum(_process_cpu(pid) for pid in workers + local)
 
 
-def request_bytes(port: int, token: str | None) -> bytes:
+def request_bytes(port: int, token: str | None, floor_customer: str | None = None) -> bytes:
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    if floor_customer:  # bench/floor_app.py: no token, the shopper named outright
+        auth = f"X-Bench-Customer: {floor_customer}\r\n"
     return (f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n"
             f"Accept-Language: en\r\n{auth}\r\n").encode()
 
@@ -227,6 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help='the app\'s Redis (rate-limit storage); "" for in-memory')
     parser.add_argument("--cpu-requests", type=int, default=2000, help="requests for the in-process CPU figure")
     parser.add_argument("--cpu-only", action="store_true", help="seed, print the in-process CPU figures, stop")
+    parser.add_argument("--floor", action="store_true",
+                        help="also serve bench/floor_app.py (the /me statement + one Redis call, constant answer)")
     args = parser.parse_args(argv)
 
     environment = harness.environment(harness.bench_database("widget"), args.redis_url, **UNTHROTTLED)
@@ -238,17 +242,29 @@ def main(argv: list[str] | None = None) -> dict:
     if args.cpu_only:
         return {"cpu_ms_per_me": round(cpu_ms, 3), "cpu_ms_per_baseline": round(base_cpu_ms, 3),
                 "sql_statements_per_me": statements}
-    names = ("baseline", "widget /me")
+    names = ("baseline", "widget /me") + (("floor",) if args.floor else ())
     ports = {name: harness.free_port() for name in names}
     servers = {"baseline": harness.start_gunicorn("baseline_app:app", SERVER, harness.ROOT / "bench", ports["baseline"]),
                "widget /me": harness.start_gunicorn("wsgi:app", {**environment, **SERVER}, harness.ROOT,
                                                     ports["widget /me"])}
+    if args.floor:
+        from widgets.tokens import unverified_claims
+
+        shop_uid = unverified_claims(tokens[0])[0]
+        servers["floor"] = harness.start_gunicorn("floor_app:app", {**environment, **SERVER, "BENCH_SHOP_UID": shop_uid},
+                                                  harness.ROOT / "bench", ports["floor"])
     try:
         harness.wait_for_http(ports["baseline"], servers["baseline"], PATH)
         harness.wait_for_http(ports["widget /me"], servers["widget /me"])
+        if args.floor:
+            harness.wait_for_http(ports["floor"], servers["floor"], PATH)
         check_me(ports["widget /me"], tokens)
         requests = {"baseline": [request_bytes(ports["baseline"], None)],
                     "widget /me": [request_bytes(ports["widget /me"], t) for t in tokens]}
+        if args.floor:
+            from widgets.tokens import unverified_claims
+
+            requests["floor"] = [request_bytes(ports["floor"], None, unverified_claims(t)[1]) for t in tokens]
         cycles = {name: itertools.cycle(requests[name]) for name in names}
         for name in names:  # warm-up: pools, imports, caches
             harness.drive(ports[name], cycles[name].__next__, args.connections, 2.0)
@@ -288,6 +304,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:<12}{row['rps']:>12,.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['non_2xx']:>9}{cpu:>19}")
     print(f"SQL statements per /me: {statements:.1f}; load average at the end: "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    if "floor" in figures:
+        result["floor"] = figures["floor"]
+        result["floor_ratio"] = round(figures["floor"]["rps"] / base["rps"], 3)
+        print(f"floor (the /me statement + one Redis call, constant answer): ratio {result['floor_ratio']:.3f}, "
+              f"p99 {figures['floor']['p99_ms']:.1f} ms")
     print(f"ratio {result['ratio']:.3f} (target >= {TARGET_RATIO}: {'met' if result['ratio_met'] else 'MISSED'}); "
           f"p99 {real['p99_ms']:.1f} ms (target <= {TARGET_P99_MS:g}: {'met' if result['p99_met'] else 'MISSED'})")
     if real["non_2xx"] or base["non_2xx"]:  # every answer must be 200: otherwise the figures mean nothing
