@@ -162,3 +162,20 @@ def test_a_redemption_of_another_shop_is_404_even_with_a_valid_token(inproc_app)
         olas = _redeem(client, shop_b, secret_b, ola, rewards_b[300].id).get_json()
         resp = _poll(client, shop_a, secret_a, kari, olas["id"])
         assert resp.status_code == 404
+
+
+def test_a_reward_id_beyond_a_bigint_is_422_not_a_database_error(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        for reward_id in (2**63, 10**30):
+            resp = _redeem(client, shop, secret, kari, reward_id, key=f"huge-{reward_id}")
+            assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "validation_failed", reward_id
+        assert _balance(session, kari) == 700
+
+
+def test_polling_a_redemption_id_beyond_a_bigint_is_404_not_a_database_error(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        for redemption_id in (2**63, 10**30):
+            resp = _poll(client, shop, secret, kari, redemption_id)
+            assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "redemption_not_found"
