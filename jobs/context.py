@@ -10,6 +10,7 @@ from rq import get_current_job
 from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
+from jobs.queues import runs_in_process
 
 _worker_app: Flask | None = None
 F = TypeVar("F", bound=Callable)
@@ -48,6 +49,12 @@ def app_job(func: F) -> F:
 
 
 def is_final_attempt() -> bool:
-    """True when RQ will not retry this job again if it fails now (or it runs outside RQ)."""
+    """True when RQ will not retry this job again if it fails now (or it runs outside RQ).
+
+    In-process (no Redis) a job runs once inside RQ's synchronous queue, which records a failure
+    but never retries it, and no scheduler sweeps up after it: that one attempt is the last.
+    """
     job = get_current_job()
-    return job is None or not (job.retries_left and job.retries_left > 0)
+    if job is None or runs_in_process(current_app._get_current_object()):
+        return True
+    return not (job.retries_left and job.retries_left > 0)

@@ -13,6 +13,7 @@ from flask import jsonify, request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.admin.schemas.common import MAX_ID
 from app.extensions import db
 from app.loyalty.redemptions import redeem_reward, redemption_for_customer
 from app.models import Customer, Redemption
@@ -51,7 +52,9 @@ def redeem():
 @bp.get("/me/redemptions/<int:redemption_id>")
 def redemption(redemption_id: int):
     shopper, customer = require_customer()
-    found = redemption_for_customer(db.session, shopper.shop.id, customer.id, redemption_id)
+    # An id beyond a bigint names no row (the database would refuse the comparison: a 500).
+    found = (redemption_for_customer(db.session, shopper.shop.id, customer.id, redemption_id)
+             if redemption_id <= MAX_ID else None)
     if found is None:
         raise WidgetError(404, "redemption_not_found", "no such redemption")
     return jsonify(redemption_body(found, customer)), 200, PRIVATE

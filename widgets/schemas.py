@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from app.admin.schemas.common import MAX_ID
 from app.loyalty.shopper import MAX_ACTIVITY_PAGE
 
 
@@ -16,7 +17,8 @@ class ActivityQuery(Schema):
 
 
 class RedeemBody(Schema):
-    reward_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    # At most a bigint: a larger id names no row, and must not reach the database as one.
+    reward_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
 
 
 activity_query = ActivityQuery()

@@ -33,7 +33,8 @@ class CancelRequest:
 
 def request_cancellation(session: Session, shop_id: int, redemption_id: int, actor: str, reason: str,
                          now: datetime) -> CancelRequest:
-    reason = (reason or "").strip()
+    # PostgreSQL stores no NUL in text or JSON: a form-typed reason must not become a 500.
+    reason = (reason or "").replace("\x00", "").strip()
     if not reason:
         raise Invalid("a reason is required", code="reason_required")
     redemption = lock_redemption(session, shop_id, redemption_id)

@@ -162,3 +162,50 @@ def test_a_redemption_of_another_shop_is_404_even_with_a_valid_token(inproc_app)
         olas = _redeem(client, shop_b, secret_b, ola, rewards_b[300].id).get_json()
         resp = _poll(client, shop_a, secret_a, kari, olas["id"])
         assert resp.status_code == 404
+
+
+def test_a_reward_id_beyond_a_bigint_is_422_not_a_database_error(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        for reward_id in (2**63, 10**30):
+            resp = _redeem(client, shop, secret, kari, reward_id, key=f"huge-{reward_id}")
+            assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "validation_failed", reward_id
+        assert _balance(session, kari) == 700
+
+
+def test_polling_a_redemption_id_beyond_a_bigint_is_404_not_a_database_error(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        for redemption_id in (2**63, 10**30):
+            resp = _poll(client, shop, secret, kari, redemption_id)
+            assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "redemption_not_found"
+
+
+class _FlakyPlatform:
+    """A platform whose discount API is down for now (a 503): the caller should retry."""
+
+    name = "flaky"
+
+    def parse_event(self, shop, topic, payload, headers):
+        return []
+
+    def issue_discount(self, shop, redemption):
+        from integrations.base import TransientPlatformError
+
+        raise TransientPlatformError("503 from the platform")
+
+
+def test_in_process_a_transient_platform_failure_gives_the_points_back(inproc_app, monkeypatch):
+    # In-process (no Redis) nothing retries the job and no sweeper runs: its one attempt is the
+    # last, so the points must come back rather than stay debited with no code, for ever.
+    from integrations import registry
+
+    monkeypatch.setitem(registry.ADAPTERS, "flaky", _FlakyPlatform())
+    with serving(inproc_app) as (session, client):
+        shop, secret = widget_shop(session, platform="flaky")
+        kari = shopper(session, shop, points=700)
+        reward = session.scalars(select(Reward).where(Reward.shop_id == shop.id, Reward.points_cost == 300)).one()
+        resp = _redeem(client, shop, secret, kari, reward.id)
+        assert resp.status_code == 202
+        assert resp.get_json()["status"] == "failed" and resp.get_json()["code"] is None
+        assert _balance(session, kari) == 700

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from flask import abort, flash, redirect, render_template, request
 from marshmallow import fields, validate
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.admin.api.customers import adjustment_reason
 from app.admin.auth import requires
@@ -146,7 +148,10 @@ def redemption_cancel(customer_id: int, redemption_id: int):
         flash_refusal(exc)
         return redirect(console_url("console.customer", customer_id=customer_id))
     db.session.commit()
-    dispatch(cancel.intents)
+    try:
+        dispatch(cancel.intents)
+    except (RedisConnectionError, RedisTimeoutError):
+        pass  # committed (`cancelling`, audited): the redemption sweeper dispatches the lost job
     redemption = get_redemption(db.session, staff.shop_id, redemption.id)
     flash(_cancel_message(redemption), "critical" if redemption.cancel_state in ("refused", "failed") else "success")
     return redirect(console_url("console.customer", customer_id=customer_id))

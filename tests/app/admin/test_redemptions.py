@@ -123,3 +123,34 @@ def test_shop_b_cannot_see_resend_or_cancel_shop_a_redemptions(client, session, 
     assert client.get(f"{API}/redemptions", headers=headers).get_json()["items"] == []
     session.expire_all()
     assert session.get(Redemption, redemption.id).status == "issued"
+
+
+def test_cancel_with_redis_down_is_recorded_and_answered_202_for_the_sweeper_to_finish(
+        worker_app, wsession, run_jobs, monkeypatch):  # noqa: F811
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    import jobs.dispatch
+    from jobs.rewards import sweep_pending_redemptions
+
+    shop = make_shop(wsession)
+    headers = bearer(make_api_token(wsession, make_staff(wsession, shop, "owner")))
+    customer, redemption = _redemption(wsession, shop)
+
+    def redis_down(*args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(jobs.dispatch, "enqueue", redis_down)
+    client = worker_app.test_client()
+    response = client.post(f"{API}/redemptions/{redemption.id}/cancel", json={"reason": "wrong reward"},
+                           headers=headers)
+    # The request is committed (cancelling, audited): the answer says so, not 500.
+    assert response.status_code == 202 and response.get_json()["status"] == "cancelling"
+    monkeypatch.undo()
+    wsession.query(Redemption).filter_by(id=redemption.id).update(
+        {"cancel_requested_at": datetime(2020, 1, 1, tzinfo=UTC)})
+    wsession.commit()
+    sweep_pending_redemptions()  # Redis is back: the lost job is dispatched again
+    run_jobs()
+    wsession.expire_all()
+    assert wsession.get(Redemption, redemption.id).status == "cancelled"
+    assert wsession.get(Customer, customer.id).points_balance == 1000

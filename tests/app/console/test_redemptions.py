@@ -106,3 +106,33 @@ def test_a_refused_cancellation_shows_why_and_the_code_can_be_cancelled_again(ap
     page = _client(app, made, "owner").get(f"/admin/customers/{customer_id}").get_data(as_text=True)
     assert "Cancellation refused: the code was already used in an order" in page
     assert "Cancel and refund" in page  # issued again: the owner may ask again
+
+
+def test_a_cancel_reason_with_a_nul_character_is_not_a_database_error(app, redeemed):
+    made, customer_id, redemption_id, *_ = redeemed
+    client = _client(app, made, "owner")
+    response = client.post(f"/admin/customers/{customer_id}/redemptions/{redemption_id}/cancel",
+                           data={"csrf_token": csrf(client), "reason": "wrong\x00 reward"})
+    assert response.status_code in (302, 303)
+    with app.app_context():
+        redemption = db.session.get(Redemption, redemption_id)
+        assert redemption.status in ("cancelling", "cancelled") and "\x00" not in redemption.cancel_reason
+
+
+def test_a_cancel_committed_while_redis_is_down_is_shown_as_under_way_not_a_500(app, redeemed, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    import jobs.dispatch
+
+    def redis_down(*args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(jobs.dispatch, "enqueue", redis_down)
+    made, customer_id, redemption_id, *_ = redeemed
+    client = _client(app, made, "owner")
+    response = client.post(f"/admin/customers/{customer_id}/redemptions/{redemption_id}/cancel",
+                           data={"csrf_token": csrf(client), "reason": "wrong reward"})
+    assert response.status_code in (302, 303)
+    with app.app_context():
+        assert db.session.get(Redemption, redemption_id).status == "cancelling"  # the sweeper finishes it
+        assert db.session.get(Customer, customer_id).points_balance == 300
