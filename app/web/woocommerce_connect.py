@@ -14,7 +14,6 @@ whether the store connected, declined or the keys never arrived.
 """
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from datetime import UTC, datetime
@@ -83,7 +82,8 @@ def callback():
     consumer_key, consumer_secret = _text_field(body, "consumer_key"), _text_field(body, "consumer_secret")
     if consumer_key is None or consumer_secret is None:
         return error_response(400, "missing_keys", "consumer_key and consumer_secret are required.")
-    if not hmac.compare_digest(str(body.get("key_permissions", "")), "read_write"):
+    # Not a secret: a plain comparison (compare_digest raises TypeError on non-ASCII text, a 500).
+    if body.get("key_permissions") != "read_write":
         return error_response(400, "insufficient_permissions", "Lojal needs read_write access to the store.")
     shop = connect_store(db.session, store_url, consumer_key, consumer_secret, now=datetime.now(UTC))
     _redis().set(_CONNECTED_KEY + nonce, shop.uid, ex=NONCE_TTL)

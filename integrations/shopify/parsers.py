@@ -114,13 +114,25 @@ def _referral_code(p: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _goods_subtotal(p: Mapping[str, Any]) -> Decimal:
+    """`subtotal_price` without tax. With "prices include tax" (`taxes_included`) Shopify's
+    subtotal (and shipping) include their tax: take off the order's tax less the shipping's."""
+    subtotal = _money(p, "subtotal_price")
+    if p.get("taxes_included") is not True:
+        return subtotal
+    shipping_tax = sum((_money(tax, "price") for line in p.get("shipping_lines") or []
+                        for tax in line.get("tax_lines") or []), Decimal("0"))
+    goods_tax = max(_money(p, "total_tax", default="0") - shipping_tax, Decimal("0"))
+    return max(subtotal - goods_tax, Decimal("0"))
+
+
 def _order(d: Delivery) -> OrderSnapshot:
     p = d.payload
     number = p.get("name") or p.get("order_number")
     return OrderSnapshot(
         platform_order_id=_id(p["id"]),
         currency=p.get("currency") or d.shop.currency,  # `currency` is the shop's; presentment_currency is not
-        subtotal=_money(p, "subtotal_price"),
+        subtotal=_goods_subtotal(p),
         total=_money(p, "total_price"),
         total_tax=_money(p, "total_tax", default="0"),
         total_shipping=_money(p, "total_shipping_price", default="0"),

@@ -46,11 +46,12 @@ query LojalOrders($first: Int!, $after: String, $query: String!, $sortKey: Order
   orders(first: $first, after: $after, query: $query, sortKey: $sortKey) {{
     pageInfo {{ hasNextPage endCursor }}
     nodes {{
-      id name email createdAt updatedAt processedAt cancelledAt test displayFinancialStatus
+      id name email createdAt updatedAt processedAt cancelledAt test displayFinancialStatus taxesIncluded
       subtotalPriceSet {{ {_MONEY} }}
       totalPriceSet {{ {_MONEY} }}
       totalTaxSet {{ {_MONEY} }}
       totalShippingPriceSet {{ {_MONEY} }}
+      shippingLine {{ taxLines {{ priceSet {{ {_MONEY} }} }} }}
       customer {{ id email firstName lastName }}
       refunds {{
         id createdAt
@@ -199,7 +200,7 @@ def order_snapshot(node: Mapping[str, Any], shop_currency: str) -> OrderSnapshot
     return OrderSnapshot(
         platform_order_id=legacy_id(node["id"]),
         currency=(node["totalPriceSet"]["shopMoney"].get("currencyCode") or shop_currency),
-        subtotal=_money(node, "subtotalPriceSet"),
+        subtotal=_goods_subtotal(node),
         total=_money(node, "totalPriceSet"),
         total_tax=_money(node, "totalTaxSet"),
         total_shipping=_money(node, "totalShippingPriceSet"),
@@ -245,6 +246,20 @@ def _finish(session: Session, shop_id: int, run: SyncRun) -> None:
 def _money(node: Mapping[str, Any], field: str) -> Decimal:
     value = node.get(field)
     return Decimal(value["shopMoney"]["amount"]) if value else Decimal("0")
+
+
+def _goods_subtotal(node: Mapping[str, Any]) -> Decimal:
+    """As the webhook parser reads it: with `taxesIncluded` the subtotal includes its tax, so
+    the order's tax less the shipping lines' tax comes off."""
+    subtotal = _money(node, "subtotalPriceSet")
+    if node.get("taxesIncluded") is not True:
+        return subtotal
+    # `shippingLine` (the order's one shipping line; a connection of them would cost a page of
+    # query points per order).
+    shipping_tax = sum((_money(tax, "priceSet") for tax in (node.get("shippingLine") or {}).get("taxLines") or []),
+                       Decimal("0"))
+    goods_tax = max(_money(node, "totalTaxSet") - shipping_tax, Decimal("0"))
+    return max(subtotal - goods_tax, Decimal("0"))
 
 
 def _when(value: str | None) -> datetime | None:

@@ -155,6 +155,15 @@ def test_read_only_keys_are_refused(wapp, web):
     assert shop_row(wapp, url) is None
 
 
+@pytest.mark.parametrize("permissions", ["réad_write", ["read_write"], {"a": 1}])
+def test_non_ascii_or_non_text_key_permissions_are_a_400_not_a_500(wapp, web, permissions):
+    # hmac.compare_digest raises TypeError on a non-ASCII str: that was an unhandled 500.
+    url = store_url()
+    response = web.post("/woocommerce/callback", json=keys(start(web, url), key_permissions=permissions))
+    assert response.status_code == 400 and response.json["error"]["code"] == "insufficient_permissions"
+    assert shop_row(wapp, url) is None
+
+
 def test_a_reconnect_restores_the_shop_with_new_keys_and_keeps_its_secrets(wapp, web):
     url = store_url()
     web.post("/woocommerce/callback", json=keys(start(web, url)))

@@ -62,6 +62,27 @@ def test_shop_money_wins_over_the_plain_field_and_the_plain_field_is_the_fallbac
     assert _parse("orders/paid", payload)[0].order.total == Decimal("999.00")
 
 
+def _money_set(amount: str) -> dict:
+    return {"shop_money": {"amount": amount, "currency_code": "USD"}, "presentment_money": {"amount": amount, "currency_code": "USD"}}
+
+
+def test_a_tax_inclusive_order_s_subtotal_earns_without_its_tax():
+    # With "prices include tax" Shopify's subtotal_price (and shipping) include the tax; the
+    # `subtotal` earn basis is "after discounts, without shipping and tax" (README).
+    payload = sample(
+        "order_paid", taxes_included=True,
+        subtotal_price="120.00", subtotal_price_set=_money_set("120.00"),
+        total_price="126.00", total_price_set=_money_set("126.00"),
+        total_tax="21.00", total_tax_set=_money_set("21.00"),
+        total_shipping_price_set=_money_set("6.00"),
+        shipping_lines=[{"id": 1, "title": "Standard", "price": "6.00", "price_set": _money_set("6.00"),
+                         "tax_lines": [{"price": "1.00", "rate": 0.2, "title": "VAT", "price_set": _money_set("1.00")}]}],
+    )
+    order = _parse("orders/paid", payload)[0].order
+    assert order.subtotal == Decimal("100.00")  # 120.00 less the 20.00 VAT on the goods
+    assert (order.total, order.total_tax, order.total_shipping) == (Decimal("126.00"), Decimal("21.00"), Decimal("6.00"))
+
+
 def test_order_customer_carries_consent_and_update_time():
     customer = _parse("orders/paid", sample("order_paid"))[0].order.customer
     assert customer.platform_customer_id == "7390000000001"

@@ -16,7 +16,7 @@ from integrations.base import TransientPlatformError
 from integrations.shopify import sync
 from tests.factories import customer_info, snapshot
 from tests.integrations.shopify.admin_api import (
-    FakeAdminApi, make_shopify_shop, order_node, orders_page, refund_node, throttled,
+    FakeAdminApi, make_shopify_shop, money, order_node, orders_page, refund_node, throttled,
 )
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -265,3 +265,12 @@ def test_an_order_maps_to_paid_refunds_and_cancellation_in_order():
 def test_an_unpaid_order_yields_nothing():
     assert sync.order_events(order_node(7002, status="PENDING"), historical=False, shop_currency="USD") == []
     assert sync.order_events(order_node(7003, status="AUTHORIZED"), historical=False, shop_currency="USD") == []
+
+
+def test_a_tax_inclusive_order_s_subtotal_is_read_without_its_tax_as_its_webhook_is():
+    node = order_node(7004, customer_id=41, subtotal="120.00", total="126.00")
+    node.update(taxesIncluded=True, totalTaxSet=money("21.00"), totalShippingPriceSet=money("6.00"),
+                shippingLine={"taxLines": [{"priceSet": money("1.00")}]})
+    [paid] = sync.order_events(node, historical=False, shop_currency="USD")
+    assert paid.order.subtotal == Decimal("100.00")  # 120.00 less the 20.00 VAT on the goods
+    assert "taxesIncluded" in sync.ORDERS_QUERY and "shippingLine " in sync.ORDERS_QUERY
