@@ -219,7 +219,7 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
     customer.points_balance += entry_points
     customer.pending_points += entry_pending
     customer.points_earned_lifetime += entry_points
-    if entry_points and (customer.last_activity_at is None or at > customer.last_activity_at):
+    if (entry_points or entry_pending > 0) and (customer.last_activity_at is None or at > customer.last_activity_at):
         customer.last_activity_at = at
     reached = _promote(settings, shop_tiers, current_tier, customer, at)
 
