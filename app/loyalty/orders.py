@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -320,9 +320,24 @@ def _count_sale(session: Session, shop_id: int, customer: Customer, order: Order
             customer.first_order_at = at
         if customer.last_order_at is None or at > customer.last_order_at:
             customer.last_order_at = at
+        # Decided afresh each time the order is counted (a restored order is counted again), and
+        # only while the customer's live orders hold fewer bonuses than their count calls for:
+        # cancelling an earlier order lowers the count, and the order that brings it back to a
+        # multiple of N must not earn a bonus a live order already holds.
+        order.bonus_points = 0
         rule = _active_rule(session, shop_id, "nth_order")
-        if rule is not None and rule.every_n and rule.points and customer.orders_count % rule.every_n == 0:
+        if (rule is not None and rule.every_n and rule.points and customer.orders_count % rule.every_n == 0
+                and _live_bonus_orders(session, shop_id, customer.id, order.id) < customer.orders_count // rule.every_n):
             order.bonus_points = rule.points
+
+
+def _live_bonus_orders(session: Session, shop_id: int, customer_id: int, except_order_id: int) -> int:
+    """How many of the customer's orders (other than this one, and not cancelled) hold an Nth-order bonus."""
+    return session.scalar(
+        select(func.count()).select_from(Order).where(
+            Order.shop_id == shop_id, Order.customer_id == customer_id, Order.id != except_order_id,
+            Order.status != "cancelled", Order.bonus_points > 0)
+    )
 
 
 def _award_due(settings: ProgramSettings, order: Order) -> bool:
