@@ -172,15 +172,19 @@ def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -
     return Outcome()
 
 
-def release_pending_points(session: Session, shop_id: int, now: datetime, limit: int = 500) -> Outcome:
-    """Orders whose return window has passed: their held points become spendable."""
+def release_pending_points(session: Session, shop_id: int, now: datetime, limit: int = 500,
+                           after_id: int = 0) -> Outcome:
+    """Orders whose return window has passed: their held points become spendable.
+
+    One batch (orders by id after `after_id`); a full batch sets outcome.resume_after."""
     shop, settings = _shop(session, shop_id)
     due = session.execute(
         select(Order.id, Order.platform_order_id)
-        .where(Order.shop_id == shop_id, Order.points_status == "pending", Order.pending_until <= now)
-        .order_by(Order.pending_until).limit(limit)
+        .where(Order.shop_id == shop_id, Order.points_status == "pending", Order.pending_until <= now,
+               Order.id > after_id)
+        .order_by(Order.id).limit(limit)
     ).all()
-    outcome = Outcome(status="applied" if due else "noop")
+    outcome = Outcome(status="applied" if due else "noop", resume_after=due[-1][0] if len(due) == limit else None)
     for order_id, platform_order_id in due:
         _lock_order(session, shop_id, platform_order_id)
         order = session.scalars(for_shop(Order, shop_id).where(Order.id == order_id)
