@@ -228,7 +228,8 @@ def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: 
         order.customer_id = customer.id
         _count_sale(session, shop_id, customer, order)
         if _award_due(settings, order):
-            intents += _award(session, shop, settings, order, customer, order.paid_at or now)
+            # The points date from the sale; a referral reward (and its weekly cap) from now.
+            intents += _award(session, shop, settings, order, customer, order.paid_at or now, granted_at=now)
     if guest_orders:
         intents += tiers.promote_if_qualified(session, shop, settings, customer, now)
     return intents
@@ -353,7 +354,7 @@ def _award_due(settings: ProgramSettings, order: Order) -> bool:
 
 
 def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order, customer: Customer | None,
-           at: datetime) -> list:
+           at: datetime, granted_at: datetime | None = None) -> list:
     if customer is None:
         return []  # a guest: may be claimed later by an account with the same email
     rule = _active_rule(session, shop.id, "order")
@@ -376,7 +377,7 @@ def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order
     post_entry(session, customer, kind="earn", key=key, now=at, points=points, source="order",
                order_id=order.id, details=details)
     _sync_reversal(session, settings, order, customer, at)
-    return _after_points_awarded(session, shop, settings, customer, order, at)
+    return _after_points_awarded(session, shop, settings, customer, order, granted_at or at)
 
 
 def _after_points_awarded(session: Session, shop: Shop, settings: ProgramSettings, customer: Customer,

@@ -291,6 +291,22 @@ def test_weekly_cap_rejects_rewards_beyond_the_cap_within_7_days_and_allows_agai
     _assert_no_drift(session, shop)
 
 
+def test_the_weekly_cap_counts_a_reward_for_a_claimed_guest_order_when_it_is_granted(session, now):
+    shop = make_shop(session, referral_weekly_cap=1)
+    advocate = make_customer(session, shop)
+    # A friend bought as a guest through the link 10 days ago and makes an account today: the
+    # advocate is rewarded today, and that reward fills this week's cap.
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=10), subtotal="40", email="early@example.com",
+                                       referral_code=advocate.referral_code))
+    early = _arrive(session, shop, advocate.referral_code, now, "early", email="early@example.com")
+    assert _referral(session, shop, early).status == "completed"
+    assert _referral(session, shop, early).completed_at == now
+    later = _refer_and_buy(session, shop, advocate, 2, now + timedelta(hours=1))
+    assert (_referral(session, shop, later).status, _referral(session, shop, later).rejection_reason) == (
+        "rejected", "weekly_cap")
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+
+
 # --- idempotency ------------------------------------------------------------------------------
 
 def test_attribution_is_idempotent(session, now):
