@@ -85,16 +85,35 @@ def _apply_for_shop(shop_id: int, now: str | None, domain_step) -> str:
     return outcome.status
 
 
+def _apply_in_batches(shop_id: int, now: str | None, domain_step) -> str:
+    """Like _apply_for_shop for a batched step: a commit (then its intents) per batch, until the
+    step has nothing more, so one run does everything due however many rows that is."""
+    if _active_shop(shop_id) is None:
+        return "skipped"
+    moment = parse_now(now)
+    status, after_id = "noop", 0
+    while True:
+        outcome = domain_step(db.session, shop_id, moment, after_id=after_id)
+        db.session.commit()
+        dispatch(outcome.intents)
+        if outcome.status == "applied":
+            status = "applied"
+        if outcome.resume_after is None:
+            return status
+        after_id = outcome.resume_after
+
+
 @app_job
 def release_pending(shop_id: int, now: str | None = None) -> str:
-    """Points whose return window has passed become spendable (a batch per run; hourly)."""
-    return _apply_for_shop(shop_id, now, release_pending_points)
+    """Points whose return window has passed become spendable (every due order, in batches; hourly)."""
+    return _apply_in_batches(shop_id, now, release_pending_points)
 
 
 @app_job
 def expire_points(shop_id: int, now: str | None = None) -> str:
-    """Inactive customers' points expire (the domain computes the dates in the shop's timezone)."""
-    return _apply_for_shop(shop_id, now, expire_inactive_points)
+    """Inactive customers' points expire (the domain computes the dates in the shop's timezone;
+    every due customer, in batches)."""
+    return _apply_in_batches(shop_id, now, expire_inactive_points)
 
 
 @app_job

@@ -134,3 +134,6 @@ class Outcome:
 
     status: str = "applied"  # applied | noop | parked
     intents: list = field(default_factory=list)
+    # Batched steps (release, expiry): the last id of a full batch, passed back as `after_id`
+    # for the next one; None when there is nothing more.
+    resume_after: int | None = None

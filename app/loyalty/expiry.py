@@ -28,7 +28,9 @@ def expires_at(shop: Shop, customer: Customer) -> datetime | None:
     return add_months(local(since, shop.timezone), months)
 
 
-def expire_inactive_points(session: Session, shop_id: int, now: datetime, limit: int = 1000) -> Outcome:
+def expire_inactive_points(session: Session, shop_id: int, now: datetime, limit: int = 1000,
+                           after_id: int = 0) -> Outcome:
+    """One batch (customers by id after `after_id`); a full batch sets outcome.resume_after."""
     shop = session.get(Shop, shop_id)
     months = program_settings(shop).expiry_months
     if months is None:
@@ -39,10 +41,11 @@ def expire_inactive_points(session: Session, shop_id: int, now: datetime, limit:
     # day as add_months() does, so the job keeps the date the shopper is shown (Jan 31 -> Feb 28).
     due_at = func.timezone(tz, func.timezone(tz, last_active) + func.make_interval(0, literal(months, Integer)))
     ids = session.scalars(
-        select(Customer.id).where(Customer.shop_id == shop_id, Customer.points_balance > 0, due_at < now)
+        select(Customer.id).where(Customer.shop_id == shop_id, Customer.id > after_id, Customer.points_balance > 0,
+                                  due_at < now)
         .order_by(Customer.id).limit(limit)
     ).all()
-    outcome = Outcome(status="applied" if ids else "noop")
+    outcome = Outcome(status="applied" if ids else "noop", resume_after=ids[-1] if len(ids) == limit else None)
     for customer_id in ids:
         customer = lock_customer(session, shop_id, customer_id)
         since = customer.last_activity_at or customer.created_at

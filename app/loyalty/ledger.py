@@ -64,7 +64,9 @@ def post_entry(
     customer.pending_points += pending_delta
     if kind in ("earn", "release", "reverse"):
         customer.points_earned_lifetime += points
-    if kind in _ACTIVITY_KINDS and points and (customer.last_activity_at is None or now > customer.last_activity_at):
+    # An earn held for a return window (pending only) is activity too: the shopper just ordered.
+    if (kind in _ACTIVITY_KINDS and (points or pending_delta > 0)
+            and (customer.last_activity_at is None or now > customer.last_activity_at)):
         customer.last_activity_at = now  # a late-applied older event never winds the expiry clock back
     return entry_id
 

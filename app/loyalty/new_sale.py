@@ -9,10 +9,10 @@ the customer's new sums (an UPDATE, or the INSERT of a new shopper) in one state
 
 Anything less common (an order or refund we have seen, a referral code that names an advocate,
 a referred customer, a win-back sequence that may end, period-based tiers, award on fulfilment,
-a test order, imported history, ambiguous rules, a guest) returns None before writing, and the
-caller falls back to the general path in the same transaction (the locks taken here are
-re-entrant there). tests/app/loyalty/test_new_sale.py applies the same events both ways and
-compares rows.
+a test order, imported history, ambiguous rules, a guest, a sale an Nth-order bonus may fall on)
+returns None before writing, and the caller falls back to the general path in the same
+transaction (the locks taken here are re-entrant there). tests/app/loyalty/test_new_sale.py
+applies the same events both ways and compares rows.
 """
 from __future__ import annotations
 
@@ -209,6 +209,10 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
     touch_order_stats(customer, snapshot.total, 1, placed)
     record_sale(customer, at)
     bonus = _nth_order_bonus(nth_rules, customer.orders_count)
+    if bonus:
+        # Whether the bonus is due depends on the bonuses the customer's live orders already hold
+        # (orders._count_sale): one sale in N, left to the general path.
+        return None
     eligible = orders.eligible_amount(snapshot, settings.earn_basis)
     rate = Decimal(order_rules[0]["points_per_unit"]) if order_rules and order_rules[0]["points_per_unit"] else Decimal(0)
     current_tier = next((t for t in shop_tiers if t.id == customer.tier_id), None)
@@ -219,7 +223,7 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
     customer.points_balance += entry_points
     customer.pending_points += entry_pending
     customer.points_earned_lifetime += entry_points
-    if entry_points and (customer.last_activity_at is None or at > customer.last_activity_at):
+    if (entry_points or entry_pending > 0) and (customer.last_activity_at is None or at > customer.last_activity_at):
         customer.last_activity_at = at
     reached = _promote(settings, shop_tiers, current_tier, customer, at)
 

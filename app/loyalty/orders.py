@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -172,15 +172,19 @@ def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -
     return Outcome()
 
 
-def release_pending_points(session: Session, shop_id: int, now: datetime, limit: int = 500) -> Outcome:
-    """Orders whose return window has passed: their held points become spendable."""
+def release_pending_points(session: Session, shop_id: int, now: datetime, limit: int = 500,
+                           after_id: int = 0) -> Outcome:
+    """Orders whose return window has passed: their held points become spendable.
+
+    One batch (orders by id after `after_id`); a full batch sets outcome.resume_after."""
     shop, settings = _shop(session, shop_id)
     due = session.execute(
         select(Order.id, Order.platform_order_id)
-        .where(Order.shop_id == shop_id, Order.points_status == "pending", Order.pending_until <= now)
-        .order_by(Order.pending_until).limit(limit)
+        .where(Order.shop_id == shop_id, Order.points_status == "pending", Order.pending_until <= now,
+               Order.id > after_id)
+        .order_by(Order.id).limit(limit)
     ).all()
-    outcome = Outcome(status="applied" if due else "noop")
+    outcome = Outcome(status="applied" if due else "noop", resume_after=due[-1][0] if len(due) == limit else None)
     for order_id, platform_order_id in due:
         _lock_order(session, shop_id, platform_order_id)
         order = session.scalars(for_shop(Order, shop_id).where(Order.id == order_id)
@@ -224,7 +228,8 @@ def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: 
         order.customer_id = customer.id
         _count_sale(session, shop_id, customer, order)
         if _award_due(settings, order):
-            intents += _award(session, shop, settings, order, customer, order.paid_at or now)
+            # The points date from the sale; a referral reward (and its weekly cap) from now.
+            intents += _award(session, shop, settings, order, customer, order.paid_at or now, granted_at=now)
     if guest_orders:
         intents += tiers.promote_if_qualified(session, shop, settings, customer, now)
     return intents
@@ -320,9 +325,24 @@ def _count_sale(session: Session, shop_id: int, customer: Customer, order: Order
             customer.first_order_at = at
         if customer.last_order_at is None or at > customer.last_order_at:
             customer.last_order_at = at
+        # Decided afresh each time the order is counted (a restored order is counted again), and
+        # only while the customer's live orders hold fewer bonuses than their count calls for:
+        # cancelling an earlier order lowers the count, and the order that brings it back to a
+        # multiple of N must not earn a bonus a live order already holds.
+        order.bonus_points = 0
         rule = _active_rule(session, shop_id, "nth_order")
-        if rule is not None and rule.every_n and rule.points and customer.orders_count % rule.every_n == 0:
+        if (rule is not None and rule.every_n and rule.points and customer.orders_count % rule.every_n == 0
+                and _live_bonus_orders(session, shop_id, customer.id, order.id) < customer.orders_count // rule.every_n):
             order.bonus_points = rule.points
+
+
+def _live_bonus_orders(session: Session, shop_id: int, customer_id: int, except_order_id: int) -> int:
+    """How many of the customer's orders (other than this one, and not cancelled) hold an Nth-order bonus."""
+    return session.scalar(
+        select(func.count()).select_from(Order).where(
+            Order.shop_id == shop_id, Order.customer_id == customer_id, Order.id != except_order_id,
+            Order.status != "cancelled", Order.bonus_points > 0)
+    )
 
 
 def _award_due(settings: ProgramSettings, order: Order) -> bool:
@@ -334,7 +354,7 @@ def _award_due(settings: ProgramSettings, order: Order) -> bool:
 
 
 def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order, customer: Customer | None,
-           at: datetime) -> list:
+           at: datetime, granted_at: datetime | None = None) -> list:
     if customer is None:
         return []  # a guest: may be claimed later by an account with the same email
     rule = _active_rule(session, shop.id, "order")
@@ -357,7 +377,7 @@ def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order
     post_entry(session, customer, kind="earn", key=key, now=at, points=points, source="order",
                order_id=order.id, details=details)
     _sync_reversal(session, settings, order, customer, at)
-    return _after_points_awarded(session, shop, settings, customer, order, at)
+    return _after_points_awarded(session, shop, settings, customer, order, granted_at or at)
 
 
 def _after_points_awarded(session: Session, shop: Shop, settings: ProgramSettings, customer: Customer,

@@ -29,7 +29,7 @@ def attribute(session: Session, shop: Shop, friend: Customer, code: str, at: dat
         return []
     if session.scalars(for_shop(Referral, shop.id).where(Referral.friend_id == friend.id)).first() is not None:
         return []
-    reason = rejection_reason(advocate, friend, order)
+    reason = rejection_reason(advocate, friend, order, _earlier_guest_orders(session, shop.id, friend, advocate))
     referral_id = session.execute(
         insert(Referral)
         .values(shop_id=shop.id, advocate_id=advocate.id, friend_id=friend.id,
@@ -64,15 +64,29 @@ def record_click(session: Session, shop_id: int, advocate_id: int, at: datetime,
                               user_agent=(user_agent or None) and user_agent[:512]))
 
 
-def rejection_reason(advocate: Customer, friend: Customer, order: Order | None) -> str | None:
+def rejection_reason(advocate: Customer, friend: Customer, order: Order | None, guest_orders: int = 0) -> str | None:
     if advocate.id == friend.id:
         return "self_referral"
     if advocate.email_normalized and advocate.email_normalized == friend.email_normalized:
         return "self_referral"
     counted_now = 1 if order is not None and order.customer_id == friend.id and order.paid_at is not None else 0
-    if friend.orders_count - counted_now > 0:
+    if friend.orders_count - counted_now + guest_orders > 0:
         return "existing_customer"
     return None
+
+
+def _earlier_guest_orders(session: Session, shop_id: int, friend: Customer, advocate: Customer) -> int:
+    """Paid guest orders under the friend's email (not yet claimed by an account: a sign-up claims
+    them just after attribution), other than ones placed with this advocate's code, i.e. the
+    friend's first order as a guest through the link. A guest who already bought is no new friend."""
+    if not friend.email_normalized:
+        return 0
+    return session.scalar(
+        select(func.count()).select_from(Order).where(
+            Order.shop_id == shop_id, Order.customer_id.is_(None), Order.email_normalized == friend.email_normalized,
+            Order.paid_at.is_not(None), Order.status != "cancelled",
+            func.coalesce(func.upper(func.trim(Order.referral_code)), "") != advocate.referral_code)
+    )
 
 
 def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, friend: Customer, order: Order,

@@ -105,19 +105,23 @@ def review_tiers(session: Session, shop_id: int, now: datetime) -> int:
     shop = session.get(Shop, shop_id)
     settings = program_settings(shop)
     tiers = shop_tiers(session, shop_id)
-    values = qualifying_values(session, shop, settings, now)
-    targets: dict[int | None, list[int]] = {}
+    # The tiers are read before the values, and each UPDATE only applies where the tier is still
+    # the one read: a promotion committed meanwhile (by an order the values may not have seen)
+    # is newer than this review's figures and is kept.
     current = dict(session.execute(text("SELECT id, tier_id FROM customers WHERE shop_id = :s"), {"s": shop_id}).all())
+    values = qualifying_values(session, shop, settings, now)
+    targets: dict[tuple[int | None, int | None], list[int]] = {}
     for customer_id, tier_id in current.items():
         tier = tier_for_value(tiers, values.get(customer_id, Decimal(0)))
         new_id = tier.id if tier else None
         if new_id != tier_id:
-            targets.setdefault(new_id, []).append(customer_id)
+            targets.setdefault((new_id, tier_id), []).append(customer_id)
     changed = 0
-    for new_id, ids in targets.items():
+    for (new_id, old_id), ids in targets.items():
         result = session.execute(
-            text("UPDATE customers SET tier_id = :tier, tier_achieved_at = :now WHERE shop_id = :s AND id = ANY(:ids)"),
-            {"tier": new_id, "now": now, "s": shop_id, "ids": ids},
+            text("UPDATE customers SET tier_id = :tier, tier_achieved_at = :now WHERE shop_id = :s AND id = ANY(:ids)"
+                 " AND tier_id IS NOT DISTINCT FROM CAST(:old AS bigint)"),
+            {"tier": new_id, "now": now, "s": shop_id, "ids": ids, "old": old_id},
         )
         changed += result.rowcount
     return changed

@@ -98,6 +98,39 @@ def test_expire_points_expires_an_inactive_balance_once(session):
     assert [e.points for e in _entries(session, shop, "expire")] == [-100]
 
 
+def test_expire_points_works_through_every_batch_in_one_run(session, monkeypatch):
+    import functools
+
+    from app.loyalty import expiry
+
+    monkeypatch.setattr(maintenance, "expire_inactive_points", functools.partial(expiry.expire_inactive_points, limit=2))
+    shop = make_shop(session, expiry_months=6)
+    customers = [make_customer(session, shop) for _ in range(5)]
+    for n, customer in enumerate(customers):
+        apply_event(session, shop.id, paid(n, datetime(2025, 1, 10, tzinfo=UTC), customer=customer, subtotal="100"))
+    session.commit()
+    # The job runs once a day: a shop with more inactive balances than one batch must not need
+    # days (and let the shoppers spend expired points meanwhile).
+    assert maintenance.expire_points(shop.id, now="2025-08-01T00:00:00+00:00") == "applied"
+    assert [_customer(session, c.id).points_balance for c in customers] == [0] * 5
+    assert maintenance.expire_points(shop.id, now="2025-08-01T00:00:00+00:00") == "noop"
+
+
+def test_release_pending_works_through_every_batch_in_one_run(session, monkeypatch):
+    import functools
+
+    from app.loyalty import orders
+
+    monkeypatch.setattr(maintenance, "release_pending_points", functools.partial(orders.release_pending_points, limit=2))
+    shop = make_shop(session, pending_days=14)
+    customers = [make_customer(session, shop) for _ in range(5)]
+    for n, customer in enumerate(customers):
+        apply_event(session, shop.id, paid(n, NOW, customer=customer, subtotal="70"))
+    session.commit()
+    assert maintenance.release_pending(shop.id, now=(NOW + timedelta(days=15)).isoformat()) == "applied"
+    assert [_customer(session, c.id).points_balance for c in customers] == [70] * 5
+
+
 def test_birthday_uses_the_shops_local_date(session):
     shop = make_shop(session, timezone="Pacific/Auckland")
     customer = make_customer(session, shop, birthday=date(1990, 3, 11))

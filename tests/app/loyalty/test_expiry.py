@@ -284,3 +284,20 @@ def test_reminded_once_per_threshold_per_expiry_date(session):
     apply_event(session, shop.id, paid("later", datetime(2025, 7, 6, tzinfo=UTC), customer=customer, subtotal="5"))
     assert _reminded(session, shop, datetime(2025, 12, 10, tzinfo=UTC)) == [
         (customer.id, f"expiry-reminder:{customer.id}:2026-01-06:30")]
+
+
+def test_an_order_still_in_its_pending_period_resets_the_clock(session):
+    from app.loyalty.orders import release_pending_points
+
+    shop = make_shop(session, expiry_months=6, pending_days=14)
+    customer = _earner(session, shop, datetime(2025, 1, 10, tzinfo=UTC))
+    release_pending_points(session, shop.id, datetime(2025, 1, 24, tzinfo=UTC))
+    _reload(session, customer)
+    assert customer.points_balance == 100
+    # A new order 4 days before the old points would expire (Jul 24): it is an earn, held for
+    # its return window; the shopper is active and their balance must not expire meanwhile.
+    apply_event(session, shop.id, paid("recent", datetime(2025, 7, 20, tzinfo=UTC), customer=customer, subtotal="20"))
+    assert expire_inactive_points(session, shop.id, datetime(2025, 7, 25, tzinfo=UTC)).status == "noop"
+    _reload(session, customer)
+    assert (customer.points_balance, customer.pending_points) == (100, 20)
+    assert expires_at(shop, customer) == datetime(2026, 1, 20, tzinfo=UTC)

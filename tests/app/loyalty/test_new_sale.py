@@ -137,6 +137,15 @@ def test_quick_path_takes_the_common_sale(session):
     assert customer.points_balance == 80 and customer.orders_count == 1
 
 
+def test_quick_path_sale_held_for_a_return_window_resets_the_expiry_clock(session):
+    shop = make_shop(session, pending_days=14)
+    customer = make_customer(session, shop)
+    outcome = new_sale.apply_new_sale(session, shop.id, paid("q1", T0, customer=customer, subtotal="80.00"))
+    assert outcome is not None
+    session.refresh(customer)
+    assert (customer.points_balance, customer.pending_points, customer.last_activity_at) == (0, 80, T0)
+
+
 def _customer_updates(session) -> tuple[int, int]:
     """(updates, HOT updates) of customers rows in this transaction so far."""
     return tuple(session.execute(text(

@@ -101,6 +101,44 @@ def test_nth_order_bonus_lands_on_every_nth_order(session):
     assert _order(session, shop, 3).bonus_points == 100
 
 
+def test_cancelling_an_earlier_order_does_not_earn_the_nth_order_bonus_again(session):
+    from tests.factories import cancelled
+
+    shop = make_shop(session)
+    set_rule(session, shop, "nth_order", every_n=3, points=100)
+    customer = make_customer(session, shop)
+    for n in range(1, 4):
+        apply_event(session, shop.id, paid(n, customer=customer, subtotal="10"))  # the 3rd earns the bonus
+    # Cancel an earlier order (not the bonus one) and order again, three times over: each new
+    # order is the "3rd" again by the count, but the customer never has more than 3 live orders.
+    for cancel, new in ((1, 4), (2, 5), (4, 6)):
+        apply_event(session, shop.id, cancelled(cancel))
+        apply_event(session, shop.id, paid(new, customer=customer, subtotal="10"))
+    session.refresh(customer)
+    assert customer.orders_count == 3
+    assert customer.points_balance == 30 + 100  # three live orders of 10, one bonus
+    assert [_order(session, shop, n).bonus_points for n in (5, 6)] == [0, 0]
+
+
+def test_a_restored_order_does_not_keep_an_nth_order_bonus_it_no_longer_earns(session):
+    from app.loyalty.events import OrderRestored
+    from tests.factories import cancelled
+
+    shop = make_shop(session)
+    set_rule(session, shop, "nth_order", every_n=3, points=100)
+    customer = make_customer(session, shop)
+    for n in range(1, 4):
+        apply_event(session, shop.id, paid(n, customer=customer, subtotal="10"))
+    apply_event(session, shop.id, cancelled(3))  # the bonus order: its bonus is taken back
+    apply_event(session, shop.id, paid(4, customer=customer, subtotal="10"))  # now the 3rd: the bonus
+    later = cancelled(3).occurred_at + timedelta(hours=1)
+    apply_event(session, shop.id, OrderRestored("3", later, snapshot(3, customer=customer, subtotal="10")))
+    session.refresh(customer)
+    assert customer.orders_count == 4
+    assert customer.points_balance == 40 + 100  # four orders of 10, one bonus (the 3rd of them)
+    assert _order(session, shop, 3).bonus_points == 0
+
+
 def test_test_orders_do_not_earn_unless_the_shop_says_so(session):
     shop = make_shop(session)
     customer = make_customer(session, shop)

@@ -209,6 +209,31 @@ def test_an_existing_customer_cannot_be_referred(session, now):
     assert _referral_points(session, shop, advocate, "referral_advocate") == 0
 
 
+def test_a_guest_who_already_bought_cannot_be_referred_when_making_an_account(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    # Bought as a guest last week (no code), then signs up through a referral link.
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=7), subtotal="40", email="buyer@example.com"))
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1", email="buyer@example.com")
+    assert friend.orders_count == 1  # the guest order was claimed
+    referral = _referral(session, shop, friend)
+    assert (referral.status, referral.rejection_reason) == ("rejected", "existing_customer")
+    assert _referral_points(session, shop, friend, "referral_friend") == 0
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+    _assert_no_drift(session, shop)
+
+
+def test_a_guest_whose_first_order_carried_the_code_is_referred_when_making_an_account(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=2), subtotal="40", email="buyer@example.com",
+                                       referral_code=advocate.referral_code.lower()))
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1", email="buyer@example.com")
+    assert _referral(session, shop, friend).status == "completed"
+    assert _referral_points(session, shop, friend, "referral_friend") == FRIEND_POINTS
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+
+
 def test_an_existing_customer_using_a_code_on_a_later_order_is_rejected(session, now):
     shop = make_shop(session)
     advocate = make_customer(session, shop)
@@ -264,6 +289,22 @@ def test_weekly_cap_rejects_rewards_beyond_the_cap_within_7_days_and_allows_agai
     _reload(session, advocate)
     assert advocate.referrals_completed == 3
     _assert_no_drift(session, shop)
+
+
+def test_the_weekly_cap_counts_a_reward_for_a_claimed_guest_order_when_it_is_granted(session, now):
+    shop = make_shop(session, referral_weekly_cap=1)
+    advocate = make_customer(session, shop)
+    # A friend bought as a guest through the link 10 days ago and makes an account today: the
+    # advocate is rewarded today, and that reward fills this week's cap.
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=10), subtotal="40", email="early@example.com",
+                                       referral_code=advocate.referral_code))
+    early = _arrive(session, shop, advocate.referral_code, now, "early", email="early@example.com")
+    assert _referral(session, shop, early).status == "completed"
+    assert _referral(session, shop, early).completed_at == now
+    later = _refer_and_buy(session, shop, advocate, 2, now + timedelta(hours=1))
+    assert (_referral(session, shop, later).status, _referral(session, shop, later).rejection_reason) == (
+        "rejected", "weekly_cap")
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
 
 
 # --- idempotency ------------------------------------------------------------------------------

@@ -222,3 +222,37 @@ def test_calendar_year_promotion_counts_the_order_in_the_shops_local_year(sessio
     assert _tier_name(session, customer) == "Silver"
     review_tiers(session, auckland.id, datetime(2026, 12, 31, 11, 30, tzinfo=UTC))  # 2027 in Auckland
     assert _tier_name(session, customer) == "Bronze"
+
+
+def test_a_promotion_committed_while_tiers_are_reviewed_is_not_overwritten(app, session, now, monkeypatch):
+    """An order lifts a customer to Gold while the review runs (after it read the values): the
+    review must not then write the lower tier it computed from the older values."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session as PlainSession
+
+    from app.extensions import db
+    from app.loyalty import tiers
+
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="600"))
+    apply_event(session, shop.id, refunded(1, "r1", "500"))  # spend 100: the review would demote to Bronze
+    assert _tier_name(session, customer) == "Silver"
+    session.commit()
+    shop_id, customer_id, info = shop.id, customer.id, customer
+    engine = create_engine(db.engine.url)
+    original = tiers.qualifying_values
+
+    def values_then_a_big_order_elsewhere(*args, **kwargs):
+        values = original(*args, **kwargs)
+        with PlainSession(engine) as other:
+            apply_event(other, shop_id, paid(2, now + timedelta(days=30), customer=info, subtotal="1500"))
+            other.commit()
+        return values
+
+    monkeypatch.setattr(tiers, "qualifying_values", values_then_a_big_order_elsewhere)
+    tiers.review_tiers(session, shop_id, now + timedelta(days=30))
+    session.commit()
+    engine.dispose()
+    session.expire_all()
+    assert _tier_name(session, session.get(type(customer), customer_id)) == "Gold"
