@@ -284,8 +284,10 @@ def _record_order(session: Session, shop_id: int, settings: ProgramSettings, sna
         order.is_test = snapshot.is_test
         order.email_normalized = normalize_email(snapshot.email or (snapshot.customer.email if snapshot.customer else None))
         order.referral_code = snapshot.referral_code
-        if snapshot.updated_at is not None:
-            order.platform_updated_at = snapshot.updated_at
+    if not stale and snapshot.updated_at is not None:
+        # The newest platform state seen, frozen amounts or not: a cancellation older than it
+        # (delivered late, after the order was restored) must not undo it.
+        order.platform_updated_at = snapshot.updated_at
     if order.customer_id is None and customer is not None:
         order.customer_id = customer.id
     if created:

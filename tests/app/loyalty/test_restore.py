@@ -166,3 +166,17 @@ def test_a_restored_order_in_a_return_window_is_held_then_released_under_its_own
     oid = _order(session, shop).id
     assert [key for key, *_ in _keys(session, shop)] == [
         f"order:{oid}:earn", f"order:{oid}:reverse:100", f"order:{oid}:r1:earn", f"order:{oid}:r1:release"]
+
+
+def test_a_cancellation_delivered_after_the_newer_restored_state_is_ignored(session):
+    # Truth: paid T0, cancelled T1, restored T2 (WooCommerce sends OrderRestored + OrderPaid for
+    # the T2 payload). Arrival: T0, T2, T1. The T2 payload finds the order not cancelled (its
+    # restoration is a no-op), but it is the newest state: the T1 cancellation must not undo it.
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    assert apply_event(session, shop.id, _restore(1, T2, customer)).status == "noop"
+    apply_event(session, shop.id, paid(1, T2, customer=customer, updated_at=T2))
+    assert apply_event(session, shop.id, _cancel(1, T1)).status == "noop"
+    assert _order(session, shop).status == "paid"
+    assert _balance(session, shop, customer) == 100
