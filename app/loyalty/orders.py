@@ -322,9 +322,10 @@ def _count_sale(session: Session, shop_id: int, customer: Customer, order: Order
             customer.first_order_at = at
         if customer.last_order_at is None or at > customer.last_order_at:
             customer.last_order_at = at
+        # Decided afresh each time the sale is counted (a restored order may no longer be the Nth).
         rule = _active_rule(session, shop_id, "nth_order")
-        if rule is not None and rule.every_n and rule.points and customer.orders_count % rule.every_n == 0:
-            order.bonus_points = rule.points
+        nth = rule is not None and rule.every_n and rule.points and customer.orders_count % rule.every_n == 0
+        order.bonus_points = rule.points if nth else 0
 
 
 def _award_due(settings: ProgramSettings, order: Order) -> bool:

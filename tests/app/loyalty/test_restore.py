@@ -10,7 +10,7 @@ from app.loyalty.events import OrderCancelled, OrderRestored
 from app.loyalty.ledger import find_balance_drift, ledger_sums
 from app.loyalty.orders import release_pending_points
 from app.models import LedgerEntry, Order
-from tests.factories import make_customer, make_shop, paid, refunded, snapshot
+from tests.factories import make_customer, make_shop, paid, refunded, set_rule, snapshot
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 T1, T2, T3 = T0 + timedelta(hours=1), T0 + timedelta(hours=2), T0 + timedelta(hours=3)
@@ -180,3 +180,19 @@ def test_a_cancellation_delivered_after_the_newer_restored_state_is_ignored(sess
     assert apply_event(session, shop.id, _cancel(1, T1)).status == "noop"
     assert _order(session, shop).status == "paid"
     assert _balance(session, shop, customer) == 100
+
+
+def test_a_restored_order_that_is_no_longer_the_nth_does_not_keep_its_old_nth_order_bonus(session):
+    # Every 2nd order +500. A (1st), B (2nd: bonus), B cancelled, C is now the 2nd (bonus),
+    # B restored is the 3rd: it earns its 10 points, not a second 500 for the same slot.
+    shop = make_shop(session)
+    set_rule(session, shop, "nth_order", every_n=2, points=500)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid("A", T0, customer=customer, subtotal="10", updated_at=T0))
+    apply_event(session, shop.id, paid("B", T0, customer=customer, subtotal="10", updated_at=T0))
+    apply_event(session, shop.id, _cancel("B", T1))
+    apply_event(session, shop.id, paid("C", T1, customer=customer, subtotal="10", updated_at=T1))
+    apply_event(session, shop.id, _restore("B", T2, customer, subtotal="10"))
+    assert _order(session, shop, "C").bonus_points == 500
+    assert (_order(session, shop, "B").bonus_points, _order(session, shop, "B").points_earned) == (0, 10)
+    assert _balance(session, shop, customer) == 30 + 500
