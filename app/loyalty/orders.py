@@ -57,6 +57,10 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
     _lock_order(session, shop_id, snapshot.platform_order_id)
     customer = _order_customer(session, shop_id, snapshot)
     order = _record_order(session, shop_id, settings, snapshot, customer)
+    if customer is not None and order.customer_id != customer.id:
+        # The order is someone else's, or a guest sale counted without an account (claiming it is
+        # claim_guest_orders', within the claim window): its points go to its own customer only.
+        customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
     outcome = Outcome()
     if order.status == "cancelled":
         outcome.status = "noop"  # a cancellation arrived first; a late "paid" never earns
@@ -288,8 +292,8 @@ def _record_order(session: Session, shop_id: int, settings: ProgramSettings, sna
         # The newest platform state seen, frozen amounts or not: a cancellation older than it
         # (delivered late, after the order was restored) must not undo it.
         order.platform_updated_at = snapshot.updated_at
-    if order.customer_id is None and customer is not None:
-        order.customer_id = customer.id
+    if order.customer_id is None and customer is not None and order.paid_at is None:
+        order.customer_id = customer.id  # (a paid guest order is claimed by claim_guest_orders)
     if created:
         _absorb_refunds(session, shop_id, order, None, snapshot.updated_at)
     return order
