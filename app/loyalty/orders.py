@@ -383,8 +383,13 @@ def _sync_reversal(session: Session, settings: ProgramSettings, order: Order, cu
     if order.status == "cancelled":
         target = order.points_earned
     else:
-        share = min(order.refunded_amount / order.total, Decimal(1)) if order.total > 0 else Decimal(order.refunded_amount > 0)
-        target = int((order.points_earned * share).to_integral_value(rounding=ROUND_HALF_UP))
+        # Multiply before dividing: an exact half (30 x 11/60 = 5.5) stays exact; a share divided
+        # first is rounded to 28 digits and can land just below it (5.4999...).
+        if order.total > 0:
+            exact = order.points_earned * order.refunded_amount / order.total
+            target = min(int(exact.to_integral_value(rounding=ROUND_HALF_UP)), order.points_earned)
+        else:
+            target = order.points_earned if order.refunded_amount > 0 else 0
     delta = target - order.points_reversed
     if delta <= 0:
         return
