@@ -57,6 +57,10 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
     _lock_order(session, shop_id, snapshot.platform_order_id)
     customer = _order_customer(session, shop_id, snapshot)
     order = _record_order(session, shop_id, settings, snapshot, customer)
+    if customer is not None and order.customer_id != customer.id:
+        # The order is someone else's, or a guest sale counted without an account (claiming it is
+        # claim_guest_orders', within the claim window): its points go to its own customer only.
+        customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
     outcome = Outcome()
     if order.status == "cancelled":
         outcome.status = "noop"  # a cancellation arrived first; a late "paid" never earns
@@ -289,10 +293,12 @@ def _record_order(session: Session, shop_id: int, settings: ProgramSettings, sna
         order.is_test = snapshot.is_test
         order.email_normalized = normalize_email(snapshot.email or (snapshot.customer.email if snapshot.customer else None))
         order.referral_code = snapshot.referral_code
-        if snapshot.updated_at is not None:
-            order.platform_updated_at = snapshot.updated_at
-    if order.customer_id is None and customer is not None:
-        order.customer_id = customer.id
+    if not stale and snapshot.updated_at is not None:
+        # The newest platform state seen, frozen amounts or not: a cancellation older than it
+        # (delivered late, after the order was restored) must not undo it.
+        order.platform_updated_at = snapshot.updated_at
+    if order.customer_id is None and customer is not None and order.paid_at is None:
+        order.customer_id = customer.id  # (a paid guest order is claimed by claim_guest_orders)
     if created:
         _absorb_refunds(session, shop_id, order, None, snapshot.updated_at)
     return order
@@ -396,8 +402,13 @@ def _sync_reversal(session: Session, settings: ProgramSettings, order: Order, cu
     if order.status == "cancelled":
         target = order.points_earned
     else:
-        share = min(order.refunded_amount / order.total, Decimal(1)) if order.total > 0 else Decimal(order.refunded_amount > 0)
-        target = int((order.points_earned * share).to_integral_value(rounding=ROUND_HALF_UP))
+        # Multiply before dividing: an exact half (30 x 11/60 = 5.5) stays exact; a share divided
+        # first is rounded to 28 digits and can land just below it (5.4999...).
+        if order.total > 0:
+            exact = order.points_earned * order.refunded_amount / order.total
+            target = min(int(exact.to_integral_value(rounding=ROUND_HALF_UP)), order.points_earned)
+        else:
+            target = order.points_earned if order.refunded_amount > 0 else 0
     delta = target - order.points_reversed
     if delta <= 0:
         return

@@ -92,6 +92,19 @@ def test_refund_share_is_rounded_half_up(session, subtotal, refund, reversed_poi
     _assert_ledger_agrees(session, shop, customer)
 
 
+def test_an_exact_half_share_is_rounded_up_even_when_the_refunded_fraction_does_not_terminate(session):
+    # 30 points on a 60.00 order; 11.00 refunded -> 30 x 11/60 = 5.5 exactly -> 6 (half up).
+    # Dividing first (11/60 = 0.18333...3, rounded to 28 digits) gives 5.4999...9 -> 5.
+    shop = make_shop(session)
+    set_rule(session, shop, "order", points_per_unit=Decimal("0.5"))
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="60"))
+    apply_event(session, shop.id, refunded(1, "r1", "11"))
+    order = _order(session, shop, 1)
+    assert (order.points_earned, order.points_reversed) == (30, 6)
+    _assert_ledger_agrees(session, shop, customer)
+
+
 def test_three_one_third_refunds_reverse_exactly_all_points(session):
     shop = make_shop(session)
     customer = make_customer(session, shop)
