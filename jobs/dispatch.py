@@ -1,10 +1,30 @@
 """After a transaction commits, its intents become jobs."""
 from __future__ import annotations
 
+import logging
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from app.loyalty.intents import IssueDiscount, NotifyCustomer, RevokeDiscount
 from jobs.cancellations import revoke_job_id
 from jobs.emails import email_job_id
 from jobs.queues import enqueue, platform_api_limit
+
+
+log = logging.getLogger(__name__)
+
+
+def dispatch_committed(intents: list, redemption_id: int) -> bool:
+    """dispatch() for a redemption's intents whose rows are already committed. Redis down is not
+    an error here: the redemption sweeper re-dispatches a job that was lost, so the caller answers
+    with the committed state (False: not enqueued now)."""
+    try:
+        dispatch(intents)
+    except (RedisConnectionError, RedisTimeoutError):
+        log.warning("Redis unavailable; redemption job left for the sweeper", extra={"redemption_id": redemption_id})
+        return False
+    return True
 
 
 def dispatch(intents: list) -> None:

@@ -7,24 +7,18 @@ the answer is 202 and the client polls the GET until the status changes.
 """
 from __future__ import annotations
 
-import logging
-
 from flask import jsonify, request
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.admin.schemas.common import MAX_ID
 from app.extensions import db
 from app.loyalty.redemptions import redeem_reward, redemption_for_customer
 from app.models import Customer, Redemption
-from jobs.dispatch import dispatch
+from jobs.dispatch import dispatch_committed
 from widgets.api import bp, utcnow
 from widgets.auth import require_customer
 from widgets.errors import WidgetError
 from widgets.me import PRIVATE
 from widgets.schemas import redeem_body
-
-log = logging.getLogger(__name__)
 
 
 @bp.post("/me/redemptions")
@@ -39,11 +33,7 @@ def redeem():
     result = redeem_reward(session, shopper.shop.id, customer.id, reward_id, key, utcnow())
     redemption_id = result.redemption.id
     session.commit()
-    try:
-        dispatch(result.intents)
-    except (RedisConnectionError, RedisTimeoutError):
-        # The debit and the redemption are committed; the client sees `pending` and polls.
-        log.warning("Redis unavailable; discount issue not enqueued", extra={"redemption_id": redemption_id})
+    dispatch_committed(result.intents, redemption_id)  # Redis down: the client sees `pending` and polls
     session.expire_all()  # an in-process job committed the code in its own session
     redemption = session.get(Redemption, redemption_id)
     return jsonify(redemption_body(redemption, customer)), 201 if redemption.status == "issued" else 202, PRIVATE

@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 
 from flask import abort, flash, redirect, render_template, request
 from marshmallow import fields, validate
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.admin.api.customers import adjustment_reason
 from app.admin.auth import requires
@@ -22,7 +20,7 @@ from app.loyalty.customer_search import RECENT_LEDGER, customer_detail, customer
 from app.loyalty.errors import LoyaltyError, NotFound
 from app.loyalty.redemption_admin import get_redemption, resend_code
 from app.loyalty.redemption_cancel import request_cancellation
-from jobs.dispatch import dispatch
+from jobs.dispatch import dispatch, dispatch_committed
 
 PAGE_SIZE = 25
 
@@ -148,10 +146,7 @@ def redemption_cancel(customer_id: int, redemption_id: int):
         flash_refusal(exc)
         return redirect(console_url("console.customer", customer_id=customer_id))
     db.session.commit()
-    try:
-        dispatch(cancel.intents)
-    except (RedisConnectionError, RedisTimeoutError):
-        pass  # committed (`cancelling`, audited): the redemption sweeper dispatches the lost job
+    dispatch_committed(cancel.intents, redemption.id)  # Redis down: the sweeper dispatches it
     redemption = get_redemption(db.session, staff.shop_id, redemption.id)
     flash(_cancel_message(redemption), "critical" if redemption.cancel_state in ("refused", "failed") else "success")
     return redirect(console_url("console.customer", customer_id=customer_id))
