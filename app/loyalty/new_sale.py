@@ -71,10 +71,10 @@ _ORDER_AND_ENTRY = """
 new_order AS (
     INSERT INTO orders (shop_id, platform_order_id, customer_id, email_normalized, order_number, currency, subtotal,
                         total, eligible_amount, status, is_test, placed_at, paid_at, points_status, points_earned,
-                        bonus_points, pending_until, referral_code, platform_updated_at)
+                        bonus_points, sale_multiplier, pending_until, referral_code, platform_updated_at)
     SELECT %(shop)s, %(order)s, buyer.id, %(order_email)s, %(order_number)s, %(currency)s, %(subtotal)s,
            %(total)s, %(eligible)s, 'paid', %(is_test)s, %(placed_at)s, %(at)s, %(points_status)s, %(points)s,
-           %(bonus)s, %(pending_until)s, %(referral_code)s, %(updated_at)s
+           %(bonus)s, %(multiplier)s, %(pending_until)s, %(referral_code)s, %(updated_at)s
       FROM buyer
     RETURNING id, customer_id
 ), entry AS (
@@ -233,7 +233,7 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
         "total": snapshot.total, "eligible": eligible, "is_test": snapshot.is_test, "placed_at": snapshot.placed_at,
         "at": at, "order_number": snapshot.order_number, "updated_at": snapshot.updated_at,
         "order_email": normalize_email(snapshot.email or info.email), "referral_code": snapshot.referral_code,
-        "points_status": "pending" if pending else "awarded", "points": points, "bonus": bonus,
+        "points_status": "pending" if pending else "awarded", "points": points, "bonus": bonus, "multiplier": multiplier,
         "pending_until": at + timedelta(days=settings.pending_days) if pending else None,
         "entry_points": entry_points, "entry_pending": entry_pending,
         "details": Jsonb({"eligible_amount": str(eligible), "rate": str(rate), "multiplier": str(multiplier),

@@ -28,7 +28,7 @@ from app.loyalty.events import (
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Customer, EarnRule, Order, OrderRefund, Shop, Tier, for_shop, get_for_shop
+from app.models import Customer, EarnRule, LedgerEntry, Order, OrderRefund, Shop, Tier, for_shop, get_for_shop
 
 
 def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
@@ -205,6 +205,7 @@ def release_pending_points(session: Session, shop_id: int, now: datetime, limit:
         key = f"{_points_key(order)}:release"
         post_entry(session, customer, kind="release", key=key, now=now,
                    points=amount, pending_delta=-amount, source="order", order_id=order.id)
+        _collect_earlier_rest(session, order, customer, amount, now)
         order.points_status = "awarded"
         outcome.intents += _after_points_awarded(session, shop, settings, customer, order, now)
         outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, now)
@@ -323,6 +324,8 @@ def _count_sale(session: Session, shop_id: int, customer: Customer, order: Order
     customer.total_spent += sign * (order.total - order.refunded_amount)
     if sign > 0:
         record_sale(customer, order.paid_at)
+        # Before this sale can promote anyone (tiers.promote_if_qualified runs after it).
+        order.sale_multiplier = _tier_multiplier(session, shop_id, customer)
     else:
         reload_sale_history(session, customer, without_order_id=order.id)
     at = order.placed_at or order.paid_at
@@ -365,8 +368,9 @@ def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order
         return []  # a guest: may be claimed later by an account with the same email
     rule = _active_rule(session, shop.id, "order")
     rate = rule.points_per_unit if rule is not None and rule.points_per_unit is not None else Decimal("0")
-    tier = get_for_shop(session, Tier, shop.id, customer.tier_id) if customer.tier_id else None
-    multiplier = tier.multiplier if tier is not None else Decimal("1")
+    # The tier held when the sale was counted (award on fulfilment comes later, maybe after this
+    # very order promoted the customer); rows from before migration 0016 have none kept.
+    multiplier = order.sale_multiplier if order.sale_multiplier is not None else _tier_multiplier(session, shop.id, customer)
     points = settings.round_points(order.eligible_amount * rate * multiplier) + order.bonus_points
     order.points_earned = points
     details = {"eligible_amount": str(order.eligible_amount), "rate": str(rate), "multiplier": str(multiplier),
@@ -382,6 +386,7 @@ def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order
     order.points_status = "awarded"
     post_entry(session, customer, kind="earn", key=key, now=at, points=points, source="order",
                order_id=order.id, details=details)
+    _collect_earlier_rest(session, order, customer, points, at)
     _sync_reversal(session, settings, order, customer, at)
     return _after_points_awarded(session, shop, settings, customer, order, granted_at or at)
 
@@ -389,6 +394,33 @@ def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order
 def _after_points_awarded(session: Session, shop: Shop, settings: ProgramSettings, customer: Customer,
                           order: Order, at: datetime) -> list:
     return referrals.complete_for_order(session, shop, settings, customer, order, at)
+
+
+def _collect_earlier_rest(session: Session, order: Order, customer: Customer, granted: int, at: datetime) -> None:
+    """A restored order's new grant first settles what its cancelled grants left uncollected.
+
+    With negative_balance = clamp, a cancellation takes back only what the balance holds and
+    records the rest as uncollected; the shopper has had those points. When the order comes back
+    and earns again, that rest is taken from the new grant (at most all of it), as an entry whose
+    negative `uncollected` marks the rest as settled, so the order pays out once in all.
+    """
+    if order.points_generation == 0 or granted <= 0:
+        return  # a first grant has no earlier one
+    outstanding = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.uncollected), 0)).where(
+            LedgerEntry.shop_id == order.shop_id, LedgerEntry.customer_id == customer.id,
+            LedgerEntry.order_id == order.id)
+    )
+    collected = min(int(outstanding), granted, max(customer.points_balance, 0))
+    if collected > 0:
+        post_entry(session, customer, kind="reverse", key=f"{_points_key(order)}:collect", now=at,
+                   points=-collected, uncollected=-collected, source="order", order_id=order.id,
+                   details={"settles_uncollected": collected})
+
+
+def _tier_multiplier(session: Session, shop_id: int, customer: Customer) -> Decimal:
+    tier = get_for_shop(session, Tier, shop_id, customer.tier_id) if customer.tier_id else None
+    return tier.multiplier if tier is not None else Decimal("1")
 
 
 def _sync_reversal(session: Session, settings: ProgramSettings, order: Order, customer: Customer, at: datetime) -> None:

@@ -5,7 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
-    BigInteger, Boolean, Date, DateTime, Double, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint,
+    BigInteger, Boolean, Date, DateTime, Double, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -115,6 +115,10 @@ class Order(ShopScoped, db.Model):
     points_generation: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     # The Nth-order bonus decided when the order was paid; granted with the order's points.
     bonus_points: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    # The tier multiplier the customer held when the sale was counted: points that come later
+    # (award on fulfilment) use it, not the tier this very order lifted them into. NULL on rows
+    # from before migration 0016 (they earn at the tier held when awarded).
+    sale_multiplier: Mapped[Decimal | None] = mapped_column(Numeric(6, 3))
     pending_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     referral_code: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)

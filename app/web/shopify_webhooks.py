@@ -42,8 +42,11 @@ def receive_webhook():
 
     topic = request.headers.get("X-Shopify-Topic", "").strip()
     domain = valid_shop_domain(request.headers.get("X-Shopify-Shop-Domain"))
-    event_key = request.headers.get("X-Shopify-Event-Id") or request.headers.get("X-Shopify-Webhook-Id")
-    if not _TOPIC.fullmatch(topic) or len(topic) > 64 or domain is None or not event_key or len(event_key) > 255:
+    platform_event_id = request.headers.get("X-Shopify-Event-Id") or request.headers.get("X-Shopify-Webhook-Id")
+    # Re-deliveries of one event share its id; the topic is part of the key so that one platform
+    # event announced on two topics (orders/create and orders/paid) is never dropped as a repeat.
+    event_key = f"{topic}:{platform_event_id}"
+    if not _TOPIC.fullmatch(topic) or len(topic) > 64 or domain is None or not platform_event_id or len(event_key) > 255:
         return error_response(400, "bad_webhook_headers",
                               "X-Shopify-Topic, X-Shopify-Shop-Domain and X-Shopify-Event-Id are required.")
     try:

@@ -207,8 +207,6 @@ def test_points_granted_on_a_later_event_go_to_the_orders_own_customer(session, 
     assert ledger_sums(session, shop.id, alice.id) == (40, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: the tier held when the order came in is not kept on the order, "
-                   "so an award on fulfilment uses the tier its own payment promoted the customer to")
 def test_award_on_fulfilment_earns_at_the_tier_held_when_the_order_came_in(session, now):
     # README: "the order that lifts them into a tier earns at the old multiplier". Spend 600
     # lifts a Bronze customer to Silver when the order is paid (counted); its points come on

@@ -200,8 +200,6 @@ def test_a_restored_order_that_is_no_longer_the_nth_does_not_keep_its_old_nth_or
     assert _balance(session, shop, customer) == 30 + 500
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: with negative_balance=clamp the uncollected rest of a cancelled "
-                   "generation is forgotten, and the restoration grants the order's points in full again")
 def test_clamp_a_restored_order_does_not_grant_again_what_the_clamped_cancellation_left_uncollected(session):
     # Earn 100, spend 100, cancel (clamped: 0 taken, 100 uncollected), restore: the shopper has
     # had this order's 100 points once already; granting 100 more pays the one order twice.
@@ -214,3 +212,91 @@ def test_clamp_a_restored_order_does_not_grant_again_what_the_clamped_cancellati
     apply_event(session, shop.id, _cancel(1, T1))
     apply_event(session, shop.id, _restore(1, T2, customer))
     assert _balance(session, shop, customer) == 0
+
+
+def test_clamp_a_restored_order_settles_only_the_part_the_cancellation_could_not_take(session):
+    # Earn 100, spend 60, cancel (40 taken, 60 uncollected), restore: +100, then the 60 are
+    # settled from it: the shopper holds this order's 100 once, minus the 60 spent.
+    from app.loyalty.adjustments import adjust_points
+
+    shop = make_shop(session, negative_balance="clamp")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    adjust_points(session, shop.id, customer.id, -60, reason="spent in store", actor="staff:test", now=T0)
+    apply_event(session, shop.id, _cancel(1, T1))
+    assert _balance(session, shop, customer) == 0
+    apply_event(session, shop.id, _restore(1, T2, customer))
+    assert _balance(session, shop, customer) == 40
+    oid = _order(session, shop).id
+    settle = session.query(LedgerEntry).filter_by(shop_id=shop.id, idempotency_key=f"order:{oid}:r1:collect").one()
+    assert (settle.kind, settle.points, settle.uncollected) == ("reverse", -60, -60)
+
+
+def test_clamp_cancel_restore_twice_keeps_paying_the_order_once(session):
+    from app.loyalty.adjustments import adjust_points
+
+    shop = make_shop(session, negative_balance="clamp")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    adjust_points(session, shop.id, customer.id, -100, reason="spent in store", actor="staff:test", now=T0)
+    for cancel_at, restore_at in ((T1, T2), (T3, T3 + timedelta(hours=1))):
+        apply_event(session, shop.id, _cancel(1, cancel_at))
+        apply_event(session, shop.id, _restore(1, restore_at, customer))
+        assert _balance(session, shop, customer) == 0
+    # Replaying the last restoration changes nothing.
+    assert apply_event(session, shop.id, _restore(1, T3 + timedelta(hours=1), customer)).status == "noop"
+    assert _balance(session, shop, customer) == 0
+
+
+def test_clamp_a_refund_after_the_restoration_takes_its_share_of_what_the_order_still_pays(session):
+    # 100 earned, 100 spent, half refunded (0 taken, 50 uncollected), cancelled (0 taken, 50 more
+    # uncollected), restored: +100, 100 settled, the half refund's 50 again uncollected: 0.
+    from app.loyalty.adjustments import adjust_points
+
+    shop = make_shop(session, negative_balance="clamp")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    adjust_points(session, shop.id, customer.id, -100, reason="spent in store", actor="staff:test", now=T0)
+    apply_event(session, shop.id, refunded(1, "R1", "50.00", T1))
+    apply_event(session, shop.id, _cancel(1, T2))
+    apply_event(session, shop.id, _restore(1, T3, customer))
+    assert _balance(session, shop, customer) == 0
+    uncollected = session.query(LedgerEntry).filter_by(shop_id=shop.id, customer_id=customer.id).all()
+    assert sum(entry.uncollected for entry in uncollected) == 50
+    # The shopper earns 80 elsewhere: the order's own rest is not taken from it again.
+    adjust_points(session, shop.id, customer.id, 80, reason="goodwill", actor="staff:test", now=T3)
+    assert _balance(session, shop, customer) == 80
+
+
+def test_clamp_a_restored_order_in_a_return_window_settles_the_rest_when_its_points_are_released(session):
+    from app.loyalty.adjustments import adjust_points
+
+    shop = make_shop(session, negative_balance="clamp", pending_days=14)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    release_pending_points(session, shop.id, T0 + timedelta(days=15))
+    later = T0 + timedelta(days=16)
+    adjust_points(session, shop.id, customer.id, -100, reason="spent in store", actor="staff:test", now=later)
+    apply_event(session, shop.id, _cancel(1, later + timedelta(hours=1)))
+    apply_event(session, shop.id, _restore(1, later + timedelta(hours=2), customer))
+    session.refresh(customer)
+    assert (customer.points_balance, customer.pending_points) == (0, 100)
+    release_pending_points(session, shop.id, later + timedelta(days=15))
+    assert _balance(session, shop, customer) == 0
+    session.refresh(customer)
+    assert customer.pending_points == 0
+
+
+def test_a_restored_order_in_an_allow_debt_shop_has_nothing_to_settle(session):
+    # Without the clamp the cancellation took everything (a debt of 100); the restoration repays it.
+    from app.loyalty.adjustments import adjust_points
+
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    adjust_points(session, shop.id, customer.id, -100, reason="spent in store", actor="staff:test", now=T0)
+    apply_event(session, shop.id, _cancel(1, T1))
+    assert _balance(session, shop, customer) == -100
+    apply_event(session, shop.id, _restore(1, T2, customer))
+    assert _balance(session, shop, customer) == 0
+    assert not [key for key, *_ in _keys(session, shop) if key.endswith(":collect")]

@@ -41,7 +41,7 @@ def test_signed_webhook_is_stored_then_earns_points(wsession, shopify_client, ru
     assert response.status_code == 200 and response.json == {"status": "stored"}
     run_jobs()
     [row] = _rows(wsession, shop)
-    assert (row.platform, row.topic, row.event_key, row.status) == ("shopify", "orders/paid", "evt-1", "processed")
+    assert (row.platform, row.topic, row.event_key, row.status) == ("shopify", "orders/paid", "orders/paid:evt-1", "processed")
     assert row.triggered_at == datetime(2026, 7, 14, 14, 2, 15, tzinfo=UTC)
     assert row.headers["x-shopify-topic"] == "orders/paid" and "x-shopify-hmac-sha256" not in row.headers
     assert _customer(wsession, shop).points_balance == 129  # floor(129.99 shop-money subtotal x 1)
@@ -94,7 +94,18 @@ def test_webhook_id_is_the_dedupe_key_when_there_is_no_event_id(wsession, shopif
     for _ in range(2):
         deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"), X_Shopify_Event_Id=None,
                 X_Shopify_Webhook_Id="wh-7")
-    assert [r.event_key for r in _rows(wsession, shop)] == ["wh-7"]
+    assert [r.event_key for r in _rows(wsession, shop)] == ["orders/paid:wh-7"]
+
+
+def test_one_event_id_on_two_topics_is_two_deliveries_not_a_duplicate(wsession, shopify_client, run_jobs):
+    # The dedupe key is topic + event id: were the refund taken for a re-delivery of the sale,
+    # its points would never come back.
+    shop = shopify_shop(wsession)
+    sale = deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"), event_id="evt-shared")
+    refund = deliver(shopify_client, shop.domain, "refunds/create", sample("refund"), event_id="evt-shared")
+    assert (sale.json["status"], refund.json["status"]) == ("stored", "stored")
+    run_jobs()
+    assert [(e.kind, e.points) for e in _entries(wsession, shop)] == [("earn", 129), ("reverse", -27)]
 
 
 # --- exactly once --------------------------------------------------------------------------
