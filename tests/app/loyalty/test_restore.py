@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 
+from app.loyalty.adjustments import adjust_points
 from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderCancelled, OrderRestored
 from app.loyalty.ledger import find_balance_drift, ledger_sums
@@ -200,15 +200,19 @@ def test_a_restored_order_that_is_no_longer_the_nth_does_not_keep_its_old_nth_or
     assert _balance(session, shop, customer) == 30 + 500
 
 
+def _earned_100_then_spent(session, spent: int, **shop_settings):
+    """Order 1 earns 100 at T0, then the shopper spends `spent` of them (an in-store adjustment)."""
+    shop = make_shop(session, **shop_settings)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    adjust_points(session, shop.id, customer.id, -spent, reason="spent in store", actor="staff:test", now=T0)
+    return shop, customer
+
+
 def test_clamp_a_restored_order_does_not_grant_again_what_the_clamped_cancellation_left_uncollected(session):
     # Earn 100, spend 100, cancel (clamped: 0 taken, 100 uncollected), restore: the shopper has
     # had this order's 100 points once already; granting 100 more pays the one order twice.
-    from app.loyalty.adjustments import adjust_points
-
-    shop = make_shop(session, negative_balance="clamp")
-    customer = make_customer(session, shop)
-    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
-    adjust_points(session, shop.id, customer.id, -100, reason="spent in store", actor="staff:test", now=T0)
+    shop, customer = _earned_100_then_spent(session, 100, negative_balance="clamp")
     apply_event(session, shop.id, _cancel(1, T1))
     apply_event(session, shop.id, _restore(1, T2, customer))
     assert _balance(session, shop, customer) == 0
@@ -217,12 +221,7 @@ def test_clamp_a_restored_order_does_not_grant_again_what_the_clamped_cancellati
 def test_clamp_a_restored_order_settles_only_the_part_the_cancellation_could_not_take(session):
     # Earn 100, spend 60, cancel (40 taken, 60 uncollected), restore: +100, then the 60 are
     # settled from it: the shopper holds this order's 100 once, minus the 60 spent.
-    from app.loyalty.adjustments import adjust_points
-
-    shop = make_shop(session, negative_balance="clamp")
-    customer = make_customer(session, shop)
-    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
-    adjust_points(session, shop.id, customer.id, -60, reason="spent in store", actor="staff:test", now=T0)
+    shop, customer = _earned_100_then_spent(session, 60, negative_balance="clamp")
     apply_event(session, shop.id, _cancel(1, T1))
     assert _balance(session, shop, customer) == 0
     apply_event(session, shop.id, _restore(1, T2, customer))
@@ -233,12 +232,7 @@ def test_clamp_a_restored_order_settles_only_the_part_the_cancellation_could_not
 
 
 def test_clamp_cancel_restore_twice_keeps_paying_the_order_once(session):
-    from app.loyalty.adjustments import adjust_points
-
-    shop = make_shop(session, negative_balance="clamp")
-    customer = make_customer(session, shop)
-    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
-    adjust_points(session, shop.id, customer.id, -100, reason="spent in store", actor="staff:test", now=T0)
+    shop, customer = _earned_100_then_spent(session, 100, negative_balance="clamp")
     for cancel_at, restore_at in ((T1, T2), (T3, T3 + timedelta(hours=1))):
         apply_event(session, shop.id, _cancel(1, cancel_at))
         apply_event(session, shop.id, _restore(1, restore_at, customer))
@@ -251,12 +245,7 @@ def test_clamp_cancel_restore_twice_keeps_paying_the_order_once(session):
 def test_clamp_a_refund_after_the_restoration_takes_its_share_of_what_the_order_still_pays(session):
     # 100 earned, 100 spent, half refunded (0 taken, 50 uncollected), cancelled (0 taken, 50 more
     # uncollected), restored: +100, 100 settled, the half refund's 50 again uncollected: 0.
-    from app.loyalty.adjustments import adjust_points
-
-    shop = make_shop(session, negative_balance="clamp")
-    customer = make_customer(session, shop)
-    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
-    adjust_points(session, shop.id, customer.id, -100, reason="spent in store", actor="staff:test", now=T0)
+    shop, customer = _earned_100_then_spent(session, 100, negative_balance="clamp")
     apply_event(session, shop.id, refunded(1, "R1", "50.00", T1))
     apply_event(session, shop.id, _cancel(1, T2))
     apply_event(session, shop.id, _restore(1, T3, customer))
@@ -269,8 +258,6 @@ def test_clamp_a_refund_after_the_restoration_takes_its_share_of_what_the_order_
 
 
 def test_clamp_a_restored_order_in_a_return_window_settles_the_rest_when_its_points_are_released(session):
-    from app.loyalty.adjustments import adjust_points
-
     shop = make_shop(session, negative_balance="clamp", pending_days=14)
     customer = make_customer(session, shop)
     apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
@@ -289,12 +276,7 @@ def test_clamp_a_restored_order_in_a_return_window_settles_the_rest_when_its_poi
 
 def test_a_restored_order_in_an_allow_debt_shop_has_nothing_to_settle(session):
     # Without the clamp the cancellation took everything (a debt of 100); the restoration repays it.
-    from app.loyalty.adjustments import adjust_points
-
-    shop = make_shop(session)
-    customer = make_customer(session, shop)
-    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
-    adjust_points(session, shop.id, customer.id, -100, reason="spent in store", actor="staff:test", now=T0)
+    shop, customer = _earned_100_then_spent(session, 100)
     apply_event(session, shop.id, _cancel(1, T1))
     assert _balance(session, shop, customer) == -100
     apply_event(session, shop.id, _restore(1, T2, customer))
