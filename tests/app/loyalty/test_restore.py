@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-
 from app.loyalty.adjustments import adjust_points
 from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderCancelled, OrderRestored
