@@ -57,7 +57,7 @@ def test_connection_dropped_mid_request_is_a_clean_503_and_the_next_request_reco
     blocker = Session(bind=engine.connect())
     admin = engine.connect().execution_options(isolation_level="AUTOCOMMIT")  # sees pg_stat_activity afresh
     # An uncommitted row with the same event key: the request's insert waits on it, mid-transaction.
-    store_inbound_event(blocker, shop_id=shop_id, platform="shopify", topic="orders/paid", event_key="contended",
+    store_inbound_event(blocker, shop_id=shop_id, platform="shopify", topic="orders/paid", event_key="orders/paid:contended",
                         payload={"id": 0})
     responses = []
     request = threading.Thread(target=lambda: responses.append(
