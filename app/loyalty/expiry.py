@@ -54,8 +54,11 @@ def expire_inactive_points(session: Session, shop_id: int, now: datetime, limit:
         # Keyed on the newest entry: a rerun finds the same key; any later entry makes a new one.
         key = f"expire:{customer.id}:after:{last_entry_id(session, shop_id, customer.id)}"
         amount = customer.points_balance
-        if post_entry(session, customer, kind="expire", key=key, now=now, points=-amount, source="inactivity",
-                      details={"inactive_since": since.isoformat(), "months": months}):
+        entry_id = post_entry(session, customer, kind="expire", key=key, now=now, points=-amount,
+                              source="inactivity", details={"inactive_since": since.isoformat(), "months": months})
+        if entry_id is not None:
+            # Orders granted before it have nothing left: their reversals draw on it first.
+            customer.last_expire_id = entry_id
             outcome.intents.append(NotifyCustomer(shop_id, customer.id, "points_expired", key=key))
     return outcome
 

@@ -34,6 +34,7 @@ def post_entry(
     points: int = 0,
     pending_delta: int = 0,
     uncollected: int = 0,
+    expiry_cover: int = 0,
     source: str | None = None,
     order_id: int | None = None,
     redemption_id: int | None = None,
@@ -45,14 +46,15 @@ def post_entry(
 
     `customer` must have been locked with lock_customer() in this transaction.
     """
-    if points == 0 and pending_delta == 0 and uncollected == 0:
+    if points == 0 and pending_delta == 0 and uncollected == 0 and expiry_cover == 0:
         return None
     stmt = (
         insert(LedgerEntry)
         .values(
             shop_id=customer.shop_id, customer_id=customer.id, kind=kind, source=source, points=points,
-            pending_delta=pending_delta, uncollected=uncollected, idempotency_key=key, order_id=order_id,
-            redemption_id=redemption_id, reason=reason, actor=actor, details=details or {}, created_at=now,
+            pending_delta=pending_delta, uncollected=uncollected, expiry_cover=expiry_cover, idempotency_key=key,
+            order_id=order_id, redemption_id=redemption_id, reason=reason, actor=actor, details=details or {},
+            created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"])
         .returning(LedgerEntry.id)
@@ -63,7 +65,8 @@ def post_entry(
     customer.points_balance += points
     customer.pending_points += pending_delta
     if kind in ("earn", "release", "reverse"):
-        customer.points_earned_lifetime += points
+        # A reversal's expired part leaves the lifetime too, as it would have before the expiry.
+        customer.points_earned_lifetime += points - expiry_cover
     # An earn held for a return window (pending only) is activity too: the shopper just ordered.
     if (kind in _ACTIVITY_KINDS and (points or pending_delta > 0)
             and (customer.last_activity_at is None or now > customer.last_activity_at)):

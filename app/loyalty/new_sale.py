@@ -71,10 +71,11 @@ _ORDER_AND_ENTRY = """
 new_order AS (
     INSERT INTO orders (shop_id, platform_order_id, customer_id, email_normalized, order_number, currency, subtotal,
                         total, eligible_amount, status, is_test, placed_at, paid_at, points_status, points_earned,
-                        bonus_points, sale_multiplier, pending_until, referral_code, platform_updated_at)
+                        bonus_points, sale_multiplier, grant_expire_id, pending_until, referral_code,
+                        platform_updated_at)
     SELECT %(shop)s, %(order)s, buyer.id, %(order_email)s, %(order_number)s, %(currency)s, %(subtotal)s,
            %(total)s, %(eligible)s, 'paid', %(is_test)s, %(placed_at)s, %(at)s, %(points_status)s, %(points)s,
-           %(bonus)s, %(multiplier)s, %(pending_until)s, %(referral_code)s, %(updated_at)s
+           %(bonus)s, %(multiplier)s, %(grant_expire_id)s, %(pending_until)s, %(referral_code)s, %(updated_at)s
       FROM buyer
     RETURNING id, customer_id
 ), entry AS (
@@ -132,12 +133,14 @@ class _CustomerRow:
     median_gap_days: float | None
     last_activity_at: datetime | None
     referred_by_id: int | None
+    last_expire_id: int | None
 
 
 _COLUMNS = [f.name for f in fields(_CustomerRow)]
 # Every column the rule functions may change: a column added to _CustomerRow is written by both
-# statements (the UPDATE of a known customer, the INSERT of a new one).
-_WRITTEN = [name for name in _COLUMNS if name not in ("id", "redacted_at", "referred_by_id")]
+# statements (the UPDATE of a known customer, the INSERT of a new one). last_expire_id is only
+# read (the order's grant_expire_id).
+_WRITTEN = [name for name in _COLUMNS if name not in ("id", "redacted_at", "referred_by_id", "last_expire_id")]
 _READ_SQL = _READ_SQL.format(customer_columns=", ".join(f"c.{name}" for name in _COLUMNS))
 _PROGRAM_COLUMNS = 6  # settings … advocate_known; then referral_recorded and the customer's columns
 _WRITE_SQL = _WRITE_SQL.format(customer_assignments=", ".join(f"{name} = %(c_{name})s" for name in _WRITTEN))
@@ -153,7 +156,7 @@ def _new_customer(info) -> _CustomerRow:
         accepts_marketing=False, marketing_consent_updated_at=None, points_balance=0, pending_points=0,
         points_earned_lifetime=0, tier_id=None, tier_achieved_at=None, orders_count=0, total_spent=Decimal("0.00"),
         first_order_at=None, last_order_at=None, sale_history=b"", median_gap_days=None, last_activity_at=None,
-        referred_by_id=None)
+        referred_by_id=None, last_expire_id=None)
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,8 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
         "at": at, "order_number": snapshot.order_number, "updated_at": snapshot.updated_at,
         "order_email": normalize_email(snapshot.email or info.email), "referral_code": snapshot.referral_code,
         "points_status": "pending" if pending else "awarded", "points": points, "bonus": bonus, "multiplier": multiplier,
+        # As orders._award: the expiry a later reversal compares with (pending points: at release).
+        "grant_expire_id": None if pending else customer.last_expire_id,
         "pending_until": at + timedelta(days=settings.pending_days) if pending else None,
         "entry_points": entry_points, "entry_pending": entry_pending,
         "details": Jsonb({"eligible_amount": str(eligible), "rate": str(rate), "multiplier": str(multiplier),

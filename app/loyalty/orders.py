@@ -16,9 +16,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import BigInteger, func, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.loyalty import referrals, tiers, winback
 from app.loyalty.customers import find_by_email, record_sale, reload_sale_history, upsert_customer
@@ -138,6 +138,7 @@ def apply_order_restored(session: Session, shop_id: int, event: OrderRestored) -
     order.points_earned = 0
     order.points_reversed = 0
     order.pending_until = None
+    order.grant_expire_id = None  # set again when the new grant reaches the balance
     if event.order is not None:
         _record_order(session, shop_id, settings, event.order, customer)  # amounts as restored
     if order.platform_updated_at is None or event.occurred_at > order.platform_updated_at:
@@ -205,6 +206,7 @@ def release_pending_points(session: Session, shop_id: int, now: datetime, limit:
         key = f"{_points_key(order)}:release"
         post_entry(session, customer, kind="release", key=key, now=now,
                    points=amount, pending_delta=-amount, source="order", order_id=order.id)
+        order.grant_expire_id = customer.last_expire_id
         _collect_earlier_rest(session, order, customer, amount, now)
         order.points_status = "awarded"
         outcome.intents += _after_points_awarded(session, shop, settings, customer, order, now)
@@ -386,6 +388,7 @@ def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order
     order.points_status = "awarded"
     post_entry(session, customer, kind="earn", key=key, now=at, points=points, source="order",
                order_id=order.id, details=details)
+    order.grant_expire_id = customer.last_expire_id
     _collect_earlier_rest(session, order, customer, points, at)
     _sync_reversal(session, settings, order, customer, at)
     return _after_points_awarded(session, shop, settings, customer, order, granted_at or at)
@@ -427,7 +430,8 @@ def _sync_reversal(session: Session, settings: ProgramSettings, order: Order, cu
     """Bring the points taken back for this order up to what its refunds/cancellation call for.
 
     Target = points granted x refunded share (rounded half up), cumulative, so several
-    partial refunds adding up to the whole take back exactly everything.
+    partial refunds adding up to the whole take back exactly everything. What an expiry already
+    took of the order's points is not taken again (_expiry_cover).
     """
     if order.points_earned <= 0:
         return
@@ -450,12 +454,44 @@ def _sync_reversal(session: Session, settings: ProgramSettings, order: Order, cu
         post_entry(session, customer, kind="reverse", key=key, now=at, pending_delta=-delta, source="order",
                    order_id=order.id, details=details)
     else:
-        taken = delta
+        cover, pool_id = _expiry_cover(session, order, customer, delta)
+        if cover:
+            details["expire_entry_id"] = pool_id
+        rest = delta - cover
+        taken = rest
         if settings.negative_balance == "clamp":
-            taken = min(delta, max(customer.points_balance, 0))
-        post_entry(session, customer, kind="reverse", key=key, now=at, points=-taken, uncollected=delta - taken,
-                   source="order", order_id=order.id, details=details)
+            taken = min(rest, max(customer.points_balance, 0))
+        post_entry(session, customer, kind="reverse", key=key, now=at, points=-taken, uncollected=rest - taken,
+                   expiry_cover=cover, source="order", order_id=order.id, details=details)
     order.points_reversed = target
+
+
+def _expiry_cover(session: Session, order: Order, customer: Customer, delta: int) -> tuple[int, int | None]:
+    """How much of a reversal of `delta` an expiry already took: (points covered, that expire entry's id).
+
+    An expiry takes the whole balance, so what the order had left was gone at the first expire
+    entry after its grant. That entry's amount covers the reversals of the orders granted before
+    it, first come first served: what earlier reversals drew on it (their expiry_cover) is used up.
+    """
+    if order.grant_expire_id == customer.last_expire_id:
+        return 0, None  # no expiry since the grant (the usual case): no query
+    scope = (LedgerEntry.shop_id == order.shop_id, LedgerEntry.customer_id == customer.id)
+    prefix = _points_key(order)
+    grant = select(func.max(LedgerEntry.id)).where(
+        *scope, LedgerEntry.idempotency_key.in_([f"{prefix}:earn", f"{prefix}:release"])).scalar_subquery()
+    pool = (select(LedgerEntry.id, (-LedgerEntry.points).label("amount"))
+            .where(*scope, LedgerEntry.kind == "expire", LedgerEntry.id > grant)
+            .order_by(LedgerEntry.id).limit(1).subquery())
+    drawn = aliased(LedgerEntry)
+    used = select(func.coalesce(func.sum(drawn.expiry_cover), 0)).where(
+        drawn.shop_id == order.shop_id, drawn.customer_id == customer.id, drawn.id > pool.c.id,
+        drawn.expiry_cover > 0, drawn.details["expire_entry_id"].astext.cast(BigInteger) == pool.c.id,
+    ).scalar_subquery()
+    row = session.execute(select(pool.c.id, pool.c.amount - used)).first()
+    if row is None:
+        return 0, None  # no expiry after the grant (an order granted before migration 0016, after one)
+    pool_id, left = row
+    return min(delta, max(int(left), 0)), pool_id
 
 
 def _older_than_applied(snapshot: OrderSnapshot | None, order: Order) -> bool:

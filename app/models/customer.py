@@ -61,6 +61,9 @@ class Customer(ShopScoped, db.Model):
     referrals_completed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     # Last earn or redeem: the clock that points expiry runs on.
     last_activity_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The customer's newest `expire` entry: one newer than an order's grant_expire_id means an
+    # expiry has taken what the order had left (app.loyalty.orders._expiry_cover).
+    last_expire_id: Mapped[int | None] = mapped_column(BigInteger)
     # The platform's own modification time of the newest customer payload applied.
     platform_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = utc_created()
@@ -119,6 +122,9 @@ class Order(ShopScoped, db.Model):
     # (award on fulfilment) use it, not the tier this very order lifted them into. NULL on rows
     # from before migration 0016 (they earn at the tier held when awarded).
     sale_multiplier: Mapped[Decimal | None] = mapped_column(Numeric(6, 3))
+    # customers.last_expire_id when this grant's points reached the balance (its earn, or its
+    # release after a pending period): a reversal looks for an expiry only once the two differ.
+    grant_expire_id: Mapped[int | None] = mapped_column(BigInteger)
     pending_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     referral_code: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)

@@ -33,7 +33,7 @@ class LedgerEntry(ShopScoped, db.Model):
         Index("ix_ledger_entries_shop_created", "shop_id", "created_at"),
         Index("ix_ledger_entries_shop_customer_created", "shop_id", "customer_id", "created_at"),
         CheckConstraint("kind IN (%s)" % ", ".join(f"'{k}'" for k in LEDGER_KINDS), name="kind"),
-        CheckConstraint("points <> 0 OR pending_delta <> 0 OR uncollected <> 0", name="nonzero"),
+        CheckConstraint("points <> 0 OR pending_delta <> 0 OR uncollected <> 0 OR expiry_cover <> 0", name="nonzero"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -45,6 +45,9 @@ class LedgerEntry(ShopScoped, db.Model):
     pending_delta: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)  # held-points delta
     # Points a reversal could not collect because the shop clamps balances at zero.
     uncollected: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    # Points of a reversal an earlier expiry had already taken (so not taken again from the
+    # balance); details["expire_entry_id"] names that expire entry, whose amount it draws on.
+    expiry_cover: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     idempotency_key: Mapped[str] = mapped_column(String(200), nullable=False)
     order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("orders.id", ondelete="CASCADE"))
     redemption_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("redemptions.id", ondelete="CASCADE"))

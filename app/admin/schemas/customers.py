@@ -56,6 +56,7 @@ class LedgerEntrySchema(Schema):
     points = fields.Integer(required=True)
     pending_delta = fields.Integer()
     uncollected = fields.Integer()
+    expiry_cover = fields.Integer(metadata={"description": "points of a reversal an earlier expiry had already taken"})
     reason = fields.String(allow_none=True)
     actor = fields.String(allow_none=True)
     note = fields.Function(lambda e: (e.details or {}).get("note"), allow_none=True,

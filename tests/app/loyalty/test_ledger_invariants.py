@@ -95,6 +95,18 @@ def _run(session: Session, shop, ops, *, twice: bool) -> None:
             except LoyaltyError as exc:
                 assert exc.code in ("idempotency_key_reused",), exc
         assert find_balance_drift(session, shop.id) == [], f"drift after {op}"
+    assert _overdrawn_expiries(session, shop) == []
+
+
+def _overdrawn_expiries(session: Session, shop) -> list[tuple[int, int, int]]:
+    """Expire entries whose reversals drew more than they took: (id, expired, drawn)."""
+    expired = dict(session.execute(select(LedgerEntry.id, -LedgerEntry.points)
+                                   .where(LedgerEntry.shop_id == shop.id, LedgerEntry.kind == "expire")).all())
+    drawn: dict[int, int] = {}
+    for details, cover in session.execute(select(LedgerEntry.details, LedgerEntry.expiry_cover)
+                                          .where(LedgerEntry.shop_id == shop.id, LedgerEntry.expiry_cover > 0)):
+        drawn[details["expire_entry_id"]] = drawn.get(details["expire_entry_id"], 0) + cover
+    return [(i, expired.get(i, 0), d) for i, d in drawn.items() if d > expired.get(i, 0)]
 
 
 def _state(session: Session, shop) -> dict:
