@@ -38,6 +38,7 @@ from app.email.tokens import unsubscribe_url
 from app.extensions import db
 from app.loyalty.expiry import expires_at
 from app.loyalty.program import program_settings
+from app.loyalty.winback import WINBACK_TEMPLATES, sequence_running
 from app.models import Customer, EmailSend, LedgerEntry, Redemption, Reward, Shop, Tier, for_shop, get_for_shop
 from jobs.context import app_job, is_final_attempt
 
@@ -70,6 +71,8 @@ def send_notification(shop_id: int, customer_id: int, template: str, key: str) -
     shop = session.get(Shop, shop_id)
     customer = get_for_shop(session, Customer, shop_id, row.customer_id)
     reason = _skip_reason(shop, customer, template)
+    if reason is None and template in WINBACK_TEMPLATES and not sequence_running(session, shop_id, key):
+        reason = "win-back sequence ended"
     smtp_url = current_app.config.get("SMTP_URL")
     if reason is None and not smtp_url:
         reason = "SMTP_URL is not set"

@@ -59,6 +59,18 @@ def incentive_key(enrollment_id: int) -> str:
     return f"winback:{enrollment_id}:incentive"
 
 
+def sequence_running(session: Session, shop_id: int, key: str) -> bool:
+    """Is the enrollment an email key (email_key) names still active? An order ends it; an
+    email still waiting for its send (an SMTP retry) must then not go out."""
+    prefix, _, rest = key.partition(":")
+    enrollment_id = rest.partition(":")[0]
+    if prefix != "winback" or not enrollment_id.isdigit():
+        return False
+    enrollment = session.scalars(for_shop(WinbackEnrollment, shop_id)
+                                 .where(WinbackEnrollment.id == int(enrollment_id))).first()
+    return enrollment is not None and enrollment.status == "active"
+
+
 # One page of the selection: the next `batch` lapsing customers (by id). Everything the rule
 # needs is on the customer row (median_gap_days is kept by the order path,
 # app.loyalty.customers.record_sale), so the page is one walk of customers (shop_id, id) with

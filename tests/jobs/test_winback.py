@@ -7,8 +7,9 @@ import pytest
 
 from app.loyalty.apply import apply_event
 from app.models import EmailSend, WinbackEnrollment
+from jobs.emails import email_job_id
 from jobs.maintenance import PER_SHOP_JOBS
-from jobs.queues import enqueue
+from jobs.queues import enqueue, queue
 from jobs.schedule import FAN_OUT, SCHEDULE
 from tests.factories import make_customer, make_shop, paid
 from tests.smtp_capture import smtp_server  # noqa: F401
@@ -105,3 +106,25 @@ def test_uninstalled_shop_is_skipped(wsession, run_jobs, smtp):
     _run(run_jobs, shop, NOW)
     assert smtp.messages == []
     assert wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).count() == 0
+
+
+def test_a_reminder_retried_after_the_customer_ordered_is_not_sent(wsession, run_jobs, smtp, worker_app):
+    shop, customer = _lapsed_shopper(wsession)
+    smtp.handler.refuse_next = 1  # the reminder waits for RQ's retry
+    _run(run_jobs, shop, NOW)
+    assert smtp.messages == []
+    back = NOW + timedelta(hours=2)
+    apply_event(wsession, shop.id, paid(f"wb-back-{customer.id}", at=back, customer=customer, subtotal="80.00",
+                                        placed_at=back))
+    wsession.commit()
+    wsession.expire_all()
+    [enrollment] = wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).all()
+    assert enrollment.status == "converted"
+    key = f"winback:{enrollment.id}:1"
+    emails = queue("emails", worker_app)
+    emails.scheduled_job_registry.requeue(email_job_id(shop.id, key))  # the back-off is over
+    run_jobs()
+    assert smtp.messages == []  # "we miss you" to someone who just came back
+    wsession.expire_all()
+    row = wsession.query(EmailSend).filter_by(shop_id=shop.id, send_key=key).one()
+    assert row.status == "skipped" and row.last_error == "win-back sequence ended"
