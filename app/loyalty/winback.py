@@ -178,7 +178,10 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
     ).all()
     for enrollment in due:
         customer = lock_customer(session, shop_id, enrollment.customer_id)
-        if not _reachable(customer):
+        # Ordered since enrolling, yet still active: the order path's shortcut (may_end_sequence)
+        # judged by thresholds raised after the enrollment. Never reward someone who came back.
+        ordered_since = customer.last_order_at is not None and customer.last_order_at > enrollment.enrolled_at
+        if ordered_since or not _reachable(customer):
             enrollment.status, enrollment.ended_at = "stopped", now
             continue
         points = settings.winback_incentive_points
