@@ -166,7 +166,8 @@ def enroll_lapsing(session: Session, shop_id: int, now: datetime, batch: int = 5
 
 
 def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int = 1000) -> Outcome:
-    """Step 2 (bonus points + incentive email) when due; close sequences whose window passed."""
+    """Step 2 (bonus points + incentive email) when due; close sequences whose window passed.
+    With the campaign disabled, a sequence due for step 2 is stopped instead."""
     shop = session.get(Shop, shop_id)
     settings = program_settings(shop)
     outcome = Outcome(status="noop")
@@ -181,7 +182,8 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
         # Ordered since enrolling, yet still active: the order path's shortcut (may_end_sequence)
         # judged by thresholds raised after the enrollment. Never reward someone who came back.
         ordered_since = customer.last_order_at is not None and customer.last_order_at > enrollment.enrolled_at
-        if ordered_since or not _reachable(customer):
+        # A campaign turned off sends nothing more: its running sequences stop before step 2.
+        if ordered_since or not settings.winback_enabled or not _reachable(customer):
             enrollment.status, enrollment.ended_at = "stopped", now
             continue
         points = settings.winback_incentive_points

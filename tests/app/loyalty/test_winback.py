@@ -281,3 +281,15 @@ def test_no_incentive_for_a_customer_who_ordered_after_the_thresholds_were_raise
     [enrollment] = _enrollments(session, shop, customer)
     assert enrollment.status == "stopped" and enrollment.incentive_points == 0
     assert session.query(LedgerEntry).filter_by(shop_id=shop.id, source="winback").count() == 0
+
+
+def test_turning_the_campaign_off_stops_running_sequences_without_the_incentive(session):
+    shop = make_shop(session)
+    customer = _shopper(session, shop, [90])
+    enroll_lapsing(session, shop.id, NOW)
+    shop.settings = {**(shop.settings or {}), "winback_enabled": False}
+    session.flush()
+    assert advance_sequence(session, shop.id, NOW + days(7)).intents == []
+    [enrollment] = _enrollments(session, shop, customer)
+    assert enrollment.status == "stopped" and enrollment.incentive_points == 0
+    assert session.query(LedgerEntry).filter_by(shop_id=shop.id, source="winback").count() == 0
