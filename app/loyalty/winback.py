@@ -203,6 +203,9 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
         enrollment.status, enrollment.ended_at = "completed", now
     if due or finished:
         outcome.status = "applied"
+    # A full batch: call again for the rest (every row handled here has left both selections).
+    if len(due) == limit or len(finished) == limit:
+        outcome.resume_after = max(e.id for e in (*due, *finished))
     return outcome
 
 

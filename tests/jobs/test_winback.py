@@ -128,3 +128,24 @@ def test_a_reminder_retried_after_the_customer_ordered_is_not_sent(wsession, run
     wsession.expire_all()
     row = wsession.query(EmailSend).filter_by(shop_id=shop.id, send_key=key).one()
     assert row.status == "skipped" and row.last_error == "win-back sequence ended"
+
+
+def test_step_two_works_through_every_due_sequence_in_one_run(wsession, monkeypatch):
+    import functools
+
+    from app.loyalty import winback
+    from jobs import winback as winback_job
+
+    monkeypatch.setattr(winback_job, "advance_sequence", functools.partial(winback.advance_sequence, limit=2))
+    shop = make_shop(wsession)
+    for _ in range(5):
+        customer = make_customer(wsession, shop, accepts_marketing=True)
+        at = NOW - timedelta(days=90)
+        apply_event(wsession, shop.id, paid(f"wb-{customer.id}", at=at, customer=customer, subtotal="20.00",
+                                            placed_at=at))
+    wsession.commit()
+    assert winback_job.run_winback(shop.id, now=NOW.isoformat()) == "enrolled:5 advanced:0"
+    # A daily job: a shop with more sequences due than one batch must not wait days for step 2.
+    assert winback_job.run_winback(shop.id, now=(NOW + timedelta(days=7)).isoformat()) == "enrolled:0 advanced:5"
+    wsession.expire_all()
+    assert {e.campaign_step for e in wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id)} == {2}
