@@ -187,11 +187,13 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
             enrollment.status, enrollment.ended_at = "stopped", now
             continue
         points = settings.winback_incentive_points
+        enrollment.campaign_step, enrollment.step2_sent_at, enrollment.incentive_points = 2, now, points
+        # Without incentive points there is no incentive email (it announces the points as added);
+        # step 2's time still starts the recovery window that completes the sequence.
         if points > 0:
             post_entry(session, customer, kind="earn", key=incentive_key(enrollment.id), now=now, points=points,
                        source="winback", details={"enrollment_id": enrollment.id})
-        enrollment.campaign_step, enrollment.step2_sent_at, enrollment.incentive_points = 2, now, points
-        outcome.intents.append(NotifyCustomer(shop_id, customer.id, INCENTIVE, email_key(enrollment.id, 2)))
+            outcome.intents.append(NotifyCustomer(shop_id, customer.id, INCENTIVE, email_key(enrollment.id, 2)))
     # Both emails out and the recovery window after the last one over: the sequence is done.
     finished = session.scalars(
         for_shop(WinbackEnrollment, shop_id)
@@ -265,7 +267,7 @@ def campaign_results(session: Session, shop_id: int, since: datetime) -> Campaig
     """Per shop, for the sequences enrolled since `since`."""
     w = WinbackEnrollment
     row = session.execute(
-        select(func.count(), func.count(w.step1_sent_at), func.count(w.step2_sent_at),
+        select(func.count(), func.count(w.step1_sent_at), func.count(w.step2_sent_at).filter(w.incentive_points > 0),
                func.count().filter(w.status == "converted"),
                func.coalesce(func.sum(w.recovered_revenue), 0), func.coalesce(func.sum(w.incentive_points), 0))
         .where(w.shop_id == shop_id, w.enrolled_at >= since)

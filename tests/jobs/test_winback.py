@@ -149,3 +149,22 @@ def test_step_two_works_through_every_due_sequence_in_one_run(wsession, monkeypa
     assert winback_job.run_winback(shop.id, now=(NOW + timedelta(days=7)).isoformat()) == "enrolled:0 advanced:5"
     wsession.expire_all()
     assert {e.campaign_step for e in wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id)} == {2}
+
+
+def test_without_incentive_points_no_email_claims_bonus_points(wsession, run_jobs, smtp):
+    shop, customer = _lapsed_shopper(wsession)
+    shop.settings = {**(shop.settings or {}), "winback_incentive_points": 0}  # "0 = no incentive"
+    wsession.commit()
+    _run(run_jobs, shop, NOW)
+    _run(run_jobs, shop, NOW + timedelta(days=7))
+    # The incentive email would say "we have added 320 bonus points" (the balance): nothing was added.
+    assert [m["Subject"] for m in smtp.messages] == ["We miss you at Fjord & Co"]
+    wsession.expire_all()
+    [enrollment] = wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).all()
+    assert enrollment.campaign_step == 2 and enrollment.incentive_points == 0
+    from app.loyalty.winback import campaign_results
+
+    assert campaign_results(wsession, shop.id, NOW - timedelta(days=1)).incentives == 0
+    _run(run_jobs, shop, NOW + timedelta(days=7 + 14))  # and the sequence still ends
+    wsession.expire_all()
+    assert wsession.get(WinbackEnrollment, enrollment.id).status == "completed"
