@@ -36,8 +36,9 @@ from app.email.render import MARKETING_TEMPLATES, Branding, EmailContext, build_
 from app.email.sender import PermanentEmailError, TransientEmailError, send_message
 from app.email.tokens import unsubscribe_url
 from app.extensions import db
-from app.loyalty.expiry import expires_at
+from app.loyalty.expiry import expires_at, reminder_still_due
 from app.loyalty.program import program_settings
+from app.loyalty.winback import WINBACK_TEMPLATES, sequence_running
 from app.models import Customer, EmailSend, LedgerEntry, Redemption, Reward, Shop, Tier, for_shop, get_for_shop
 from jobs.context import app_job, is_final_attempt
 
@@ -70,6 +71,10 @@ def send_notification(shop_id: int, customer_id: int, template: str, key: str) -
     shop = session.get(Shop, shop_id)
     customer = get_for_shop(session, Customer, shop_id, row.customer_id)
     reason = _skip_reason(shop, customer, template)
+    if reason is None and template in WINBACK_TEMPLATES and not sequence_running(session, shop_id, key):
+        reason = "win-back sequence ended"
+    if reason is None and template == "points_expiring" and not reminder_still_due(shop, customer, key):
+        reason = "the balance no longer expires on that date"
     smtp_url = current_app.config.get("SMTP_URL")
     if reason is None and not smtp_url:
         reason = "SMTP_URL is not set"

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+from flask import current_app
+from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -13,14 +15,14 @@ from integrations.base import PermanentPlatformError
 from integrations.registry import adapter_for
 from jobs.context import app_job
 from jobs.dispatch import dispatch
-from jobs.queues import enqueue
+from jobs.queues import enqueue, queue, runs_in_process
 
 log = logging.getLogger(__name__)
 SWEEP_AFTER = timedelta(minutes=1)
 
 
 def enqueue_processing(event_id: int) -> None:
-    enqueue("jobs.inbox.process_webhook_event", event_id, queue_name="webhooks", job_id=f"webhook-event-{event_id}")
+    enqueue("jobs.inbox.process_webhook_event", event_id, queue_name="webhooks", job_id=event_job_id(event_id))
 
 
 # Inbox-driven applies commit without waiting for the WAL flush (synchronous_commit = off, for
@@ -94,15 +96,32 @@ def process_webhook_event(event_id: int) -> str:
     return ",".join(statuses) or "no-events"
 
 
+def event_job_id(event_id: int) -> str:
+    return f"webhook-event-{event_id}"
+
+
 @app_job
 def sweep_inbox() -> int:
-    """Re-enqueue inbox rows nobody processed (Redis was down, a worker died)."""
+    """Re-enqueue inbox rows nobody processed (Redis was down, a worker died).
+
+    Not a row whose job RQ is handling a failure of: retrying after its back-off (scheduled) or
+    failed and kept for `lojal jobs retry`; re-enqueueing those would run a failing row every
+    minute. A row that failed every attempt (attempts > JOB_RETRIES) stays for inspection, so
+    such rows never crowd lost ones out of the batch."""
+    app = current_app._get_current_object()
     cutoff = datetime.now(UTC) - SWEEP_AFTER
     ids = db.session.scalars(
         select(WebhookEvent.id).where(WebhookEvent.processed_at.is_(None), WebhookEvent.status == "received",
-                                      WebhookEvent.received_at < cutoff).order_by(WebhookEvent.id).limit(5000)
+                                      WebhookEvent.received_at < cutoff,
+                                      WebhookEvent.attempts <= app.config["JOB_RETRIES"])
+        .order_by(WebhookEvent.id).limit(5000)
     ).all()
     db.session.rollback()
+    if ids and not runs_in_process(app):
+        q = queue("webhooks", app)
+        jobs = Job.fetch_many([event_job_id(i) for i in ids], connection=q.connection, serializer=q.serializer)
+        handled = (JobStatus.SCHEDULED, JobStatus.FAILED)
+        ids = [i for i, job in zip(ids, jobs, strict=True) if job is None or job.get_status(refresh=False) not in handled]
     for event_id in ids:
         enqueue_processing(event_id)
     return len(ids)

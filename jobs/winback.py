@@ -1,4 +1,5 @@
-"""The daily win-back run for one shop: enroll the lapsing, advance the sequences, then send.
+"""The daily win-back run for one shop: advance the sequences (every one due, in batches),
+enroll the lapsing, then send.
 
 Safe to run twice: a second run finds everyone it enrolled already active (one active
 enrollment per customer), no step 2 due again (the step is on the row), and the emails are
@@ -18,8 +19,15 @@ def run_winback(shop_id: int, now: str | None = None) -> str:
     if _active_shop(shop_id) is None:
         return "skipped"
     moment = parse_now(now)
-    advanced = advance_sequence(db.session, shop_id, moment)
+    advanced = 0
+    while True:  # every sequence due, a commit (then its emails) per batch
+        outcome = advance_sequence(db.session, shop_id, moment)
+        db.session.commit()
+        dispatch(outcome.intents)
+        advanced += len(outcome.intents)
+        if outcome.resume_after is None:
+            break
     enrolled = enroll_lapsing(db.session, shop_id, moment)
     db.session.commit()
-    dispatch(advanced.intents + enrolled.intents)
-    return f"enrolled:{len(enrolled.intents)} advanced:{len(advanced.intents)}"
+    dispatch(enrolled.intents)
+    return f"enrolled:{len(enrolled.intents)} advanced:{advanced}"

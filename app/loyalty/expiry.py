@@ -67,6 +67,14 @@ def reminder_key(customer_id: int, expires_on, days: int) -> str:
     return f"expiry-reminder:{customer_id}:{expires_on.isoformat()}:{days}"
 
 
+def reminder_still_due(shop: Shop, customer: Customer, key: str) -> bool:
+    """Does the balance still expire on the date the reminder's key names? An earn or a
+    redemption since the reminder was queued (a send waiting for an SMTP retry) moves it."""
+    when = expires_at(shop, customer)
+    parts = key.split(":")
+    return when is not None and len(parts) == 4 and parts[2] == when.date().isoformat()
+
+
 def expiry_reminders(session: Session, shop_id: int, now: datetime) -> Outcome:
     """`points_expiring` emails 30 and 7 days before a balance expires (dates in the shop's zone).
 

@@ -59,6 +59,18 @@ def incentive_key(enrollment_id: int) -> str:
     return f"winback:{enrollment_id}:incentive"
 
 
+def sequence_running(session: Session, shop_id: int, key: str) -> bool:
+    """Is the enrollment an email key (email_key) names still active? An order ends it; an
+    email still waiting for its send (an SMTP retry) must then not go out."""
+    prefix, _, rest = key.partition(":")
+    enrollment_id = rest.partition(":")[0]
+    if prefix != "winback" or not enrollment_id.isdigit():
+        return False
+    enrollment = session.scalars(for_shop(WinbackEnrollment, shop_id)
+                                 .where(WinbackEnrollment.id == int(enrollment_id))).first()
+    return enrollment is not None and enrollment.status == "active"
+
+
 # One page of the selection: the next `batch` lapsing customers (by id). Everything the rule
 # needs is on the customer row (median_gap_days is kept by the order path,
 # app.loyalty.customers.record_sale), so the page is one walk of customers (shop_id, id) with
@@ -154,7 +166,8 @@ def enroll_lapsing(session: Session, shop_id: int, now: datetime, batch: int = 5
 
 
 def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int = 1000) -> Outcome:
-    """Step 2 (bonus points + incentive email) when due; close sequences whose window passed."""
+    """Step 2 (bonus points + incentive email) when due; close sequences whose window passed.
+    With the campaign disabled, a sequence due for step 2 is stopped instead."""
     shop = session.get(Shop, shop_id)
     settings = program_settings(shop)
     outcome = Outcome(status="noop")
@@ -166,15 +179,21 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
     ).all()
     for enrollment in due:
         customer = lock_customer(session, shop_id, enrollment.customer_id)
-        if not _reachable(customer):
+        # Ordered since enrolling, yet still active: the order path's shortcut (may_end_sequence)
+        # judged by thresholds raised after the enrollment. Never reward someone who came back.
+        ordered_since = customer.last_order_at is not None and customer.last_order_at > enrollment.enrolled_at
+        # A campaign turned off sends nothing more: its running sequences stop before step 2.
+        if ordered_since or not settings.winback_enabled or not _reachable(customer):
             enrollment.status, enrollment.ended_at = "stopped", now
             continue
         points = settings.winback_incentive_points
+        enrollment.campaign_step, enrollment.step2_sent_at, enrollment.incentive_points = 2, now, points
+        # Without incentive points there is no incentive email (it announces the points as added);
+        # step 2's time still starts the recovery window that completes the sequence.
         if points > 0:
             post_entry(session, customer, kind="earn", key=incentive_key(enrollment.id), now=now, points=points,
                        source="winback", details={"enrollment_id": enrollment.id})
-        enrollment.campaign_step, enrollment.step2_sent_at, enrollment.incentive_points = 2, now, points
-        outcome.intents.append(NotifyCustomer(shop_id, customer.id, INCENTIVE, email_key(enrollment.id, 2)))
+            outcome.intents.append(NotifyCustomer(shop_id, customer.id, INCENTIVE, email_key(enrollment.id, 2)))
     # Both emails out and the recovery window after the last one over: the sequence is done.
     finished = session.scalars(
         for_shop(WinbackEnrollment, shop_id)
@@ -186,6 +205,9 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
         enrollment.status, enrollment.ended_at = "completed", now
     if due or finished:
         outcome.status = "applied"
+    # A full batch: call again for the rest (every row handled here has left both selections).
+    if len(due) == limit or len(finished) == limit:
+        outcome.resume_after = max(e.id for e in (*due, *finished))
     return outcome
 
 
@@ -245,7 +267,7 @@ def campaign_results(session: Session, shop_id: int, since: datetime) -> Campaig
     """Per shop, for the sequences enrolled since `since`."""
     w = WinbackEnrollment
     row = session.execute(
-        select(func.count(), func.count(w.step1_sent_at), func.count(w.step2_sent_at),
+        select(func.count(), func.count(w.step1_sent_at), func.count(w.step2_sent_at).filter(w.incentive_points > 0),
                func.count().filter(w.status == "converted"),
                func.coalesce(func.sum(w.recovered_revenue), 0), func.coalesce(func.sum(w.incentive_points), 0))
         .where(w.shop_id == shop_id, w.enrolled_at >= since)

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from rq.job import Job
+from rq.serializers import JSONSerializer
 from sqlalchemy import update
 
+from app.extensions import redis_connection
 from app.inbox import store_inbound_event
 from app.models import Customer, WebhookEvent
 from jobs.inbox import enqueue_processing, sweep_inbox
+from jobs.queues import queue
 from tests.factories import make_shop
 
 PAID = {"id": 9001, "subtotal": "42.50", "total": "50.00", "currency": "USD", "paid_at": "2026-03-01T10:00:00+00:00",
@@ -98,3 +102,50 @@ def test_sweeper_leaves_fresh_rows_to_their_own_job(wsession, run_jobs):
     wsession.expire_all()
     row = wsession.get(WebhookEvent, event_id)
     assert row.status == "received" and row.processed_at is None and row.attempts == 0
+
+
+def _stale(session, event_id):
+    session.execute(update(WebhookEvent).where(WebhookEvent.id == event_id)
+                    .values(received_at=datetime.now(UTC) - timedelta(minutes=5)))
+    session.commit()
+
+
+# A currency longer than the column: the apply fails in the database, an ordinary (retried) error.
+POISON = PAID | {"id": 9002, "currency": "DOLLARS"}
+
+
+def _queued_ids(worker_app):
+    return queue("webhooks", worker_app).get_job_ids()
+
+
+def test_sweeper_leaves_a_failing_row_to_its_jobs_back_off(wsession, run_jobs, worker_app):
+    shop = make_shop(wsession)
+    event_id = _store(wsession, shop, key="evt-poison", payload=POISON)
+    enqueue_processing(event_id)
+    run_jobs()  # fails once; RQ schedules the retry after its back-off
+    job_id = f"webhook-event-{event_id}"
+    job = Job.fetch(job_id, connection=redis_connection.client(worker_app), serializer=JSONSerializer)
+    assert job.get_status() == "scheduled"
+    _stale(wsession, event_id)
+    sweep_inbox()
+    assert job_id not in _queued_ids(worker_app)
+
+
+def test_sweeper_does_not_rerun_a_row_whose_retries_are_spent(wsession, run_jobs, worker_app):
+    shop = make_shop(wsession)
+    event_id = _store(wsession, shop, key="evt-poison-2", payload=POISON)
+    job_id = f"webhook-event-{event_id}"
+    connection = redis_connection.client(worker_app)
+    enqueue_processing(event_id)
+    run_jobs()
+    for _ in range(worker_app.config["JOB_RETRIES"]):
+        queue("webhooks", worker_app).scheduled_job_registry.requeue(job_id)  # the back-off is over
+        run_jobs()
+    assert job_id in queue("webhooks", worker_app).failed_job_registry.get_job_ids()
+    connection.delete(Job.key_for(job_id))  # the failed job outlived JOB_FAILURE_TTL
+    queue("webhooks", worker_app).failed_job_registry.remove(job_id)
+    _stale(wsession, event_id)
+    sweep_inbox()
+    assert job_id not in _queued_ids(worker_app)
+    wsession.expire_all()
+    assert wsession.get(WebhookEvent, event_id).attempts == worker_app.config["JOB_RETRIES"] + 1

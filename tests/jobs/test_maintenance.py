@@ -239,3 +239,28 @@ def test_expiry_reminders_is_a_per_shop_job_and_skips_inactive_shops(session):
     shop.status = "uninstalled"
     session.commit()
     assert maintenance.expiry_reminders(shop.id, now=NOW.isoformat()) == "skipped"
+
+
+def test_an_expiry_reminder_retried_after_the_date_moved_is_not_sent(worker_app, wsession, run_jobs, smtp_server,  # noqa: F811
+                                                                     monkeypatch):
+    from app.models import EmailSend
+    from jobs.emails import email_job_id
+
+    monkeypatch.setitem(worker_app.config, "SMTP_URL", smtp_server.url)
+    shop = make_shop(wsession, expiry_months=6, timezone="Europe/Oslo")
+    customer = make_customer(wsession, shop, accepts_marketing=True)
+    apply_event(wsession, shop.id, paid(1, datetime(2025, 1, 10, 9, 0, tzinfo=UTC), customer=customer, subtotal="120"))
+    wsession.commit()
+    smtp_server.handler.refuse_next = 1  # the reminder waits for RQ's retry
+    assert maintenance.expiry_reminders(shop.id, now="2025-06-10T06:00:00+00:00") == "applied"
+    run_jobs()
+    # Meanwhile the customer buys again: the balance now expires in December, not on 10 July.
+    apply_event(wsession, shop.id, paid(2, datetime(2025, 6, 10, 9, 0, tzinfo=UTC), customer=customer, subtotal="30"))
+    wsession.commit()
+    key = f"expiry-reminder:{customer.id}:2025-07-10:30"
+    queue("emails", worker_app).scheduled_job_registry.requeue(email_job_id(shop.id, key))
+    run_jobs()
+    assert smtp_server.messages == []  # "150 points expire on 2025-12-10 ... soon" would be wrong twice over
+    wsession.expire_all()
+    row = wsession.query(EmailSend).filter_by(shop_id=shop.id, send_key=key).one()
+    assert row.status == "skipped" and row.last_error == "the balance no longer expires on that date"

@@ -7,8 +7,9 @@ import pytest
 
 from app.loyalty.apply import apply_event
 from app.models import EmailSend, WinbackEnrollment
+from jobs.emails import email_job_id
 from jobs.maintenance import PER_SHOP_JOBS
-from jobs.queues import enqueue
+from jobs.queues import enqueue, queue
 from jobs.schedule import FAN_OUT, SCHEDULE
 from tests.factories import make_customer, make_shop, paid
 from tests.smtp_capture import smtp_server  # noqa: F401
@@ -105,3 +106,65 @@ def test_uninstalled_shop_is_skipped(wsession, run_jobs, smtp):
     _run(run_jobs, shop, NOW)
     assert smtp.messages == []
     assert wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).count() == 0
+
+
+def test_a_reminder_retried_after_the_customer_ordered_is_not_sent(wsession, run_jobs, smtp, worker_app):
+    shop, customer = _lapsed_shopper(wsession)
+    smtp.handler.refuse_next = 1  # the reminder waits for RQ's retry
+    _run(run_jobs, shop, NOW)
+    assert smtp.messages == []
+    back = NOW + timedelta(hours=2)
+    apply_event(wsession, shop.id, paid(f"wb-back-{customer.id}", at=back, customer=customer, subtotal="80.00",
+                                        placed_at=back))
+    wsession.commit()
+    wsession.expire_all()
+    [enrollment] = wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).all()
+    assert enrollment.status == "converted"
+    key = f"winback:{enrollment.id}:1"
+    emails = queue("emails", worker_app)
+    emails.scheduled_job_registry.requeue(email_job_id(shop.id, key))  # the back-off is over
+    run_jobs()
+    assert smtp.messages == []  # "we miss you" to someone who just came back
+    wsession.expire_all()
+    row = wsession.query(EmailSend).filter_by(shop_id=shop.id, send_key=key).one()
+    assert row.status == "skipped" and row.last_error == "win-back sequence ended"
+
+
+def test_step_two_works_through_every_due_sequence_in_one_run(wsession, monkeypatch):
+    import functools
+
+    from app.loyalty import winback
+    from jobs import winback as winback_job
+
+    monkeypatch.setattr(winback_job, "advance_sequence", functools.partial(winback.advance_sequence, limit=2))
+    shop = make_shop(wsession)
+    for _ in range(5):
+        customer = make_customer(wsession, shop, accepts_marketing=True)
+        at = NOW - timedelta(days=90)
+        apply_event(wsession, shop.id, paid(f"wb-{customer.id}", at=at, customer=customer, subtotal="20.00",
+                                            placed_at=at))
+    wsession.commit()
+    assert winback_job.run_winback(shop.id, now=NOW.isoformat()) == "enrolled:5 advanced:0"
+    # A daily job: a shop with more sequences due than one batch must not wait days for step 2.
+    assert winback_job.run_winback(shop.id, now=(NOW + timedelta(days=7)).isoformat()) == "enrolled:0 advanced:5"
+    wsession.expire_all()
+    assert {e.campaign_step for e in wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id)} == {2}
+
+
+def test_without_incentive_points_no_email_claims_bonus_points(wsession, run_jobs, smtp):
+    shop, customer = _lapsed_shopper(wsession)
+    shop.settings = {**(shop.settings or {}), "winback_incentive_points": 0}  # "0 = no incentive"
+    wsession.commit()
+    _run(run_jobs, shop, NOW)
+    _run(run_jobs, shop, NOW + timedelta(days=7))
+    # The incentive email would say "we have added 320 bonus points" (the balance): nothing was added.
+    assert [m["Subject"] for m in smtp.messages] == ["We miss you at Fjord & Co"]
+    wsession.expire_all()
+    [enrollment] = wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).all()
+    assert enrollment.campaign_step == 2 and enrollment.incentive_points == 0
+    from app.loyalty.winback import campaign_results
+
+    assert campaign_results(wsession, shop.id, NOW - timedelta(days=1)).incentives == 0
+    _run(run_jobs, shop, NOW + timedelta(days=7 + 14))  # and the sequence still ends
+    wsession.expire_all()
+    assert wsession.get(WinbackEnrollment, enrollment.id).status == "completed"

@@ -50,8 +50,9 @@ def refresh_snapshots(session: Session, shop_id: int, now: datetime) -> int:
     periods = standard_periods(today)
     # A day's row does not depend on the period around it (all end today, so the same `now`):
     # the shorter periods' series are the longest one's tail, one series computed instead of
-    # four (the tests compare each with daily_series). No `now`, as the console and API call it.
-    longest = daily_series(session, shop_id, min(start for start, _ in periods), today)
+    # four (the tests compare each with daily_series). `now` bounds churn, as in the summary:
+    # someone lapsing later today has not churned yet.
+    longest = daily_series(session, shop_id, min(start for start, _ in periods), today, now)
     for start, end in periods:
         values = {
             "shop_id": shop_id, "period_start": start, "period_end": end, "computed_at": now,
@@ -89,4 +90,4 @@ def report(session: Session, shop_id: int, start: date, end: date, now: datetime
     if cached is not None:
         return cached
     return Report(summary(session, shop_id, start, end, now) if with_summary else None,
-                  daily_series(session, shop_id, start, end) if with_series else None, now)
+                  daily_series(session, shop_id, start, end, now) if with_series else None, now)

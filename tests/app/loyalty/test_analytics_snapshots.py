@@ -47,7 +47,7 @@ def test_a_snapshot_is_exactly_the_live_summary_and_series_of_each_standard_peri
         cached = cached_report(session, shop.id, start, end, NOW + timedelta(minutes=5))
         assert cached is not None and cached.computed_at == NOW
         assert cached.summary == summary(session, shop.id, start, end, NOW)
-        live_rows = daily_series(session, shop.id, start, end)
+        live_rows = daily_series(session, shop.id, start, end, NOW)
         assert cached.series == live_rows
         assert [list(row) for row in cached.series] == [list(row) for row in live_rows]  # key order kept too
     year = cached_report(session, shop.id, TODAY - timedelta(days=364), TODAY, NOW)
@@ -110,3 +110,18 @@ def test_a_shop_never_reads_another_shops_snapshot(session, shop):
     refresh_snapshots(session, other.id, NOW + timedelta(days=1))  # prunes its own ended periods only
     assert len(_snapshots(session, shop.id)) == len(PERIOD_DAYS)
     assert cached_report(session, shop.id, start, end, NOW).summary["member_orders"] == 3
+
+
+def test_a_customer_lapsing_later_today_is_not_churned_yet_in_the_series(session):
+    shop = make_shop(session, timezone=TZ)
+    customer = make_customer(session, shop)
+    at = NOW - timedelta(days=60) + timedelta(hours=4)  # one order: lapses today at 16:00 in New York, after NOW
+    apply_event(session, shop.id, paid("late-lapse", at=at, customer=customer, subtotal="20.00", placed_at=at))
+    session.flush()
+    start = TODAY - timedelta(days=6)
+    live = report(session, shop.id, start, TODAY, NOW)
+    assert live.summary["churned_customers"] == 0
+    assert sum(row["churned_customers"] for row in live.series) == 0
+    refresh_snapshots(session, shop.id, NOW)
+    cached = cached_report(session, shop.id, start, TODAY, NOW)
+    assert sum(row["churned_customers"] for row in cached.series) == cached.summary["churned_customers"] == 0

@@ -266,3 +266,30 @@ def test_after_a_sequence_ends_the_customer_can_lapse_again_after_the_cooldown(s
     assert _enrollments(session, shop, customer)[0].status == "completed"
     assert _lapsing_ids(session, shop, now=NOW + days(7 + 29)) == set()   # step 2 was 29 days before
     assert _lapsing_ids(session, shop, now=NOW + days(7 + 31)) == {customer.id}
+
+
+def test_no_incentive_for_a_customer_who_ordered_after_the_thresholds_were_raised(session):
+    shop = make_shop(session)
+    customer = _shopper(session, shop, [90])
+    enroll_lapsing(session, shop.id, NOW)
+    # The merchant lengthens the lapse thresholds mid-sequence: the order path's shortcut
+    # (previous order less than the shortest lapse ago) no longer sees the active sequence.
+    shop.settings = {**(shop.settings or {}), "winback_min_days": 120, "winback_one_time_days": 120}
+    session.flush()
+    _order_back(session, shop, customer, NOW + days(3))
+    assert advance_sequence(session, shop.id, NOW + days(7)).intents == []
+    [enrollment] = _enrollments(session, shop, customer)
+    assert enrollment.status == "stopped" and enrollment.incentive_points == 0
+    assert session.query(LedgerEntry).filter_by(shop_id=shop.id, source="winback").count() == 0
+
+
+def test_turning_the_campaign_off_stops_running_sequences_without_the_incentive(session):
+    shop = make_shop(session)
+    customer = _shopper(session, shop, [90])
+    enroll_lapsing(session, shop.id, NOW)
+    shop.settings = {**(shop.settings or {}), "winback_enabled": False}
+    session.flush()
+    assert advance_sequence(session, shop.id, NOW + days(7)).intents == []
+    [enrollment] = _enrollments(session, shop, customer)
+    assert enrollment.status == "stopped" and enrollment.incentive_points == 0
+    assert session.query(LedgerEntry).filter_by(shop_id=shop.id, source="winback").count() == 0
