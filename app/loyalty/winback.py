@@ -179,11 +179,10 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
     ).all()
     for enrollment in due:
         customer = lock_customer(session, shop_id, enrollment.customer_id)
-        # Ordered since enrolling, yet still active: the order path's shortcut (may_end_sequence)
-        # judged by thresholds raised after the enrollment. Never reward someone who came back.
-        ordered_since = customer.last_order_at is not None and customer.last_order_at > enrollment.enrolled_at
+        if _ended_by_missed_sale(session, shop_id, customer, enrollment, settings):
+            continue  # came back already: no incentive for someone who ordered
         # A campaign turned off sends nothing more: its running sequences stop before step 2.
-        if ordered_since or not settings.winback_enabled or not _reachable(customer):
+        if not settings.winback_enabled or not _reachable(customer):
             enrollment.status, enrollment.ended_at = "stopped", now
             continue
         points = settings.winback_incentive_points
@@ -202,7 +201,9 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
         .limit(limit).with_for_update(skip_locked=True)
     ).all()
     for enrollment in finished:
-        enrollment.status, enrollment.ended_at = "completed", now
+        customer = lock_customer(session, shop_id, enrollment.customer_id)
+        if not _ended_by_missed_sale(session, shop_id, customer, enrollment, settings):
+            enrollment.status, enrollment.ended_at = "completed", now
     if due or finished:
         outcome.status = "applied"
     # A full batch: call again for the rest (every row handled here has left both selections).
@@ -237,6 +238,11 @@ def record_order_for_winback(session: Session, shop_id: int, customer: Customer,
     ).first()
     if enrollment is None:
         return
+    _end_for_sale(enrollment, order, at, settings)
+
+
+def _end_for_sale(enrollment: WinbackEnrollment, order: Order, at: datetime, settings: ProgramSettings) -> None:
+    """The customer bought: the sequence is converted if the sale came within its recovery window."""
     last_email = max(t for t in (enrollment.step1_sent_at, enrollment.step2_sent_at, enrollment.enrolled_at) if t)
     window = timedelta(days=settings.winback_recovery_days)
     if enrollment.enrolled_at <= at <= last_email + window:
@@ -246,6 +252,24 @@ def record_order_for_winback(session: Session, shop_id: int, customer: Customer,
     else:
         enrollment.status = "stopped"
     enrollment.ended_at = at
+
+
+def _ended_by_missed_sale(session: Session, shop_id: int, customer: Customer, enrollment: WinbackEnrollment,
+                          settings: ProgramSettings) -> bool:
+    """End a sequence the order path did not see end: its shortcut (may_end_sequence) judges by
+    today's lapse thresholds, and a merchant may have raised them after the enrollment."""
+    if customer.last_order_at is None or customer.last_order_at < enrollment.enrolled_at:
+        return False  # no sale since enrolling (the usual case): no query
+    order = session.scalars(
+        for_shop(Order, shop_id)
+        .where(Order.customer_id == customer.id, Order.paid_at.is_not(None), Order.status != "cancelled",
+               func.coalesce(Order.placed_at, Order.paid_at) >= enrollment.enrolled_at)
+        .order_by(func.coalesce(Order.placed_at, Order.paid_at)).limit(1)
+    ).first()
+    if order is None:
+        return False
+    _end_for_sale(enrollment, order, order.placed_at or order.paid_at, settings)
+    return True
 
 
 @dataclass(frozen=True)

@@ -268,7 +268,7 @@ def test_after_a_sequence_ends_the_customer_can_lapse_again_after_the_cooldown(s
     assert _lapsing_ids(session, shop, now=NOW + days(7 + 31)) == {customer.id}
 
 
-def test_no_incentive_for_a_customer_who_ordered_after_the_thresholds_were_raised(session):
+def test_a_customer_who_ordered_after_the_thresholds_were_raised_is_converted_without_an_incentive(session):
     shop = make_shop(session)
     customer = _shopper(session, shop, [90])
     enroll_lapsing(session, shop.id, NOW)
@@ -279,8 +279,23 @@ def test_no_incentive_for_a_customer_who_ordered_after_the_thresholds_were_raise
     _order_back(session, shop, customer, NOW + days(3))
     assert advance_sequence(session, shop.id, NOW + days(7)).intents == []
     [enrollment] = _enrollments(session, shop, customer)
-    assert enrollment.status == "stopped" and enrollment.incentive_points == 0
+    # The customer came back within the window: a conversion, counted in the campaign's results.
+    assert (enrollment.status, enrollment.incentive_points, enrollment.ended_at) == ("converted", 0, NOW + days(3))
     assert session.query(LedgerEntry).filter_by(shop_id=shop.id, source="winback").count() == 0
+    assert campaign_results(session, shop.id, NOW).converted == 1
+
+
+def test_a_sale_the_order_path_missed_after_step_two_converts_instead_of_completing(session):
+    shop = make_shop(session)
+    customer = _shopper(session, shop, [90])
+    enroll_lapsing(session, shop.id, NOW)
+    advance_sequence(session, shop.id, NOW + days(7))
+    shop.settings = {**(shop.settings or {}), "winback_min_days": 120, "winback_one_time_days": 120}
+    session.flush()
+    _order_back(session, shop, customer, NOW + days(10), total="40.00")
+    advance_sequence(session, shop.id, NOW + days(7 + 15))
+    [enrollment] = _enrollments(session, shop, customer)
+    assert (enrollment.status, enrollment.recovered_revenue) == ("converted", Decimal("40.00"))
 
 
 def test_turning_the_campaign_off_stops_running_sequences_without_the_incentive(session):
