@@ -97,6 +97,8 @@ def _parse(token: str) -> _Parsed | None:
         header, claims = json.loads(_segment(parts[0])), json.loads(_segment(parts[1]))
     except (ValueError, binascii.Error):  # bad base64, bad UTF-8 or bad JSON
         return None
+    except RecursionError:  # JSON nested deeper than the parser's recursion limit ("[[[[..."): garbage
+        return None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         return None
     return _Parsed(header, claims)

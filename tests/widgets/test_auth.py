@@ -50,6 +50,20 @@ def test_tampered_tokens_are_refused(session, wclient):
         assert _unauthorized(wclient.get("/widget/v1/me", headers=bearer(bad))), bad
 
 
+def test_a_token_of_deeply_nested_json_is_401_not_a_500(session, wclient):
+    # ~1.4 KB of "[" exhausts the JSON parser's recursion limit: anyone can send it, no secret needed.
+    shop, _ = widget_shop(session)
+
+    def segment(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+    for header, payload in (('{"alg":"HS256"}', "[" * 5000), ("[" * 5000, json.dumps({"aud": shop.uid})),
+                            ('{"alg":"HS256"}', '{"aud":' + "[" * 5000)):
+        nested = f"{segment(header)}.{segment(payload)}.c2ln"
+        for path in ("/widget/v1/me", "/widget/v1/program"):
+            assert _unauthorized(wclient.get(path, headers=bearer(nested))), path
+
+
 def test_expired_and_over_24_hour_tokens_are_refused(session, wclient):
     shop, secret = widget_shop(session)
     kari = shopper(session, shop)
