@@ -147,6 +147,8 @@ def _from_app_proxy(lookup) -> Shopper:
 def shop_by_ref(ref: str) -> Shop | None:
     """An active shop by its uid or its domain (WooCommerce domains are URLs; the scheme may be left out)."""
     ref = ref.rstrip("/")
+    if "\x00" in ref:  # no shop has one, and PostgreSQL refuses it in a query (a 500)
+        return None
     domains = {ref, f"https://{ref}"} if "://" not in ref else {ref}
     return _active_shop(or_(Shop.uid == ref, Shop.domain.in_(domains)))
 

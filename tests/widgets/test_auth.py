@@ -64,6 +64,24 @@ def test_a_token_of_deeply_nested_json_is_401_not_a_500(session, wclient):
             assert _unauthorized(wclient.get(path, headers=bearer(nested))), path
 
 
+def test_a_nul_character_in_the_shop_parameter_or_a_tokens_claims_is_refused_not_a_500(session, wclient):
+    # PostgreSQL text cannot hold NUL: such a value must never reach a query (the driver refuses it).
+    shop, secret = widget_shop(session)
+    kari = shopper(session, shop)
+    for ref in ("%00", f"{shop.uid}%00", f"{shop.domain}%00x"):
+        resp = wclient.get(f"/widget/v1/program?shop={ref}")
+        assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "shop_not_found", ref
+    resp = wclient.get("/r/NOSUCHCODE?shop=%00")
+    assert resp.status_code == 302 and resp.headers["Location"] == "https://lojal.test"
+    now = datetime.now(UTC)
+    good = _claims(shop, kari.platform_customer_id, now, now + timedelta(hours=1))
+    for claims in ({**good, "aud": "\x00"}, {**good, "aud": shop.uid + "\x00"}, {**good, "sub": "\x00"}):
+        for key in (secret, "not-the-secret-0123456789abcdef-0123"):
+            nul = jwt.encode(claims, key)
+            for path in ("/widget/v1/me", "/widget/v1/program"):
+                assert _unauthorized(wclient.get(path, headers=bearer(nul))), (claims, path)
+
+
 def test_expired_and_over_24_hour_tokens_are_refused(session, wclient):
     shop, secret = widget_shop(session)
     kari = shopper(session, shop)
