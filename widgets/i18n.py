@@ -197,5 +197,6 @@ def money(amount: Decimal, currency: str, locale: str) -> str:
 
 
 def percent(value: Decimal, locale: str) -> str:
-    """10 -> '10 %' (nb, sv, da) or '10%' (en), per the locale's percent pattern."""
-    return format_percent(Decimal(value) / 100, locale=_babel(locale))
+    """10 -> '10 %' (nb, sv, da) or '10%' (en), per the locale's percent pattern; 12.5 -> '12.5%'
+    (the pattern has no decimals, and rounding would show another discount than the code gives)."""
+    return format_percent(Decimal(value) / 100, locale=_babel(locale), decimal_quantization=False)

@@ -28,6 +28,7 @@ def test_money_per_locale_without_needless_decimals():
     assert i18n.money(Decimal("9.99"), "SEK", "sv") == "9,99\u00a0kr"
     assert i18n.money(Decimal("25"), "DKK", "da") == "25\u00a0kr."
     assert i18n.percent(Decimal("10"), "nb") == "10\u00a0%" and i18n.percent(Decimal("10"), "en") == "10%"
+    assert i18n.percent(Decimal("12.50"), "en") == "12.5%" and i18n.percent(Decimal("12.5"), "da") == "12,5\u00a0%"
 
 
 def test_locale_choice_and_fallbacks():

@@ -72,6 +72,22 @@ def test_norwegian_program_texts_and_numbers(session, wclient):
     assert descriptions == {300: "Gratis frakt", 500: "5\u00a0kr i rabatt", 1000: "10\u00a0% rabatt"}
 
 
+def test_a_fractional_percentage_reward_is_described_with_its_decimals_not_rounded(session, wclient):
+    # The merchant may set 12.5 % (two decimal places); the code takes 12.5 % off, so must the text.
+    shop, secret = widget_shop(session)
+    session.add(Reward(shop_id=shop.id, name="Half", kind="percentage", points_cost=1250, value=Decimal("12.50")))
+    session.add(Reward(shop_id=shop.id, name="Tiny", kind="percentage", points_cost=50, value=Decimal("0.5")))
+    kari = shopper(session, shop)
+    url = f"/widget/v1/program?shop={shop.uid}"
+    english = {r["points_cost"]: r["description"] for r in wclient.get(f"{url}&locale=en").get_json()["rewards"]}
+    assert english[1250] == "12.5% off your order" and english[50] == "0.5% off your order"
+    assert english[1000] == "10% off your order"  # whole percentages stay whole
+    norwegian = {r["points_cost"]: r["description"] for r in wclient.get(f"{url}&locale=nb").get_json()["rewards"]}
+    assert norwegian[1250] == "12,5\u00a0% rabatt"
+    me = wclient.get("/widget/v1/me?locale=en", headers=bearer(token(shop, secret, kari))).get_json()
+    assert {r["points_cost"]: r["description"] for r in me["rewards"]}[1250] == "12.5% off your order"
+
+
 def test_points_based_tiers_and_custom_and_nth_rules_read_naturally(session, wclient):
     shop, _ = widget_shop(session, tier_basis="points")
     set_rule(session, shop, "nth_order", every_n=10, points=500)
