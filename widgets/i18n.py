@@ -16,8 +16,6 @@ from app.email.i18n import ALIASES
 
 SUPPORTED = ("en", "nb", "da", "sv")
 DEFAULT = "en"
-# What a browser may ask for that we serve, for werkzeug's Accept-Language matching.
-_ACCEPTED = SUPPORTED + tuple(ALIASES)
 
 _EN = {
     "title": "Rewards", "launcher": "Rewards", "points": "points", "join": "Join now", "log_in": "Log in",
@@ -129,8 +127,17 @@ def supported(value: str | None) -> str | None:
 
 def choose_locale(param: str | None, accept_languages, shop_locale: str | None) -> str:
     """The `locale` parameter, else the browser's Accept-Language, else the shop's locale, else English."""
-    return (supported(param) or supported(accept_languages.best_match(_ACCEPTED))
-            or supported(shop_locale) or DEFAULT)
+    return supported(param) or _preferred(accept_languages) or supported(shop_locale) or DEFAULT
+
+
+def _preferred(accept_languages) -> str | None:
+    """The browser's most preferred language we serve. Not werkzeug's best_match: it takes any
+    exact match first, so "sv-SE, en;q=0.8" chose English. Sorted by q, "*" last; q=0 is a refusal."""
+    for value, quality in accept_languages:
+        found = supported(value) if quality > 0 else None
+        if found:
+            return found
+    return None
 
 
 def texts(locale: str) -> dict[str, str]:
