@@ -27,7 +27,8 @@ def program():
     body = json.dumps(program_body(shop, locale), ensure_ascii=False, separators=(",", ":")).encode()
     etag = hashlib.sha256(body).hexdigest()[:32]
     headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept-Language"}
-    if request.if_none_match.contains(etag):
+    # Weak comparison, as If-None-Match requires: a compressing proxy turns the tag into W/"...".
+    if request.if_none_match.contains_weak(etag):
         response = Response(status=304, headers=headers)
     else:
         response = Response(body, status=200, mimetype="application/json", headers=headers)

@@ -42,6 +42,16 @@ def test_the_program_is_cacheable_and_answers_304_on_a_matching_etag(session, wc
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
 
 
+def test_a_weakened_etag_still_answers_304(session, wclient):
+    # A proxy that compresses (nginx gzip) hands the browser W/"<tag>"; If-None-Match compares
+    # weakly (RFC 9110, 13.1.2), so that must still be a 304.
+    shop, _ = widget_shop(session)
+    etag = wclient.get(f"/widget/v1/program?shop={shop.uid}").headers["ETag"]
+    again = wclient.get(f"/widget/v1/program?shop={shop.uid}", headers={"If-None-Match": f"W/{etag}"})
+    assert again.status_code == 304 and again.data == b""
+    assert wclient.get(f"/widget/v1/program?shop={shop.uid}", headers={"If-None-Match": 'W/"stale"'}).status_code == 200
+
+
 def test_locale_comes_from_the_parameter_then_accept_language_then_the_shop(session, wclient):
     shop, _ = widget_shop(session)
     shop.locale = "da"
