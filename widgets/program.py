@@ -26,7 +26,9 @@ def program():
     locale = request_locale(shop)
     body = json.dumps(program_body(shop, locale), ensure_ascii=False, separators=(",", ":")).encode()
     etag = hashlib.sha256(body).hexdigest()[:32]
-    headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept-Language"}
+    # Authorization too: without ?shop= a customer token alone names the shop, and `public` lets
+    # a shared cache store answers to requests that carry one.
+    headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept-Language, Authorization"}
     # Weak comparison, as If-None-Match requires: a compressing proxy turns the tag into W/"...".
     if request.if_none_match.contains_weak(etag):
         response = Response(status=304, headers=headers)

@@ -42,6 +42,18 @@ def test_the_program_is_cacheable_and_answers_304_on_a_matching_etag(session, wc
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
 
 
+def test_a_shared_cache_keeps_the_programs_of_two_shops_tokens_apart(session, wclient):
+    # `public` lets a CDN store answers to requests with a token; without ?shop= the token alone
+    # names the shop, so the cache must key on it or shop B's widget gets shop A's program.
+    first, first_secret = widget_shop(session)
+    second, second_secret = widget_shop(session)
+    url = "/widget/v1/program?locale=en"
+    for shop, secret in ((first, first_secret), (second, second_secret)):
+        resp = wclient.get(url, headers=bearer(token(shop, secret, shopper(session, shop))))
+        assert resp.get_json()["shop"]["uid"] == shop.uid
+        assert "Authorization" in resp.vary and "Accept-Language" in resp.vary
+
+
 def test_a_weakened_etag_still_answers_304(session, wclient):
     # A proxy that compresses (nginx gzip) hands the browser W/"<tag>"; If-None-Match compares
     # weakly (RFC 9110, 13.1.2), so that must still be a 304.
