@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 from tests.factories import make_customer, make_shop
+from widgets.tokens import ensure_widget_secret
 from tests.widgets.helpers import (bearer, proxy_app, proxy_client, proxy_query, proxy_session, shopper,  # noqa: F401
                                    token, wclient, widget_shop)
 
@@ -127,6 +128,24 @@ def test_a_token_of_shop_a_cannot_act_on_shop_b(session, wclient):
     assert _unauthorized(wclient.get(f"/widget/v1/program?shop={shop_b.uid}", headers=bearer(a_token)))
     # And with no hint it reads A's customer, never B's.
     assert wclient.get("/widget/v1/me", headers=bearer(a_token)).get_json()["points_balance"] == 5
+
+
+def test_a_token_with_the_shop_named_by_its_domain_as_guests_may_name_it_is_accepted(session, wclient):
+    # ?shop= takes "the uid or domain (the scheme may be left out)" for guests: a token's shop
+    # named the same way must not be "another shop".
+    woo = make_shop(session, platform="woocommerce")
+    woo.domain = f"https://{woo.domain}"
+    secret = ensure_widget_secret(session, woo)
+    session.commit()
+    other, _ = widget_shop(session)
+    headers = bearer(token(woo, secret, shopper(session, woo, points=7)))
+    bare = woo.domain.removeprefix("https://")
+    for named in (bare, f"{bare}/", woo.domain, f"{woo.domain}/", woo.uid):
+        assert wclient.get(f"/widget/v1/program?shop={named}").status_code == 200, named  # as a guest
+        resp = wclient.get(f"/widget/v1/me?shop={named}", headers=headers)
+        assert resp.status_code == 200 and resp.get_json()["points_balance"] == 7, named
+    for named in (other.uid, other.domain, f"http://{bare}", f"{bare}.evil.example"):
+        assert _unauthorized(wclient.get(f"/widget/v1/me?shop={named}", headers=headers)), named
 
 
 def test_a_token_for_a_customer_of_another_shop_finds_nobody(session, wclient):
