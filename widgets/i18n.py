@@ -22,6 +22,7 @@ _EN = {
     "redeem": "Redeem", "copy": "Copy", "copied": "Copied", "your_code": "Your code", "refer": "Refer a friend",
     "activity": "Activity", "next_tier": "Next tier", "no_rewards": "Keep shopping to unlock rewards",
     "close": "Close", "guest_intro": "Join our rewards program to earn points on every order.",
+    "pending": "Your code is on its way; check back in a minute.", "failed": "That did not work; your points are back.",
     "point.one": "{n} point", "point.other": "{n} points",
     "rule.order": "Shop with us", "rule.order.desc": "{points} per {money}",
     "rule.signup": "Create an account", "rule.signup.desc": "{points}",
@@ -45,6 +46,7 @@ _NB = {
     "redeem": "Løs inn", "copy": "Kopier", "copied": "Kopiert", "your_code": "Din kode", "refer": "Verv en venn",
     "activity": "Aktivitet", "next_tier": "Neste nivå", "no_rewards": "Handle mer for å låse opp belønninger",
     "close": "Lukk", "guest_intro": "Bli med i fordelsprogrammet og tjen poeng på hver bestilling.",
+    "pending": "Koden din er på vei; sjekk igjen om et minutt.", "failed": "Det gikk ikke; poengene dine er tilbake.",
     "point.one": "{n} poeng", "point.other": "{n} poeng",
     "rule.order": "Handle hos oss", "rule.order.desc": "{points} per {money}",
     "rule.signup": "Opprett en konto", "rule.signup.desc": "{points}",
@@ -69,6 +71,7 @@ _DA = {
     "redeem": "Indløs", "copy": "Kopiér", "copied": "Kopieret", "your_code": "Din kode", "refer": "Henvis en ven",
     "activity": "Aktivitet", "next_tier": "Næste niveau", "no_rewards": "Handl mere for at låse op for belønninger",
     "close": "Luk", "guest_intro": "Bliv medlem af fordelsprogrammet, og optjen point på hver ordre.",
+    "pending": "Din kode er på vej; kig forbi igen om et minut.", "failed": "Det lykkedes ikke; dine point er tilbage.",
     "point.one": "{n} point", "point.other": "{n} point",
     "rule.order": "Handl hos os", "rule.order.desc": "{points} pr. {money}",
     "rule.signup": "Opret en konto", "rule.signup.desc": "{points}",
@@ -93,6 +96,7 @@ _SV = {
     "redeem": "Lös in", "copy": "Kopiera", "copied": "Kopierad", "your_code": "Din kod", "refer": "Värva en vän",
     "activity": "Aktivitet", "next_tier": "Nästa nivå", "no_rewards": "Handla mer för att låsa upp belöningar",
     "close": "Stäng", "guest_intro": "Gå med i förmånsprogrammet och tjäna poäng på varje beställning.",
+    "pending": "Din kod är på väg; titta in igen om en minut.", "failed": "Det gick inte; dina poäng är tillbaka.",
     "point.one": "{n} poäng", "point.other": "{n} poäng",
     "rule.order": "Handla hos oss", "rule.order.desc": "{points} per {money}",
     "rule.signup": "Skapa ett konto", "rule.signup.desc": "{points}",
@@ -115,7 +119,7 @@ _SV = {
 CATALOGS = {"en": _EN, "nb": _NB, "da": _DA, "sv": _SV}
 # The UI labels the widget shows as they are (the contract's `texts` object).
 TEXT_KEYS = ("title", "launcher", "points", "join", "log_in", "redeem", "copy", "copied", "your_code", "refer",
-             "activity", "next_tier", "no_rewards", "close", "guest_intro")
+             "activity", "next_tier", "no_rewards", "close", "guest_intro", "pending", "failed")
 
 
 def supported(value: str | None) -> str | None:

@@ -22,7 +22,8 @@ def test_the_program_lists_active_rules_and_rewards_cheapest_first_and_tiers(ses
     assert body["tiers"][2]["threshold"] == 1500 and body["tiers"][2]["threshold_formatted"] == "$1,500"
     assert {"kind": "order", "title": "Shop with us", "description": "1 point per $1"} in body["earn_rules"]
     assert set(body["texts"]) == {"title", "launcher", "points", "join", "log_in", "redeem", "copy", "copied",
-                                  "your_code", "refer", "activity", "next_tier", "no_rewards", "close", "guest_intro"}
+                                  "your_code", "refer", "activity", "next_tier", "no_rewards", "close", "guest_intro",
+                                  "pending", "failed"}
     assert body["links"] == {"join_url": f"https://{shop.domain}/account/register",
                              "login_url": f"https://{shop.domain}/account/login"}
 
@@ -108,6 +109,17 @@ def test_a_fractional_percentage_reward_is_described_with_its_decimals_not_round
     assert norwegian[1250] == "12,5\u00a0% rabatt"
     me = wclient.get("/widget/v1/me?locale=en", headers=bearer(token(shop, secret, kari))).get_json()
     assert {r["points_cost"]: r["description"] for r in me["rewards"]}[1250] == "12.5% off your order"
+
+
+def test_the_widgets_redemption_messages_come_in_the_shoppers_language(session, wclient):
+    # The widget shows texts.pending / texts.failed after a redemption (English only as its fallback).
+    shop, _ = widget_shop(session)
+    english = wclient.get(f"/widget/v1/program?shop={shop.uid}&locale=en").get_json()["texts"]
+    assert english["failed"] == "That did not work; your points are back."
+    for locale in ("nb", "da", "sv"):
+        texts = wclient.get(f"/widget/v1/program?shop={shop.uid}&locale={locale}").get_json()["texts"]
+        assert texts["pending"] and texts["pending"] != english["pending"], locale
+        assert texts["failed"] and texts["failed"] != english["failed"], locale
 
 
 def test_points_based_tiers_and_custom_and_nth_rules_read_naturally(session, wclient):
