@@ -27,7 +27,7 @@ _EN = {
     "rule.order": "Shop with us", "rule.order.desc": "{points} per {money}",
     "rule.signup": "Create an account", "rule.signup.desc": "{points}",
     "rule.birthday": "Birthday", "rule.birthday.desc": "{points} on your birthday",
-    "rule.nth_order": "Every {n}th order", "rule.nth_order.desc": "{points} bonus",
+    "rule.nth_order": "Every {nth} order", "rule.nth_order.desc": "{points} bonus",
     "rule.referral_advocate": "Refer a friend", "rule.referral_advocate.desc": "{points} when a friend places their first order",
     "rule.referral_friend": "Join through a friend", "rule.referral_friend.desc": "{points} when you join through a friend's link",
     "rule.custom.desc": "{points}",
@@ -51,7 +51,7 @@ _NB = {
     "rule.order": "Handle hos oss", "rule.order.desc": "{points} per {money}",
     "rule.signup": "Opprett en konto", "rule.signup.desc": "{points}",
     "rule.birthday": "Bursdag", "rule.birthday.desc": "{points} på bursdagen din",
-    "rule.nth_order": "Hver {n}. bestilling", "rule.nth_order.desc": "{points} i bonus",
+    "rule.nth_order": "Hver {nth} bestilling", "rule.nth_order.desc": "{points} i bonus",
     "rule.referral_advocate": "Verv en venn", "rule.referral_advocate.desc": "{points} når en venn handler første gang",
     "rule.referral_friend": "Bli med via en venn", "rule.referral_friend.desc": "{points} når du blir med via en venns lenke",
     "rule.custom.desc": "{points}",
@@ -76,7 +76,7 @@ _DA = {
     "rule.order": "Handl hos os", "rule.order.desc": "{points} pr. {money}",
     "rule.signup": "Opret en konto", "rule.signup.desc": "{points}",
     "rule.birthday": "Fødselsdag", "rule.birthday.desc": "{points} på din fødselsdag",
-    "rule.nth_order": "Hver {n}. ordre", "rule.nth_order.desc": "{points} i bonus",
+    "rule.nth_order": "Hver {nth} ordre", "rule.nth_order.desc": "{points} i bonus",
     "rule.referral_advocate": "Henvis en ven", "rule.referral_advocate.desc": "{points}, når en ven handler første gang",
     "rule.referral_friend": "Bliv medlem via en ven", "rule.referral_friend.desc": "{points}, når du bliver medlem via en vens link",
     "rule.custom.desc": "{points}",
@@ -101,7 +101,7 @@ _SV = {
     "rule.order": "Handla hos oss", "rule.order.desc": "{points} per {money}",
     "rule.signup": "Skapa ett konto", "rule.signup.desc": "{points}",
     "rule.birthday": "Födelsedag", "rule.birthday.desc": "{points} på din födelsedag",
-    "rule.nth_order": "Var {n}:e beställning", "rule.nth_order.desc": "{points} i bonus",
+    "rule.nth_order": "Var {nth} beställning", "rule.nth_order.desc": "{points} i bonus",
     "rule.referral_advocate": "Värva en vän", "rule.referral_advocate.desc": "{points} när en vän handlar första gången",
     "rule.referral_friend": "Gå med via en vän", "rule.referral_friend.desc": "{points} när du går med via en väns länk",
     "rule.custom.desc": "{points}",
@@ -185,6 +185,17 @@ def number(value: int | Decimal, locale: str) -> str:
         if group is not None:
             return f"{value:,}".replace(",", group)
     return format_decimal(value, locale=_babel(locale))
+
+
+# Ordinal suffixes per CLDR ordinal plural form (Babel's Locale.ordinal_form): 2nd/3rd/11th, 2:a/3:e, 3.
+_ORDINALS = {"en": {"one": "st", "two": "nd", "few": "rd", "other": "th"}, "sv": {"one": ":a", "other": ":e"},
+             "nb": {"other": "."}, "da": {"other": "."}}
+
+
+def ordinal(value: int, locale: str) -> str:
+    """3 -> '3rd' (en), '3:e' (sv), '3.' (nb, da)."""
+    suffixes = _ORDINALS[locale]
+    return f"{value}{suffixes.get(_babel(locale).ordinal_form(value), suffixes['other'])}"
 
 
 def points(value: int | Decimal, locale: str) -> str:

@@ -63,7 +63,8 @@ def earn_rule(rule: EarnRule, currency: str, locale: str) -> dict:
                                 money=i18n.money(unit.quantize(Decimal("0.01")), currency, locale))
     else:
         description = i18n.text(locale, f"rule.{rule.kind}.desc", points=i18n.points(rule.points or 0, locale))
-    title = rule.name if rule.kind == "custom" else i18n.text(locale, f"rule.{rule.kind}", n=rule.every_n or "")
+    nth = i18n.ordinal(rule.every_n, locale) if rule.every_n else ""
+    title = rule.name if rule.kind == "custom" else i18n.text(locale, f"rule.{rule.kind}", nth=nth)
     return {"kind": rule.kind, "title": title, "description": description}
 
 

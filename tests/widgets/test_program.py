@@ -134,6 +134,26 @@ def test_points_based_tiers_and_custom_and_nth_rules_read_naturally(session, wcl
     assert rules["custom"] == {"kind": "custom", "title": "Write a review", "description": "25 points"}
 
 
+def test_an_every_nth_order_rule_reads_with_the_right_ordinal_per_language(session, wclient):
+    shop, _ = widget_shop(session)
+    rule = set_rule(session, shop, "nth_order", every_n=3, points=100)
+    session.commit()
+    url = f"/widget/v1/program?shop={shop.uid}"
+
+    def title(every_n: int, locale: str) -> str:
+        rule.every_n = every_n
+        session.commit()
+        rules = wclient.get(f"{url}&locale={locale}").get_json()["earn_rules"]
+        return next(r["title"] for r in rules if r["kind"] == "nth_order")
+
+    assert [title(n, "en") for n in (2, 3, 4, 11, 12, 13, 21, 22, 23, 101)] == [
+        "Every 2nd order", "Every 3rd order", "Every 4th order", "Every 11th order", "Every 12th order",
+        "Every 13th order", "Every 21st order", "Every 22nd order", "Every 23rd order", "Every 101st order"]
+    assert [title(n, "sv") for n in (2, 3, 12, 22)] == [
+        "Var 2:a beställning", "Var 3:e beställning", "Var 12:e beställning", "Var 22:a beställning"]
+    assert title(3, "nb") == "Hver 3. bestilling" and title(3, "da") == "Hver 3. ordre"
+
+
 def test_a_signed_in_shopper_gets_the_same_program_from_their_token(session, wclient):
     shop, secret = widget_shop(session)
     kari = shopper(session, shop)
