@@ -86,7 +86,9 @@ def static_file(filename: str):
         "Access-Control-Allow-Origin": "*",
     })
     response.set_etag(etag)
-    if request.if_none_match.contains(asset.version) or request.if_none_match.contains(asset.version + "-gzip"):
+    # Weak comparison, as If-None-Match requires: a compressing proxy turns the tag into W/"...".
+    matches = request.if_none_match.contains_weak
+    if matches(asset.version) or matches(asset.version + "-gzip"):
         response.status_code = 304
         return response
     response.set_data(asset.gzipped if compressed else asset.body)

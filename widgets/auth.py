@@ -124,7 +124,7 @@ def _from_token(token: str, lookup) -> Shopper:
     except InvalidCustomerToken as exc:
         raise unauthorized(str(exc)) from None
     named = request.args.get("shop", "").strip()
-    if named and named not in (shop.uid, shop.domain):
+    if named and not _names(named, shop):
         raise unauthorized("the token belongs to another shop")
     if customer_ref != subject:
         customer = account = None
@@ -147,8 +147,19 @@ def _from_app_proxy(lookup) -> Shopper:
 def shop_by_ref(ref: str) -> Shop | None:
     """An active shop by its uid or its domain (WooCommerce domains are URLs; the scheme may be left out)."""
     ref = ref.rstrip("/")
-    domains = {ref, f"https://{ref}"} if "://" not in ref else {ref}
-    return _active_shop(or_(Shop.uid == ref, Shop.domain.in_(domains)))
+    if "\x00" in ref:  # no shop has one, and PostgreSQL refuses it in a query (a 500)
+        return None
+    return _active_shop(or_(Shop.uid == ref, Shop.domain.in_(_domains(ref))))
+
+
+def _domains(ref: str) -> set[str]:
+    return {ref, f"https://{ref}"} if "://" not in ref else {ref}
+
+
+def _names(ref: str, shop: Shop | ShopView) -> bool:
+    """Whether `ref` names `shop` the way shop_by_ref would find it."""
+    ref = ref.rstrip("/")
+    return ref == shop.uid or shop.domain in _domains(ref)
 
 
 def _active_shop(*conditions) -> Shop | None:

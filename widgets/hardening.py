@@ -80,8 +80,9 @@ def _skips_the_limiter() -> bool:
     # GET /me counts the same two limits itself, in one Redis round trip (hit_read_limits); and
     # only the widget's blueprints have limits: webhooks, the console and the admin API have none
     # here (a platform's burst is never throttled; staff sign-in has its own throttle).
+    # (HEAD runs the GET view, so it too counts itself.)
     return request.blueprint not in _LIMITED_BLUEPRINTS or (request.endpoint == SELF_LIMITED
-                                                            and request.method == "GET")
+                                                            and request.method in ("GET", "HEAD"))
 
 
 def _not_for_self_limited(app: Flask, limiter: Limiter) -> None:

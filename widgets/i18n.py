@@ -16,19 +16,18 @@ from app.email.i18n import ALIASES
 
 SUPPORTED = ("en", "nb", "da", "sv")
 DEFAULT = "en"
-# What a browser may ask for that we serve, for werkzeug's Accept-Language matching.
-_ACCEPTED = SUPPORTED + tuple(ALIASES)
 
 _EN = {
     "title": "Rewards", "launcher": "Rewards", "points": "points", "join": "Join now", "log_in": "Log in",
     "redeem": "Redeem", "copy": "Copy", "copied": "Copied", "your_code": "Your code", "refer": "Refer a friend",
     "activity": "Activity", "next_tier": "Next tier", "no_rewards": "Keep shopping to unlock rewards",
     "close": "Close", "guest_intro": "Join our rewards program to earn points on every order.",
+    "pending": "Your code is on its way; check back in a minute.", "failed": "That did not work; your points are back.",
     "point.one": "{n} point", "point.other": "{n} points",
     "rule.order": "Shop with us", "rule.order.desc": "{points} per {money}",
     "rule.signup": "Create an account", "rule.signup.desc": "{points}",
     "rule.birthday": "Birthday", "rule.birthday.desc": "{points} on your birthday",
-    "rule.nth_order": "Every {n}th order", "rule.nth_order.desc": "{points} bonus",
+    "rule.nth_order": "Every {nth} order", "rule.nth_order.desc": "{points} bonus",
     "rule.referral_advocate": "Refer a friend", "rule.referral_advocate.desc": "{points} when a friend places their first order",
     "rule.referral_friend": "Join through a friend", "rule.referral_friend.desc": "{points} when you join through a friend's link",
     "rule.custom.desc": "{points}",
@@ -47,11 +46,12 @@ _NB = {
     "redeem": "Løs inn", "copy": "Kopier", "copied": "Kopiert", "your_code": "Din kode", "refer": "Verv en venn",
     "activity": "Aktivitet", "next_tier": "Neste nivå", "no_rewards": "Handle mer for å låse opp belønninger",
     "close": "Lukk", "guest_intro": "Bli med i fordelsprogrammet og tjen poeng på hver bestilling.",
+    "pending": "Koden din er på vei; sjekk igjen om et minutt.", "failed": "Det gikk ikke; poengene dine er tilbake.",
     "point.one": "{n} poeng", "point.other": "{n} poeng",
     "rule.order": "Handle hos oss", "rule.order.desc": "{points} per {money}",
     "rule.signup": "Opprett en konto", "rule.signup.desc": "{points}",
     "rule.birthday": "Bursdag", "rule.birthday.desc": "{points} på bursdagen din",
-    "rule.nth_order": "Hver {n}. bestilling", "rule.nth_order.desc": "{points} i bonus",
+    "rule.nth_order": "Hver {nth} bestilling", "rule.nth_order.desc": "{points} i bonus",
     "rule.referral_advocate": "Verv en venn", "rule.referral_advocate.desc": "{points} når en venn handler første gang",
     "rule.referral_friend": "Bli med via en venn", "rule.referral_friend.desc": "{points} når du blir med via en venns lenke",
     "rule.custom.desc": "{points}",
@@ -71,11 +71,12 @@ _DA = {
     "redeem": "Indløs", "copy": "Kopiér", "copied": "Kopieret", "your_code": "Din kode", "refer": "Henvis en ven",
     "activity": "Aktivitet", "next_tier": "Næste niveau", "no_rewards": "Handl mere for at låse op for belønninger",
     "close": "Luk", "guest_intro": "Bliv medlem af fordelsprogrammet, og optjen point på hver ordre.",
+    "pending": "Din kode er på vej; kig forbi igen om et minut.", "failed": "Det lykkedes ikke; dine point er tilbage.",
     "point.one": "{n} point", "point.other": "{n} point",
     "rule.order": "Handl hos os", "rule.order.desc": "{points} pr. {money}",
     "rule.signup": "Opret en konto", "rule.signup.desc": "{points}",
     "rule.birthday": "Fødselsdag", "rule.birthday.desc": "{points} på din fødselsdag",
-    "rule.nth_order": "Hver {n}. ordre", "rule.nth_order.desc": "{points} i bonus",
+    "rule.nth_order": "Hver {nth} ordre", "rule.nth_order.desc": "{points} i bonus",
     "rule.referral_advocate": "Henvis en ven", "rule.referral_advocate.desc": "{points}, når en ven handler første gang",
     "rule.referral_friend": "Bliv medlem via en ven", "rule.referral_friend.desc": "{points}, når du bliver medlem via en vens link",
     "rule.custom.desc": "{points}",
@@ -95,11 +96,12 @@ _SV = {
     "redeem": "Lös in", "copy": "Kopiera", "copied": "Kopierad", "your_code": "Din kod", "refer": "Värva en vän",
     "activity": "Aktivitet", "next_tier": "Nästa nivå", "no_rewards": "Handla mer för att låsa upp belöningar",
     "close": "Stäng", "guest_intro": "Gå med i förmånsprogrammet och tjäna poäng på varje beställning.",
+    "pending": "Din kod är på väg; titta in igen om en minut.", "failed": "Det gick inte; dina poäng är tillbaka.",
     "point.one": "{n} poäng", "point.other": "{n} poäng",
     "rule.order": "Handla hos oss", "rule.order.desc": "{points} per {money}",
     "rule.signup": "Skapa ett konto", "rule.signup.desc": "{points}",
     "rule.birthday": "Födelsedag", "rule.birthday.desc": "{points} på din födelsedag",
-    "rule.nth_order": "Var {n}:e beställning", "rule.nth_order.desc": "{points} i bonus",
+    "rule.nth_order": "Var {nth} beställning", "rule.nth_order.desc": "{points} i bonus",
     "rule.referral_advocate": "Värva en vän", "rule.referral_advocate.desc": "{points} när en vän handlar första gången",
     "rule.referral_friend": "Gå med via en vän", "rule.referral_friend.desc": "{points} när du går med via en väns länk",
     "rule.custom.desc": "{points}",
@@ -117,7 +119,7 @@ _SV = {
 CATALOGS = {"en": _EN, "nb": _NB, "da": _DA, "sv": _SV}
 # The UI labels the widget shows as they are (the contract's `texts` object).
 TEXT_KEYS = ("title", "launcher", "points", "join", "log_in", "redeem", "copy", "copied", "your_code", "refer",
-             "activity", "next_tier", "no_rewards", "close", "guest_intro")
+             "activity", "next_tier", "no_rewards", "close", "guest_intro", "pending", "failed")
 
 
 def supported(value: str | None) -> str | None:
@@ -129,8 +131,17 @@ def supported(value: str | None) -> str | None:
 
 def choose_locale(param: str | None, accept_languages, shop_locale: str | None) -> str:
     """The `locale` parameter, else the browser's Accept-Language, else the shop's locale, else English."""
-    return (supported(param) or supported(accept_languages.best_match(_ACCEPTED))
-            or supported(shop_locale) or DEFAULT)
+    return supported(param) or _preferred(accept_languages) or supported(shop_locale) or DEFAULT
+
+
+def _preferred(accept_languages) -> str | None:
+    """The browser's most preferred language we serve. Not werkzeug's best_match: it takes any
+    exact match first, so "sv-SE, en;q=0.8" chose English. Sorted by q, "*" last; q=0 is a refusal."""
+    for value, quality in accept_languages:
+        found = supported(value) if quality > 0 else None
+        if found:
+            return found
+    return None
 
 
 def texts(locale: str) -> dict[str, str]:
@@ -176,6 +187,17 @@ def number(value: int | Decimal, locale: str) -> str:
     return format_decimal(value, locale=_babel(locale))
 
 
+# Ordinal suffixes per CLDR ordinal plural form (Babel's Locale.ordinal_form): 2nd/3rd/11th, 2:a/3:e, 3.
+_ORDINALS = {"en": {"one": "st", "two": "nd", "few": "rd", "other": "th"}, "sv": {"one": ":a", "other": ":e"},
+             "nb": {"other": "."}, "da": {"other": "."}}
+
+
+def ordinal(value: int, locale: str) -> str:
+    """3 -> '3rd' (en), '3:e' (sv), '3.' (nb, da)."""
+    suffixes = _ORDINALS[locale]
+    return f"{value}{suffixes.get(_babel(locale).ordinal_form(value), suffixes['other'])}"
+
+
 def points(value: int | Decimal, locale: str) -> str:
     """'1 point', '1 250 points', '1 250 poeng', '2.5 points'."""
     return text(locale, "point.one" if value == 1 else "point.other", n=number(value, locale))
@@ -197,5 +219,6 @@ def money(amount: Decimal, currency: str, locale: str) -> str:
 
 
 def percent(value: Decimal, locale: str) -> str:
-    """10 -> '10 %' (nb, sv, da) or '10%' (en), per the locale's percent pattern."""
-    return format_percent(Decimal(value) / 100, locale=_babel(locale))
+    """10 -> '10 %' (nb, sv, da) or '10%' (en), per the locale's percent pattern; 12.5 -> '12.5%'
+    (the pattern has no decimals, and rounding would show another discount than the code gives)."""
+    return format_percent(Decimal(value) / 100, locale=_babel(locale), decimal_quantization=False)

@@ -26,8 +26,11 @@ def program():
     locale = request_locale(shop)
     body = json.dumps(program_body(shop, locale), ensure_ascii=False, separators=(",", ":")).encode()
     etag = hashlib.sha256(body).hexdigest()[:32]
-    headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept-Language"}
-    if request.if_none_match.contains(etag):
+    # Authorization too: without ?shop= a customer token alone names the shop, and `public` lets
+    # a shared cache store answers to requests that carry one.
+    headers = {"Cache-Control": CACHE_CONTROL, "Vary": "Accept-Language, Authorization"}
+    # Weak comparison, as If-None-Match requires: a compressing proxy turns the tag into W/"...".
+    if request.if_none_match.contains_weak(etag):
         response = Response(status=304, headers=headers)
     else:
         response = Response(body, status=200, mimetype="application/json", headers=headers)
@@ -60,7 +63,8 @@ def earn_rule(rule: EarnRule, currency: str, locale: str) -> dict:
                                 money=i18n.money(unit.quantize(Decimal("0.01")), currency, locale))
     else:
         description = i18n.text(locale, f"rule.{rule.kind}.desc", points=i18n.points(rule.points or 0, locale))
-    title = rule.name if rule.kind == "custom" else i18n.text(locale, f"rule.{rule.kind}", n=rule.every_n or "")
+    nth = i18n.ordinal(rule.every_n, locale) if rule.every_n else ""
+    title = rule.name if rule.kind == "custom" else i18n.text(locale, f"rule.{rule.kind}", nth=nth)
     return {"kind": rule.kind, "title": title, "description": description}
 
 

@@ -20,14 +20,17 @@ from widgets.errors import WidgetError
 from widgets.me import PRIVATE
 from widgets.schemas import redeem_body
 
+MAX_IDEMPOTENCY_KEY = 200  # redemptions.idempotency_key is a VARCHAR(200)
+
 
 @bp.post("/me/redemptions")
 def redeem():
     shopper, customer = require_customer()
     key = request.headers.get("Idempotency-Key", "").strip()
-    if not key:
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:  # the domain refuses longer ones too, as a 422
         raise WidgetError(400, "idempotency_key_required",
-                          "send an Idempotency-Key header (a fresh UUID per redeem click, reused on retry)")
+                          f"send an Idempotency-Key header of 1 to {MAX_IDEMPOTENCY_KEY} characters "
+                          "(a fresh UUID per redeem click, reused on retry)")
     reward_id = redeem_body.load(request.get_json(silent=False) or {})["reward_id"]
     session = db.session
     result = redeem_reward(session, shopper.shop.id, customer.id, reward_id, key, utcnow())

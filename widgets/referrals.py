@@ -32,7 +32,7 @@ _CODE = re.compile(r"[A-Za-z0-9]{4,32}")
 _PATH = re.compile(r"/(?!/)[A-Za-z0-9/_.~%-]{0,511}")
 
 
-@bp.get("/r/<code>")
+@bp.get("/r/<code>", strict_slashes=False)  # "/r/CODE/" too: pasted links gain a slash
 def follow(code: str):
     advocate = advocate_for_link(db.session, code) if _CODE.fullmatch(code) else None
     if advocate is None:

@@ -11,8 +11,9 @@ class ActivityQuery(Schema):
     class Meta:
         unknown = EXCLUDE  # app proxy and locale parameters ride along in the same query
 
-    # Opaque to clients; today the id of the last entry of the previous page.
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1), strict=False)
+    # Opaque to clients; today the id of the last entry of the previous page (a bigint: a larger
+    # one would reach the database and fail there, a 500).
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID), strict=False)
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_ACTIVITY_PAGE))
 
 

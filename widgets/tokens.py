@@ -97,6 +97,8 @@ def _parse(token: str) -> _Parsed | None:
         header, claims = json.loads(_segment(parts[0])), json.loads(_segment(parts[1]))
     except (ValueError, binascii.Error):  # bad base64, bad UTF-8 or bad JSON
         return None
+    except RecursionError:  # JSON nested deeper than the parser's recursion limit ("[[[[..."): garbage
+        return None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         return None
     return _Parsed(header, claims)
@@ -109,8 +111,12 @@ def unverified_claims(token: str) -> tuple[str | None, str | None]:
     if parsed is None:
         return None, None
     audience, subject = parsed.claims.get("aud"), parsed.claims.get("sub")
-    return (audience if isinstance(audience, str) and 0 < len(audience) <= 64 else None,
-            subject if isinstance(subject, str) and 0 < len(subject) <= 64 else None)
+    return (audience if _usable(audience) else None, subject if _usable(subject) else None)
+
+
+def _usable(claim) -> bool:
+    # A string the lookup can bind: PostgreSQL text holds no NUL (the driver refuses it: a 500).
+    return isinstance(claim, str) and 0 < len(claim) <= 64 and "\x00" not in claim
 
 
 def verify_customer_token(token: str, secret: str, shop_uid: str) -> str:
@@ -127,6 +133,6 @@ def verify_customer_token(token: str, secret: str, shop_uid: str) -> str:
     issued, expires, subject = claims["iat"], claims["exp"], claims["sub"]
     if not isinstance(issued, int) or not isinstance(expires, int) or expires - issued > MAX_LIFETIME_SECONDS:
         raise InvalidCustomerToken("the token lives longer than 24 hours")
-    if not isinstance(subject, str) or not subject or len(subject) > 64:
+    if not _usable(subject):
         raise InvalidCustomerToken("the token's `sub` must be the customer id as a string")
     return subject

@@ -52,6 +52,12 @@ def test_a_matching_if_none_match_answers_304_without_a_body_for_either_encoding
     assert client.get(SCRIPT_URL, headers={"If-None-Match": '"stale"'}).status_code == 200
 
 
+def test_a_weakened_etag_from_a_compressing_proxy_still_answers_304(client):
+    etag = client.get(SCRIPT_URL, headers={"Accept-Encoding": "identity"}).headers["ETag"]
+    again = client.get(SCRIPT_URL, headers={"If-None-Match": f"W/{etag}"})
+    assert again.status_code == 304 and again.get_data() == b""
+
+
 def test_files_outside_the_static_folder_and_unknown_files_are_404_json(client):
     for path in ("/widget/static/../assets.py", "/widget/static/..%2Fassets.py", "/widget/static/nope.js"):
         response = client.get(path)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 from tests.factories import make_customer, make_shop
+from widgets.tokens import ensure_widget_secret
 from tests.widgets.helpers import (bearer, proxy_app, proxy_client, proxy_query, proxy_session, shopper,  # noqa: F401
                                    token, wclient, widget_shop)
 
@@ -48,6 +49,38 @@ def test_tampered_tokens_are_refused(session, wclient):
         "not-a-jwt",
     ):
         assert _unauthorized(wclient.get("/widget/v1/me", headers=bearer(bad))), bad
+
+
+def test_a_token_of_deeply_nested_json_is_401_not_a_500(session, wclient):
+    # ~1.4 KB of "[" exhausts the JSON parser's recursion limit: anyone can send it, no secret needed.
+    shop, _ = widget_shop(session)
+
+    def segment(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+    for header, payload in (('{"alg":"HS256"}', "[" * 5000), ("[" * 5000, json.dumps({"aud": shop.uid})),
+                            ('{"alg":"HS256"}', '{"aud":' + "[" * 5000)):
+        nested = f"{segment(header)}.{segment(payload)}.c2ln"
+        for path in ("/widget/v1/me", "/widget/v1/program"):
+            assert _unauthorized(wclient.get(path, headers=bearer(nested))), path
+
+
+def test_a_nul_character_in_the_shop_parameter_or_a_tokens_claims_is_refused_not_a_500(session, wclient):
+    # PostgreSQL text cannot hold NUL: such a value must never reach a query (the driver refuses it).
+    shop, secret = widget_shop(session)
+    kari = shopper(session, shop)
+    for ref in ("%00", f"{shop.uid}%00", f"{shop.domain}%00x"):
+        resp = wclient.get(f"/widget/v1/program?shop={ref}")
+        assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "shop_not_found", ref
+    resp = wclient.get("/r/NOSUCHCODE?shop=%00")
+    assert resp.status_code == 302 and resp.headers["Location"] == "https://lojal.test"
+    now = datetime.now(UTC)
+    good = _claims(shop, kari.platform_customer_id, now, now + timedelta(hours=1))
+    for claims in ({**good, "aud": "\x00"}, {**good, "aud": shop.uid + "\x00"}, {**good, "sub": "\x00"}):
+        for key in (secret, "not-the-secret-0123456789abcdef-0123"):
+            nul = jwt.encode(claims, key)
+            for path in ("/widget/v1/me", "/widget/v1/program"):
+                assert _unauthorized(wclient.get(path, headers=bearer(nul))), (claims, path)
 
 
 def test_expired_and_over_24_hour_tokens_are_refused(session, wclient):
@@ -95,6 +128,24 @@ def test_a_token_of_shop_a_cannot_act_on_shop_b(session, wclient):
     assert _unauthorized(wclient.get(f"/widget/v1/program?shop={shop_b.uid}", headers=bearer(a_token)))
     # And with no hint it reads A's customer, never B's.
     assert wclient.get("/widget/v1/me", headers=bearer(a_token)).get_json()["points_balance"] == 5
+
+
+def test_a_token_with_the_shop_named_by_its_domain_as_guests_may_name_it_is_accepted(session, wclient):
+    # ?shop= takes "the uid or domain (the scheme may be left out)" for guests: a token's shop
+    # named the same way must not be "another shop".
+    woo = make_shop(session, platform="woocommerce")
+    woo.domain = f"https://{woo.domain}"
+    secret = ensure_widget_secret(session, woo)
+    session.commit()
+    other, _ = widget_shop(session)
+    headers = bearer(token(woo, secret, shopper(session, woo, points=7)))
+    bare = woo.domain.removeprefix("https://")
+    for named in (bare, f"{bare}/", woo.domain, f"{woo.domain}/", woo.uid):
+        assert wclient.get(f"/widget/v1/program?shop={named}").status_code == 200, named  # as a guest
+        resp = wclient.get(f"/widget/v1/me?shop={named}", headers=headers)
+        assert resp.status_code == 200 and resp.get_json()["points_balance"] == 7, named
+    for named in (other.uid, other.domain, f"http://{bare}", f"{bare}.evil.example"):
+        assert _unauthorized(wclient.get(f"/widget/v1/me?shop={named}", headers=headers)), named
 
 
 def test_a_token_for_a_customer_of_another_shop_finds_nobody(session, wclient):

@@ -28,6 +28,7 @@ def test_money_per_locale_without_needless_decimals():
     assert i18n.money(Decimal("9.99"), "SEK", "sv") == "9,99\u00a0kr"
     assert i18n.money(Decimal("25"), "DKK", "da") == "25\u00a0kr."
     assert i18n.percent(Decimal("10"), "nb") == "10\u00a0%" and i18n.percent(Decimal("10"), "en") == "10%"
+    assert i18n.percent(Decimal("12.50"), "en") == "12.5%" and i18n.percent(Decimal("12.5"), "da") == "12,5\u00a0%"
 
 
 def test_locale_choice_and_fallbacks():
@@ -36,6 +37,17 @@ def test_locale_choice_and_fallbacks():
     assert i18n.choose_locale(None, _accept("nn-NO"), "en") == "nb"
     assert i18n.choose_locale(None, _accept("de-DE"), "sv_SE") == "sv"
     assert i18n.choose_locale("xx", _accept(""), None) == "en"
+
+
+def test_accept_language_is_followed_in_the_browsers_order_of_preference():
+    # A regional tag the browser prefers wins over a plainer one it likes less.
+    assert i18n.choose_locale(None, _accept("sv-SE, en;q=0.8"), "en") == "sv"
+    assert i18n.choose_locale(None, _accept("en;q=0.5, nb-NO;q=0.9"), "en") == "nb"
+    assert i18n.choose_locale(None, _accept("de-DE, da-DK;q=0.7, en;q=0.3"), "en") == "da"
+    # q=0 is "not this one"; "*" is no preference at all: the shop's locale decides.
+    assert i18n.choose_locale(None, _accept("sv;q=0, da;q=0.1"), "en") == "da"
+    assert i18n.choose_locale(None, _accept("*"), "nb") == "nb"
+    assert i18n.choose_locale(None, _accept("sv;q=0"), "da") == "da"
 
 
 def test_every_locale_has_every_text():

@@ -131,6 +131,17 @@ def test_activity_rejects_bad_paging_parameters(session, wclient):
         assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "validation_failed", query
 
 
+def test_an_activity_cursor_beyond_a_bigint_is_422_not_a_database_error(session, wclient):
+    shop, secret = widget_shop(session)
+    headers = bearer(token(shop, secret, shopper(session, shop, points=10)))
+    for cursor in ("9223372036854775808", "99999999999999999999"):
+        resp = wclient.get(f"/widget/v1/me/activity?cursor={cursor}", headers=headers)
+        assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "validation_failed", cursor
+    # The largest id still pages normally.
+    resp = wclient.get("/widget/v1/me/activity?cursor=9223372036854775807", headers=headers)
+    assert resp.status_code == 200 and len(resp.get_json()["entries"]) == 1
+
+
 def test_pending_points_and_redemptions_read_well_in_activity(session, wclient):
     shop, secret = widget_shop(session)
     kari = shopper(session, shop)

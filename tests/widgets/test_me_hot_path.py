@@ -144,6 +144,16 @@ def test_me_shares_the_per_shopper_counter_with_the_other_routes(tight_app):
         assert _is_429(client_for(tight_app).get("/widget/v1/me/activity", headers=headers))
 
 
+def test_a_head_request_for_me_counts_once_against_the_limits_not_twice(tight_app):
+    # HEAD runs the GET view, which counts its own limits; Flask-Limiter must not count it again.
+    with app_session(tight_app) as session:
+        shop, secret = widget_shop(session)
+        headers = bearer(token(shop, secret, shopper(session, shop)))
+        for _ in range(3):  # the per-shopper limit is 3/minute
+            assert client_for(tight_app).head("/widget/v1/me", headers=headers).status_code == 200
+        assert _is_429(client_for(tight_app).get("/widget/v1/me", headers=headers))
+
+
 def test_me_shares_the_per_ip_counter_with_the_other_routes_and_counts_refusals(tight_app):
     with app_session(tight_app) as session:
         shop, secret = widget_shop(session)

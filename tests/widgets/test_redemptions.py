@@ -129,6 +129,16 @@ def test_a_missing_idempotency_key_is_400_and_bad_bodies_are_422(inproc_app):
         assert _balance(session, kari) == 400
 
 
+def test_an_over_long_idempotency_key_is_400_like_a_missing_one_and_200_characters_are_fine(inproc_app):
+    # One code, one status (the contract: idempotency_key_required is 400), before anything is read.
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        resp = _redeem(client, shop, secret, kari, rewards[300].id, key="k" * 201)
+        assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "idempotency_key_required"
+        assert _balance(session, kari) == 700
+        assert _redeem(client, shop, secret, kari, rewards[300].id, key="k" * 200).status_code == 201
+
+
 def test_an_oversized_body_is_413(inproc_app):
     with serving(inproc_app) as (session, client):
         shop, secret, kari, rewards = _setup(session)

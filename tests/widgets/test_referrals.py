@@ -35,6 +35,16 @@ def test_codes_are_read_case_insensitively_and_each_click_counts(session, wclien
     assert len(_clicks(session, kari)) == 2
 
 
+def test_a_link_pasted_with_a_trailing_slash_still_lands_on_the_store_not_an_error(session, wclient):
+    # Messengers and shoppers add the slash; the README promises "never an error page".
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    resp = wclient.get(f"/r/{kari.referral_code}/")
+    assert resp.status_code == 302 and resp.headers["Location"] == f"https://{shop.domain}/?ref={kari.referral_code}"
+    assert len(_clicks(session, kari)) == 1
+    assert wclient.get("/r/NOSUCHCODE/").headers["Location"] == "https://lojal.test"
+
+
 def test_a_woocommerce_store_and_a_custom_storefront_domain_are_the_landing_pages(session, wclient):
     woo = make_shop(session, platform="woocommerce")
     woo.domain = "https://butikk.example/shop"
