@@ -42,6 +42,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.logging import configure_logging
 
     configure_logging(app)
+    if app.config["TRUSTED_PROXY_HOPS"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client's address (per-IP rate limits, logs) and scheme, as the trusted proxies saw them.
+        hops = app.config["TRUSTED_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     _init_extensions(app)
     _register_blueprints(app)
 

@@ -62,6 +62,9 @@ class ConfigSchema(Schema):
     WIDGET_RATE_LIMIT = fields.String(load_default="120/minute", validate=_rate_limit)          # per shopper
     WIDGET_IP_RATE_LIMIT = fields.String(load_default="600/minute", validate=_rate_limit)       # per client IP
     WIDGET_REDEEM_RATE_LIMIT = fields.String(load_default="10/minute", validate=_rate_limit)    # redemptions per shopper
+    # How many reverse proxies (load balancers) in front of the app set X-Forwarded-For/-Proto:
+    # 0 trusts none (a client could forge them); 1 behind one load balancer, and so on.
+    TRUSTED_PROXY_HOPS = fields.Integer(load_default=0, validate=validate.Range(min=0, max=5))
     WIDGET_MAX_BODY = fields.Integer(load_default=4096, validate=validate.Range(min=256, max=1_048_576))
 
     @validates("TOKEN_ENCRYPTION_KEYS")

@@ -99,6 +99,21 @@ def test_one_ip_over_the_limit_gets_429_whoever_it_claims_to_be(tight):
     assert _client(flask_app, "10.2.0.2").get(f"/widget/v1/program?shop={shop.uid}").status_code == 200
 
 
+def test_behind_one_trusted_proxy_each_forwarded_client_ip_has_its_own_limit(app):
+    behind_lb = create_app(test_config(WIDGET_IP_RATE_LIMIT="2/minute", TRUSTED_PROXY_HOPS="1"))
+    with app_session(behind_lb) as session:
+        shop, _ = widget_shop(session)
+        balancer = _client(behind_lb, "10.9.0.1")  # every request comes from the load balancer
+        url = f"/widget/v1/program?shop={shop.uid}"
+        for _ in range(2):
+            assert balancer.get(url, headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 200
+        assert _is_429(balancer.get(url, headers={"X-Forwarded-For": "203.0.113.7"}))
+        # Another shopper behind the same balancer is not blocked by the first one's requests.
+        assert balancer.get(url, headers={"X-Forwarded-For": "203.0.113.8"}).status_code == 200
+        # Only the hop the balancer added counts: a client-forged address before it is ignored.
+        assert _is_429(balancer.get(url, headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}))
+
+
 def test_redemptions_have_their_own_tighter_limit(tight):
     session, flask_app = tight
     shop, secret = widget_shop(session)
