@@ -143,3 +143,14 @@ def test_a_retried_adjustment_with_the_same_idempotency_key_adjusts_once(client,
     # Another caller's identical key is their own adjustment.
     other = client.post(f"{API}/customers/{customer_a.id}/adjustments", json=body, headers=shop_a.headers["owner"])
     assert other.get_json()["points_balance"] == 80
+
+
+def test_an_adjustment_past_the_largest_balance_is_refused_not_a_database_error(client, session, shop_a):
+    # points_balance is a 32-bit column: a positive adjustment must not overflow it into a 500.
+    rich = make_customer(session, shop_a.shop, points_balance=2**31 - 1 - 999_999)
+    session.commit()
+    response = _adjust(client, shop_a.headers["owner"], rich.id, 1_000_000)
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "points_out_of_range"
+    session.refresh(rich)
+    assert rich.points_balance == 2**31 - 1 - 999_999
+    assert _adjust(client, shop_a.headers["owner"], rich.id, 999_999).status_code == 201
