@@ -84,6 +84,11 @@ def list_staff(session: Session, shop_id: int) -> list[StaffUser]:
 def update_staff(session: Session, shop_id: int, staff_id: int, changes: dict, *, actor: str,
                  now: datetime) -> StaffUser:
     """`changes`: any of name, role, disabled (bool), password."""
+    # The shop's active owners are locked (in id order, before the member) so that two owners
+    # demoting each other at once cannot both count the other and leave the shop without one.
+    session.scalars(select(StaffUser.id).where(StaffUser.shop_id == shop_id, StaffUser.role == "owner",
+                                               StaffUser.disabled_at.is_(None))
+                    .order_by(StaffUser.id).with_for_update()).all()
     staff = get_staff(session, shop_id, staff_id, lock=True)
     demoted = changes.get("role", staff.role) != "owner" or changes.get("disabled", False)
     if staff.role == "owner" and staff.disabled_at is None and demoted and _active_owners(session, shop_id) <= 1:
