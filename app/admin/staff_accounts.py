@@ -93,6 +93,7 @@ def update_staff(session: Session, shop_id: int, staff_id: int, changes: dict, *
     demoted = changes.get("role", staff.role) != "owner" or changes.get("disabled", False)
     if staff.role == "owner" and staff.disabled_at is None and demoted and _active_owners(session, shop_id) <= 1:
         raise LoyaltyError("the shop's last active owner cannot be demoted or disabled", code="last_owner")
+    before = {"name": staff.name, "role": staff.role, "disabled": staff.disabled_at is not None}
     ends_sessions = False
     if "name" in changes:
         staff.name = changes["name"]
@@ -105,7 +106,8 @@ def update_staff(session: Session, shop_id: int, staff_id: int, changes: dict, *
     if ends_sessions:
         staff.session_version += 1
     audit.record(session, shop_id, actor, "staff.update", target_type="staff", target_id=staff.id,
-                 details={k: ("(changed)" if k == "password" else v) for k, v in changes.items()})
+                 details={**{k: ("(changed)" if k == "password" else v) for k, v in changes.items()},
+                          "before": {k: before[k] for k in changes if k in before}})
     return staff
 
 

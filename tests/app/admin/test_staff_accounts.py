@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.admin.staff_accounts import update_staff
 from app.extensions import db
 from app.loyalty.errors import LoyaltyError
-from app.models import StaffUser
+from app.models import AuditLog, StaffUser
 from tests.factories import make_shop, make_staff
 
 
@@ -44,3 +44,17 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(app, session):
     owners = session.scalar(select(func.count()).select_from(StaffUser).where(
         StaffUser.shop_id == shop_id, StaffUser.role == "owner", StaffUser.disabled_at.is_(None)))
     assert owners == 1
+
+
+def test_a_staff_change_is_audited_with_the_values_before_it(session):
+    shop = make_shop(session)
+    owner, agent = make_staff(session, shop, "owner"), make_staff(session, shop, "support", name="Ann")
+    update_staff(session, shop.id, agent.id, {"role": "owner", "name": "Ann B", "password": "a-new-password"},
+                 actor="staff:1:boss", now=datetime.now(UTC))
+    update_staff(session, shop.id, agent.id, {"disabled": True}, actor="staff:1:boss", now=datetime.now(UTC))
+    rows = session.scalars(select(AuditLog).where(AuditLog.shop_id == shop.id, AuditLog.action == "staff.update")
+                           .order_by(AuditLog.id)).all()
+    assert [r.details for r in rows] == [
+        {"role": "owner", "name": "Ann B", "password": "(changed)", "before": {"role": "support", "name": "Ann"}},
+        {"disabled": True, "before": {"disabled": False}},
+    ]
