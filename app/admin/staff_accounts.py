@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.admin.auth import (InvalidCredentials, StaffIdentity, hash_password, hash_token, new_api_token, normalize_staff_email,
                             staff_actor, token_actor)
 from app.loyalty import audit
-from app.loyalty.adjustments import adjust_points
+from app.loyalty.adjustments import adjust_points, is_replay
 from app.loyalty.customer_search import get_customer
 from app.loyalty.errors import Forbidden, LoyaltyError, NotFound
 from app.loyalty.support_limits import enforce_support_limit
@@ -164,7 +164,9 @@ def adjust_as(session: Session, identity: StaffIdentity, customer_id: int, point
     """adjust_points as this staff member (API and console): support within the shop's
     per-adjustment and daily limits, owners unlimited. NotFound for another shop's customer."""
     get_customer(session, identity.shop_id, customer_id)
-    if identity.role != "owner":
+    # A retry of an adjustment already made is answered as a replay before the limits, which
+    # that very adjustment may have used up.
+    if identity.role != "owner" and not is_replay(session, identity.shop_id, idempotency_key):
         staff = get_staff(session, identity.shop_id, identity.staff_id)
         enforce_support_limit(session, identity.shop_id, staff.id, staff_actors(session, staff), points, now)
     return adjust_points(session, identity.shop_id, customer_id, points, reason=reason, actor=identity.actor,

@@ -14,6 +14,11 @@ MAX_ADJUSTMENT = 1_000_000
 MAX_BALANCE = 2**31 - 1  # customers.points_balance is a 32-bit integer
 
 
+def is_replay(session: Session, shop_id: int, idempotency_key: str | None) -> bool:
+    """Whether an adjustment with this key was already made (its retry changes nothing)."""
+    return idempotency_key is not None and entry_exists(session, shop_id, f"adjust:{idempotency_key}")
+
+
 def adjust_points(session: Session, shop_id: int, customer_id: int, points: int, *, reason: str, actor: str,
                   note: str | None = None, now: datetime, idempotency_key: str | None = None) -> int | None:
     """Add (or take) points by hand. Returns the ledger entry id (None for a replayed key).
