@@ -122,6 +122,25 @@ def test_data_request_for_an_unknown_shopper_is_answered_with_an_empty_export(se
     assert row.customer_id is None and row.export["customers"] == [] and row.export["guest_orders"] == []
 
 
+def test_data_request_exports_the_emails_win_back_sequences_and_link_clicks_held_on_the_shopper(session):
+    from app.models import EmailSend, ReferralClick, WinbackEnrollment
+
+    shop = make_shop(session)
+    shopper = make_customer(session, shop, email="held@example.com")
+    session.add_all([
+        EmailSend(shop_id=shop.id, customer_id=shopper.id, template="winback_reminder", send_key="wb-1", status="sent"),
+        WinbackEnrollment(shop_id=shop.id, customer_id=shopper.id, enrolled_at=NOW - timedelta(days=3)),
+        ReferralClick(shop_id=shop.id, advocate_id=shopper.id, clicked_at=NOW - timedelta(days=1),
+                      user_agent="the friend's browser"),
+    ])
+    session.flush()
+    apply_event(session, shop.id, CustomerDataRequest(shopper.platform_customer_id, shopper.email, "req-held", NOW))
+    [held] = session.scalars(select(DataRequest).where(DataRequest.shop_id == shop.id)).one().export["customers"]
+    assert [e["send_key"] for e in held["emails"]] == ["wb-1"]
+    assert [w["status"] for w in held["winback_enrollments"]] == ["active"]
+    assert held["referral_clicks"] == [{"clicked_at": (NOW - timedelta(days=1)).isoformat()}]  # nothing of the friend's
+
+
 def _counts(session, shop_id: int) -> dict[str, int]:
     counts = {}
     for table in db.metadata.sorted_tables:
