@@ -87,6 +87,11 @@ def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact)
         audit.record(session, shop_id, "platform", "customer.redact", target_type="customer", target_id=customer_id,
                      customer_id=customer_id)
 
+    # An SMTP refusal quotes the recipient's address: the send stays (for the shop's figures),
+    # its error text goes.
+    session.execute(update(EmailSend).where(EmailSend.shop_id == shop_id, EmailSend.customer_id.in_(ids),
+                                            EmailSend.last_error.is_not(None))
+                    .values(last_error="(redacted)").execution_options(synchronize_session="fetch"))
     session.execute(delete(DataRequest).where(
         DataRequest.shop_id == shop_id,
         or_(DataRequest.customer_id.in_(ids), *(_mentions(DataRequest.export, e) for e in emails)),
