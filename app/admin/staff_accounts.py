@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.admin.auth import (InvalidCredentials, StaffIdentity, hash_password, hash_token, new_api_token, normalize_staff_email,
                             staff_actor, token_actor)
 from app.loyalty import audit
-from app.loyalty.adjustments import adjust_points
+from app.loyalty.adjustments import adjust_points, is_replay
 from app.loyalty.customer_search import get_customer
 from app.loyalty.errors import Forbidden, LoyaltyError, NotFound
 from app.loyalty.support_limits import enforce_support_limit
@@ -84,10 +84,16 @@ def list_staff(session: Session, shop_id: int) -> list[StaffUser]:
 def update_staff(session: Session, shop_id: int, staff_id: int, changes: dict, *, actor: str,
                  now: datetime) -> StaffUser:
     """`changes`: any of name, role, disabled (bool), password."""
+    # The shop's active owners are locked (in id order, before the member) so that two owners
+    # demoting each other at once cannot both count the other and leave the shop without one.
+    session.scalars(select(StaffUser.id).where(StaffUser.shop_id == shop_id, StaffUser.role == "owner",
+                                               StaffUser.disabled_at.is_(None))
+                    .order_by(StaffUser.id).with_for_update()).all()
     staff = get_staff(session, shop_id, staff_id, lock=True)
     demoted = changes.get("role", staff.role) != "owner" or changes.get("disabled", False)
     if staff.role == "owner" and staff.disabled_at is None and demoted and _active_owners(session, shop_id) <= 1:
         raise LoyaltyError("the shop's last active owner cannot be demoted or disabled", code="last_owner")
+    before = {"name": staff.name, "role": staff.role, "disabled": staff.disabled_at is not None}
     ends_sessions = False
     if "name" in changes:
         staff.name = changes["name"]
@@ -100,7 +106,8 @@ def update_staff(session: Session, shop_id: int, staff_id: int, changes: dict, *
     if ends_sessions:
         staff.session_version += 1
     audit.record(session, shop_id, actor, "staff.update", target_type="staff", target_id=staff.id,
-                 details={k: ("(changed)" if k == "password" else v) for k, v in changes.items()})
+                 details={**{k: ("(changed)" if k == "password" else v) for k, v in changes.items()},
+                          "before": {k: before[k] for k in changes if k in before}})
     return staff
 
 
@@ -157,7 +164,9 @@ def adjust_as(session: Session, identity: StaffIdentity, customer_id: int, point
     """adjust_points as this staff member (API and console): support within the shop's
     per-adjustment and daily limits, owners unlimited. NotFound for another shop's customer."""
     get_customer(session, identity.shop_id, customer_id)
-    if identity.role != "owner":
+    # A retry of an adjustment already made is answered as a replay before the limits, which
+    # that very adjustment may have used up.
+    if identity.role != "owner" and not is_replay(session, identity.shop_id, idempotency_key):
         staff = get_staff(session, identity.shop_id, identity.staff_id)
         enforce_support_limit(session, identity.shop_id, staff.id, staff_actors(session, staff), points, now)
     return adjust_points(session, identity.shop_id, customer_id, points, reason=reason, actor=identity.actor,

@@ -11,6 +11,12 @@ from app.loyalty.errors import InsufficientPoints, Invalid
 from app.loyalty.ledger import entry_exists, lock_customer, post_entry
 
 MAX_ADJUSTMENT = 1_000_000
+MAX_BALANCE = 2**31 - 1  # customers.points_balance is a 32-bit integer
+
+
+def is_replay(session: Session, shop_id: int, idempotency_key: str | None) -> bool:
+    """Whether an adjustment with this key was already made (its retry changes nothing)."""
+    return idempotency_key is not None and entry_exists(session, shop_id, f"adjust:{idempotency_key}")
 
 
 def adjust_points(session: Session, shop_id: int, customer_id: int, points: int, *, reason: str, actor: str,
@@ -32,6 +38,9 @@ def adjust_points(session: Session, shop_id: int, customer_id: int, points: int,
         return None  # a replay: checked before the balance, which may have moved since
     if points < 0 and customer.points_balance + points < 0:
         raise InsufficientPoints(f"the balance is {customer.points_balance}; an adjustment cannot take it below zero")
+    if customer.points_balance + points > MAX_BALANCE:  # else the UPDATE overflows: a 500, not a refusal
+        raise Invalid(f"the balance is {customer.points_balance:,}; it cannot go above {MAX_BALANCE:,}",
+                      code="points_out_of_range")
     entry_id = post_entry(session, customer, kind="adjust", key=key, now=now, points=points, source="staff",
                           reason=reason, actor=actor, details={"note": note} if note else {})
     if entry_id is not None:

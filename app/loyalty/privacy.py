@@ -17,8 +17,8 @@ from app.loyalty.events import AppUninstalled, CustomerDataRequest, CustomerReda
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer
 from app.models import (
-    AuditLog, Customer, DataRequest, LedgerEntry, Order, OrderRefund, Redemption, Referral, Shop, WebhookEvent,
-    for_shop,
+    AuditLog, Customer, DataRequest, EmailSend, LedgerEntry, Order, OrderRefund, Redemption, Referral, ReferralClick,
+    Shop, WebhookEvent, WinbackEnrollment, for_shop,
 )
 
 REDACTED = {"redacted": True}
@@ -87,6 +87,11 @@ def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact)
         audit.record(session, shop_id, "platform", "customer.redact", target_type="customer", target_id=customer_id,
                      customer_id=customer_id)
 
+    # An SMTP refusal quotes the recipient's address: the send stays (for the shop's figures),
+    # its error text goes.
+    session.execute(update(EmailSend).where(EmailSend.shop_id == shop_id, EmailSend.customer_id.in_(ids),
+                                            EmailSend.last_error.is_not(None))
+                    .values(last_error="(redacted)").execution_options(synchronize_session="fetch"))
     session.execute(delete(DataRequest).where(
         DataRequest.shop_id == shop_id,
         or_(DataRequest.customer_id.in_(ids), *(_mentions(DataRequest.export, e) for e in emails)),
@@ -154,6 +159,13 @@ def _customer_export(session: Session, shop_id: int, customer: Customer) -> dict
         "redemptions": rows(Redemption, Redemption.customer_id == customer.id),
         "referrals": rows(Referral, or_(Referral.advocate_id == customer.id, Referral.friend_id == customer.id)),
         "audit_log": rows(AuditLog, AuditLog.customer_id == customer.id),
+        # Also held on them: the emails sent, the win-back sequences they were put in (profiling),
+        # and when their referral link was followed (only when: the browser is the friend's).
+        "emails": rows(EmailSend, EmailSend.customer_id == customer.id),
+        "winback_enrollments": rows(WinbackEnrollment, WinbackEnrollment.customer_id == customer.id),
+        "referral_clicks": [{"clicked_at": _jsonable(at)} for at in session.scalars(
+            select(ReferralClick.clicked_at).where(ReferralClick.shop_id == shop_id,
+                                                   ReferralClick.advocate_id == customer.id).order_by(ReferralClick.id))],
     }
 
 

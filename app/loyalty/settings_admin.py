@@ -13,17 +13,21 @@ from app.loyalty.program import ProgramSettings, ProgramSettingsSchema, program_
 from app.models import EarnRule, Shop, for_shop
 
 _SCHEMA = ProgramSettingsSchema()
+_DEFAULTS = _SCHEMA.dump(ProgramSettings())
 
 
 def update_settings(session: Session, shop_id: int, changes: dict[str, Any], *, actor: str) -> ProgramSettings:
     """Merge `changes` into the stored settings; the whole result must pass the schema (422 if not)."""
     shop = session.scalars(select(Shop).where(Shop.id == shop_id).with_for_update()).one()
+    # The values in force, defaults included; as stored, so a bad stored value can still be fixed.
+    previous = {**_DEFAULTS, **(shop.settings or {})}
     merged = {**(shop.settings or {}), **changes}
     settings = _SCHEMA.load(merged)
     dumped = _SCHEMA.dump(settings)
     shop.settings = {key: dumped[key] for key in merged}
     audit.record(session, shop_id, actor, "settings.update", target_type="shop", target_id=shop_id,
-                 details={"changes": {key: dumped[key] for key in changes}})
+                 details={"changes": {key: dumped[key] for key in changes},
+                          "before": {key: previous[key] for key in changes}})
     return settings
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, UnsupportedMediaType
 
 from app.admin.auth import current_staff, requires
 from app.admin.schemas.common import MAX_ID
@@ -53,6 +53,10 @@ def operation(rule: str, method: str, *, tag: str, summary: str, permission: str
             if query is not None:
                 kwargs["query"] = query.load(request.args.to_dict())
             if body is not None:
+                if permission is None and not request.is_json:
+                    # Sign-in has no CSRF token to check: a JSON content type is what a cross-site
+                    # HTML form cannot send, so it cannot sign a browser in to another account.
+                    raise UnsupportedMediaType("Send the body as application/json.")
                 kwargs["body"] = body.load(_json_object())
             result = view(current_staff(), **path_args, **kwargs)
             if isinstance(result, Response):

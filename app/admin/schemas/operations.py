@@ -1,6 +1,8 @@
 """Audit log, GDPR data requests, failed jobs and analytics."""
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.admin.schemas.common import Id, PageQuerySchema, Text, aware_datetime, page_schema
@@ -58,7 +60,9 @@ class RetriedSchema(Schema):
 
 class AnalyticsPeriodSchema(Schema):
     start = fields.Date(required=True)
-    end = fields.Date(required=True, metadata={"description": "inclusive"})
+    # The period ends at midnight after `end`: the calendar's last day has none.
+    end = fields.Date(required=True, validate=validate.Range(max=date.max - timedelta(days=1)),
+                      metadata={"description": "inclusive"})
 
     @validates_schema
     def _period(self, data: dict, **_) -> None:

@@ -8,6 +8,7 @@ from flask import render_template, request
 from marshmallow import Schema, fields, validate, validates_schema, ValidationError
 
 from app.admin.auth import requires
+from app.admin.schemas.common import MAX_ID, Text
 from app.console.forms import load_form
 from app.console.frame import bp, page_links, staff_shop
 from app.extensions import db
@@ -17,11 +18,12 @@ PAGE_SIZE = 50
 
 
 class AuditFilters(Schema):
-    actor = fields.String(validate=validate.Length(max=200))
-    customer = fields.Integer(validate=validate.Range(min=1))
+    # Bounded to what the query can hold: a bigint id, text without NUL, an end day with a day after it.
+    actor = Text(max_length=200)
+    customer = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     date_from = fields.Date(data_key="from")
-    date_to = fields.Date(data_key="to")
-    cursor = fields.Integer(validate=validate.Range(min=1))
+    date_to = fields.Date(data_key="to", validate=validate.Range(max=date.max - timedelta(days=1)))
+    cursor = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
 
     @validates_schema
     def _ordered(self, data: dict, **_) -> None:

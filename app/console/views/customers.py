@@ -43,7 +43,7 @@ def _cursor(name: str) -> int | None:
 @requires("read")
 def customers():
     staff, _ = staff_shop()
-    q = request.args.get("q", "").strip()[:200]
+    q = request.args.get("q", "").replace("\x00", "").strip()[:200]  # PostgreSQL text holds no NUL
     page = search_customers(db.session, staff.shop_id, q, _cursor("cursor"), PAGE_SIZE)
     next_url, first_url = page_links(page.next_cursor)
     return render_template("console/customers.html", page_title="Customers", q=q, page=page,

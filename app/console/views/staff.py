@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from flask import abort, flash, redirect, render_template, request
 
 from app.admin.auth import requires
+from app.admin.schemas.common import MAX_ID
 from app.admin.schemas.staff import StaffCreateSchema, TokenCreateSchema
 from app.admin.staff_accounts import create_staff, create_token, list_staff, list_tokens, revoke_token, update_staff
 from app.console.forms import Errors, load_form, posted_values
@@ -85,7 +86,7 @@ def token_create():
     me, _ = staff_shop()
     data, errors = load_form(TokenCreateSchema(), request.form)
     staff_id = request.form.get("staff_id", type=int)
-    if staff_id is None:
+    if staff_id is None or not 1 <= staff_id <= MAX_ID:  # beyond a bigint the lookup is a database error
         errors["staff_id"] = ["Choose whose token this is."]
     if errors:
         return _page(token_errors=errors, status=422)

@@ -10,6 +10,7 @@ from app.admin.auth import requires
 from app.admin.failed_jobs import retry_shop_job, shop_failed_jobs
 from app.console.frame import bp, console_url, staff_shop
 from app.extensions import db
+from app.loyalty import audit
 from app.loyalty.data_requests import get_data_request, list_data_requests
 from app.loyalty.errors import NotFound
 from integrations.base import TransientPlatformError
@@ -42,9 +43,12 @@ def store():
 def store_retry_job(job_id: str):
     staff, _ = staff_shop()
     try:
-        retry_shop_job(current_app._get_current_object(), db.session, staff.shop_id, job_id)
+        requeued = retry_shop_job(current_app._get_current_object(), db.session, staff.shop_id, job_id)
     except NotFound:
         abort(404)
+    # As the admin API does: the retry is a change made by a person.
+    audit.record(db.session, staff.shop_id, staff.actor, "job.retry", target_type="job", target_id=requeued)
+    db.session.commit()
     flash("The job is queued again.", "success")
     return redirect(console_url("console.store"))
 

@@ -62,3 +62,10 @@ def test_another_shops_snapshot_is_never_served(client, session, shop_a, shop_b,
     body = client.get(f"{API}/analytics/summary", query_string=_week(shop_b.shop),
                       headers=shop_b.headers["viewer"]).get_json()
     assert body["metrics"]["member_orders"] == 0
+
+
+def test_a_period_at_the_end_of_the_calendar_is_422_not_a_500(client, shop_a):
+    for path in ("summary", "series"):
+        response = client.get(f"{API}/analytics/{path}", query_string={"start": "9999-12-30", "end": "9999-12-31"},
+                              headers=shop_a.headers["viewer"])
+        assert response.status_code == 422 and "end" in response.get_json()["error"]["fields"]

@@ -32,6 +32,20 @@ def test_sign_in_sets_an_httponly_samesite_lax_secure_session_cookie(client, ses
     assert client.get(f"{API}/me", base_url=HTTPS).get_json()["email"] == staff.email
 
 
+def test_a_cross_site_form_cannot_sign_the_browser_in_to_another_account(client, session):
+    # A plain HTML form can post a JSON-looking text/plain body from any site (no preflight);
+    # signing in with it would put the attacker's session in the victim's browser.
+    _, staff = _fresh_member(session)
+    body = '{"email": "%s", "password": "%s"}' % (staff.email, STAFF_PASSWORD)
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        response = client.post(f"{API}/session", data=body, content_type=content_type, base_url=HTTPS)
+        assert response.status_code == 415 and response.get_json()["error"]["code"] == "unsupported_media_type"
+        assert "Set-Cookie" not in response.headers
+    invitation = client.post(f"{API}/session/invitation", data='{"token": "x", "password": "long-enough-pw"}',
+                             content_type="text/plain", base_url=HTTPS)
+    assert invitation.status_code == 415
+
+
 def test_wrong_password_is_401_without_saying_which_part_was_wrong(client, session):
     _, staff = _fresh_member(session)
     wrong = client.post(f"{API}/session", json={"email": staff.email, "password": "nope"}, base_url=HTTPS)

@@ -143,3 +143,25 @@ def test_a_retried_adjustment_with_the_same_idempotency_key_adjusts_once(client,
     # Another caller's identical key is their own adjustment.
     other = client.post(f"{API}/customers/{customer_a.id}/adjustments", json=body, headers=shop_a.headers["owner"])
     assert other.get_json()["points_balance"] == 80
+
+
+def test_a_support_retry_that_used_the_last_of_the_daily_limit_is_answered_as_a_replay(client, shop_a, customer_a):
+    # The first answer was lost: the retry must say "done once", not "over your limit".
+    body = {"points": 1000, "reason": "goodwill", "idempotency_key": "retry-at-limit"}
+    for _ in range(4):
+        assert _adjust(client, shop_a.headers["support"], customer_a.id, 1000).status_code == 201
+    first = client.post(f"{API}/customers/{customer_a.id}/adjustments", json=body, headers=shop_a.headers["support"])
+    again = client.post(f"{API}/customers/{customer_a.id}/adjustments", json=body, headers=shop_a.headers["support"])
+    assert first.status_code == 201 and first.get_json()["points_balance"] == 5000
+    assert again.status_code == 201 and again.get_json() == {"entry_id": None, "points_balance": 5000}
+
+
+def test_an_adjustment_past_the_largest_balance_is_refused_not_a_database_error(client, session, shop_a):
+    # points_balance is a 32-bit column: a positive adjustment must not overflow it into a 500.
+    rich = make_customer(session, shop_a.shop, points_balance=2**31 - 1 - 999_999)
+    session.commit()
+    response = _adjust(client, shop_a.headers["owner"], rich.id, 1_000_000)
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "points_out_of_range"
+    session.refresh(rich)
+    assert rich.points_balance == 2**31 - 1 - 999_999
+    assert _adjust(client, shop_a.headers["owner"], rich.id, 999_999).status_code == 201

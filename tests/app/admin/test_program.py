@@ -23,6 +23,18 @@ def test_settings_change_is_validated_by_the_program_schema_stored_and_audited(c
     assert "settings.update" in _audit_actions(session, shop_a.shop.id)
 
 
+def test_a_settings_audit_row_says_what_each_changed_value_was_before(client, session, shop_a):
+    owner = shop_a.headers["owner"]
+    assert client.patch(f"{API}/settings", json={"pending_days": 14}, headers=owner).status_code == 200
+    assert client.patch(f"{API}/settings", json={"pending_days": 30, "expiry_months": 12}, headers=owner).status_code == 200
+    rows = session.scalars(select(AuditLog).where(AuditLog.shop_id == shop_a.shop.id,
+                                                  AuditLog.action == "settings.update").order_by(AuditLog.id)).all()
+    assert [r.details for r in rows] == [
+        {"changes": {"pending_days": 14}, "before": {"pending_days": 0}},  # the default, never stored
+        {"changes": {"pending_days": 30, "expiry_months": 12}, "before": {"pending_days": 14, "expiry_months": None}},
+    ]
+
+
 def test_invalid_settings_are_422_with_field_details_and_change_nothing(client, session, shop_a):
     for change in ({"pending_days": -1}, {"rounding": "sideways"}, {"brand_logo_url": "http://x.example/l.png"},
                    {"no_such_setting": 1}, {"support_adjust_limit_per_adjustment": -5}):

@@ -59,3 +59,12 @@ def test_a_reversed_date_range_is_an_error_next_to_the_field(logged):
     response = client.get("/admin/audit", query_string={"from": "2026-03-02", "to": "2026-03-01"})
     assert response.status_code == 422
     assert '<p class="error" id="error-from">must not be after the end date</p>' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query", [{"customer": "99999999999999999999"}, {"cursor": "99999999999999999999"},
+                                   {"to": "9999-12-31"}, {"actor": "staff\x00"}])
+def test_filters_past_the_database_or_calendar_range_are_an_error_not_a_500(logged, query):
+    client, _ = logged
+    response = client.get("/admin/audit", query_string=query)
+    assert response.status_code == 422
+    assert "problem to fix" in response.get_data(as_text=True)

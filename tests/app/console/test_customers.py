@@ -57,6 +57,12 @@ def test_search_without_matches_says_so_and_offers_the_full_list(signed_in, shop
     assert "No customer matches “nobody-here”" in html and "Show all customers" in html
 
 
+def test_a_search_with_a_nul_character_is_not_a_database_error(signed_in, shoppers):
+    response = signed_in("viewer").get("/admin/customers", query_string={"q": "ada\x00@example.com"})
+    assert response.status_code == 200
+    assert "Lovelace" in response.get_data(as_text=True)
+
+
 def test_customer_list_pages_with_a_cursor(app):
     made = committed_console_shop(app)
     with app.app_context():

@@ -65,3 +65,10 @@ def test_another_shops_member_cannot_be_disabled(app, fresh_owner):
     other = committed_console_shop(app)
     response = client.post(f"/admin/staff/{other.staff_ids['viewer']}/disable", data={"csrf_token": csrf(client)})
     assert response.status_code == 404
+
+
+def test_a_token_for_a_member_id_beyond_the_database_range_is_an_error_not_a_500(fresh_owner):
+    client, _ = fresh_owner
+    response = client.post("/admin/staff/tokens", data={"csrf_token": csrf(client), "staff_id": "9" * 20,
+                                                        "name": "script"})
+    assert response.status_code == 422 and "Choose whose token this is." in response.get_data(as_text=True)

@@ -112,6 +112,21 @@ def test_a_shops_failed_job_is_listed_and_retried_and_other_shops_jobs_are_not(w
     queue("maintenance", worker_app).empty()
 
 
+def test_a_retried_job_is_audited_with_the_owner_as_actor(worker_app, run_jobs):
+    made = committed_console_shop(worker_app)
+    job = enqueue("jobs.maintenance.release_pending", made.shop_id, queue_name="maintenance", retries=0,
+                  now="not-a-time", app=worker_app)
+    run_jobs()
+    client = _client(worker_app, made, "owner")
+    assert client.post(f"/admin/store/jobs/{job.id}/retry", data={"csrf_token": csrf(client)}).status_code == 302
+    queue("maintenance", worker_app).empty()
+    with worker_app.app_context():
+        rows = db.session.scalars(select(AuditLog).where(AuditLog.shop_id == made.shop_id,
+                                                         AuditLog.action == "job.retry")).all()
+        assert [(r.actor, r.target_id) for r in rows] == [(f"staff:{made.staff_ids['owner']}:{made.emails['owner']}",
+                                                           job.id)]
+
+
 def test_data_request_exports_are_listed_and_downloaded_only_by_their_shop(app, signed_in, console_shop):
     with app.app_context():
         mine = DataRequest(shop_id=console_shop.shop_id, platform_request_id="req-77", export={"customers": [

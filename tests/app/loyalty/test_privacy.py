@@ -122,6 +122,42 @@ def test_data_request_for_an_unknown_shopper_is_answered_with_an_empty_export(se
     assert row.customer_id is None and row.export["customers"] == [] and row.export["guest_orders"] == []
 
 
+def test_data_request_exports_the_emails_win_back_sequences_and_link_clicks_held_on_the_shopper(session):
+    from app.models import EmailSend, ReferralClick, WinbackEnrollment
+
+    shop = make_shop(session)
+    shopper = make_customer(session, shop, email="held@example.com")
+    session.add_all([
+        EmailSend(shop_id=shop.id, customer_id=shopper.id, template="winback_reminder", send_key="wb-1", status="sent"),
+        WinbackEnrollment(shop_id=shop.id, customer_id=shopper.id, enrolled_at=NOW - timedelta(days=3)),
+        ReferralClick(shop_id=shop.id, advocate_id=shopper.id, clicked_at=NOW - timedelta(days=1),
+                      user_agent="the friend's browser"),
+    ])
+    session.flush()
+    apply_event(session, shop.id, CustomerDataRequest(shopper.platform_customer_id, shopper.email, "req-held", NOW))
+    [held] = session.scalars(select(DataRequest).where(DataRequest.shop_id == shop.id)).one().export["customers"]
+    assert [e["send_key"] for e in held["emails"]] == ["wb-1"]
+    assert [w["status"] for w in held["winback_enrollments"]] == ["active"]
+    assert held["referral_clicks"] == [{"clicked_at": (NOW - timedelta(days=1)).isoformat()}]  # nothing of the friend's
+
+
+def test_redact_clears_an_email_failure_that_quotes_the_shoppers_address(session):
+    from app.loyalty.events import CustomerRedact
+    from app.models import EmailSend
+
+    shop = make_shop(session)
+    shopper = make_customer(session, shop, email="bounced.quill@example.com")
+    # What smtplib's SMTPRecipientsRefused reads as, stored by jobs.emails.
+    refused = EmailSend(shop_id=shop.id, customer_id=shopper.id, template="reward_issued", send_key="rw-1",
+                        status="failed", last_error="SMTP refused: {'bounced.quill@example.com': (550, b'no such user')}")
+    session.add(refused)
+    session.flush()
+    apply_event(session, shop.id, CustomerRedact(shopper.platform_customer_id, shopper.email, NOW))
+    session.flush()
+    session.refresh(refused)
+    assert "bounced.quill" not in (refused.last_error or "") and refused.status == "failed"
+
+
 def _counts(session, shop_id: int) -> dict[str, int]:
     counts = {}
     for table in db.metadata.sorted_tables:

@@ -1,0 +1,60 @@
+"""Staff account changes under concurrency: two owners demoting each other at once."""
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.admin.staff_accounts import update_staff
+from app.extensions import db
+from app.loyalty.errors import LoyaltyError
+from app.models import AuditLog, StaffUser
+from tests.factories import make_shop, make_staff
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(app, session):
+    shop = make_shop(session)
+    first, second = make_staff(session, shop, "owner"), make_staff(session, shop, "owner")
+    session.commit()
+    shop_id, first_id, second_id = shop.id, first.id, second.id
+    outcome: list = []
+    engine = db.engine  # the thread has no app context
+
+    def demote_second():
+        with Session(engine) as other:
+            try:
+                update_staff(other, shop_id, second_id, {"role": "support"}, actor="test", now=datetime.now(UTC))
+                other.commit()
+                outcome.append("demoted")
+            except LoyaltyError as exc:
+                outcome.append(exc.code)
+
+    with Session(engine) as mine:
+        update_staff(mine, shop_id, first_id, {"role": "support"}, actor="test", now=datetime.now(UTC))
+        mine.flush()
+        racer = threading.Thread(target=demote_second)
+        racer.start()
+        racer.join(timeout=1)  # it must wait for this change, not count the owners before it
+        mine.commit()
+    racer.join(timeout=10)
+    assert outcome == ["last_owner"]
+    session.rollback()
+    owners = session.scalar(select(func.count()).select_from(StaffUser).where(
+        StaffUser.shop_id == shop_id, StaffUser.role == "owner", StaffUser.disabled_at.is_(None)))
+    assert owners == 1
+
+
+def test_a_staff_change_is_audited_with_the_values_before_it(session):
+    shop = make_shop(session)
+    owner, agent = make_staff(session, shop, "owner"), make_staff(session, shop, "support", name="Ann")
+    update_staff(session, shop.id, agent.id, {"role": "owner", "name": "Ann B", "password": "a-new-password"},
+                 actor="staff:1:boss", now=datetime.now(UTC))
+    update_staff(session, shop.id, agent.id, {"disabled": True}, actor="staff:1:boss", now=datetime.now(UTC))
+    rows = session.scalars(select(AuditLog).where(AuditLog.shop_id == shop.id, AuditLog.action == "staff.update")
+                           .order_by(AuditLog.id)).all()
+    assert [r.details for r in rows] == [
+        {"role": "owner", "name": "Ann B", "password": "(changed)", "before": {"role": "support", "name": "Ann"}},
+        {"disabled": True, "before": {"disabled": False}},
+    ]
