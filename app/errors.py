@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 from flask import Request
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
+from app.extensions import db
 from app.loyalty.errors import LoyaltyError
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(LoyaltyError)
     def domain_error(exc: LoyaltyError):
-        return error_response(exc.status, exc.code, exc.message)
+        # A refusal changes nothing: whatever the request had written before it is dropped here,
+        # not only when the session is removed at the end of the app context.
+        db.session.rollback()
+        response = error_response(exc.status, exc.code, exc.message)
+        if exc.status == 503:
+            response[0].headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError):

@@ -6,6 +6,7 @@ import logging
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.loyalty.errors import Unavailable
 from app.loyalty.intents import IssueDiscount, NotifyCustomer, RevokeDiscount
 from jobs.cancellations import revoke_job_id
 from jobs.emails import email_job_id
@@ -25,6 +26,17 @@ def dispatch_committed(intents: list, redemption_id: int) -> bool:
         log.warning("Redis unavailable; redemption job left for the sweeper", extra={"redemption_id": redemption_id})
         return False
     return True
+
+
+def dispatch_before_commit(intents: list) -> None:
+    """dispatch() for intents whose only record is the caller's still uncommitted audit row (a
+    resent code email: no sweeper would ever find it lost). Redis down raises Unavailable, so the
+    caller's transaction is rolled back and nothing claims a send that never happened."""
+    try:
+        dispatch(intents)
+    except (RedisConnectionError, RedisTimeoutError):
+        raise Unavailable("the job queue is unavailable, so nothing was sent; try again shortly",
+                          code="queue_unavailable") from None
 
 
 def dispatch(intents: list) -> None:

@@ -31,3 +31,9 @@ class Invalid(LoyaltyError):
 class Forbidden(LoyaltyError):
     status = 403
     code = "forbidden"
+
+
+class Unavailable(LoyaltyError):
+    """Something the action needs (the job queue) is down: nothing was done; retry shortly."""
+    status = 503
+    code = "unavailable"

@@ -9,7 +9,7 @@ from app.admin.schemas.customers import RedemptionPageSchema, RedemptionQuerySch
 from app.extensions import db
 from app.loyalty.redemption_admin import get_redemption, list_redemptions, resend_code
 from app.loyalty.redemption_cancel import request_cancellation
-from jobs.dispatch import dispatch_committed
+from jobs.dispatch import dispatch_before_commit, dispatch_committed
 
 
 @operation("/redemptions", "GET", tag="redemptions", summary="Redemptions, newest first",
@@ -30,7 +30,8 @@ def get_redemption_view(identity, redemption_id):
            response=RedemptionSchema(), status=202)
 def resend_redemption(identity, redemption_id):
     intents = resend_code(db.session, identity.shop_id, redemption_id, identity.actor)
-    commit(intents)
+    dispatch_before_commit(intents)  # queue down: 503 and no audit row for a send that never happened
+    commit()
     return get_redemption(db.session, identity.shop_id, redemption_id)
 
 

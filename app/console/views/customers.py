@@ -20,7 +20,7 @@ from app.loyalty.customer_search import RECENT_LEDGER, customer_detail, customer
 from app.loyalty.errors import LoyaltyError, NotFound
 from app.loyalty.redemption_admin import get_redemption, resend_code
 from app.loyalty.redemption_cancel import request_cancellation
-from jobs.dispatch import dispatch, dispatch_committed
+from jobs.dispatch import dispatch_before_commit, dispatch_committed
 
 PAGE_SIZE = 25
 
@@ -124,12 +124,12 @@ def redemption_resend(customer_id: int, redemption_id: int):
     staff, redemption = _redemption_of(customer_id, redemption_id)
     try:
         intents = resend_code(db.session, staff.shop_id, redemption.id, staff.actor)
+        dispatch_before_commit(intents)  # queue down: refused, and no audit row for a send that never happened
     except LoyaltyError as exc:
         db.session.rollback()
         flash_refusal(exc)
         return redirect(console_url("console.customer", customer_id=customer_id))
     db.session.commit()
-    dispatch(intents)
     flash(f"The code {redemption.code} is on its way to the customer again.", "success")
     return redirect(console_url("console.customer", customer_id=customer_id))
 

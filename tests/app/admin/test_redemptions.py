@@ -58,6 +58,28 @@ def test_support_resends_the_code_email_through_the_email_job(worker_app, wsessi
     assert audit.actor.startswith("token:") and audit.customer_id == customer.id
 
 
+def test_a_resend_with_redis_down_is_503_and_records_no_resend(worker_app, wsession, monkeypatch):  # noqa: F811
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    import jobs.dispatch
+
+    shop = make_shop(wsession)
+    headers = bearer(make_api_token(wsession, make_staff(wsession, shop, "support")))
+    _, redemption = _redemption(wsession, shop)
+
+    def redis_down(*args, **kwargs):
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(jobs.dispatch, "enqueue", redis_down)
+    response = worker_app.test_client().post(f"{API}/redemptions/{redemption.id}/resend", headers=headers)
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "queue_unavailable"
+    assert response.headers["Retry-After"] == "5"
+    # No email will go out, so the audit log must not say one was resent.
+    wsession.expire_all()
+    assert wsession.scalars(select(AuditLog).where(AuditLog.shop_id == shop.id,
+                                                   AuditLog.action == "redemption.resend")).all() == []
+
+
 def test_only_an_issued_code_can_be_resent(client, session, shop_a):
     _, pending = _redemption(session, shop_a.shop, issued=False)
     response = client.post(f"{API}/redemptions/{pending.id}/resend", headers=shop_a.headers["support"])
