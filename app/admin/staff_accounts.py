@@ -103,12 +103,23 @@ def update_staff(session: Session, shop_id: int, staff_id: int, changes: dict, *
         staff.disabled_at, ends_sessions = (now if changes["disabled"] else None), True
     if changes.get("password"):
         staff.password_hash, ends_sessions = hash_password(changes["password"]), True
+        # A pending invitation would otherwise reset the password just set when accepted later.
+        staff.invite_token_hash = staff.invite_expires_at = None
     if ends_sessions:
         staff.session_version += 1
     audit.record(session, shop_id, actor, "staff.update", target_type="staff", target_id=staff.id,
                  details={**{k: ("(changed)" if k == "password" else v) for k, v in changes.items()},
                           "before": {k: before[k] for k in changes if k in before}})
     return staff
+
+
+def sign_out_everywhere(session: Session, identity: StaffIdentity) -> None:
+    """Signing out ends every session of the member. The session cookie is signed, not stored:
+    without this a copy of it (another browser, a stolen cookie) stays valid until it expires."""
+    if identity.via != "session" or identity.staff_id is None:
+        return  # a token or a Shopify session token: no cookie session of a member to end
+    staff = get_staff(session, identity.shop_id, identity.staff_id, lock=True)
+    staff.session_version += 1
 
 
 def _active_owners(session: Session, shop_id: int) -> int:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from app.admin.api.registry import commit, operation
 from app.admin.auth import ROLE_PERMISSIONS, csrf_token, end_session, login, staff_identity, start_session
 from app.admin.schemas.staff import AcceptInvitationSchema, LoginSchema, MeSchema
-from app.admin.staff_accounts import accept_invitation
+from app.admin.staff_accounts import accept_invitation, sign_out_everywhere
 from app.extensions import db
 
 
@@ -34,8 +34,11 @@ def accept_invitation_view(_, body):
     return _me(identity)
 
 
-@operation("/session", "DELETE", tag="session", summary="Sign out (ends this session cookie)")
+@operation("/session", "DELETE", tag="session",
+           summary="Sign out: ends the member's cookie sessions, here and in every other browser")
 def sign_out(identity):
+    sign_out_everywhere(db.session, identity)
+    commit()
     end_session()
 
 

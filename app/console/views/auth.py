@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 
 from app.admin.auth import InvalidCredentials, LoginThrottled, csrf_ok, current_staff, end_session, login, start_session
+from app.admin.staff_accounts import sign_out_everywhere
 from app.console.frame import bp
 from app.extensions import db
 
@@ -42,6 +43,9 @@ def login_page():
 
 @bp.post("/logout")
 def logout():
-    if current_staff() is not None and csrf_ok():
+    staff = current_staff()
+    if staff is not None and csrf_ok():
+        sign_out_everywhere(db.session, staff)
+        db.session.commit()
         end_session()
     return redirect(url_for("console.login"))

@@ -167,6 +167,18 @@ def test_sign_out_ends_the_cookie_session(client, session):
     assert client.get(f"{API}/me", base_url=HTTPS).status_code == 401
 
 
+def test_sign_out_also_ends_a_copy_of_the_cookie_in_another_browser(client, session):
+    _, staff = _fresh_member(session)
+    me = cookie_login(client, staff.email, STAFF_PASSWORD)
+    copy = client.application.test_client()  # the same signed cookie, taken to another browser
+    copy.set_cookie("lojal_session", client.get_cookie("lojal_session", domain="lojal.test").value,
+                    domain="lojal.test")
+    assert copy.get(f"{API}/me", base_url=HTTPS).status_code == 200
+    assert client.delete(f"{API}/session", headers={"X-CSRF-Token": me["csrf_token"]},
+                         base_url=HTTPS).status_code == 204
+    assert copy.get(f"{API}/me", base_url=HTTPS).status_code == 401
+
+
 def test_tokens_are_shown_once_stored_as_sha256_and_revocable(client, session, shop_a):
     support = shop_a.staff["support"]
     me = cookie_login(client, support.email, STAFF_PASSWORD)
@@ -268,6 +280,18 @@ def test_an_invited_member_chooses_a_password_once_with_the_token_and_is_signed_
     reused = client.post(f"{API}/session/invitation", json={"token": token, "password": "another-password"})
     assert reused.status_code == 401
     assert cookie_login(client, "invitee@staff.example", "my-own-password")["staff_id"] == body["id"]
+
+
+def test_a_password_set_by_an_owner_spends_the_pending_invitation(client, session, shop_a):
+    body = client.post(f"{API}/staff/invitations", json={"email": "set@staff.example", "role": "support"},
+                       headers=shop_a.headers["owner"]).get_json()
+    assert client.patch(f"{API}/staff/{body['id']}", json={"password": "owner-chosen-password"},
+                        headers=shop_a.headers["owner"]).status_code == 200
+    # The old invitation link no longer resets the password the owner just set.
+    response = client.post(f"{API}/session/invitation", json={"token": body["invite_token"],
+                                                              "password": "someone-elses-password"})
+    assert response.status_code == 401
+    assert cookie_login(client, "set@staff.example", "owner-chosen-password")["staff_id"] == body["id"]
 
 
 def test_an_expired_invitation_is_refused_and_only_owners_invite(client, session, shop_a):
