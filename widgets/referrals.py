@@ -40,9 +40,11 @@ def follow(code: str):
         shop = shop_by_ref(named) if named else None
         return _no_store(redirect(_landing(shop) if shop else current_app.config["APP_URL"], 302))
     shop = db.session.get(Shop, advocate.shop_id)
-    record_click(db.session, shop.id, advocate.id, utcnow(), ip_hash=_ip_hash(request.remote_addr),
-                 user_agent=request.user_agent.string)
-    db.session.commit()
+    if request.method == "GET":
+        # A HEAD is a link preview or checker asking where the link goes, not a friend's visit.
+        record_click(db.session, shop.id, advocate.id, utcnow(), ip_hash=_ip_hash(request.remote_addr),
+                     user_agent=request.user_agent.string)
+        db.session.commit()
     response = redirect(_landing(shop, advocate.referral_code), 302)
     response.set_cookie(COOKIE, advocate.referral_code, max_age=COOKIE_MAX_AGE, secure=True, httponly=True,
                         samesite="Lax")

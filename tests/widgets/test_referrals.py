@@ -35,6 +35,15 @@ def test_codes_are_read_case_insensitively_and_each_click_counts(session, wclien
     assert len(_clicks(session, kari)) == 2
 
 
+def test_a_link_preview_head_request_is_answered_but_not_counted_as_a_click(session, wclient):
+    # Messengers and link checkers send HEAD to see where a pasted link goes.
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    resp = wclient.head(f"/r/{kari.referral_code}")
+    assert resp.status_code == 302 and resp.headers["Location"] == f"https://{shop.domain}/?ref={kari.referral_code}"
+    assert _clicks(session, kari) == []
+
+
 def test_a_link_pasted_with_a_trailing_slash_still_lands_on_the_store_not_an_error(session, wclient):
     # Messengers and shoppers add the slash; the README promises "never an error page".
     shop, _ = widget_shop(session)
