@@ -25,7 +25,7 @@ import hashlib
 import logging
 import re
 from datetime import UTC, datetime
-from email.utils import formataddr, parseaddr
+from email.utils import formataddr, getaddresses, parseaddr
 from urllib.parse import urlsplit
 
 from flask import current_app
@@ -140,11 +140,20 @@ def _skip_reason(shop: Shop | None, customer: Customer | None, template: str) ->
         return "customer redacted"
     if not customer.email:
         return "customer has no email address"
+    if not _one_mailbox(customer.email):
+        return "customer's email is not one address"
     if customer.unsubscribed_at is not None:
         return "customer unsubscribed"
     if template in MARKETING_TEMPLATES and not customer.accepts_marketing:
         return "no marketing consent"
     return None
+
+
+def _one_mailbox(address: str) -> bool:
+    """The recipients come from the To header: "a@x, b@y" (or a name with <...>) would mail
+    others than the customer."""
+    parsed = getaddresses([address])
+    return len(parsed) == 1 and parsed[0] == ("", address) and "@" in address
 
 
 def _context(session, shop: Shop, customer: Customer, template: str, key: str) -> EmailContext:

@@ -79,6 +79,9 @@ def test_a_duplicated_job_under_another_id_still_sends_once(wsession, run_jobs, 
     ({"unsubscribed_at": NOW}, "tier_reached", "customer unsubscribed"),
     ({"redacted_at": NOW}, "reward_issued", "customer redacted"),
     ({"email": None}, "tier_reached", "customer has no email address"),
+    # The recipients come from the To header: a list or a named address would mail someone else too.
+    ({"email": "kari@example.com, thief@example.net"}, "reward_issued", "customer's email is not one address"),
+    ({"email": "Kari <thief@example.net>"}, "reward_issued", "customer's email is not one address"),
     ({"accepts_marketing": False}, "birthday", "no marketing consent"),
     ({"accepts_marketing": False}, "points_expiring", "no marketing consent"),
 ])
