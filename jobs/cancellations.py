@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
-from sqlalchemy import select
 
 from app.extensions import db, redis_connection
 from app.loyalty import redemption_cancel
@@ -24,6 +23,7 @@ from integrations.registry import adapter_for
 from integrations.woocommerce.client import StoreDisconnected
 from integrations.woocommerce.upkeep import mark_disconnected
 from jobs.context import app_job, is_final_attempt
+from jobs.lost_jobs import redemptions_without_jobs
 from jobs.queues import runs_in_process
 
 log = logging.getLogger(__name__)
@@ -100,16 +100,9 @@ def _issue_attempt_running(shop_id: int, redemption_id: int) -> bool:
 
 def lost_cancellations(now: datetime) -> list[RevokeDiscount]:
     """Cancellations waiting for a job that Redis does not have (its enqueue was lost)."""
-    rows = db.session.execute(
-        select(Redemption.shop_id, Redemption.id)
-        .where(Redemption.status == "cancelling", Redemption.cancel_requested_at < now - SWEEP_CANCELLING_AFTER)
-        .order_by(Redemption.id).limit(1000)
-    ).all()
-    db.session.rollback()
-    app = current_app._get_current_object()
-    if not runs_in_process(app):
-        connection = redis_connection.client(app)
-        rows = [(shop_id, rid) for shop_id, rid in rows if not Job.exists(revoke_job_id(shop_id, rid), connection)]
+    rows = redemptions_without_jobs(
+        (Redemption.status == "cancelling") & (Redemption.cancel_requested_at < now - SWEEP_CANCELLING_AFTER),
+        lambda shop_id, rid: [revoke_job_id(shop_id, rid)])
     if rows:
         log.warning("re-dispatching cancellations whose job was lost", extra={"count": len(rows)})
     return [RevokeDiscount(shop_id, rid) for shop_id, rid in rows]

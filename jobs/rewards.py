@@ -4,12 +4,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app
 from rq import get_current_job
-from rq.job import Job
-from sqlalchemy import select
 
-from app.extensions import db, redis_connection
+from app.extensions import db
 from app.loyalty import redemptions
 from app.loyalty.intents import IssueDiscount
 from app.models import Redemption, Shop, get_for_shop
@@ -20,7 +17,8 @@ from integrations.woocommerce.upkeep import mark_disconnected
 from jobs.cancellations import lost_cancellations
 from jobs.context import app_job, is_final_attempt
 from jobs.dispatch import dispatch
-from jobs.queues import enqueue_in, platform_api_limit, runs_in_process
+from jobs.lost_jobs import redemptions_without_jobs
+from jobs.queues import enqueue_in, platform_api_limit
 
 log = logging.getLogger(__name__)
 # A platform that says when to come back (Shopify's cost bucket, a Retry-After header) is
@@ -101,16 +99,8 @@ def sweep_pending_redemptions() -> int:
     running, retrying, failed and kept) is left to it; the job itself is idempotent anyway.
     """
     cutoff = datetime.now(UTC) - SWEEP_PENDING_AFTER
-    pending = db.session.execute(
-        select(Redemption.shop_id, Redemption.id)
-        .where(Redemption.status == "pending", Redemption.created_at < cutoff).order_by(Redemption.id).limit(1000)
-    ).all()
-    db.session.rollback()
-    app = current_app._get_current_object()
-    if not runs_in_process(app):
-        connection = redis_connection.client(app)
-        pending = [(shop_id, rid) for shop_id, rid in pending
-                   if not any(Job.exists(job_id, connection) for job_id in issue_job_ids(shop_id, rid))]
+    pending = redemptions_without_jobs((Redemption.status == "pending") & (Redemption.created_at < cutoff),
+                                       issue_job_ids)
     dispatch([IssueDiscount(shop_id, rid) for shop_id, rid in pending])
     if pending:
         log.warning("re-dispatched redemptions whose issue job was lost", extra={"count": len(pending)})

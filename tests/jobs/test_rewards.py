@@ -146,6 +146,21 @@ def test_sweeper_leaves_fresh_redemptions_and_those_with_a_job(wsession, run_job
     assert len(_job_ids_for(shop, fresh.redemption)) == 1  # no second job for it
 
 
+def test_a_backlog_of_redemptions_with_live_jobs_does_not_hide_a_lost_one_behind_it(wsession, run_jobs,
+                                                                                    monkeypatch):
+    import jobs.lost_jobs
+
+    monkeypatch.setattr(jobs.lost_jobs, "BATCH", 1)  # the backlog: one full batch of live jobs
+    busy_shop, _, waiting = _redeem(wsession)
+    shop, _, lost = _redeem(wsession)
+    for result in (waiting, lost):
+        _age(wsession, result.redemption.id, minutes=5)
+    dispatch(waiting.intents)  # its job is alive (queued behind the shop's rate limit, say)
+    sweep_pending_redemptions()
+    assert len(_job_ids_for(shop, lost.redemption)) == 1  # found past the first batch
+    assert len(_job_ids_for(busy_shop, waiting.redemption)) == 1  # not dispatched twice
+
+
 def test_sweeper_dispatches_a_cancellation_whose_job_was_lost_and_only_once(wsession, run_jobs):
     from app.loyalty.redemption_cancel import request_cancellation
 
