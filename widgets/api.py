@@ -19,6 +19,11 @@ def request_locale(shop) -> str:
     return _locale(request.args.get("locale"), request.headers.get("Accept-Language", ""), shop.locale)
 
 
+def locale_without_shop() -> str:
+    """The request's locale where the shop is not at hand (an error handler): parameter, then browser."""
+    return _locale(request.args.get("locale"), request.headers.get("Accept-Language", ""), "")
+
+
 @lru_cache(maxsize=2048)
 def _locale(param: str | None, accept_language: str, shop_locale: str) -> str:
     # Decided once per distinct (parameter, header, shop locale): parsing Accept-Language on every

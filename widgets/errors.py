@@ -4,6 +4,11 @@ from __future__ import annotations
 from flask import Flask
 
 from app.errors import error_response
+from app.extensions import db
+from app.loyalty.errors import LoyaltyError
+from widgets.api import bp as api
+from widgets.api import locale_without_shop
+from widgets.i18n import refusal
 
 
 class WidgetError(Exception):
@@ -20,3 +25,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(WidgetError)
     def widget_error(exc: WidgetError):
         return error_response(exc.status, exc.code, exc.message)
+
+
+@api.errorhandler(LoyaltyError)
+def translated_refusal(exc: LoyaltyError):
+    """A domain refusal on a widget route (not enough points, a reward gone) in the shopper's
+    language: the widget shows the message as it comes."""
+    db.session.rollback()  # as the app's handler: a refusal changes nothing
+    return error_response(exc.status, exc.code, refusal(locale_without_shop(), exc.code) or exc.message)

@@ -40,6 +40,9 @@ _EN = {
     "activity.earn.winback": "Welcome back bonus", "activity.release": "Points released", "activity.reverse": "Order refunded or cancelled",
     "activity.redeem": "Redeemed: {reward}", "activity.redeem_reversal": "Reward returned: points back",
     "activity.adjust": "Adjusted by the shop", "activity.expire": "Points expired",
+    # Refusals the shopper can meet in the widget (the API's own message is English).
+    "error.insufficient_points": "You do not have enough points for this reward yet.",
+    "error.reward_unavailable": "This reward is no longer available.",
 }
 _NB = {
     "title": "Fordeler", "launcher": "Fordeler", "points": "poeng", "join": "Bli medlem", "log_in": "Logg inn",
@@ -65,6 +68,8 @@ _NB = {
     "activity.reverse": "Bestilling refundert eller kansellert", "activity.redeem": "Løst inn: {reward}",
     "activity.redeem_reversal": "Belønning returnert: poengene er tilbake", "activity.adjust": "Justert av butikken",
     "activity.expire": "Poeng utløpt",
+    "error.insufficient_points": "Du har ikke nok poeng til denne belønningen ennå.",
+    "error.reward_unavailable": "Denne belønningen er ikke lenger tilgjengelig.",
 }
 _DA = {
     "title": "Fordele", "launcher": "Fordele", "points": "point", "join": "Bliv medlem", "log_in": "Log ind",
@@ -90,6 +95,8 @@ _DA = {
     "activity.reverse": "Ordre refunderet eller annulleret", "activity.redeem": "Indløst: {reward}",
     "activity.redeem_reversal": "Belønning returneret: pointene er tilbage", "activity.adjust": "Justeret af butikken",
     "activity.expire": "Point udløbet",
+    "error.insufficient_points": "Du har ikke nok point til denne belønning endnu.",
+    "error.reward_unavailable": "Denne belønning er ikke længere tilgængelig.",
 }
 _SV = {
     "title": "Förmåner", "launcher": "Förmåner", "points": "poäng", "join": "Bli medlem", "log_in": "Logga in",
@@ -115,6 +122,8 @@ _SV = {
     "activity.reverse": "Beställning återbetald eller avbruten", "activity.redeem": "Inlöst: {reward}",
     "activity.redeem_reversal": "Belöning återlämnad: poängen är tillbaka", "activity.adjust": "Justerat av butiken",
     "activity.expire": "Poäng har gått ut",
+    "error.insufficient_points": "Du har inte tillräckligt med poäng för den här belöningen än.",
+    "error.reward_unavailable": "Den här belöningen är inte längre tillgänglig.",
 }
 CATALOGS = {"en": _EN, "nb": _NB, "da": _DA, "sv": _SV}
 # The UI labels the widget shows as they are (the contract's `texts` object).
@@ -142,6 +151,11 @@ def _preferred(accept_languages) -> str | None:
         if found:
             return found
     return None
+
+
+def refusal(locale: str, code: str) -> str | None:
+    """The shopper's own words for a refusal the widget shows, if we have them."""
+    return CATALOGS[locale].get(f"error.{code}")
 
 
 def texts(locale: str) -> dict[str, str]:

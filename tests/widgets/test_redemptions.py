@@ -98,6 +98,22 @@ def test_insufficient_points_is_409_and_debits_nothing(inproc_app):
         assert session.scalar(select(func.count()).select_from(Redemption).where(Redemption.customer_id == kari.id)) == 0
 
 
+def test_a_refusal_reaches_the_shopper_in_their_language(inproc_app):
+    # The widget shows the API's message as it comes: a Norwegian shopper reads Norwegian.
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session, points=400)
+        headers = bearer(token(shop, secret, kari), **{"Idempotency-Key": "nb-1", "Accept-Language": "nb-NO, en;q=0.5"})
+        short = client.post("/widget/v1/me/redemptions", json={"reward_id": rewards[1000].id}, headers=headers)
+        assert short.status_code == 409 and short.get_json()["error"] == {
+            "code": "insufficient_points", "message": "Du har ikke nok poeng til denne belønningen ennå."}
+        gone = client.post("/widget/v1/me/redemptions?locale=sv", json={"reward_id": 99_999_999},
+                           headers={**headers, "Idempotency-Key": "sv-1"})
+        assert gone.get_json()["error"]["message"] == "Den här belöningen är inte längre tillgänglig."
+        english = _redeem(client, shop, secret, kari, rewards[1000].id, key="en-1")
+        assert english.get_json()["error"]["message"] == "You do not have enough points for this reward yet."
+        assert _balance(session, kari) == 400
+
+
 def test_unknown_inactive_or_foreign_rewards_are_422(inproc_app):
     with serving(inproc_app) as (session, client):
         shop, secret, kari, rewards = _setup(session)
