@@ -6,6 +6,7 @@ the webhooks: running either twice leaves the same ledger.
 
 - Backfill: orders created in the last 12 months, as history (`OrderPaid(historical=True)`):
   they build customers and order stats, and earn only if the shop's `backfill_points` is on.
+  Orders it finds placed since the install are live sales, as in a reconciliation.
 - Reconciliation: orders updated since the last sync (minus an overlap), as live events, so an
   order whose webhook never came earns like any other. Orders placed before the app was
   installed stay history even here (a refund today on a two-year-old order must not make it earn).
@@ -155,10 +156,10 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         if run.total_estimate is None:
             run.total_estimate = (response.data.get("ordersCount") or {}).get("count")
         for node in connection["nodes"]:
-            historical = run.mode == "backfill" or _placed_before(node, installed_at)
+            historical = _historical(run, node, installed_at)
             intents = apply_order_events(session, shop_id, order_events(node, historical=historical, shop_currency=currency))
             run.done += 1
-            if after_commit is not None and intents:
+            if after_commit is not None and intents and not historical:  # history notifies nobody
                 after_commit(intents)
         page = connection["pageInfo"]
         run.cursor = page["endCursor"] if page["hasNextPage"] else None
@@ -228,6 +229,15 @@ def _variables(run: SyncRun) -> dict[str, Any]:
     field, sort_key = ("created_at", "CREATED_AT") if run.mode == "backfill" else ("updated_at", "UPDATED_AT")
     return {"first": PAGE_SIZE, "after": run.cursor, "sortKey": sort_key,
             "query": f"{field}:>='{_iso(run.since)}'"}
+
+
+def _historical(run: SyncRun, node: Mapping[str, Any], installed_at: datetime | None) -> bool:
+    """History is what was placed before the install. A backfill also reads orders placed since
+    (a long import, a late or lost webhook, a backfill run again later): those are live sales, or
+    they would be voided for good and their webhook would then find them already counted."""
+    if installed_at is None:
+        return run.mode == "backfill"
+    return _placed_before(node, installed_at)
 
 
 def _placed_before(node: Mapping[str, Any], installed_at: datetime | None) -> bool:

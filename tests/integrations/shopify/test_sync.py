@@ -274,3 +274,20 @@ def test_a_tax_inclusive_order_s_subtotal_is_read_without_its_tax_as_its_webhook
     [paid] = sync.order_events(node, historical=False, shop_currency="USD")
     assert paid.order.subtotal == Decimal("100.00")  # 120.00 less the 20.00 VAT on the goods
     assert "taxesIncluded" in sync.ORDERS_QUERY and "shippingLine " in sync.ORDERS_QUERY
+
+
+def test_a_backfill_credits_an_order_placed_after_the_install_that_no_webhook_applied(session, make, router):
+    # The backfill reaches orders placed since the install too (a long history, a late webhook, or
+    # `lojal backfill` run later): those are live sales, not history, whatever backfill_points says.
+    shop = make()
+    api = FakeAdminApi(shop.domain).install(router)
+    api.answer("LojalOrders", orders_page([
+        order_node(6201, customer_id=51, subtotal="80.00", created="2025-12-01T10:00:00Z"),  # before the install
+        order_node(6202, customer_id=51, subtotal="45.00", created="2026-03-09T10:00:00Z"),  # after it
+    ], next_cursor=None))
+    assert sync.backfill_orders(session, shop.id, now=NOW).status == "done"
+    assert customers(session, shop)["51"].points_balance == 45
+    # The webhook that comes late changes nothing.
+    _webhook_paid(session, shop, 6202, 51, "45.00", datetime(2026, 3, 9, 10, tzinfo=UTC))
+    assert customers(session, shop)["51"].points_balance == 45
+    assert find_balance_drift(session, shop.id) == []

@@ -153,3 +153,15 @@ def test_a_guest_order_is_kept_by_email(session, shop, store):
     session.expire_all()
     order = session.query(Order).filter_by(shop_id=shop.id, platform_order_id="580").one()
     assert order.email_normalized == "guest@example.com"
+
+
+def test_a_backfill_credits_an_order_placed_after_the_connect_that_no_webhook_applied(session, store):
+    # Orders placed since the store was connected are live sales even when a backfill reads them
+    # first (WooCommerce never retries a lost delivery): history is only what came before.
+    shop = make_wc_shop(session)  # backfill_points off (default)
+    shop.installed_at = datetime(2026, 1, 1, tzinfo=UTC)
+    session.commit()
+    page(store, shop, [wc_order(561, customer_id=9, total="50.00", created="2025-12-01T10:00:00"),
+                       wc_order(562, customer_id=9, total="30.00", created="2026-03-09T10:00:00")], number=1)
+    sync.sync_orders(session, shop, sync.start_backfill(NOW))
+    assert balances(session, shop) == {"9": 30}
