@@ -29,6 +29,7 @@ from app.loyalty.calendar import add_months
 from app.loyalty.events import CustomerInfo, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
 from app.models import Shop
 from integrations.shopify.graphql import admin_graphql_response, legacy_id
+from integrations.shopify.parsers import referral_code
 from integrations.shopify.tokens import current_access_token
 from integrations.sync import apply_order_events
 
@@ -54,6 +55,7 @@ query LojalOrders($first: Int!, $after: String, $query: String!, $sortKey: Order
       totalShippingPriceSet {{ {_MONEY} }}
       shippingLine {{ taxLines {{ priceSet {{ {_MONEY} }} }} }}
       customer {{ id email firstName lastName }}
+      customAttributes {{ key value }}
       refunds {{
         id createdAt
         transactions(first: 10) {{ nodes {{ kind status amountSet {{ shopMoney {{ amount }} }} }} }}
@@ -213,6 +215,8 @@ def order_snapshot(node: Mapping[str, Any], shop_currency: str) -> OrderSnapshot
         placed_at=_when(node.get("createdAt")),
         updated_at=_when(node.get("updatedAt")),
         is_test=bool(node.get("test")),
+        # The storefront's cart attribute (the webhook's note_attributes).
+        referral_code=referral_code(node.get("customAttributes"), name_field="key"),
     )
 
 

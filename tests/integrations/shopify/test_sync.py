@@ -291,3 +291,15 @@ def test_a_backfill_credits_an_order_placed_after_the_install_that_no_webhook_ap
     _webhook_paid(session, shop, 6202, 51, "45.00", datetime(2026, 3, 9, 10, tzinfo=UTC))
     assert customers(session, shop)["51"].points_balance == 45
     assert find_balance_drift(session, shop.id) == []
+
+
+def test_a_reconciled_order_keeps_its_referral_code_as_its_webhook_does():
+    # The storefront's `lojal_ref` cart attribute is the order's customAttributes in GraphQL
+    # (note_attributes in the webhook): without it a referred friend's missed order credits no advocate.
+    node = order_node(7005, customer_id=41)
+    node["customAttributes"] = [{"key": "gift_note", "value": "hi"}, {"key": "lojal_ref", "value": "ADV0CATE1234"}]
+    [paid] = sync.order_events(node, historical=False, shop_currency="USD")
+    assert paid.order.referral_code == "ADV0CATE1234"
+    assert "customAttributes { key value }" in sync.ORDERS_QUERY
+    node["customAttributes"] = [{"key": "lojal_ref", "value": "<script>"}]  # noise, as the webhook parser drops it
+    assert sync.order_events(node, historical=False, shop_currency="USD")[0].order.referral_code is None
