@@ -26,7 +26,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.loyalty.calendar import add_months
-from app.loyalty.events import CustomerInfo, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
+from app.loyalty.events import (
+    CustomerInfo, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot,
+)
 from app.models import Shop
 from integrations.shopify.graphql import admin_graphql_response, legacy_id
 from integrations.shopify.parsers import referral_code
@@ -49,6 +51,7 @@ query LojalOrders($first: Int!, $after: String, $query: String!, $sortKey: Order
     pageInfo {{ hasNextPage endCursor }}
     nodes {{
       id name email createdAt updatedAt processedAt cancelledAt test displayFinancialStatus taxesIncluded
+      displayFulfillmentStatus fulfillments(first: 20) {{ createdAt }}
       subtotalPriceSet {{ {_MONEY} }}
       totalPriceSet {{ {_MONEY} }}
       totalTaxSet {{ {_MONEY} }}
@@ -180,13 +183,19 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
 
 
 def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: str) -> list:
-    """One GraphQL order -> its domain events, in the order they happened: paid, refunds, cancelled."""
+    """One GraphQL order -> its domain events, in the order they happened: paid, fulfilled, refunds,
+    cancelled."""
     snapshot = order_snapshot(node, shop_currency)
     order_id = snapshot.platform_order_id
     events: list = []
-    if node.get("displayFinancialStatus") in PAID_STATUSES:
+    paid = node.get("displayFinancialStatus") in PAID_STATUSES
+    if paid:
         events.append(OrderPaid(snapshot, _when(node.get("processedAt")) or _when(node["createdAt"]),
                                 historical=historical))
+    # As orders/fulfilled (what award_on = fulfilled waits for). History only after its OrderPaid,
+    # which marks it imported: a fulfilment alone would make an unpaid old order earn.
+    if node.get("displayFulfillmentStatus") == "FULFILLED" and (paid or not historical):
+        events.append(OrderFulfilled(snapshot, _fulfilled_at(node)))
     for refund in sorted(node.get("refunds") or [], key=lambda r: r.get("createdAt") or ""):
         amount = refunded_amount(refund)
         if amount > 0:
@@ -242,6 +251,12 @@ def _historical(run: SyncRun, node: Mapping[str, Any], installed_at: datetime | 
     if installed_at is None:
         return run.mode == "backfill"
     return _placed_before(node, installed_at)
+
+
+def _fulfilled_at(node: Mapping[str, Any]) -> datetime:
+    """When the order became fully fulfilled: its last fulfilment (else its last update)."""
+    times = [_when(f.get("createdAt")) for f in node.get("fulfillments") or [] if f.get("createdAt")]
+    return max(times) if times else _when(node["updatedAt"])
 
 
 def _placed_before(node: Mapping[str, Any], installed_at: datetime | None) -> bool:

@@ -9,7 +9,7 @@ import pytest
 import respx
 
 from app.loyalty.apply import apply_event
-from app.loyalty.events import OrderCancelled, OrderPaid, OrderRefunded
+from app.loyalty.events import OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded
 from app.loyalty.ledger import find_balance_drift
 from app.models import Customer, LedgerEntry, Order, Shop
 from integrations.base import TransientPlatformError
@@ -303,3 +303,36 @@ def test_a_reconciled_order_keeps_its_referral_code_as_its_webhook_does():
     assert "customAttributes { key value }" in sync.ORDERS_QUERY
     node["customAttributes"] = [{"key": "lojal_ref", "value": "<script>"}]  # noise, as the webhook parser drops it
     assert sync.order_events(node, historical=False, shop_currency="USD")[0].order.referral_code is None
+
+
+def test_reconciliation_awards_a_fulfilled_order_when_the_shop_awards_on_fulfilment(session, make, router):
+    # With award_on = fulfilled only a fulfilment earns: an orders/fulfilled webhook that never came
+    # must be caught up like a missed orders/paid, at the fulfilment's time.
+    shop = make(award_on="fulfilled", pending_days=14)
+    shop.orders_synced_at = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    session.commit()
+    api = FakeAdminApi(shop.domain).install(router)
+    shipped = order_node(6301, customer_id=61, subtotal="40.00", created="2026-03-09T13:00:00Z",
+                         updated="2026-03-10T09:00:00Z")
+    shipped.update(displayFulfillmentStatus="FULFILLED",
+                   fulfillments=[{"createdAt": "2026-03-10T08:00:00Z"}, {"createdAt": "2026-03-09T20:00:00Z"}])
+    waiting = order_node(6302, customer_id=61, subtotal="25.00", created="2026-03-10T10:00:00Z")
+    waiting.update(displayFulfillmentStatus="UNFULFILLED", fulfillments=[])
+    api.answer("LojalOrders", orders_page([shipped, waiting], next_cursor=None))
+
+    sync.reconcile_orders(session, shop.id, now=NOW)
+
+    assert customers(session, shop)["61"].pending_points == 40  # the shipped one only
+    order = session.query(Order).filter_by(shop_id=shop.id, platform_order_id="6301").one()
+    assert order.fulfilled_at == datetime(2026, 3, 10, 8, tzinfo=UTC)  # the last fulfilment
+    assert order.pending_until == datetime(2026, 3, 24, 8, tzinfo=UTC)
+    assert "displayFulfillmentStatus" in sync.ORDERS_QUERY
+
+
+def test_a_fulfilled_order_of_imported_history_earns_only_with_backfill_points():
+    node = order_node(7006, customer_id=41, status="PENDING")  # cash on delivery: shipped, not yet paid
+    node.update(displayFulfillmentStatus="FULFILLED", fulfillments=[{"createdAt": "2025-05-02T10:00:00Z"}])
+    assert sync.order_events(node, historical=True, shop_currency="USD") == []  # nothing to mark it history
+    node["displayFinancialStatus"] = "PAID"
+    paid, fulfilled = sync.order_events(node, historical=True, shop_currency="USD")
+    assert isinstance(paid, OrderPaid) and paid.historical and isinstance(fulfilled, OrderFulfilled)
