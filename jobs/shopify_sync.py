@@ -77,9 +77,9 @@ def _run_slice(mode: str, shop_id: int, run_json: dict | None, throttle_waits: i
         return "skipped"  # no sync cursor yet: the backfill sets the first one
     try:
         result = sync.sync_orders(session, shop, run, max_pages=PAGES_PER_JOB, on_progress=report_sync_progress,
-                                  # Reconciled orders are live events: their notifications go out as
-                                  # for webhooks. Backfilled history notifies nobody.
-                                  after_commit=dispatch if mode == "reconcile" else None)
+                                  # Live orders' notifications go out as for webhooks (the
+                                  # sync passes none for imported history: it notifies nobody).
+                                  after_commit=dispatch)
     except PermanentPlatformError as exc:
         # Revoked token, missing scope: retrying cannot help. The sync cursor has not moved, so the
         # next run (a scheduled reconciliation, or the backfill a reinstall enqueues) covers it all.

@@ -112,9 +112,9 @@ def _run_slice(mode: str, shop_id: int, run_json: dict | None, throttle_waits: i
         return "skipped"  # no sync cursor yet: the backfill sets the first one
     try:
         status = sync.sync_orders(session, shop, run, max_pages=PAGES_PER_JOB, on_progress=report_sync_progress,
-                                  # Reconciled orders are live events: their notifications go out as
-                                  # for webhooks. Backfilled history notifies nobody.
-                                  after_commit=dispatch if mode == "reconcile" else None)
+                                  # Live orders' notifications go out as for webhooks (the
+                                  # sync passes none for imported history: it notifies nobody).
+                                  after_commit=dispatch)
     except StoreDisconnected as exc:
         # Keys revoked mid-run: orders already applied stay; the cursor has not moved, so the
         # backfill a reconnect enqueues covers the rest.

@@ -106,9 +106,11 @@ def _customer(data: Mapping[str, Any] | None) -> CustomerInfo | None:
     )
 
 
-def _referral_code(p: Mapping[str, Any]) -> str | None:
-    for attribute in p.get("note_attributes") or []:
-        if isinstance(attribute, Mapping) and attribute.get("name") == REFERRAL_ATTRIBUTE:
+def referral_code(attributes: Any, name_field: str = "name") -> str | None:
+    """The `lojal_ref` attribute's code, from the webhook's `note_attributes` ({name, value}) or
+    GraphQL's `customAttributes` ({key, value}), when it looks like one."""
+    for attribute in attributes or []:
+        if isinstance(attribute, Mapping) and attribute.get(name_field) == REFERRAL_ATTRIBUTE:
             value = str(attribute.get("value") or "").strip()
             return value if _REFERRAL_CODE.fullmatch(value) else None
     return None
@@ -142,7 +144,7 @@ def _order(d: Delivery) -> OrderSnapshot:
         placed_at=parse_time(p.get("processed_at") or p.get("created_at")),
         updated_at=parse_time(p.get("updated_at")),
         is_test=bool(p.get("test", False)),
-        referral_code=_referral_code(p),
+        referral_code=referral_code(p.get("note_attributes")),
     )
 
 

@@ -6,6 +6,7 @@ the webhooks: running either twice leaves the same ledger.
 
 - Backfill: orders created in the last 12 months, as history (`OrderPaid(historical=True)`):
   they build customers and order stats, and earn only if the shop's `backfill_points` is on.
+  Orders it finds placed since the install are live sales, as in a reconciliation.
 - Reconciliation: orders updated since the last sync (minus an overlap), as live events, so an
   order whose webhook never came earns like any other. Orders placed before the app was
   installed stay history even here (a refund today on a two-year-old order must not make it earn).
@@ -25,9 +26,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.loyalty.calendar import add_months
-from app.loyalty.events import CustomerInfo, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
+from app.loyalty.events import (
+    CustomerInfo, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot,
+)
 from app.models import Shop
 from integrations.shopify.graphql import admin_graphql_response, legacy_id
+from integrations.shopify.parsers import referral_code
 from integrations.shopify.tokens import current_access_token
 from integrations.sync import apply_order_events
 
@@ -47,12 +51,14 @@ query LojalOrders($first: Int!, $after: String, $query: String!, $sortKey: Order
     pageInfo {{ hasNextPage endCursor }}
     nodes {{
       id name email createdAt updatedAt processedAt cancelledAt test displayFinancialStatus taxesIncluded
+      displayFulfillmentStatus fulfillments(first: 20) {{ createdAt }}
       subtotalPriceSet {{ {_MONEY} }}
       totalPriceSet {{ {_MONEY} }}
       totalTaxSet {{ {_MONEY} }}
       totalShippingPriceSet {{ {_MONEY} }}
       shippingLine {{ taxLines {{ priceSet {{ {_MONEY} }} }} }}
       customer {{ id email firstName lastName }}
+      customAttributes {{ key value }}
       refunds {{
         id createdAt
         transactions(first: 10) {{ nodes {{ kind status amountSet {{ shopMoney {{ amount }} }} }} }}
@@ -155,10 +161,10 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         if run.total_estimate is None:
             run.total_estimate = (response.data.get("ordersCount") or {}).get("count")
         for node in connection["nodes"]:
-            historical = run.mode == "backfill" or _placed_before(node, installed_at)
+            historical = _historical(run, node, installed_at)
             intents = apply_order_events(session, shop_id, order_events(node, historical=historical, shop_currency=currency))
             run.done += 1
-            if after_commit is not None and intents:
+            if after_commit is not None and intents and not historical:  # history notifies nobody
                 after_commit(intents)
         page = connection["pageInfo"]
         run.cursor = page["endCursor"] if page["hasNextPage"] else None
@@ -177,13 +183,19 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
 
 
 def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: str) -> list:
-    """One GraphQL order -> its domain events, in the order they happened: paid, refunds, cancelled."""
+    """One GraphQL order -> its domain events, in the order they happened: paid, fulfilled, refunds,
+    cancelled."""
     snapshot = order_snapshot(node, shop_currency)
     order_id = snapshot.platform_order_id
     events: list = []
-    if node.get("displayFinancialStatus") in PAID_STATUSES:
+    paid = node.get("displayFinancialStatus") in PAID_STATUSES
+    if paid:
         events.append(OrderPaid(snapshot, _when(node.get("processedAt")) or _when(node["createdAt"]),
                                 historical=historical))
+    # As orders/fulfilled (what award_on = fulfilled waits for). History only after its OrderPaid,
+    # which marks it imported: a fulfilment alone would make an unpaid old order earn.
+    if node.get("displayFulfillmentStatus") == "FULFILLED" and (paid or not historical):
+        events.append(OrderFulfilled(snapshot, _fulfilled_at(node)))
     for refund in sorted(node.get("refunds") or [], key=lambda r: r.get("createdAt") or ""):
         amount = refunded_amount(refund)
         if amount > 0:
@@ -212,6 +224,8 @@ def order_snapshot(node: Mapping[str, Any], shop_currency: str) -> OrderSnapshot
         placed_at=_when(node.get("createdAt")),
         updated_at=_when(node.get("updatedAt")),
         is_test=bool(node.get("test")),
+        # The storefront's cart attribute (the webhook's note_attributes).
+        referral_code=referral_code(node.get("customAttributes"), name_field="key"),
     )
 
 
@@ -228,6 +242,21 @@ def _variables(run: SyncRun) -> dict[str, Any]:
     field, sort_key = ("created_at", "CREATED_AT") if run.mode == "backfill" else ("updated_at", "UPDATED_AT")
     return {"first": PAGE_SIZE, "after": run.cursor, "sortKey": sort_key,
             "query": f"{field}:>='{_iso(run.since)}'"}
+
+
+def _historical(run: SyncRun, node: Mapping[str, Any], installed_at: datetime | None) -> bool:
+    """History is what was placed before the install. A backfill also reads orders placed since
+    (a long import, a late or lost webhook, a backfill run again later): those are live sales, or
+    they would be voided for good and their webhook would then find them already counted."""
+    if installed_at is None:
+        return run.mode == "backfill"
+    return _placed_before(node, installed_at)
+
+
+def _fulfilled_at(node: Mapping[str, Any]) -> datetime:
+    """When the order became fully fulfilled: its last fulfilment (else its last update)."""
+    times = [_when(f.get("createdAt")) for f in node.get("fulfillments") or [] if f.get("createdAt")]
+    return max(times) if times else _when(node["updatedAt"])
 
 
 def _placed_before(node: Mapping[str, Any], installed_at: datetime | None) -> bool:

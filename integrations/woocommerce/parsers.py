@@ -6,6 +6,7 @@ here and in the domain's idempotency:
 - the order earns when its status reaches the shop's `woocommerce_earn_status`
   (`completed`, or `processing` which also counts `completed`): OrderPaid, which is a no-op
   once the order has earned, so an order saved as completed five times earns once;
+  with `award_on = fulfilled`, `completed` also carries OrderFulfilled (the shipped order);
 - `cancelled`, `failed`, `trash` and `refunded`, and `order.deleted`, take back what it
   earned: OrderCancelled (a refunded status reverses everything, whatever `refunds[]` says);
 - every `refunds[]` item becomes one OrderRefunded (its id is the refund id, its negative
@@ -33,7 +34,8 @@ from decimal import Decimal
 from typing import Any
 
 from app.loyalty.events import (
-    CustomerInfo, CustomerUpserted, OrderCancelled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot,
+    CustomerInfo, CustomerUpserted, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored,
+    OrderSnapshot,
 )
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Shop
@@ -154,6 +156,8 @@ def _order_saved(d: Delivery) -> list:
         events.append(OrderCancelled(snapshot.platform_order_id, at, snapshot))
     elif status in EARNING_STATUSES[d.settings.woocommerce_earn_status]:
         events += [OrderRestored(snapshot.platform_order_id, at, snapshot), OrderPaid(snapshot, at)]
+        if status == "completed" and d.settings.award_on == "fulfilled":
+            events.append(OrderFulfilled(snapshot, at))  # completed is shipped: what award_on = fulfilled waits for
     # pending, on-hold, checkout-draft (and processing when earning on completed): nothing yet.
     return events + _refunds(d, snapshot.platform_order_id, at)
 

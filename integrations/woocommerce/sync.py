@@ -5,7 +5,8 @@ point (`apply_event`), one transaction per order, so they are idempotent with ea
 the webhooks: running either twice leaves the same ledger.
 
 - Backfill: orders created in the last 12 months (`after`), as history: they build customers and
-  order stats, and earn only if the shop's `backfill_points` is on.
+  order stats, and earn only if the shop's `backfill_points` is on. Orders it finds placed since
+  the store was connected are live sales, as in a reconciliation.
 - Reconciliation: orders modified since the last sync minus an overlap (`modified_after`), as live
   events, so an order whose webhook never came (WooCommerce never retries a delivery) earns like
   any other. Orders placed before the store was connected stay history even here.
@@ -94,10 +95,10 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         if run.total_estimate is None and response.headers.get("X-WP-Total", "").isdigit():
             run.total_estimate = int(response.headers["X-WP-Total"])
         for order in orders:
-            historical = run.mode == "backfill" or _placed_before(order, installed_at)
+            historical = _historical(run, order, installed_at)
             intents = apply_order_events(session, shop_id, order_events(shop, order, historical=historical))
             run.done += 1
-            if after_commit is not None and intents:
+            if after_commit is not None and intents and not historical:  # history notifies nobody
                 after_commit(intents)
         total_pages = response.headers.get("X-WP-TotalPages", "")
         last = len(orders) < PAGE_SIZE or (total_pages.isdigit() and run.page >= int(total_pages))
@@ -138,6 +139,15 @@ def _params(run: SyncRun) -> dict[str, Any]:
 def _offline_copy(shop: Shop) -> Shop:
     """Every column's value (keys, settings for the parser), in an object no session tracks."""
     return Shop(**{attr.key: getattr(shop, attr.key) for attr in sa_inspect(Shop).column_attrs})
+
+
+def _historical(run: SyncRun, order: Mapping[str, Any], installed_at: datetime | None) -> bool:
+    """History is what was placed before the install. A backfill also reads orders placed since
+    (a long import, a late or lost webhook, a backfill run again later): those are live sales, or
+    they would be voided for good and their webhook would then find them already counted."""
+    if installed_at is None:
+        return run.mode == "backfill"
+    return _placed_before(order, installed_at)
 
 
 def _placed_before(order: Mapping[str, Any], installed_at: datetime | None) -> bool:

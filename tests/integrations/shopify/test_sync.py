@@ -9,7 +9,7 @@ import pytest
 import respx
 
 from app.loyalty.apply import apply_event
-from app.loyalty.events import OrderCancelled, OrderPaid, OrderRefunded
+from app.loyalty.events import OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded
 from app.loyalty.ledger import find_balance_drift
 from app.models import Customer, LedgerEntry, Order, Shop
 from integrations.base import TransientPlatformError
@@ -274,3 +274,65 @@ def test_a_tax_inclusive_order_s_subtotal_is_read_without_its_tax_as_its_webhook
     [paid] = sync.order_events(node, historical=False, shop_currency="USD")
     assert paid.order.subtotal == Decimal("100.00")  # 120.00 less the 20.00 VAT on the goods
     assert "taxesIncluded" in sync.ORDERS_QUERY and "shippingLine " in sync.ORDERS_QUERY
+
+
+def test_a_backfill_credits_an_order_placed_after_the_install_that_no_webhook_applied(session, make, router):
+    # The backfill reaches orders placed since the install too (a long history, a late webhook, or
+    # `lojal backfill` run later): those are live sales, not history, whatever backfill_points says.
+    shop = make()
+    api = FakeAdminApi(shop.domain).install(router)
+    api.answer("LojalOrders", orders_page([
+        order_node(6201, customer_id=51, subtotal="80.00", created="2025-12-01T10:00:00Z"),  # before the install
+        order_node(6202, customer_id=51, subtotal="45.00", created="2026-03-09T10:00:00Z"),  # after it
+    ], next_cursor=None))
+    assert sync.backfill_orders(session, shop.id, now=NOW).status == "done"
+    assert customers(session, shop)["51"].points_balance == 45
+    # The webhook that comes late changes nothing.
+    _webhook_paid(session, shop, 6202, 51, "45.00", datetime(2026, 3, 9, 10, tzinfo=UTC))
+    assert customers(session, shop)["51"].points_balance == 45
+    assert find_balance_drift(session, shop.id) == []
+
+
+def test_a_reconciled_order_keeps_its_referral_code_as_its_webhook_does():
+    # The storefront's `lojal_ref` cart attribute is the order's customAttributes in GraphQL
+    # (note_attributes in the webhook): without it a referred friend's missed order credits no advocate.
+    node = order_node(7005, customer_id=41)
+    node["customAttributes"] = [{"key": "gift_note", "value": "hi"}, {"key": "lojal_ref", "value": "ADV0CATE1234"}]
+    [paid] = sync.order_events(node, historical=False, shop_currency="USD")
+    assert paid.order.referral_code == "ADV0CATE1234"
+    assert "customAttributes { key value }" in sync.ORDERS_QUERY
+    node["customAttributes"] = [{"key": "lojal_ref", "value": "<script>"}]  # noise, as the webhook parser drops it
+    assert sync.order_events(node, historical=False, shop_currency="USD")[0].order.referral_code is None
+
+
+def test_reconciliation_awards_a_fulfilled_order_when_the_shop_awards_on_fulfilment(session, make, router):
+    # With award_on = fulfilled only a fulfilment earns: an orders/fulfilled webhook that never came
+    # must be caught up like a missed orders/paid, at the fulfilment's time.
+    shop = make(award_on="fulfilled", pending_days=14)
+    shop.orders_synced_at = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    session.commit()
+    api = FakeAdminApi(shop.domain).install(router)
+    shipped = order_node(6301, customer_id=61, subtotal="40.00", created="2026-03-09T13:00:00Z",
+                         updated="2026-03-10T09:00:00Z")
+    shipped.update(displayFulfillmentStatus="FULFILLED",
+                   fulfillments=[{"createdAt": "2026-03-10T08:00:00Z"}, {"createdAt": "2026-03-09T20:00:00Z"}])
+    waiting = order_node(6302, customer_id=61, subtotal="25.00", created="2026-03-10T10:00:00Z")
+    waiting.update(displayFulfillmentStatus="UNFULFILLED", fulfillments=[])
+    api.answer("LojalOrders", orders_page([shipped, waiting], next_cursor=None))
+
+    sync.reconcile_orders(session, shop.id, now=NOW)
+
+    assert customers(session, shop)["61"].pending_points == 40  # the shipped one only
+    order = session.query(Order).filter_by(shop_id=shop.id, platform_order_id="6301").one()
+    assert order.fulfilled_at == datetime(2026, 3, 10, 8, tzinfo=UTC)  # the last fulfilment
+    assert order.pending_until == datetime(2026, 3, 24, 8, tzinfo=UTC)
+    assert "displayFulfillmentStatus" in sync.ORDERS_QUERY
+
+
+def test_a_fulfilled_order_of_imported_history_earns_only_with_backfill_points():
+    node = order_node(7006, customer_id=41, status="PENDING")  # cash on delivery: shipped, not yet paid
+    node.update(displayFulfillmentStatus="FULFILLED", fulfillments=[{"createdAt": "2025-05-02T10:00:00Z"}])
+    assert sync.order_events(node, historical=True, shop_currency="USD") == []  # nothing to mark it history
+    node["displayFinancialStatus"] = "PAID"
+    paid, fulfilled = sync.order_events(node, historical=True, shop_currency="USD")
+    assert isinstance(paid, OrderPaid) and paid.historical and isinstance(fulfilled, OrderFulfilled)

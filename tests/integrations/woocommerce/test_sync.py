@@ -153,3 +153,29 @@ def test_a_guest_order_is_kept_by_email(session, shop, store):
     session.expire_all()
     order = session.query(Order).filter_by(shop_id=shop.id, platform_order_id="580").one()
     assert order.email_normalized == "guest@example.com"
+
+
+def test_a_backfill_credits_an_order_placed_after_the_connect_that_no_webhook_applied(session, store):
+    # Orders placed since the store was connected are live sales even when a backfill reads them
+    # first (WooCommerce never retries a lost delivery): history is only what came before.
+    shop = make_wc_shop(session)  # backfill_points off (default)
+    shop.installed_at = datetime(2026, 1, 1, tzinfo=UTC)
+    session.commit()
+    page(store, shop, [wc_order(561, customer_id=9, total="50.00", created="2025-12-01T10:00:00"),
+                       wc_order(562, customer_id=9, total="30.00", created="2026-03-09T10:00:00")], number=1)
+    sync.sync_orders(session, shop, sync.start_backfill(NOW))
+    assert balances(session, shop) == {"9": 30}
+
+
+def test_a_completed_order_earns_when_the_shop_awards_on_fulfilment(session, store):
+    # WooCommerce's "completed" is the fulfilment: with award_on = fulfilled an order must earn there
+    # (it never earned at all), and "processing" still earns nothing.
+    shop = make_wc_shop(session, award_on="fulfilled", woocommerce_earn_status="processing")
+    shop.installed_at = datetime(2026, 1, 1, tzinfo=UTC)
+    shop.orders_synced_at = NOW - timedelta(hours=1)
+    session.commit()
+    page(store, shop, [wc_order(571, customer_id=9, total="50.00", created="2026-03-10T11:00:00"),
+                       wc_order(572, customer_id=9, total="30.00", created="2026-03-10T11:10:00",
+                                status="processing")], number=1)
+    sync.sync_orders(session, shop, sync.start_reconcile(shop, NOW))
+    assert balances(session, shop) == {"9": 50}
