@@ -17,12 +17,16 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names it."""
 
 
-def _url_with_scheme(*schemes: str):
+def _url_with_scheme(*schemes: str, hostless: tuple[str, ...] = ()):
+    """`hostless` schemes may name no host: a unix socket (unix:///path, postgresql:///db)."""
     def check(value: str) -> None:
         parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.netloc:
+        if parts.scheme not in schemes or not (parts.netloc or (parts.scheme in hostless and parts.path)):
             raise ValidationError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
     return check
+
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
 def _rate_limit(value: str) -> None:
@@ -43,8 +47,9 @@ class ConfigSchema(Schema):
     SECRET_KEY = fields.String(required=True, validate=validate.Length(min=16))
     APP_URL = fields.String(required=True, validate=_url_with_scheme("http", "https"))
     TOKEN_ENCRYPTION_KEYS = fields.String(required=True)
-    DATABASE_URL = fields.String(load_default=None, validate=_url_with_scheme("postgresql", "postgres", "postgresql+psycopg"))
-    REDIS_URL = fields.String(load_default=None, validate=_url_with_scheme("redis", "rediss", "unix"))
+    DATABASE_URL = fields.String(load_default=None, validate=_url_with_scheme(
+        *_POSTGRES_SCHEMES, hostless=_POSTGRES_SCHEMES))  # no host: libpq's local socket
+    REDIS_URL = fields.String(load_default=None, validate=_url_with_scheme("redis", "rediss", "unix", hostless=("unix",)))
     SHOPIFY_API_KEY = fields.String(load_default=None)
     SHOPIFY_API_SECRET = fields.String(load_default=None)
     SHOPIFY_OLD_API_SECRET = fields.String(load_default=None)

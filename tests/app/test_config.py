@@ -79,3 +79,13 @@ def test_token_cipher_round_trips_and_rotates(app):
     only_new = create_app(test_config(TOKEN_ENCRYPTION_KEYS=newer))
     with only_new.app_context():
         assert token_cipher.decrypt(rotated) == "shpat_secret"
+
+
+@pytest.mark.parametrize("name,value", [
+    ("REDIS_URL", "unix:///var/run/redis/redis.sock?db=2"),
+    ("DATABASE_URL", "postgresql:///lojal"),
+    ("DATABASE_URL", "postgresql://lojal@/lojal?host=/var/run/postgresql"),
+])
+def test_socket_urls_without_a_host_are_accepted(name, value):
+    assert load_config({**GOOD, name: value})[name].endswith(value.split("://", 1)[1])
+
