@@ -23,7 +23,21 @@ def _url_with_scheme(*schemes: str, hostless: tuple[str, ...] = ()):
         parts = urlsplit(value)
         if parts.scheme not in schemes or not (parts.netloc or (parts.scheme in hostless and parts.path)):
             raise ValidationError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        # Checked here, else a typo surfaces later as a traceback that names no setting.
+        try:
+            parts.port
+        except ValueError:
+            raise ValidationError("has a port that is not a number") from None
+        if parts.netloc and not parts.hostname and parts.scheme not in hostless:
+            raise ValidationError("must name a host")
     return check
+
+
+def _redis_database(value: str) -> None:
+    # redis-py silently falls back to database 0 on a path like /1x (another app's data).
+    parts = urlsplit(value)
+    if parts.scheme != "unix" and not re.fullmatch(r"/?(\d+)?", parts.path):
+        raise ValidationError("the path must be a database number, e.g. redis://host:6379/0")
 
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
@@ -49,7 +63,8 @@ class ConfigSchema(Schema):
     TOKEN_ENCRYPTION_KEYS = fields.String(required=True)
     DATABASE_URL = fields.String(load_default=None, validate=_url_with_scheme(
         *_POSTGRES_SCHEMES, hostless=_POSTGRES_SCHEMES))  # no host: libpq's local socket
-    REDIS_URL = fields.String(load_default=None, validate=_url_with_scheme("redis", "rediss", "unix", hostless=("unix",)))
+    REDIS_URL = fields.String(load_default=None, validate=[
+        _url_with_scheme("redis", "rediss", "unix", hostless=("unix",)), _redis_database])
     SHOPIFY_API_KEY = fields.String(load_default=None)
     SHOPIFY_API_SECRET = fields.String(load_default=None)
     SHOPIFY_OLD_API_SECRET = fields.String(load_default=None)

@@ -89,3 +89,16 @@ def test_token_cipher_round_trips_and_rotates(app):
 def test_socket_urls_without_a_host_are_accepted(name, value):
     assert load_config({**GOOD, name: value})[name].endswith(value.split("://", 1)[1])
 
+
+@pytest.mark.parametrize("name,value", [
+    ("APP_URL", "https://lojal.example:https"),
+    ("DATABASE_URL", "postgresql://lojal:hunter2@db:5432x/lojal"),
+    ("REDIS_URL", "redis://redis:six/0"),
+    ("REDIS_URL", "redis://redis:6379/1x"),
+    ("SMTP_URL", "smtp://mail:twentyfive"),
+    ("SMTP_URL", "smtps://user:hunter2@/"),
+])
+def test_url_with_a_bad_port_host_or_redis_database_is_named_without_its_password(name, value):
+    with pytest.raises(ConfigError, match=name) as refused:
+        load_config({**GOOD, name: value})
+    assert "hunter2" not in str(refused.value)
