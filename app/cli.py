@@ -106,14 +106,22 @@ def ledger_group() -> None:
     """Ledger maintenance."""
 
 
+# Shop ids are BIGINT: a larger number is refused by click, not by PostgreSQL with a traceback.
+SHOP_ID = click.IntRange(1, 2**63 - 1)
+
+
 @ledger_group.command("check")
-@click.option("--shop-id", type=int, default=None)
+@click.option("--shop-id", type=SHOP_ID, default=None, help="Only this shop (default: every shop).")
 @with_appcontext
 def ledger_check(shop_id: int | None) -> None:
     """Prove every cached balance equals the sum of its ledger entries (exit 1 if not)."""
     from app.extensions import db
     from app.loyalty.ledger import find_balance_drift
+    from app.models import Shop
 
+    # A mistyped id would otherwise find no drift and report "ledger ok".
+    if shop_id is not None and db.session.get(Shop, shop_id) is None:
+        raise click.BadParameter(f"no shop {shop_id}", param_hint="--shop-id")
     drift = find_balance_drift(db.session, shop_id)
     for customer_id, cached, summed, cached_pending, summed_pending in drift:
         click.echo(f"customer {customer_id}: balance {cached} != ledger {summed}; "

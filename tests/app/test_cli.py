@@ -38,3 +38,14 @@ def test_ledger_check_fails_and_names_the_customer_on_drift(app, session, now):
     result = app.test_cli_runner().invoke(args=["ledger", "check", "--shop-id", str(shop.id)])
     assert result.exit_code == 1
     assert f"customer {customer.id}: balance 1000 != ledger 40" in result.output
+
+
+def test_ledger_check_of_a_shop_that_does_not_exist_is_an_error_not_ledger_ok(app, session):
+    result = app.test_cli_runner().invoke(args=["ledger", "check", "--shop-id", "987654321"])
+    assert result.exit_code == 2 and "no shop 987654321" in result.output and "ledger ok" not in result.output
+
+
+def test_ledger_check_with_an_id_beyond_bigint_is_a_usage_error_not_a_traceback(app, session):
+    result = app.test_cli_runner().invoke(args=["ledger", "check", "--shop-id", str(2**70)])
+    assert result.exit_code == 2 and "--shop-id" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
