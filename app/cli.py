@@ -5,7 +5,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, NoAppException, ScriptInfo, with_appcontext
 
 
 def register_commands(app: Flask) -> None:
@@ -341,12 +341,33 @@ def _report_backfill(domain: str, progress) -> None:
                                f"{progress.done} orders; see the worker's log")
 
 
+class BadConfiguration(NoAppException):
+    """The settings did not load. The message names each bad setting: shown as is, no traceback
+    (Flask prints a NoAppException's message alone)."""
+
+
 def _create_app_for_cli():
     from app import create_app
+    from app.config import ConfigError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise BadConfiguration(str(exc)) from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app_for_cli, add_version_option=False, load_dotenv=False)
+class LojalGroup(FlaskGroup):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        if click.Group.get_command(self, ctx, name) is None:
+            # One of the app's commands: Flask would print the error and then "No such command".
+            try:
+                ctx.ensure_object(ScriptInfo).load_app()
+            except BadConfiguration as exc:
+                raise click.ClickException(exc.message) from None
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LojalGroup, create_app=_create_app_for_cli, add_version_option=False, load_dotenv=False)
 def main() -> None:
     """Lojal: loyalty and rewards for Shopify and WooCommerce stores."""

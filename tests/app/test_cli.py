@@ -49,3 +49,18 @@ def test_ledger_check_with_an_id_beyond_bigint_is_a_usage_error_not_a_traceback(
     result = app.test_cli_runner().invoke(args=["ledger", "check", "--shop-id", str(2**70)])
     assert result.exit_code == 2 and "--shop-id" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _lojal(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {**os.environ, **{k: str(v) for k, v in test_config().items() if isinstance(v, str)}, **env}
+    return subprocess.run([sys.executable, "-c", "from app.cli import main; main()", *args],
+                          capture_output=True, text=True, env=environ, timeout=60)
+
+
+def test_a_bad_setting_stops_every_command_with_one_line_naming_it_not_a_traceback():
+    for args in (("worker", "--burst"), ("db", "upgrade"), ("ledger", "check"), ("--help",)):
+        result = _lojal(*args, APP_URL="not a url")
+        assert "APP_URL: must be a URL" in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "No such command" not in result.stderr, (args, result.stderr)
+        if args != ("--help",):
+            assert result.returncode != 0, args
