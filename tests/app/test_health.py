@@ -18,10 +18,17 @@ def test_healthz_is_alive(client):
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
 
 
-def test_readyz_checks_database_and_redis(client):
+def test_readyz_checks_database_and_redis(client, uses_real_redis):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert response.get_json()["checks"] == {"database": "ok", "redis": "ok" if uses_real_redis else "in_process"}
+
+
+def test_readyz_without_redis_url_says_jobs_run_in_process_instead_of_redis_ok():
+    # Forgetting REDIS_URL on a deployment must be visible: no queue, jobs run inside requests.
+    app = create_app(test_config(REDIS_URL=""))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200 and response.get_json()["checks"]["redis"] == "in_process"
 
 
 def test_readyz_is_503_when_redis_is_unreachable():
