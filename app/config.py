@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
@@ -40,6 +41,13 @@ def _redis_database(value: str) -> None:
         raise ValidationError("the path must be a database number, e.g. redis://host:6379/0")
 
 
+def _mail_from(value: str) -> None:
+    # The envelope sender of every email: without an address each one is refused for good.
+    local, _, domain = parseaddr(value)[1].rpartition("@")
+    if not local or not domain:
+        raise ValidationError("must hold an email address, e.g. Lojal <no-reply@shop.example>")
+
+
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
@@ -71,7 +79,7 @@ class ConfigSchema(Schema):
     SHOPIFY_SCOPES = fields.String(load_default="read_orders,read_customers,write_discounts")
     SHOPIFY_API_VERSION = fields.String(load_default="2026-07", validate=validate.Regexp(r"^\d{4}-(01|04|07|10)$", error="must be a quarterly version like 2026-07"))
     SMTP_URL = fields.String(load_default=None, validate=_url_with_scheme("smtp", "smtps", "smtp+starttls"))
-    MAIL_FROM = fields.String(load_default="Lojal <no-reply@localhost>")
+    MAIL_FROM = fields.String(load_default="Lojal <no-reply@localhost>", validate=_mail_from)
     WOOCOMMERCE_ALLOW_HTTP = fields.Boolean(load_default=False)  # development stores on plain http only
     LOG_LEVEL = fields.String(load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
     MAX_CONTENT_LENGTH = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1024))

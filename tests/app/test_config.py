@@ -102,3 +102,15 @@ def test_url_with_a_bad_port_host_or_redis_database_is_named_without_its_passwor
     with pytest.raises(ConfigError, match=name) as refused:
         load_config({**GOOD, name: value})
     assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["Lojal", "not an address", "Lojal <>", "Lojal <no-reply@>"])
+def test_mail_from_without_an_email_address_is_named_at_start(value):
+    # Otherwise every email is sent as MAIL FROM:<Lojal>, refused by the server, and fails for good.
+    with pytest.raises(ConfigError, match="MAIL_FROM"):
+        load_config({**GOOD, "MAIL_FROM": value})
+
+
+@pytest.mark.parametrize("value", ["no-reply@shop.example", "Lojal <no-reply@localhost>", '"Shop, Inc." <hi@shop.example>'])
+def test_mail_from_with_an_address_loads(value):
+    assert load_config({**GOOD, "MAIL_FROM": value})["MAIL_FROM"] == value
