@@ -119,6 +119,8 @@ _SETTING_NAMES = tuple(ConfigSchema().fields)
 def load_config(environ: Mapping[str, str]) -> dict:
     """Validate the settings found in `environ`; raise ConfigError naming each bad one."""
     raw = {name: environ[name] for name in _SETTING_NAMES if environ.get(name) not in (None, "")}
+    if isinstance(raw.get("LOG_LEVEL"), str):
+        raw["LOG_LEVEL"] = raw["LOG_LEVEL"].upper()  # as gunicorn.conf.py reads it, in any case
     try:
         loaded = ConfigSchema().load(raw)
     except ValidationError as err:

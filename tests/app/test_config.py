@@ -114,3 +114,10 @@ def test_mail_from_without_an_email_address_is_named_at_start(value):
 @pytest.mark.parametrize("value", ["no-reply@shop.example", "Lojal <no-reply@localhost>", '"Shop, Inc." <hi@shop.example>'])
 def test_mail_from_with_an_address_loads(value):
     assert load_config({**GOOD, "MAIL_FROM": value})["MAIL_FROM"] == value
+
+
+def test_log_level_is_read_in_any_case_as_gunicorn_reads_it():
+    # gunicorn.conf.py lowercases the same LOG_LEVEL; `info` must not stop the app at start.
+    assert load_config({**GOOD, "LOG_LEVEL": "info"})["LOG_LEVEL"] == "INFO"
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        load_config({**GOOD, "LOG_LEVEL": "verbose"})
