@@ -367,6 +367,19 @@ class LojalGroup(FlaskGroup):
                 raise click.ClickException(exc.message) from None
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx: click.Context):
+        # An unreachable service is the operator's to fix, not a bug: one line naming the
+        # setting (the driver's message carries host and port, never the password).
+        import redis
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except redis.ConnectionError as exc:
+            raise click.ClickException(f"Redis (REDIS_URL) is unreachable: {exc}") from None
+        except OperationalError as exc:
+            raise click.ClickException(f"the database (DATABASE_URL) failed: {exc.orig}".strip()) from None
+
 
 @click.group(cls=LojalGroup, create_app=_create_app_for_cli, add_version_option=False, load_dotenv=False)
 def main() -> None:

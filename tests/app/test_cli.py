@@ -64,3 +64,13 @@ def test_a_bad_setting_stops_every_command_with_one_line_naming_it_not_a_traceba
         assert "Traceback" not in result.stderr and "No such command" not in result.stderr, (args, result.stderr)
         if args != ("--help",):
             assert result.returncode != 0, args
+
+
+def test_redis_or_database_down_is_one_error_line_naming_the_setting_not_a_traceback():
+    for args, env, named in ((("jobs", "failed"), {"REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_URL"),
+                             (("jobs", "retry", "--all"), {"REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_URL"),
+                             (("ledger", "check"), {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"},
+                              "DATABASE_URL")):
+        result = _lojal(*args, **env)
+        assert result.returncode == 1, (args, result.stderr)
+        assert named in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
