@@ -5,7 +5,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, NoAppException, ScriptInfo, with_appcontext
 
 
 def register_commands(app: Flask) -> None:
@@ -106,14 +106,22 @@ def ledger_group() -> None:
     """Ledger maintenance."""
 
 
+# Shop ids are BIGINT: a larger number is refused by click, not by PostgreSQL with a traceback.
+SHOP_ID = click.IntRange(1, 2**63 - 1)
+
+
 @ledger_group.command("check")
-@click.option("--shop-id", type=int, default=None)
+@click.option("--shop-id", type=SHOP_ID, default=None, help="Only this shop (default: every shop).")
 @with_appcontext
 def ledger_check(shop_id: int | None) -> None:
     """Prove every cached balance equals the sum of its ledger entries (exit 1 if not)."""
     from app.extensions import db
     from app.loyalty.ledger import find_balance_drift
+    from app.models import Shop
 
+    # A mistyped id would otherwise find no drift and report "ledger ok".
+    if shop_id is not None and db.session.get(Shop, shop_id) is None:
+        raise click.BadParameter(f"no shop {shop_id}", param_hint="--shop-id")
     drift = find_balance_drift(db.session, shop_id)
     for customer_id, cached, summed, cached_pending, summed_pending in drift:
         click.echo(f"customer {customer_id}: balance {cached} != ledger {summed}; "
@@ -333,12 +341,46 @@ def _report_backfill(domain: str, progress) -> None:
                                f"{progress.done} orders; see the worker's log")
 
 
+class BadConfiguration(NoAppException):
+    """The settings did not load. The message names each bad setting: shown as is, no traceback
+    (Flask prints a NoAppException's message alone)."""
+
+
 def _create_app_for_cli():
     from app import create_app
+    from app.config import ConfigError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise BadConfiguration(str(exc)) from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app_for_cli, add_version_option=False, load_dotenv=False)
+class LojalGroup(FlaskGroup):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        if click.Group.get_command(self, ctx, name) is None:
+            # One of the app's commands: Flask would print the error and then "No such command".
+            try:
+                ctx.ensure_object(ScriptInfo).load_app()
+            except BadConfiguration as exc:
+                raise click.ClickException(exc.message) from None
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context):
+        # An unreachable service is the operator's to fix, not a bug: one line naming the
+        # setting (the driver's message carries host and port, never the password).
+        import redis
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except redis.ConnectionError as exc:
+            raise click.ClickException(f"Redis (REDIS_URL) is unreachable: {exc}") from None
+        except OperationalError as exc:
+            raise click.ClickException(f"the database (DATABASE_URL) failed: {exc.orig}".strip()) from None
+
+
+@click.group(cls=LojalGroup, create_app=_create_app_for_cli, add_version_option=False, load_dotenv=False)
 def main() -> None:
     """Lojal: loyalty and rewards for Shopify and WooCommerce stores."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
@@ -17,12 +18,37 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names it."""
 
 
-def _url_with_scheme(*schemes: str):
+def _url_with_scheme(*schemes: str, hostless: tuple[str, ...] = ()):
+    """`hostless` schemes may name no host: a unix socket (unix:///path, postgresql:///db)."""
     def check(value: str) -> None:
         parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.netloc:
+        if parts.scheme not in schemes or not (parts.netloc or (parts.scheme in hostless and parts.path)):
             raise ValidationError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        # Checked here, else a typo surfaces later as a traceback that names no setting.
+        try:
+            parts.port
+        except ValueError:
+            raise ValidationError("has a port that is not a number") from None
+        if parts.netloc and not parts.hostname and parts.scheme not in hostless:
+            raise ValidationError("must name a host")
     return check
+
+
+def _redis_database(value: str) -> None:
+    # redis-py silently falls back to database 0 on a path like /1x (another app's data).
+    parts = urlsplit(value)
+    if parts.scheme != "unix" and not re.fullmatch(r"/?(\d+)?", parts.path):
+        raise ValidationError("the path must be a database number, e.g. redis://host:6379/0")
+
+
+def _mail_from(value: str) -> None:
+    # The envelope sender of every email: without an address each one is refused for good.
+    local, _, domain = parseaddr(value)[1].rpartition("@")
+    if not local or not domain:
+        raise ValidationError("must hold an email address, e.g. Lojal <no-reply@shop.example>")
+
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
 def _rate_limit(value: str) -> None:
@@ -43,15 +69,17 @@ class ConfigSchema(Schema):
     SECRET_KEY = fields.String(required=True, validate=validate.Length(min=16))
     APP_URL = fields.String(required=True, validate=_url_with_scheme("http", "https"))
     TOKEN_ENCRYPTION_KEYS = fields.String(required=True)
-    DATABASE_URL = fields.String(load_default=None, validate=_url_with_scheme("postgresql", "postgres", "postgresql+psycopg"))
-    REDIS_URL = fields.String(load_default=None, validate=_url_with_scheme("redis", "rediss", "unix"))
+    DATABASE_URL = fields.String(load_default=None, validate=_url_with_scheme(
+        *_POSTGRES_SCHEMES, hostless=_POSTGRES_SCHEMES))  # no host: libpq's local socket
+    REDIS_URL = fields.String(load_default=None, validate=[
+        _url_with_scheme("redis", "rediss", "unix", hostless=("unix",)), _redis_database])
     SHOPIFY_API_KEY = fields.String(load_default=None)
     SHOPIFY_API_SECRET = fields.String(load_default=None)
     SHOPIFY_OLD_API_SECRET = fields.String(load_default=None)
     SHOPIFY_SCOPES = fields.String(load_default="read_orders,read_customers,write_discounts")
     SHOPIFY_API_VERSION = fields.String(load_default="2026-07", validate=validate.Regexp(r"^\d{4}-(01|04|07|10)$", error="must be a quarterly version like 2026-07"))
     SMTP_URL = fields.String(load_default=None, validate=_url_with_scheme("smtp", "smtps", "smtp+starttls"))
-    MAIL_FROM = fields.String(load_default="Lojal <no-reply@localhost>")
+    MAIL_FROM = fields.String(load_default="Lojal <no-reply@localhost>", validate=_mail_from)
     WOOCOMMERCE_ALLOW_HTTP = fields.Boolean(load_default=False)  # development stores on plain http only
     LOG_LEVEL = fields.String(load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]))
     MAX_CONTENT_LENGTH = fields.Integer(load_default=1_048_576, validate=validate.Range(min=1024))
@@ -91,6 +119,8 @@ _SETTING_NAMES = tuple(ConfigSchema().fields)
 def load_config(environ: Mapping[str, str]) -> dict:
     """Validate the settings found in `environ`; raise ConfigError naming each bad one."""
     raw = {name: environ[name] for name in _SETTING_NAMES if environ.get(name) not in (None, "")}
+    if isinstance(raw.get("LOG_LEVEL"), str):
+        raw["LOG_LEVEL"] = raw["LOG_LEVEL"].upper()  # as gunicorn.conf.py reads it, in any case
     try:
         loaded = ConfigSchema().load(raw)
     except ValidationError as err:

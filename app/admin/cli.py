@@ -16,7 +16,7 @@ def _shop(ref: str):
 
     ref = ref.strip().rstrip("/")
     conditions = [Shop.uid == ref, Shop.domain.in_({ref, f"https://{ref}"})]
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and int(ref) < 2**63:  # ids are BIGINT: a longer number is no id
         conditions.append(Shop.id == int(ref))
     shop = db.session.scalar(select(Shop).where(or_(*conditions)))
     if shop is None:

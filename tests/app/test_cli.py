@@ -38,3 +38,39 @@ def test_ledger_check_fails_and_names_the_customer_on_drift(app, session, now):
     result = app.test_cli_runner().invoke(args=["ledger", "check", "--shop-id", str(shop.id)])
     assert result.exit_code == 1
     assert f"customer {customer.id}: balance 1000 != ledger 40" in result.output
+
+
+def test_ledger_check_of_a_shop_that_does_not_exist_is_an_error_not_ledger_ok(app, session):
+    result = app.test_cli_runner().invoke(args=["ledger", "check", "--shop-id", "987654321"])
+    assert result.exit_code == 2 and "no shop 987654321" in result.output and "ledger ok" not in result.output
+
+
+def test_ledger_check_with_an_id_beyond_bigint_is_a_usage_error_not_a_traceback(app, session):
+    result = app.test_cli_runner().invoke(args=["ledger", "check", "--shop-id", str(2**70)])
+    assert result.exit_code == 2 and "--shop-id" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _lojal(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {**os.environ, **{k: str(v) for k, v in test_config().items() if isinstance(v, str)}, **env}
+    return subprocess.run([sys.executable, "-c", "from app.cli import main; main()", *args],
+                          capture_output=True, text=True, env=environ, timeout=60)
+
+
+def test_a_bad_setting_stops_every_command_with_one_line_naming_it_not_a_traceback():
+    for args in (("worker", "--burst"), ("db", "upgrade"), ("ledger", "check"), ("--help",)):
+        result = _lojal(*args, APP_URL="not a url")
+        assert "APP_URL: must be a URL" in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and "No such command" not in result.stderr, (args, result.stderr)
+        if args != ("--help",):
+            assert result.returncode != 0, args
+
+
+def test_redis_or_database_down_is_one_error_line_naming_the_setting_not_a_traceback():
+    for args, env, named in ((("jobs", "failed"), {"REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_URL"),
+                             (("jobs", "retry", "--all"), {"REDIS_URL": "redis://127.0.0.1:1/0"}, "REDIS_URL"),
+                             (("ledger", "check"), {"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"},
+                              "DATABASE_URL")):
+        result = _lojal(*args, **env)
+        assert result.returncode == 1, (args, result.stderr)
+        assert named in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)

@@ -79,3 +79,45 @@ def test_token_cipher_round_trips_and_rotates(app):
     only_new = create_app(test_config(TOKEN_ENCRYPTION_KEYS=newer))
     with only_new.app_context():
         assert token_cipher.decrypt(rotated) == "shpat_secret"
+
+
+@pytest.mark.parametrize("name,value", [
+    ("REDIS_URL", "unix:///var/run/redis/redis.sock?db=2"),
+    ("DATABASE_URL", "postgresql:///lojal"),
+    ("DATABASE_URL", "postgresql://lojal@/lojal?host=/var/run/postgresql"),
+])
+def test_socket_urls_without_a_host_are_accepted(name, value):
+    assert load_config({**GOOD, name: value})[name].endswith(value.split("://", 1)[1])
+
+
+@pytest.mark.parametrize("name,value", [
+    ("APP_URL", "https://lojal.example:https"),
+    ("DATABASE_URL", "postgresql://lojal:hunter2@db:5432x/lojal"),
+    ("REDIS_URL", "redis://redis:six/0"),
+    ("REDIS_URL", "redis://redis:6379/1x"),
+    ("SMTP_URL", "smtp://mail:twentyfive"),
+    ("SMTP_URL", "smtps://user:hunter2@/"),
+])
+def test_url_with_a_bad_port_host_or_redis_database_is_named_without_its_password(name, value):
+    with pytest.raises(ConfigError, match=name) as refused:
+        load_config({**GOOD, name: value})
+    assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["Lojal", "not an address", "Lojal <>", "Lojal <no-reply@>"])
+def test_mail_from_without_an_email_address_is_named_at_start(value):
+    # Otherwise every email is sent as MAIL FROM:<Lojal>, refused by the server, and fails for good.
+    with pytest.raises(ConfigError, match="MAIL_FROM"):
+        load_config({**GOOD, "MAIL_FROM": value})
+
+
+@pytest.mark.parametrize("value", ["no-reply@shop.example", "Lojal <no-reply@localhost>", '"Shop, Inc." <hi@shop.example>'])
+def test_mail_from_with_an_address_loads(value):
+    assert load_config({**GOOD, "MAIL_FROM": value})["MAIL_FROM"] == value
+
+
+def test_log_level_is_read_in_any_case_as_gunicorn_reads_it():
+    # gunicorn.conf.py lowercases the same LOG_LEVEL; `info` must not stop the app at start.
+    assert load_config({**GOOD, "LOG_LEVEL": "info"})["LOG_LEVEL"] == "INFO"
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        load_config({**GOOD, "LOG_LEVEL": "verbose"})

@@ -46,3 +46,11 @@ def test_demo_seeds_an_owner_and_a_support_member_who_can_sign_in(app, client, s
     me = cookie_login(client, "support@demo.lojal.test", DEMO_STAFF_PASSWORD, shop_id=shop.id)
     assert me["role"] == "support"
     assert cookie_login(client, "owner@demo.lojal.test", DEMO_STAFF_PASSWORD, shop_id=shop.id)["role"] == "owner"
+
+
+def test_staff_commands_with_a_numeric_shop_beyond_bigint_say_no_shop_not_a_traceback(app, session):
+    runner = app.test_cli_runner()
+    for args in (["staff", "token", str(2**70), "a@b.example", "x"],
+                 ["staff", "create", str(2**70), "a@b.example", "--password", "long-enough-1"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 2 and "no shop with this id, uid or domain" in result.output, result.output
