@@ -41,6 +41,7 @@ def configure_logging(app: Flask) -> None:
         root.addHandler(handler)
     root.setLevel(app.config["LOG_LEVEL"])
     logging.getLogger("pgserver").setLevel(logging.WARNING)  # chatty at INFO
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin at every start
 
     @app.before_request
     def assign_request_id() -> None:
