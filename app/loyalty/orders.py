@@ -326,8 +326,10 @@ def _count_sale(session: Session, shop_id: int, customer: Customer, order: Order
     customer.total_spent += sign * (order.total - order.refunded_amount)
     if sign > 0:
         record_sale(customer, order.paid_at)
-        # Before this sale can promote anyone (tiers.promote_if_qualified runs after it).
-        order.sale_multiplier = _tier_multiplier(session, shop_id, customer)
+        # Before this sale can promote anyone (tiers.promote_if_qualified runs after it). Kept
+        # once set: a restored order is counted again, maybe in the tier its first count reached.
+        if order.sale_multiplier is None:
+            order.sale_multiplier = _tier_multiplier(session, shop_id, customer)
     else:
         reload_sale_history(session, customer, without_order_id=order.id)
     at = order.placed_at or order.paid_at

@@ -19,8 +19,10 @@ _SPEND_SQL = """
       AND o.paid_at >= :start AND o.paid_at < :end {customer_filter}
     GROUP BY o.customer_id
 """
+# A reversal's expiry_cover is the part an earlier expiry already took from the balance: it
+# still leaves the points earned (as points_earned_lifetime does, app.loyalty.ledger.post_entry).
 _POINTS_SQL = """
-    SELECT l.customer_id, COALESCE(SUM(l.points), 0)
+    SELECT l.customer_id, COALESCE(SUM(l.points - l.expiry_cover), 0)
     FROM ledger_entries l
     WHERE l.shop_id = :shop_id AND l.kind IN ('earn', 'release', 'reverse')
       AND l.created_at >= :start AND l.created_at < :end {customer_filter}

@@ -89,7 +89,7 @@ def _state(session, shop_id: int) -> dict:
                      "last_activity_at", "platform_updated_at", "sale_history", "median_gap_days")
     order_cols = ("email_normalized", "order_number", "currency", "subtotal", "total", "eligible_amount", "status",
                   "is_test", "placed_at", "paid_at", "points_status", "points_earned", "bonus_points", "pending_until",
-                  "platform_updated_at", "refunded_amount", "points_reversed", "referral_code")
+                  "platform_updated_at", "refunded_amount", "points_reversed", "referral_code", "sale_multiplier")
     return {
         "customers": {c.platform_customer_id: ({k: getattr(c, k) for k in customer_cols}, tier_names.get(c.tier_id),
                                                customers[c.referred_by_id].platform_customer_id

@@ -281,3 +281,16 @@ def test_a_restored_order_in_an_allow_debt_shop_has_nothing_to_settle(session):
     apply_event(session, shop.id, _restore(1, T2, customer))
     assert _balance(session, shop, customer) == 0
     assert not [key for key, *_ in _keys(session, shop) if key.endswith(":collect")]
+
+
+def test_a_restored_order_earns_at_the_tier_held_when_it_first_came_in_not_the_tier_it_lifted_the_customer_to(session):
+    # Bronze x1; spend 600 lifts the customer to Silver (x1.25) and the order earns 600. A
+    # cancellation never demotes, so restoring it must not earn 750: the order pays out once.
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, subtotal="600", updated_at=T0))
+    assert _balance(session, shop, customer) == 600
+    apply_event(session, shop.id, _cancel(1, T1))
+    apply_event(session, shop.id, _restore(1, T2, customer, subtotal="600"))
+    assert _order(session, shop).points_earned == 600
+    assert _balance(session, shop, customer) == 600

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from app.loyalty.apply import apply_event
+from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.tiers import review_tiers
 from app.models import Tier
@@ -256,3 +257,20 @@ def test_a_promotion_committed_while_tiers_are_reviewed_is_not_overwritten(app, 
     engine.dispose()
     session.expire_all()
     assert _tier_name(session, session.get(type(customer), customer_id)) == "Gold"
+
+
+def test_period_points_tiers_drop_an_order_refunded_after_its_points_expired(session):
+    # Rolling 12 months on points: 600 points lift the customer to Silver; the expiry takes them;
+    # the full refund afterwards moves no points (the expiry covered it) yet takes the order's
+    # 600 back out of what qualifies, as a refund before the expiry would have.
+    t0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    shop = make_shop(session, tier_basis="points", tier_period="rolling_12_months", expiry_months=6)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, t0, customer=customer, subtotal="600"))
+    assert _tier_name(session, customer) == "Silver"
+    expire_inactive_points(session, shop.id, t0 + timedelta(days=200))
+    apply_event(session, shop.id, refunded(1, "r1", "600", t0 + timedelta(days=201)))
+    _reload(session, customer)
+    assert (customer.points_balance, customer.points_earned_lifetime) == (0, 0)
+    assert review_tiers(session, shop.id, t0 + timedelta(days=202)) == 1
+    assert _tier_name(session, customer) == "Bronze"
