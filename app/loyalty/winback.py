@@ -35,7 +35,7 @@ from app.loyalty.events import Outcome
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Customer, Order, Shop, WinbackEnrollment, for_shop
+from app.models import Customer, Order, Shop, WinbackEnrollment, for_shop, get_for_shop
 
 REMINDER = "winback_reminder"
 INCENTIVE = "winback_incentive"
@@ -201,7 +201,9 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
         .limit(limit).with_for_update(skip_locked=True)
     ).all()
     for enrollment in finished:
-        customer = lock_customer(session, shop_id, enrollment.customer_id)
+        # Read, not locked: the order path locks the customer before the enrollment, so taking
+        # them in the other order here could deadlock with a sale; nothing here writes the customer.
+        customer = get_for_shop(session, Customer, shop_id, enrollment.customer_id)
         if not _ended_by_missed_sale(session, shop_id, customer, enrollment, settings):
             enrollment.status, enrollment.ended_at = "completed", now
     if due or finished:
