@@ -43,7 +43,7 @@ BENCHES = [
     Bench("ledger", "ledger.py", [], ["--events", "5000", "--customers", "1000", "--rounds", "4"]),
     Bench("ledger_floor", "ledger_floor.py", [], ["--events", "4000", "--customers", "1000"]),
     Bench("winback", "winback.py", [], ["--customers", "20000"]),
-    Bench("widget", "widget.py", ["--floor"], ["--seconds", "3", "--rounds", "1", "--floor"], needs_redis=True),
+    Bench("widget", "widget.py", ["--floor"], ["--seconds", "3", "--rounds", "2", "--floor"], needs_redis=True),
     Bench("analytics", "analytics.py", [], ["--customers", "20000"]),
     Bench("ingest", "ingest.py", [], ["--seconds", "3", "--rounds", "1"], needs_redis=True),
     Bench("e2e", "e2e.py", [], ["--orders", "100"], needs_redis=True),
