@@ -33,7 +33,7 @@ from app.models import Shop
 from integrations.shopify.graphql import admin_graphql_response, legacy_id
 from integrations.shopify.parsers import referral_code
 from integrations.shopify.tokens import current_access_token
-from integrations.sync import apply_order_events
+from integrations.sync import apply_order_events, is_history
 
 PAGE_SIZE = 50
 BACKFILL_MONTHS = 12
@@ -161,7 +161,7 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         if run.total_estimate is None:
             run.total_estimate = (response.data.get("ordersCount") or {}).get("count")
         for node in connection["nodes"]:
-            historical = _historical(run, node, installed_at)
+            historical = is_history(run.mode, _when(node.get("createdAt")), installed_at)
             intents = apply_order_events(session, shop_id, order_events(node, historical=historical, shop_currency=currency))
             run.done += 1
             if after_commit is not None and intents and not historical:  # history notifies nobody
@@ -244,24 +244,10 @@ def _variables(run: SyncRun) -> dict[str, Any]:
             "query": f"{field}:>='{_iso(run.since)}'"}
 
 
-def _historical(run: SyncRun, node: Mapping[str, Any], installed_at: datetime | None) -> bool:
-    """History is what was placed before the install. A backfill also reads orders placed since
-    (a long import, a late or lost webhook, a backfill run again later): those are live sales, or
-    they would be voided for good and their webhook would then find them already counted."""
-    if installed_at is None:
-        return run.mode == "backfill"
-    return _placed_before(node, installed_at)
-
-
 def _fulfilled_at(node: Mapping[str, Any]) -> datetime:
     """When the order became fully fulfilled: its last fulfilment (else its last update)."""
     times = [_when(f.get("createdAt")) for f in node.get("fulfillments") or [] if f.get("createdAt")]
     return max(times) if times else _when(node["updatedAt"])
-
-
-def _placed_before(node: Mapping[str, Any], installed_at: datetime | None) -> bool:
-    placed_at = _when(node.get("createdAt"))
-    return installed_at is not None and placed_at is not None and placed_at < installed_at
 
 
 def _finish(session: Session, shop_id: int, run: SyncRun) -> None:

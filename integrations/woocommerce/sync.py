@@ -31,7 +31,7 @@ from app.loyalty.events import OrderPaid
 from app.models import Shop
 from integrations.woocommerce import parsers
 from integrations.woocommerce.client import call_response
-from integrations.sync import apply_order_events
+from integrations.sync import apply_order_events, is_history
 
 PAGE_SIZE = 50
 BACKFILL_MONTHS = 12
@@ -95,7 +95,7 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         if run.total_estimate is None and response.headers.get("X-WP-Total", "").isdigit():
             run.total_estimate = int(response.headers["X-WP-Total"])
         for order in orders:
-            historical = _historical(run, order, installed_at)
+            historical = is_history(run.mode, parsers.parse_time(order.get("date_created_gmt")), installed_at)
             intents = apply_order_events(session, shop_id, order_events(shop, order, historical=historical))
             run.done += 1
             if after_commit is not None and intents and not historical:  # history notifies nobody
@@ -139,20 +139,6 @@ def _params(run: SyncRun) -> dict[str, Any]:
 def _offline_copy(shop: Shop) -> Shop:
     """Every column's value (keys, settings for the parser), in an object no session tracks."""
     return Shop(**{attr.key: getattr(shop, attr.key) for attr in sa_inspect(Shop).column_attrs})
-
-
-def _historical(run: SyncRun, order: Mapping[str, Any], installed_at: datetime | None) -> bool:
-    """History is what was placed before the install. A backfill also reads orders placed since
-    (a long import, a late or lost webhook, a backfill run again later): those are live sales, or
-    they would be voided for good and their webhook would then find them already counted."""
-    if installed_at is None:
-        return run.mode == "backfill"
-    return _placed_before(order, installed_at)
-
-
-def _placed_before(order: Mapping[str, Any], installed_at: datetime | None) -> bool:
-    placed_at = parsers.parse_time(order.get("date_created_gmt"))
-    return installed_at is not None and placed_at is not None and placed_at < installed_at
 
 
 def _finish(session: Session, shop_id: int, run: SyncRun) -> None:
