@@ -47,6 +47,11 @@ def post_install(session: Session, domain: str, access_token: str, *, refresh_to
                  expires_at: datetime | None = None, now: datetime) -> Shop:
     """Upsert the shop with its token, commit, then enqueue webhook subscription and backfill."""
     shop = _upsert_shop(session, domain, now)
+    if expires_at is None and shop.access_token_enc and token_cipher.decrypt(shop.access_token_enc) != access_token:
+        # Shopify answers a repeated grant with the same non-expiring offline token and issues a
+        # new one only after an uninstall: this is a reinstall even though the app/uninstalled
+        # delivery has not been processed yet, and that late delivery must not undo it.
+        shop.installed_at = now
     store_access_token(shop, access_token, refresh_token=refresh_token, expires_at=expires_at, now=now)
     if not shop.widget_secret_enc:
         shop.widget_secret_enc = token_cipher.encrypt(secrets.token_urlsafe(32))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -280,6 +280,47 @@ def test_reinstall_after_uninstall_restores_the_shop_and_keeps_its_data(sapp, we
         assert db.session.scalar(select(Customer.email).where(Customer.shop_id == shop_id)) == "kept@example.com"
         assert db.session.scalar(select(func.count()).select_from(EarnRule).where(EarnRule.shop_id == shop_id)) == rules
         db.session.remove()
+
+
+def test_a_reinstall_before_the_uninstall_webhook_is_processed_survives_that_webhook(sapp, web, urlopen):
+    # Uninstalled, then reinstalled through the code grant while the app/uninstalled delivery
+    # still waits in the queue: the shop row is still "active" when the new token arrives.
+    # Shopify only issues a different offline token after an uninstall, so that delivery is
+    # about the previous installation and must not drop the new token.
+    from app.loyalty.apply import apply_event
+    from app.loyalty.events import AppUninstalled
+
+    domain = new_domain()
+    web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
+        shop.installed_at = datetime.now(UTC) - timedelta(days=30)
+        db.session.commit()
+        db.session.remove()
+    uninstalled_at = datetime.now(UTC) - timedelta(seconds=30)
+
+    urlopen.answer = {"access_token": "shpat_after_reinstall", "scope": "read_orders"}
+    assert web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain))).status_code == 302
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
+        assert apply_event(db.session, shop.id, AppUninstalled(uninstalled_at)).status == "noop"
+        db.session.commit()
+        db.session.remove()
+
+    shop = shop_row(sapp, domain)
+    assert shop.status == "active"
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_after_reinstall"
+
+
+def test_authorizing_an_installed_shop_again_keeps_its_install_time(sapp, web, urlopen):
+    # Shopify answers a repeated code grant with the same offline token: nothing was reinstalled,
+    # so orders since the first install stay live sales for the backfill.
+    domain = new_domain()
+    web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
+    first = shop_row(sapp, domain).installed_at
+    web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
+    assert shop_row(sapp, domain).installed_at == first
 
 
 # --- embedded App URL: token exchange ----------------------------------------------------
