@@ -359,6 +359,36 @@ def test_app_home_exchanges_the_id_token_and_installs(sapp, web, caplog):
     assert "shpat_exchanged" not in caplog.text and "shprt_refresh" not in caplog.text
 
 
+def test_app_home_exchanges_a_new_token_when_the_stored_refresh_token_is_refused(sapp, web):
+    # A refresh token dies after 90 idle days (a seasonal store) or when revoked; the token
+    # refresh then needs the merchant, and opening the app must exchange a new token.
+    domain = new_domain()
+    with respx.mock:
+        respx.post(token_endpoint(domain)).mock(return_value=httpx.Response(200, json=EXCHANGED))
+        web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)})
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
+        shop.token_expires_at = datetime.now(UTC) - timedelta(days=1)
+        db.session.commit()
+        db.session.remove()
+
+    def answer(request):
+        grant = json.loads(request.content).get("grant_type")
+        if grant == "refresh_token":
+            return httpx.Response(400, json={"error": "invalid_grant"})
+        return httpx.Response(200, json={**EXCHANGED, "access_token": "shpat_second", "refresh_token": "shprt_second"})
+
+    with respx.mock:
+        respx.post(token_endpoint(domain)).mock(side_effect=answer)
+        response = web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)})
+    assert response.status_code == 302
+    shop = shop_row(sapp, domain)
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_second"
+        assert token_cipher.decrypt(shop.refresh_token_enc) == "shprt_second"
+    assert shop.token_expires_at > datetime.now(UTC)
+
+
 def test_app_home_does_not_exchange_again_while_the_token_is_usable(sapp, web):
     domain = new_domain()
     with respx.mock:
