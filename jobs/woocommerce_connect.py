@@ -58,6 +58,10 @@ def verify_new_keys(shop_id: int, token: str) -> str:
         log.warning("woocommerce keys refused by the store; kept the current ones", extra={"shop_id": shop_id})
         return "refused"
     # Transient errors propagate (RQ retries; the parked keys live for an hour).
+    if shop.status == "disconnected":
+        # Marked so meanwhile (the old keys answered 401): proven keys connect it again, as
+        # connect_store does for a store that is not active, or after_connect would skip it.
+        shop.status = "active"
     session.commit()
     drop_parked_keys(token)
     enqueue("jobs.woocommerce_connect.after_connect", shop_id, queue_name="maintenance")

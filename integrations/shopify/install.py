@@ -20,7 +20,10 @@ from app.crypto import token_cipher
 from app.loyalty.program import create_default_program
 from app.models import EarnRule, Shop
 from integrations.shopify.domains import shop_handle, valid_shop_domain
-from integrations.shopify.tokens import REFRESH_MARGIN, app_config, parse_expiry, store_access_token
+from integrations.base import PermanentPlatformError, TransientPlatformError
+from integrations.shopify.tokens import (
+    REFRESH_MARGIN, app_config, current_access_token, needs_refresh, parse_expiry, store_access_token,
+)
 from jobs.queues import enqueue
 from jobs.shopify_sync import enqueue_backfill
 
@@ -47,6 +50,11 @@ def post_install(session: Session, domain: str, access_token: str, *, refresh_to
                  expires_at: datetime | None = None, now: datetime) -> Shop:
     """Upsert the shop with its token, commit, then enqueue webhook subscription and backfill."""
     shop = _upsert_shop(session, domain, now)
+    if expires_at is None and shop.access_token_enc and token_cipher.decrypt(shop.access_token_enc) != access_token:
+        # Shopify answers a repeated grant with the same non-expiring offline token and issues a
+        # new one only after an uninstall: this is a reinstall even though the app/uninstalled
+        # delivery has not been processed yet, and that late delivery must not undo it.
+        shop.installed_at = now
     store_access_token(shop, access_token, refresh_token=refresh_token, expires_at=expires_at, now=now)
     if not shop.widget_secret_enc:
         shop.widget_secret_enc = token_cipher.encrypt(secrets.token_urlsafe(32))
@@ -93,6 +101,20 @@ def has_usable_token(shop: Shop | None, now: datetime) -> bool:
     return bool(shop.refresh_token_enc)
 
 
+def _refresh_refused(session: Session, shop: Shop, now: datetime) -> bool:
+    """Refresh a token that is due now; True if Shopify refuses the refresh token (expired after
+    90 idle days, or revoked): the merchant is here with an id token that can exchange a new one."""
+    if not needs_refresh(shop, now):
+        return False
+    try:
+        current_access_token(session, shop, now=now)
+    except TransientPlatformError:
+        return False  # Shopify is down: let the merchant in; a job retries the refresh
+    except PermanentPlatformError:
+        return True
+    return False
+
+
 @dataclass(frozen=True)
 class AppHomeOutcome:
     """What the embedded App URL answers: the shop when verified, and shopifyapp's response
@@ -118,7 +140,7 @@ def install_with_id_token(session: Session, id_token_request: shopify_app.Reques
     if domain is None:
         return AppHomeOutcome(None, shopify_app.Res(status=400, body="Bad Request", headers={}), "invalid_shop")
     shop = session.scalar(select(Shop).where(Shop.platform == PLATFORM, Shop.domain == domain))
-    if has_usable_token(shop, now):
+    if has_usable_token(shop, now) and not _refresh_refused(session, shop, now):
         return AppHomeOutcome(shop, verified.response, verified.log.code)
     exchanged = shopify_app.token_exchange("offline", config, id_token=verified.id_token,
                                            invalid_token_response=verified.invalid_token_response, expiring=True)

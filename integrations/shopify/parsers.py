@@ -214,6 +214,11 @@ def _customers_update(d: Delivery) -> list:
 
 
 def _app_uninstalled(d: Delivery) -> list:
+    # The payload is the shop itself; like the compliance topics it must be this shop's, or any
+    # signed body replayed under this topic and another shop's header would drop that shop's tokens.
+    domain = d.payload.get("myshopify_domain")
+    if domain is None or str(domain).lower() != d.shop.domain.lower():
+        raise ValueError(f"payload is for {domain!r}, not this shop")
     return [AppUninstalled(d.triggered_at or datetime.now(UTC))]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -282,6 +282,47 @@ def test_reinstall_after_uninstall_restores_the_shop_and_keeps_its_data(sapp, we
         db.session.remove()
 
 
+def test_a_reinstall_before_the_uninstall_webhook_is_processed_survives_that_webhook(sapp, web, urlopen):
+    # Uninstalled, then reinstalled through the code grant while the app/uninstalled delivery
+    # still waits in the queue: the shop row is still "active" when the new token arrives.
+    # Shopify only issues a different offline token after an uninstall, so that delivery is
+    # about the previous installation and must not drop the new token.
+    from app.loyalty.apply import apply_event
+    from app.loyalty.events import AppUninstalled
+
+    domain = new_domain()
+    web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
+        shop.installed_at = datetime.now(UTC) - timedelta(days=30)
+        db.session.commit()
+        db.session.remove()
+    uninstalled_at = datetime.now(UTC) - timedelta(seconds=30)
+
+    urlopen.answer = {"access_token": "shpat_after_reinstall", "scope": "read_orders"}
+    assert web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain))).status_code == 302
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
+        assert apply_event(db.session, shop.id, AppUninstalled(uninstalled_at)).status == "noop"
+        db.session.commit()
+        db.session.remove()
+
+    shop = shop_row(sapp, domain)
+    assert shop.status == "active"
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_after_reinstall"
+
+
+def test_authorizing_an_installed_shop_again_keeps_its_install_time(sapp, web, urlopen):
+    # Shopify answers a repeated code grant with the same offline token: nothing was reinstalled,
+    # so orders since the first install stay live sales for the backfill.
+    domain = new_domain()
+    web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
+    first = shop_row(sapp, domain).installed_at
+    web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
+    assert shop_row(sapp, domain).installed_at == first
+
+
 # --- embedded App URL: token exchange ----------------------------------------------------
 
 def token_endpoint(domain: str) -> str:
@@ -316,6 +357,36 @@ def test_app_home_exchanges_the_id_token_and_installs(sapp, web, caplog):
     assert enqueued(sapp, "jobs.shopify_install.subscribe_webhooks", shop.id) == 1
     assert enqueued(sapp, "jobs.shopify_sync.backfill_orders", shop.id) == 1
     assert "shpat_exchanged" not in caplog.text and "shprt_refresh" not in caplog.text
+
+
+def test_app_home_exchanges_a_new_token_when_the_stored_refresh_token_is_refused(sapp, web):
+    # A refresh token dies after 90 idle days (a seasonal store) or when revoked; the token
+    # refresh then needs the merchant, and opening the app must exchange a new token.
+    domain = new_domain()
+    with respx.mock:
+        respx.post(token_endpoint(domain)).mock(return_value=httpx.Response(200, json=EXCHANGED))
+        web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)})
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
+        shop.token_expires_at = datetime.now(UTC) - timedelta(days=1)
+        db.session.commit()
+        db.session.remove()
+
+    def answer(request):
+        grant = json.loads(request.content).get("grant_type")
+        if grant == "refresh_token":
+            return httpx.Response(400, json={"error": "invalid_grant"})
+        return httpx.Response(200, json={**EXCHANGED, "access_token": "shpat_second", "refresh_token": "shprt_second"})
+
+    with respx.mock:
+        respx.post(token_endpoint(domain)).mock(side_effect=answer)
+        response = web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)})
+    assert response.status_code == 302
+    shop = shop_row(sapp, domain)
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_second"
+        assert token_cipher.decrypt(shop.refresh_token_enc) == "shprt_second"
+    assert shop.token_expires_at > datetime.now(UTC)
 
 
 def test_app_home_does_not_exchange_again_while_the_token_is_usable(sapp, web):

@@ -259,13 +259,24 @@ def test_referral_code_from_the_cart_attribute_rewards_the_friend(wsession, shop
 
 # --- uninstall ---------------------------------------------------------------------------
 
+def test_a_signed_order_body_replayed_as_app_uninstalled_keeps_the_shop_installed(wsession, shopify_client, run_jobs):
+    shop = shopify_shop(wsession)
+    shop.access_token_enc = token_cipher.encrypt("shpat_secret")
+    wsession.commit()
+    deliver(shopify_client, shop.domain, "app/uninstalled", sample("order_paid"))
+    run_jobs()
+    wsession.expire_all()
+    shop = wsession.get(Shop, shop.id)
+    assert shop.status == "active" and shop.access_token_enc is not None
+
+
 def test_uninstall_drops_the_tokens_and_keeps_the_data(wsession, shopify_client, run_jobs):
     shop = shopify_shop(wsession)
     shop.access_token_enc = token_cipher.encrypt("shpat_secret")
     shop.refresh_token_enc = token_cipher.encrypt("shprt_secret")
     wsession.commit()
     deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"))
-    deliver(shopify_client, shop.domain, "app/uninstalled", sample("app_uninstalled"))
+    deliver(shopify_client, shop.domain, "app/uninstalled", sample("app_uninstalled", myshopify_domain=shop.domain))
     run_jobs()
     wsession.expire_all()
     shop = wsession.get(Shop, shop.id)

@@ -299,3 +299,27 @@ def test_new_working_keys_for_a_connected_store_are_swapped_in_after_a_check(wap
         assert token_cipher.decrypt(shop.access_token_enc) == "ck_new"
         assert token_cipher.decrypt(shop.api_secret_enc) == "cs_new"
     assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", connected.id) == 1
+
+
+@responses.activate
+def test_keys_proven_after_the_old_ones_were_revoked_connect_the_store_again(wapp, web, connected):
+    # The merchant revoked the old key and connected again; a job hit the revoked key (401) and
+    # marked the store disconnected while the new keys waited for their check. Keys that work
+    # against the store reconnect it, as they would have done had the check come first.
+    web.post("/woocommerce/callback", json=keys(start(web, connected.domain), consumer_key="ck_new", consumer_secret="cs_new"))
+    token = _parked_token(wapp, connected.id)
+    from integrations.woocommerce.upkeep import mark_disconnected
+    from jobs.woocommerce_connect import verify_new_keys
+
+    with wapp.app_context():
+        assert mark_disconnected(db.session, connected.id, "WooCommerce answered 401: keys revoked")
+        db.session.commit()
+        db.session.remove()
+    responses.get(api(connected.domain, "orders"), json=[])
+    with wapp.app_context():
+        assert verify_new_keys(connected.id, token) == "replaced"
+    shop = shop_row(wapp, connected.domain)
+    assert shop.status == "active"
+    with wapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "ck_new"
+    assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", connected.id) == 1

@@ -191,6 +191,16 @@ def test_app_uninstalled():
     assert _parse("app/uninstalled", sample("app_uninstalled")) == [AppUninstalled(TRIGGERED_AT)]
 
 
+@pytest.mark.parametrize("payload", [
+    sample("app_uninstalled", myshopify_domain="other-shop.myshopify.com"),
+    sample("order_paid"),  # any other signed body replayed under app/uninstalled names no shop
+])
+def test_an_uninstall_payload_that_is_not_this_shops_is_refused(payload):
+    # The HMAC covers the body, not the topic or shop headers; an uninstall drops the tokens.
+    with pytest.raises(MalformedPayload, match="not this shop"):
+        _parse("app/uninstalled", payload)
+
+
 def test_compliance_topics():
     [request] = _parse("customers/data_request", sample("customers_data_request"))
     assert request == CustomerDataRequest("7390000000001", "ana.silva@example.com", "9999", TRIGGERED_AT,
