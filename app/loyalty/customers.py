@@ -35,7 +35,9 @@ def find_by_email(session: Session, shop_id: int, email: str | None) -> Customer
 def find_by_referral_code(session: Session, shop_id: int, code: str | None) -> Customer | None:
     if not code:
         return None
-    return session.scalars(for_shop(Customer, shop_id).where(Customer.referral_code == code.strip().upper())).first()
+    # An erased customer keeps the row (and its code) but refers nobody, as at /r/<code>.
+    return session.scalars(for_shop(Customer, shop_id).where(Customer.referral_code == code.strip().upper(),
+                                                             Customer.redacted_at.is_(None))).first()
 
 
 def upsert_customer(session: Session, shop_id: int, info: CustomerInfo) -> tuple[Customer, bool]:

@@ -106,6 +106,10 @@ def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, 
             Referral.completed_at > at - timedelta(days=7))
     ).scalar_one()
     referral.order_id = order.id
+    if advocate.redacted_at is not None:  # erased since the attribution: no points, no email
+        referral.status = "rejected"
+        referral.rejection_reason = "advocate_erased"
+        return []
     if recent >= settings.referral_weekly_cap:
         referral.status = "rejected"
         referral.rejection_reason = "weekly_cap"

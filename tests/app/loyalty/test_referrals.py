@@ -333,3 +333,30 @@ def test_attribution_is_idempotent(session, now):
                                        referral_code=advocate.referral_code))
     assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
     _assert_no_drift(session, shop)
+
+
+# --- erased advocates ---------------------------------------------------------------------------
+
+def test_an_erased_advocates_code_refers_nobody(session, now):
+    from app.loyalty.events import CustomerRedact
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, CustomerRedact(advocate.platform_customer_id, advocate.email, now))
+    friend = _arrive(session, shop, advocate.referral_code, now + timedelta(hours=1), "f1")
+    assert _referral(session, shop, friend) is None
+    assert friend.referred_by_id is None
+    assert _referral_points(session, shop, friend, "referral_friend") == 0
+
+
+def test_an_advocate_erased_before_the_friends_first_order_is_not_rewarded(session, now):
+    from app.loyalty.events import CustomerRedact
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1")
+    apply_event(session, shop.id, CustomerRedact(advocate.platform_customer_id, advocate.email, now + timedelta(hours=1)))
+    outcome = apply_event(session, shop.id, paid(1, now + timedelta(hours=2), customer=friend, subtotal="40"))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+    referral = _referral(session, shop, friend)
+    assert (referral.status, referral.rejection_reason) == ("rejected", "advocate_erased")
+    assert not [i for i in outcome.intents if isinstance(i, NotifyCustomer) and i.customer_id == advocate.id]
+    _assert_no_drift(session, shop)
