@@ -360,3 +360,46 @@ def test_an_advocate_erased_before_the_friends_first_order_is_not_rewarded(sessi
     assert (referral.status, referral.rejection_reason) == ("rejected", "advocate_erased")
     assert not [i for i in outcome.intents if isinstance(i, NotifyCustomer) and i.customer_id == advocate.id]
     _assert_no_drift(session, shop)
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+def test_two_friends_completing_at_once_respect_the_weekly_cap(app, session, now):
+    """Each completion locks the advocate row before counting this week's rewards, so two friends'
+    first orders applied in parallel cannot both pass a cap of one."""
+    import threading
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session as PlainSession
+
+    from app.extensions import db
+
+    shop = make_shop(session, referral_weekly_cap=1)
+    advocate = make_customer(session, shop)
+    friends = [_arrive(session, shop, advocate.referral_code, now, f"f{n}") for n in (1, 2)]
+    session.commit()
+    shop_id, infos = shop.id, [CustomerInfo(f.platform_customer_id, email=f.email) for f in friends]
+    engine = create_engine(db.engine.url)
+    barrier = threading.Barrier(2)
+    errors: list = []
+
+    def first_order(n: int) -> None:
+        try:
+            with PlainSession(engine) as other:
+                barrier.wait()
+                apply_event(other, shop_id, paid(f"o{n}", now + timedelta(hours=1), customer=infos[n], subtotal="40"))
+                other.commit()
+        except Exception as exc:  # surfaced by the assertion below, not hidden
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_order, args=(n,)) for n in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.dispose()
+    assert errors == []
+    session.expire_all()
+    statuses = sorted(r.status for r in session.query(Referral).filter_by(shop_id=shop_id))
+    assert statuses == ["completed", "rejected"]
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
