@@ -234,6 +234,35 @@ def test_a_guest_whose_first_order_carried_the_code_is_referred_when_making_an_a
     assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
 
 
+def test_a_guest_whose_first_order_carried_the_code_is_referred_by_it_when_the_account_has_none(session, now):
+    """The code came with the guest checkout only (the account's own event carries none): claiming
+    the order attributes it, as if the account had placed it."""
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=2), subtotal="40", email="buyer@example.com",
+                                       referral_code=advocate.referral_code))
+    friend = _arrive(session, shop, None, now, "f1", email="buyer@example.com")
+    assert friend.orders_count == 1
+    assert friend.referred_by_id == advocate.id
+    assert _referral(session, shop, friend).status == "completed"
+    assert _referral_points(session, shop, friend, "referral_friend") == FRIEND_POINTS
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+    _assert_no_drift(session, shop)
+
+
+def test_a_guest_with_an_earlier_order_without_the_code_is_not_referred_by_a_later_one_when_claimed(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=5), subtotal="40", email="buyer@example.com"))
+    apply_event(session, shop.id, paid("g2", now - timedelta(days=2), subtotal="40", email="buyer@example.com",
+                                       referral_code=advocate.referral_code))
+    friend = _arrive(session, shop, None, now, "f1", email="buyer@example.com")
+    assert friend.orders_count == 2
+    assert (_referral(session, shop, friend).status, _referral(session, shop, friend).rejection_reason) == (
+        "rejected", "existing_customer")
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+
+
 def test_an_existing_customer_using_a_code_on_a_later_order_is_rejected(session, now):
     shop = make_shop(session)
     advocate = make_customer(session, shop)
