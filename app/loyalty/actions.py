@@ -33,6 +33,8 @@ def apply_customer_upserted(session: Session, shop_id: int, event: CustomerUpser
     outcome.intents += orders.claim_guest_orders(session, shop_id, customer, event.occurred_at)
     if created:  # a new member starts in the entry tier (threshold 0), if the shop has one
         outcome.intents += tiers.promote_if_qualified(session, shop, program_settings(shop), customer, event.occurred_at)
+    elif event.account_created:  # a known shopper's signup points may lift a points-based tier
+        outcome.intents += tiers.promote_on_points(session, shop, customer, event.occurred_at)
     return outcome
 
 
@@ -48,7 +50,9 @@ def apply_custom_action(session: Session, shop_id: int, event: CustomActionCompl
     customer = lock_customer(session, shop_id, customer.id)
     posted = post_entry(session, customer, kind="earn", key=f"custom:{event.action_key}:{customer.id}:{event.event_key}",
                         now=event.occurred_at, points=rule.points, source=f"custom:{event.action_key}")
-    return Outcome(status="applied" if posted else "noop")
+    if not posted:
+        return Outcome(status="noop")
+    return Outcome(intents=tiers.promote_on_points(session, session.get(Shop, shop_id), customer, event.occurred_at))
 
 
 def award_birthdays(session: Session, shop_id: int, today: date, now: datetime) -> Outcome:
@@ -63,6 +67,7 @@ def award_birthdays(session: Session, shop_id: int, today: date, now: datetime) 
         select(Customer.id).where(Customer.shop_id == shop_id, Customer.redacted_at.is_(None), month_day)
     ).all()
     outcome = Outcome(status="applied" if ids else "noop")
+    shop = session.get(Shop, shop_id)
     for customer_id in ids:
         customer = lock_customer(session, shop_id, customer_id)
         if customer.birthday is None or not is_birthday(customer.birthday, today):
@@ -70,6 +75,7 @@ def award_birthdays(session: Session, shop_id: int, today: date, now: datetime) 
         key = f"birthday:{customer.id}:{today.year}"
         if post_entry(session, customer, kind="earn", key=key, now=now, points=rule.points, source="birthday"):
             outcome.intents.append(NotifyCustomer(shop_id, customer.id, "birthday", key=key))
+            outcome.intents += tiers.promote_on_points(session, shop, customer, now)
     return outcome
 
 

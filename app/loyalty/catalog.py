@@ -7,11 +7,12 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from marshmallow import ValidationError
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.loyalty import audit
 from app.loyalty.errors import LoyaltyError, NotFound
-from app.models import EarnRule, Reward, Tier, for_shop, get_for_shop
+from app.models import Customer, EarnRule, Reward, Tier, for_shop, get_for_shop
 
 M = TypeVar("M", EarnRule, Reward, Tier)
 _NAMES = {EarnRule: "earn_rule", Reward: "reward", Tier: "tier"}
@@ -56,8 +57,19 @@ def delete_item(session: Session, shop_id: int, model: type[M], item_id: int, *,
     row = get_item(session, shop_id, model, item_id, lock=True)
     audit.record(session, shop_id, actor, f"{_NAMES[model]}.delete", target_type=_NAMES[model], target_id=row.id,
                  details={"name": row.name})
+    if model is Tier:
+        _move_holders_down(session, shop_id, row)
     session.delete(row)
     session.flush()
+
+
+def _move_holders_down(session: Session, shop_id: int, tier: Tier) -> None:
+    """A deleted tier's holders keep the next tier down (they reached it): the foreign key alone
+    would leave them with no tier, earning x1 until their next order or the review."""
+    lower = session.scalars(for_shop(Tier, shop_id).where(Tier.threshold < tier.threshold)
+                            .order_by(Tier.threshold.desc()).limit(1)).first()
+    session.execute(update(Customer).where(Customer.shop_id == shop_id, Customer.tier_id == tier.id)
+                    .values(tier_id=lower.id if lower else None).execution_options(synchronize_session="fetch"))
 
 
 def _plain(value: Any) -> Any:

@@ -35,11 +35,13 @@ def find_by_email(session: Session, shop_id: int, email: str | None) -> Customer
 def find_by_referral_code(session: Session, shop_id: int, code: str | None) -> Customer | None:
     if not code:
         return None
-    return session.scalars(for_shop(Customer, shop_id).where(Customer.referral_code == code.strip().upper())).first()
+    # An erased customer keeps the row (and its code) but refers nobody, as at /r/<code>.
+    return session.scalars(for_shop(Customer, shop_id).where(Customer.referral_code == code.strip().upper(),
+                                                             Customer.redacted_at.is_(None))).first()
 
 
 def upsert_customer(session: Session, shop_id: int, info: CustomerInfo) -> tuple[Customer, bool]:
-    """Return (customer, created), the row locked (FOR UPDATE) when found by platform id.
+    """Return (customer, created), the row locked (FOR NO KEY UPDATE, as lock_customer) when found by platform id.
     Finds by platform id, else by email; creates when new.
 
     The insert uses ON CONFLICT so two events creating the same shopper at once end with one row.
@@ -49,7 +51,7 @@ def upsert_customer(session: Session, shop_id: int, info: CustomerInfo) -> tuple
         # Locked and refreshed in the same query that finds it: callers post to the ledger next.
         customer = session.scalars(
             for_shop(Customer, shop_id).where(Customer.platform_customer_id == info.platform_customer_id)
-            .with_for_update().execution_options(populate_existing=True)
+            .with_for_update(key_share=True).execution_options(populate_existing=True)
         ).first()
     if customer is None and not info.platform_customer_id:
         customer = find_by_email(session, shop_id, info.email)

@@ -1,6 +1,6 @@
 """Posting to the append-only ledger, keeping the customer's cached sums in step.
 
-Every posting happens with the customer row locked (SELECT ... FOR UPDATE), so the cached
+Every posting happens with the customer row locked (SELECT ... FOR NO KEY UPDATE), so the cached
 balance is changed by exactly the entries that were inserted, in the same transaction.
 """
 from __future__ import annotations
@@ -19,7 +19,9 @@ _ACTIVITY_KINDS = frozenset({"earn", "release", "redeem"})
 
 
 def lock_customer(session: Session, shop_id: int, customer_id: int) -> Customer:
-    stmt = for_shop(Customer, shop_id).where(Customer.id == customer_id).with_for_update()
+    # NO KEY UPDATE: as exclusive between lockers, but it does not wait for the KEY SHARE lock a
+    # referred friend's row update takes on its advocate (two friends' orders would deadlock).
+    stmt = for_shop(Customer, shop_id).where(Customer.id == customer_id).with_for_update(key_share=True)
     customer = session.execute(stmt.execution_options(populate_existing=True)).scalar_one()
     return customer
 

@@ -61,7 +61,7 @@ SELECT s.settings,
              {customer_columns}
         FROM customers c
        WHERE c.shop_id = s.id AND c.platform_customer_id = %(customer)s
-         FOR UPDATE
+         FOR NO KEY UPDATE
   ) b ON true
  WHERE s.id = %(shop)s
 """

@@ -227,16 +227,23 @@ def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: 
         )
     ).all()
     intents: list = []
+    claimed: list[Order] = []
     for order_id, platform_order_id in guest_orders:
         _lock_order(session, shop_id, platform_order_id)
         order = _find_order(session, shop_id, platform_order_id)
         if order is None or order.customer_id is not None or order.status == "cancelled":
             continue
+        claimed.append(order)
         order.customer_id = customer.id
         _count_sale(session, shop_id, customer, order)
         if _award_due(settings, order):
             # The points date from the sale; a referral reward (and its weekly cap) from now.
             intents += _award(session, shop, settings, order, customer, order.paid_at or now, granted_at=now)
+    # A code that came with the guest checkout only refers the shopper as it would have on an
+    # account's order (a no-op if the account already was attributed, e.g. by a code at sign-up).
+    coded = sorted((o for o in claimed if o.referral_code), key=lambda o: o.paid_at)
+    if coded:
+        intents += referrals.attribute(session, shop, customer, coded[0].referral_code, now, order=coded[0])
     if guest_orders:
         intents += tiers.promote_if_qualified(session, shop, settings, customer, now)
     return intents

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.loyalty import tiers
 from app.loyalty.customers import find_by_referral_code
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
@@ -40,13 +41,15 @@ def attribute(session: Session, shop: Shop, friend: Customer, code: str, at: dat
     if referral_id is None or reason:
         return []
     friend.referred_by_id = advocate.id
+    intents: list = []
     rule = _rule(session, shop.id, "referral_friend")
     if rule is not None and rule.points:
         post_entry(session, friend, kind="earn", key=f"referral:{referral_id}:friend", now=at, points=rule.points,
                    source="referral_friend", details={"advocate_id": advocate.id})
+        intents += tiers.promote_on_points(session, shop, friend, at)
     if order is not None and order.points_status == "awarded":
-        return complete_for_order(session, shop, program_settings(shop), friend, order, at)
-    return []
+        intents += complete_for_order(session, shop, program_settings(shop), friend, order, at)
+    return intents
 
 
 def advocate_for_link(session: Session, code: str) -> Customer | None:
@@ -106,6 +109,10 @@ def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, 
             Referral.completed_at > at - timedelta(days=7))
     ).scalar_one()
     referral.order_id = order.id
+    if advocate.redacted_at is not None:  # erased since the attribution: no points, no email
+        referral.status = "rejected"
+        referral.rejection_reason = "advocate_erased"
+        return []
     if recent >= settings.referral_weekly_cap:
         referral.status = "rejected"
         referral.rejection_reason = "weekly_cap"
@@ -117,7 +124,8 @@ def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, 
     referral.status = "completed"
     referral.completed_at = at
     advocate.referrals_completed += 1
-    return [NotifyCustomer(shop.id, advocate.id, "referral_completed", key=f"referral:{referral.id}")]
+    return [NotifyCustomer(shop.id, advocate.id, "referral_completed", key=f"referral:{referral.id}"),
+            *tiers.promote_on_points(session, shop, advocate, at)]
 
 
 def _rule(session: Session, shop_id: int, kind: str) -> EarnRule | None:

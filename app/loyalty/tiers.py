@@ -98,6 +98,15 @@ def promote_if_qualified(session: Session, shop: Shop, settings: ProgramSettings
     return [NotifyCustomer(shop.id, customer.id, "tier_reached", key=f"tier:{best.id}:customer:{customer.id}")]
 
 
+def promote_on_points(session: Session, shop: Shop, customer: Customer, now: datetime) -> list:
+    """After points that are not an order's (signup, birthday, referral, custom action): with a
+    points basis they qualify at once like any other; with a spend basis they cannot change a tier."""
+    settings = program_settings(shop)
+    if settings.tier_basis != "points":
+        return []
+    return promote_if_qualified(session, shop, settings, customer, now)
+
+
 def review_tiers(session: Session, shop_id: int, now: datetime) -> int:
     """At a period end: set every customer's tier from their value, down as well as up.
 

@@ -46,3 +46,26 @@ def test_changes_are_audited_with_before_and_after_and_other_shops_rows_are_not_
     assert row.details == {"values": {"points_cost": 777}, "before": {"points_cost": 500}}
     with pytest.raises(NotFound):
         delete_item(session, other.id, Reward, reward.id, actor="staff:9:x")
+
+
+def test_deleting_a_tier_moves_its_holders_to_the_next_tier_down_and_their_next_order_earns_there(session):
+    from datetime import UTC, datetime
+
+    from app.loyalty.apply import apply_event
+    from app.models import Customer, Order
+    from tests.factories import make_customer, paid
+
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    shop = make_shop(session)  # Bronze 0 ×1, Silver 500 ×1.25, Gold 1500 ×1.5 (spend, lifetime)
+    gold_holder = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=gold_holder, subtotal="1600"))
+    gold = session.query(Tier).filter_by(shop_id=shop.id, name="Gold").one()
+    silver = session.query(Tier).filter_by(shop_id=shop.id, name="Silver").one()
+    session.refresh(gold_holder)
+    assert gold_holder.tier_id == gold.id
+    delete_item(session, shop.id, Tier, gold.id, actor="t")
+    session.expire_all()
+    assert session.get(Customer, gold_holder.id).tier_id == silver.id
+    apply_event(session, shop.id, paid(2, now, customer=gold_holder, subtotal="100"))
+    second = session.query(Order).filter_by(shop_id=shop.id, platform_order_id="2").one()
+    assert second.points_earned == 125  # 100 × Silver's 1.25, not ×1 for "no tier"

@@ -234,6 +234,35 @@ def test_a_guest_whose_first_order_carried_the_code_is_referred_when_making_an_a
     assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
 
 
+def test_a_guest_whose_first_order_carried_the_code_is_referred_by_it_when_the_account_has_none(session, now):
+    """The code came with the guest checkout only (the account's own event carries none): claiming
+    the order attributes it, as if the account had placed it."""
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=2), subtotal="40", email="buyer@example.com",
+                                       referral_code=advocate.referral_code))
+    friend = _arrive(session, shop, None, now, "f1", email="buyer@example.com")
+    assert friend.orders_count == 1
+    assert friend.referred_by_id == advocate.id
+    assert _referral(session, shop, friend).status == "completed"
+    assert _referral_points(session, shop, friend, "referral_friend") == FRIEND_POINTS
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+    _assert_no_drift(session, shop)
+
+
+def test_a_guest_with_an_earlier_order_without_the_code_is_not_referred_by_a_later_one_when_claimed(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=5), subtotal="40", email="buyer@example.com"))
+    apply_event(session, shop.id, paid("g2", now - timedelta(days=2), subtotal="40", email="buyer@example.com",
+                                       referral_code=advocate.referral_code))
+    friend = _arrive(session, shop, None, now, "f1", email="buyer@example.com")
+    assert friend.orders_count == 2
+    assert (_referral(session, shop, friend).status, _referral(session, shop, friend).rejection_reason) == (
+        "rejected", "existing_customer")
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+
+
 def test_an_existing_customer_using_a_code_on_a_later_order_is_rejected(session, now):
     shop = make_shop(session)
     advocate = make_customer(session, shop)
@@ -333,3 +362,73 @@ def test_attribution_is_idempotent(session, now):
                                        referral_code=advocate.referral_code))
     assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
     _assert_no_drift(session, shop)
+
+
+# --- erased advocates ---------------------------------------------------------------------------
+
+def test_an_erased_advocates_code_refers_nobody(session, now):
+    from app.loyalty.events import CustomerRedact
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, CustomerRedact(advocate.platform_customer_id, advocate.email, now))
+    friend = _arrive(session, shop, advocate.referral_code, now + timedelta(hours=1), "f1")
+    assert _referral(session, shop, friend) is None
+    assert friend.referred_by_id is None
+    assert _referral_points(session, shop, friend, "referral_friend") == 0
+
+
+def test_an_advocate_erased_before_the_friends_first_order_is_not_rewarded(session, now):
+    from app.loyalty.events import CustomerRedact
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    friend = _arrive(session, shop, advocate.referral_code, now, "f1")
+    apply_event(session, shop.id, CustomerRedact(advocate.platform_customer_id, advocate.email, now + timedelta(hours=1)))
+    outcome = apply_event(session, shop.id, paid(1, now + timedelta(hours=2), customer=friend, subtotal="40"))
+    assert _referral_points(session, shop, advocate, "referral_advocate") == 0
+    referral = _referral(session, shop, friend)
+    assert (referral.status, referral.rejection_reason) == ("rejected", "advocate_erased")
+    assert not [i for i in outcome.intents if isinstance(i, NotifyCustomer) and i.customer_id == advocate.id]
+    _assert_no_drift(session, shop)
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+def test_two_friends_completing_at_once_respect_the_weekly_cap(app, session, now):
+    """Each completion locks the advocate row before counting this week's rewards, so two friends'
+    first orders applied in parallel cannot both pass a cap of one."""
+    import threading
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session as PlainSession
+
+    from app.extensions import db
+
+    shop = make_shop(session, referral_weekly_cap=1)
+    advocate = make_customer(session, shop)
+    friends = [_arrive(session, shop, advocate.referral_code, now, f"f{n}") for n in (1, 2)]
+    session.commit()
+    shop_id, infos = shop.id, [CustomerInfo(f.platform_customer_id, email=f.email) for f in friends]
+    engine = create_engine(db.engine.url)
+    barrier = threading.Barrier(2)
+    errors: list = []
+
+    def first_order(n: int) -> None:
+        try:
+            with PlainSession(engine) as other:
+                barrier.wait()
+                apply_event(other, shop_id, paid(f"o{n}", now + timedelta(hours=1), customer=infos[n], subtotal="40"))
+                other.commit()
+        except Exception as exc:  # surfaced by the assertion below, not hidden
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_order, args=(n,)) for n in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.dispose()
+    assert errors == []
+    session.expire_all()
+    statuses = sorted(r.status for r in session.query(Referral).filter_by(shop_id=shop_id))
+    assert statuses == ["completed", "rejected"]
+    assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS

@@ -9,7 +9,7 @@ from app.loyalty.apply import apply_event
 from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.tiers import review_tiers
-from app.models import Tier
+from app.models import Customer, Tier
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded, set_rule
 
 
@@ -274,3 +274,56 @@ def test_period_points_tiers_drop_an_order_refunded_after_its_points_expired(ses
     assert (customer.points_balance, customer.points_earned_lifetime) == (0, 0)
     assert review_tiers(session, shop.id, t0 + timedelta(days=202)) == 1
     assert _tier_name(session, customer) == "Bronze"
+
+
+# --- points basis: every earning counts at once, not only orders ------------------------------
+
+def test_tier_basis_points_promotes_at_once_on_a_custom_action(session, now):
+    from app.loyalty.events import CustomActionCompleted
+    shop = make_shop(session, tier_basis="points")
+    set_rule(session, shop, "custom", action_key="review", points=500)
+    customer = make_customer(session, shop)
+    outcome = apply_event(session, shop.id, CustomActionCompleted(customer.platform_customer_id, "review", "r-1", now))
+    assert _tier_name(session, customer) == "Silver"
+    assert [n.template for n in _tier_notices(outcome)] == ["tier_reached"]
+
+
+def test_tier_basis_points_promotes_at_once_on_birthday_points(session, now):
+    from app.loyalty.actions import award_birthdays
+    shop = make_shop(session, tier_basis="points")
+    set_rule(session, shop, "birthday", points=600)
+    customer = make_customer(session, shop, birthday=now.date().replace(year=1990))
+    award_birthdays(session, shop.id, now.date(), now)
+    assert _tier_name(session, customer) == "Silver"
+
+
+def test_tier_basis_points_promotes_the_advocate_at_once_on_the_referral_reward(session, now):
+    from app.loyalty.events import CustomerInfo
+    shop = make_shop(session, tier_basis="points")  # referral_advocate 500 points
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("f1", email="friend@example.com"),
+                                       subtotal="40", referral_code=advocate.referral_code))
+    _reload(session, advocate)
+    assert advocate.points_earned_lifetime == 500
+    assert _tier_name(session, advocate) == "Silver"
+
+
+def test_tier_basis_points_promotes_a_friend_at_once_on_the_welcome_points(session, now):
+    from app.loyalty.events import CustomerInfo
+    shop = make_shop(session, tier_basis="points")
+    set_rule(session, shop, "referral_friend", points=500)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("f1", email="friend@example.com"),
+                                       subtotal="40", referral_code=advocate.referral_code))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="f1").one()
+    assert _tier_name(session, friend) == "Silver"
+
+
+def test_tier_basis_points_promotes_at_once_on_signup_points_for_a_known_shopper(session, now):
+    from app.loyalty.events import CustomerInfo, CustomerUpserted
+    shop = make_shop(session, tier_basis="points")
+    set_rule(session, shop, "signup", points=500)
+    customer = make_customer(session, shop)  # already known (e.g. from an order) when the account is made
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo(customer.platform_customer_id, email=customer.email),
+                                                   now, account_created=True))
+    assert _tier_name(session, customer) == "Silver"
