@@ -171,14 +171,25 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
     shop = session.get(Shop, shop_id)
     settings = program_settings(shop)
     outcome = Outcome(status="noop")
-    due = session.scalars(
-        for_shop(WinbackEnrollment, shop_id)
-        .where(WinbackEnrollment.status == "active", WinbackEnrollment.campaign_step == 1,
+    due = session.execute(
+        select(WinbackEnrollment.id, WinbackEnrollment.customer_id)
+        .where(WinbackEnrollment.shop_id == shop_id, WinbackEnrollment.status == "active",
+               WinbackEnrollment.campaign_step == 1,
                WinbackEnrollment.step1_sent_at <= now - timedelta(days=settings.winback_step2_delay_days))
-        .order_by(WinbackEnrollment.id).limit(limit).with_for_update(skip_locked=True)
+        .order_by(WinbackEnrollment.id).limit(limit)
     ).all()
-    for enrollment in due:
-        customer = lock_customer(session, shop_id, enrollment.customer_id)
+    for enrollment_id, customer_id in due:
+        # The customer first, then the enrollment, as the order path takes them
+        # (record_order_for_winback): the other way round, a sale at the same moment could deadlock.
+        customer = lock_customer(session, shop_id, customer_id)
+        enrollment = session.scalars(
+            for_shop(WinbackEnrollment, shop_id)
+            .where(WinbackEnrollment.id == enrollment_id, WinbackEnrollment.status == "active",
+                   WinbackEnrollment.campaign_step == 1)
+            .with_for_update().execution_options(populate_existing=True)
+        ).first()
+        if enrollment is None:
+            continue  # ended by a sale, or advanced by another run, since the selection
         if _ended_by_missed_sale(session, shop_id, customer, enrollment, settings):
             continue  # came back already: no incentive for someone who ordered
         # A campaign turned off sends nothing more: its running sequences stop before step 2.
@@ -210,7 +221,7 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
         outcome.status = "applied"
     # A full batch: call again for the rest (every row handled here has left both selections).
     if len(due) == limit or len(finished) == limit:
-        outcome.resume_after = max(e.id for e in (*due, *finished))
+        outcome.resume_after = max([row.id for row in due] + [e.id for e in finished])
     return outcome
 
 

@@ -308,3 +308,48 @@ def test_turning_the_campaign_off_stops_running_sequences_without_the_incentive(
     [enrollment] = _enrollments(session, shop, customer)
     assert enrollment.status == "stopped" and enrollment.incentive_points == 0
     assert session.query(LedgerEntry).filter_by(shop_id=shop.id, source="winback").count() == 0
+
+
+def test_step_two_and_a_sale_at_the_same_moment_do_not_deadlock(app, session):
+    """The order path locks the customer, then the active enrollment; step 2 takes them in that
+    order too. Taken the other way round, each waited for the other and PostgreSQL aborted one."""
+    import threading
+    import time
+
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session as PlainSession
+
+    from app.extensions import db
+    from app.loyalty.ledger import lock_customer
+
+    shop = make_shop(session)
+    customer = _shopper(session, shop, [90])
+    enroll_lapsing(session, shop.id, NOW)
+    session.commit()
+    shop_id, customer_id = shop.id, customer.id
+    engine = create_engine(db.engine.url)
+    errors: list = []
+
+    def step_two() -> None:
+        try:
+            with PlainSession(engine) as other:
+                advance_sequence(other, shop_id, NOW + days(7))
+                other.commit()
+        except Exception as exc:  # surfaced by the assertion below, not hidden
+            errors.append(exc)
+
+    with PlainSession(engine) as sale:
+        lock_customer(sale, shop_id, customer_id)  # a sale for this customer is under way
+        runner = threading.Thread(target=step_two)
+        runner.start()
+        time.sleep(0.5)  # step 2 reaches its locks
+        # ... and the sale now looks for the active enrollment, as record_order_for_winback does.
+        sale.execute(select(WinbackEnrollment.id).where(WinbackEnrollment.shop_id == shop_id,
+                                                        WinbackEnrollment.customer_id == customer_id)
+                     .with_for_update())
+        sale.commit()
+    runner.join()
+    engine.dispose()
+    assert errors == []
+    [enrollment] = _enrollments(session, shop, customer)
+    assert enrollment.campaign_step == 2
