@@ -119,3 +119,18 @@ def api(shop):
     """The Shopify Admin API of the test module's `shop` fixture, stubbed at the httpx boundary."""
     with respx.mock(assert_all_called=False) as router:
         yield FakeAdminApi(shop.domain).install(router)
+
+
+@pytest.fixture
+def refuse_enqueue(monkeypatch):
+    """Call it to make Redis refuse from then on: every job enqueue raises as redis-py does."""
+    def refuse() -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        import jobs.dispatch
+
+        def refused(*args, **kwargs):
+            raise RedisConnectionError("Connection refused")
+
+        monkeypatch.setattr(jobs.dispatch, "enqueue", refused)
+    return refuse

@@ -58,19 +58,12 @@ def test_support_resends_the_code_email_through_the_email_job(worker_app, wsessi
     assert audit.actor.startswith("token:") and audit.customer_id == customer.id
 
 
-def test_a_resend_with_redis_down_is_503_and_records_no_resend(worker_app, wsession, monkeypatch):  # noqa: F811
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    import jobs.dispatch
-
+def test_a_resend_with_redis_down_is_503_and_records_no_resend(worker_app, wsession, refuse_enqueue):  # noqa: F811
     shop = make_shop(wsession)
     headers = bearer(make_api_token(wsession, make_staff(wsession, shop, "support")))
     _, redemption = _redemption(wsession, shop)
 
-    def redis_down(*args, **kwargs):
-        raise RedisConnectionError("Connection refused")
-
-    monkeypatch.setattr(jobs.dispatch, "enqueue", redis_down)
+    refuse_enqueue()
     response = worker_app.test_client().post(f"{API}/redemptions/{redemption.id}/resend", headers=headers)
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "queue_unavailable"
     assert response.headers["Retry-After"] == "5"
@@ -148,20 +141,14 @@ def test_shop_b_cannot_see_resend_or_cancel_shop_a_redemptions(client, session, 
 
 
 def test_cancel_with_redis_down_is_recorded_and_answered_202_for_the_sweeper_to_finish(
-        worker_app, wsession, run_jobs, monkeypatch):  # noqa: F811
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    import jobs.dispatch
+        worker_app, wsession, run_jobs, monkeypatch, refuse_enqueue):  # noqa: F811
     from jobs.rewards import sweep_pending_redemptions
 
     shop = make_shop(wsession)
     headers = bearer(make_api_token(wsession, make_staff(wsession, shop, "owner")))
     customer, redemption = _redemption(wsession, shop)
 
-    def redis_down(*args, **kwargs):
-        raise RedisConnectionError("Connection refused")
-
-    monkeypatch.setattr(jobs.dispatch, "enqueue", redis_down)
+    refuse_enqueue()
     client = worker_app.test_client()
     response = client.post(f"{API}/redemptions/{redemption.id}/cancel", json={"reason": "wrong reward"},
                            headers=headers)

@@ -119,15 +119,8 @@ def test_a_cancel_reason_with_a_nul_character_is_not_a_database_error(app, redee
         assert redemption.status in ("cancelling", "cancelled") and "\x00" not in redemption.cancel_reason
 
 
-def test_a_resend_while_redis_is_down_is_refused_on_the_page_and_not_audited(app, redeemed, monkeypatch):
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    import jobs.dispatch
-
-    def redis_down(*args, **kwargs):
-        raise RedisConnectionError("Connection refused")
-
-    monkeypatch.setattr(jobs.dispatch, "enqueue", redis_down)
+def test_a_resend_while_redis_is_down_is_refused_on_the_page_and_not_audited(app, redeemed, refuse_enqueue):
+    refuse_enqueue()
     made, customer_id, redemption_id, *_ = redeemed
     client = _client(app, made, "support")
     response = client.post(f"/admin/customers/{customer_id}/redemptions/{redemption_id}/resend",
@@ -139,15 +132,8 @@ def test_a_resend_while_redis_is_down_is_refused_on_the_page_and_not_audited(app
                                                                 AuditLog.action == "redemption.resend")).all() == []
 
 
-def test_a_cancel_committed_while_redis_is_down_is_shown_as_under_way_not_a_500(app, redeemed, monkeypatch):
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    import jobs.dispatch
-
-    def redis_down(*args, **kwargs):
-        raise RedisConnectionError("Connection refused")
-
-    monkeypatch.setattr(jobs.dispatch, "enqueue", redis_down)
+def test_a_cancel_committed_while_redis_is_down_is_shown_as_under_way_not_a_500(app, redeemed, refuse_enqueue):
+    refuse_enqueue()
     made, customer_id, redemption_id, *_ = redeemed
     client = _client(app, made, "owner")
     response = client.post(f"/admin/customers/{customer_id}/redemptions/{redemption_id}/cancel",
