@@ -62,7 +62,7 @@ class Customer(ShopScoped, db.Model):
     # Last earn or redeem: the clock that points expiry runs on.
     last_activity_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The customer's newest `expire` entry: one newer than an order's grant_expire_id means an
-    # expiry has taken what the order had left (app.loyalty.orders._expiry_cover).
+    # expiry has taken what the order had left (app.loyalty.reversals._expiry_cover).
     last_expire_id: Mapped[int | None] = mapped_column(BigInteger)
     # The platform's own modification time of the newest customer payload applied.
     platform_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

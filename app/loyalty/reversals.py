@@ -1,0 +1,111 @@
+"""Taking an order's points back: refunds (in proportion), cancellations (in full), what an
+expiry already took, and what a clamped cancellation left uncollected when the order returns.
+
+Works on an order and its locked customer; app.loyalty.orders decides when.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_UP
+
+from sqlalchemy import BigInteger, func, select
+from sqlalchemy.orm import Session, aliased
+
+from app.loyalty.ledger import post_entry
+from app.loyalty.program import ProgramSettings
+from app.models import Customer, LedgerEntry, Order
+
+
+def collect_earlier_rest(session: Session, order: Order, customer: Customer, granted: int, at: datetime) -> None:
+    """A restored order's new grant first settles what its cancelled grants left uncollected.
+
+    With negative_balance = clamp, a cancellation takes back only what the balance holds and
+    records the rest as uncollected; the shopper has had those points. When the order comes back
+    and earns again, that rest is taken from the new grant (at most all of it), as an entry whose
+    negative `uncollected` marks the rest as settled, so the order pays out once in all.
+    """
+    if order.points_generation == 0 or granted <= 0:
+        return  # a first grant has no earlier one
+    outstanding = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.uncollected), 0)).where(
+            LedgerEntry.shop_id == order.shop_id, LedgerEntry.customer_id == customer.id,
+            LedgerEntry.order_id == order.id)
+    )
+    collected = min(int(outstanding), granted, max(customer.points_balance, 0))
+    if collected > 0:
+        post_entry(session, customer, kind="reverse", key=f"{points_key(order)}:collect", now=at,
+                   points=-collected, uncollected=-collected, source="order", order_id=order.id,
+                   details={"settles_uncollected": collected})
+
+
+def sync_reversal(session: Session, settings: ProgramSettings, order: Order, customer: Customer, at: datetime) -> None:
+    """Bring the points taken back for this order up to what its refunds/cancellation call for.
+
+    Target = points granted x refunded share (rounded half up), cumulative, so several
+    partial refunds adding up to the whole take back exactly everything. What an expiry already
+    took of the order's points is not taken again (_expiry_cover).
+    """
+    if order.points_earned <= 0:
+        return
+    if order.status == "cancelled":
+        target = order.points_earned
+    else:
+        # Multiply before dividing: an exact half (30 x 11/60 = 5.5) stays exact; a share divided
+        # first is rounded to 28 digits and can land just below it (5.4999...).
+        if order.total > 0:
+            exact = order.points_earned * order.refunded_amount / order.total
+            target = min(int(exact.to_integral_value(rounding=ROUND_HALF_UP)), order.points_earned)
+        else:
+            target = order.points_earned if order.refunded_amount > 0 else 0
+    delta = target - order.points_reversed
+    if delta <= 0:
+        return
+    key = f"{points_key(order)}:reverse:{target}"
+    details = {"refunded_amount": str(order.refunded_amount), "cancelled": order.status == "cancelled"}
+    if order.points_status == "pending":
+        post_entry(session, customer, kind="reverse", key=key, now=at, pending_delta=-delta, source="order",
+                   order_id=order.id, details=details)
+    else:
+        cover, pool_id = _expiry_cover(session, order, customer, delta)
+        if cover:
+            details["expire_entry_id"] = pool_id
+        rest = delta - cover
+        taken = rest
+        if settings.negative_balance == "clamp":
+            taken = min(rest, max(customer.points_balance, 0))
+        post_entry(session, customer, kind="reverse", key=key, now=at, points=-taken, uncollected=rest - taken,
+                   expiry_cover=cover, source="order", order_id=order.id, details=details)
+    order.points_reversed = target
+
+
+def _expiry_cover(session: Session, order: Order, customer: Customer, delta: int) -> tuple[int, int | None]:
+    """How much of a reversal of `delta` an expiry already took: (points covered, that expire entry's id).
+
+    An expiry takes the whole balance, so what the order had left was gone at the first expire
+    entry after its grant. That entry's amount covers the reversals of the orders granted before
+    it, first come first served: what earlier reversals drew on it (their expiry_cover) is used up.
+    """
+    if order.grant_expire_id == customer.last_expire_id:
+        return 0, None  # no expiry since the grant (the usual case): no query
+    scope = (LedgerEntry.shop_id == order.shop_id, LedgerEntry.customer_id == customer.id)
+    prefix = points_key(order)
+    grant = select(func.max(LedgerEntry.id)).where(
+        *scope, LedgerEntry.idempotency_key.in_([f"{prefix}:earn", f"{prefix}:release"])).scalar_subquery()
+    pool = (select(LedgerEntry.id, (-LedgerEntry.points).label("amount"))
+            .where(*scope, LedgerEntry.kind == "expire", LedgerEntry.id > grant)
+            .order_by(LedgerEntry.id).limit(1).subquery())
+    drawn = aliased(LedgerEntry)
+    used = select(func.coalesce(func.sum(drawn.expiry_cover), 0)).where(
+        drawn.shop_id == order.shop_id, drawn.customer_id == customer.id, drawn.id > pool.c.id,
+        drawn.expiry_cover > 0, drawn.details["expire_entry_id"].astext.cast(BigInteger) == pool.c.id,
+    ).scalar_subquery()
+    row = session.execute(select(pool.c.id, pool.c.amount - used)).first()
+    if row is None:
+        return 0, None  # no expiry after the grant (an order granted before migration 0016, after one)
+    pool_id, left = row
+    return min(delta, max(int(left), 0)), pool_id
+
+
+def points_key(order: Order) -> str:
+    """Ledger key prefix for the order's current grant: `order:{id}`, or `order:{id}:r{g}` after restorations."""
+    return f"order:{order.id}" if order.points_generation == 0 else f"order:{order.id}:r{order.points_generation}"
