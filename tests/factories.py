@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.loyalty.events import CustomerInfo, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
 from app.loyalty.identity import new_referral_code
+from app.loyalty.ledger import find_balance_drift, ledger_sums
 from app.loyalty.program import create_default_program
 from app.models import Customer, EarnRule, Reward, Shop
 
@@ -135,3 +136,12 @@ def make_api_token(session: Session, staff, name: str = "script") -> str:
 
     _, token = create_token(session, staff.shop_id, staff.id, name, actor="tests")
     return token
+
+
+def checked_balance(session: Session, shop: Shop, customer: Customer) -> int:
+    """The customer's balance, after checking the shop's cached sums agree with its ledger."""
+    session.flush()
+    session.refresh(customer)
+    assert find_balance_drift(session, shop.id) == []
+    assert ledger_sums(session, shop.id, customer.id) == (customer.points_balance, customer.pending_points)
+    return customer.points_balance

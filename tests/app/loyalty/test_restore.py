@@ -8,10 +8,9 @@ from decimal import Decimal
 from app.loyalty.adjustments import adjust_points
 from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderCancelled, OrderRestored
-from app.loyalty.ledger import find_balance_drift, ledger_sums
 from app.loyalty.orders import release_pending_points
 from app.models import LedgerEntry, Order
-from tests.factories import make_customer, make_shop, paid, refunded, set_rule, snapshot
+from tests.factories import checked_balance, make_customer, make_shop, paid, refunded, set_rule, snapshot
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 T1, T2, T3 = T0 + timedelta(hours=1), T0 + timedelta(hours=2), T0 + timedelta(hours=3)
@@ -27,14 +26,6 @@ def _keys(session, shop) -> list[tuple[str, int, int]]:
     return [(row.idempotency_key, row.points, row.pending_delta) for row in rows]
 
 
-def _balance(session, shop, customer) -> int:
-    session.flush()
-    session.refresh(customer)
-    assert find_balance_drift(session, shop.id) == []
-    assert ledger_sums(session, shop.id, customer.id) == (customer.points_balance, customer.pending_points)
-    return customer.points_balance
-
-
 def _cancel(order_id, at, updated_at=None):
     return OrderCancelled(str(order_id), at, snapshot(order_id, updated_at=updated_at or at))
 
@@ -48,10 +39,10 @@ def test_cancelled_then_restored_earns_again_under_new_keys(session):
     customer = make_customer(session, shop)
     apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
     apply_event(session, shop.id, _cancel(1, T1))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     outcome = apply_event(session, shop.id, _restore(1, T2, customer))
     assert outcome.status == "applied"
-    assert _balance(session, shop, customer) == 100
+    assert checked_balance(session, shop, customer) == 100
     order = _order(session, shop)
     assert (order.status, order.cancelled_at, order.points_status, order.points_earned) == ("paid", None, "awarded", 100)
     oid = order.id
@@ -69,7 +60,7 @@ def test_restoring_twice_or_replaying_grants_once(session):
     apply_event(session, shop.id, _restore(1, T2, customer))
     assert apply_event(session, shop.id, _restore(1, T2, customer)).status == "noop"
     assert apply_event(session, shop.id, paid(1, T2, customer=customer, updated_at=T2)).status == "applied"
-    assert _balance(session, shop, customer) == 100
+    assert checked_balance(session, shop, customer) == 100
 
 
 def test_a_second_cancellation_and_restoration_are_a_third_generation(session):
@@ -79,9 +70,9 @@ def test_a_second_cancellation_and_restoration_are_a_third_generation(session):
     apply_event(session, shop.id, _cancel(1, T1))
     apply_event(session, shop.id, _restore(1, T2, customer))
     apply_event(session, shop.id, _cancel(1, T3))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     apply_event(session, shop.id, _restore(1, T3 + timedelta(hours=1), customer))
-    assert _balance(session, shop, customer) == 100
+    assert checked_balance(session, shop, customer) == 100
     oid = _order(session, shop).id
     assert [key for key, *_ in _keys(session, shop)] == [
         f"order:{oid}:earn", f"order:{oid}:reverse:100", f"order:{oid}:r1:earn", f"order:{oid}:r1:reverse:100",
@@ -95,7 +86,7 @@ def test_a_restoration_older_than_the_cancellation_is_ignored(session):
     apply_event(session, shop.id, _cancel(1, T2))
     assert apply_event(session, shop.id, _restore(1, T1, customer)).status == "noop"
     assert _order(session, shop).status == "cancelled"
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
 
 
 def test_a_late_second_cancellation_still_beats_an_older_restoration(session):
@@ -106,7 +97,7 @@ def test_a_late_second_cancellation_still_beats_an_older_restoration(session):
     apply_event(session, shop.id, _cancel(1, T1))
     assert apply_event(session, shop.id, _cancel(1, T3)).status == "noop"
     assert apply_event(session, shop.id, _restore(1, T2, customer)).status == "noop"
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
 
 
 def test_a_cancellation_older_than_the_restoration_is_ignored(session):
@@ -118,7 +109,7 @@ def test_a_cancellation_older_than_the_restoration_is_ignored(session):
     apply_event(session, shop.id, _restore(1, T2, customer))
     assert apply_event(session, shop.id, _cancel(1, T1 + timedelta(minutes=1))).status == "noop"
     assert _order(session, shop).status == "paid"
-    assert _balance(session, shop, customer) == 100
+    assert checked_balance(session, shop, customer) == 100
 
 
 def test_restoring_an_order_that_is_not_cancelled_or_unknown_does_nothing(session):
@@ -127,7 +118,7 @@ def test_restoring_an_order_that_is_not_cancelled_or_unknown_does_nothing(sessio
     assert apply_event(session, shop.id, _restore(9, T1, customer)).status == "noop"
     apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
     assert apply_event(session, shop.id, _restore(1, T1, customer)).status == "noop"
-    assert _balance(session, shop, customer) == 100
+    assert checked_balance(session, shop, customer) == 100
 
 
 def test_a_refund_before_the_cancellation_still_counts_after_restoring(session):
@@ -138,7 +129,7 @@ def test_a_refund_before_the_cancellation_still_counts_after_restoring(session):
     apply_event(session, shop.id, _cancel(1, T1))
     apply_event(session, shop.id, refunded(1, "r2", "25", T1 + timedelta(minutes=5)))  # while cancelled
     apply_event(session, shop.id, _restore(1, T2, customer))
-    assert _balance(session, shop, customer) == 50  # 100 granted again, half of it refunded
+    assert checked_balance(session, shop, customer) == 50  # 100 granted again, half of it refunded
     session.refresh(customer)
     assert customer.total_spent == Decimal("50") and customer.orders_count == 1
 
@@ -150,7 +141,7 @@ def test_an_order_cancelled_before_it_was_paid_earns_once_restored_and_paid(sess
     assert apply_event(session, shop.id, _restore(1, T2, customer)).status == "applied"
     assert _order(session, shop).status == "open"
     apply_event(session, shop.id, paid(1, T2, customer=customer, updated_at=T2))
-    assert _balance(session, shop, customer) == 100
+    assert checked_balance(session, shop, customer) == 100
     assert [key for key, *_ in _keys(session, shop)] == [f"order:{_order(session, shop).id}:earn"]
 
 
@@ -163,7 +154,7 @@ def test_a_restored_order_in_a_return_window_is_held_then_released_under_its_own
     session.refresh(customer)
     assert (customer.points_balance, customer.pending_points) == (0, 100)
     release_pending_points(session, shop.id, T2 + timedelta(days=15))
-    assert _balance(session, shop, customer) == 100
+    assert checked_balance(session, shop, customer) == 100
     oid = _order(session, shop).id
     assert [key for key, *_ in _keys(session, shop)] == [
         f"order:{oid}:earn", f"order:{oid}:reverse:100", f"order:{oid}:r1:earn", f"order:{oid}:r1:release"]
@@ -180,7 +171,7 @@ def test_a_cancellation_delivered_after_the_newer_restored_state_is_ignored(sess
     apply_event(session, shop.id, paid(1, T2, customer=customer, updated_at=T2))
     assert apply_event(session, shop.id, _cancel(1, T1)).status == "noop"
     assert _order(session, shop).status == "paid"
-    assert _balance(session, shop, customer) == 100
+    assert checked_balance(session, shop, customer) == 100
 
 
 def test_a_restored_order_that_is_no_longer_the_nth_does_not_keep_its_old_nth_order_bonus(session):
@@ -196,7 +187,7 @@ def test_a_restored_order_that_is_no_longer_the_nth_does_not_keep_its_old_nth_or
     apply_event(session, shop.id, _restore("B", T2, customer, subtotal="10"))
     assert _order(session, shop, "C").bonus_points == 500
     assert (_order(session, shop, "B").bonus_points, _order(session, shop, "B").points_earned) == (0, 10)
-    assert _balance(session, shop, customer) == 30 + 500
+    assert checked_balance(session, shop, customer) == 30 + 500
 
 
 def _earned_100_then_spent(session, spent: int, **shop_settings):
@@ -214,7 +205,7 @@ def test_clamp_a_restored_order_does_not_grant_again_what_the_clamped_cancellati
     shop, customer = _earned_100_then_spent(session, 100, negative_balance="clamp")
     apply_event(session, shop.id, _cancel(1, T1))
     apply_event(session, shop.id, _restore(1, T2, customer))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
 
 
 def test_clamp_a_restored_order_settles_only_the_part_the_cancellation_could_not_take(session):
@@ -222,9 +213,9 @@ def test_clamp_a_restored_order_settles_only_the_part_the_cancellation_could_not
     # settled from it: the shopper holds this order's 100 once, minus the 60 spent.
     shop, customer = _earned_100_then_spent(session, 60, negative_balance="clamp")
     apply_event(session, shop.id, _cancel(1, T1))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     apply_event(session, shop.id, _restore(1, T2, customer))
-    assert _balance(session, shop, customer) == 40
+    assert checked_balance(session, shop, customer) == 40
     oid = _order(session, shop).id
     settle = session.query(LedgerEntry).filter_by(shop_id=shop.id, idempotency_key=f"order:{oid}:r1:collect").one()
     assert (settle.kind, settle.points, settle.uncollected) == ("reverse", -60, -60)
@@ -235,10 +226,10 @@ def test_clamp_cancel_restore_twice_keeps_paying_the_order_once(session):
     for cancel_at, restore_at in ((T1, T2), (T3, T3 + timedelta(hours=1))):
         apply_event(session, shop.id, _cancel(1, cancel_at))
         apply_event(session, shop.id, _restore(1, restore_at, customer))
-        assert _balance(session, shop, customer) == 0
+        assert checked_balance(session, shop, customer) == 0
     # Replaying the last restoration changes nothing.
     assert apply_event(session, shop.id, _restore(1, T3 + timedelta(hours=1), customer)).status == "noop"
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
 
 
 def test_clamp_a_refund_after_the_restoration_takes_its_share_of_what_the_order_still_pays(session):
@@ -248,12 +239,12 @@ def test_clamp_a_refund_after_the_restoration_takes_its_share_of_what_the_order_
     apply_event(session, shop.id, refunded(1, "R1", "50.00", T1))
     apply_event(session, shop.id, _cancel(1, T2))
     apply_event(session, shop.id, _restore(1, T3, customer))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     uncollected = session.query(LedgerEntry).filter_by(shop_id=shop.id, customer_id=customer.id).all()
     assert sum(entry.uncollected for entry in uncollected) == 50
     # The shopper earns 80 elsewhere: the order's own rest is not taken from it again.
     adjust_points(session, shop.id, customer.id, 80, reason="goodwill", actor="staff:test", now=T3)
-    assert _balance(session, shop, customer) == 80
+    assert checked_balance(session, shop, customer) == 80
 
 
 def test_clamp_a_restored_order_in_a_return_window_settles_the_rest_when_its_points_are_released(session):
@@ -268,7 +259,7 @@ def test_clamp_a_restored_order_in_a_return_window_settles_the_rest_when_its_poi
     session.refresh(customer)
     assert (customer.points_balance, customer.pending_points) == (0, 100)
     release_pending_points(session, shop.id, later + timedelta(days=15))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     session.refresh(customer)
     assert customer.pending_points == 0
 
@@ -277,9 +268,9 @@ def test_a_restored_order_in_an_allow_debt_shop_has_nothing_to_settle(session):
     # Without the clamp the cancellation took everything (a debt of 100); the restoration repays it.
     shop, customer = _earned_100_then_spent(session, 100)
     apply_event(session, shop.id, _cancel(1, T1))
-    assert _balance(session, shop, customer) == -100
+    assert checked_balance(session, shop, customer) == -100
     apply_event(session, shop.id, _restore(1, T2, customer))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     assert not [key for key, *_ in _keys(session, shop) if key.endswith(":collect")]
 
 
@@ -289,8 +280,8 @@ def test_a_restored_order_earns_at_the_tier_held_when_it_first_came_in_not_the_t
     shop = make_shop(session)
     customer = make_customer(session, shop)
     apply_event(session, shop.id, paid(1, T0, customer=customer, subtotal="600", updated_at=T0))
-    assert _balance(session, shop, customer) == 600
+    assert checked_balance(session, shop, customer) == 600
     apply_event(session, shop.id, _cancel(1, T1))
     apply_event(session, shop.id, _restore(1, T2, customer, subtotal="600"))
     assert _order(session, shop).points_earned == 600
-    assert _balance(session, shop, customer) == 600
+    assert checked_balance(session, shop, customer) == 600

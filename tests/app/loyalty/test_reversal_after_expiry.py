@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 from sqlalchemy import event
 
@@ -16,11 +15,10 @@ from app.loyalty import new_sale, orders
 from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderCancelled, OrderRestored
 from app.loyalty.expiry import expire_inactive_points
-from app.loyalty.ledger import find_balance_drift, ledger_sums
 from app.loyalty.orders import release_pending_points
 from app.loyalty.redemptions import redeem_reward
 from app.models import Customer, LedgerEntry, Order
-from tests.factories import cancelled, make_customer, make_reward, make_shop, paid, refunded, snapshot
+from tests.factories import cancelled, checked_balance, make_customer, make_reward, make_shop, paid, refunded, snapshot
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -29,15 +27,6 @@ EXPIRY = T0 + 200 * DAY  # more than the shops' 6 months after anything earned a
 
 def _shop(session, **settings):
     return make_shop(session, expiry_months=6, **settings)
-
-
-def _balance(session, shop, customer) -> int:
-    """The customer's balance, after checking the cached sums agree with the ledger."""
-    session.flush()
-    session.refresh(customer)
-    assert find_balance_drift(session, shop.id) == []
-    assert ledger_sums(session, shop.id, customer.id) == (customer.points_balance, customer.pending_points)
-    return customer.points_balance
 
 
 def _order(session, shop, order_id) -> Order:
@@ -81,10 +70,10 @@ def test_full_refund_after_the_expiry_took_the_points_takes_nothing_more(session
     customer = make_customer(session, shop)
     apply_event(session, shop.id, paid(1, T0, customer=customer))
     _expire(session, shop)
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
 
     apply_event(session, shop.id, refunded(1, "r1", "100", EXPIRY + DAY))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     assert _reversals(session, shop, customer) == [(0, 0, 100)]
     assert _order(session, shop, 1).points_reversed == 100
 
@@ -95,11 +84,11 @@ def test_partial_spend_then_expiry_then_refund_takes_only_what_the_expiry_did_no
     apply_event(session, shop.id, paid(1, T0, customer=customer))
     _spend(session, shop, customer, 60, T0 + DAY)
     _expire(session, shop)  # takes the 40 left
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
 
     apply_event(session, shop.id, refunded(1, "r1", "100", EXPIRY + DAY))
     # As a refund before the expiry would have left it: 40 - 100.
-    assert _balance(session, shop, customer) == -60
+    assert checked_balance(session, shop, customer) == -60
     assert _reversals(session, shop, customer) == [(-60, 0, 40)]
 
 
@@ -110,7 +99,7 @@ def test_partial_refunds_either_side_of_the_expiry_take_the_order_back_once(sess
     apply_event(session, shop.id, refunded(1, "r1", "50", T0 + DAY))
     _expire(session, shop)  # takes the other 50
     apply_event(session, shop.id, refunded(1, "r2", "50", EXPIRY + DAY))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     assert _reversals(session, shop, customer) == [(-50, 0, 0), (0, 0, 50)]
 
 
@@ -121,13 +110,13 @@ def test_two_orders_refunded_after_one_expiry_draw_on_one_pool_without_double_co
     apply_event(session, shop.id, paid(2, T0 + DAY, customer=customer, subtotal="50"))
     _spend(session, shop, customer, 60, T0 + 2 * DAY)
     _expire(session, shop)  # the 90 left: one pool for both orders
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
 
     apply_event(session, shop.id, refunded(1, "r1", "100", EXPIRY + DAY))
-    assert _balance(session, shop, customer) == -10
+    assert checked_balance(session, shop, customer) == -10
     apply_event(session, shop.id, refunded(2, "r2", "50", EXPIRY + 2 * DAY))
     # 90 - 150 had both refunds come before the expiry; the pool's 90 covered once in all.
-    assert _balance(session, shop, customer) == -60
+    assert checked_balance(session, shop, customer) == -60
     assert _reversals(session, shop, customer) == [(-10, 0, 90), (-50, 0, 0)]
 
 
@@ -137,13 +126,13 @@ def test_an_order_granted_after_the_expiry_is_reversed_as_usual(session):
     apply_event(session, shop.id, paid(1, T0, customer=customer))
     _expire(session, shop)
     apply_event(session, shop.id, paid(2, EXPIRY + DAY, customer=customer))
-    assert _balance(session, shop, customer) == 100
+    assert checked_balance(session, shop, customer) == 100
 
     apply_event(session, shop.id, cancelled(2, EXPIRY + 2 * DAY))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     # The pool is still whole for the order it concerns.
     apply_event(session, shop.id, cancelled(1, EXPIRY + 3 * DAY))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     assert _reversals(session, shop, customer) == [(-100, 0, 0), (0, 0, 100)]
 
 
@@ -170,7 +159,7 @@ def test_refund_of_an_order_granted_after_an_expiry_sends_no_extra_statement(ses
             session.flush()
         counts.append(len(sent))
     assert counts[0] == counts[1] == counts[2]
-    assert _balance(session, shop, quick) == _balance(session, shop, general) == 60
+    assert checked_balance(session, shop, quick) == checked_balance(session, shop, general) == 60
 
 
 def test_replaying_the_refund_or_cancellation_after_expiry_changes_nothing(session):
@@ -182,7 +171,7 @@ def test_replaying_the_refund_or_cancellation_after_expiry_changes_nothing(sessi
     for _ in range(2):
         apply_event(session, shop.id, refunded(1, "r1", "100", EXPIRY + DAY))
         apply_event(session, shop.id, cancelled(2, EXPIRY + DAY))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     assert _reversals(session, shop, customer) == [(0, 0, 100), (0, 0, 100)]
 
 
@@ -194,13 +183,13 @@ def test_clamp_shop_covers_from_the_expiry_then_clamps_the_rest_and_a_restore_se
     _expire(session, shop)  # takes the 40 left
     apply_event(session, shop.id, OrderCancelled("1", EXPIRY + DAY, snapshot(1, updated_at=EXPIRY + DAY)))
     # 40 covered by the expiry; the 60 spent cannot be collected from an empty balance.
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     assert _reversals(session, shop, customer) == [(0, 60, 40)]
 
     apply_event(session, shop.id, OrderRestored("1", EXPIRY + 2 * DAY,
                                                 snapshot(1, customer=customer, updated_at=EXPIRY + 2 * DAY)))
     # As without the expiry (earn 100, spend 60, cancel, restore): the order pays out once.
-    assert _balance(session, shop, customer) == 40
+    assert checked_balance(session, shop, customer) == 40
     assert _reversals(session, shop, customer) == [(0, 60, 40), (-60, -60, 0)]
 
 
@@ -210,17 +199,17 @@ def test_restored_order_is_covered_only_by_an_expiry_after_its_new_grant(session
     apply_event(session, shop.id, paid(1, T0, updated_at=T0, customer=customer))
     _expire(session, shop)
     apply_event(session, shop.id, OrderCancelled("1", EXPIRY + DAY, snapshot(1, updated_at=EXPIRY + DAY)))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
 
     restored_at = EXPIRY + 2 * DAY
     apply_event(session, shop.id, OrderRestored("1", restored_at, snapshot(1, customer=customer, updated_at=restored_at)))
-    assert _balance(session, shop, customer) == 100
+    assert checked_balance(session, shop, customer) == 100
     # The first pool is used up; this generation's points are gone only at the next expiry.
     second_expiry = restored_at + 200 * DAY
     _expire(session, shop, second_expiry)
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     apply_event(session, shop.id, OrderCancelled("1", second_expiry + DAY, snapshot(1, updated_at=second_expiry + DAY)))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     assert _reversals(session, shop, customer) == [(0, 0, 100), (0, 0, 100)]
 
 
@@ -233,7 +222,7 @@ def test_restored_order_cancelled_again_without_a_new_expiry_is_taken_back_in_fu
     apply_event(session, shop.id, OrderRestored("1", EXPIRY + 2 * DAY,
                                                 snapshot(1, customer=customer, updated_at=EXPIRY + 2 * DAY)))
     apply_event(session, shop.id, OrderCancelled("1", EXPIRY + 3 * DAY, snapshot(1, updated_at=EXPIRY + 3 * DAY)))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     assert _reversals(session, shop, customer) == [(0, 0, 100), (-100, 0, 0)]
 
 
@@ -245,12 +234,12 @@ def test_released_points_are_covered_and_never_released_ones_neither_expire_nor_
     apply_event(session, shop.id, paid(2, T0 + 16 * DAY, customer=customer, subtotal="30"))  # never released
     expiry = T0 + 16 * DAY + 200 * DAY
     _expire(session, shop, expiry)
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     assert customer.pending_points == 30
 
     apply_event(session, shop.id, cancelled(2, expiry + DAY))
     apply_event(session, shop.id, refunded(1, "r1", "100", expiry + DAY))
-    assert _balance(session, shop, customer) == 0
+    assert checked_balance(session, shop, customer) == 0
     assert customer.pending_points == 0
     assert _reversals(session, shop, customer) == [(0, 0, 0), (0, 0, 100)]
 

@@ -316,7 +316,7 @@ def test_step_two_and_a_sale_at_the_same_moment_do_not_deadlock(app, session):
     import threading
     import time
 
-    from sqlalchemy import create_engine, select
+    from sqlalchemy import create_engine, select, text
     from sqlalchemy.orm import Session as PlainSession
 
     from app.extensions import db
@@ -342,7 +342,16 @@ def test_step_two_and_a_sale_at_the_same_moment_do_not_deadlock(app, session):
         lock_customer(sale, shop_id, customer_id)  # a sale for this customer is under way
         runner = threading.Thread(target=step_two)
         runner.start()
-        time.sleep(0.5)  # step 2 reaches its locks
+        # Step 2 has reached the customer lock (and, before the fix, held the enrollment's).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+            for _ in range(400):
+                waiting = watcher.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'")).scalar()
+                if waiting:
+                    break
+                time.sleep(0.025)
+        assert waiting, "step 2 never waited for the sale's lock"
         # ... and the sale now looks for the active enrollment, as record_order_for_winback does.
         sale.execute(select(WinbackEnrollment.id).where(WinbackEnrollment.shop_id == shop_id,
                                                         WinbackEnrollment.customer_id == customer_id)
