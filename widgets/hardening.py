@@ -59,6 +59,7 @@ def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
     _not_for_self_limited(app, limiter)
     app.extensions[_LIMITER] = limiter
     app.extensions[_READ_LIMITS] = ReadLimits(limiter)
+    app.after_request(_cors_for_unrouted(api))
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
     app.register_error_handler(ReadLimitExceeded, _read_limit_exceeded)
 
@@ -256,6 +257,18 @@ def _cors(response):
         response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
         response.headers["Access-Control-Max-Age"] = "600"
     return response
+
+
+def _cors_for_unrouted(api: Blueprint):
+    """CORS for a widget API path that matched no route (404) or not with this method (405):
+    routing failed before the blueprint's hooks, and the storefront must still read the error."""
+    prefix = api.url_prefix.rstrip("/") + "/"
+
+    def cors(response):
+        if request.blueprint is None and request.path.startswith(prefix):
+            return _cors(response)
+        return response
+    return cors
 
 
 def _origin_allowed(origin: str) -> bool:

@@ -55,6 +55,24 @@ def test_preflight_is_answered_for_a_shops_origin_only(session, wclient):
     assert "Access-Control-Allow-Origin" not in crossed.headers
 
 
+def test_unknown_widget_paths_and_wrong_methods_still_carry_cors_for_the_shops_origin(session, wclient):
+    # A headless storefront calling a wrong URL or method must read the JSON error, not an
+    # opaque CORS failure; the routing refusal happens before the blueprint's own hooks.
+    shop, secret = widget_shop(session)
+    kari = shopper(session, shop)
+    origin = f"https://{shop.domain}"
+    for method, path in (("get", "/widget/v1/nope"), ("delete", "/widget/v1/me"), ("put", "/widget/v1/program")):
+        resp = getattr(wclient, method)(path, headers=bearer(token(shop, secret, kari), Origin=origin))
+        assert resp.status_code in (404, 405), (method, path)
+        assert resp.get_json()["error"]["code"], (method, path)
+        assert resp.headers["Access-Control-Allow-Origin"] == origin, (method, path)
+        assert "Origin" in resp.headers["Vary"]
+    foreign = wclient.get("/widget/v1/nope", headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 404 and "Access-Control-Allow-Origin" not in foreign.headers
+    elsewhere = wclient.get("/no-such-page", headers={"Origin": origin})
+    assert "Access-Control-Allow-Origin" not in elsewhere.headers  # only the widget API's paths
+
+
 @pytest.fixture(scope="module")
 def tight_app(app):
     return create_app(test_config(WIDGET_RATE_LIMIT="3/minute", WIDGET_IP_RATE_LIMIT="6/minute",
