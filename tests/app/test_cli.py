@@ -74,3 +74,13 @@ def test_redis_or_database_down_is_one_error_line_naming_the_setting_not_a_trace
         result = _lojal(*args, **env)
         assert result.returncode == 1, (args, result.stderr)
         assert named in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+def test_a_bad_setting_under_flask_app_wsgi_or_gunicorns_import_is_one_line_not_a_traceback():
+    environ = {**os.environ, **{k: str(v) for k, v in test_config().items() if isinstance(v, str)},
+               "APP_URL": "not a url"}
+    for command in ([sys.executable, "-m", "flask", "--app", "wsgi", "routes"], [sys.executable, "-c", "import wsgi"]):
+        result = subprocess.run(command, capture_output=True, text=True, env=environ, timeout=60)
+        assert result.returncode != 0, command
+        assert "APP_URL: must be a URL" in result.stderr, (command, result.stderr)
+        assert "Traceback" not in result.stderr, (command, result.stderr)
