@@ -1,14 +1,17 @@
 """`lojal scheduler`: RQ's CronScheduler with Lojal's one schedule.
 
 Run exactly one scheduler; it only enqueues, `lojal worker` processes run the jobs. Cron
-expressions are read in the scheduler process's local time (RQ/croniter): run it with TZ=UTC.
+expressions are read in UTC whatever the machine's time zone (RQ reads them in local time;
+JsonCronJob overrides that).
 Per-shop work is fanned out (jobs.maintenance.for_each_active_shop), and each shop's job
 works in the shop's own timezone.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from croniter import croniter
 from flask import Flask
 from rq.cron import CronJob, CronScheduler
 from rq.utils import import_attribute
@@ -66,6 +69,13 @@ class JsonCronJob(CronJob):
     def __init__(self, app: Flask, **kwargs):
         super().__init__(**kwargs)
         self.app = app
+
+    def get_next_enqueue_time(self) -> datetime:
+        # RQ matches cron fields against the process's local time; ours are UTC.
+        if not self.cron:
+            return super().get_next_enqueue_time()
+        base_time = self.latest_enqueue_time or datetime.now(UTC)
+        return croniter(self.cron, base_time.astimezone(UTC)).get_next(datetime)
 
     def enqueue(self, connection):
         from rq import cron as rq_cron

@@ -45,3 +45,25 @@ def test_a_scheduled_job_is_run_by_our_worker(worker_app, wsession, run_jobs):
     run_jobs()
     job = Job.fetch(job.id, connection=redis_connection.client(worker_app), serializer=job.serializer)
     assert job.get_status() == "finished"
+
+
+def test_cron_entries_are_read_in_utc_whatever_the_scheduler_machines_time_zone(worker_app, monkeypatch):
+    # The nightly expiry at 03:20 UTC must not move to 03:20 in Tokyo because the operator
+    # started the scheduler without TZ=UTC.
+    import time
+    from datetime import UTC, datetime
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        jobs = {job.name: job for job in build_scheduler(worker_app).get_jobs()}
+        expiry = jobs["points-expiry"]
+        expiry.latest_enqueue_time = datetime(2026, 12, 2, 0, 0, tzinfo=UTC)
+        assert expiry.get_next_enqueue_time() == datetime(2026, 12, 2, 3, 20, tzinfo=UTC)
+        birthdays = jobs["birthdays"]
+        birthdays.latest_enqueue_time = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+        assert birthdays.get_next_enqueue_time() == datetime(2026, 12, 2, 11, 0, tzinfo=UTC)
+        assert jobs["inbox-sweep"].interval == 60  # interval entries are untouched
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
