@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from app.models import Redemption, Shop
+
+T = TypeVar("T")
 
 
 class PlatformError(Exception):
@@ -72,7 +74,12 @@ def run_parser(platform: str, parsers: Mapping[str, Callable[[Any], list]], topi
         raise UnknownTopic(f"{platform} topic {topic!r} is not handled")
     if not isinstance(payload, Mapping):
         raise MalformedPayload(f"{platform} {topic} payload is not a JSON object")
+    return parsed(f"{platform} {topic} payload", lambda: parser(parser_input()))
+
+
+def parsed(what: str, parse: Callable[[], T]) -> T:
+    """`parse()`, with a missing or garbled field (_PAYLOAD_ERRORS) as MalformedPayload naming `what`."""
     try:
-        return parser(parser_input())
+        return parse()
     except _PAYLOAD_ERRORS as exc:
-        raise MalformedPayload(f"{platform} {topic} payload is malformed: {exc!r}") from exc
+        raise MalformedPayload(f"{what} is malformed: {exc!r}") from exc

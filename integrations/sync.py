@@ -1,11 +1,16 @@
 """What every platform's backfill and reconciliation share."""
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from app.loyalty.apply import apply_event
+from integrations.base import MalformedPayload
+
+log = logging.getLogger(__name__)
 
 
 def apply_order_events(session: Session, shop_id: int, events: list) -> list:
@@ -19,6 +24,21 @@ def apply_order_events(session: Session, shop_id: int, events: list) -> list:
         session.rollback()  # nothing half-applied stays in the session; the error goes on up
         raise
     return intents
+
+
+def sync_order(session: Session, shop_id: int, platform_order_id: object,
+               read_order: Callable[[], tuple[bool, list]]) -> tuple[bool, list] | None:
+    """One order read by a backfill or reconciliation. `read_order()` gives (is it history, its
+    events); the events are applied in one transaction and (history, intents to dispatch) come
+    back. A malformed order gives None: it is logged and skipped, since retrying its page would
+    fail on it for ever and block every order after it."""
+    try:
+        historical, events = read_order()
+    except MalformedPayload as exc:
+        log.warning("order sync skipped a malformed order",
+                    extra={"shop_id": shop_id, "platform_order_id": str(platform_order_id), "error": str(exc)})
+        return None
+    return historical, apply_order_events(session, shop_id, events)
 
 
 def is_history(mode: str, placed_at: datetime | None, installed_at: datetime | None) -> bool:

@@ -30,10 +30,11 @@ from app.loyalty.events import (
     CustomerInfo, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot,
 )
 from app.models import Shop
+from integrations.base import parsed
 from integrations.shopify.graphql import admin_graphql_response, legacy_id
 from integrations.shopify.parsers import referral_code
 from integrations.shopify.tokens import current_access_token
-from integrations.sync import apply_order_events, is_history
+from integrations.sync import is_history, sync_order
 
 PAGE_SIZE = 50
 BACKFILL_MONTHS = 12
@@ -79,6 +80,7 @@ class SyncRun:
     cursor: str | None = None
     done: int = 0             # orders applied so far
     total_estimate: int | None = None
+    skipped: int = 0          # malformed orders logged and passed over
 
     def to_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -161,8 +163,12 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         if run.total_estimate is None:
             run.total_estimate = (response.data.get("ordersCount") or {}).get("count")
         for node in connection["nodes"]:
-            historical = is_history(run.mode, _when(node.get("createdAt")), installed_at)
-            intents = apply_order_events(session, shop_id, order_events(node, historical=historical, shop_currency=currency))
+            applied = sync_order(session, shop_id, node.get("id") if isinstance(node, Mapping) else None,
+                                 lambda: _read_order(node, run.mode, installed_at, currency))
+            if applied is None:
+                run.skipped += 1
+                continue
+            historical, intents = applied
             run.done += 1
             if after_commit is not None and intents and not historical:  # history notifies nobody
                 after_commit(intents)
@@ -180,6 +186,13 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
             return SyncResult("paused", run, wait_seconds=wait)
         if max_pages is not None and pages >= max_pages:
             return SyncResult("paused", run)
+
+
+def _read_order(node: Any, mode: str, installed_at: datetime | None, shop_currency: str) -> tuple[bool, list]:
+    def read() -> tuple[bool, list]:
+        historical = is_history(mode, _when(node.get("createdAt")), installed_at)
+        return historical, order_events(node, historical=historical, shop_currency=shop_currency)
+    return parsed("shopify order", read)
 
 
 def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: str) -> list:

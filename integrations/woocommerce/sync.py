@@ -29,9 +29,10 @@ from sqlalchemy.orm import Session
 from app.loyalty.calendar import add_months
 from app.loyalty.events import OrderPaid
 from app.models import Shop
+from integrations.base import parsed
 from integrations.woocommerce import parsers
 from integrations.woocommerce.client import call_response
-from integrations.sync import apply_order_events, is_history
+from integrations.sync import is_history, sync_order
 
 PAGE_SIZE = 50
 BACKFILL_MONTHS = 12
@@ -50,6 +51,7 @@ class SyncRun:
     page: int = 1             # the next page to read
     done: int = 0             # orders applied so far
     total_estimate: int | None = None
+    skipped: int = 0          # malformed orders logged and passed over
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "since": self.since.isoformat(), "started_at": self.started_at.isoformat()}
@@ -95,8 +97,12 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         if run.total_estimate is None and response.headers.get("X-WP-Total", "").isdigit():
             run.total_estimate = int(response.headers["X-WP-Total"])
         for order in orders:
-            historical = is_history(run.mode, parsers.parse_time(order.get("date_created_gmt")), installed_at)
-            intents = apply_order_events(session, shop_id, order_events(shop, order, historical=historical))
+            applied = sync_order(session, shop_id, order.get("id") if isinstance(order, Mapping) else None,
+                                 lambda: _read_order(shop, order, run.mode, installed_at))
+            if applied is None:
+                run.skipped += 1
+                continue
+            historical, intents = applied
             run.done += 1
             if after_commit is not None and intents and not historical:  # history notifies nobody
                 after_commit(intents)
@@ -129,6 +135,13 @@ def order_events(shop: Shop, order: Mapping[str, Any], *, historical: bool) -> l
 
 
 # --- internals ---------------------------------------------------------------------------
+
+def _read_order(shop: Shop, order: Any, mode: str, installed_at: datetime | None) -> tuple[bool, list]:
+    def read() -> tuple[bool, list]:
+        historical = is_history(mode, parsers.parse_time(order.get("date_created_gmt")), installed_at)
+        return historical, order_events(shop, order, historical=historical)
+    return parsed("woocommerce order", read)
+
 
 def _params(run: SyncRun) -> dict[str, Any]:
     bound = "after" if run.mode == "backfill" else "modified_after"

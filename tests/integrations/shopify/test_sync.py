@@ -336,3 +336,22 @@ def test_a_fulfilled_order_of_imported_history_earns_only_with_backfill_points()
     node["displayFinancialStatus"] = "PAID"
     paid, fulfilled = sync.order_events(node, historical=True, shop_currency="USD")
     assert isinstance(paid, OrderPaid) and paid.historical and isinstance(fulfilled, OrderFulfilled)
+
+
+def test_a_malformed_order_is_skipped_and_logged_so_it_does_not_block_the_orders_after_it(session, make, router,
+                                                                                          caplog):
+    shop = make()
+    shop.orders_synced_at = datetime(2026, 3, 9, 12, tzinfo=UTC)
+    session.commit()
+    broken = order_node(6101, customer_id=31, subtotal="70.00", created="2026-03-10T08:00:00Z")
+    broken["totalPriceSet"] = None  # a field the order cannot be read without
+    after = order_node(6102, customer_id=32, subtotal="45.00", created="2026-03-10T09:00:00Z")
+    FakeAdminApi(shop.domain).install(router).answer("LojalOrders", orders_page([broken, after], next_cursor=None))
+
+    with caplog.at_level("WARNING"):
+        result = sync.reconcile_orders(session, shop.id, now=NOW)
+
+    assert result.status == "done" and (result.run.done, result.run.skipped) == (1, 1)
+    assert {ref: c.points_balance for ref, c in customers(session, shop).items()} == {"32": 45}
+    skipped = [r for r in caplog.records if r.getMessage() == "order sync skipped a malformed order"]
+    assert len(skipped) == 1 and skipped[0].platform_order_id.endswith("6101")

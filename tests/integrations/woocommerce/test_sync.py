@@ -179,3 +179,25 @@ def test_a_completed_order_earns_when_the_shop_awards_on_fulfilment(session, sto
                                 status="processing")], number=1)
     sync.sync_orders(session, shop, sync.start_reconcile(shop, NOW))
     assert balances(session, shop) == {"9": 50}
+
+
+def test_a_malformed_order_is_skipped_and_logged_so_it_does_not_block_the_orders_after_it(session, shop, store,
+                                                                                          caplog):
+    # Retrying the page would fail on the same order for ever, and every later order would
+    # never be synced.
+    shop.orders_synced_at = NOW - timedelta(hours=1)
+    session.commit()
+    broken = wc_order(600, customer_id=12, total="25.00", created="2026-03-10T11:00:00")
+    broken["total"] = "twenty-five"
+    after = wc_order(601, customer_id=13, total="40.00", created="2026-03-10T11:30:00")
+    page(store, shop, [broken, after], number=1, total=2)
+
+    run = sync.start_reconcile(session.get(Shop, shop.id), NOW)
+    with caplog.at_level("WARNING"):
+        assert sync.sync_orders(session, shop, run) == "done"
+
+    assert balances(session, shop) == {"13": 40}
+    assert (run.done, run.skipped) == (1, 1)
+    skipped = [r for r in caplog.records if r.getMessage() == "order sync skipped a malformed order"]
+    assert len(skipped) == 1 and skipped[0].platform_order_id == "600" and skipped[0].shop_id == shop.id
+    assert sync.SyncRun.from_json({k: v for k, v in run.to_json().items() if k != "skipped"}).skipped == 0
