@@ -9,7 +9,8 @@ the webhooks: running either twice leaves the same ledger.
   the store was connected are live sales, as in a reconciliation.
 - Reconciliation: orders modified since the last sync minus an overlap (`modified_after`), as live
   events, so an order whose webhook never came (WooCommerce never retries a delivery) earns like
-  any other. Orders placed before the store was connected stay history even here.
+  any other; then the same for the trash (`status=trash`: the default `any` leaves trashed
+  orders out). Orders placed before the store was connected stay history even here.
 
 Both list by creation date, oldest first: an order modified while we page moves neither in nor
 out of the set, and a new order lands on the last page, so page N stays page N during a run.
@@ -52,6 +53,7 @@ class SyncRun:
     done: int = 0             # orders applied so far
     total_estimate: int | None = None
     skipped: int = 0          # malformed orders logged and passed over
+    trash: bool = False       # reading the trashed orders (a reconciliation's second pass)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "since": self.since.isoformat(), "started_at": self.started_at.isoformat()}
@@ -112,6 +114,10 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         pages += 1
         if on_progress is not None:
             on_progress(run)
+        if last and run.mode == "reconcile" and not run.trash:
+            # `status` defaults to "any", which leaves out trashed orders: a trashed order whose
+            # order.deleted delivery was lost would keep its points. Read the trash as well.
+            run.trash, run.page, last = True, 1, False
         if last:
             _finish(session, shop_id, run)
             return "done"
@@ -145,8 +151,9 @@ def _read_order(shop: Shop, order: Any, mode: str, installed_at: datetime | None
 
 def _params(run: SyncRun) -> dict[str, Any]:
     bound = "after" if run.mode == "backfill" else "modified_after"
-    return {bound: _iso(run.since), "dates_are_gmt": "true", "per_page": PAGE_SIZE, "page": run.page,
-            "orderby": "date", "order": "asc"}
+    params = {bound: _iso(run.since), "dates_are_gmt": "true", "per_page": PAGE_SIZE, "page": run.page,
+              "orderby": "date", "order": "asc"}
+    return {**params, "status": "trash"} if run.trash else params
 
 
 def _offline_copy(shop: Shop) -> Shop:

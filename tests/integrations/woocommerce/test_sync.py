@@ -23,6 +23,12 @@ def shop(session):
     return shop
 
 
+def trash_page(store, shop, orders, *, number=1):
+    # Registered before a plain page() stub, which (matching on `page` alone) would answer it too.
+    query = matchers.query_param_matcher({"page": str(number), "status": "trash"}, strict_match=False)
+    store.get(api_url(shop, "orders"), json=orders, match=[query])
+
+
 def page(store, shop, orders, *, number, total=None, pages=None):
     headers = {}
     if total is not None:
@@ -190,6 +196,7 @@ def test_a_malformed_order_is_skipped_and_logged_so_it_does_not_block_the_orders
     broken = wc_order(600, customer_id=12, total="25.00", created="2026-03-10T11:00:00")
     broken["total"] = "twenty-five"
     after = wc_order(601, customer_id=13, total="40.00", created="2026-03-10T11:30:00")
+    trash_page(store, shop, [])
     page(store, shop, [broken, after], number=1, total=2)
 
     run = sync.start_reconcile(session.get(Shop, shop.id), NOW)
@@ -201,3 +208,26 @@ def test_a_malformed_order_is_skipped_and_logged_so_it_does_not_block_the_orders
     skipped = [r for r in caplog.records if r.getMessage() == "order sync skipped a malformed order"]
     assert len(skipped) == 1 and skipped[0].platform_order_id == "600" and skipped[0].shop_id == shop.id
     assert sync.SyncRun.from_json({k: v for k, v in run.to_json().items() if k != "skipped"}).skipped == 0
+
+
+def test_reconcile_reads_the_trash_so_a_trashed_order_whose_delivery_was_lost_gives_its_points_back(
+        session, shop, store):
+    shop.orders_synced_at = NOW - timedelta(hours=1)
+    session.commit()
+    sold = wc_order(610, customer_id=14, total="30.00", created="2026-03-10T10:00:00")
+    trash_page(store, shop, [])
+    page(store, shop, [sold], number=1, total=1)
+    assert sync.sync_orders(session, shop, sync.start_reconcile(session.get(Shop, shop.id), NOW)) == "done"
+    assert balances(session, shop) == {"14": 30}
+
+    store.reset()
+    trashed = {**sold, "status": "trash", "date_modified_gmt": "2026-03-10T12:30:00"}
+    trash_page(store, shop, [trashed])
+    page(store, shop, [], number=1, total=0)  # `any` leaves it out
+    later = NOW + timedelta(hours=1)
+    run = sync.start_reconcile(session.get(Shop, shop.id), later)
+    assert sync.sync_orders(session, shop, run) == "done"
+
+    assert balances(session, shop) == {"14": 0}
+    assert [dict(c.request.params).get("status") for c in store.calls] == [None, "trash"]
+    assert run.trash and sync.SyncRun.from_json(run.to_json()) == run
