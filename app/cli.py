@@ -334,7 +334,8 @@ def _report_backfill(domain: str, progress) -> None:
     if progress is None:
         raise click.ClickException("the backfill left no job to report on")
     if progress.result == "done":
-        click.echo(f"backfill of {domain} done: {progress.done} orders")
+        skipped = f", {progress.skipped} skipped as malformed (see the worker's log)" if progress.skipped else ""
+        click.echo(f"backfill of {domain} done: {progress.done} orders{skipped}")
         return
     reason = progress.error or progress.result or progress.status
     raise click.ClickException(f"backfill of {domain} ended without finishing ({reason}) after "

@@ -35,7 +35,7 @@ def next_backfill_job_id(shop_id: int, run=None, app: Flask | None = None) -> st
     progress so far (`run`: the SyncRun handed over), shown until the new job reports its own."""
     app = app or current_app._get_current_object()
     job_id = f"backfill-{shop_id}-{uuid.uuid4().hex}"
-    carried = {"job_id": job_id, "done": run.done if run else 0,
+    carried = {"job_id": job_id, "done": run.done if run else 0, "skipped": run.skipped if run else 0,
                "total_estimate": "" if run is None or run.total_estimate is None else run.total_estimate}
     with redis_connection.client(app).pipeline() as pipeline:
         pipeline.delete(backfill_key(shop_id))
@@ -60,6 +60,7 @@ class BackfillProgress:
     done: int                  # orders applied so far (the whole chain)
     total_estimate: int | None
     finished: bool             # the chain has ended (the newest job finished or failed for good)
+    skipped: int = 0           # malformed orders logged and passed over (the whole chain)
     result: str | None = None  # the last job's return value ("done", "failed", "skipped", ...)
     error: str | None = None   # the last line of the exception, if the last job failed
 
@@ -77,14 +78,15 @@ def backfill_progress(app: Flask, shop_id: int) -> BackfillProgress | None:
     status = job.get_status(refresh=False)
     meta = job.get_meta(refresh=False) or {}
     if "done" not in meta:  # not started yet: the progress its predecessor handed over
-        carried = redis_connection.client(app).hmget(backfill_key(shop_id), "done", "total_estimate")
-        meta = {"done": _text(carried[0]), "total_estimate": _text(carried[1])}
+        carried = redis_connection.client(app).hmget(backfill_key(shop_id), "done", "total_estimate", "skipped")
+        meta = {"done": _text(carried[0]), "total_estimate": _text(carried[1]), "skipped": _text(carried[2])}
     total = meta.get("total_estimate")
     done, total = int(meta.get("done") or 0), int(total) if total not in (None, "") else None
+    skipped = int(meta.get("skipped") or 0)
     ended = status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
     # A slice that continues records its successor before it finishes: if the key moved, go on.
     if ended and latest_backfill_job_id(app, shop_id) != job_id:
-        return BackfillProgress(job_id, status, done, total, finished=False)
+        return BackfillProgress(job_id, status, done, total, finished=False, skipped=skipped)
     result = error = None
     if status == JobStatus.FINISHED:
         result = job.return_value(refresh=True)
@@ -92,7 +94,8 @@ def backfill_progress(app: Flask, shop_id: int) -> BackfillProgress | None:
         latest = job.latest_result()
         lines = (latest.exc_string or "").strip().splitlines() if latest else []
         error = lines[-1] if lines else str(status)
-    return BackfillProgress(job_id, status, done, total, finished=ended, result=result, error=error)
+    return BackfillProgress(job_id, status, done, total, finished=ended, skipped=skipped, result=result,
+                            error=error)
 
 
 log = logging.getLogger(__name__)
@@ -103,7 +106,8 @@ def report_sync_progress(run) -> None:
     job = get_current_job()
     if job is None:
         return
-    job.meta.update({"done": run.done, "total_estimate": run.total_estimate, "mode": run.mode})
+    job.meta.update({"done": run.done, "total_estimate": run.total_estimate, "mode": run.mode,
+                     "skipped": run.skipped})
     job.save_meta()
 
 

@@ -124,3 +124,15 @@ def test_unknown_shops_and_platforms_without_a_backfill_are_refused(app, session
     assert result.exit_code == 2 and "no shop with this uid or domain" in result.output
     result = runner.invoke(args=["backfill", demo.uid])
     assert result.exit_code == 2 and "demo shop: it has no order backfill" in result.output
+
+
+def test_a_malformed_order_skipped_by_the_backfill_is_named_in_the_result(inprocess_app, store, monkeypatch):
+    shop_id, uid, domain = make_store(inprocess_app)
+    monkeypatch.setattr(woocommerce_sync.sync, "PAGE_SIZE", 10)
+    broken = {**wc_order(711, customer_id=33, total="10.00"), "total": "ten"}
+    store.get(f"{domain}/wp-json/wc/v3/orders", json=[broken, wc_order(712, customer_id=34, total="20.00")])
+    result = inprocess_app.test_cli_runner().invoke(args=["backfill", uid])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == (f"backfill of {domain} done: 1 orders, 1 skipped as malformed "
+                                     "(see the worker's log)")
+    assert balances(inprocess_app, shop_id) == {"34": 20}
