@@ -64,7 +64,7 @@ def test_backfill_pauses_for_the_bucket_then_continues_from_its_cursor(wsession,
     run_jobs()
 
     assert fetch(worker_app, job.id).return_value() == "paused"
-    assert fetch(worker_app, job.id).meta == {"done": 2, "total_estimate": 3, "mode": "backfill"}
+    assert fetch(worker_app, job.id).meta == {"done": 2, "total_estimate": 3, "mode": "backfill", "skipped": 0}
     [later] = scheduled_jobs(worker_app, Q)
     assert_delay(worker_app, Q, later, 5.0)  # (502 - 2) / 100
     assert later.kwargs["run"]["cursor"] == "cursor-1" and later.kwargs["run"]["done"] == 2

@@ -57,7 +57,7 @@ def test_backfill_reports_progress_and_continues_in_slices(wsession, run_jobs, w
     assert job.rate_limit_key == f"platform-api:{shop.id}"
     run_jobs()
     assert fetch(worker_app, job.id).return_value() == "paused"
-    assert fetch(worker_app, job.id).meta == {"done": 2, "total_estimate": 3, "mode": "backfill"}
+    assert fetch(worker_app, job.id).meta == {"done": 2, "total_estimate": 3, "mode": "backfill", "skipped": 0}
     [later] = scheduled_jobs(worker_app, Q)
     assert later.kwargs["run"]["page"] == 2 and later.rate_limit_key == f"platform-api:{shop.id}"
 
