@@ -147,7 +147,8 @@ def redemption_cancel(customer_id: int, redemption_id: int):
         return redirect(console_url("console.customer", customer_id=customer_id))
     db.session.commit()
     dispatch_committed(cancel.intents, redemption.id)  # Redis down: the sweeper dispatches it
-    redemption = get_redemption(db.session, staff.shop_id, redemption.id)
+    # Without Redis the job has just run in a session of its own: read the row again.
+    db.session.refresh(redemption)
     flash(_cancel_message(redemption), "critical" if redemption.cancel_state in ("refused", "failed") else "success")
     return redirect(console_url("console.customer", customer_id=customer_id))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from rq import Queue
 from rq.job import Job
 from sqlalchemy import create_engine, delete, func, select
@@ -13,8 +14,10 @@ from app.inbox import dispose_inbox_engine, inbox_engine, store_delivery
 from app.models import Shop, WebhookEvent
 from jobs.queues import _job_options, enqueue, queue
 from tests.app.web import woocommerce_helpers
-from tests.app.web.shopify_helpers import deliver, shopify_shop, sign
-from tests.conftest import _DATABASE_URL
+from app import create_app
+from app.extensions import db
+from tests.app.web.shopify_helpers import OLD_SECRET, SECRET, deliver, shopify_shop, sign
+from tests.conftest import _DATABASE_URL, test_config
 from tests.integrations.shopify.samples import sample
 
 
@@ -26,7 +29,20 @@ def _count(session, **where) -> int:
     return session.scalar(query)
 
 
-def test_a_stored_delivery_is_committed_before_the_answer(wsession, shopify_client):
+@pytest.fixture(scope="module")
+def queued_client(app):
+    """Deliveries only stored and queued, as in production: also without REDIS_URL, where the
+    default app would apply them inside the request (on fakeredis) before answering."""
+    flask_app = create_app(test_config(SHOPIFY_API_KEY="key", SHOPIFY_API_SECRET=SECRET,
+                                       SHOPIFY_OLD_API_SECRET=OLD_SECRET, RUN_JOBS_IN_PROCESS=False))
+    yield flask_app.test_client()
+    with flask_app.app_context():
+        db.engine.dispose()
+    dispose_inbox_engine(flask_app)
+
+
+def test_a_stored_delivery_is_committed_before_the_answer(wsession, queued_client):
+    shopify_client = queued_client
     shop = shopify_shop(wsession)
     response = deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"), event_id="durable-1")
     assert response.json == {"status": "stored"}
@@ -41,7 +57,8 @@ def test_a_stored_delivery_is_committed_before_the_answer(wsession, shopify_clie
     assert row.received_at is not None
 
 
-def test_the_shop_is_looked_up_afresh_for_each_delivery_purge_and_reinstall(wsession, shopify_client):
+def test_the_shop_is_looked_up_afresh_for_each_delivery_purge_and_reinstall(wsession, queued_client):
+    shopify_client = queued_client
     shop = shopify_shop(wsession)
     domain, first_id = shop.domain, shop.id
     assert deliver(shopify_client, domain, "orders/paid", sample("order_paid"), event_id="a").json["status"] == "stored"
