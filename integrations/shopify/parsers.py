@@ -128,6 +128,14 @@ def _goods_subtotal(p: Mapping[str, Any]) -> Decimal:
     return max(subtotal - goods_tax, Decimal("0"))
 
 
+def _shipping_paid(p: Mapping[str, Any]) -> Decimal:
+    """`total_shipping_price_set` is the shipping *before* discounts: take off what the shipping
+    lines' discount allocations (a free-shipping code) took, so it is the shipping charged."""
+    discounts = sum((_money(allocation, "amount") for line in p.get("shipping_lines") or []
+                     for allocation in line.get("discount_allocations") or []), Decimal("0"))
+    return max(_money(p, "total_shipping_price", default="0") - discounts, Decimal("0"))
+
+
 def _order(d: Delivery) -> OrderSnapshot:
     p = d.payload
     number = p.get("name") or p.get("order_number")
@@ -137,7 +145,7 @@ def _order(d: Delivery) -> OrderSnapshot:
         subtotal=_goods_subtotal(p),
         total=_money(p, "total_price"),
         total_tax=_money(p, "total_tax", default="0"),
-        total_shipping=_money(p, "total_shipping_price", default="0"),
+        total_shipping=_shipping_paid(p),
         customer=_customer(p.get("customer")),
         email=p.get("email") or p.get("contact_email") or None,  # guests have no `customer`
         order_number=None if number is None else str(number),

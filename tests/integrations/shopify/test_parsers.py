@@ -10,6 +10,7 @@ from app.loyalty.events import (
     AppUninstalled, CustomerDataRequest, CustomerRedact, CustomerUpserted, OrderCancelled, OrderFulfilled,
     OrderPaid, OrderRefunded, ShopRedact,
 )
+from app.loyalty.orders import eligible_amount
 from app.models import Shop
 from integrations.base import MalformedPayload, UnknownTopic
 from integrations.registry import adapter_for
@@ -81,6 +82,23 @@ def test_a_tax_inclusive_order_s_subtotal_earns_without_its_tax():
     order = _parse("orders/paid", payload)[0].order
     assert order.subtotal == Decimal("100.00")  # 120.00 less the 20.00 VAT on the goods
     assert (order.total, order.total_tax, order.total_shipping) == (Decimal("126.00"), Decimal("21.00"), Decimal("6.00"))
+
+
+def test_a_free_shipping_discount_is_not_taken_off_the_total_as_shipping_paid():
+    # total_shipping_price_set is the shipping *before* discounts; the shopper paid none of it
+    # here, so total_excl_shipping must not drop 10.00 of goods they did pay for.
+    payload = sample(
+        "order_paid", subtotal_price="100.00", subtotal_price_set=_money_set("100.00"),
+        total_price="100.00", total_price_set=_money_set("100.00"), total_tax="0.00", total_tax_set=_money_set("0.00"),
+        total_shipping_price_set=_money_set("10.00"),
+        shipping_lines=[{"id": 1, "title": "Standard", "price": "10.00", "price_set": _money_set("10.00"),
+                         "discounted_price": "10.00", "discounted_price_set": _money_set("10.00"), "tax_lines": [],
+                         "discount_allocations": [{"amount": "10.00", "amount_set": _money_set("10.00"),
+                                                   "discount_application_index": 1}]}],
+    )
+    order = _parse("orders/paid", payload)[0].order
+    assert order.total_shipping == Decimal("0.00")
+    assert eligible_amount(order, "total_excl_shipping") == Decimal("100.00")
 
 
 def test_order_customer_carries_consent_and_update_time():
