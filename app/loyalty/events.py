@@ -29,6 +29,8 @@ class OrderSnapshot:
     total: Decimal           # what the shopper paid
     total_tax: Decimal = Decimal("0")
     total_shipping: Decimal = Decimal("0")
+    # Gift cards bought in this order (in subtotal and total): they earn when spent, not when bought.
+    gift_cards: Decimal = Decimal("0")
     customer: CustomerInfo | None = None
     email: str | None = None  # for guest orders
     order_number: str | None = None

@@ -33,14 +33,15 @@ from app.models import Customer, EarnRule, Order, OrderRefund, Shop, Tier, for_s
 
 
 def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
-    """The amount an order earns on, per the shop's earn basis (never below zero)."""
+    """The amount an order earns on, per the shop's earn basis (never below zero). Gift cards
+    bought in the order earn on no basis: they earn when spent."""
     amounts = {
         "subtotal": snapshot.subtotal,
         "total": snapshot.total,
         "total_excl_tax": snapshot.total - snapshot.total_tax,
         "total_excl_shipping": snapshot.total - snapshot.total_shipping,
     }
-    return max(amounts[basis], Decimal("0"))
+    return max(amounts[basis] - snapshot.gift_cards, Decimal("0"))
 
 
 def apply_order_paid(session: Session, shop_id: int, event: OrderPaid) -> Outcome:

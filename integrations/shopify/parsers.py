@@ -6,6 +6,8 @@
 - Order amounts are the order's own (`subtotal_price`, `total_price`, ...), not the
   `current_*` ones: those already subtract refunds, which reach us separately as
   `refunds/create` and would otherwise be counted twice.
+- Gift-card lines (`gift_card: true`) are counted apart: buying a gift card earns nothing, spending
+  it does. Shipping is what was charged, after its discounts.
 - `updated_at` goes into the snapshot / customer info, so the domain can refuse a payload
   older than what it already applied.
 - Referral code: the storefront puts it on the cart as an attribute named `lojal_ref`; Shopify
@@ -128,6 +130,16 @@ def _goods_subtotal(p: Mapping[str, Any]) -> Decimal:
     return max(subtotal - goods_tax, Decimal("0"))
 
 
+def _gift_cards(p: Mapping[str, Any]) -> Decimal:
+    """What the order's gift-card lines (`gift_card: true`) cost, after their discounts."""
+    total = Decimal("0")
+    for line in p.get("line_items") or []:
+        if line.get("gift_card") is True:
+            discounts = sum((_money(a, "amount") for a in line.get("discount_allocations") or []), Decimal("0"))
+            total += _money(line, "price") * Decimal(str(line.get("quantity") or 0)) - discounts
+    return max(total, Decimal("0"))
+
+
 def _shipping_paid(p: Mapping[str, Any]) -> Decimal:
     """`total_shipping_price_set` is the shipping *before* discounts: take off what the shipping
     lines' discount allocations (a free-shipping code) took, so it is the shipping charged."""
@@ -146,6 +158,7 @@ def _order(d: Delivery) -> OrderSnapshot:
         total=_money(p, "total_price"),
         total_tax=_money(p, "total_tax", default="0"),
         total_shipping=_shipping_paid(p),
+        gift_cards=_gift_cards(p),
         customer=_customer(p.get("customer")),
         email=p.get("email") or p.get("contact_email") or None,  # guests have no `customer`
         order_number=None if number is None else str(number),

@@ -46,6 +46,16 @@ def test_earn_basis_total_counts_shipping_and_tax(session):
     assert customer.points_balance == 100
 
 
+def test_gift_cards_bought_in_an_order_earn_no_points_on_any_basis(session):
+    for basis in ("subtotal", "total", "total_excl_tax", "total_excl_shipping"):
+        shop = make_shop(session, earn_basis=basis)
+        customer = make_customer(session, shop)
+        apply_event(session, shop.id, paid(1, customer=customer, subtotal="130", total="130", gift_cards=Decimal("30")))
+        session.refresh(customer)
+        assert customer.points_balance == 100, basis
+        assert customer.total_spent == Decimal("130")  # a sale of 130 all the same
+
+
 def test_replayed_paid_event_earns_once(session):
     shop = make_shop(session)
     customer = make_customer(session, shop)

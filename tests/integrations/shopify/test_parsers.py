@@ -101,6 +101,23 @@ def test_a_free_shipping_discount_is_not_taken_off_the_total_as_shipping_paid():
     assert eligible_amount(order, "total_excl_shipping") == Decimal("100.00")
 
 
+def test_a_gift_card_bought_in_the_order_earns_nothing_on_any_basis():
+    # A gift card earns when it is spent on a later order; earning on its purchase too would pay twice.
+    payload = sample("order_paid")
+    payload["line_items"].append({
+        "id": 14800000000009, "gift_card": True, "name": "Gift Card - $50", "quantity": 2, "price": "25.00",
+        "price_set": _money_set("25.00"), "taxable": False, "tax_lines": [], "total_discount": "0.00",
+        "discount_allocations": [{"amount": "5.00", "amount_set": _money_set("5.00"), "discount_application_index": 0}],
+    })
+    payload.update(subtotal_price="174.99", subtotal_price_set=_money_set("174.99"),
+                   total_price="189.99", total_price_set=_money_set("189.99"))
+    order = _parse("orders/paid", payload)[0].order
+    assert order.total == Decimal("189.99")  # still what the shopper paid (refund shares are of it)
+    assert order.gift_cards == Decimal("45.00")  # 2 x 25.00 less its 5.00 discount
+    assert eligible_amount(order, "subtotal") == Decimal("129.99")
+    assert eligible_amount(order, "total") == Decimal("144.99")
+
+
 def test_order_customer_carries_consent_and_update_time():
     customer = _parse("orders/paid", sample("order_paid"))[0].order.customer
     assert customer.platform_customer_id == "7390000000001"
