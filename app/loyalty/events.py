@@ -31,6 +31,7 @@ class OrderSnapshot:
     total_shipping: Decimal = Decimal("0")
     # Gift cards bought in this order (in subtotal and total): they earn when spent, not when bought.
     gift_cards: Decimal = Decimal("0")
+    tips: Decimal = Decimal("0")  # in total, not in subtotal: a tip is not a purchase and earns nothing
     customer: CustomerInfo | None = None
     email: str | None = None  # for guest orders
     order_number: str | None = None

@@ -34,12 +34,13 @@ from app.models import Customer, EarnRule, Order, OrderRefund, Shop, Tier, for_s
 
 def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
     """The amount an order earns on, per the shop's earn basis (never below zero). Gift cards
-    bought in the order earn on no basis: they earn when spent."""
+    bought in the order earn on no basis: they earn when spent; nor do tips (in the total only)."""
+    total = snapshot.total - snapshot.tips
     amounts = {
         "subtotal": snapshot.subtotal,
-        "total": snapshot.total,
-        "total_excl_tax": snapshot.total - snapshot.total_tax,
-        "total_excl_shipping": snapshot.total - snapshot.total_shipping,
+        "total": total,
+        "total_excl_tax": total - snapshot.total_tax,
+        "total_excl_shipping": total - snapshot.total_shipping,
     }
     return max(amounts[basis] - snapshot.gift_cards, Decimal("0"))
 

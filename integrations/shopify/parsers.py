@@ -7,7 +7,8 @@
   `current_*` ones: those already subtract refunds, which reach us separately as
   `refunds/create` and would otherwise be counted twice.
 - Gift-card lines (`gift_card: true`) are counted apart: buying a gift card earns nothing, spending
-  it does. Shipping is what was charged, after its discounts.
+  it does; so do tips (`total_tip_received`, in the total). Shipping is what was charged,
+  after its discounts.
 - `updated_at` goes into the snapshot / customer info, so the domain can refuse a payload
   older than what it already applied.
 - Referral code: the storefront puts it on the cart as an attribute named `lojal_ref`; Shopify
@@ -159,6 +160,7 @@ def _order(d: Delivery) -> OrderSnapshot:
         total_tax=_money(p, "total_tax", default="0"),
         total_shipping=_shipping_paid(p),
         gift_cards=_gift_cards(p),
+        tips=_money(p, "total_tip_received", default="0"),
         customer=_customer(p.get("customer")),
         email=p.get("email") or p.get("contact_email") or None,  # guests have no `customer`
         order_number=None if number is None else str(number),

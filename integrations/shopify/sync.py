@@ -56,6 +56,7 @@ query LojalOrders($first: Int!, $after: String, $query: String!, $sortKey: Order
       totalPriceSet {{ {_MONEY} }}
       totalTaxSet {{ {_MONEY} }}
       totalShippingPriceSet {{ {_MONEY} }}
+      totalTipReceivedSet {{ {_MONEY} }}
       shippingLine {{ taxLines {{ priceSet {{ {_MONEY} }} }} discountAllocations {{ allocatedAmountSet {{ {_MONEY} }} }} }}
       customer {{ id email firstName lastName }}
       customAttributes {{ key value }}
@@ -216,6 +217,7 @@ def order_snapshot(node: Mapping[str, Any], shop_currency: str) -> OrderSnapshot
         total=_money(node, "totalPriceSet"),
         total_tax=_money(node, "totalTaxSet"),
         total_shipping=_shipping_paid(node),
+        tips=_money(node, "totalTipReceivedSet"),
         customer=CustomerInfo(platform_customer_id=legacy_id(customer["id"]), email=customer.get("email"),
                               first_name=customer.get("firstName"), last_name=customer.get("lastName"))
         if customer else None,

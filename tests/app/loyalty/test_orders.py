@@ -56,6 +56,16 @@ def test_gift_cards_bought_in_an_order_earn_no_points_on_any_basis(session):
         assert customer.total_spent == Decimal("130")  # a sale of 130 all the same
 
 
+def test_a_tip_earns_no_points_on_the_total_bases(session):
+    for basis, expected in (("total", 100), ("total_excl_tax", 90), ("total_excl_shipping", 95), ("subtotal", 80)):
+        shop = make_shop(session, earn_basis=basis)
+        customer = make_customer(session, shop)
+        apply_event(session, shop.id, paid(1, customer=customer, subtotal="80", total="115", total_tax=Decimal("10"),
+                                           total_shipping=Decimal("5"), tips=Decimal("15")))
+        session.refresh(customer)
+        assert customer.points_balance == expected, basis
+
+
 def test_replayed_paid_event_earns_once(session):
     shop = make_shop(session)
     customer = make_customer(session, shop)

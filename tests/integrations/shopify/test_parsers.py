@@ -118,6 +118,16 @@ def test_a_gift_card_bought_in_the_order_earns_nothing_on_any_basis():
     assert eligible_amount(order, "total") == Decimal("144.99")
 
 
+def test_a_tip_is_not_a_purchase_and_earns_on_no_basis():
+    # total_price includes the tip (total_tip_received, shop currency).
+    payload = sample("order_paid", total_price="164.99", total_price_set=_money_set("164.99"), total_tip_received="20.00")
+    order = _parse("orders/paid", payload)[0].order
+    assert (order.total, order.tips) == (Decimal("164.99"), Decimal("20.00"))
+    assert eligible_amount(order, "total") == Decimal("144.99")
+    assert eligible_amount(order, "total_excl_tax") == Decimal("134.99")
+    assert eligible_amount(order, "subtotal") == Decimal("129.99")  # the subtotal never held it
+
+
 def test_order_customer_carries_consent_and_update_time():
     customer = _parse("orders/paid", sample("order_paid"))[0].order.customer
     assert customer.platform_customer_id == "7390000000001"

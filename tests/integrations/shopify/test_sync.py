@@ -285,6 +285,14 @@ def test_a_reconciled_order_takes_its_shipping_discount_off_its_shipping_as_its_
     assert "discountAllocations" in sync.ORDERS_QUERY
 
 
+def test_a_reconciled_order_reads_its_tip_as_its_webhook_does():
+    node = order_node(7006, customer_id=41, subtotal="100.00", total="115.00")
+    node.update(totalTipReceivedSet=money("15.00"))
+    [paid] = sync.order_events(node, historical=False, shop_currency="USD")
+    assert paid.order.tips == Decimal("15.00")
+    assert "totalTipReceivedSet" in sync.ORDERS_QUERY
+
+
 def test_a_backfill_credits_an_order_placed_after_the_install_that_no_webhook_applied(session, make, router):
     # The backfill reaches orders placed since the install too (a long history, a late webhook, or
     # `lojal backfill` run later): those are live sales, not history, whatever backfill_points says.
