@@ -204,24 +204,41 @@ def _orders_cancelled(d: Delivery) -> list:
 
 def _refunds_create(d: Delivery) -> list:
     p = d.payload
-    amount = sum(
-        (_refund_amount(t, d.shop) for t in p.get("transactions") or []
-         if t.get("kind") == "refund" and t.get("status") == "success"),
-        Decimal("0"),
-    )
+    shop_money, presentment, foreign = Decimal("0"), Decimal("0"), None
+    for t in p.get("transactions") or []:
+        if t.get("kind") != "refund" or t.get("status") != "success":
+            continue
+        currency = t.get("currency")
+        if (t.get("amount_set") or {}).get("shop_money") or not currency or currency == d.shop.currency:
+            shop_money += _money(t, "amount")
+        else:
+            presentment += _money(t, "amount")  # the shopper's currency: Shopify gives no shop-money twin
+            foreign = currency
+    amount = shop_money + (_in_shop_money(p, presentment, foreign) if presentment else Decimal("0"))
     if amount == 0:
         return []  # a restock or a failed refund: no money went back
     return [OrderRefunded(_id(p["order_id"]), _id(p["id"]), amount, _when(d, "processed_at", "created_at"))]
 
 
-def _refund_amount(transaction: Mapping[str, Any], shop: Shop) -> Decimal:
-    if (transaction.get("amount_set") or {}).get("shop_money"):
-        return _money(transaction, "amount")
-    currency = transaction.get("currency")
-    if currency and currency != shop.currency:
-        # A presentment-currency amount with no shop-money twin: guessing a rate would be wrong.
-        raise ValueError(f"refund transaction in {currency} without a shop-money amount")
-    return _money(transaction, "amount")
+def _in_shop_money(refund: Mapping[str, Any], presentment: Decimal, currency: str) -> Decimal:
+    """A presentment-currency amount at the refund's own rate: the parts of the refund that Shopify
+    gives in both currencies (line items and their tax, shipping, adjustments, duties)."""
+    parts = [money_set for line in refund.get("refund_line_items") or []
+             for money_set in (line.get("subtotal_set"), line.get("total_tax_set"))]
+    parts += [money_set for line in refund.get("refund_shipping_lines") or []
+              for money_set in (line.get("subtotal_amount_set"), line.get("tax_amount_set"))]
+    parts += [money_set for adjustment in refund.get("order_adjustments") or []
+              for money_set in (adjustment.get("amount_set"), adjustment.get("tax_amount_set"))]
+    parts.append(refund.get("total_duties_set"))
+    shop_total, presentment_total = Decimal("0"), Decimal("0")
+    for money_set in parts:
+        if money_set and money_set.get("shop_money") and money_set.get("presentment_money"):
+            shop_total += abs(_money({"part_set": money_set}, "part"))
+            presentment_total += abs(_money({"part": money_set["presentment_money"]["amount"]}, "part"))
+    if presentment_total == 0:
+        # Nothing to convert by: guessing a rate would be wrong.
+        raise ValueError(f"refund transaction in {currency} without a shop-money amount or a rate")
+    return (presentment * shop_total / presentment_total).quantize(Decimal("0.0001"))
 
 
 def _customers_create(d: Delivery) -> list:

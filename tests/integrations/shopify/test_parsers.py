@@ -196,8 +196,27 @@ def test_refund_without_a_money_set_uses_the_amount_when_it_is_in_shop_currency(
     assert _parse("refunds/create", refund)[0].amount == Decimal("20.00")
 
 
-def test_refund_in_a_foreign_currency_without_shop_money_is_refused_not_guessed():
+def test_a_presentment_currency_refund_is_converted_at_the_refunds_own_rate():
+    # Shopify's refund transactions carry only `amount` + `currency` (the shopper's): a Markets
+    # order refunded in EUR in a USD shop. Its line items say what 27.60 EUR is in shop money.
     refund = sample("refund")
+    for transaction in refund["transactions"]:
+        del transaction["amount_set"]
+    [event] = _parse("refunds/create", refund)
+    assert event.amount == Decimal("30.00")  # 25.09 + 2.51 EUR = 27.27 + 2.73 USD
+    # A shipping refund or a discrepancy (order adjustments, shop and presentment) gives the rate too.
+    refund["refund_line_items"] = []
+    refund["order_adjustments"] = [{"id": 1, "kind": "refund_discrepancy", "amount": "-13.80", "tax_amount": "0.00",
+                                    "amount_set": {"shop_money": {"amount": "-15.00", "currency_code": "USD"},
+                                                   "presentment_money": {"amount": "-13.80", "currency_code": "EUR"}},
+                                    "tax_amount_set": {"shop_money": {"amount": "0.00", "currency_code": "USD"},
+                                                       "presentment_money": {"amount": "0.00", "currency_code": "EUR"}}}]
+    refund["transactions"][0]["amount"] = "13.80"
+    assert _parse("refunds/create", refund)[0].amount == Decimal("15.00")
+
+
+def test_refund_in_a_foreign_currency_with_nothing_to_convert_it_by_is_refused_not_guessed():
+    refund = sample("refund", refund_line_items=[], order_adjustments=[])
     del refund["transactions"][0]["amount_set"]
     with pytest.raises(MalformedPayload, match="EUR"):
         _parse("refunds/create", refund)
