@@ -71,6 +71,10 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
     if fulfilled and order.fulfilled_at is None:
         order.fulfilled_at = at
         order.status = "fulfilled"
+    if order.paid_at is None and order.is_test and not settings.include_test_orders:
+        # A test order is no sale unless the shop counts them (analytics leaves them out too): no
+        # stats, tier or Nth-order count, referral. paid_at stays unset, so nothing uncounts it later.
+        return outcome
     if order.paid_at is None:
         order.paid_at = at
         order.status = "fulfilled" if order.fulfilled_at else "paid"
