@@ -157,7 +157,8 @@ def _order(d: Delivery) -> OrderSnapshot:
         currency=p.get("currency") or d.shop.currency,  # `currency` is the shop's; presentment_currency is not
         subtotal=_goods_subtotal(p),
         total=_money(p, "total_price"),
-        total_tax=_money(p, "total_tax", default="0"),
+        # Import duties collected at checkout (in total_price) are a levy like the tax.
+        total_tax=_money(p, "total_tax", default="0") + _money(p, "original_total_duties", default="0"),
         total_shipping=_shipping_paid(p),
         gift_cards=_gift_cards(p),
         tips=_money(p, "total_tip_received", default="0"),

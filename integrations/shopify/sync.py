@@ -57,6 +57,7 @@ query LojalOrders($first: Int!, $after: String, $query: String!, $sortKey: Order
       totalTaxSet {{ {_MONEY} }}
       totalShippingPriceSet {{ {_MONEY} }}
       totalTipReceivedSet {{ {_MONEY} }}
+      originalTotalDutiesSet {{ {_MONEY} }}
       shippingLine {{ taxLines {{ priceSet {{ {_MONEY} }} }} discountAllocations {{ allocatedAmountSet {{ {_MONEY} }} }} }}
       customer {{ id email firstName lastName }}
       customAttributes {{ key value }}
@@ -215,7 +216,7 @@ def order_snapshot(node: Mapping[str, Any], shop_currency: str) -> OrderSnapshot
         currency=(node["totalPriceSet"]["shopMoney"].get("currencyCode") or shop_currency),
         subtotal=_goods_subtotal(node),
         total=_money(node, "totalPriceSet"),
-        total_tax=_money(node, "totalTaxSet"),
+        total_tax=_money(node, "totalTaxSet") + _money(node, "originalTotalDutiesSet"),  # duties: a levy, as tax
         total_shipping=_shipping_paid(node),
         tips=_money(node, "totalTipReceivedSet"),
         customer=CustomerInfo(platform_customer_id=legacy_id(customer["id"]), email=customer.get("email"),

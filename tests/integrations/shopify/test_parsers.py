@@ -128,6 +128,17 @@ def test_a_tip_is_not_a_purchase_and_earns_on_no_basis():
     assert eligible_amount(order, "subtotal") == Decimal("129.99")  # the subtotal never held it
 
 
+def test_import_duties_are_left_out_with_the_tax_on_total_excl_tax():
+    # A Markets order with duties collected at checkout (DDP): total_price includes them; they
+    # are a levy like the tax, not a purchase.
+    payload = sample("order_paid", total_price="174.99", total_price_set=_money_set("174.99"),
+                     original_total_duties_set=_money_set("30.00"), current_total_duties_set=_money_set("30.00"))
+    order = _parse("orders/paid", payload)[0].order
+    assert order.total == Decimal("174.99")
+    assert eligible_amount(order, "total_excl_tax") == Decimal("134.99")  # less 10.00 tax and 30.00 duties
+    assert _parse("orders/paid", sample("order_paid", original_total_duties_set=None))[0].order.total_tax == Decimal("10.00")
+
+
 def test_order_customer_carries_consent_and_update_time():
     customer = _parse("orders/paid", sample("order_paid"))[0].order.customer
     assert customer.platform_customer_id == "7390000000001"
