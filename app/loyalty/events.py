@@ -27,8 +27,11 @@ class OrderSnapshot:
     currency: str
     subtotal: Decimal        # after discounts, without shipping and tax
     total: Decimal           # what the shopper paid
-    total_tax: Decimal = Decimal("0")
+    total_tax: Decimal = Decimal("0")  # with import duties collected at checkout: a levy, not a purchase
     total_shipping: Decimal = Decimal("0")
+    # Gift cards bought in this order (in subtotal and total): they earn when spent, not when bought.
+    gift_cards: Decimal = Decimal("0")
+    tips: Decimal = Decimal("0")  # in total, not in subtotal: a tip is not a purchase and earns nothing
     customer: CustomerInfo | None = None
     email: str | None = None  # for guest orders
     order_number: str | None = None

@@ -33,14 +33,16 @@ from app.models import Customer, EarnRule, Order, OrderRefund, Shop, Tier, for_s
 
 
 def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
-    """The amount an order earns on, per the shop's earn basis (never below zero)."""
+    """The amount an order earns on, per the shop's earn basis (never below zero). Gift cards
+    bought in the order earn on no basis: they earn when spent; nor do tips (in the total only)."""
+    total = snapshot.total - snapshot.tips
     amounts = {
         "subtotal": snapshot.subtotal,
-        "total": snapshot.total,
-        "total_excl_tax": snapshot.total - snapshot.total_tax,
-        "total_excl_shipping": snapshot.total - snapshot.total_shipping,
+        "total": total,
+        "total_excl_tax": total - snapshot.total_tax,
+        "total_excl_shipping": total - snapshot.total_shipping,
     }
-    return max(amounts[basis], Decimal("0"))
+    return max(amounts[basis] - snapshot.gift_cards, Decimal("0"))
 
 
 def apply_order_paid(session: Session, shop_id: int, event: OrderPaid) -> Outcome:
@@ -69,6 +71,10 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
     if fulfilled and order.fulfilled_at is None:
         order.fulfilled_at = at
         order.status = "fulfilled"
+    if order.paid_at is None and order.is_test and not settings.include_test_orders:
+        # A test order is no sale unless the shop counts them (analytics leaves them out too): no
+        # stats, tier or Nth-order count, referral. paid_at stays unset, so nothing uncounts it later.
+        return outcome
     if order.paid_at is None:
         order.paid_at = at
         order.status = "fulfilled" if order.fulfilled_at else "paid"

@@ -6,6 +6,9 @@
 - Order amounts are the order's own (`subtotal_price`, `total_price`, ...), not the
   `current_*` ones: those already subtract refunds, which reach us separately as
   `refunds/create` and would otherwise be counted twice.
+- Gift-card lines (`gift_card: true`) are counted apart: buying a gift card earns nothing, spending
+  it does; so do tips (`total_tip_received`, in the total). Shipping is what was charged,
+  after its discounts.
 - `updated_at` goes into the snapshot / customer info, so the domain can refuse a payload
   older than what it already applied.
 - Referral code: the storefront puts it on the cart as an attribute named `lojal_ref`; Shopify
@@ -128,6 +131,24 @@ def _goods_subtotal(p: Mapping[str, Any]) -> Decimal:
     return max(subtotal - goods_tax, Decimal("0"))
 
 
+def _gift_cards(p: Mapping[str, Any]) -> Decimal:
+    """What the order's gift-card lines (`gift_card: true`) cost, after their discounts."""
+    total = Decimal("0")
+    for line in p.get("line_items") or []:
+        if line.get("gift_card") is True:
+            discounts = sum((_money(a, "amount") for a in line.get("discount_allocations") or []), Decimal("0"))
+            total += _money(line, "price") * Decimal(str(line.get("quantity") or 0)) - discounts
+    return max(total, Decimal("0"))
+
+
+def _shipping_paid(p: Mapping[str, Any]) -> Decimal:
+    """`total_shipping_price_set` is the shipping *before* discounts: take off what the shipping
+    lines' discount allocations (a free-shipping code) took, so it is the shipping charged."""
+    discounts = sum((_money(allocation, "amount") for line in p.get("shipping_lines") or []
+                     for allocation in line.get("discount_allocations") or []), Decimal("0"))
+    return max(_money(p, "total_shipping_price", default="0") - discounts, Decimal("0"))
+
+
 def _order(d: Delivery) -> OrderSnapshot:
     p = d.payload
     number = p.get("name") or p.get("order_number")
@@ -136,8 +157,11 @@ def _order(d: Delivery) -> OrderSnapshot:
         currency=p.get("currency") or d.shop.currency,  # `currency` is the shop's; presentment_currency is not
         subtotal=_goods_subtotal(p),
         total=_money(p, "total_price"),
-        total_tax=_money(p, "total_tax", default="0"),
-        total_shipping=_money(p, "total_shipping_price", default="0"),
+        # Import duties collected at checkout (in total_price) are a levy like the tax.
+        total_tax=_money(p, "total_tax", default="0") + _money(p, "original_total_duties", default="0"),
+        total_shipping=_shipping_paid(p),
+        gift_cards=_gift_cards(p),
+        tips=_money(p, "total_tip_received", default="0"),
         customer=_customer(p.get("customer")),
         email=p.get("email") or p.get("contact_email") or None,  # guests have no `customer`
         order_number=None if number is None else str(number),
@@ -181,24 +205,41 @@ def _orders_cancelled(d: Delivery) -> list:
 
 def _refunds_create(d: Delivery) -> list:
     p = d.payload
-    amount = sum(
-        (_refund_amount(t, d.shop) for t in p.get("transactions") or []
-         if t.get("kind") == "refund" and t.get("status") == "success"),
-        Decimal("0"),
-    )
+    shop_money, presentment, foreign = Decimal("0"), Decimal("0"), None
+    for t in p.get("transactions") or []:
+        if t.get("kind") != "refund" or t.get("status") != "success":
+            continue
+        currency = t.get("currency")
+        if (t.get("amount_set") or {}).get("shop_money") or not currency or currency == d.shop.currency:
+            shop_money += _money(t, "amount")
+        else:
+            presentment += _money(t, "amount")  # the shopper's currency: Shopify gives no shop-money twin
+            foreign = currency
+    amount = shop_money + (_in_shop_money(p, presentment, foreign) if presentment else Decimal("0"))
     if amount == 0:
         return []  # a restock or a failed refund: no money went back
     return [OrderRefunded(_id(p["order_id"]), _id(p["id"]), amount, _when(d, "processed_at", "created_at"))]
 
 
-def _refund_amount(transaction: Mapping[str, Any], shop: Shop) -> Decimal:
-    if (transaction.get("amount_set") or {}).get("shop_money"):
-        return _money(transaction, "amount")
-    currency = transaction.get("currency")
-    if currency and currency != shop.currency:
-        # A presentment-currency amount with no shop-money twin: guessing a rate would be wrong.
-        raise ValueError(f"refund transaction in {currency} without a shop-money amount")
-    return _money(transaction, "amount")
+def _in_shop_money(refund: Mapping[str, Any], presentment: Decimal, currency: str) -> Decimal:
+    """A presentment-currency amount at the refund's own rate: the parts of the refund that Shopify
+    gives in both currencies (line items and their tax, shipping, adjustments, duties)."""
+    parts = [money_set for line in refund.get("refund_line_items") or []
+             for money_set in (line.get("subtotal_set"), line.get("total_tax_set"))]
+    parts += [money_set for line in refund.get("refund_shipping_lines") or []
+              for money_set in (line.get("subtotal_amount_set"), line.get("tax_amount_set"))]
+    parts += [money_set for adjustment in refund.get("order_adjustments") or []
+              for money_set in (adjustment.get("amount_set"), adjustment.get("tax_amount_set"))]
+    parts.append(refund.get("total_duties_set"))
+    shop_total, presentment_total = Decimal("0"), Decimal("0")
+    for money_set in parts:
+        if money_set and money_set.get("shop_money") and money_set.get("presentment_money"):
+            shop_total += abs(_money({"part_set": money_set}, "part"))
+            presentment_total += abs(_money({"part": money_set["presentment_money"]["amount"]}, "part"))
+    if presentment_total == 0:
+        # Nothing to convert by: guessing a rate would be wrong.
+        raise ValueError(f"refund transaction in {currency} without a shop-money amount or a rate")
+    return (presentment * shop_total / presentment_total).quantize(Decimal("0.0001"))
 
 
 def _customers_create(d: Delivery) -> list:

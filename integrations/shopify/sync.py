@@ -57,7 +57,9 @@ query LojalOrders($first: Int!, $after: String, $query: String!, $sortKey: Order
       totalPriceSet {{ {_MONEY} }}
       totalTaxSet {{ {_MONEY} }}
       totalShippingPriceSet {{ {_MONEY} }}
-      shippingLine {{ taxLines {{ priceSet {{ {_MONEY} }} }} }}
+      totalTipReceivedSet {{ {_MONEY} }}
+      originalTotalDutiesSet {{ {_MONEY} }}
+      shippingLine {{ taxLines {{ priceSet {{ {_MONEY} }} }} discountAllocations {{ allocatedAmountSet {{ {_MONEY} }} }} }}
       customer {{ id email firstName lastName }}
       customAttributes {{ key value }}
       refunds {{
@@ -227,8 +229,9 @@ def order_snapshot(node: Mapping[str, Any], shop_currency: str) -> OrderSnapshot
         currency=(node["totalPriceSet"]["shopMoney"].get("currencyCode") or shop_currency),
         subtotal=_goods_subtotal(node),
         total=_money(node, "totalPriceSet"),
-        total_tax=_money(node, "totalTaxSet"),
-        total_shipping=_money(node, "totalShippingPriceSet"),
+        total_tax=_money(node, "totalTaxSet") + _money(node, "originalTotalDutiesSet"),  # duties: a levy, as tax
+        total_shipping=_shipping_paid(node),
+        tips=_money(node, "totalTipReceivedSet"),
         customer=CustomerInfo(platform_customer_id=legacy_id(customer["id"]), email=customer.get("email"),
                               first_name=customer.get("firstName"), last_name=customer.get("lastName"))
         if customer else None,
@@ -274,6 +277,15 @@ def _finish(session: Session, shop_id: int, run: SyncRun) -> None:
 def _money(node: Mapping[str, Any], field: str) -> Decimal:
     value = node.get(field)
     return Decimal(value["shopMoney"]["amount"]) if value else Decimal("0")
+
+
+def _shipping_paid(node: Mapping[str, Any]) -> Decimal:
+    """As the webhook parser reads it: `totalShippingPriceSet` is before discounts, so the shipping
+    line's discount allocations (a free-shipping code) come off."""
+    discounts = sum((_money(allocation, "allocatedAmountSet")
+                     for allocation in (node.get("shippingLine") or {}).get("discountAllocations") or []),
+                    Decimal("0"))
+    return max(_money(node, "totalShippingPriceSet") - discounts, Decimal("0"))
 
 
 def _goods_subtotal(node: Mapping[str, Any]) -> Decimal:

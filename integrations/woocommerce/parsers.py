@@ -22,7 +22,8 @@ Registered shoppers are matched by `customer_id`; the order's billing details ar
 order's (a gift, a company address), so they never overwrite the account's profile — the
 customer topics own it. Guests (`customer_id` 0) are matched by billing email.
 Amounts are strings in the order's currency and become Decimal; `line_items[].total` is after
-discounts and before tax, so their sum is the subtotal the `subtotal` earn basis means.
+discounts and before tax, so their sum (less negative fee lines, the discounts plugins add as
+fees) is the subtotal the `subtotal` earn basis means.
 """
 from __future__ import annotations
 
@@ -115,6 +116,15 @@ def _customer_id(payload: Mapping[str, Any]) -> str | None:
     return None if raw in (None, "", 0, "0") else _id(raw)
 
 
+def _subtotal(p: Mapping[str, Any]) -> Decimal:
+    """The line totals (after coupons, before tax) less the discounts plugins give as negative fee
+    lines, which the line totals do not hold. Positive fees (gift wrap, surcharges) are no goods."""
+    lines = sum((_money(item.get("total"), "0") for item in p.get("line_items") or []), Decimal("0"))
+    discounts = sum((min(_money(fee.get("total"), "0"), Decimal("0")) for fee in p.get("fee_lines") or []),
+                    Decimal("0"))
+    return max(lines + discounts, Decimal("0"))
+
+
 def _order(d: Delivery) -> OrderSnapshot:
     p = d.payload
     billing = p.get("billing") or {}
@@ -122,7 +132,7 @@ def _order(d: Delivery) -> OrderSnapshot:
     return OrderSnapshot(
         platform_order_id=_id(p["id"]),
         currency=p.get("currency") or d.shop.currency,
-        subtotal=sum((_money(item.get("total"), "0") for item in p.get("line_items") or []), Decimal("0")),
+        subtotal=_subtotal(p),
         total=_money(p.get("total")),
         total_tax=_money(p.get("total_tax"), "0"),
         total_shipping=_money(p.get("shipping_total"), "0"),

@@ -10,8 +10,8 @@ from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderFulfilled
 from app.loyalty.ledger import ledger_sums
 from app.loyalty.orders import release_pending_points
-from app.models import Customer, LedgerEntry, Order
-from tests.factories import make_customer, make_shop, paid, set_rule, snapshot
+from app.models import Customer, LedgerEntry, Order, Tier
+from tests.factories import cancelled, make_customer, make_shop, paid, set_rule, snapshot
 
 
 def _order(session, shop, order_id) -> Order:
@@ -44,6 +44,26 @@ def test_earn_basis_total_counts_shipping_and_tax(session):
     apply_event(session, shop.id, paid(1, customer=customer, subtotal="80", total="100", total_tax=Decimal("12"), total_shipping=Decimal("8")))
     session.refresh(customer)
     assert customer.points_balance == 100
+
+
+def test_gift_cards_bought_in_an_order_earn_no_points_on_any_basis(session):
+    for basis in ("subtotal", "total", "total_excl_tax", "total_excl_shipping"):
+        shop = make_shop(session, earn_basis=basis)
+        customer = make_customer(session, shop)
+        apply_event(session, shop.id, paid(1, customer=customer, subtotal="130", total="130", gift_cards=Decimal("30")))
+        session.refresh(customer)
+        assert customer.points_balance == 100, basis
+        assert customer.total_spent == Decimal("130")  # a sale of 130 all the same
+
+
+def test_a_tip_earns_no_points_on_the_total_bases(session):
+    for basis, expected in (("total", 100), ("total_excl_tax", 90), ("total_excl_shipping", 95), ("subtotal", 80)):
+        shop = make_shop(session, earn_basis=basis)
+        customer = make_customer(session, shop)
+        apply_event(session, shop.id, paid(1, customer=customer, subtotal="80", total="115", total_tax=Decimal("10"),
+                                           total_shipping=Decimal("5"), tips=Decimal("15")))
+        session.refresh(customer)
+        assert customer.points_balance == expected, basis
 
 
 def test_replayed_paid_event_earns_once(session):
@@ -147,6 +167,28 @@ def test_test_orders_do_not_earn_unless_the_shop_says_so(session):
     apply_event(session, shop.id, paid(1, customer=customer, subtotal="10", is_test=True))
     session.refresh(customer)
     assert customer.points_balance == 0
+
+
+def test_a_test_order_the_shop_does_not_count_is_no_sale_for_tiers_or_order_counts(session):
+    # Analytics already leaves test orders out; a merchant's test checkout must not make a shopper
+    # Gold (default tiers: Silver 500, Gold 1500 spend) or count toward an Nth-order bonus.
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="2000", is_test=True))
+    session.refresh(customer)
+    assert (customer.orders_count, customer.total_spent, customer.points_balance) == (0, Decimal("0"), 0)
+    assert customer.tier_id is None or session.get(Tier, customer.tier_id).name == "Bronze"
+    apply_event(session, shop.id, cancelled(1))  # and cancelling it uncounts nothing
+    session.refresh(customer)
+    assert (customer.orders_count, customer.total_spent) == (0, Decimal("0"))
+
+
+def test_a_test_order_counts_as_a_sale_when_the_shop_includes_test_orders(session):
+    shop = make_shop(session, include_test_orders=True)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="20", is_test=True))
+    session.refresh(customer)
+    assert (customer.orders_count, customer.total_spent, customer.points_balance) == (1, Decimal("20"), 20)
 
 
 def test_guest_order_is_claimed_when_account_appears(session, now):

@@ -10,6 +10,7 @@ from app.loyalty.events import (
     AppUninstalled, CustomerDataRequest, CustomerRedact, CustomerUpserted, OrderCancelled, OrderFulfilled,
     OrderPaid, OrderRefunded, ShopRedact,
 )
+from app.loyalty.orders import eligible_amount
 from app.models import Shop
 from integrations.base import MalformedPayload, UnknownTopic
 from integrations.registry import adapter_for
@@ -83,6 +84,61 @@ def test_a_tax_inclusive_order_s_subtotal_earns_without_its_tax():
     assert (order.total, order.total_tax, order.total_shipping) == (Decimal("126.00"), Decimal("21.00"), Decimal("6.00"))
 
 
+def test_a_free_shipping_discount_is_not_taken_off_the_total_as_shipping_paid():
+    # total_shipping_price_set is the shipping *before* discounts; the shopper paid none of it
+    # here, so total_excl_shipping must not drop 10.00 of goods they did pay for.
+    payload = sample(
+        "order_paid", subtotal_price="100.00", subtotal_price_set=_money_set("100.00"),
+        total_price="100.00", total_price_set=_money_set("100.00"), total_tax="0.00", total_tax_set=_money_set("0.00"),
+        total_shipping_price_set=_money_set("10.00"),
+        shipping_lines=[{"id": 1, "title": "Standard", "price": "10.00", "price_set": _money_set("10.00"),
+                         "discounted_price": "10.00", "discounted_price_set": _money_set("10.00"), "tax_lines": [],
+                         "discount_allocations": [{"amount": "10.00", "amount_set": _money_set("10.00"),
+                                                   "discount_application_index": 1}]}],
+    )
+    order = _parse("orders/paid", payload)[0].order
+    assert order.total_shipping == Decimal("0.00")
+    assert eligible_amount(order, "total_excl_shipping") == Decimal("100.00")
+
+
+def test_a_gift_card_bought_in_the_order_earns_nothing_on_any_basis():
+    # A gift card earns when it is spent on a later order; earning on its purchase too would pay twice.
+    payload = sample("order_paid")
+    payload["line_items"].append({
+        "id": 14800000000009, "gift_card": True, "name": "Gift Card - $50", "quantity": 2, "price": "25.00",
+        "price_set": _money_set("25.00"), "taxable": False, "tax_lines": [], "total_discount": "0.00",
+        "discount_allocations": [{"amount": "5.00", "amount_set": _money_set("5.00"), "discount_application_index": 0}],
+    })
+    payload.update(subtotal_price="174.99", subtotal_price_set=_money_set("174.99"),
+                   total_price="189.99", total_price_set=_money_set("189.99"))
+    order = _parse("orders/paid", payload)[0].order
+    assert order.total == Decimal("189.99")  # still what the shopper paid (refund shares are of it)
+    assert order.gift_cards == Decimal("45.00")  # 2 x 25.00 less its 5.00 discount
+    assert eligible_amount(order, "subtotal") == Decimal("129.99")
+    assert eligible_amount(order, "total") == Decimal("144.99")
+
+
+def test_a_tip_is_not_a_purchase_and_earns_on_no_basis():
+    # total_price includes the tip (total_tip_received, shop currency).
+    payload = sample("order_paid", total_price="164.99", total_price_set=_money_set("164.99"), total_tip_received="20.00")
+    order = _parse("orders/paid", payload)[0].order
+    assert (order.total, order.tips) == (Decimal("164.99"), Decimal("20.00"))
+    assert eligible_amount(order, "total") == Decimal("144.99")
+    assert eligible_amount(order, "total_excl_tax") == Decimal("134.99")
+    assert eligible_amount(order, "subtotal") == Decimal("129.99")  # the subtotal never held it
+
+
+def test_import_duties_are_left_out_with_the_tax_on_total_excl_tax():
+    # A Markets order with duties collected at checkout (DDP): total_price includes them; they
+    # are a levy like the tax, not a purchase.
+    payload = sample("order_paid", total_price="174.99", total_price_set=_money_set("174.99"),
+                     original_total_duties_set=_money_set("30.00"), current_total_duties_set=_money_set("30.00"))
+    order = _parse("orders/paid", payload)[0].order
+    assert order.total == Decimal("174.99")
+    assert eligible_amount(order, "total_excl_tax") == Decimal("134.99")  # less 10.00 tax and 30.00 duties
+    assert _parse("orders/paid", sample("order_paid", original_total_duties_set=None))[0].order.total_tax == Decimal("10.00")
+
+
 def test_order_customer_carries_consent_and_update_time():
     customer = _parse("orders/paid", sample("order_paid"))[0].order.customer
     assert customer.platform_customer_id == "7390000000001"
@@ -151,8 +207,27 @@ def test_refund_without_a_money_set_uses_the_amount_when_it_is_in_shop_currency(
     assert _parse("refunds/create", refund)[0].amount == Decimal("20.00")
 
 
-def test_refund_in_a_foreign_currency_without_shop_money_is_refused_not_guessed():
+def test_a_presentment_currency_refund_is_converted_at_the_refunds_own_rate():
+    # Shopify's refund transactions carry only `amount` + `currency` (the shopper's): a Markets
+    # order refunded in EUR in a USD shop. Its line items say what 27.60 EUR is in shop money.
     refund = sample("refund")
+    for transaction in refund["transactions"]:
+        del transaction["amount_set"]
+    [event] = _parse("refunds/create", refund)
+    assert event.amount == Decimal("30.00")  # 25.09 + 2.51 EUR = 27.27 + 2.73 USD
+    # A shipping refund or a discrepancy (order adjustments, shop and presentment) gives the rate too.
+    refund["refund_line_items"] = []
+    refund["order_adjustments"] = [{"id": 1, "kind": "refund_discrepancy", "amount": "-13.80", "tax_amount": "0.00",
+                                    "amount_set": {"shop_money": {"amount": "-15.00", "currency_code": "USD"},
+                                                   "presentment_money": {"amount": "-13.80", "currency_code": "EUR"}},
+                                    "tax_amount_set": {"shop_money": {"amount": "0.00", "currency_code": "USD"},
+                                                       "presentment_money": {"amount": "0.00", "currency_code": "EUR"}}}]
+    refund["transactions"][0]["amount"] = "13.80"
+    assert _parse("refunds/create", refund)[0].amount == Decimal("15.00")
+
+
+def test_refund_in_a_foreign_currency_with_nothing_to_convert_it_by_is_refused_not_guessed():
+    refund = sample("refund", refund_line_items=[], order_adjustments=[])
     del refund["transactions"][0]["amount_set"]
     with pytest.raises(MalformedPayload, match="EUR"):
         _parse("refunds/create", refund)

@@ -276,6 +276,33 @@ def test_a_tax_inclusive_order_s_subtotal_is_read_without_its_tax_as_its_webhook
     assert "taxesIncluded" in sync.ORDERS_QUERY and "shippingLine " in sync.ORDERS_QUERY
 
 
+def test_a_reconciled_order_takes_its_shipping_discount_off_its_shipping_as_its_webhook_does():
+    node = order_node(7005, customer_id=41, subtotal="100.00", total="100.00")
+    node.update(totalShippingPriceSet=money("10.00"),
+                shippingLine={"taxLines": [], "discountAllocations": [{"allocatedAmountSet": money("10.00")}]})
+    [paid] = sync.order_events(node, historical=False, shop_currency="USD")
+    assert paid.order.total_shipping == Decimal("0.00")  # shipping before discounts, less its discount
+    assert "discountAllocations" in sync.ORDERS_QUERY
+
+
+def test_a_reconciled_order_reads_its_tip_as_its_webhook_does():
+    node = order_node(7006, customer_id=41, subtotal="100.00", total="115.00")
+    node.update(totalTipReceivedSet=money("15.00"))
+    [paid] = sync.order_events(node, historical=False, shop_currency="USD")
+    assert paid.order.tips == Decimal("15.00")
+    assert "totalTipReceivedSet" in sync.ORDERS_QUERY
+
+
+def test_a_reconciled_order_s_duties_are_left_out_with_the_tax_as_its_webhook_s_are():
+    node = order_node(7007, customer_id=41, subtotal="100.00", total="140.00")
+    node.update(totalTaxSet=money("10.00"), originalTotalDutiesSet=money("30.00"))
+    [paid] = sync.order_events(node, historical=False, shop_currency="USD")
+    assert paid.order.total_tax == Decimal("40.00")
+    assert "originalTotalDutiesSet" in sync.ORDERS_QUERY
+    node["originalTotalDutiesSet"] = None  # no duties collected
+    assert sync.order_events(node, historical=False, shop_currency="USD")[0].order.total_tax == Decimal("10.00")
+
+
 def test_a_backfill_credits_an_order_placed_after_the_install_that_no_webhook_applied(session, make, router):
     # The backfill reaches orders placed since the install too (a long history, a late webhook, or
     # `lojal backfill` run later): those are live sales, not history, whatever backfill_points says.

@@ -46,6 +46,16 @@ def test_a_completed_order_earns_with_amounts_as_decimals():
     assert snap.email == "ada@example.com"
 
 
+def test_a_discount_given_as_a_negative_fee_comes_off_the_subtotal():
+    # Cart-level discounts from plugins (a payment-method discount, bulk rules) are negative fee
+    # lines, not coupon lines: the line totals do not hold them. A positive fee (gift wrap) is no goods.
+    fees = [{"id": 320, "name": "Bank transfer discount", "tax_status": "none", "total": "-9.00", "total_tax": "0.00"},
+            {"id": 321, "name": "Gift wrap", "tax_status": "none", "total": "3.00", "total_tax": "0.00"}]
+    [_, paid] = parse_event(shop(), "order.updated", order("completed", fee_lines=fees, total="98.00"), {})
+    assert paid.order.subtotal == Decimal("81.00")
+    assert paid.order.total == Decimal("98.00")
+
+
 def test_processing_earns_only_when_the_shop_earns_on_processing():
     assert parse_event(shop(), "order.created", order("processing"), {}) == []
     events = parse_event(shop(woocommerce_earn_status="processing"), "order.created", order("processing"), {})
