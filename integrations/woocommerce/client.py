@@ -13,6 +13,8 @@ from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.woocommerce.transport import PinnedStoreAPI, pinned_session, vet_address
 
 TIMEOUT_SECONDS = 15
+# A store answer larger than this is refused (a hostile store could otherwise fill the worker's memory).
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 class StoreDisconnected(PermanentPlatformError):
@@ -49,13 +51,15 @@ def call_response(shop: Shop, method: str, endpoint: str, data: dict | None = No
     api = store_api(shop, address=address)
     try:
         # Redirects are never followed: a store could send us to an internal address.
+        # Streamed: the body is read below up to MAX_RESPONSE_BYTES, never whole into memory.
         if method == "get":
-            response = api.get(endpoint, params=params or {}, allow_redirects=False)
+            response = api.get(endpoint, params=params or {}, allow_redirects=False, stream=True)
         elif method == "delete":
-            response = api.delete(endpoint, params=params or {}, allow_redirects=False)
+            response = api.delete(endpoint, params=params or {}, allow_redirects=False, stream=True)
         else:
-            response = getattr(api, method)(endpoint, data or {}, allow_redirects=False)
-    except (requests.ConnectionError, requests.Timeout) as exc:
+            response = getattr(api, method)(endpoint, data or {}, allow_redirects=False, stream=True)
+        _read_capped(response, f"{method.upper()} {endpoint}")
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
         raise TransientPlatformError(f"WooCommerce {method.upper()} {endpoint}: {type(exc).__name__}") from None
     status = response.status_code
     if status == 401:
@@ -67,3 +71,15 @@ def call_response(shop: Shop, method: str, endpoint: str, data: dict | None = No
     if status >= 300:
         raise PermanentPlatformError(f"WooCommerce answered {status} to {method.upper()} {endpoint}: {response.text[:300]}")
     return response
+
+
+def _read_capped(response: requests.Response, what: str) -> None:
+    """Read the streamed body into `response.content`, refusing one over MAX_RESPONSE_BYTES."""
+    body = bytearray()
+    with response:
+        for chunk in response.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > MAX_RESPONSE_BYTES:
+                raise PermanentPlatformError(f"WooCommerce answer to {what} is larger than "
+                                             f"{MAX_RESPONSE_BYTES} bytes; refused")
+    response._content = bytes(body)  # what requests' own .content does once read

@@ -138,3 +138,16 @@ def test_the_pinned_session_sends_to_no_other_host(tls_store):
         pinned_session("https://shop.example.com", "127.0.0.1").get(f"https://evil.example.com:{port}/",
                                                                       verify=ca_file, timeout=5)
     assert seen == {}
+
+
+def test_an_oversized_store_answer_is_refused_instead_of_read_into_memory(session, store):
+    from integrations.base import PermanentPlatformError
+    from integrations.woocommerce import client
+    from tests.integrations.woocommerce.wc_support import api_url
+
+    shop = make_wc_shop(session)
+    session.commit()
+    store.get(api_url(shop, "orders"), body=b"[" + b" " * client.MAX_RESPONSE_BYTES + b"]",
+              content_type="application/json")
+    with pytest.raises(PermanentPlatformError, match="larger than"):
+        call(shop, "get", "orders")
