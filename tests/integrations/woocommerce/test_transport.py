@@ -151,3 +151,24 @@ def test_an_oversized_store_answer_is_refused_instead_of_read_into_memory(sessio
               content_type="application/json")
     with pytest.raises(PermanentPlatformError, match="larger than"):
         call(shop, "get", "orders")
+
+
+def test_plain_http_is_refused_for_a_public_store_even_with_the_development_flag(app, store):
+    from app import create_app
+    from app.extensions import db
+    from integrations.base import PermanentPlatformError
+    from tests.conftest import test_config
+
+    dev = create_app(test_config(WOOCOMMERCE_ALLOW_HTTP=True))
+    with dev.app_context():
+        shop = make_wc_shop(db.session)
+        shop.domain = shop.domain.replace("https://", "http://")  # resolves to a public address
+        db.session.commit()
+        store.get(f"{shop.domain}/wp-json/wc/v3/orders", json=[])
+        try:
+            with pytest.raises(PermanentPlatformError, match="plain http"):
+                call(shop, "get", "orders")
+            assert len(store.calls) == 0  # the keys and the store's data never crossed the internet in clear
+        finally:
+            db.session.rollback()
+            db.session.remove()
