@@ -18,11 +18,16 @@ log = logging.getLogger(__name__)
 def after_connect(shop_id: int) -> str:
     session = db.session
     shop = session.get(Shop, shop_id)
-    if shop is None or shop.platform != PLATFORM or shop.status != "active":
+    if shop is None or shop.platform != PLATFORM or shop.status not in ("active", "pending"):
         return "skipped"
     try:
         # The cheapest authenticated read: a 401 here means the keys do not work.
         call(shop, "get", "orders", params={"per_page": 1})
+        if shop.status == "pending":
+            # Proven keys: the store is connected from now on (committed before the webhooks,
+            # so a retry after a transient failure below finds it active).
+            shop.status = "active"
+            session.commit()
         # Creates the topics that have no active webhook of ours yet (a reconnect, a retry
         # after a transient failure): re-running never duplicates them.
         repair = ensure_webhooks(shop)
@@ -58,9 +63,9 @@ def verify_new_keys(shop_id: int, token: str) -> str:
         log.warning("woocommerce keys refused by the store; kept the current ones", extra={"shop_id": shop_id})
         return "refused"
     # Transient errors propagate (RQ retries; the parked keys live for an hour).
-    if shop.status == "disconnected":
-        # Marked so meanwhile (the old keys answered 401): proven keys connect it again, as
-        # connect_store does for a store that is not active, or after_connect would skip it.
+    if shop.status != "active":
+        # Pending (the keys in use were never proven) or marked disconnected meanwhile (the old
+        # keys answered 401): proven keys connect it.
         shop.status = "active"
     session.commit()
     drop_parked_keys(token)

@@ -107,6 +107,22 @@ def app_session(flask_app):
             db.session.remove()
 
 
+@pytest.fixture(autouse=True)
+def store_dns(monkeypatch):
+    """Test stores (`*.example.com`) resolve to one public address, as a real store would: the
+    WooCommerce client resolves and pins a store's address before calling it (DNS is the boundary)."""
+    import socket
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".example.com"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port or 443))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
 @pytest.fixture
 def store():
     """A WooCommerce store's REST API, stubbed at the `requests` boundary (register answers on it)."""

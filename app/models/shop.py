@@ -12,7 +12,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models.base import utc_created, utc_updated
 
-SHOP_STATUSES = ("active", "uninstalled", "disconnected")
+# "pending": a WooCommerce store whose posted keys no call has proven yet (nothing acts for it).
+SHOP_STATUSES = ("active", "pending", "uninstalled", "disconnected")
 
 
 def new_shop_uid() -> str:

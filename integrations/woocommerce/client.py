@@ -3,10 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import ipaddress
-import socket
-from urllib.parse import urlsplit
-
 import requests
 from flask import current_app
 from woocommerce import API
@@ -14,34 +10,30 @@ from woocommerce import API
 from app.crypto import token_cipher
 from app.models import Shop
 from integrations.base import PermanentPlatformError, TransientPlatformError
+from integrations.woocommerce.transport import PinnedStoreAPI, pinned_session, vet_address
 
 TIMEOUT_SECONDS = 15
+# A store answer larger than this is refused (a hostile store could otherwise fill the worker's memory).
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 
 class StoreDisconnected(PermanentPlatformError):
     """The store answered 401: our keys were revoked. The shop must be marked disconnected."""
 
 
-def store_api(shop: Shop) -> API:
+def store_api(shop: Shop, *, address: str) -> API:
+    """The package's client for this store, connecting only to `address` (see transport.py)."""
     if not shop.access_token_enc or not shop.api_secret_enc:
         raise StoreDisconnected(f"shop {shop.id} has no WooCommerce keys")
-    return API(url=shop.domain, consumer_key=token_cipher.decrypt(shop.access_token_enc),
-               consumer_secret=token_cipher.decrypt(shop.api_secret_enc), version="wc/v3", timeout=TIMEOUT_SECONDS)
+    return PinnedStoreAPI(url=shop.domain, consumer_key=token_cipher.decrypt(shop.access_token_enc),
+                          consumer_secret=token_cipher.decrypt(shop.api_secret_enc), version="wc/v3",
+                          timeout=TIMEOUT_SECONDS, session=pinned_session(shop.domain, address))
 
 
-def refuse_private_address(url: str) -> None:
-    """Resolve the store's host now and refuse loopback, private and link-local addresses (SSRF).
-
-    A host that does not resolve is left to fail in the request itself.
-    """
-    host = urlsplit(url).hostname or ""
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)}
-    except OSError:
-        return
-    for address in addresses:
-        if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
-            raise PermanentPlatformError(f"store host {host} resolves to a non-public address; refusing to call it")
+def refuse_private_address(url: str) -> str:
+    """Resolve the store's host now and refuse loopback, private and link-local addresses (SSRF);
+    returns the vetted address, the only one the request may connect to."""
+    return vet_address(url)
 
 
 def call(shop: Shop, method: str, endpoint: str, data: dict | None = None, params: dict | None = None) -> Any:
@@ -53,18 +45,21 @@ def call(shop: Shop, method: str, endpoint: str, data: dict | None = None, param
 def call_response(shop: Shop, method: str, endpoint: str, data: dict | None = None,
                   params: dict | None = None) -> requests.Response:
     """As `call`, but the successful response itself (listings need X-WP-Total / X-WP-TotalPages)."""
-    api = store_api(shop)
-    if not current_app.config.get("WOOCOMMERCE_ALLOW_HTTP"):
-        refuse_private_address(shop.domain)
+    if not shop.access_token_enc or not shop.api_secret_enc:
+        raise StoreDisconnected(f"shop {shop.id} has no WooCommerce keys")
+    address = vet_address(shop.domain, allow_local=bool(current_app.config.get("WOOCOMMERCE_ALLOW_HTTP")))
+    api = store_api(shop, address=address)
     try:
         # Redirects are never followed: a store could send us to an internal address.
+        # Streamed: the body is read below up to MAX_RESPONSE_BYTES, never whole into memory.
         if method == "get":
-            response = api.get(endpoint, params=params or {}, allow_redirects=False)
+            response = api.get(endpoint, params=params or {}, allow_redirects=False, stream=True)
         elif method == "delete":
-            response = api.delete(endpoint, params=params or {}, allow_redirects=False)
+            response = api.delete(endpoint, params=params or {}, allow_redirects=False, stream=True)
         else:
-            response = getattr(api, method)(endpoint, data or {}, allow_redirects=False)
-    except (requests.ConnectionError, requests.Timeout) as exc:
+            response = getattr(api, method)(endpoint, data or {}, allow_redirects=False, stream=True)
+        _read_capped(response, f"{method.upper()} {endpoint}")
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
         raise TransientPlatformError(f"WooCommerce {method.upper()} {endpoint}: {type(exc).__name__}") from None
     status = response.status_code
     if status == 401:
@@ -76,3 +71,15 @@ def call_response(shop: Shop, method: str, endpoint: str, data: dict | None = No
     if status >= 300:
         raise PermanentPlatformError(f"WooCommerce answered {status} to {method.upper()} {endpoint}: {response.text[:300]}")
     return response
+
+
+def _read_capped(response: requests.Response, what: str) -> None:
+    """Read the streamed body into `response.content`, refusing one over MAX_RESPONSE_BYTES."""
+    body = bytearray()
+    with response:
+        for chunk in response.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > MAX_RESPONSE_BYTES:
+                raise PermanentPlatformError(f"WooCommerce answer to {what} is larger than "
+                                             f"{MAX_RESPONSE_BYTES} bytes; refused")
+    response._content = bytes(body)  # what requests' own .content does once read

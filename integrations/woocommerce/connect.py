@@ -35,10 +35,11 @@ def connect_store(session: Session, store_url: str, consumer_key: str, consumer_
                   now: datetime) -> Shop:
     """Upsert the shop for `store_url` (already validated and normalised) with its keys; commit;
     enqueue jobs.woocommerce_connect.after_connect."""
-    shop, was_active = _upsert_shop(session, store_url, now)
-    if was_active and shop.access_token_enc:
+    shop, has_keys_in_use = _upsert_shop(session, store_url, now)
+    if has_keys_in_use and shop.access_token_enc:
         # Anyone can start a connect for any store URL and post made-up keys to the callback:
-        # working keys are only replaced by keys proven against the store (verify_new_keys).
+        # keys in use (working, or a pending connect's) are only replaced by keys proven
+        # against the store (verify_new_keys).
         session.commit()
         token = _park_keys(shop.id, consumer_key, consumer_secret)
         enqueue("jobs.woocommerce_connect.verify_new_keys", shop.id, token, queue_name="maintenance")
@@ -54,6 +55,8 @@ def connect_store(session: Session, store_url: str, consumer_key: str, consumer_
     if not session.scalar(select(exists().where(EarnRule.shop_id == shop.id))):
         create_default_program(session, shop.id)
     session.commit()
+    # The shop stays "pending" (no job, widget or webhook acts for it) until after_connect's
+    # first authenticated call with these keys succeeds.
     log.info("woocommerce store connected", extra={"shop_id": shop.id})
     enqueue("jobs.woocommerce_connect.after_connect", shop.id, queue_name="maintenance")
     return shop
@@ -82,8 +85,8 @@ def drop_parked_keys(token: str) -> None:
 
 
 def _upsert_shop(session: Session, store_url: str, now: datetime) -> tuple[Shop, bool]:
-    """The shop row, created if new, locked; a reconnect makes a disconnected shop active again.
-    Also says whether the shop was already active (with keys that may be working).
+    """The shop row, created if new, locked; a new or disconnected shop becomes "pending" (its
+    keys are not proven yet). Also says whether the shop was active or pending (keys in use).
 
     INSERT … ON CONFLICT DO NOTHING then SELECT … FOR UPDATE: two callbacks for one store at
     once end with one row, the second waiting for the first to commit.
@@ -91,16 +94,16 @@ def _upsert_shop(session: Session, store_url: str, now: datetime) -> tuple[Shop,
     session.execute(
         insert(Shop)
         .values(platform=PLATFORM, domain=store_url, name=urlsplit(store_url).hostname or store_url,
-                installed_at=now)
+                installed_at=now, status="pending")
         .on_conflict_do_nothing(index_elements=["platform", "domain"])
     )
     shop = session.execute(
         select(Shop).where(Shop.platform == PLATFORM, Shop.domain == store_url).with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
-    was_active = shop.status == "active"
-    if not was_active:
+    in_use = shop.status in ("active", "pending")
+    if not in_use:
         shop.installed_at = now
-    shop.status = "active"
+        shop.status = "pending"
     shop.uninstalled_at = None
-    return shop, was_active
+    return shop, in_use

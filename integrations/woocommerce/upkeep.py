@@ -79,7 +79,7 @@ def mark_disconnected(session: Session, shop_id: int, reason: str) -> bool:
     Returns False if the shop was not active (already disconnected or uninstalled).
     """
     shop = session.get(Shop, shop_id, with_for_update=True, populate_existing=True)
-    if shop is None or shop.status != "active":
+    if shop is None or shop.status not in ("active", "pending"):
         return False
     shop.status = "disconnected"
     audit.record(session, shop_id, "system", "shop.disconnected", target_type="shop", target_id=shop_id,

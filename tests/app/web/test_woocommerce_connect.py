@@ -106,7 +106,8 @@ def test_callback_stores_encrypted_keys_answers_200_and_enqueues_the_setup(wapp,
     assert response.status_code == 200
 
     shop = shop_row(wapp, url)
-    assert (shop.platform, shop.status, shop.name) == ("woocommerce", "active", urlsplit(url).hostname)
+    # Pending until after_connect's first call with the keys succeeds.
+    assert (shop.platform, shop.status, shop.name) == ("woocommerce", "pending", urlsplit(url).hostname)
     with wapp.app_context():
         assert token_cipher.decrypt(shop.access_token_enc) == "ck_0123456789abcdef"
         assert token_cipher.decrypt(shop.api_secret_enc) == "cs_fedcba9876543210"
@@ -174,7 +175,7 @@ def test_a_reconnect_restores_the_shop_with_new_keys_and_keeps_its_secrets(wapp,
         db.session.remove()
     assert web.post("/woocommerce/callback", json=keys(start(web, url), consumer_key="ck_new")).status_code == 200
     again = shop_row(wapp, url)
-    assert (again.id, again.uid, again.status) == (first.id, first.uid, "active")
+    assert (again.id, again.uid, again.status) == (first.id, first.uid, "pending")
     with wapp.app_context():
         assert token_cipher.decrypt(again.access_token_enc) == "ck_new"
         assert token_cipher.decrypt(again.webhook_secret_enc) == token_cipher.decrypt(first.webhook_secret_enc)
@@ -218,6 +219,10 @@ def connected(wapp, web):
     url = store_url()
     web.post("/woocommerce/callback", json=keys(start(web, url)))
     maintenance_queue(wapp).empty()
+    with wapp.app_context():  # connected = its keys were proven (after_connect's first call)
+        db.session.execute(Shop.__table__.update().where(Shop.__table__.c.domain == url).values(status="active"))
+        db.session.commit()
+        db.session.remove()
     return shop_row(wapp, url)
 
 
@@ -323,3 +328,28 @@ def test_keys_proven_after_the_old_ones_were_revoked_connect_the_store_again(wap
     with wapp.app_context():
         assert token_cipher.decrypt(shop.access_token_enc) == "ck_new"
     assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", connected.id) == 1
+
+
+@responses.activate
+def test_keys_posted_to_the_callback_keep_a_new_store_pending_until_the_store_accepts_them(wapp, web):
+    url = store_url()
+    assert web.post("/woocommerce/callback", json=keys(start(web, url))).status_code == 200
+    shop = shop_row(wapp, url)
+    assert shop.status == "pending"  # anyone can post keys: nothing acts for the store yet
+    responses.get(api(url, "orders"), status=401, json={"code": "woocommerce_rest_cannot_view"})
+    with wapp.app_context():
+        assert after_connect(shop.id) == "disconnected"
+    assert shop_row(wapp, url).status == "disconnected"
+
+
+@responses.activate
+def test_a_pending_store_becomes_active_once_one_call_with_its_keys_succeeds(wapp, web):
+    url = store_url()
+    web.post("/woocommerce/callback", json=keys(start(web, url)))
+    shop = shop_row(wapp, url)
+    responses.get(api(url, "orders"), json=[])
+    responses.get(api(url, "webhooks"), json=[])
+    responses.post(api(url, "webhooks"), json={"id": 1})
+    with wapp.app_context():
+        assert after_connect(shop.id) == "connected"
+    assert shop_row(wapp, url).status == "active"
