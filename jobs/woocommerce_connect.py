@@ -7,7 +7,7 @@ from app.extensions import db
 from app.models import Shop
 from integrations.woocommerce.client import StoreDisconnected, call
 from integrations.woocommerce.connect import PLATFORM, drop_parked_keys, take_parked_keys
-from integrations.woocommerce.upkeep import ensure_webhooks, mark_disconnected
+from integrations.woocommerce.upkeep import ensure_webhooks, mark_disconnected, store_currency
 from jobs.context import app_job
 from jobs.queues import enqueue, platform_api_limit
 
@@ -23,10 +23,13 @@ def after_connect(shop_id: int) -> str:
     try:
         # The cheapest authenticated read: a 401 here means the keys do not work.
         call(shop, "get", "orders", params={"per_page": 1})
-        if shop.status == "pending":
+        # Its orders' amounts are in the store's currency: the widget and emails must show it.
+        currency = store_currency(shop)
+        if shop.status == "pending" or (currency and currency != shop.currency):
             # Proven keys: the store is connected from now on (committed before the webhooks,
             # so a retry after a transient failure below finds it active).
             shop.status = "active"
+            shop.currency = currency or shop.currency
             session.commit()
         # Creates the topics that have no active webhook of ours yet (a reconnect, a retry
         # after a transient failure): re-running never duplicates them.

@@ -8,6 +8,7 @@ is re-activated, a missing one re-created. Together with the order reconciliatio
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,22 @@ log = logging.getLogger(__name__)
 WEBHOOK_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored",
                   "customer.created", "customer.updated")
 WEBHOOKS_PER_PAGE = 100
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+
+
+def store_currency(shop: Shop) -> str | None:
+    """The store's currency setting (ISO 4217 code), what its orders' amounts are in; None if
+    these keys may not read the settings or the value is not a code. 401 still raises."""
+    try:
+        setting = call(shop, "get", "settings/general/woocommerce_currency")
+    except StoreDisconnected:
+        raise
+    except PermanentPlatformError as exc:
+        log.warning("woocommerce store currency not readable; kept the shop's",
+                    extra={"shop_id": shop.id, "error": str(exc)[:200]})
+        return None
+    value = setting.get("value") if isinstance(setting, dict) else None
+    return value if isinstance(value, str) and _CURRENCY_CODE.fullmatch(value) else None
 
 
 @dataclass

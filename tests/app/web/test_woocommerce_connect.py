@@ -234,6 +234,7 @@ def api(url: str, endpoint: str) -> str:
 def test_after_connect_checks_the_keys_creates_missing_webhooks_and_enqueues_the_backfill(wapp, connected):
     url, delivery = connected.domain, f"{APP_URL}/woocommerce/webhooks/{connected.uid}"
     responses.get(api(url, "orders"), json=[])
+    responses.get(api(url, "settings/general/woocommerce_currency"), json={"value": "USD"})
     responses.get(api(url, "webhooks"), json=[
         {"id": 1, "topic": "order.created", "status": "active", "delivery_url": delivery},
         {"id": 2, "topic": "order.updated", "status": "active", "delivery_url": "https://someone-else.test/hook"},
@@ -347,9 +348,39 @@ def test_a_pending_store_becomes_active_once_one_call_with_its_keys_succeeds(wap
     url = store_url()
     web.post("/woocommerce/callback", json=keys(start(web, url)))
     shop = shop_row(wapp, url)
-    responses.get(api(url, "orders"), json=[])
-    responses.get(api(url, "webhooks"), json=[])
-    responses.post(api(url, "webhooks"), json={"id": 1})
+    _store_setup(url, currency="USD")
     with wapp.app_context():
         assert after_connect(shop.id) == "connected"
     assert shop_row(wapp, url).status == "active"
+
+
+CURRENCY = "settings/general/woocommerce_currency"
+
+
+def _store_setup(url: str, *, currency=None, currency_status: int = 200) -> None:
+    responses.get(api(url, "orders"), json=[])
+    responses.get(api(url, "webhooks"), json=[])
+    responses.post(api(url, "webhooks"), json={"id": 1})
+    if currency is not None or currency_status != 200:
+        responses.get(api(url, CURRENCY), status=currency_status,
+                      json={"id": "woocommerce_currency", "value": currency} if currency_status == 200
+                      else {"code": "woocommerce_rest_cannot_view"})
+
+
+@responses.activate
+def test_after_connect_learns_the_stores_currency_so_the_widget_shows_its_money(wapp, connected):
+    # A EUR store kept our default USD: the widget showed "$10 off" and amounts in dollars.
+    _store_setup(connected.domain, currency="EUR")
+    with wapp.app_context():
+        assert after_connect(connected.id) == "connected"
+    assert shop_row(wapp, connected.domain).currency == "EUR"
+
+
+@responses.activate
+def test_a_store_currency_we_cannot_read_or_that_is_not_a_code_leaves_the_shops_currency(wapp, connected):
+    for currency, status in (("euro", 200), (None, 403), ("", 200)):
+        responses.reset()
+        _store_setup(connected.domain, currency=currency, currency_status=status)
+        with wapp.app_context():
+            assert after_connect(connected.id) == "connected", (currency, status)
+        assert shop_row(wapp, connected.domain).currency == "USD", (currency, status)
