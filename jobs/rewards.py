@@ -10,7 +10,7 @@ from app.extensions import db
 from app.loyalty import redemptions
 from app.loyalty.intents import IssueDiscount
 from app.models import Redemption, Shop, get_for_shop
-from integrations.base import PermanentPlatformError, TransientPlatformError
+from integrations.base import PermanentPlatformError, PlatformError, TransientPlatformError
 from integrations.registry import adapter_for
 from integrations.woocommerce.client import StoreDisconnected
 from integrations.woocommerce.upkeep import mark_disconnected
@@ -59,6 +59,7 @@ def issue_discount(shop_id: int, redemption_id: int, throttle_waits: int = 0) ->
             return "throttled"
         if not is_final_attempt():
             raise
+        _no_code_left(shop, redemption, exc)
         redemptions.fail_redemption(session, shop_id, redemption_id, f"gave up after retries: {exc}"[:500], now)
         session.commit()
         return "failed"
@@ -66,6 +67,19 @@ def issue_discount(shop_id: int, redemption_id: int, throttle_waits: int = 0) ->
     session.commit()
     dispatch(intents)
     return "issued"
+
+
+def _no_code_left(shop: Shop, redemption: Redemption, gave_up: TransientPlatformError) -> None:
+    """Before the points come back: a failed attempt may have made the code all the same (a
+    timeout or a 5xx after the platform saved it). Delete it; if that cannot be done or shown
+    (no answer, or the code was already used), raise `gave_up`: the redemption stays pending
+    and spent, and a later attempt (the sweeper's, once this failed job expires) finds the code."""
+    try:
+        adapter_for(shop.platform).revoke_discount(shop, redemption)
+    except PlatformError as exc:
+        log.warning("gave up issuing a code that may exist on the platform; the redemption stays pending",
+                    extra={"shop_id": shop.id, "redemption_id": redemption.id, "revoke_error": str(exc)[:200]})
+        raise gave_up from exc
 
 
 def _come_back_when_told(exc: TransientPlatformError, shop_id: int, redemption_id: int, throttle_waits: int) -> bool:

@@ -12,7 +12,7 @@ from app.loyalty.ledger import find_balance_drift
 from app.loyalty.redemptions import redeem_reward
 from app.models import Customer, LedgerEntry, Redemption, Reward
 from integrations import registry
-from integrations.base import PermanentPlatformError, TransientPlatformError
+from integrations.base import DiscountAlreadyUsed, PermanentPlatformError, TransientPlatformError
 from jobs.dispatch import dispatch
 from jobs.queues import enqueue, queue
 from jobs.rewards import sweep_pending_redemptions
@@ -36,6 +36,31 @@ class RefusingPlatform:
     def issue_discount(self, shop, redemption):
         self.calls += 1
         raise self.error
+
+    def revoke_discount(self, shop, redemption):
+        return False  # it never made a code
+
+
+class SavesThenTimesOut(RefusingPlatform):
+    """Creates the code, then the answer is lost (a timeout, a 5xx after saving), as a platform can."""
+
+    name = "saves-then-times-out"
+
+    def __init__(self, revoke_error: Exception | None = None):
+        super().__init__(TransientPlatformError("timeout"))
+        self.codes: set[str] = set()
+        self.revoke_error = revoke_error
+
+    def issue_discount(self, shop, redemption):
+        self.codes.add(redemption.code)
+        return super().issue_discount(shop, redemption)
+
+    def revoke_discount(self, shop, redemption):
+        if self.revoke_error is not None:
+            raise self.revoke_error
+        found = redemption.code in self.codes
+        self.codes.discard(redemption.code)
+        return found
 
 
 def _redeem(session, platform="demo"):
@@ -99,6 +124,33 @@ def test_transient_failure_on_the_last_attempt_gives_the_points_back(wsession, r
     redemption = wsession.get(Redemption, result.redemption.id)
     assert redemption.status == "failed" and "gave up after retries" in redemption.failure_reason
     assert wsession.get(Customer, customer.id).points_balance == 800
+
+
+def test_giving_up_deletes_a_code_the_platform_made_before_its_answer_was_lost_then_gives_the_points_back(
+        wsession, run_jobs, monkeypatch):
+    platform = SavesThenTimesOut()
+    monkeypatch.setitem(registry.ADAPTERS, "refusing", platform)
+    shop, customer, result = _redeem(wsession, platform="refusing")
+    enqueue("jobs.rewards.issue_discount", shop.id, result.redemption.id, queue_name="rewards", retries=0)
+    run_jobs()
+    wsession.expire_all()
+    assert wsession.get(Redemption, result.redemption.id).status == "failed"
+    assert platform.codes == set()  # no live code beside the points given back
+    assert wsession.get(Customer, customer.id).points_balance == 800
+
+
+@pytest.mark.parametrize("revoke_error", [TransientPlatformError("timeout again"), DiscountAlreadyUsed("used once")])
+def test_when_giving_up_cannot_prove_no_code_exists_the_points_stay_spent_and_it_stays_pending(
+        wsession, run_jobs, monkeypatch, revoke_error):
+    # A code may be live in the store (or already used): points back now could pay twice. It
+    # stays pending; the sweeper's next attempt finds the code by lookup once this job expires.
+    monkeypatch.setitem(registry.ADAPTERS, "refusing", SavesThenTimesOut(revoke_error))
+    shop, customer, result = _redeem(wsession, platform="refusing")
+    enqueue("jobs.rewards.issue_discount", shop.id, result.redemption.id, queue_name="rewards", retries=0)
+    run_jobs()
+    wsession.expire_all()
+    assert wsession.get(Redemption, result.redemption.id).status == "pending"
+    assert wsession.get(Customer, customer.id).points_balance == 300
 
 
 @pytest.mark.parametrize("status", ["issued", "failed"])

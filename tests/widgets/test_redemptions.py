@@ -220,6 +220,9 @@ class _FlakyPlatform:
 
         raise TransientPlatformError("503 from the platform")
 
+    def revoke_discount(self, shop, redemption):
+        return False  # the 503 made no code
+
 
 def test_in_process_a_transient_platform_failure_gives_the_points_back(inproc_app, monkeypatch):
     # In-process (no Redis) nothing retries the job and no sweeper runs: its one attempt is the
