@@ -111,6 +111,10 @@ def apply_shop_redact(session: Session, shop_id: int, event: ShopRedact) -> Outc
         # Shopify asks only after an uninstall; an installed (or reinstalled) shop's data is the
         # merchant's, whatever a request claims.
         return Outcome(status="noop")
+    if shop.installed_at is not None and shop.installed_at > event.occurred_at:
+        # Asked before a reinstall (processed late): it was about the install before this one;
+        # this one's data gets its own request 48 h after its own uninstall.
+        return Outcome(status="noop")
     session.flush()
     # The ledger and audit log refuse deletes unless the transaction names the shop being purged.
     session.execute(text("SELECT set_config('lojal.purge_shop_id', :id, true)"), {"id": str(shop_id)})

@@ -199,6 +199,16 @@ def test_shop_redact_spares_a_shop_that_reinstalled(session):
     assert session.get(Shop, shop.id) is not None
 
 
+def test_a_shop_redact_asked_before_a_reinstall_spares_the_new_installs_data_after_it_uninstalls_again(session):
+    # Asked 48 h after the first uninstall, processed late (Redis down, a retry): meanwhile the
+    # merchant reinstalled and uninstalled again. The new install's data gets its own request.
+    shop = make_shop(session)
+    make_customer(session, shop)
+    shop.installed_at, shop.status, shop.uninstalled_at = NOW + timedelta(hours=1), "uninstalled", NOW + timedelta(hours=2)
+    assert apply_event(session, shop.id, ShopRedact(NOW)).status == "noop"
+    assert session.get(Shop, shop.id) is not None
+
+
 def test_uninstall_is_idempotent_and_a_late_one_does_not_undo_a_reinstall(session):
     shop = make_shop(session)
     shop.access_token_enc = "token"
