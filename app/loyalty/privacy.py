@@ -199,9 +199,12 @@ def _inbox_rows_about(platform_customer_id: str | None, customer_ids: list[str |
 
 
 def _mentions(column, needle: str):
-    """The JSON document contains `needle` anywhere (case-insensitive, LIKE wildcards escaped)."""
-    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return cast(column, String).ilike(f"%{escaped}%", escape="\\")
+    """The JSON document names `needle` (an email address or phone number) anywhere, case-insensitive,
+    as a whole: not as part of a longer one (jo@example.com is not in mojo@example.com.au, nor
+    +15551234 in +155512345), which would erase another shopper's inbox rows and exports."""
+    literal = "".join(c if c.isalnum() else "\\" + c for c in needle)  # every other character taken literally
+    pattern = rf"(?<![[:alnum:]._%+'-]){literal}(?![[:alnum:]_-]|\.[[:alnum:]])"
+    return cast(column, String).regexp_match(pattern, flags="i")
 
 
 def _row(obj) -> dict[str, Any]:

@@ -158,6 +158,28 @@ def test_redact_clears_an_email_failure_that_quotes_the_shoppers_address(session
     assert "bounced.quill" not in (refused.last_error or "") and refused.status == "failed"
 
 
+def test_redact_spares_the_inbox_rows_and_exports_of_a_shopper_whose_address_contains_the_erased_one(session):
+    from app.loyalty.events import CustomerRedact
+
+    shop = make_shop(session)
+    erased = make_customer(session, shop, email="jo@example.com", phone="+15551234")
+    other = make_customer(session, shop, email="mojo@example.com.au", phone="+155512345")
+    # The other shopper's customers/update not processed yet, and the export the merchant owes them.
+    pending = WebhookEvent(shop_id=shop.id, platform="shopify", topic="customers/update", event_key="cu-other",
+                           payload={"id": other.platform_customer_id, "email": other.email, "phone": other.phone})
+    export = DataRequest(shop_id=shop.id, platform_request_id="req-other", customer_id=None,
+                         export={"customers": [{"customer": {"email": other.email}}]})
+    session.add_all([pending, export])
+    session.flush()
+
+    apply_event(session, shop.id, CustomerRedact(erased.platform_customer_id, erased.email, NOW, phone=erased.phone))
+    session.flush()
+    session.expire_all()
+
+    assert session.get(WebhookEvent, pending.id).payload["email"] == "mojo@example.com.au"
+    assert session.get(DataRequest, export.id) is not None
+
+
 def _counts(session, shop_id: int) -> dict[str, int]:
     counts = {}
     for table in db.metadata.sorted_tables:
