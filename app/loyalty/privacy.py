@@ -72,7 +72,7 @@ def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact)
     phones = {p for p in [event.phone, *(c.phone for c in customers)] if p}
 
     order_ids = set(event.platform_order_ids)
-    order_filter = or_(Order.customer_id.in_(ids), Order.email_normalized.in_(normalized),
+    order_filter = or_(Order.customer_id.in_(ids), Order.customer_id.is_(None) & Order.email_normalized.in_(normalized),
                        Order.platform_order_id.in_(order_ids))
     order_ids |= set(session.scalars(select(Order.platform_order_id).where(Order.shop_id == shop_id, order_filter)))
     session.execute(update(Order).where(Order.shop_id == shop_id, order_filter)
@@ -136,7 +136,11 @@ def _matching_customers(session: Session, shop_id: int, platform_customer_id: st
     if platform_customer_id:
         conditions.append(Customer.platform_customer_id == platform_customer_id)
     if normalized:
-        conditions.append(Customer.email_normalized == normalized)
+        # By email: rows without an account (guests). Another platform id is another account on
+        # the platform, with its own requests, even when normalize_email folds both addresses
+        # into one key (sam+shop@ and sam@).
+        by_email = Customer.email_normalized == normalized
+        conditions.append(by_email & Customer.platform_customer_id.is_(None) if platform_customer_id else by_email)
     if not conditions:
         return []
     stmt = for_shop(Customer, shop_id).where(or_(*conditions))

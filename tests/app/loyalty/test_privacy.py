@@ -12,9 +12,9 @@ from app.loyalty.apply import apply_event
 from app.loyalty.events import AppUninstalled, CustomerDataRequest, ShopRedact
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.redemptions import redeem_reward
-from app.models import Customer, DataRequest, LedgerEntry, Reward, Shop, WebhookEvent
+from app.models import Customer, DataRequest, LedgerEntry, Order, Reward, Shop, WebhookEvent
 from tests.app.web.shopify_helpers import deliver, shopify_client, shopify_shop, webhook_app  # noqa: F401
-from tests.factories import make_customer, make_shop
+from tests.factories import make_customer, make_shop, paid
 from tests.integrations.shopify.samples import personalized, sample
 from tests.jobs.conftest import run_jobs, worker_app, wsession  # noqa: F401
 
@@ -178,6 +178,32 @@ def test_redact_spares_the_inbox_rows_and_exports_of_a_shopper_whose_address_con
 
     assert session.get(WebhookEvent, pending.id).payload["email"] == "mojo@example.com.au"
     assert session.get(DataRequest, export.id) is not None
+
+
+def test_redact_and_data_request_for_one_account_leave_another_account_with_the_same_inbox_alone(session):
+    # sam+shop@ and sam@ are two accounts on the platform (two customer ids), each with its own
+    # requests; normalize_email gives them one key, which must not merge them here.
+    from app.loyalty.events import CustomerRedact
+
+    shop = make_shop(session)
+    asking = make_customer(session, shop, email="sam+shop@example.com")
+    other = make_customer(session, shop, email="sam@example.com", first_name="Samantha")
+    guest = make_customer(session, shop, platform_customer_id=None, email="Sam+Shop@Example.com")  # a guest row
+    apply_event(session, shop.id, paid("other-1", NOW, customer=other, email=other.email))
+    session.flush()
+
+    apply_event(session, shop.id, CustomerDataRequest(asking.platform_customer_id, asking.email, "req-sam", NOW))
+    export = session.scalars(select(DataRequest).where(DataRequest.shop_id == shop.id)).one().export
+    assert [c["customer"]["id"] for c in export["customers"]] == [asking.id, guest.id]
+
+    apply_event(session, shop.id, CustomerRedact(asking.platform_customer_id, asking.email, NOW))
+    session.flush()
+    session.expire_all()
+    assert session.get(Customer, asking.id).redacted_at is not None and session.get(Customer, guest.id).email is None
+    kept = session.get(Customer, other.id)
+    assert (kept.redacted_at, kept.email, kept.first_name) == (None, "sam@example.com", "Samantha")
+    order = session.scalars(select(Order).where(Order.shop_id == shop.id, Order.platform_order_id == "other-1")).one()
+    assert order.email_normalized == "sam@example.com"
 
 
 def _counts(session, shop_id: int) -> dict[str, int]:
