@@ -4,6 +4,7 @@ Like every domain function these change rows inside the caller's transaction and
 """
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,11 +15,12 @@ from sqlalchemy.orm import Session
 
 from app.loyalty import audit
 from app.loyalty.events import AppUninstalled, CustomerDataRequest, CustomerRedact, Outcome, ShopRedact
+from app.loyalty.errors import NotFound
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer
 from app.models import (
     AuditLog, Customer, DataRequest, EmailSend, LedgerEntry, Order, OrderRefund, Redemption, Referral, ReferralClick,
-    Shop, WebhookEvent, WinbackEnrollment, for_shop,
+    Shop, WebhookEvent, WinbackEnrollment, for_shop, get_for_shop,
 )
 
 REDACTED = {"redacted": True}
@@ -40,9 +42,14 @@ def apply_app_uninstalled(session: Session, shop_id: int, event: AppUninstalled)
     return Outcome()
 
 
-def apply_customer_data_request(session: Session, shop_id: int, event: CustomerDataRequest) -> Outcome:
-    """Store an export of everything held on the shopper, once per platform request."""
+def apply_customer_data_request(session: Session, shop_id: int, event: CustomerDataRequest, *,
+                                customer: Customer | None = None) -> Outcome:
+    """Store an export of everything held on the shopper, once per platform request.
+
+    `customer`: the row a staff member asked about, exported whatever the matching finds."""
     customers = _matching_customers(session, shop_id, event.platform_customer_id, event.email)
+    if customer is not None and customer not in customers:
+        customers.insert(0, customer)
     export = {
         "request_id": event.request_id,
         "requested_at": event.occurred_at.isoformat(),
@@ -59,13 +66,17 @@ def apply_customer_data_request(session: Session, shop_id: int, event: CustomerD
     return Outcome(status="applied" if stored is not None else "noop")
 
 
-def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact) -> Outcome:
+def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact, *, actor: str = "platform",
+                          customer: Customer | None = None) -> Outcome:
     """Erase the shopper's personal data everywhere; their anonymous ledger totals stay.
 
     The customer row is kept (emptied, with redacted_at) so later payloads about the same
     platform id find it and are refused, instead of creating a fresh, filled-in row.
+    `customer`: the row a staff member asked about, erased whatever the matching finds.
     """
     customers = _matching_customers(session, shop_id, event.platform_customer_id, event.email, include_redacted=True)
+    if customer is not None and customer not in customers:
+        customers.insert(0, customer)
     ids = [c.id for c in customers]
     emails = {e for e in [event.email, *(c.email for c in customers)] if e}
     normalized = {normalize_email(e) for e in emails} - {None}
@@ -84,7 +95,7 @@ def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact)
             setattr(customer, field, None)
         customer.accepts_marketing = False
         customer.redacted_at = customer.redacted_at or event.occurred_at
-        audit.record(session, shop_id, "platform", "customer.redact", target_type="customer", target_id=customer_id,
+        audit.record(session, shop_id, actor, "customer.redact", target_type="customer", target_id=customer_id,
                      customer_id=customer_id)
 
     # An SMTP refusal quotes the recipient's address: the send stays (for the shop's figures),
@@ -100,6 +111,28 @@ def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact)
         event.platform_customer_id, [c.platform_customer_id for c in customers], order_ids, emails | phones,
     )).values(payload=REDACTED, headers=REDACTED).execution_options(synchronize_session="fetch"))
     return Outcome()
+
+
+def erase_customer(session: Session, shop_id: int, customer_id: int, *, actor: str, now: datetime) -> Customer:
+    """A staff-run erasure, for requests the platform does not relay (WooCommerce has no
+    compliance webhooks) or that reach the merchant directly: what customers/redact does.
+    NotFound for another shop's customer; an erased one stays as it is."""
+    customer = _staff_target(session, shop_id, customer_id)
+    if customer.redacted_at is None:
+        apply_customer_redact(session, shop_id, CustomerRedact(customer.platform_customer_id, customer.email, now,
+                                                               phone=customer.phone), actor=actor, customer=customer)
+    return customer
+
+
+def export_customer_data(session: Session, shop_id: int, customer_id: int, *, actor: str, now: datetime) -> DataRequest:
+    """A staff-run data request: the same export customers/data_request stores, listed with them."""
+    customer = _staff_target(session, shop_id, customer_id)
+    request_id = f"staff-{uuid.uuid4().hex[:20]}"
+    apply_customer_data_request(session, shop_id, CustomerDataRequest(customer.platform_customer_id, customer.email,
+                                                                      request_id, now), customer=customer)
+    audit.record(session, shop_id, actor, "customer.data_export", target_type="customer", target_id=customer.id,
+                 customer_id=customer.id, details={"request_id": request_id})
+    return session.scalars(for_shop(DataRequest, shop_id).where(DataRequest.platform_request_id == request_id)).one()
 
 
 def apply_shop_redact(session: Session, shop_id: int, event: ShopRedact) -> Outcome:
@@ -128,6 +161,13 @@ def apply_shop_redact(session: Session, shop_id: int, event: ShopRedact) -> Outc
 
 
 # --- internals ---------------------------------------------------------------------------
+
+def _staff_target(session: Session, shop_id: int, customer_id: int) -> Customer:
+    customer = get_for_shop(session, Customer, shop_id, customer_id)  # locked by the erasure itself
+    if customer is None:
+        raise NotFound("no such customer", code="customer_not_found")
+    return customer
+
 
 def _matching_customers(session: Session, shop_id: int, platform_customer_id: str | None, email: str | None,
                         *, include_redacted: bool = False) -> list[Customer]:
