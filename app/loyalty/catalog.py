@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from marshmallow import ValidationError
-from sqlalchemy import update
+from sqlalchemy import inspect, update
 from sqlalchemy.orm import Session
 
 from app.loyalty import audit
@@ -16,6 +16,7 @@ from app.models import Customer, EarnRule, Reward, Tier, for_shop, get_for_shop
 
 M = TypeVar("M", EarnRule, Reward, Tier)
 _NAMES = {EarnRule: "earn_rule", Reward: "reward", Tier: "tier"}
+_BOOKKEEPING = frozenset({"id", "shop_id", "created_at", "updated_at"})
 
 
 def get_item(session: Session, shop_id: int, model: type[M], item_id: int, *, lock: bool = False) -> M:
@@ -55,8 +56,10 @@ def save_item(session: Session, shop_id: int, model: type[M], values: dict[str, 
 
 def delete_item(session: Session, shop_id: int, model: type[M], item_id: int, *, actor: str) -> None:
     row = get_item(session, shop_id, model, item_id, lock=True)
+    # What it was, every setting: the row itself is gone after this.
+    before = {a.key: _plain(getattr(row, a.key)) for a in inspect(row).mapper.column_attrs if a.key not in _BOOKKEEPING}
     audit.record(session, shop_id, actor, f"{_NAMES[model]}.delete", target_type=_NAMES[model], target_id=row.id,
-                 details={"name": row.name})
+                 details={"name": row.name, "before": before})
     if model is Tier:
         _move_holders_down(session, shop_id, row)
     session.delete(row)

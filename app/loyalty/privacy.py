@@ -4,6 +4,7 @@ Like every domain function these change rows inside the caller's transaction and
 """
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,11 +15,12 @@ from sqlalchemy.orm import Session
 
 from app.loyalty import audit
 from app.loyalty.events import AppUninstalled, CustomerDataRequest, CustomerRedact, Outcome, ShopRedact
+from app.loyalty.errors import NotFound
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer
 from app.models import (
     AuditLog, Customer, DataRequest, EmailSend, LedgerEntry, Order, OrderRefund, Redemption, Referral, ReferralClick,
-    Shop, WebhookEvent, WinbackEnrollment, for_shop,
+    Shop, WebhookEvent, WinbackEnrollment, for_shop, get_for_shop,
 )
 
 REDACTED = {"redacted": True}
@@ -40,9 +42,14 @@ def apply_app_uninstalled(session: Session, shop_id: int, event: AppUninstalled)
     return Outcome()
 
 
-def apply_customer_data_request(session: Session, shop_id: int, event: CustomerDataRequest) -> Outcome:
-    """Store an export of everything held on the shopper, once per platform request."""
+def apply_customer_data_request(session: Session, shop_id: int, event: CustomerDataRequest, *,
+                                customer: Customer | None = None) -> Outcome:
+    """Store an export of everything held on the shopper, once per platform request.
+
+    `customer`: the row a staff member asked about, exported whatever the matching finds."""
     customers = _matching_customers(session, shop_id, event.platform_customer_id, event.email)
+    if customer is not None and customer not in customers:
+        customers.insert(0, customer)
     export = {
         "request_id": event.request_id,
         "requested_at": event.occurred_at.isoformat(),
@@ -59,20 +66,24 @@ def apply_customer_data_request(session: Session, shop_id: int, event: CustomerD
     return Outcome(status="applied" if stored is not None else "noop")
 
 
-def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact) -> Outcome:
+def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact, *, actor: str = "platform",
+                          customer: Customer | None = None) -> Outcome:
     """Erase the shopper's personal data everywhere; their anonymous ledger totals stay.
 
     The customer row is kept (emptied, with redacted_at) so later payloads about the same
     platform id find it and are refused, instead of creating a fresh, filled-in row.
+    `customer`: the row a staff member asked about, erased whatever the matching finds.
     """
     customers = _matching_customers(session, shop_id, event.platform_customer_id, event.email, include_redacted=True)
+    if customer is not None and customer not in customers:
+        customers.insert(0, customer)
     ids = [c.id for c in customers]
     emails = {e for e in [event.email, *(c.email for c in customers)] if e}
     normalized = {normalize_email(e) for e in emails} - {None}
     phones = {p for p in [event.phone, *(c.phone for c in customers)] if p}
 
     order_ids = set(event.platform_order_ids)
-    order_filter = or_(Order.customer_id.in_(ids), Order.email_normalized.in_(normalized),
+    order_filter = or_(Order.customer_id.in_(ids), Order.customer_id.is_(None) & Order.email_normalized.in_(normalized),
                        Order.platform_order_id.in_(order_ids))
     order_ids |= set(session.scalars(select(Order.platform_order_id).where(Order.shop_id == shop_id, order_filter)))
     session.execute(update(Order).where(Order.shop_id == shop_id, order_filter)
@@ -84,7 +95,7 @@ def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact)
             setattr(customer, field, None)
         customer.accepts_marketing = False
         customer.redacted_at = customer.redacted_at or event.occurred_at
-        audit.record(session, shop_id, "platform", "customer.redact", target_type="customer", target_id=customer_id,
+        audit.record(session, shop_id, actor, "customer.redact", target_type="customer", target_id=customer_id,
                      customer_id=customer_id)
 
     # An SMTP refusal quotes the recipient's address: the send stays (for the shop's figures),
@@ -102,6 +113,28 @@ def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact)
     return Outcome()
 
 
+def erase_customer(session: Session, shop_id: int, customer_id: int, *, actor: str, now: datetime) -> Customer:
+    """A staff-run erasure, for requests the platform does not relay (WooCommerce has no
+    compliance webhooks) or that reach the merchant directly: what customers/redact does.
+    NotFound for another shop's customer; an erased one stays as it is."""
+    customer = _staff_target(session, shop_id, customer_id)
+    if customer.redacted_at is None:
+        apply_customer_redact(session, shop_id, CustomerRedact(customer.platform_customer_id, customer.email, now,
+                                                               phone=customer.phone), actor=actor, customer=customer)
+    return customer
+
+
+def export_customer_data(session: Session, shop_id: int, customer_id: int, *, actor: str, now: datetime) -> DataRequest:
+    """A staff-run data request: the same export customers/data_request stores, listed with them."""
+    customer = _staff_target(session, shop_id, customer_id)
+    request_id = f"staff-{uuid.uuid4().hex[:20]}"
+    apply_customer_data_request(session, shop_id, CustomerDataRequest(customer.platform_customer_id, customer.email,
+                                                                      request_id, now), customer=customer)
+    audit.record(session, shop_id, actor, "customer.data_export", target_type="customer", target_id=customer.id,
+                 customer_id=customer.id, details={"request_id": request_id})
+    return session.scalars(for_shop(DataRequest, shop_id).where(DataRequest.platform_request_id == request_id)).one()
+
+
 def apply_shop_redact(session: Session, shop_id: int, event: ShopRedact) -> Outcome:
     """Delete every row of the shop (Shopify asks 48 h after uninstall)."""
     shop = session.get(Shop, shop_id, with_for_update=True, populate_existing=True)
@@ -110,6 +143,10 @@ def apply_shop_redact(session: Session, shop_id: int, event: ShopRedact) -> Outc
     if shop.status != "uninstalled":
         # Shopify asks only after an uninstall; an installed (or reinstalled) shop's data is the
         # merchant's, whatever a request claims.
+        return Outcome(status="noop")
+    if shop.installed_at is not None and shop.installed_at > event.occurred_at:
+        # Asked before a reinstall (processed late): it was about the install before this one;
+        # this one's data gets its own request 48 h after its own uninstall.
         return Outcome(status="noop")
     session.flush()
     # The ledger and audit log refuse deletes unless the transaction names the shop being purged.
@@ -125,6 +162,13 @@ def apply_shop_redact(session: Session, shop_id: int, event: ShopRedact) -> Outc
 
 # --- internals ---------------------------------------------------------------------------
 
+def _staff_target(session: Session, shop_id: int, customer_id: int) -> Customer:
+    customer = get_for_shop(session, Customer, shop_id, customer_id)  # locked by the erasure itself
+    if customer is None:
+        raise NotFound("no such customer", code="customer_not_found")
+    return customer
+
+
 def _matching_customers(session: Session, shop_id: int, platform_customer_id: str | None, email: str | None,
                         *, include_redacted: bool = False) -> list[Customer]:
     normalized = normalize_email(email)
@@ -132,7 +176,11 @@ def _matching_customers(session: Session, shop_id: int, platform_customer_id: st
     if platform_customer_id:
         conditions.append(Customer.platform_customer_id == platform_customer_id)
     if normalized:
-        conditions.append(Customer.email_normalized == normalized)
+        # By email: rows without an account (guests). Another platform id is another account on
+        # the platform, with its own requests, even when normalize_email folds both addresses
+        # into one key (sam+shop@ and sam@).
+        by_email = Customer.email_normalized == normalized
+        conditions.append(by_email & Customer.platform_customer_id.is_(None) if platform_customer_id else by_email)
     if not conditions:
         return []
     stmt = for_shop(Customer, shop_id).where(or_(*conditions))
@@ -195,9 +243,12 @@ def _inbox_rows_about(platform_customer_id: str | None, customer_ids: list[str |
 
 
 def _mentions(column, needle: str):
-    """The JSON document contains `needle` anywhere (case-insensitive, LIKE wildcards escaped)."""
-    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return cast(column, String).ilike(f"%{escaped}%", escape="\\")
+    """The JSON document names `needle` (an email address or phone number) anywhere, case-insensitive,
+    as a whole: not as part of a longer one (jo@example.com is not in mojo@example.com.au, nor
+    +15551234 in +155512345), which would erase another shopper's inbox rows and exports."""
+    literal = "".join(c if c.isalnum() else "\\" + c for c in needle)  # every other character taken literally
+    pattern = rf"(?<![[:alnum:]._%+'-]){literal}(?![[:alnum:]_-]|\.[[:alnum:]])"
+    return cast(column, String).regexp_match(pattern, flags="i")
 
 
 def _row(obj) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 referral settings, audited."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -48,6 +48,7 @@ def referral_settings(session: Session, shop_id: int) -> ReferralSettings:
 
 def update_referral_settings(session: Session, shop_id: int, values: ReferralSettings, *, actor: str) -> ReferralSettings:
     rules = _referral_rules(session, shop_id)
+    before = referral_settings(session, shop_id)
     for kind, points, name in (("referral_advocate", values.advocate_points, "Refer a friend"),
                                ("referral_friend", values.friend_points, "Referred by a friend")):
         rule = rules.get(kind)
@@ -58,7 +59,7 @@ def update_referral_settings(session: Session, shop_id: int, values: ReferralSet
     update_settings(session, shop_id, {"referral_weekly_cap": values.weekly_cap}, actor=actor)
     audit.record(session, shop_id, actor, "referral_settings.update", target_type="shop", target_id=shop_id,
                  details={"advocate_points": values.advocate_points, "friend_points": values.friend_points,
-                          "weekly_cap": values.weekly_cap})
+                          "weekly_cap": values.weekly_cap, "before": asdict(before)})
     session.flush()
     return referral_settings(session, shop_id)
 

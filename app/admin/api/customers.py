@@ -1,4 +1,4 @@
-"""Customers: search, detail, ledger, and staff adjustments."""
+"""Customers: search, detail, ledger, staff adjustments, and GDPR erasure and export run by the merchant."""
 from __future__ import annotations
 
 import hashlib
@@ -8,9 +8,11 @@ from app.admin.api.registry import commit, operation
 from app.admin.schemas.common import PageQuerySchema
 from app.admin.schemas.customers import (AdjustmentResultSchema, AdjustmentSchema, CustomerDetailSchema,
                                          CustomerPageSchema, CustomerSearchQuerySchema, LedgerPageSchema)
+from app.admin.schemas.operations import DataExportSchema
 from app.admin.staff_accounts import adjust_as
 from app.extensions import db
 from app.loyalty.customer_search import customer_detail, customer_ledger, get_customer, search_customers
+from app.loyalty.privacy import erase_customer, export_customer_data
 
 
 @operation("/customers", "GET", tag="customers", summary="Search customers by email, name or platform id",
@@ -53,3 +55,23 @@ def create_adjustment(identity, customer_id, body):
     commit()
     customer = get_customer(db.session, identity.shop_id, customer_id)
     return {"entry_id": entry_id, "points_balance": customer.points_balance}
+
+
+# WooCommerce relays no GDPR requests, and shoppers also write to the merchant directly: the owner
+# runs what Shopify's customers/redact and customers/data_request do.
+@operation("/customers/<int:customer_id>/erasure", "POST", tag="gdpr", permission="settings",
+           summary="Erase the shopper's personal data everywhere (GDPR); anonymous points totals stay",
+           response=CustomerDetailSchema())
+def erase_customer_view(identity, customer_id):
+    erase_customer(db.session, identity.shop_id, customer_id, actor=identity.actor, now=datetime.now(UTC))
+    commit()
+    return customer_detail(db.session, identity.shop_id, customer_id)
+
+
+@operation("/customers/<int:customer_id>/data-requests", "POST", tag="gdpr", permission="settings",
+           summary="Export everything held on the shopper (GDPR), listed with the data requests",
+           response=DataExportSchema(), status=201)
+def export_customer_view(identity, customer_id):
+    row = export_customer_data(db.session, identity.shop_id, customer_id, actor=identity.actor, now=datetime.now(UTC))
+    commit()
+    return row

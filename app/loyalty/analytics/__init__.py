@@ -23,9 +23,9 @@ Summary keys (the series carries the ones marked *, per day):
 | new_members* / members* | first ledger entry in the period (that day) / members at the end of the period (that day) |
 | active_members* | members who earned, spent or bought in the period (that day), distinct |
 | points_issued* | points granted: earn entries (orders, actions, referrals, win-back bonus), pending included |
-| points_reversed* | points taken back by refunds and cancellations |
+| points_reversed* | points taken back by refunds and cancellations, including what they drew from an earlier expiry |
 | points_redeemed* | points spent on rewards, net of failed/cancelled redemptions given back |
-| points_expired* / points_adjusted* | expired for inactivity / staff adjustments, net (signed) |
+| points_expired* / points_adjusted* | expired for inactivity, less what later refunds drew from it (points.py) / staff adjustments, net (signed) |
 | points_outstanding* / points_pending | spendable / held (return window) points at the period's end (that day's end) |
 | point_value, point_value_source | money per point: best active fixed-amount reward ("rewards"), or None ("none") |
 | liability* | points_outstanding x point_value, money (None without a point value) |

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import case, func, literal_column, select
+from sqlalchemy import BigInteger, case, func, literal_column, select
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.loyalty.analytics.period import Period
 from app.loyalty.ladder import LADDER_STAGES, ladder_stage_sql
@@ -22,6 +22,9 @@ from app.models import Customer, LedgerEntry, Reward
 L = LedgerEntry
 
 # Flow metrics, all in points and positive in the everyday sense (redeemed 500 = 500 spent).
+# A refund that comes after an expiry took its order's points draws them from that expiry
+# (the reversal's expiry_cover): those points count as reversed on the refund's day and are
+# no longer expired on the expiry's day (as a refund lowers the revenue of its order's day).
 POINT_FLOWS = ("points_issued", "points_reversed", "points_redeemed", "points_expired", "points_adjusted")
 
 
@@ -49,7 +52,7 @@ def _flow_columns():
     earned = L.points + L.pending_delta  # a pending grant is issued when granted, not when released
     return (
         func.coalesce(func.sum(earned).filter(L.kind == "earn"), 0).label("points_issued"),
-        func.coalesce(-func.sum(earned).filter(L.kind == "reverse"), 0).label("points_reversed"),
+        func.coalesce(-func.sum(earned - L.expiry_cover).filter(L.kind == "reverse"), 0).label("points_reversed"),
         func.coalesce(-func.sum(L.points).filter(L.kind.in_(("redeem", "redeem_reversal"))), 0).label("points_redeemed"),
         func.coalesce(-func.sum(L.points).filter(L.kind == "expire"), 0).label("points_expired"),
         func.coalesce(func.sum(L.points).filter(L.kind == "adjust"), 0).label("points_adjusted"),
@@ -84,7 +87,30 @@ def point_flows(session: Session, shop_id: int, period: Period) -> PointFlows:
         by_day[row.day] = {k: int(values[k]) for k in (*POINT_FLOWS, "balance_delta")}
         for k in POINT_FLOWS:
             totals[k] += int(values[k])
+    if totals["points_expired"]:
+        for expired_day, covered in _expiry_covered_by_day(session, shop_id, period):
+            by_day[expired_day]["points_expired"] -= int(covered)
+            totals["points_expired"] -= int(covered)
     return PointFlows(totals, by_day, balance_after, pending_after)
+
+
+def _expiry_covered_by_day(session: Session, shop_id: int, period: Period) -> list[tuple[date, int]]:
+    """[(local day of an expire entry in the period, points of it later reversals drew on)].
+
+    From the period's expire entries to the same customer's later reversals that name them
+    (details.expire_entry_id), whenever those were dated: a late refund can carry an older time.
+    """
+    expired, drawn = aliased(L), aliased(L)
+    day = period.local_day(expired.created_at).label("day")
+    return [tuple(r) for r in session.execute(
+        select(day, func.sum(drawn.expiry_cover))
+        .join(drawn, (drawn.shop_id == expired.shop_id) & (drawn.customer_id == expired.customer_id)
+              & (drawn.id > expired.id) & (drawn.expiry_cover > 0)
+              & (drawn.details["expire_entry_id"].astext.cast(BigInteger) == expired.id))
+        .where(expired.shop_id == shop_id, expired.kind == "expire",
+               expired.created_at >= period.start_at, expired.created_at < period.end_at)
+        .group_by(day)
+    )]
 
 
 def customer_snapshot(session: Session, shop_id: int) -> tuple[dict[str, int], int, int]:

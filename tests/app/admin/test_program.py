@@ -138,6 +138,18 @@ def test_referral_settings_update_the_rules_and_the_cap(client, session, shop_a)
                       headers=shop_a.headers["owner"]).status_code == 422
 
 
+def test_a_referral_settings_audit_row_says_what_the_rewards_and_cap_were_before(client, session, shop_a):
+    owner = shop_a.headers["owner"]
+    for values in ({"advocate_points": 700, "friend_points": 300, "weekly_cap": 4},
+                   {"advocate_points": 5000, "friend_points": 300, "weekly_cap": 4}):
+        assert client.put(f"{API}/referral-settings", json=values, headers=owner).status_code == 200
+    last = session.scalars(select(AuditLog).where(AuditLog.shop_id == shop_a.shop.id,
+                                                  AuditLog.action == "referral_settings.update")
+                           .order_by(AuditLog.id.desc())).first()
+    assert last.actor and last.details == {"advocate_points": 5000, "friend_points": 300, "weekly_cap": 4,
+                                           "before": {"advocate_points": 700, "friend_points": 300, "weekly_cap": 4}}
+
+
 def test_winback_campaign_settings_and_results(client, shop_a):
     response = client.patch(f"{API}/winback", json={"winback_min_days": 45, "winback_incentive_points": 300},
                             headers=shop_a.headers["owner"])

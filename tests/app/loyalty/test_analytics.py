@@ -14,9 +14,10 @@ from app.loyalty.analytics import SERIES_KEYS, daily_series, series_csv, summary
 from app.loyalty.apply import apply_event
 from app.loyalty.errors import Invalid
 from app.loyalty.events import OrderPaid
+from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.winback import select_lapsing
-from app.models import EmailSend, Order, Referral, ReferralClick, Reward, WinbackEnrollment
+from app.models import EmailSend, LedgerEntry, Order, Referral, ReferralClick, Reward, WinbackEnrollment
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded
 
 TZ = "America/New_York"  # UTC-5 in early March (DST starts 8 March 2026)
@@ -177,6 +178,31 @@ def test_points_flows_outstanding_and_redemption_rate(session, shop):
     assert s["redemption_rate"] == 0.4
     assert [r["points_outstanding"] for r in rows] == [1000, 1800, 1300, 1370, 1370, 1200, 1200]
     assert day_row(rows, 3)["points_redeemed"] == 500 and day_row(rows, 4)["points_redeemed"] == -100
+
+
+def test_expired_points_a_later_refund_drew_on_count_as_reversed_not_expired(session):
+    """An expiry took two orders' points; a refund of one then takes its points from that expiry
+    (expiry_cover): those points are the refunded order's reversal, not expired points."""
+    shop = make_shop(session, timezone=TZ, expiry_months=6)
+    alice = make_customer(session, shop)
+    earned_at = datetime(2025, 8, 1, 12, tzinfo=UTC)
+    refunded_order = buy(session, shop, alice, earned_at, "100")
+    buy(session, shop, alice, earned_at, "60")
+    assert expire_inactive_points(session, shop.id, local(2)).status == "applied"
+    apply_event(session, shop.id, refunded(refunded_order.platform_order_id, "r1", "100", local(5)))
+    session.flush()
+    covered = session.query(LedgerEntry).filter_by(shop_id=shop.id, kind="reverse").one()
+    assert (covered.points, covered.expiry_cover) == (0, 100)
+
+    s = summary(session, shop.id, START, END, NOW)
+    rows = daily_series(session, shop.id, START, END)
+
+    assert (s["points_expired"], s["points_reversed"]) == (60, 100)
+    assert (day_row(rows, 2)["points_expired"], day_row(rows, 5)["points_reversed"]) == (60, 100)
+    # A period that ends before the refund: what expired is what is known now, as a refund also
+    # lowers the revenue of the day its order was paid; the days do not depend on the period.
+    assert summary(session, shop.id, START, date(2026, 3, 3), NOW)["points_expired"] == 60
+    assert daily_series(session, shop.id, date(2026, 3, 2), date(2026, 3, 2))[0]["points_expired"] == 60
 
 
 def test_liability_is_outstanding_points_at_the_best_fixed_reward_rate(session, shop):

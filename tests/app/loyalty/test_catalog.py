@@ -48,6 +48,18 @@ def test_changes_are_audited_with_before_and_after_and_other_shops_rows_are_not_
         delete_item(session, other.id, Reward, reward.id, actor="staff:9:x")
 
 
+def test_a_deletion_is_audited_with_what_the_item_was(session):
+    shop = make_shop(session)
+    reward = save_item(session, shop.id, Reward, {"name": "Gift card", "kind": "fixed_amount", "points_cost": 900,
+                                                  "value": Decimal("10")}, actor="staff:1:a")
+    delete_item(session, shop.id, Reward, reward.id, actor="staff:1:a")
+    row = session.query(AuditLog).filter_by(shop_id=shop.id, action="reward.delete").one()
+    assert row.actor == "staff:1:a" and row.target_id == str(reward.id)
+    before = row.details["before"]
+    assert (before["name"], before["kind"], before["points_cost"], Decimal(before["value"]), before["active"]) == \
+        ("Gift card", "fixed_amount", 900, 10, True)
+
+
 def test_deleting_a_tier_moves_its_holders_to_the_next_tier_down_and_their_next_order_earns_there(session):
     from datetime import UTC, datetime
 

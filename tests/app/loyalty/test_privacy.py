@@ -12,9 +12,9 @@ from app.loyalty.apply import apply_event
 from app.loyalty.events import AppUninstalled, CustomerDataRequest, ShopRedact
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.redemptions import redeem_reward
-from app.models import Customer, DataRequest, LedgerEntry, Reward, Shop, WebhookEvent
+from app.models import Customer, DataRequest, LedgerEntry, Order, Reward, Shop, WebhookEvent
 from tests.app.web.shopify_helpers import deliver, shopify_client, shopify_shop, webhook_app  # noqa: F401
-from tests.factories import make_customer, make_shop
+from tests.factories import make_customer, make_shop, paid
 from tests.integrations.shopify.samples import personalized, sample
 from tests.jobs.conftest import run_jobs, worker_app, wsession  # noqa: F401
 
@@ -158,6 +158,54 @@ def test_redact_clears_an_email_failure_that_quotes_the_shoppers_address(session
     assert "bounced.quill" not in (refused.last_error or "") and refused.status == "failed"
 
 
+def test_redact_spares_the_inbox_rows_and_exports_of_a_shopper_whose_address_contains_the_erased_one(session):
+    from app.loyalty.events import CustomerRedact
+
+    shop = make_shop(session)
+    erased = make_customer(session, shop, email="jo@example.com", phone="+15551234")
+    other = make_customer(session, shop, email="mojo@example.com.au", phone="+155512345")
+    # The other shopper's customers/update not processed yet, and the export the merchant owes them.
+    pending = WebhookEvent(shop_id=shop.id, platform="shopify", topic="customers/update", event_key="cu-other",
+                           payload={"id": other.platform_customer_id, "email": other.email, "phone": other.phone})
+    export = DataRequest(shop_id=shop.id, platform_request_id="req-other", customer_id=None,
+                         export={"customers": [{"customer": {"email": other.email}}]})
+    session.add_all([pending, export])
+    session.flush()
+
+    apply_event(session, shop.id, CustomerRedact(erased.platform_customer_id, erased.email, NOW, phone=erased.phone))
+    session.flush()
+    session.expire_all()
+
+    assert session.get(WebhookEvent, pending.id).payload["email"] == "mojo@example.com.au"
+    assert session.get(DataRequest, export.id) is not None
+
+
+def test_redact_and_data_request_for_one_account_leave_another_account_with_the_same_inbox_alone(session):
+    # sam+shop@ and sam@ are two accounts on the platform (two customer ids), each with its own
+    # requests; normalize_email gives them one key, which must not merge them here.
+    from app.loyalty.events import CustomerRedact
+
+    shop = make_shop(session)
+    asking = make_customer(session, shop, email="sam+shop@example.com")
+    other = make_customer(session, shop, email="sam@example.com", first_name="Samantha")
+    guest = make_customer(session, shop, platform_customer_id=None, email="Sam+Shop@Example.com")  # a guest row
+    apply_event(session, shop.id, paid("other-1", NOW, customer=other, email=other.email))
+    session.flush()
+
+    apply_event(session, shop.id, CustomerDataRequest(asking.platform_customer_id, asking.email, "req-sam", NOW))
+    export = session.scalars(select(DataRequest).where(DataRequest.shop_id == shop.id)).one().export
+    assert [c["customer"]["id"] for c in export["customers"]] == [asking.id, guest.id]
+
+    apply_event(session, shop.id, CustomerRedact(asking.platform_customer_id, asking.email, NOW))
+    session.flush()
+    session.expire_all()
+    assert session.get(Customer, asking.id).redacted_at is not None and session.get(Customer, guest.id).email is None
+    kept = session.get(Customer, other.id)
+    assert (kept.redacted_at, kept.email, kept.first_name) == (None, "sam@example.com", "Samantha")
+    order = session.scalars(select(Order).where(Order.shop_id == shop.id, Order.platform_order_id == "other-1")).one()
+    assert order.email_normalized == "sam@example.com"
+
+
 def _counts(session, shop_id: int) -> dict[str, int]:
     counts = {}
     for table in db.metadata.sorted_tables:
@@ -195,6 +243,16 @@ def test_shop_redact_spares_a_shop_that_reinstalled(session):
     shop = make_shop(session)
     make_customer(session, shop)
     shop.uninstalled_at, shop.installed_at = NOW - timedelta(days=1), NOW - timedelta(hours=2)
+    assert apply_event(session, shop.id, ShopRedact(NOW)).status == "noop"
+    assert session.get(Shop, shop.id) is not None
+
+
+def test_a_shop_redact_asked_before_a_reinstall_spares_the_new_installs_data_after_it_uninstalls_again(session):
+    # Asked 48 h after the first uninstall, processed late (Redis down, a retry): meanwhile the
+    # merchant reinstalled and uninstalled again. The new install's data gets its own request.
+    shop = make_shop(session)
+    make_customer(session, shop)
+    shop.installed_at, shop.status, shop.uninstalled_at = NOW + timedelta(hours=1), "uninstalled", NOW + timedelta(hours=2)
     assert apply_event(session, shop.id, ShopRedact(NOW)).status == "noop"
     assert session.get(Shop, shop.id) is not None
 
