@@ -97,7 +97,7 @@ def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled)
     shop, settings = _shop(session, shop_id)
     _lock_order(session, shop_id, event.platform_order_id)
     order = _find_order(session, shop_id, event.platform_order_id)
-    if order is not None and _older_than_applied(event.order, order):
+    if order is not None and _older_than_applied(event.order, order, event.occurred_at):
         # A late delivery from before a newer state we already applied (e.g. the order was
         # cancelled, then restored, and the cancellation arrives last).
         return Outcome(status="noop")
@@ -426,9 +426,12 @@ def _tier_multiplier(session: Session, shop_id: int, customer: Customer) -> Deci
 
 
 
-def _older_than_applied(snapshot: OrderSnapshot | None, order: Order) -> bool:
-    return (snapshot is not None and snapshot.updated_at is not None and order.platform_updated_at is not None
-            and snapshot.updated_at < order.platform_updated_at)
+def _older_than_applied(snapshot: OrderSnapshot | None, order: Order, at: datetime | None = None) -> bool:
+    """Whether the event's state is older than the newest one applied. A cancellation without a
+    body (WooCommerce's order.deleted is only the id) is as old as its own time: its job retried
+    after the restoration that followed it must not cancel the order again."""
+    stamp = snapshot.updated_at if snapshot is not None else at
+    return stamp is not None and order.platform_updated_at is not None and stamp < order.platform_updated_at
 
 
 

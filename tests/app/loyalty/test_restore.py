@@ -112,6 +112,19 @@ def test_a_cancellation_older_than_the_restoration_is_ignored(session):
     assert checked_balance(session, shop, customer) == 100
 
 
+def test_a_bodyless_deletion_older_than_the_restoration_is_ignored_when_its_job_runs_again_late(session):
+    # WooCommerce's order.deleted carries only the id: trashed T1 (no snapshot), restored T2;
+    # the T1 deletion's job is retried after the restoration applied. The shopper keeps the points.
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, updated_at=T0))
+    apply_event(session, shop.id, OrderCancelled("1", T1))
+    apply_event(session, shop.id, _restore(1, T2, customer))
+    assert apply_event(session, shop.id, OrderCancelled("1", T1)).status == "noop"
+    assert _order(session, shop).status == "paid"
+    assert checked_balance(session, shop, customer) == 100
+
+
 def test_restoring_an_order_that_is_not_cancelled_or_unknown_does_nothing(session):
     shop = make_shop(session)
     customer = make_customer(session, shop)
