@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.loyalty.apply import apply_event
-from integrations.base import MalformedPayload
+from integrations.base import MalformedPayload, parsed
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +26,15 @@ def apply_order_events(session: Session, shop_id: int, events: list) -> list:
     return intents
 
 
-def sync_order(session: Session, shop_id: int, platform_order_id: object,
+def sync_order(session: Session, shop_id: int, platform: str, platform_order_id: object,
                read_order: Callable[[], tuple[bool, list]]) -> tuple[bool, list] | None:
     """One order read by a backfill or reconciliation. `read_order()` gives (is it history, its
     events); the events are applied in one transaction and (history, intents to dispatch) come
-    back. A malformed order gives None: it is logged and skipped, since retrying its page would
-    fail on it for ever and block every order after it."""
+    back. A malformed order (a missing or garbled field, as for webhooks) gives None: it is
+    logged and skipped, since retrying its page would fail on it for ever and block every order
+    after it."""
     try:
-        historical, events = read_order()
+        historical, events = parsed(f"{platform} order", read_order)
     except MalformedPayload as exc:
         log.warning("order sync skipped a malformed order",
                     extra={"shop_id": shop_id, "platform_order_id": str(platform_order_id), "error": str(exc)})

@@ -30,7 +30,6 @@ from app.loyalty.events import (
     CustomerInfo, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot,
 )
 from app.models import Shop
-from integrations.base import parsed
 from integrations.shopify.graphql import admin_graphql_response, legacy_id
 from integrations.shopify.parsers import referral_code
 from integrations.shopify.tokens import current_access_token
@@ -165,7 +164,7 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         if run.total_estimate is None:
             run.total_estimate = (response.data.get("ordersCount") or {}).get("count")
         for node in connection["nodes"]:
-            applied = sync_order(session, shop_id, node.get("id") if isinstance(node, Mapping) else None,
+            applied = sync_order(session, shop_id, "shopify", node.get("id") if isinstance(node, Mapping) else None,
                                  lambda: _read_order(node, run.mode, installed_at, currency))
             if applied is None:
                 run.skipped += 1
@@ -191,10 +190,8 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
 
 
 def _read_order(node: Any, mode: str, installed_at: datetime | None, shop_currency: str) -> tuple[bool, list]:
-    def read() -> tuple[bool, list]:
-        historical = is_history(mode, _when(node.get("createdAt")), installed_at)
-        return historical, order_events(node, historical=historical, shop_currency=shop_currency)
-    return parsed("shopify order", read)
+    historical = is_history(mode, _when(node.get("createdAt")), installed_at)
+    return historical, order_events(node, historical=historical, shop_currency=shop_currency)
 
 
 def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: str) -> list:

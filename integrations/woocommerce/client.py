@@ -21,19 +21,15 @@ class StoreDisconnected(PermanentPlatformError):
     """The store answered 401: our keys were revoked. The shop must be marked disconnected."""
 
 
-def store_api(shop: Shop, *, address: str) -> API:
-    """The package's client for this store, connecting only to `address` (see transport.py)."""
+def store_api(shop: Shop) -> API:
+    """The package's client for this store, connecting only to the address vetted now (see
+    transport.py); a shop without keys is refused before its host is even resolved."""
     if not shop.access_token_enc or not shop.api_secret_enc:
         raise StoreDisconnected(f"shop {shop.id} has no WooCommerce keys")
+    address = vet_address(shop.domain, allow_local=bool(current_app.config.get("WOOCOMMERCE_ALLOW_HTTP")))
     return PinnedStoreAPI(url=shop.domain, consumer_key=token_cipher.decrypt(shop.access_token_enc),
                           consumer_secret=token_cipher.decrypt(shop.api_secret_enc), version="wc/v3",
                           timeout=TIMEOUT_SECONDS, session=pinned_session(shop.domain, address))
-
-
-def refuse_private_address(url: str) -> str:
-    """Resolve the store's host now and refuse loopback, private and link-local addresses (SSRF);
-    returns the vetted address, the only one the request may connect to."""
-    return vet_address(url)
 
 
 def call(shop: Shop, method: str, endpoint: str, data: dict | None = None, params: dict | None = None) -> Any:
@@ -45,10 +41,7 @@ def call(shop: Shop, method: str, endpoint: str, data: dict | None = None, param
 def call_response(shop: Shop, method: str, endpoint: str, data: dict | None = None,
                   params: dict | None = None) -> requests.Response:
     """As `call`, but the successful response itself (listings need X-WP-Total / X-WP-TotalPages)."""
-    if not shop.access_token_enc or not shop.api_secret_enc:
-        raise StoreDisconnected(f"shop {shop.id} has no WooCommerce keys")
-    address = vet_address(shop.domain, allow_local=bool(current_app.config.get("WOOCOMMERCE_ALLOW_HTTP")))
-    api = store_api(shop, address=address)
+    api = store_api(shop)
     try:
         # Redirects are never followed: a store could send us to an internal address.
         # Streamed: the body is read below up to MAX_RESPONSE_BYTES, never whole into memory.

@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 from app.loyalty.calendar import add_months
 from app.loyalty.events import OrderPaid
 from app.models import Shop
-from integrations.base import parsed
 from integrations.woocommerce import parsers
 from integrations.woocommerce.client import call_response
 from integrations.sync import is_history, sync_order
@@ -99,7 +98,7 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         if run.total_estimate is None and response.headers.get("X-WP-Total", "").isdigit():
             run.total_estimate = int(response.headers["X-WP-Total"])
         for order in orders:
-            applied = sync_order(session, shop_id, order.get("id") if isinstance(order, Mapping) else None,
+            applied = sync_order(session, shop_id, "woocommerce", order.get("id") if isinstance(order, Mapping) else None,
                                  lambda: _read_order(shop, order, run.mode, installed_at))
             if applied is None:
                 run.skipped += 1
@@ -143,10 +142,8 @@ def order_events(shop: Shop, order: Mapping[str, Any], *, historical: bool) -> l
 # --- internals ---------------------------------------------------------------------------
 
 def _read_order(shop: Shop, order: Any, mode: str, installed_at: datetime | None) -> tuple[bool, list]:
-    def read() -> tuple[bool, list]:
-        historical = is_history(mode, parsers.parse_time(order.get("date_created_gmt")), installed_at)
-        return historical, order_events(shop, order, historical=historical)
-    return parsed("woocommerce order", read)
+    historical = is_history(mode, parsers.parse_time(order.get("date_created_gmt")), installed_at)
+    return historical, order_events(shop, order, historical=historical)
 
 
 def _params(run: SyncRun) -> dict[str, Any]:

@@ -45,14 +45,13 @@ def vet_address(url: str, *, allow_local: bool = False) -> str:
         raise TransientPlatformError(f"store host {host} does not resolve") from None
     if not addresses:
         raise TransientPlatformError(f"store host {host} does not resolve")
-    if parts.scheme != "https" and any(ipaddress.ip_address(a.split("%", 1)[0]).is_global for a in addresses):
+    public = [ipaddress.ip_address(a.split("%", 1)[0]).is_global for a in addresses]
+    if parts.scheme != "https" and any(public):
         # Plain http (development flag) only to this machine or its network: over the internet
         # the key, the OAuth-signed requests and the store's customer data would travel in clear.
         raise PermanentPlatformError(f"store {host} is plain http on a public address; refusing to call it")
-    if not allow_local:
-        for address in addresses:
-            if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
-                raise PermanentPlatformError(f"store host {host} resolves to a non-public address; refusing to call it")
+    if not allow_local and not all(public):
+        raise PermanentPlatformError(f"store host {host} resolves to a non-public address; refusing to call it")
     return addresses[0]
 
 

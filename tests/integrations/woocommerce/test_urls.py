@@ -38,13 +38,13 @@ def test_a_store_host_resolving_to_a_private_address_is_never_called(app, monkey
     import socket
 
     from integrations.base import PermanentPlatformError
-    from integrations.woocommerce.client import refuse_private_address
+    from integrations.woocommerce.transport import vet_address
 
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("10.1.2.3", 443))])
     with pytest.raises(PermanentPlatformError, match="non-public"):
-        refuse_private_address("https://rebind.example.com")
+        vet_address("https://rebind.example.com")
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("93.184.216.34", 443))])
-    refuse_private_address("https://shop.example.com")  # a public address passes
+    vet_address("https://shop.example.com")  # a public address passes
 
 
 def test_store_redirects_are_not_followed(app, session):
