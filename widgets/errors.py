@@ -8,7 +8,7 @@ from app.extensions import db
 from app.loyalty.errors import LoyaltyError
 from widgets.api import bp as api
 from widgets.api import locale_without_shop
-from widgets.i18n import refusal
+from widgets.i18n import refusal, request_refusal
 
 
 class WidgetError(Exception):
@@ -24,7 +24,7 @@ class WidgetError(Exception):
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(WidgetError)
     def widget_error(exc: WidgetError):
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, request_refusal(locale_without_shop(), exc.code) or exc.message)
 
 
 @api.errorhandler(LoyaltyError)

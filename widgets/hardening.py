@@ -30,7 +30,9 @@ from app.errors import error_response
 from app.extensions import db
 from app.models import Shop
 from widgets.api import bp as api_bp
+from widgets.api import locale_without_shop
 from widgets.auth import peek, shop_by_ref
+from widgets.i18n import request_refusal
 from widgets.storefront import origin_of, storefront_origins
 
 ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-None-Match, Accept-Language"
@@ -134,8 +136,9 @@ def _too_many_requests(exc: RateLimitExceeded):
 
 
 def _refusal(description: str, retry_after: int):
-    response, status = error_response(429, "too_many_requests",
-                                      f"Too many requests ({description}); try again in {retry_after} s.")
+    message = (request_refusal(locale_without_shop(), "too_many_requests", seconds=retry_after)
+               or f"Too many requests ({description}); try again in {retry_after} s.")
+    response, status = error_response(429, "too_many_requests", message)
     response.headers["Retry-After"] = str(retry_after)
     return response, status
 

@@ -43,6 +43,11 @@ _EN = {
     # Refusals the shopper can meet in the widget (the API's own message is English).
     "error.insufficient_points": "You do not have enough points for this reward yet.",
     "error.reward_unavailable": "This reward is no longer available.",
+    # Refusals of the request itself. English answers keep the API's own, more precise message
+    # (headless storefront developers read it); the other languages get these words.
+    "error.unauthorized": "Please log in again to see your rewards.",
+    "error.customer_not_found": "You do not have a rewards account in this shop yet.",
+    "error.too_many_requests": "Too many tries; please wait {seconds} s and try again.",
 }
 _NB = {
     "title": "Fordeler", "launcher": "Fordeler", "points": "poeng", "join": "Bli medlem", "log_in": "Logg inn",
@@ -70,6 +75,9 @@ _NB = {
     "activity.expire": "Poeng utløpt",
     "error.insufficient_points": "Du har ikke nok poeng til denne belønningen ennå.",
     "error.reward_unavailable": "Denne belønningen er ikke lenger tilgjengelig.",
+    "error.unauthorized": "Logg inn på nytt for å se fordelene dine.",
+    "error.customer_not_found": "Du har ingen fordelskonto i denne butikken ennå.",
+    "error.too_many_requests": "For mange forsøk; vent {seconds} s og prøv igjen.",
 }
 _DA = {
     "title": "Fordele", "launcher": "Fordele", "points": "point", "join": "Bliv medlem", "log_in": "Log ind",
@@ -97,6 +105,9 @@ _DA = {
     "activity.expire": "Point udløbet",
     "error.insufficient_points": "Du har ikke nok point til denne belønning endnu.",
     "error.reward_unavailable": "Denne belønning er ikke længere tilgængelig.",
+    "error.unauthorized": "Log ind igen for at se dine fordele.",
+    "error.customer_not_found": "Du har endnu ingen fordelskonto i denne butik.",
+    "error.too_many_requests": "For mange forsøg; vent {seconds} s, og prøv igen.",
 }
 _SV = {
     "title": "Förmåner", "launcher": "Förmåner", "points": "poäng", "join": "Bli medlem", "log_in": "Logga in",
@@ -124,6 +135,9 @@ _SV = {
     "activity.expire": "Poäng har gått ut",
     "error.insufficient_points": "Du har inte tillräckligt med poäng för den här belöningen än.",
     "error.reward_unavailable": "Den här belöningen är inte längre tillgänglig.",
+    "error.unauthorized": "Logga in igen för att se dina förmåner.",
+    "error.customer_not_found": "Du har inget förmånskonto i den här butiken än.",
+    "error.too_many_requests": "För många försök; vänta {seconds} s och försök igen.",
 }
 CATALOGS = {"en": _EN, "nb": _NB, "da": _DA, "sv": _SV}
 # The UI labels the widget shows as they are (the contract's `texts` object).
@@ -153,9 +167,16 @@ def _preferred(accept_languages) -> str | None:
     return None
 
 
-def refusal(locale: str, code: str) -> str | None:
+def refusal(locale: str, code: str, **values) -> str | None:
     """The shopper's own words for a refusal the widget shows, if we have them."""
-    return CATALOGS[locale].get(f"error.{code}")
+    words = CATALOGS[locale].get(f"error.{code}")
+    return words.format(**values) if words else None
+
+
+def request_refusal(locale: str, code: str, **values) -> str | None:
+    """A refusal of the request itself (401, 404 no account, 429) in a language other than
+    English; English keeps the API's own message."""
+    return refusal(locale, code, **values) if locale != DEFAULT else None
 
 
 def texts(locale: str) -> dict[str, str]:

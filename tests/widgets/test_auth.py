@@ -232,3 +232,25 @@ def test_an_app_proxy_signature_for_an_unknown_shop_is_refused(proxy_session, pr
 def test_app_proxy_requests_are_refused_where_shopify_is_not_configured(session, wclient):
     shop, _ = widget_shop(session)
     assert _unauthorized(wclient.get(f"/widget/v1/me?{proxy_query('x.myshopify.com', '1')}"))
+
+
+def test_a_refused_token_is_explained_in_the_shoppers_language_and_english_keeps_the_api_detail(session, wclient):
+    shop, secret = widget_shop(session)
+    kari = shopper(session, shop)
+    expired = token(shop, secret, kari, ttl=600, now=datetime.now(UTC) - timedelta(hours=1))
+    swedish = wclient.get("/widget/v1/me", headers=bearer(expired, **{"Accept-Language": "sv-SE, en;q=0.5"}))
+    assert _unauthorized(swedish)
+    assert swedish.get_json()["error"]["message"] == "Logga in igen för att se dina förmåner."
+    danish = wclient.get("/widget/v1/me?locale=da", headers=bearer(expired))
+    assert danish.get_json()["error"] == {"code": "unauthorized", "message": "Log ind igen for at se dine fordele."}
+    english = wclient.get("/widget/v1/me", headers=bearer(expired, **{"Accept-Language": "en-GB"}))
+    assert "expired" in english.get_json()["error"]["message"]
+
+
+def test_a_shopper_without_an_account_is_told_so_in_their_language(session, wclient):
+    shop_a, secret_a = widget_shop(session)
+    shop_b, _ = widget_shop(session)
+    only_in_b = shopper(session, shop_b)
+    resp = wclient.get("/widget/v1/me", headers=bearer(token(shop_a, secret_a, only_in_b), **{"Accept-Language": "nb"}))
+    assert resp.status_code == 404 and resp.get_json()["error"] == {
+        "code": "customer_not_found", "message": "Du har ingen fordelskonto i denne butikken ennå."}

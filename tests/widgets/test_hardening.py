@@ -106,6 +106,22 @@ def test_a_shopper_over_the_limit_gets_429_with_retry_after_from_any_ip(tight):
     assert _client(flask_app, "10.1.0.10").get("/widget/v1/me", headers=bearer(token(shop, secret, ola))).status_code == 200
 
 
+def test_a_429_tells_the_shopper_in_their_language_how_long_to_wait(tight):
+    session, flask_app = tight
+    shop, secret = widget_shop(session)
+    kari = shopper(session, shop)
+    headers = bearer(token(shop, secret, kari), **{"Accept-Language": "nb-NO"})
+    client = _client(flask_app, "10.1.1.1")
+    for _ in range(3):
+        assert client.get("/widget/v1/me", headers=headers).status_code == 200
+    blocked = client.get("/widget/v1/me", headers=headers)
+    assert _is_429(blocked)
+    wait = blocked.headers["Retry-After"]
+    assert blocked.get_json()["error"]["message"] == f"For mange forsøk; vent {wait} s og prøv igjen."
+    english = client.get("/widget/v1/me", headers=bearer(token(shop, secret, kari)))
+    assert english.get_json()["error"]["message"].startswith("Too many requests (")
+
+
 def test_one_ip_over_the_limit_gets_429_whoever_it_claims_to_be(tight):
     session, flask_app = tight
     shop, _ = widget_shop(session)
