@@ -21,9 +21,10 @@ payload delivered late cannot roll a newer state back.
 Registered shoppers are matched by `customer_id`; the order's billing details are the
 order's (a gift, a company address), so they never overwrite the account's profile — the
 customer topics own it. Guests (`customer_id` 0) are matched by billing email.
-Amounts are strings in the order's currency and become Decimal; `line_items[].total` is after
-discounts and before tax, so their sum (less negative fee lines, the discounts plugins add as
-fees) is the subtotal the `subtotal` earn basis means.
+Amounts are strings in the order's currency and become Decimal, converted to the shop's
+currency at the rate a multi-currency plugin left on the order (integrations.woocommerce.currency);
+`line_items[].total` is after discounts and before tax, so their sum (less negative fee lines,
+the discounts plugins add as fees) is the subtotal the `subtotal` earn basis means.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from app.loyalty.events import (
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Shop
 from integrations.base import run_parser
+from integrations.woocommerce.currency import Convert, UnconvertedCurrency, to_shop_currency
 
 REFERRAL_META_KEY = "lojal_ref"
 # Referral codes are 12 symbols; anything unlike one is shopper-typed noise, not a code.
@@ -125,17 +127,18 @@ def _subtotal(p: Mapping[str, Any]) -> Decimal:
     return max(lines + discounts, Decimal("0"))
 
 
-def _order(d: Delivery) -> OrderSnapshot:
+def _order(d: Delivery, convert: Convert | None) -> OrderSnapshot:
     p = d.payload
     billing = p.get("billing") or {}
     customer_id = _customer_id(p)
+    amount = convert or (lambda value: value)
     return OrderSnapshot(
         platform_order_id=_id(p["id"]),
-        currency=p.get("currency") or d.shop.currency,
-        subtotal=_subtotal(p),
-        total=_money(p.get("total")),
-        total_tax=_money(p.get("total_tax"), "0"),
-        total_shipping=_money(p.get("shipping_total"), "0"),
+        currency=d.shop.currency if convert else p.get("currency") or d.shop.currency,
+        subtotal=amount(_subtotal(p)),
+        total=amount(_money(p.get("total"))),
+        total_tax=amount(_money(p.get("total_tax"), "0")),
+        total_shipping=amount(_money(p.get("shipping_total"), "0")),
         customer=CustomerInfo(platform_customer_id=customer_id) if customer_id else None,
         email=billing.get("email") or None,
         order_number=str(p.get("number") or p["id"]),
@@ -145,10 +148,11 @@ def _order(d: Delivery) -> OrderSnapshot:
     )
 
 
-def _refunds(d: Delivery, order_id: str, at: datetime) -> list:
+def _refunds(d: Delivery, order_id: str, at: datetime, convert: Convert | None) -> list:
     events = []
     for refund in d.payload.get("refunds") or []:
         amount = abs(_money(refund.get("total")))  # WooCommerce lists refunds with negative totals
+        amount = convert(amount) if convert else amount  # in the order's currency, at the order's rate
         if amount:
             events.append(OrderRefunded(order_id, _id(refund.get("id")), amount, at))
     return events
@@ -158,9 +162,17 @@ def _refunds(d: Delivery, order_id: str, at: datetime) -> list:
 
 def _order_saved(d: Delivery) -> list:
     """order.created / order.updated / order.restored: the order's current state."""
-    snapshot = _order(d)
-    at = snapshot.updated_at
     status = str(d.payload.get("status") or "")
+    try:
+        convert = to_shop_currency(d.payload, d.shop.currency, _money)
+    except UnconvertedCurrency:
+        if status in REVERSING_STATUSES:
+            # Taking back needs no amount (a cancellation reverses all the order earned), so an
+            # order that earned before rates were read still gives its points back.
+            return [OrderCancelled(_id(d.payload["id"]), _modified_at(d))]
+        raise  # the inbox keeps it as ignored with the reason; a sync logs and skips it
+    snapshot = _order(d, convert)
+    at = snapshot.updated_at
     events: list = []
     if status in REVERSING_STATUSES:
         events.append(OrderCancelled(snapshot.platform_order_id, at, snapshot))
@@ -169,7 +181,7 @@ def _order_saved(d: Delivery) -> list:
         if status == "completed" and d.settings.award_on == "fulfilled":
             events.append(OrderFulfilled(snapshot, at))  # completed is shipped: what award_on = fulfilled waits for
     # pending, on-hold, checkout-draft (and processing when earning on completed): nothing yet.
-    return events + _refunds(d, snapshot.platform_order_id, at)
+    return events + _refunds(d, snapshot.platform_order_id, at, convert)
 
 
 def _order_deleted(d: Delivery) -> list:

@@ -233,3 +233,20 @@ def test_stored_secrets_are_encrypted(wsession):
     shop = woo_shop(wsession)
     assert "w3bh00k" not in shop.webhook_secret_enc
     assert token_cipher.decrypt(shop.webhook_secret_enc) == "w3bh00k-s3cret"
+
+
+# --- orders in another currency (multi-currency plugins) -------------------------------------
+
+def test_a_foreign_currency_order_earns_converted_and_one_without_a_rate_is_kept_unearned(wsession, wc, run_jobs):
+    shop = woo_shop(wsession)  # a USD shop
+    woocs = [{"id": 1, "key": "_woocs_order_rate", "value": "0.8"},
+             {"id": 2, "key": "_woocs_order_base_currency", "value": "USD"}]
+    deliver(wc, shop, "order.updated", order("completed", modified=T1, currency="EUR", meta_data=woocs))
+    run_jobs()
+    assert _balance(wsession, shop) == 112  # lines EUR 90 at 0.8 EUR per USD = USD 112.50
+
+    deliver(wc, shop, "order.updated", order("completed", modified=T1, currency="EUR", id=728, customer_id=27))
+    run_jobs()
+    unconverted = _rows(wsession, shop)[-1]
+    assert unconverted.status == "ignored" and "no exchange rate" in unconverted.last_error
+    assert _balance(wsession, shop, "27") == 0
