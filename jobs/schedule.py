@@ -57,6 +57,10 @@ SCHEDULE: tuple[Entry, ...] = (
     Entry("shopify-reconcile", "jobs.shopify_sync.reconcile_all_shops", "maintenance", cron="*/15 * * * *"),
     Entry("woocommerce-reconcile", "jobs.woocommerce_sync.reconcile_all_shops", "maintenance",
           cron="7-59/15 * * * *"),
+    # Hourly: WooCommerce stores still pending (their first call kept failing) are re-checked
+    # with back-off (jobs.woocommerce_connect).
+    Entry("woocommerce-connect-recheck", "jobs.woocommerce_connect.recheck_pending_stores", "maintenance",
+          cron="50 * * * *"),
     Entry("token-refresh", "jobs.maintenance.refresh_expiring_tokens", "maintenance", interval=300),
 )
 

@@ -21,6 +21,7 @@ EXPECTED = {
     "analytics-snapshots": ("jobs.maintenance.for_each_active_shop", ("jobs.analytics.refresh_analytics_snapshots",)),
     "shopify-reconcile": ("jobs.shopify_sync.reconcile_all_shops", ()),
     "woocommerce-reconcile": ("jobs.woocommerce_sync.reconcile_all_shops", ()),
+    "woocommerce-connect-recheck": ("jobs.woocommerce_connect.recheck_pending_stores", ()),
     "token-refresh": ("jobs.maintenance.refresh_expiring_tokens", ()),
 }
 
