@@ -86,14 +86,17 @@ def _refunded_share(order: Order) -> tuple[Decimal, Decimal]:
     """(refunded, of): what was refunded of the order's earning part, and that part.
 
     Gift cards bought and tips (order.non_earning_amount) earn nothing, so refunds of them
-    (order.refunded_non_earning, as the platform reported) take nothing back; the rest of a
-    refund is of what earned. An order with nothing earning (a gift card alone, earning only an
-    Nth-order bonus) shares by its whole total, as every order did before migration 0017.
+    (order.refunded_non_earning, as the platform reported) take nothing back, up to that part:
+    beyond it they were counted as earning when the points were granted (a row from before
+    migration 0017, an order the webhook never described). The rest of a refund is of what
+    earned. An order with nothing earning (a gift card alone, earning only an Nth-order bonus)
+    shares by its whole total, as every order did before migration 0017.
     """
     base = order.total - order.non_earning_amount
     if base <= 0:
         return order.refunded_amount, order.total
-    return max(order.refunded_amount - order.refunded_non_earning, Decimal("0")), base
+    non_earning = min(order.refunded_non_earning, order.non_earning_amount)
+    return max(order.refunded_amount - non_earning, Decimal("0")), base
 
 
 def _expiry_cover(session: Session, order: Order, customer: Customer, delta: int) -> tuple[int, int | None]:

@@ -212,11 +212,25 @@ def test_an_order_with_nothing_earning_shares_its_bonus_by_its_whole_total(sessi
 
 
 def test_an_order_stored_before_the_non_earning_part_was_kept_refunds_as_before(session):
-    # Rows from before migration 0017 have a non-earning part of 0: the share of the whole total.
+    # Rows from before migration 0017 have a non-earning part of 0: the share of the whole total,
+    # even of a refund whose gift-card line is marked.
     shop = make_shop(session)
     customer = make_customer(session, shop)
     order = _shirt_and_gift_card(session, shop, customer)
     order.non_earning_amount = Decimal("0")
     apply_event(session, shop.id, refunded(1, "r1", "100"))
     assert _order(session, shop).points_reversed == 67
-    assert checked_balance(session, shop, customer) == 33
+    apply_event(session, shop.id, refunded(1, "r2", "30", non_earning="30"))
+    assert _order(session, shop).points_reversed == 87  # 100 x 130/150
+    assert checked_balance(session, shop, customer) == 13
+
+
+def test_a_refund_is_non_earning_only_up_to_the_orders_non_earning_part(session):
+    # What a refund marks beyond the order's own non-earning part earned when the points were
+    # granted (an order the webhook never described, a row from before 0017): it takes its share.
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="100", total="110", tips=Decimal("10")))
+    apply_event(session, shop.id, refunded(1, "r1", "60", non_earning="60"))  # 10 of it can be the tip
+    assert _order(session, shop).points_reversed == 50
+    assert checked_balance(session, shop, customer) == 50

@@ -374,3 +374,11 @@ def test_a_presentment_currency_gift_card_refund_is_in_shop_money_throughout():
     refund["transactions"][0]["amount"] = "73.60"  # 25.09 + 2.51 + 46.00 EUR
     [event] = _parse("refunds/create", refund)
     assert (event.amount, event.non_earning) == (Decimal("80.00"), Decimal("50.00"))
+
+
+def test_a_gift_card_refund_line_without_its_amount_is_refused_not_guessed():
+    line = _refund_line(GIFT_CARD_LINE, "50.00")
+    del line["subtotal"], line["subtotal_set"]
+    refund = _with_transaction(sample("refund", refund_line_items=[line]), "50.00")
+    with pytest.raises(MalformedPayload, match="subtotal"):
+        _parse("refunds/create", refund)
