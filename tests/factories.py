@@ -75,8 +75,9 @@ def paid(order_id, at: datetime | None = None, **kwargs) -> OrderPaid:
     return OrderPaid(snapshot(order_id, **kwargs), at or datetime(2026, 3, 1, tzinfo=UTC))
 
 
-def refunded(order_id, refund_id, amount, at: datetime | None = None) -> OrderRefunded:
-    return OrderRefunded(str(order_id), str(refund_id), Decimal(str(amount)), at or datetime(2026, 3, 2, tzinfo=UTC))
+def refunded(order_id, refund_id, amount, at: datetime | None = None, non_earning="0") -> OrderRefunded:
+    return OrderRefunded(str(order_id), str(refund_id), Decimal(str(amount)), at or datetime(2026, 3, 2, tzinfo=UTC),
+                         non_earning=Decimal(str(non_earning)))
 
 
 def cancelled(order_id, at: datetime | None = None) -> OrderCancelled:

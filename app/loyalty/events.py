@@ -77,6 +77,9 @@ class OrderRefunded:
     platform_refund_id: str
     amount: Decimal
     occurred_at: datetime
+    # The part of `amount` the platform says was for lines that earn nothing (gift cards bought,
+    # tips): it takes no points back. 0 when the platform does not say (WooCommerce).
+    non_earning: Decimal = Decimal("0")
 
 
 @dataclass(frozen=True)

@@ -70,12 +70,13 @@ SELECT s.settings,
 _ORDER_AND_ENTRY = """
 new_order AS (
     INSERT INTO orders (shop_id, platform_order_id, customer_id, email_normalized, order_number, currency, subtotal,
-                        total, eligible_amount, status, is_test, placed_at, paid_at, points_status, points_earned,
-                        bonus_points, sale_multiplier, grant_expire_id, pending_until, referral_code,
-                        platform_updated_at)
+                        total, eligible_amount, non_earning_amount, status, is_test, placed_at, paid_at,
+                        points_status, points_earned, bonus_points, sale_multiplier, grant_expire_id, pending_until,
+                        referral_code, platform_updated_at)
     SELECT %(shop)s, %(order)s, buyer.id, %(order_email)s, %(order_number)s, %(currency)s, %(subtotal)s,
-           %(total)s, %(eligible)s, 'paid', %(is_test)s, %(placed_at)s, %(at)s, %(points_status)s, %(points)s,
-           %(bonus)s, %(multiplier)s, %(grant_expire_id)s, %(pending_until)s, %(referral_code)s, %(updated_at)s
+           %(total)s, %(eligible)s, %(non_earning)s, 'paid', %(is_test)s, %(placed_at)s, %(at)s,
+           %(points_status)s, %(points)s, %(bonus)s, %(multiplier)s, %(grant_expire_id)s, %(pending_until)s,
+           %(referral_code)s, %(updated_at)s
       FROM buyer
     RETURNING id, customer_id
 ), entry AS (
@@ -233,7 +234,8 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
     written = raw.execute(_WRITE_NEW_SQL if new else _WRITE_SQL, {
         **params, "id": customer.id, "new_referral_code": new_referral_code() if new else None,
         "currency": snapshot.currency, "subtotal": snapshot.subtotal,
-        "total": snapshot.total, "eligible": eligible, "is_test": snapshot.is_test, "placed_at": snapshot.placed_at,
+        "total": snapshot.total, "eligible": eligible, "non_earning": orders.non_earning_amount(snapshot),
+        "is_test": snapshot.is_test, "placed_at": snapshot.placed_at,
         "at": at, "order_number": snapshot.order_number, "updated_at": snapshot.updated_at,
         "order_email": normalize_email(snapshot.email or info.email), "referral_code": snapshot.referral_code,
         "points_status": "pending" if pending else "awarded", "points": points, "bonus": bonus, "multiplier": multiplier,

@@ -45,6 +45,12 @@ def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
     return max(amounts[basis] - snapshot.gift_cards, Decimal("0"))
 
 
+def non_earning_amount(snapshot: OrderSnapshot) -> Decimal:
+    """The part of the order's total that earns on no basis (gift cards bought, tips): a refund's
+    share is of the rest (reversals.sync_reversal)."""
+    return min(max(snapshot.gift_cards + snapshot.tips, Decimal("0")), max(snapshot.total, Decimal("0")))
+
+
 def apply_order_paid(session: Session, shop_id: int, event: OrderPaid) -> Outcome:
     return _apply_sale(session, shop_id, event.order, event.occurred_at, fulfilled=False, historical=event.historical)
 
@@ -166,7 +172,9 @@ def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -
     stored = session.execute(
         insert(OrderRefund)
         .values(shop_id=shop_id, platform_order_id=event.platform_order_id, platform_refund_id=event.platform_refund_id,
-                amount=event.amount, occurred_at=event.occurred_at)
+                amount=event.amount, occurred_at=event.occurred_at,
+                # What the platform says earned nothing is at most the refund itself.
+                non_earning=max(min(event.non_earning, event.amount), Decimal("0")))
         .on_conflict_do_nothing(index_elements=["shop_id", "platform_refund_id"])
         .returning(OrderRefund.id)
     ).scalar_one_or_none()
@@ -305,6 +313,7 @@ def _record_order(session: Session, shop_id: int, settings: ProgramSettings, sna
         order.subtotal = snapshot.subtotal
         order.total = snapshot.total
         order.eligible_amount = eligible_amount(snapshot, settings.earn_basis)
+        order.non_earning_amount = non_earning_amount(snapshot)
         order.order_number = snapshot.order_number
         order.placed_at = snapshot.placed_at
         order.is_test = snapshot.is_test
@@ -330,6 +339,7 @@ def _absorb_refunds(session: Session, shop_id: int, order: Order, customer: Cust
     for refund in waiting:
         refund.applied_at = at or refund.occurred_at or refund.created_at
         order.refunded_amount += refund.amount
+        order.refunded_non_earning += refund.non_earning
         if customer is not None and order.paid_at is not None and order.status != "cancelled":
             customer.total_spent -= refund.amount
 

@@ -6,7 +6,7 @@ Works on an order and its locked customer; app.loyalty.orders decides when.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_HALF_UP
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import BigInteger, func, select
 from sqlalchemy.orm import Session, aliased
@@ -41,27 +41,31 @@ def collect_earlier_rest(session: Session, order: Order, customer: Customer, gra
 def sync_reversal(session: Session, settings: ProgramSettings, order: Order, customer: Customer, at: datetime) -> None:
     """Bring the points taken back for this order up to what its refunds/cancellation call for.
 
-    Target = points granted x refunded share (rounded half up), cumulative, so several
-    partial refunds adding up to the whole take back exactly everything. What an expiry already
-    took of the order's points is not taken again (_expiry_cover).
+    Target = points granted x refunded share (rounded half up, at most all), cumulative, so
+    several partial refunds adding up to the whole take back exactly everything. The share is of
+    the part that earns (_refunded_share). What an expiry already took of the order's points is
+    not taken again (_expiry_cover).
     """
     if order.points_earned <= 0:
         return
     if order.status == "cancelled":
         target = order.points_earned
     else:
+        refunded, base = _refunded_share(order)
         # Multiply before dividing: an exact half (30 x 11/60 = 5.5) stays exact; a share divided
         # first is rounded to 28 digits and can land just below it (5.4999...).
-        if order.total > 0:
-            exact = order.points_earned * order.refunded_amount / order.total
+        if base > 0:
+            exact = order.points_earned * refunded / base
             target = min(int(exact.to_integral_value(rounding=ROUND_HALF_UP)), order.points_earned)
         else:
-            target = order.points_earned if order.refunded_amount > 0 else 0
+            target = order.points_earned if refunded > 0 else 0
     delta = target - order.points_reversed
     if delta <= 0:
         return
     key = f"{points_key(order)}:reverse:{target}"
     details = {"refunded_amount": str(order.refunded_amount), "cancelled": order.status == "cancelled"}
+    if order.refunded_non_earning:
+        details["refunded_non_earning"] = str(order.refunded_non_earning)
     if order.points_status == "pending":
         post_entry(session, customer, kind="reverse", key=key, now=at, pending_delta=-delta, source="order",
                    order_id=order.id, details=details)
@@ -76,6 +80,23 @@ def sync_reversal(session: Session, settings: ProgramSettings, order: Order, cus
         post_entry(session, customer, kind="reverse", key=key, now=at, points=-taken, uncollected=rest - taken,
                    expiry_cover=cover, source="order", order_id=order.id, details=details)
     order.points_reversed = target
+
+
+def _refunded_share(order: Order) -> tuple[Decimal, Decimal]:
+    """(refunded, of): what was refunded of the order's earning part, and that part.
+
+    Gift cards bought and tips (order.non_earning_amount) earn nothing, so refunds of them
+    (order.refunded_non_earning, as the platform reported) take nothing back, up to that part:
+    beyond it they were counted as earning when the points were granted (a row from before
+    migration 0017, an order the webhook never described). The rest of a refund is of what
+    earned. An order with nothing earning (a gift card alone, earning only an Nth-order bonus)
+    shares by its whole total, as every order did before migration 0017.
+    """
+    base = order.total - order.non_earning_amount
+    if base <= 0:
+        return order.refunded_amount, order.total
+    non_earning = min(order.refunded_non_earning, order.non_earning_amount)
+    return max(order.refunded_amount - non_earning, Decimal("0")), base
 
 
 def _expiry_cover(session: Session, order: Order, customer: Customer, delta: int) -> tuple[int, int | None]:

@@ -101,7 +101,12 @@ class Order(ShopScoped, db.Model):
     total: Mapped[Decimal] = money()
     # The amount points were (or will be) computed on, per the shop's earn basis.
     eligible_amount: Mapped[Decimal] = money()
+    # The part of the total that earns on no basis (gift cards bought, tips): refund shares are
+    # of the rest. Frozen with the amounts above. 0 on rows from before migration 0017.
+    non_earning_amount: Mapped[Decimal] = money()
     refunded_amount: Mapped[Decimal] = money()
+    # The part of refunded_amount the platform said was for non-earning lines.
+    refunded_non_earning: Mapped[Decimal] = money()
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="open", default="open")
     is_test: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"), default=False)
     placed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -147,6 +152,7 @@ class OrderRefund(ShopScoped, db.Model):
     platform_order_id: Mapped[str] = mapped_column(String(64), nullable=False)
     platform_refund_id: Mapped[str] = mapped_column(String(64), nullable=False)
     amount: Mapped[Decimal] = money(default=None)
+    non_earning: Mapped[Decimal] = money()  # of `amount`, for lines that earn nothing (OrderRefunded.non_earning)
     occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set once the refund is counted in its order's refunded_amount.
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

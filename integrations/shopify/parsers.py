@@ -8,7 +8,7 @@
   `refunds/create` and would otherwise be counted twice.
 - Gift-card lines (`gift_card: true`) are counted apart: buying a gift card earns nothing, spending
   it does; so do tips (`total_tip_received`, in the total). Shipping is what was charged,
-  after its discounts.
+  after its discounts. A refund's gift-card and tip lines are its `non_earning` part.
 - `updated_at` goes into the snapshot / customer info, so the domain can refuse a payload
   older than what it already applied.
 - Referral code: the storefront puts it on the cart as an attribute named `lojal_ref`; Shopify
@@ -218,7 +218,20 @@ def _refunds_create(d: Delivery) -> list:
     amount = shop_money + (_in_shop_money(p, presentment, foreign) if presentment else Decimal("0"))
     if amount == 0:
         return []  # a restock or a failed refund: no money went back
-    return [OrderRefunded(_id(p["order_id"]), _id(p["id"]), amount, _when(d, "processed_at", "created_at"))]
+    return [OrderRefunded(_id(p["order_id"]), _id(p["id"]), amount, _when(d, "processed_at", "created_at"),
+                          non_earning=min(_non_earning_lines(p), amount))]
+
+
+def _non_earning_lines(refund: Mapping[str, Any]) -> Decimal:
+    """What the refund's gift-card and tip lines came to (shop money, with their tax): the part of
+    it that takes no points back. A refund line carries its order line item: `gift_card: true`
+    for a gift card; a tip line is the one with a `tip_payment_gateway` field (even null)."""
+    total = Decimal("0")
+    for line in refund.get("refund_line_items") or []:
+        item = line.get("line_item") or {}
+        if item.get("gift_card") is True or "tip_payment_gateway" in item:
+            total += _money(line, "subtotal") + _money(line, "total_tax", default="0")
+    return max(total, Decimal("0"))
 
 
 def _in_shop_money(refund: Mapping[str, Any], presentment: Decimal, currency: str) -> Decimal:

@@ -42,6 +42,7 @@ sales = st.lists(
         st.sampled_from([None, "Ada", "Bo"]),                                   # first name on the payload
         st.booleans(),                                                          # test order
         st.sampled_from([None, None, "NOSUCHCODE1", "advocate"]),               # referral code on the order
+        st.sampled_from([("0", "0"), ("0", "0"), ("25.00", "0"), ("0", "3.50"), ("40.00", "6.00")]),  # gift cards, tip
     ),
     min_size=1, max_size=12,
 )
@@ -60,12 +61,15 @@ def _setup(session, program: dict, nth_order: bool):
 def _events(ops, advocate_code: str) -> list[OrderPaid]:
     """The same sales for either shop; "advocate" stands for that shop's advocate's code."""
     events, clock = [], T0
-    for n, (who, subtotal, gap, first_name, is_test, referral) in enumerate(ops):
+    for n, (who, subtotal, gap, first_name, is_test, referral, (gift_cards, tip)) in enumerate(ops):
         clock += timedelta(days=gap, minutes=1)
         info = CustomerInfo(SHOPPERS[who], email=f"{SHOPPERS[who]}@example.com", first_name=first_name,
                             updated_at=clock)
-        events.append(paid(f"o{n}", clock, customer=info, subtotal=subtotal, total=subtotal + Decimal("4.90"),
-                           total_tax=Decimal("1.10"), placed_at=clock, updated_at=clock, is_test=is_test,
+        # A gift card bought is in the subtotal (at most all of it); a tip is in the total only.
+        gift_cards, tip = min(Decimal(gift_cards), subtotal), Decimal(tip)
+        events.append(paid(f"o{n}", clock, customer=info, subtotal=subtotal, total=subtotal + Decimal("4.90") + tip,
+                           total_tax=Decimal("1.10"), gift_cards=gift_cards, tips=tip, placed_at=clock,
+                           updated_at=clock, is_test=is_test,
                            order_number=str(1000 + n),
                            referral_code=advocate_code.lower() if referral == "advocate" else referral))
     return events
@@ -89,7 +93,8 @@ def _state(session, shop_id: int) -> dict:
                      "last_activity_at", "platform_updated_at", "sale_history", "median_gap_days")
     order_cols = ("email_normalized", "order_number", "currency", "subtotal", "total", "eligible_amount", "status",
                   "is_test", "placed_at", "paid_at", "points_status", "points_earned", "bonus_points", "pending_until",
-                  "platform_updated_at", "refunded_amount", "points_reversed", "referral_code", "sale_multiplier")
+                  "platform_updated_at", "refunded_amount", "points_reversed", "referral_code", "sale_multiplier",
+                  "non_earning_amount", "refunded_non_earning")
     return {
         "customers": {c.platform_customer_id: ({k: getattr(c, k) for k in customer_cols}, tier_names.get(c.tier_id),
                                                customers[c.referred_by_id].platform_customer_id

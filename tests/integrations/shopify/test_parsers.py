@@ -314,3 +314,71 @@ def test_unknown_topic_and_malformed_payloads_are_permanent_errors():
         _parse("customers/data_request", sample("customers_data_request", data_request={}))
     with pytest.raises(MalformedPayload):
         _parse("orders/paid", ["not", "an", "object"])
+
+
+def _refund_line(line_item: dict, subtotal: str, tax: str = "0.00", presentment_rate: str = "0.92") -> dict:
+    """A refund_line_items entry for `line_item`, in shop money and the shopper's EUR."""
+    def money_set(amount: str) -> dict:
+        presentment = (Decimal(amount) * Decimal(presentment_rate)).quantize(Decimal("0.01"))
+        return {"shop_money": {"amount": amount, "currency_code": "USD"},
+                "presentment_money": {"amount": str(presentment), "currency_code": "EUR"}}
+    return {"id": 6100000000009, "line_item_id": line_item["id"], "quantity": line_item["quantity"],
+            "restock_type": "no_restock", "subtotal": subtotal, "subtotal_set": money_set(subtotal),
+            "total_tax": tax, "total_tax_set": money_set(tax), "line_item": line_item}
+
+
+GIFT_CARD_LINE = {"id": 14800000000003, "name": "Gift Card - $50", "price": "50.00", "quantity": 1, "gift_card": True}
+# A tip is a line item of its own; Shopify gives `tip_payment_gateway` (null or not) on tips only.
+TIP_LINE = {"id": 14800000000004, "name": "Tip", "title": "Tip", "price": "5.00", "quantity": 1, "gift_card": False,
+            "product_id": None, "tip_payment_gateway": None, "tip_payment_method": None}
+
+
+def _with_transaction(refund: dict, shop_amount: str) -> dict:
+    refund["transactions"][0]["amount_set"]["shop_money"]["amount"] = shop_amount
+    return refund
+
+
+def test_a_refund_of_gift_card_lines_says_that_part_earns_nothing():
+    refund = _with_transaction(sample("refund"), "80.00")  # the tote (27.27 + 2.73 tax) and a 50 gift card
+    refund["refund_line_items"].append(_refund_line(GIFT_CARD_LINE, "50.00"))
+    [event] = _parse("refunds/create", refund)
+    assert (event.amount, event.non_earning) == (Decimal("80.00"), Decimal("50.00"))
+
+
+def test_a_refund_of_ordinary_lines_has_no_non_earning_part():
+    [event] = _parse("refunds/create", sample("refund"))  # the tote: no `gift_card`, no tip field
+    assert event.non_earning == 0
+    refund = sample("refund")
+    refund["refund_line_items"][0]["line_item"]["gift_card"] = False
+    assert _parse("refunds/create", refund)[0].non_earning == 0
+
+
+def test_a_refunded_tip_line_earns_nothing_either():
+    refund = _with_transaction(sample("refund"), "35.00")
+    refund["refund_line_items"].append(_refund_line(TIP_LINE, "5.00"))
+    [event] = _parse("refunds/create", refund)
+    assert (event.amount, event.non_earning) == (Decimal("35.00"), Decimal("5.00"))
+
+
+def test_the_non_earning_part_is_at_most_the_money_refunded():
+    # A gift card refunded for less than its lines (the merchant kept part of it).
+    refund = _with_transaction(sample("refund", refund_line_items=[_refund_line(GIFT_CARD_LINE, "50.00")]), "20.00")
+    [event] = _parse("refunds/create", refund)
+    assert (event.amount, event.non_earning) == (Decimal("20.00"), Decimal("20.00"))
+
+
+def test_a_presentment_currency_gift_card_refund_is_in_shop_money_throughout():
+    refund = sample("refund")
+    refund["refund_line_items"].append(_refund_line(GIFT_CARD_LINE, "50.00"))  # 46.00 EUR
+    del refund["transactions"][0]["amount_set"]
+    refund["transactions"][0]["amount"] = "73.60"  # 25.09 + 2.51 + 46.00 EUR
+    [event] = _parse("refunds/create", refund)
+    assert (event.amount, event.non_earning) == (Decimal("80.00"), Decimal("50.00"))
+
+
+def test_a_gift_card_refund_line_without_its_amount_is_refused_not_guessed():
+    line = _refund_line(GIFT_CARD_LINE, "50.00")
+    del line["subtotal"], line["subtotal_set"]
+    refund = _with_transaction(sample("refund", refund_line_items=[line]), "50.00")
+    with pytest.raises(MalformedPayload, match="subtotal"):
+        _parse("refunds/create", refund)
