@@ -185,14 +185,11 @@ def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -
 
 
 def apply_order_edited(session: Session, shop_id: int, event: OrderEdited) -> Outcome:
-    """Items added after checkout earn what they add to the order; its amounts only ever grow here.
-
-    A removal lowers the platform's amounts, but what it gives back reaches us as a refund, which
-    takes back its share of the order as paid: lowering the amounts as well would take those
-    points twice. The order's points are worked out afresh on its grown eligible amount (rounded
-    once, at the rate and multiplier it earned at) and the difference is granted, keyed by the new
-    total, so a replay (or an older edit delivered after a newer one) finds nothing left to grant.
-    """
+    """Items added after checkout earn what they add; the order's amounts only ever grow here (what a
+    removal gives back comes as a refund, reversed against the order as paid: lowering them too would
+    take those points twice). The points are worked out afresh on the grown amount, at the rate and
+    multiplier the order earned at, and the difference is keyed by the new total: a replay, or an
+    older edit applied after a newer one, finds nothing left to grant."""
     shop, settings = _shop(session, shop_id)
     _lock_order(session, shop_id, event.platform_order_id)
     order = _find_order(session, shop_id, event.platform_order_id)
@@ -216,22 +213,31 @@ def apply_order_edited(session: Session, shop_id: int, event: OrderEdited) -> Ou
     order.subtotal, order.total = max(order.subtotal, snapshot.subtotal), max(order.total, total)
     order.eligible_amount = max(order.eligible_amount, eligible)
     outcome = Outcome()
-    if customer is None or order.points_status not in ("pending", "awarded"):
-        return outcome  # nothing granted yet: the award, when due, uses the grown amounts
-    rate, multiplier = _grant_terms(session, shop_id, order, customer)
+    if customer is None:
+        return outcome  # a guest order: its claim counts and awards the grown amounts
+    # Not granted yet (award on fulfilment, a test order the shop does not count): the award uses them.
+    if order.points_status in ("pending", "awarded"):
+        _grant_growth(session, settings, order, customer, event)
+    if order.paid_at is not None:
+        outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, event.occurred_at)
+    return outcome
+
+
+def _grant_growth(session: Session, settings: ProgramSettings, order: Order, customer: Customer,
+                  event: OrderEdited) -> None:
+    rate, multiplier = _grant_terms(session, order.shop_id, order, customer)
     target = settings.round_points(order.eligible_amount * rate * multiplier) + order.bonus_points
     grant = target - order.points_earned
-    if grant > 0:
-        order.points_earned = target
-        held = order.points_status == "pending"  # its return window runs on: the release takes all
-        post_entry(session, customer, kind="earn", key=f"{points_key(order)}:edit:{target}", now=event.occurred_at,
-                   points=0 if held else grant, pending_delta=grant if held else 0, source="order",
-                   order_id=order.id, details={"edit_id": event.edit_id, "eligible_amount": str(order.eligible_amount),
-                                               "rate": str(rate), "multiplier": str(multiplier)})
-        # Refunds already counted take their share of the grown order (never less than taken).
-        sync_reversal(session, settings, order, customer, event.occurred_at)
-    outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, event.occurred_at)
-    return outcome
+    if grant <= 0:
+        return
+    order.points_earned = target
+    held = order.points_status == "pending"  # its return window runs on: the release takes it all
+    post_entry(session, customer, kind="earn", key=f"{points_key(order)}:edit:{target}", now=event.occurred_at,
+               points=0 if held else grant, pending_delta=grant if held else 0, source="order", order_id=order.id,
+               details={"edit_id": event.edit_id, "eligible_amount": str(order.eligible_amount), "rate": str(rate),
+                        "multiplier": str(multiplier)})
+    # Refunds already counted take their share of the grown order (never less than was taken).
+    sync_reversal(session, settings, order, customer, event.occurred_at)
 
 
 def release_pending_points(session: Session, shop_id: int, now: datetime, limit: int = 500,

@@ -9,7 +9,7 @@ from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderEdited, OrderFulfilled
 from app.loyalty.ledger import ledger_sums
 from app.loyalty.orders import release_pending_points
-from app.models import Customer, LedgerEntry, Order
+from app.models import Customer, LedgerEntry, Order, Tier
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded, set_rule, snapshot
 
 EDITED_AT = datetime(2026, 3, 5, tzinfo=UTC)
@@ -158,3 +158,14 @@ def test_an_edit_that_arrives_before_its_order_is_kept_for_it(session, now):
     assert _balance(session, shop, customer) == (0, 0)
     apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="100", updated_at=now))
     assert _balance(session, shop, customer) == (150, 0)
+
+
+def test_the_grown_sale_counts_toward_the_customers_tier(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="450"))
+    apply_event(session, shop.id, edited(1, customer=customer, subtotal="550"))  # spend 550: Silver (from 500)
+    session.flush()
+    session.refresh(customer)
+    assert session.get(Tier, customer.tier_id).name == "Silver" and customer.total_spent == Decimal("550")
+    assert customer.points_balance == 550  # the edited order itself earns at the tier it was placed in
