@@ -221,6 +221,29 @@ def shops_disconnect(shop_uid: str) -> None:
     click.echo(f"disconnected {shop.domain} (shop {shop_uid}): {deleted} webhooks deleted, keys dropped, data kept")
 
 
+@shops_group.command("subscribe")
+@click.argument("domain", required=False)
+@with_appcontext
+def shops_subscribe(domain: str | None) -> None:
+    """Subscribe installed Shopify shops (or DOMAIN alone) to every webhook topic again: the
+    install's subscription job, for shops installed before an upgrade added a topic (orders/edited)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Shop
+    from jobs.queues import enqueue
+
+    query = select(Shop.id).where(Shop.platform == "shopify", Shop.status == "active").order_by(Shop.id)
+    ids = db.session.scalars(query.where(Shop.domain == domain) if domain else query).all()
+    db.session.rollback()
+    if domain and not ids:
+        raise click.BadParameter("no installed Shopify shop with this domain", param_hint="DOMAIN")
+    for shop_id in ids:
+        # Idempotent: topics already subscribed come back "already taken", which counts as done.
+        enqueue("jobs.shopify_install.subscribe_webhooks", shop_id, queue_name="maintenance")
+    click.echo(f"webhook subscription enqueued for {len(ids)} Shopify shop{'' if len(ids) == 1 else 's'}")
+
+
 @click.group("keys")
 def keys_group() -> None:
     """Encryption keys for secrets at rest (TOKEN_ENCRYPTION_KEYS)."""

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from app.loyalty import actions, new_sale, orders, privacy
 from app.loyalty.events import (
     AppUninstalled, CustomActionCompleted, CustomerDataRequest, CustomerRedact, CustomerUpserted, OrderCancelled,
-    OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, Outcome, ShopRedact,
+    OrderEdited, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, Outcome, ShopRedact,
 )
 
 HANDLERS: dict[type, Callable[[Session, int, object], Outcome]] = {
@@ -16,6 +16,7 @@ HANDLERS: dict[type, Callable[[Session, int, object], Outcome]] = {
     OrderFulfilled: orders.apply_order_fulfilled,
     OrderCancelled: orders.apply_order_cancelled,
     OrderRestored: orders.apply_order_restored,
+    OrderEdited: orders.apply_order_edited,
     OrderRefunded: orders.apply_order_refunded,
     CustomerUpserted: actions.apply_customer_upserted,
     CustomActionCompleted: actions.apply_custom_action,

@@ -72,6 +72,18 @@ class OrderRestored:
 
 
 @dataclass(frozen=True)
+class OrderEdited:
+    """The order's items changed after checkout (Shopify's order editing): `order` is its state
+    after the edit, amounts before refunds as in any snapshot. What was added earns; what was
+    removed is paid back, if at all, by a refund, which reverses on its own."""
+
+    platform_order_id: str
+    edit_id: str  # the platform's id of the edit (for the record; replays are caught by amounts)
+    occurred_at: datetime
+    order: OrderSnapshot
+
+
+@dataclass(frozen=True)
 class OrderRefunded:
     platform_order_id: str
     platform_refund_id: str
@@ -129,7 +141,7 @@ class AppUninstalled:
 
 
 DomainEvent = (
-    OrderPaid | OrderFulfilled | OrderCancelled | OrderRestored | OrderRefunded | CustomerUpserted
+    OrderPaid | OrderFulfilled | OrderCancelled | OrderRestored | OrderEdited | OrderRefunded | CustomerUpserted
     | CustomActionCompleted | CustomerRedact | CustomerDataRequest | ShopRedact | AppUninstalled
 )
 

@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session
 from app.loyalty import referrals, tiers, winback
 from app.loyalty.customers import find_by_email, record_sale, reload_sale_history, upsert_customer
 from app.loyalty.events import (
-    OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot, Outcome,
+    OrderCancelled, OrderEdited, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot, Outcome,
 )
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
 from app.loyalty.reversals import collect_earlier_rest, points_key, sync_reversal
-from app.models import Customer, EarnRule, Order, OrderRefund, Shop, Tier, for_shop, get_for_shop
+from app.models import Customer, EarnRule, LedgerEntry, Order, OrderRefund, Shop, Tier, for_shop, get_for_shop
 
 
 def eligible_amount(snapshot: OrderSnapshot, basis: str) -> Decimal:
@@ -190,6 +190,64 @@ def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -
     if customer is not None:
         sync_reversal(session, settings, order, customer, event.occurred_at)
     return Outcome()
+
+
+def apply_order_edited(session: Session, shop_id: int, event: OrderEdited) -> Outcome:
+    """Items added after checkout earn what they add; the order's amounts only ever grow here (what a
+    removal gives back comes as a refund, reversed against the order as paid: lowering them too would
+    take those points twice). The points are worked out afresh on the grown amount, at the rate and
+    multiplier the order earned at, and the difference is keyed by the new total: a replay, or an
+    older edit applied after a newer one, finds nothing left to grant."""
+    shop, settings = _shop(session, shop_id)
+    _lock_order(session, shop_id, event.platform_order_id)
+    order = _find_order(session, shop_id, event.platform_order_id)
+    snapshot = event.order
+    if order is None:
+        # Edited before its sale reached us: kept as edited, so the sale (whose payload may be from
+        # before the edit, and then is stale) earns on it.
+        _record_order(session, shop_id, settings, snapshot, _order_customer(session, shop_id, snapshot))
+        return Outcome()
+    if order.status == "cancelled" or order.points_status == "void":
+        return Outcome(status="noop")
+    customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
+    if snapshot.updated_at is not None and (order.platform_updated_at is None
+                                            or snapshot.updated_at > order.platform_updated_at):
+        order.platform_updated_at = snapshot.updated_at
+    eligible, total = eligible_amount(snapshot, settings.earn_basis), snapshot.total
+    if eligible <= order.eligible_amount and total <= order.total:
+        return Outcome(status="noop")
+    if customer is not None and order.paid_at is not None:
+        customer.total_spent += max(total - order.total, Decimal("0"))  # the sale as counted grew
+    order.subtotal, order.total = max(order.subtotal, snapshot.subtotal), max(order.total, total)
+    order.eligible_amount = max(order.eligible_amount, eligible)
+    # A gift card added by the edit earns nothing: the refund share's base grows by what earns only.
+    order.non_earning_amount = max(order.non_earning_amount, non_earning_amount(snapshot))
+    outcome = Outcome()
+    if customer is None:
+        return outcome  # a guest order: its claim counts and awards the grown amounts
+    # Not granted yet (award on fulfilment, a test order the shop does not count): the award uses them.
+    if order.points_status in ("pending", "awarded"):
+        _grant_growth(session, settings, order, customer, event)
+    if order.paid_at is not None:
+        outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, event.occurred_at)
+    return outcome
+
+
+def _grant_growth(session: Session, settings: ProgramSettings, order: Order, customer: Customer,
+                  event: OrderEdited) -> None:
+    rate, multiplier = _grant_terms(session, order.shop_id, order, customer)
+    target = settings.round_points(order.eligible_amount * rate * multiplier) + order.bonus_points
+    grant = target - order.points_earned
+    if grant <= 0:
+        return
+    order.points_earned = target
+    held = order.points_status == "pending"  # its return window runs on: the release takes it all
+    post_entry(session, customer, kind="earn", key=f"{points_key(order)}:edit:{target}", now=event.occurred_at,
+               points=0 if held else grant, pending_delta=grant if held else 0, source="order", order_id=order.id,
+               details={"edit_id": event.edit_id, "eligible_amount": str(order.eligible_amount), "rate": str(rate),
+                        "multiplier": str(multiplier)})
+    # Refunds already counted take their share of the grown order (never less than was taken).
+    sync_reversal(session, settings, order, customer, event.occurred_at)
 
 
 def release_pending_points(session: Session, shop_id: int, now: datetime, limit: int = 500,
@@ -425,15 +483,21 @@ def _after_points_awarded(session: Session, shop: Shop, settings: ProgramSetting
     return referrals.complete_for_order(session, shop, settings, customer, order, at)
 
 
+def _grant_terms(session: Session, shop_id: int, order: Order, customer: Customer) -> tuple[Decimal, Decimal]:
+    """The rate and multiplier the order's grant was made at (its earn entry says), not today's."""
+    details = session.scalar(select(LedgerEntry.details).where(
+        LedgerEntry.shop_id == shop_id, LedgerEntry.idempotency_key == f"{points_key(order)}:earn")) or {}
+    if "rate" in details and "multiplier" in details:
+        return Decimal(details["rate"]), Decimal(details["multiplier"])
+    rule = _active_rule(session, shop_id, "order")  # a grant of 0 points left no entry to read
+    rate = rule.points_per_unit if rule is not None and rule.points_per_unit is not None else Decimal("0")
+    multiplier = order.sale_multiplier if order.sale_multiplier is not None else _tier_multiplier(session, shop_id, customer)
+    return rate, multiplier
 
 
 def _tier_multiplier(session: Session, shop_id: int, customer: Customer) -> Decimal:
     tier = get_for_shop(session, Tier, shop_id, customer.tier_id) if customer.tier_id else None
     return tier.multiplier if tier is not None else Decimal("1")
-
-
-
-
 
 
 def _older_than_applied(snapshot: OrderSnapshot | None, order: Order, at: datetime | None = None) -> bool:
@@ -442,8 +506,6 @@ def _older_than_applied(snapshot: OrderSnapshot | None, order: Order, at: dateti
     after the restoration that followed it must not cancel the order again."""
     stamp = snapshot.updated_at if snapshot is not None else at
     return stamp is not None and order.platform_updated_at is not None and stamp < order.platform_updated_at
-
-
 
 
 def _active_rule(session: Session, shop_id: int, kind: str) -> EarnRule | None:

@@ -1,4 +1,5 @@
-"""The Shopify adapter: webhook payloads in (parsers.py), discount codes out (discounts.py)."""
+"""The Shopify adapter: webhook payloads in (parsers.py; order_edits.py reads an edited order's
+state), discount codes out (discounts.py)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -12,7 +13,13 @@ class ShopifyAdapter:
     name = "shopify"
 
     def parse_event(self, shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
-        return parsers.parse_event(shop, topic, payload, headers)
+        events = parsers.parse_event(shop, topic, payload, headers)
+        if any(isinstance(e, parsers.OrderEditNotice) for e in events):
+            # An edit carries no amounts: the order's state after it is read from the Admin API.
+            from integrations.shopify.order_edits import with_edited_orders
+
+            events = with_edited_orders(shop, events)
+        return events
 
     def issue_discount(self, shop: Shop, redemption: Redemption) -> str:
         # Imported here: discounts.py pulls in the GraphQL client, which webhook parsing never needs.

@@ -15,6 +15,9 @@
   copies cart attributes into the order's `note_attributes`, where we read it.
 - Which topic counts as the sale is a program setting (`shopify_order_topic`): `orders/paid`
   (default) or `orders/create` with financial_status "paid"; the other topic yields nothing.
+- `orders/edited` carries the edit (`order_edit`: its id, `order_id`, line item ids and quantity
+  deltas), not the order: its parser yields an OrderEditNotice, which the adapter turns into an
+  OrderEdited by reading the order's state after the edit (order_edits.py).
 """
 from __future__ import annotations
 
@@ -46,6 +49,15 @@ class Delivery:
     settings: ProgramSettings
     payload: Mapping[str, Any]
     triggered_at: datetime | None  # X-Shopify-Triggered-At: when the event happened on Shopify
+
+
+@dataclass(frozen=True)
+class OrderEditNotice:
+    """An order was edited: which order, which edit, when (the order's amounts are not in it)."""
+
+    platform_order_id: str
+    edit_id: str
+    occurred_at: datetime
 
 
 # --- field helpers ----------------------------------------------------------------------
@@ -203,6 +215,15 @@ def _orders_cancelled(d: Delivery) -> list:
     return [OrderCancelled(_id(d.payload["id"]), at, _order(d))]
 
 
+def _orders_edited(d: Delivery) -> list:
+    edit = d.payload["order_edit"]
+    # committed_at (since 2024-07) is when the edit reached the order; created_at when it was begun.
+    at = parse_time(edit.get("committed_at")) or d.triggered_at or parse_time(edit.get("created_at"))
+    if at is None:
+        raise KeyError("no event time (committed_at, created_at)")
+    return [OrderEditNotice(_id(edit["order_id"]), _id(edit["id"]), at)]
+
+
 def _refunds_create(d: Delivery) -> list:
     p = d.payload
     shop_money, presentment, foreign = Decimal("0"), Decimal("0"), None
@@ -306,6 +327,7 @@ PARSERS: dict[str, Callable[[Delivery], list]] = {
     "orders/create": _orders_create,
     "orders/fulfilled": _orders_fulfilled,
     "orders/cancelled": _orders_cancelled,
+    "orders/edited": _orders_edited,
     "refunds/create": _refunds_create,
     "customers/create": _customers_create,
     "customers/update": _customers_update,

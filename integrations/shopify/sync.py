@@ -43,24 +43,26 @@ RECONCILE_OVERLAP = timedelta(minutes=10)
 # Financial statuses of an order that was paid (a refunded order was paid first).
 PAID_STATUSES = {"PAID", "PARTIALLY_REFUNDED", "REFUNDED"}
 
-_MONEY = "shopMoney { amount currencyCode }"
+MONEY = "shopMoney { amount currencyCode }"
+# What order_snapshot reads (the single-order query of order_edits.py reads it too).
+SNAPSHOT_FIELDS = f"""
+      id name email createdAt updatedAt processedAt test taxesIncluded
+      subtotalPriceSet {{ {MONEY} }}
+      totalPriceSet {{ {MONEY} }}
+      totalTaxSet {{ {MONEY} }}
+      totalShippingPriceSet {{ {MONEY} }}
+      totalTipReceivedSet {{ {MONEY} }}
+      originalTotalDutiesSet {{ {MONEY} }}
+      shippingLine {{ taxLines {{ priceSet {{ {MONEY} }} }} discountAllocations {{ allocatedAmountSet {{ {MONEY} }} }} }}
+      customer {{ id email firstName lastName }}
+      customAttributes {{ key value }}"""
 ORDERS_QUERY = f"""
 query LojalOrders($first: Int!, $after: String, $query: String!, $sortKey: OrderSortKeys!) {{
   ordersCount(query: $query) {{ count }}
   orders(first: $first, after: $after, query: $query, sortKey: $sortKey) {{
     pageInfo {{ hasNextPage endCursor }}
-    nodes {{
-      id name email createdAt updatedAt processedAt cancelledAt test displayFinancialStatus taxesIncluded
-      displayFulfillmentStatus fulfillments(first: 20) {{ createdAt }}
-      subtotalPriceSet {{ {_MONEY} }}
-      totalPriceSet {{ {_MONEY} }}
-      totalTaxSet {{ {_MONEY} }}
-      totalShippingPriceSet {{ {_MONEY} }}
-      totalTipReceivedSet {{ {_MONEY} }}
-      originalTotalDutiesSet {{ {_MONEY} }}
-      shippingLine {{ taxLines {{ priceSet {{ {_MONEY} }} }} discountAllocations {{ allocatedAmountSet {{ {_MONEY} }} }} }}
-      customer {{ id email firstName lastName }}
-      customAttributes {{ key value }}
+    nodes {{{SNAPSHOT_FIELDS}
+      cancelledAt displayFinancialStatus displayFulfillmentStatus fulfillments(first: 20) {{ createdAt }}
       refunds {{
         id createdAt
         transactions(first: 10) {{ nodes {{ kind status amountSet {{ shopMoney {{ amount }} }} }} }}
@@ -228,6 +230,7 @@ def order_snapshot(node: Mapping[str, Any], shop_currency: str) -> OrderSnapshot
         total=_money(node, "totalPriceSet"),
         total_tax=_money(node, "totalTaxSet") + _money(node, "originalTotalDutiesSet"),  # duties: a levy, as tax
         total_shipping=_shipping_paid(node),
+        gift_cards=_gift_cards(node),
         tips=_money(node, "totalTipReceivedSet"),
         customer=CustomerInfo(platform_customer_id=legacy_id(customer["id"]), email=customer.get("email"),
                               first_name=customer.get("firstName"), last_name=customer.get("lastName"))
@@ -283,6 +286,18 @@ def _shipping_paid(node: Mapping[str, Any]) -> Decimal:
                      for allocation in (node.get("shippingLine") or {}).get("discountAllocations") or []),
                     Decimal("0"))
     return max(_money(node, "totalShippingPriceSet") - discounts, Decimal("0"))
+
+
+def _gift_cards(node: Mapping[str, Any]) -> Decimal:
+    """As the webhook parser reads them: what the gift-card lines cost after their discounts. Only
+    a query that reads `lineItems` knows them (order_edits.py; not the paged one, see the README)."""
+    total = Decimal("0")
+    for line in (node.get("lineItems") or {}).get("nodes") or []:
+        if line.get("isGiftCard") is True:
+            discounts = sum((_money(a, "allocatedAmountSet") for a in line.get("discountAllocations") or []),
+                            Decimal("0"))
+            total += _money(line, "originalUnitPriceSet") * int(line.get("quantity") or 0) - discounts
+    return max(total, Decimal("0"))
 
 
 def _goods_subtotal(node: Mapping[str, Any]) -> Decimal:

@@ -12,6 +12,7 @@ from app.crypto import token_cipher
 from app.extensions import db
 from app.models import EarnRule, Shop
 from tests.conftest import TEST_FERNET_KEY, test_config
+from tests.factories import make_shop
 from tests.shopify_install_support import _empty_maintenance_queue, enqueued, new_domain, sapp  # noqa: F401
 
 
@@ -93,3 +94,31 @@ def test_keys_rotate_reencrypts_every_secret_with_the_newest_key(sapp, new_key):
         db.session.remove()
     with sapp.app_context(), pytest.raises(InvalidToken):  # the old key alone no longer reads them
         token_cipher.decrypt(shop.access_token_enc)
+
+
+def test_shops_subscribe_subscribes_every_installed_shopify_shop_again(sapp):
+    # After an upgrade adds a topic (orders/edited): shops installed before it are subscribed to it
+    # by running the install's subscription job again ("already taken" topics count as done).
+    with sapp.app_context():
+        active = make_shop(db.session, platform="shopify")
+        gone = make_shop(db.session, platform="shopify")
+        gone.status = "uninstalled"
+        store = make_shop(db.session, platform="woocommerce")
+        for shop in (active, gone):
+            shop.domain = new_domain()
+        db.session.commit()
+        active_id, active_domain, gone_id, store_id = active.id, active.domain, gone.id, store.id
+        db.session.remove()
+    result = sapp.test_cli_runner().invoke(args=["shops", "subscribe"])
+    assert result.exit_code == 0, result.output
+    assert enqueued(sapp, "jobs.shopify_install.subscribe_webhooks", active_id) == 1
+    assert enqueued(sapp, "jobs.shopify_install.subscribe_webhooks", gone_id) == 0
+    assert enqueued(sapp, "jobs.shopify_install.subscribe_webhooks", store_id) == 0
+    assert "webhook subscription enqueued for" in result.output
+    # One shop by its domain.
+    result = sapp.test_cli_runner().invoke(args=["shops", "subscribe", active_domain])
+    assert result.exit_code == 0, result.output
+    assert enqueued(sapp, "jobs.shopify_install.subscribe_webhooks", active_id) == 2
+    assert result.output.strip() == "webhook subscription enqueued for 1 Shopify shop"
+    result = sapp.test_cli_runner().invoke(args=["shops", "subscribe", new_domain()])
+    assert result.exit_code == 2 and "no installed Shopify shop" in result.output

@@ -130,7 +130,8 @@ def test_subscribes_every_topic_to_our_webhook_url(installed):
 
 def test_the_topic_list_covers_loyalty_and_leaves_compliance_to_the_app_config():
     assert set(WEBHOOK_TOPICS) == {"orders/paid", "orders/create", "orders/fulfilled", "orders/cancelled",
-                                   "refunds/create", "customers/create", "customers/update", "app/uninstalled"}
+                                   "orders/edited", "refunds/create", "customers/create", "customers/update",
+                                   "app/uninstalled"}
 
 
 def test_running_it_again_is_fine_when_shopify_says_already_taken(installed):

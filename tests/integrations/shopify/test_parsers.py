@@ -14,7 +14,7 @@ from app.loyalty.orders import eligible_amount
 from app.models import Shop
 from integrations.base import MalformedPayload, UnknownTopic
 from integrations.registry import adapter_for
-from integrations.shopify.parsers import PARSERS, parse_event
+from integrations.shopify.parsers import PARSERS, OrderEditNotice, parse_event
 from tests.integrations.shopify.samples import sample
 
 TRIGGERED = {"X-Shopify-Triggered-At": "2026-07-14T14:02:15.123456789Z"}
@@ -32,7 +32,7 @@ def _parse(topic, payload, headers=TRIGGERED, **settings):
 
 def test_every_topic_has_an_explicit_parser():
     assert set(PARSERS) == {
-        "orders/paid", "orders/create", "orders/fulfilled", "orders/cancelled", "refunds/create",
+        "orders/paid", "orders/create", "orders/fulfilled", "orders/cancelled", "orders/edited", "refunds/create",
         "customers/create", "customers/update", "app/uninstalled",
         "customers/data_request", "customers/redact", "shop/redact",
     }
@@ -190,6 +190,31 @@ def test_fulfilled_and_cancelled_orders():
     assert event.platform_order_id == "5840000000001"
     assert event.occurred_at == datetime(2026, 7, 15, 13, 0, tzinfo=UTC)
     assert event.order.total == Decimal("144.99")
+
+
+def test_an_order_edit_names_the_order_and_the_edit_and_carries_no_amounts():
+    # The payload is the edit (line item ids and quantity deltas), not the order: the adapter
+    # reads the order's state after it through the Admin API (tests/app/web/test_shopify_order_edits.py).
+    [notice] = _parse("orders/edited", sample("order_edited"))
+    assert notice == OrderEditNotice(platform_order_id="5840000000001", edit_id="7710000000001",
+                                     occurred_at=datetime(2026, 7, 16, 13, 31, 40, tzinfo=UTC))
+    # Before 2024-07 there is no committed_at: the trigger time, else the edit's creation.
+    edit = sample("order_edited")["order_edit"]
+    del edit["committed_at"]
+    [notice] = _parse("orders/edited", {"order_edit": edit})
+    assert notice.occurred_at == TRIGGERED_AT
+    [notice] = _parse("orders/edited", {"order_edit": edit}, headers={})
+    assert notice.occurred_at == datetime(2026, 7, 16, 13, 30, 2, tzinfo=UTC)
+
+
+def test_an_order_edit_without_its_order_or_edit_id_is_malformed():
+    for field in ("order_id", "id"):
+        edit = sample("order_edited")["order_edit"]
+        del edit[field]
+        with pytest.raises(MalformedPayload):
+            _parse("orders/edited", {"order_edit": edit})
+    with pytest.raises(MalformedPayload):
+        _parse("orders/edited", sample("order_paid"))  # an order body replayed under this topic
 
 
 def test_refund_sums_successful_refund_transactions_in_shop_money():

@@ -1,0 +1,105 @@
+"""orders/edited through the signed endpoint: the edit names the order, the worker reads the order's
+state after it from the Admin API (stubbed at the httpx boundary) and the domain earns what was added."""
+from __future__ import annotations
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import select
+
+from app.crypto import token_cipher
+from app.models import Customer, LedgerEntry, WebhookEvent
+from tests.app.web.shopify_helpers import deliver, shopify_shop
+from tests.integrations.shopify.admin_api import ACCESS_TOKEN, FakeAdminApi, money, ok, order_node
+from tests.integrations.shopify.samples import sample
+
+ORDER_ID = 5840000000001
+CUSTOMER_ID = 7390000000001
+
+
+@pytest.fixture
+def shop(wsession):
+    shop = shopify_shop(wsession)
+    shop.access_token_enc = token_cipher.encrypt(ACCESS_TOKEN)
+    wsession.commit()
+    return shop
+
+
+@pytest.fixture
+def admin_api(shop):
+    with respx.mock(assert_all_called=False) as router:
+        yield FakeAdminApi(shop.domain).install(router)
+
+
+def line(line_id: int, price: str, quantity: int = 1, *, gift_card: bool = False, discount: str | None = None):
+    return {"id": f"gid://shopify/LineItem/{line_id}", "isGiftCard": gift_card, "quantity": quantity,
+            "originalUnitPriceSet": money(price),
+            "discountAllocations": [{"allocatedAmountSet": money(discount)}] if discount else []}
+
+
+def edited_order(*lines, subtotal: str, total: str) -> httpx.Response:
+    """The sample order (129.99 of goods after a 10.00 code, 5.00 shipping, 10.00 tax) after the edit."""
+    node = order_node(ORDER_ID, customer_id=CUSTOMER_ID, email="ana.silva@example.com", subtotal=subtotal, total=total,
+                      created="2026-07-14T14:02:10Z", updated="2026-07-16T13:31:41Z")
+    node.update(totalTaxSet=money("10.00"), totalShippingPriceSet=money("5.00"),
+                lineItems={"nodes": [line(14800000000001, "139.99", discount="10.00"), *lines]})
+    return ok({"order": node})
+
+
+def _points(wsession, shop) -> list[tuple[str, int]]:
+    wsession.expire_all()
+    return [(e.kind, e.points) for e in wsession.scalars(
+        select(LedgerEntry).where(LedgerEntry.shop_id == shop.id).order_by(LedgerEntry.id))]
+
+
+def _balance(wsession, shop) -> int:
+    wsession.expire_all()
+    return wsession.scalars(select(Customer.points_balance).where(
+        Customer.shop_id == shop.id, Customer.platform_customer_id == str(CUSTOMER_ID))).one()
+
+
+def _rows(wsession, shop) -> list[WebhookEvent]:
+    wsession.expire_all()
+    return wsession.scalars(select(WebhookEvent).where(WebhookEvent.shop_id == shop.id).order_by(WebhookEvent.id)).all()
+
+
+def test_an_item_added_to_a_paid_order_earns_once_however_often_the_edit_is_delivered(
+        wsession, shopify_client, run_jobs, shop, admin_api):
+    deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"))
+    run_jobs()
+    assert _balance(wsession, shop) == 129  # floor(129.99)
+    admin_api.answer("LojalOrder", edited_order(line(14800000000009, "50.00"), subtotal="179.99", total="194.99"),
+                     edited_order(line(14800000000009, "50.00"), subtotal="179.99", total="194.99"))
+    first = deliver(shopify_client, shop.domain, "orders/edited", sample("order_edited"), event_id="evt-edit")
+    again = deliver(shopify_client, shop.domain, "orders/edited", sample("order_edited"), event_id="evt-edit")
+    assert (first.json["status"], again.json["status"]) == ("stored", "duplicate")
+    run_jobs()
+    assert _points(wsession, shop) == [("earn", 129), ("earn", 50)]  # floor(179.99) - 129
+    assert admin_api.variables("LojalOrder") == [{"id": f"gid://shopify/Order/{ORDER_ID}"}]
+    assert admin_api.calls[0].headers["X-Shopify-Access-Token"] == ACCESS_TOKEN
+    # Shopify sends the same edit again as a new event (a retry after a lost 200): nothing more.
+    deliver(shopify_client, shop.domain, "orders/edited", sample("order_edited"), event_id="evt-edit-resent")
+    run_jobs()
+    assert _points(wsession, shop) == [("earn", 129), ("earn", 50)]
+    assert {r.status for r in _rows(wsession, shop)} == {"processed"}
+
+
+def test_a_gift_card_added_in_an_edit_earns_nothing(wsession, shopify_client, run_jobs, shop, admin_api):
+    deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"))
+    run_jobs()
+    admin_api.answer("LojalOrder", edited_order(line(14800000000009, "25.00", 2, gift_card=True),
+                                                subtotal="179.99", total="194.99"))
+    deliver(shopify_client, shop.domain, "orders/edited", sample("order_edited"))
+    run_jobs()
+    assert _points(wsession, shop) == [("earn", 129)]
+
+
+def test_an_edit_of_an_order_the_app_cannot_read_is_kept_as_ignored(wsession, shopify_client, run_jobs, shop,
+                                                                     admin_api):
+    # `order` is null for an order out of the app's reach (older than 60 days without read_all_orders).
+    admin_api.answer("LojalOrder", ok({"order": None}))
+    deliver(shopify_client, shop.domain, "orders/edited", sample("order_edited"))
+    run_jobs()
+    [row] = _rows(wsession, shop)
+    assert row.status == "ignored" and "5840000000001" in row.last_error
+    assert _points(wsession, shop) == []
