@@ -98,6 +98,18 @@ def test_a_refund_after_an_edit_takes_back_its_share_of_the_grown_order(session)
     assert _balance(session, shop, customer) == (0, 0)
 
 
+def test_a_gift_card_added_by_an_edit_earns_nothing_and_refunding_the_goods_takes_all_back(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="100"))
+    # A 50 gift card added to the order: in its subtotal and total, earning nothing.
+    apply_event(session, shop.id, edited(1, customer=customer, subtotal="150", gift_cards=Decimal("50")))
+    assert _balance(session, shop, customer) == (100, 0)
+    assert _order(session, shop, 1).non_earning_amount == Decimal("50")
+    apply_event(session, shop.id, refunded(1, "r1", "100"))  # the goods: every point they earned
+    assert _balance(session, shop, customer) == (0, 0)
+
+
 def test_a_refund_taken_back_before_the_edit_stays_consistent(session):
     shop = make_shop(session)
     customer = make_customer(session, shop)
