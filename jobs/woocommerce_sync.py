@@ -98,6 +98,22 @@ def _active_shop(shop_id: int) -> Shop | None:
     return shop
 
 
+def _refresh_currency(session, shop: Shop) -> None:
+    """Read the store's currency before a reconciliation reads its orders: a shop whose currency
+    is stale (connected before Lojal read it, or the merchant switched the store's) would refuse
+    every order as foreign without a rate. Not readable now: go on with the one we have."""
+    try:
+        currency = upkeep.store_currency(shop)
+    except TransientPlatformError as exc:
+        log.warning("woocommerce store currency not readable now; kept the shop's",
+                    extra={"shop_id": shop.id, "error": str(exc)[:200]})
+        return
+    if currency and currency != shop.currency:
+        log.info("woocommerce store currency changed", extra={"shop_id": shop.id, "was": shop.currency, "now": currency})
+        shop.currency = currency
+        session.commit()
+
+
 def _run_slice(mode: str, shop_id: int, run_json: dict | None, throttle_waits: int) -> str:
     session = db.session
     shop = _active_shop(shop_id)
@@ -111,6 +127,8 @@ def _run_slice(mode: str, shop_id: int, run_json: dict | None, throttle_waits: i
     if run is None:
         return "skipped"  # no sync cursor yet: the backfill sets the first one
     try:
+        if mode == "reconcile" and not run_json:
+            _refresh_currency(session, shop)
         status = sync.sync_orders(session, shop, run, max_pages=PAGES_PER_JOB, on_progress=report_sync_progress,
                                   # Live orders' notifications go out as for webhooks (the
                                   # sync passes none for imported history: it notifies nobody).

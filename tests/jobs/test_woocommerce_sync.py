@@ -127,6 +127,38 @@ def test_reconcile_job_credits_a_missed_order_once(wsession, run_jobs, worker_ap
     assert wsession.query(LedgerEntry).filter_by(shop_id=shop.id).count() == 1
 
 
+def test_reconcile_first_reads_the_stores_currency_so_its_orders_are_not_taken_as_foreign(
+        wsession, run_jobs, worker_app, shop, store):
+    # The shop's currency is stale (a store connected before Lojal read it, or the merchant
+    # switched the store to NOK): its NOK orders have no exchange rate and would be refused.
+    shop.orders_synced_at = datetime.now(UTC) - timedelta(hours=1)
+    wsession.commit()
+    store.get(api_url(shop, "settings/general/woocommerce_currency"), json={"value": "NOK"})
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    order = {**wc_order(632, customer_id=26, total="300.00", created=created), "currency": "NOK"}
+    orders_page(store, shop, [order], number=1)
+    job = woocommerce_sync.enqueue_reconcile(shop.id)
+    run_jobs()
+    assert fetch(worker_app, job.id).return_value() == "done"
+    wsession.expire_all()
+    assert wsession.get(Shop, shop.id).currency == "NOK"
+    assert balances(wsession, shop) == {"26": 300}
+
+
+def test_reconcile_goes_on_with_the_shops_currency_when_the_store_cannot_say(
+        wsession, run_jobs, worker_app, shop, store):
+    shop.orders_synced_at = datetime.now(UTC) - timedelta(hours=1)
+    wsession.commit()
+    store.get(api_url(shop, "settings/general/woocommerce_currency"), status=503)
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    orders_page(store, shop, [wc_order(633, customer_id=27, total="40.00", created=created)], number=1)
+    job = woocommerce_sync.enqueue_reconcile(shop.id)
+    run_jobs()
+    assert fetch(worker_app, job.id).return_value() == "done"
+    wsession.expire_all()
+    assert wsession.get(Shop, shop.id).currency == "USD" and balances(wsession, shop) == {"27": 40}
+
+
 def test_check_webhooks_job_repairs_and_a_401_disconnects(wsession, run_jobs, worker_app, shop, store):
     store.get(api_url(shop, "webhooks"), json=[])
     store.post(api_url(shop, "webhooks"), json={"id": 1}, status=201)
