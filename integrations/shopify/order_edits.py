@@ -2,32 +2,33 @@
 
 The webhook's body is the edit (`order_edit`: line item ids and quantity deltas), with no prices,
 so the worker asks the Admin API for the order as it now is, in the same shape the reconciliation
-reads (sync.order_snapshot), plus its line items for the gift cards that earn nothing. The domain
+reads (sync.order_snapshot), then for its line items as the sync reads them (order_lines), for the
+gift cards that earn nothing. The domain
 compares that with what the order earned on (app.loyalty.orders.apply_order_edited).
 
-This runs while the inbox job holds its row (one Admin API call; no customer or order lock is
+This runs while the inbox job holds its row (two Admin API calls, more for an order of over
+LINES_PER_ORDER lines; no customer or order lock is
 taken before it). Throttling and 5xx are TransientPlatformErrors: the job is retried. An order the
 API does not return (deleted, or older than the app may read without read_all_orders) is a
 PermanentPlatformError: the inbox keeps the delivery as ignored.
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from app.extensions import db
 from app.loyalty.events import OrderEdited
 from app.models import Shop
 from integrations.base import PermanentPlatformError, parsed
-from integrations.shopify.graphql import admin_graphql
+from integrations.shopify.graphql import admin_graphql, admin_graphql_response
+from integrations.shopify.order_lines import read_gift_cards
 from integrations.shopify.parsers import OrderEditNotice
-from integrations.shopify.sync import MONEY, SNAPSHOT_FIELDS, order_snapshot
+from integrations.shopify.sync import SNAPSHOT_FIELDS, order_snapshot
 from integrations.shopify.tokens import current_access_token
 
-# 100 lines: more than an order edited by hand holds, and a connection cost the bucket pays at once.
 ORDER_QUERY = f"""
 query LojalOrder($id: ID!) {{
   order(id: $id) {{{SNAPSHOT_FIELDS}
-      lineItems(first: 100) {{
-        nodes {{ isGiftCard quantity originalUnitPriceSet {{ {MONEY} }} discountAllocations {{ allocatedAmountSet {{ {MONEY} }} }} }}
-      }}
   }}
 }}
 """
@@ -40,10 +41,13 @@ def with_edited_orders(shop: Shop, events: list) -> list:
 
 def _order_edited(shop: Shop, notice: OrderEditNotice) -> OrderEdited:
     token = current_access_token(db.session, shop)
-    data = admin_graphql(shop.domain, token, ORDER_QUERY, {"id": f"gid://shopify/Order/{notice.platform_order_id}"})
-    node = data.get("order")
+    order_gid = f"gid://shopify/Order/{notice.platform_order_id}"
+    node = admin_graphql(shop.domain, token, ORDER_QUERY, {"id": order_gid}).get("order")
     if node is None:
         raise PermanentPlatformError(f"Shopify order {notice.platform_order_id} (edited) cannot be read: "
                                      "deleted, or older than the app may read")
-    order = parsed("Shopify order (edited)", lambda: order_snapshot(node, shop.currency))
+    gift_cards = read_gift_cards(lambda query, variables: admin_graphql_response(shop.domain, token, query, variables),
+                                 [order_gid])
+    order = parsed("Shopify order (edited)",
+                   lambda: order_snapshot(node, shop.currency, gift_cards=gift_cards.get(order_gid, Decimal("0"))))
     return OrderEdited(notice.platform_order_id, notice.edit_id, notice.occurred_at, order)

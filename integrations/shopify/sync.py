@@ -11,14 +11,18 @@ the webhooks: running either twice leaves the same ledger.
   order whose webhook never came earns like any other. Orders placed before the app was
   installed stay history even here (a refund today on a two-year-old order must not make it earn).
 
-A run pauses, rather than sleeping, when Shopify's cost bucket cannot pay for the next page:
+The page leaves line items out (see order_lines): after reading a page, the orders whose amounts
+can still earn and that Lojal has not yet settled get their gift cards read in batched queries
+before any order of the page is applied, so none earns on the gift cards it bought.
+
+A run pauses, rather than sleeping, when Shopify's cost bucket cannot pay for the next query:
 it returns the state to resume from and how long to wait; the job layer reschedules it.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,8 +33,13 @@ from app.loyalty.calendar import add_months
 from app.loyalty.events import (
     CustomerInfo, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot,
 )
-from app.models import Shop
-from integrations.shopify.graphql import admin_graphql_response, legacy_id
+from app.loyalty.program import ProgramSettings, program_settings
+from app.models import Order, Shop, for_shop
+from integrations.base import MalformedPayload, parsed
+from integrations.shopify.graphql import GraphQLResponse, admin_graphql_response, legacy_id
+from integrations.shopify.order_lines import (
+    LINES_QUERY_COST, ORDERS_PER_LINES_QUERY, read_gift_cards,
+)
 from integrations.shopify.parsers import referral_code
 from integrations.shopify.tokens import current_access_token
 from integrations.sync import is_history, sync_order
@@ -84,6 +93,9 @@ class SyncRun:
     done: int = 0             # orders applied so far
     total_estimate: int | None = None
     skipped: int = 0          # malformed orders logged and passed over
+    # The gift cards (GraphQL order id -> amount) read so far for the page at `cursor`: a pause
+    # between two lines queries keeps them, and they go when the page is applied.
+    gift_cards: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -156,18 +168,30 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
     so a job stays well inside its timeout and lets other jobs of the shop have a turn.
     """
     shop_id, domain, currency, installed_at = shop.id, shop.domain, shop.currency, shop.installed_at
+    settings = program_settings(shop)
     token = current_access_token(session, shop)
     session.commit()  # no transaction held open across HTTP calls
     pages = 0
     while True:
         response = admin_graphql_response(domain, token, ORDERS_QUERY, _variables(run))
-        received = time.monotonic()
+        bucket = _Bucket(response, time.monotonic())
         connection = response.data["orders"]
         if run.total_estimate is None:
             run.total_estimate = (response.data.get("ordersCount") or {}).get("count")
+        unread = _orders_needing_lines(session, shop_id, settings, run, installed_at, currency, connection["nodes"])
+        for start in range(0, len(unread), ORDERS_PER_LINES_QUERY):
+            wait = bucket.wait_for(LINES_QUERY_COST, resume_cost=response.requested_cost)
+            if wait > 0:  # nothing of the page applied yet: it is read again, with the lines still missing
+                return SyncResult("paused", run, wait_seconds=wait)
+            batch = unread[start:start + ORDERS_PER_LINES_QUERY]
+            totals = read_gift_cards(lambda query, variables: bucket.update(
+                admin_graphql_response(domain, token, query, variables)), batch)
+            run.gift_cards.update({order_id: str(total) for order_id, total in totals.items()})
         for node in connection["nodes"]:
-            applied = sync_order(session, shop_id, "shopify", node.get("id") if isinstance(node, Mapping) else None,
-                                 lambda: _read_order(node, run.mode, installed_at, currency))
+            order_id = node.get("id") if isinstance(node, Mapping) else None
+            gift_cards = Decimal(run.gift_cards.get(order_id) or "0")
+            applied = sync_order(session, shop_id, "shopify", order_id,
+                                 lambda: _read_order(node, run.mode, installed_at, currency, gift_cards))
             if applied is None:
                 run.skipped += 1
                 continue
@@ -177,29 +201,33 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
                 after_commit(intents)
         page = connection["pageInfo"]
         run.cursor = page["endCursor"] if page["hasNextPage"] else None
+        run.gift_cards = {}
         pages += 1
         if on_progress is not None:
             on_progress(run)
         if run.cursor is None:
             _finish(session, shop_id, run)
             return SyncResult("done", run)
-        # The bucket refilled while we applied the page: only wait for what is still missing.
-        wait = response.wait_before_next() - (time.monotonic() - received)
+        # As the page's last query (its own, or its last lines query) left the bucket; it refilled
+        # while we applied the page: only wait for what is still missing.
+        wait = bucket.wait_for(response.requested_cost)
         if wait > 0:
             return SyncResult("paused", run, wait_seconds=wait)
         if max_pages is not None and pages >= max_pages:
             return SyncResult("paused", run)
 
 
-def _read_order(node: Any, mode: str, installed_at: datetime | None, shop_currency: str) -> tuple[bool, list]:
+def _read_order(node: Any, mode: str, installed_at: datetime | None, shop_currency: str,
+                gift_cards: Decimal = Decimal("0")) -> tuple[bool, list]:
     historical = is_history(mode, _when(node.get("createdAt")), installed_at)
-    return historical, order_events(node, historical=historical, shop_currency=shop_currency)
+    return historical, order_events(node, historical=historical, shop_currency=shop_currency, gift_cards=gift_cards)
 
 
-def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: str) -> list:
+def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: str,
+                 gift_cards: Decimal = Decimal("0")) -> list:
     """One GraphQL order -> its domain events, in the order they happened: paid, fulfilled, refunds,
-    cancelled."""
-    snapshot = order_snapshot(node, shop_currency)
+    cancelled. `gift_cards`: what the gift cards bought in it cost (read from its lines apart)."""
+    snapshot = order_snapshot(node, shop_currency, gift_cards=gift_cards)
     order_id = snapshot.platform_order_id
     events: list = []
     paid = node.get("displayFinancialStatus") in PAID_STATUSES
@@ -219,7 +247,7 @@ def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: st
     return events
 
 
-def order_snapshot(node: Mapping[str, Any], shop_currency: str) -> OrderSnapshot:
+def order_snapshot(node: Mapping[str, Any], shop_currency: str, *, gift_cards: Decimal = Decimal("0")) -> OrderSnapshot:
     # Amounts in shop money, as first charged (subtotalPriceSet / totalPriceSet, not the
     # `current*` ones, which already subtract refunds that arrive here as their own events).
     customer = node.get("customer")
@@ -230,7 +258,7 @@ def order_snapshot(node: Mapping[str, Any], shop_currency: str) -> OrderSnapshot
         total=_money(node, "totalPriceSet"),
         total_tax=_money(node, "totalTaxSet") + _money(node, "originalTotalDutiesSet"),  # duties: a levy, as tax
         total_shipping=_shipping_paid(node),
-        gift_cards=_gift_cards(node),
+        gift_cards=gift_cards,
         tips=_money(node, "totalTipReceivedSet"),
         customer=CustomerInfo(platform_customer_id=legacy_id(customer["id"]), email=customer.get("email"),
                               first_name=customer.get("firstName"), last_name=customer.get("lastName"))
@@ -253,6 +281,62 @@ def refunded_amount(refund: Mapping[str, Any]) -> Decimal:
 
 
 # --- internals ---------------------------------------------------------------------------
+
+@dataclass
+class _Bucket:
+    """Shopify's cost bucket as the run's last answer left it."""
+
+    response: GraphQLResponse
+    received: float
+
+    def update(self, response: GraphQLResponse) -> GraphQLResponse:
+        self.response, self.received = response, time.monotonic()
+        return response
+
+    def wait_for(self, cost: float | None, *, resume_cost: float | None = None) -> float:
+        """Seconds until a query of `cost` fits (0: now). With `resume_cost`, a run that pauses
+        here first reads its page again: the wait is until both fit."""
+        wait = self.response.wait_before_next(cost)
+        if wait <= 0:
+            return 0.0
+        elapsed = time.monotonic() - self.received
+        if resume_cost is not None and cost is not None and wait > elapsed:
+            wait = self.response.wait_before_next(cost + resume_cost)
+        return wait - elapsed
+
+
+def _orders_needing_lines(session: Session, shop_id: int, settings: ProgramSettings, run: SyncRun,
+                          installed_at: datetime | None, currency: str, nodes: list) -> list[str]:
+    """The page's orders whose gift cards must be read: ones that may earn, whose amounts Lojal has
+    not settled yet (an order's amounts are frozen once its points are granted or voided), and
+    not already read for this page."""
+    candidates: dict[str, str] = {}
+    for node in nodes:
+        order_id = node.get("id") if isinstance(node, Mapping) else None
+        if order_id and order_id not in run.gift_cards and _may_earn(node, run.mode, installed_at, currency, settings):
+            candidates[legacy_id(order_id)] = order_id
+    if not candidates:
+        return []
+    settled = set(session.scalars(
+        for_shop(Order, shop_id).with_only_columns(Order.platform_order_id)
+        .where(Order.platform_order_id.in_(list(candidates)), Order.points_status != "none")))
+    session.commit()  # no transaction held open across the lines queries
+    return [order_id for platform_id, order_id in candidates.items() if platform_id not in settled]
+
+
+def _may_earn(node: Mapping[str, Any], mode: str, installed_at: datetime | None, currency: str,
+              settings: ProgramSettings) -> bool:
+    """Whether the order's events can earn, by the rules applying them uses: a sale (paid, or
+    fulfilled), not history the shop does not award, not a test order the shop does not count, not
+    cancelled (which takes back all it earned)."""
+    try:
+        historical, events = parsed("shopify order", lambda: _read_order(node, mode, installed_at, currency))
+    except MalformedPayload:
+        return False  # sync_order logs and skips it
+    if (historical and not settings.backfill_points) or (node.get("test") and not settings.include_test_orders):
+        return False
+    return not node.get("cancelledAt") and any(isinstance(e, OrderPaid | OrderFulfilled) for e in events)
+
 
 def _variables(run: SyncRun) -> dict[str, Any]:
     field, sort_key = ("created_at", "CREATED_AT") if run.mode == "backfill" else ("updated_at", "UPDATED_AT")
@@ -286,18 +370,6 @@ def _shipping_paid(node: Mapping[str, Any]) -> Decimal:
                      for allocation in (node.get("shippingLine") or {}).get("discountAllocations") or []),
                     Decimal("0"))
     return max(_money(node, "totalShippingPriceSet") - discounts, Decimal("0"))
-
-
-def _gift_cards(node: Mapping[str, Any]) -> Decimal:
-    """As the webhook parser reads them: what the gift-card lines cost after their discounts. Only
-    a query that reads `lineItems` knows them (order_edits.py; not the paged one, see the README)."""
-    total = Decimal("0")
-    for line in (node.get("lineItems") or {}).get("nodes") or []:
-        if line.get("isGiftCard") is True:
-            discounts = sum((_money(a, "allocatedAmountSet") for a in line.get("discountAllocations") or []),
-                            Decimal("0"))
-            total += _money(line, "originalUnitPriceSet") * int(line.get("quantity") or 0) - discounts
-    return max(total, Decimal("0"))
 
 
 def _goods_subtotal(node: Mapping[str, Any]) -> Decimal:

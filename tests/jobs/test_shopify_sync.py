@@ -13,7 +13,7 @@ from app.models import Customer, LedgerEntry, Order, Shop
 from integrations.shopify import sync as shopify_sync_module
 from jobs import shopify_sync
 from jobs.queues import queue
-from tests.integrations.shopify.admin_api import make_shopify_shop, order_node, orders_page, throttled
+from tests.integrations.shopify.admin_api import make_shopify_shop, no_lines, order_node, orders_page, throttled
 from tests.jobs.shopify_jobs import assert_delay, release_scheduled, scheduled_jobs
 
 Q = "maintenance"
@@ -57,8 +57,9 @@ def test_backfill_pauses_for_the_bucket_then_continues_from_its_cursor(wsession,
     # The sync subtracts the time spent applying a page from the wait; stop its clock so the
     # wait is the bucket's alone, however loaded the machine is.
     monkeypatch.setattr(shopify_sync_module, "time", SimpleNamespace(monotonic=lambda: 100.0))
-    api.answer("LojalOrders", orders_page(first, next_cursor="cursor-1", count=3,
-                                          requested=502, available=2, restore=100))
+    api.answer("LojalOrders", orders_page(first, next_cursor="cursor-1", count=3, requested=502))
+    # The page's last query, its orders' lines, leaves the bucket low.
+    api.answer("LojalOrderLines", no_lines(8001, 8002, available=2, restore=100))
     job = shopify_sync.enqueue_backfill(shop.id)
     assert job.rate_limit_key == f"platform-api:{shop.id}"
     run_jobs()

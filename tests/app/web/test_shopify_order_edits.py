@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.crypto import token_cipher
 from app.models import Customer, LedgerEntry, WebhookEvent
 from tests.app.web.shopify_helpers import deliver, shopify_shop
-from tests.integrations.shopify.admin_api import ACCESS_TOKEN, FakeAdminApi, money, ok, order_node
+from tests.integrations.shopify.admin_api import ACCESS_TOKEN, FakeAdminApi, line_item, money, ok, order_node
 from tests.integrations.shopify.samples import sample
 
 ORDER_ID = 5840000000001
@@ -31,18 +31,13 @@ def admin_api(shop):
         yield FakeAdminApi(shop.domain).install(router)
 
 
-def line(line_id: int, price: str, quantity: int = 1, *, gift_card: bool = False, discount: str | None = None):
-    return {"id": f"gid://shopify/LineItem/{line_id}", "isGiftCard": gift_card, "quantity": quantity,
-            "originalUnitPriceSet": money(price),
-            "discountAllocations": [{"allocatedAmountSet": money(discount)}] if discount else []}
-
-
-def edited_order(*lines, subtotal: str, total: str) -> httpx.Response:
-    """The sample order (129.99 of goods after a 10.00 code, 5.00 shipping, 10.00 tax) after the edit."""
+def edited_order(admin_api: FakeAdminApi, *lines, subtotal: str, total: str) -> httpx.Response:
+    """The sample order (129.99 of goods after a 10.00 code, 5.00 shipping, 10.00 tax) after the edit;
+    its lines are answered by the lines query (LojalOrderLines), as the sync reads them."""
     node = order_node(ORDER_ID, customer_id=CUSTOMER_ID, email="ana.silva@example.com", subtotal=subtotal, total=total,
                       created="2026-07-14T14:02:10Z", updated="2026-07-16T13:31:41Z")
-    node.update(totalTaxSet=money("10.00"), totalShippingPriceSet=money("5.00"),
-                lineItems={"nodes": [line(14800000000001, "139.99", discount="10.00"), *lines]})
+    node.update(totalTaxSet=money("10.00"), totalShippingPriceSet=money("5.00"))
+    admin_api.lines[ORDER_ID] = [line_item("139.99", discounts=("10.00",)), *lines]
     return ok({"order": node})
 
 
@@ -68,8 +63,8 @@ def test_an_item_added_to_a_paid_order_earns_once_however_often_the_edit_is_deli
     deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"))
     run_jobs()
     assert _balance(wsession, shop) == 129  # floor(129.99)
-    admin_api.answer("LojalOrder", edited_order(line(14800000000009, "50.00"), subtotal="179.99", total="194.99"),
-                     edited_order(line(14800000000009, "50.00"), subtotal="179.99", total="194.99"))
+    admin_api.answer("LojalOrder", edited_order(admin_api, line_item("50.00"), subtotal="179.99", total="194.99"),
+                     edited_order(admin_api, line_item("50.00"), subtotal="179.99", total="194.99"))
     first = deliver(shopify_client, shop.domain, "orders/edited", sample("order_edited"), event_id="evt-edit")
     again = deliver(shopify_client, shop.domain, "orders/edited", sample("order_edited"), event_id="evt-edit")
     assert (first.json["status"], again.json["status"]) == ("stored", "duplicate")
@@ -87,11 +82,25 @@ def test_an_item_added_to_a_paid_order_earns_once_however_often_the_edit_is_deli
 def test_a_gift_card_added_in_an_edit_earns_nothing(wsession, shopify_client, run_jobs, shop, admin_api):
     deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"))
     run_jobs()
-    admin_api.answer("LojalOrder", edited_order(line(14800000000009, "25.00", 2, gift_card=True),
+    admin_api.answer("LojalOrder", edited_order(admin_api, line_item("25.00", 2, gift_card=True),
                                                 subtotal="179.99", total="194.99"))
     deliver(shopify_client, shop.domain, "orders/edited", sample("order_edited"))
     run_jobs()
     assert _points(wsession, shop) == [("earn", 129)]
+
+
+def test_a_gift_card_past_the_first_page_of_an_edited_orders_lines_earns_nothing_either(
+        wsession, shopify_client, run_jobs, shop, admin_api):
+    deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"))
+    run_jobs()
+    # 30 one-cent add-ons, then a 50 gift card: its line is on the lines query's second page.
+    filler = [line_item("0.01") for _ in range(30)]
+    admin_api.answer("LojalOrder", edited_order(admin_api, *filler, line_item("50.00", gift_card=True),
+                                                subtotal="180.29", total="195.29"))
+    deliver(shopify_client, shop.domain, "orders/edited", sample("order_edited"))
+    run_jobs()
+    assert _points(wsession, shop) == [("earn", 129), ("earn", 1)]  # floor(130.29) - 129
+    assert [v["after"] for v in admin_api.variables("LojalOrderLines")] == [None, "lines-20"]
 
 
 def test_an_edit_of_an_order_the_app_cannot_read_is_kept_as_ignored(wsession, shopify_client, run_jobs, shop,

@@ -60,6 +60,9 @@ class FakeAdminApi:
     domain: str
     answers: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
     calls: list[Call] = field(default_factory=list)
+    # The orders' line items (order id -> line_item(...) dicts): LojalOrderLines queries with no
+    # answer queued are answered from these, paged as Shopify pages them (an order absent has none).
+    lines: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -79,12 +82,26 @@ class FakeAdminApi:
         match = re.search(r"\b(?:query|mutation)\s+(\w+)", body["query"])
         operation = match.group(1) if match else "?"
         self.calls.append(Call(operation, body.get("variables") or {}, request.headers))
+        if operation == "LojalOrderLines" and not self.answers[operation]:
+            return self._order_lines(body.get("variables") or {})
         if not self.answers[operation]:
             raise AssertionError(f"unexpected Admin API call {operation} with {body.get('variables')}")
         answer = self.answers[operation].popleft()
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+    def _order_lines(self, variables: dict[str, Any]) -> httpx.Response:
+        first, after = variables["first"], variables.get("after")
+        start = int(after.removeprefix("lines-")) if after else 0
+        nodes = []
+        for gid in variables["ids"]:
+            lines = self.lines.get(int(gid.rsplit("/", 1)[-1]), [])
+            end = start + first
+            nodes.append({"id": gid, "lineItems": {
+                "pageInfo": {"hasNextPage": end < len(lines), "endCursor": f"lines-{end}" if lines else None},
+                "nodes": lines[start:end]}})
+        return ok({"nodes": nodes})
 
     def install(self, router: respx.MockRouter) -> FakeAdminApi:
         router.post(self.url).mock(side_effect=self.handle)
@@ -128,6 +145,18 @@ def refund_node(refund_id: int, amount: str, created: str = "2026-01-20T10:00:00
     return {"id": f"gid://shopify/Refund/{refund_id}", "createdAt": created, "transactions": {"nodes": [
         {"kind": "REFUND", "status": status, "amountSet": {"shopMoney": {"amount": amount}}},
     ]}}
+
+
+def line_item(price: str, quantity: int = 1, *, gift_card: bool = False, discounts: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One of an order's `lineItems` nodes, with the fields the sync reads."""
+    return {"isGiftCard": gift_card, "quantity": quantity, "originalUnitPriceSet": money(price),
+            "discountAllocations": [{"allocatedAmountSet": money(amount)} for amount in discounts]}
+
+
+def no_lines(*order_ids: int, **bucket) -> httpx.Response:
+    """A LojalOrderLines answer for orders without line items, with the bucket as given."""
+    return ok({"nodes": [{"id": f"gid://shopify/Order/{order_id}", "lineItems": {
+        "pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": []}} for order_id in order_ids]}, **bucket)
 
 
 def orders_page(nodes: list[dict[str, Any]], *, next_cursor: str | None, count: int | None = None,
