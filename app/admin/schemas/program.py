@@ -91,4 +91,6 @@ class WinbackCampaignSchema(Schema):
 
 
 class WinbackQuerySchema(Schema):
-    days = _int(1, 3650, load_default=90, metadata={"description": "results for sequences enrolled in the last N days"})
+    # Not strict like the bodies' integers: a query string's value is always text.
+    days = fields.Integer(validate=validate.Range(min=1, max=3650), load_default=90,
+                          metadata={"description": "results for sequences enrolled in the last N days"})

@@ -160,6 +160,15 @@ def test_winback_campaign_settings_and_results(client, shop_a):
     assert client.patch(f"{API}/winback", json={"pending_days": 3}, headers=shop_a.headers["owner"]).status_code == 422
 
 
+def test_winback_results_period_comes_from_the_query_string(client, shop_a):
+    # A query string carries text: ?days=30 is the documented way to ask, not a type error.
+    viewer = shop_a.headers["viewer"]
+    response = client.get(f"{API}/winback?days=30", headers=viewer)
+    assert response.status_code == 200, response.get_json()
+    assert client.get(f"{API}/winback?days=0", headers=viewer).status_code == 422
+    assert client.get(f"{API}/winback?days=abc", headers=viewer).status_code == 422
+
+
 def test_shop_b_cannot_touch_shop_a_program_items(client, session, shop_a, shop_b):
     headers = shop_b.headers["owner"]
     for model, path in ((EarnRule, "earn-rules"), (Reward, "rewards"), (Tier, "tiers")):
