@@ -180,7 +180,8 @@ def csrf_token() -> str:
 def csrf_ok() -> bool:
     expected = cookie_session.get("csrf")
     sent = request.headers.get("X-CSRF-Token") or (request.form.get("csrf_token") if request.form else None)
-    return bool(expected and sent) and hmac.compare_digest(str(expected), str(sent))
+    # As bytes: compare_digest raises TypeError on a str with non-ASCII characters (a 500).
+    return bool(expected and sent) and hmac.compare_digest(str(expected).encode(), str(sent).encode())
 
 
 # --- who is calling -------------------------------------------------------------------

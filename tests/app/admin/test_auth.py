@@ -95,6 +95,16 @@ def test_the_same_email_in_two_shops_signs_into_the_one_asked_for(client, sessio
     assert cookie_login(client, "twin@staff.example", STAFF_PASSWORD, shop_id=shop_one.id)["role"] == "viewer"
 
 
+def test_a_csrf_token_with_non_ascii_characters_is_refused_not_a_server_error(client, session):
+    # Header values reach us latin-1 decoded; hmac.compare_digest raises on non-ASCII str.
+    _, owner = _fresh_member(session, role="owner")
+    cookie_login(client, owner.email, STAFF_PASSWORD)
+    for sent in ("\xe9t\xe9", "\xff" * 43):
+        refused = client.patch(f"{API}/settings", json={"pending_days": 3}, headers={"X-CSRF-Token": sent},
+                               base_url=HTTPS)
+        assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "csrf_failed"
+
+
 def test_cookie_writes_need_the_csrf_token_and_bearer_writes_do_not(client, session):
     shop, owner = _fresh_member(session, role="owner")
     me = cookie_login(client, owner.email, STAFF_PASSWORD)

@@ -63,6 +63,14 @@ def test_sign_in_without_the_csrf_token_is_refused(app, console_shop):
     assert client.get("/admin/").status_code == 302
 
 
+def test_a_csrf_field_with_non_ascii_characters_is_the_expired_form_message(app, console_shop):
+    client = app.test_client()
+    client.get("/admin/login")
+    response = client.post("/admin/login", data={"email": console_shop.emails["owner"], "password": PASSWORD,
+                                                 "csrf_token": "\u00e9t\u00e9"})
+    assert response.status_code == 400 and "The form expired" in response.get_data(as_text=True)
+
+
 def test_repeated_failures_show_the_throttling_message(app):
     console_shop = committed_console_shop(app)  # its viewer stays throttled
     client = app.test_client()
