@@ -71,6 +71,13 @@ def test_a_csrf_field_with_non_ascii_characters_is_the_expired_form_message(app,
     assert response.status_code == 400 and "The form expired" in response.get_data(as_text=True)
 
 
+def test_an_email_with_a_nul_character_is_a_wrong_sign_in_not_a_database_error(app, console_shop):
+    client = app.test_client()
+    response = sign_in(client, console_shop.emails["owner"] + "\x00")
+    assert response.status_code == 401 and "Wrong email or password." in response.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+
+
 def test_repeated_failures_show_the_throttling_message(app):
     console_shop = committed_console_shop(app)  # its viewer stays throttled
     client = app.test_client()
