@@ -6,11 +6,10 @@ import uuid
 from datetime import UTC, datetime
 
 from flask import abort, flash, redirect, render_template, request
-from marshmallow import fields, validate
 
 from app.admin.api.customers import adjustment_reason
 from app.admin.auth import requires
-from app.admin.schemas.common import MAX_ID
+from app.admin.schemas.common import MAX_ID, Text
 from app.admin.schemas.customers import ADJUSTMENT_REASONS, AdjustmentSchema
 from app.console.forms import Errors, load_form, posted_values
 from app.console.frame import bp, console_url, flash_refusal, page_links, staff_shop
@@ -27,7 +26,7 @@ PAGE_SIZE = 25
 
 class AdjustForm(AdjustmentSchema):
     """The API's adjustment, plus the form's own key so a double submit adjusts once."""
-    idempotency_key = fields.String(load_default=None, validate=validate.Length(max=64))
+    idempotency_key = Text(load_default=None, max_length=64)  # Text: no NUL, which PostgreSQL refuses
 
 
 REASON_LABELS = {"goodwill": "Goodwill", "service_recovery": "Service recovery", "missing_points": "Missing points",

@@ -171,6 +171,17 @@ def test_invalid_adjustments_show_the_error_next_to_the_field(signed_in, shopper
     assert 'role="alert"' in html  # the summary is announced
 
 
+def test_an_idempotency_key_with_a_nul_character_is_refused_not_a_database_error(app, signed_in, console_shop,
+                                                                                 shoppers):
+    with app.app_context():
+        before = len(_entries(console_shop.shop_id, shoppers["ada"]))
+    response = _adjust(signed_in("support"), shoppers["ada"], points="10", reason="goodwill",
+                       idempotency_key="k\x00ey")
+    assert response.status_code == 422
+    with app.app_context():
+        assert len(_entries(console_shop.shop_id, shoppers["ada"])) == before
+
+
 def test_taking_more_than_the_balance_is_refused_next_to_points(signed_in, shoppers):
     response = _adjust(signed_in("owner"), shoppers["ada"], points="-100000", reason="correction")
     assert response.status_code == 409
