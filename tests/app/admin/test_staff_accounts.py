@@ -1,10 +1,11 @@
-"""Staff account changes under concurrency: two owners demoting each other at once."""
+"""Staff account changes under concurrency: two owners demoting each other at once; a support agent's
+adjustments racing for the last of the daily limit."""
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, func, select
 from sqlalchemy.orm import Session
 
 from app.admin.staff_accounts import update_staff
@@ -58,3 +59,41 @@ def test_a_staff_change_is_audited_with_the_values_before_it(session):
         {"role": "owner", "name": "Ann B", "password": "(changed)", "before": {"role": "support", "name": "Ann"}},
         {"disabled": True, "before": {"disabled": False}},
     ]
+
+
+def test_concurrent_support_adjustments_never_exceed_the_daily_limit(app, session):
+    """Eight adjustments of 300 at once, from the agent's session and two of their tokens: the
+    daily 1,000 lets exactly three through, however they interleave."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.admin.auth import staff_identity
+    from app.admin.staff_accounts import adjust_as, create_token
+    from tests.factories import make_customer
+
+    shop = make_shop(session, support_adjust_limit_per_day=1000)
+    agent = make_staff(session, shop, "support")
+    tokens = [create_token(session, shop.id, agent.id, f"script-{n}", actor="test")[0] for n in range(2)]
+    customers = [make_customer(session, shop).id for _ in range(4)]
+    session.commit()
+    identities = [staff_identity(agent), *(staff_identity(agent, via="token", token=t) for t in tokens)]
+    barrier = threading.Barrier(8)
+    engine = db.engine
+
+    def adjust(n: int) -> str:
+        with Session(engine) as other:
+            barrier.wait(timeout=10)
+            try:
+                adjust_as(other, identities[n % 3], customers[n % 4], 300, reason="goodwill", note=None,
+                          now=datetime.now(UTC), idempotency_key=None)
+                other.commit()
+                return "adjusted"
+            except LoyaltyError as exc:
+                return exc.code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = sorted(pool.map(adjust, range(8)))
+    assert outcomes == ["adjusted"] * 3 + ["adjustment_limit"] * 5
+    session.rollback()
+    total = session.scalar(select(func.coalesce(func.sum(func.abs(AuditLog.details["points"].astext.cast(Integer))), 0))
+                           .where(AuditLog.shop_id == shop.id, AuditLog.action == "points.adjust"))
+    assert total == 900
