@@ -35,7 +35,8 @@ REASON_LABELS = {"goodwill": "Goodwill", "service_recovery": "Service recovery",
 
 def _cursor(name: str) -> int | None:
     value = request.args.get(name, "")
-    return int(value) if value.isdigit() and int(value) <= MAX_ID else None
+    # isascii: "²" is str.isdigit() too, and int() refuses it.
+    return int(value) if value.isascii() and value.isdigit() and int(value) <= MAX_ID else None
 
 
 @bp.get("/customers")

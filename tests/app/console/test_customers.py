@@ -218,6 +218,15 @@ def test_an_adjustment_without_the_csrf_token_is_refused(app, signed_in, console
         assert all(e.reason != "other: forged" for e in _entries(console_shop.shop_id, shoppers["ada"]))
 
 
+def test_a_cursor_of_digits_int_cannot_read_is_ignored_not_a_server_error(signed_in, shoppers):
+    # "²" and "①" are str.isdigit() but not int(): the cursor is dropped like any other junk.
+    client = signed_in("viewer")
+    for junk in ("\u00b2", "1\u2460"):
+        assert client.get("/admin/customers", query_string={"cursor": junk}).status_code == 200
+        assert client.get(f"/admin/customers/{shoppers['ada']}",
+                          query_string={"ledger_cursor": junk}).status_code == 200
+
+
 def test_an_id_beyond_the_database_range_is_not_found(signed_in):
     client = signed_in("viewer")
     assert client.get("/admin/customers/99999999999999999999").status_code == 404
