@@ -7,12 +7,12 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from marshmallow import ValidationError
-from sqlalchemy import inspect, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
 from app.loyalty import audit
 from app.loyalty.errors import LoyaltyError, NotFound
-from app.models import Customer, EarnRule, Reward, Tier, for_shop, get_for_shop
+from app.models import Customer, EarnRule, Reward, Shop, Tier, for_shop, get_for_shop
 
 M = TypeVar("M", EarnRule, Reward, Tier)
 _NAMES = {EarnRule: "earn_rule", Reward: "reward", Tier: "tier"}
@@ -35,6 +35,9 @@ def list_items(session: Session, shop_id: int, model: type[M]) -> list[M]:
 def save_item(session: Session, shop_id: int, model: type[M], values: dict[str, Any], *, actor: str,
               item_id: int | None = None) -> M:
     """Create (item_id None) or update a row with `values`; audited as `<kind>.create|update`."""
+    # The checks read the shop's other rows: without one lock per shop, two saves at once each
+    # pass against the rows before the other (tiers out of order, a unique key's 500).
+    session.execute(select(Shop.id).where(Shop.id == shop_id).with_for_update(key_share=True))
     if item_id is None:
         row = model(shop_id=shop_id)
         before = None

@@ -81,3 +81,56 @@ def test_deleting_a_tier_moves_its_holders_to_the_next_tier_down_and_their_next_
     apply_event(session, shop.id, paid(2, now, customer=gold_holder, subtotal="100"))
     second = session.query(Order).filter_by(shop_id=shop.id, platform_order_id="2").one()
     assert second.points_earned == 125  # 100 × Silver's 1.25, not ×1 for "no tier"
+
+
+def _racing(app, session, shop_id: int, model, first: dict, second: dict) -> list:
+    """Save `first` (flushed, not committed), race `second` from another session, then commit the
+    first: the second must wait for it and be checked against it."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from app.extensions import db
+
+    outcome: list = []
+    engine = db.engine  # the thread has no app context
+
+    def save_second():
+        with Session(engine) as other:
+            try:
+                save_item(other, shop_id, model, second, actor="t")
+                other.commit()
+                outcome.append("saved")
+            except ValidationError as exc:
+                outcome.append(sorted(exc.messages))
+            except LoyaltyError as exc:
+                outcome.append(exc.code)
+
+    with Session(engine) as mine:
+        save_item(mine, shop_id, model, first, actor="t")
+        mine.flush()
+        racer = threading.Thread(target=save_second)
+        racer.start()
+        racer.join(timeout=1)  # it must wait for this save, not check against the rows before it
+        mine.commit()
+    racer.join(timeout=10)
+    return outcome
+
+
+def test_two_tiers_added_at_once_cannot_break_the_ascending_multipliers(app, session):
+    shop = make_shop(session)  # Bronze 0 ×1, Silver 500 ×1.25, Gold 1500 ×1.5
+    session.commit()
+    # Each fits the three tiers alone; together a lower threshold would earn more than a higher one.
+    outcome = _racing(app, session, shop.id, Tier,
+                      {"name": "Platinum", "threshold": Decimal("3000"), "multiplier": Decimal("2")},
+                      {"name": "Diamond", "threshold": Decimal("2500"), "multiplier": Decimal("3")})
+    assert outcome == [["multiplier"]]
+    session.rollback()
+    assert [t.name for t in list_items(session, shop.id, Tier)] == ["Bronze", "Silver", "Gold", "Platinum"]
+
+
+def test_the_same_earn_rule_added_twice_at_once_is_a_clash_not_a_database_error(app, session):
+    shop = make_shop(session, default_program=False)
+    session.commit()
+    rule = {"kind": "signup", "name": "Welcome", "points": 50, "action_key": ""}
+    assert _racing(app, session, shop.id, EarnRule, rule, rule) == ["earn_rule_exists"]
