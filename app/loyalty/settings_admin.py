@@ -47,6 +47,9 @@ def referral_settings(session: Session, shop_id: int) -> ReferralSettings:
 
 
 def update_referral_settings(session: Session, shop_id: int, values: ReferralSettings, *, actor: str) -> ReferralSettings:
+    # The shop first (as update_settings locks it): a rule not there yet has no row to lock, and
+    # two first saves at once would each add it (a unique-key 500).
+    session.execute(select(Shop.id).where(Shop.id == shop_id).with_for_update())
     rules = _referral_rules(session, shop_id)
     before = referral_settings(session, shop_id)
     for kind, points, name in (("referral_advocate", values.advocate_points, "Refer a friend"),
