@@ -18,7 +18,7 @@ from app.loyalty.adjustments import adjust_points, is_replay
 from app.loyalty.customer_search import get_customer
 from app.loyalty.errors import Forbidden, LoyaltyError, NotFound
 from app.loyalty.support_limits import enforce_support_limit
-from app.models import ApiToken, StaffUser, for_shop, get_for_shop
+from app.models import ApiToken, Shop, StaffUser, for_shop, get_for_shop
 
 INVITE_PREFIX = "lojal_inv_"
 INVITE_LIFETIME = timedelta(days=7)
@@ -26,6 +26,8 @@ INVITE_LIFETIME = timedelta(days=7)
 
 def _unused_email(session: Session, shop_id: int, email: str) -> str:
     email = normalize_staff_email(email)
+    # One add at a time per shop: else two at once both find the email free (a unique-key 500).
+    session.execute(select(Shop.id).where(Shop.id == shop_id).with_for_update(key_share=True))
     if session.scalar(for_shop(StaffUser, shop_id).where(StaffUser.email == email)) is not None:
         raise LoyaltyError("this shop already has a staff member with that email", code="staff_exists")
     return email

@@ -1,5 +1,5 @@
 """Staff account changes under concurrency: two owners demoting each other at once; a support agent's
-adjustments racing for the last of the daily limit."""
+adjustments racing for the last of the daily limit; the same email added twice at once."""
 from __future__ import annotations
 
 import threading
@@ -97,3 +97,31 @@ def test_concurrent_support_adjustments_never_exceed_the_daily_limit(app, sessio
     total = session.scalar(select(func.coalesce(func.sum(func.abs(AuditLog.details["points"].astext.cast(Integer))), 0))
                            .where(AuditLog.shop_id == shop.id, AuditLog.action == "points.adjust"))
     assert total == 900
+
+
+def test_the_same_email_added_twice_at_once_is_staff_exists_not_a_database_error(app, session):
+    """A double-clicked Add staff (or invite): the second waits for the first and is refused."""
+    from app.admin.staff_accounts import create_staff, invite_staff
+
+    shop = make_shop(session)
+    session.commit()
+    shop_id, engine = shop.id, db.engine
+    outcome: list = []
+
+    def invite_second():
+        with Session(engine) as other:
+            try:
+                invite_staff(other, shop_id, "Twin@Staff.example", "viewer", actor="test", now=datetime.now(UTC))
+                other.commit()
+                outcome.append("invited")
+            except LoyaltyError as exc:
+                outcome.append(exc.code)
+
+    with Session(engine) as mine:
+        create_staff(mine, shop_id, "twin@staff.example", "support", "a-long-password", actor="test")
+        racer = threading.Thread(target=invite_second)
+        racer.start()
+        racer.join(timeout=1)  # it must wait for this member, not check the emails before it
+        mine.commit()
+    racer.join(timeout=10)
+    assert outcome == ["staff_exists"]
