@@ -122,3 +122,56 @@ def test_navigation_shows_only_what_the_role_may_open(signed_in):
 def test_every_page_has_a_skip_link_to_the_main_region(signed_in):
     html = signed_in("viewer").get("/admin/audit").get_data(as_text=True)
     assert '<a class="skip-link" href="#main">Skip to content</a>' in html and '<main id="main"' in html
+
+
+
+# Each console POST and the permission it needs; the guard answers before any id is looked up.
+WRITES = [
+    ("/admin/settings", "settings"), ("/admin/campaigns", "settings"), ("/admin/settings/rewards/new", "settings"),
+    ("/admin/settings/tiers/1", "settings"), ("/admin/settings/earn-rules/1/delete", "settings"),
+    ("/admin/staff", "staff"), ("/admin/staff/1/disable", "staff"), ("/admin/staff/1/enable", "staff"),
+    ("/admin/staff/tokens", "staff"), ("/admin/staff/tokens/1/revoke", "staff"),
+    ("/admin/store/jobs/x/retry", "settings"), ("/admin/store/disconnect", "settings"),
+    ("/admin/customers/1/adjust", "adjust"), ("/admin/customers/1/redemptions/1/resend", "adjust"),
+    ("/admin/customers/1/redemptions/1/cancel", "cancel"),
+]
+_ROLE_PERMISSIONS = {"support": {"read", "adjust"}, "viewer": {"read"}}  # as app.admin.auth says (checked below)
+REFUSED = [(role, path) for role, perms in _ROLE_PERMISSIONS.items() for path, needs in WRITES if needs not in perms]
+
+
+def test_the_write_matrix_names_every_console_post_route_and_the_real_role_permissions(app):
+    import re
+
+    from app.admin.auth import ROLE_PERMISSIONS
+
+    assert {role: set(ROLE_PERMISSIONS[role]) for role in _ROLE_PERMISSIONS} == _ROLE_PERMISSIONS
+    shape = {re.sub(r"<[^>]+>", "<>", rule.rule) for rule in app.url_map.iter_rules()
+             if rule.rule.startswith("/admin/") and "POST" in rule.methods
+             and rule.endpoint not in ("console.login", "console.logout")}
+    listed = {re.sub(r"/(1|x|rewards|tiers|earn-rules)(?=/|$)", "/<>", path) for path, _ in WRITES}
+    assert shape == listed
+
+
+@pytest.mark.parametrize("role,path", REFUSED)
+def test_a_role_without_the_permission_cannot_post_and_nothing_is_recorded(app, signed_in, console_shop, role, path):
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import AuditLog
+
+    def audit_rows() -> int:
+        with app.app_context():
+            return db.session.scalar(select(func.count()).select_from(AuditLog)
+                                     .where(AuditLog.shop_id == console_shop.shop_id))
+
+    client = signed_in(role)
+    before = audit_rows()
+    response = client.post(path, data={"csrf_token": csrf(client), "name": "x", "points": "5", "reason": "goodwill"})
+    assert response.status_code == 403, path
+    assert audit_rows() == before
+
+
+@pytest.mark.parametrize("path", [path for path, _ in WRITES])
+def test_an_anonymous_post_is_sent_to_sign_in(client, path):
+    response = client.post(path, data={})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/admin/login")
