@@ -131,7 +131,11 @@ def login(session: Session, shop_id: int | None, email: str, password: str) -> S
     email = normalize_staff_email(email)
     redis = redis_connection.client(current_app)
     key = _throttle_key(email)
-    if int(redis.get(key) or 0) >= LOGIN_MAX_FAILURES:
+    # Each attempt takes its place in the count before the slow hash (a success clears it): read
+    # first and counted after, concurrent guesses would all pass the check. The window starts at
+    # the first attempt; INCR keeps the key's expiry.
+    redis.set(key, 0, ex=int(LOGIN_WINDOW.total_seconds()), nx=True)
+    if redis.incr(key) > LOGIN_MAX_FAILURES:
         raise LoginThrottled(max(1, int(redis.ttl(key))))
     stmt = select(StaffUser).where(StaffUser.email == email, StaffUser.disabled_at.is_(None)).order_by(StaffUser.id)
     if shop_id is not None:
@@ -143,9 +147,7 @@ def login(session: Session, shop_id: int | None, email: str, password: str) -> S
     if not candidates:
         verify_password(None, password)
     if staff is None:
-        if redis.incr(key) == 1:  # the window starts at the first failure
-            redis.expire(key, int(LOGIN_WINDOW.total_seconds()))
-        raise InvalidCredentials("wrong email or password")
+        raise InvalidCredentials("wrong email or password")  # counted above
     redis.delete(key)
     if _hasher.check_needs_rehash(staff.password_hash):
         staff.password_hash = hash_password(password)

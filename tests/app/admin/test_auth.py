@@ -1,6 +1,7 @@
 """Staff sign-in, sessions, CSRF, throttling and personal API tokens."""
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -67,6 +68,24 @@ def test_five_failures_per_email_and_address_then_429_with_retry_after_even_for_
     other_ip = client.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD},
                            environ_base={"REMOTE_ADDR": "203.0.113.9"})
     assert other_ip.status_code == 200
+
+
+def test_concurrent_wrong_passwords_get_five_guesses_not_one_per_request(app, session):
+    """Twelve wrong passwords at once: each attempt takes its place in the count before the slow
+    hash, so only five are checked and the rest are throttled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, staff = _fresh_member(session)
+    email, barrier = staff.email, threading.Barrier(12)
+
+    def attempt(n: int) -> int:
+        client = app.test_client()
+        barrier.wait(timeout=10)
+        return client.post(f"{API}/session", json={"email": email, "password": f"guess-{n}"}).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = sorted(pool.map(attempt, range(12)))
+    assert statuses == [401] * 5 + [429] * 7
 
 
 def test_a_successful_sign_in_resets_the_failure_count(client, session):
