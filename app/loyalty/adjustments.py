@@ -4,11 +4,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.loyalty import audit
 from app.loyalty.errors import InsufficientPoints, Invalid
 from app.loyalty.ledger import entry_exists, lock_customer, post_entry
+from app.models import LedgerEntry
 
 MAX_ADJUSTMENT = 1_000_000
 MAX_BALANCE = 2**31 - 1  # customers.points_balance is a 32-bit integer
@@ -34,7 +36,12 @@ def adjust_points(session: Session, shop_id: int, customer_id: int, points: int,
         raise Invalid(f"points must be non-zero and at most {MAX_ADJUSTMENT:,} either way", code="points_out_of_range")
     customer = lock_customer(session, shop_id, customer_id)
     key = f"adjust:{idempotency_key or uuid.uuid4().hex}"
-    if entry_exists(session, shop_id, key):
+    made = session.execute(select(LedgerEntry.customer_id, LedgerEntry.points).where(
+        LedgerEntry.shop_id == shop_id, LedgerEntry.idempotency_key == key)).first()
+    if made is not None:
+        if tuple(made) != (customer_id, points):
+            # Not a retry of that adjustment: answering it as one would drop this one unseen.
+            raise Invalid("this idempotency key was used for another adjustment", code="idempotency_key_reused")
         return None  # a replay: checked before the balance, which may have moved since
     if points < 0 and customer.points_balance + points < 0:
         raise InsufficientPoints(f"the balance is {customer.points_balance}; an adjustment cannot take it below zero")

@@ -126,6 +126,22 @@ def test_a_replayed_idempotency_key_posts_once(session, now):
     assert customer.points_balance == 85
 
 
+def test_a_key_reused_for_another_customer_or_amount_is_refused_not_silently_dropped(session, now):
+    shop = make_shop(session)
+    kari, ola = make_customer(session, shop), make_customer(session, shop)
+    adjust_points(session, shop.id, kari.id, 75, reason="goodwill", actor=ACTOR, now=now, idempotency_key="ticket-9")
+    for customer, points in ((ola, 75), (kari, 50), (kari, -75)):
+        with pytest.raises(Invalid) as refused:
+            adjust_points(session, shop.id, customer.id, points, reason="goodwill", actor=ACTOR, now=now,
+                          idempotency_key="ticket-9")
+        assert refused.value.code == "idempotency_key_reused" and refused.value.status == 422
+    session.flush()
+    assert ledger_sums(session, shop.id, ola.id) == (0, 0) and ledger_sums(session, shop.id, kari.id) == (75, 0)
+    # The same adjustment again is still a replay.
+    assert adjust_points(session, shop.id, kari.id, 75, reason="goodwill", actor=ACTOR, now=now,
+                         idempotency_key="ticket-9") is None
+
+
 def test_an_adjustment_is_not_shopper_activity(session, now):
     shop = make_shop(session)
     customer = make_customer(session, shop)
