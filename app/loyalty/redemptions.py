@@ -114,7 +114,10 @@ def _give_back(session: Session, shop_id: int, redemption_id: int, status: str, 
 
 def lock_redemption(session: Session, shop_id: int, redemption_id: int) -> Redemption:
     """The shop's redemption, row-locked for this transaction; NotFound if it has none by that id."""
-    redemption = get_for_shop(session, Redemption, shop_id, redemption_id, lock=True)
+    # populate_existing: a job that read the row before its platform call holds the old status in
+    # its identity map; the locked read must replace it (staff may have cancelled meanwhile).
+    stmt = for_shop(Redemption, shop_id).where(Redemption.id == redemption_id).with_for_update()
+    redemption = session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
     if redemption is None:
         raise NotFound("no such redemption", code="redemption_not_found")
     return redemption
