@@ -35,7 +35,8 @@ def redeem_reward(session: Session, shop_id: int, customer_id: int, reward_id: i
                                             Redemption.idempotency_key == idempotency_key)
     ).first()
     if existing is not None:
-        if existing.reward_id != reward_id:
+        # reward_id is NULL once the reward is deleted: a retry then gets its redemption back.
+        if existing.reward_id is not None and existing.reward_id != reward_id:
             raise Invalid("this idempotency key was used for another reward", code="idempotency_key_reused")
         return RedeemResult(existing, False, [])
     reward = get_for_shop(session, Reward, shop_id, reward_id)
