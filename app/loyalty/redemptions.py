@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from app.loyalty import audit
 from app.loyalty.errors import InsufficientPoints, Invalid, NotFound
 from app.loyalty.identity import random_code
 from app.loyalty.intents import IssueDiscount, NotifyCustomer
@@ -94,9 +95,18 @@ def fail_redemption(session: Session, shop_id: int, redemption_id: int, reason: 
     redemption = lock_redemption(session, shop_id, redemption_id)
     if redemption.status not in ("pending", "cancelling"):
         return False
-    if redemption.cancel_state == "cancelling":
+    cancelled = redemption.cancel_state == "cancelling"
+    if cancelled:
         redemption.cancel_state = "cancelled"
-    return _give_back(session, shop_id, redemption_id, "failed", reason, now, actor="system")
+    if not _give_back(session, shop_id, redemption_id, "failed", reason, now, actor="system"):
+        return False
+    if cancelled:
+        # The staff cancellation ends here, not in the revoke job: audited as that one would be.
+        audit.record(session, shop_id, redemption.cancel_actor or "system", "redemption.cancel",
+                     target_type="redemption", target_id=redemption.id, customer_id=redemption.customer_id,
+                     details={"reason": redemption.cancel_reason, "points": redemption.points_cost,
+                              "issue_failed": reason})
+    return True
 
 
 def _give_back(session: Session, shop_id: int, redemption_id: int, status: str, reason: str, now: datetime,

@@ -232,3 +232,37 @@ def test_staff_cancelling_while_the_issue_job_creates_the_code_still_cancels_it(
     assert redemption.platform_discount_id == NODE_ID
     # No "here is your code" email for a code that is gone.
     assert not Job.exists(email_job_id(shop.id, f"redemption:{result.redemption.id}"), queue("emails").connection)
+
+
+def test_a_cancellation_ended_by_shopify_refusing_the_code_is_audited_with_the_points_back_once(
+        wsession, run_jobs, shop, api):
+    # Staff cancel while the issue job's create is under way, and Shopify refuses the code: no
+    # code exists, so the failed issue ends the cancellation too. That end is audited, as every
+    # other end of a staff cancellation is.
+    from sqlalchemy.orm import Session
+
+    from app.extensions import db
+
+    customer, result = redeemed(wsession, shop, issued=False)
+
+    def refused_while_staff_cancel():
+        with Session(db.engine) as staff:
+            asked = request_cancellation(staff, shop.id, result.redemption.id, "staff:1:ann", "wrong reward", NOW)
+            staff.commit()
+        dispatch(asked.intents)
+        return user_errors("discountCodeBasicCreate", (["basicCodeDiscount", "endsAt"], "INVALID", "Ends at is bad"))
+
+    api.answer("LojalDiscountByCode", no_such_code())
+    api.answer("LojalDiscountCreate", refused_while_staff_cancel)
+    dispatch(result.intents)
+    run_jobs()
+    assert api.operations() == ["LojalDiscountByCode", "LojalDiscountCreate"]  # the revoke had nothing to do
+    redemption, balance = state(wsession, customer, result.redemption)
+    assert (redemption.status, redemption.cancel_state, balance) == ("failed", "cancelled", 1000)
+    assert reversals(wsession, shop) == 1
+    audit = wsession.scalars(select(AuditLog).where(
+        AuditLog.shop_id == shop.id, AuditLog.target_type == "redemption",
+        AuditLog.target_id == str(result.redemption.id)).order_by(AuditLog.id)).all()
+    assert [(a.action, a.actor) for a in audit] == [("redemption.cancel_requested", "staff:1:ann"),
+                                                    ("redemption.cancel", "staff:1:ann")]
+    assert audit[-1].details["points"] == 500 and "Ends at is bad" in audit[-1].details["issue_failed"]
