@@ -179,8 +179,8 @@ def _context(session, shop: Shop, customer: Customer, template: str, key: str) -
         match = _REDEMPTION_KEY.match(key)
         redemption = get_for_shop(session, Redemption, shop.id, int(match.group(1))) if match else None
         if redemption is not None:
-            reward = session.get(Reward, redemption.reward_id) if redemption.reward_id else None
-            extra = {"code": redemption.code, "reward_name": reward.name if reward else None}
+            # The reward as it was redeemed (frozen with the code), not as it may be renamed since.
+            extra = {"code": redemption.code, "reward_name": redemption.discount.get("title")}
     elif template in ("birthday", "points_expired"):
         entry = session.scalars(select(LedgerEntry).where(LedgerEntry.shop_id == shop.id,
                                                           LedgerEntry.idempotency_key == key)).first()
