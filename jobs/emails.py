@@ -75,6 +75,8 @@ def send_notification(shop_id: int, customer_id: int, template: str, key: str) -
         reason = "win-back sequence ended"
     if reason is None and template == "points_expiring" and not reminder_still_due(shop, customer, key):
         reason = "the balance no longer expires on that date"
+    if reason is None and template == "reward_issued":
+        reason = _code_gone(session, shop_id, key)
     smtp_url = current_app.config.get("SMTP_URL")
     if reason is None and not smtp_url:
         reason = "SMTP_URL is not set"
@@ -149,6 +151,16 @@ def _skip_reason(shop: Shop | None, customer: Customer | None, template: str) ->
     return None
 
 
+def _code_gone(session, shop_id: int, key: str) -> str | None:
+    """Why a reward_issued email would carry a dead code: cancelled (or failed, its points back)
+    while the email waited. A code still `cancelling` may stay (a refused cancellation): it goes."""
+    match = _REDEMPTION_KEY.match(key)
+    redemption = get_for_shop(session, Redemption, shop_id, int(match.group(1))) if match else None
+    if redemption is not None and redemption.status in ("cancelled", "failed"):
+        return f"the code was {redemption.status} before this email went out"
+    return None
+
+
 def _one_mailbox(address: str) -> bool:
     """The recipients come from the To header: "a@x, b@y" (or a name with <...>) would mail
     others than the customer."""
@@ -167,8 +179,8 @@ def _context(session, shop: Shop, customer: Customer, template: str, key: str) -
         match = _REDEMPTION_KEY.match(key)
         redemption = get_for_shop(session, Redemption, shop.id, int(match.group(1))) if match else None
         if redemption is not None:
-            reward = session.get(Reward, redemption.reward_id) if redemption.reward_id else None
-            extra = {"code": redemption.code, "reward_name": reward.name if reward else None}
+            # The reward as it was redeemed (frozen with the code), not as it may be renamed since.
+            extra = {"code": redemption.code, "reward_name": redemption.discount.get("title")}
     elif template in ("birthday", "points_expired"):
         entry = session.scalars(select(LedgerEntry).where(LedgerEntry.shop_id == shop.id,
                                                           LedgerEntry.idempotency_key == key)).first()

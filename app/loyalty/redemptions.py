@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from app.loyalty import audit
 from app.loyalty.errors import InsufficientPoints, Invalid, NotFound
 from app.loyalty.identity import random_code
 from app.loyalty.intents import IssueDiscount, NotifyCustomer
@@ -35,7 +36,8 @@ def redeem_reward(session: Session, shop_id: int, customer_id: int, reward_id: i
                                             Redemption.idempotency_key == idempotency_key)
     ).first()
     if existing is not None:
-        if existing.reward_id != reward_id:
+        # reward_id is NULL once the reward is deleted: a retry then gets its redemption back.
+        if existing.reward_id is not None and existing.reward_id != reward_id:
             raise Invalid("this idempotency key was used for another reward", code="idempotency_key_reused")
         return RedeemResult(existing, False, [])
     reward = get_for_shop(session, Reward, shop_id, reward_id)
@@ -93,9 +95,18 @@ def fail_redemption(session: Session, shop_id: int, redemption_id: int, reason: 
     redemption = lock_redemption(session, shop_id, redemption_id)
     if redemption.status not in ("pending", "cancelling"):
         return False
-    if redemption.cancel_state == "cancelling":
+    cancelled = redemption.cancel_state == "cancelling"
+    if cancelled:
         redemption.cancel_state = "cancelled"
-    return _give_back(session, shop_id, redemption_id, "failed", reason, now, actor="system")
+    if not _give_back(session, shop_id, redemption_id, "failed", reason, now, actor="system"):
+        return False
+    if cancelled:
+        # The staff cancellation ends here, not in the revoke job: audited as that one would be.
+        audit.record(session, shop_id, redemption.cancel_actor or "system", "redemption.cancel",
+                     target_type="redemption", target_id=redemption.id, customer_id=redemption.customer_id,
+                     details={"reason": redemption.cancel_reason, "points": redemption.points_cost,
+                              "issue_failed": reason})
+    return True
 
 
 def _give_back(session: Session, shop_id: int, redemption_id: int, status: str, reason: str, now: datetime,
@@ -114,7 +125,10 @@ def _give_back(session: Session, shop_id: int, redemption_id: int, status: str, 
 
 def lock_redemption(session: Session, shop_id: int, redemption_id: int) -> Redemption:
     """The shop's redemption, row-locked for this transaction; NotFound if it has none by that id."""
-    redemption = get_for_shop(session, Redemption, shop_id, redemption_id, lock=True)
+    # populate_existing: a job that read the row before its platform call holds the old status in
+    # its identity map; the locked read must replace it (staff may have cancelled meanwhile).
+    stmt = for_shop(Redemption, shop_id).where(Redemption.id == redemption_id).with_for_update()
+    redemption = session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
     if redemption is None:
         raise NotFound("no such redemption", code="redemption_not_found")
     return redemption

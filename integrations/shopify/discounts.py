@@ -83,12 +83,17 @@ def issue_discount(shop: Shop, redemption: Redemption, *, now: datetime | None =
     existing = _find(shop, token, redemption.code)
     if existing is not None:
         return existing
+    now = now or datetime.now(UTC)
+    if redemption.expires_at is not None and redemption.expires_at <= now:
+        # Whether Shopify refuses an endsAt in the past is unconfirmed: never buy a dead code.
+        raise PermanentPlatformError(f"the code's expiry ({redemption.expires_at.isoformat()}) passed "
+                                     "before it could be created")
     kind = redemption.discount.get("kind")
     if kind not in _MUTATIONS:
         raise PermanentPlatformError(f"reward kind {kind!r} cannot become a Shopify discount")
     mutation, variable, field = _MUTATIONS[kind]
     customer = get_for_shop(session, Customer, shop.id, redemption.customer_id)
-    discount_input = build_discount_input(redemption, customer, now or datetime.now(UTC))
+    discount_input = build_discount_input(redemption, customer, now)
     payload = admin_graphql(shop.domain, token, mutation, {variable: discount_input})[field]
     if _code_taken(payload):
         # Another attempt created it between our lookup and this create: that one is ours.

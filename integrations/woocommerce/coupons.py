@@ -16,7 +16,7 @@ Reward kinds:
 """
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -26,11 +26,15 @@ from integrations.base import DiscountAlreadyUsed, PermanentPlatformError
 from integrations.woocommerce.client import call
 
 
-def issue_coupon(shop: Shop, redemption: Redemption) -> str:
+def issue_coupon(shop: Shop, redemption: Redemption, *, now: datetime | None = None) -> str:
     """Create (or find) the redemption's coupon in the store; return its id as a string."""
     existing = find_coupon(shop, redemption.code)
     if existing is not None:
         return existing
+    if redemption.expires_at is not None and redemption.expires_at <= (now or datetime.now(UTC)):
+        # WooCommerce takes a past expiry date: the points would buy a coupon nobody can use.
+        raise PermanentPlatformError(f"the code's expiry ({redemption.expires_at.isoformat()}) passed "
+                                     "before it could be created")
     customer = get_for_shop(db.session, Customer, shop.id, redemption.customer_id)
     body = build_coupon(shop, redemption, customer)
     try:

@@ -25,7 +25,8 @@ from tests.integrations.woocommerce.wc_support import api_url, make_wc_shop
 from tests.faults.conftest import assert_parked_for
 from tests.jobs.shopify_jobs import release_scheduled, scheduled_jobs
 
-NOW = datetime(2026, 3, 1, tzinfo=UTC)
+# The jobs read the real clock: redemptions made now, so their codes have not expired.
+NOW = datetime.now(UTC).replace(microsecond=0)
 NODE_ID = "gid://shopify/DiscountCodeNode/3003"
 
 

@@ -186,3 +186,44 @@ def test_branding_settings_are_validated_and_reach_the_renderer():
     assert (branded.primary_color, branded.logo_url) == ("#0a7f5c", "https://x.example/l.png")
     default = shop_branding(Shop(settings={}))
     assert (default.primary_color, default.logo_url) == ("#4338ca", None)
+
+
+def test_a_reward_email_whose_code_was_cancelled_before_it_went_out_is_skipped(wsession, run_jobs, smtp):
+    # The email waited (SMTP down, a queue backlog) while staff cancelled the code and the points
+    # came back: "here is your code" would hand the shopper a code that no longer exists.
+    from app.loyalty.redemption_cancel import complete_cancellation, request_cancellation
+    from app.loyalty.redemptions import mark_issued
+
+    shop, customer = _shopper(wsession, locale="en")
+    adjust_points(wsession, shop.id, customer.id, 800, reason="seed", actor="staff:test", now=NOW)
+    reward = wsession.query(Reward).filter_by(shop_id=shop.id, points_cost=500).one()
+    redemption = redeem_reward(wsession, shop.id, customer.id, reward.id, "checkout-1", NOW).redemption
+    [email] = mark_issued(wsession, shop.id, redemption.id, "demo-discount", NOW)
+    request_cancellation(wsession, shop.id, redemption.id, "staff:1:ann", "wrong reward", NOW)
+    complete_cancellation(wsession, shop.id, redemption.id, True, NOW)
+    wsession.commit()
+    dispatch([email])
+    run_jobs()
+    assert smtp.messages == []
+    row = _row(wsession, shop, email.key)
+    assert row.status == "skipped" and "cancelled" in row.last_error
+
+
+def test_the_reward_email_names_the_reward_as_it_was_redeemed(wsession, run_jobs, smtp):
+    # The merchant renames (and revalues) the reward before the email goes out: the code is worth
+    # what was redeemed, so the email says that, as the widget does.
+    from app.loyalty.redemptions import mark_issued
+
+    shop, customer = _shopper(wsession, locale="en")
+    adjust_points(wsession, shop.id, customer.id, 800, reason="seed", actor="staff:test", now=NOW)
+    reward = wsession.query(Reward).filter_by(shop_id=shop.id, points_cost=500).one()
+    redeemed_as = reward.name
+    redemption = redeem_reward(wsession, shop.id, customer.id, reward.id, "checkout-1", NOW).redemption
+    [email] = mark_issued(wsession, shop.id, redemption.id, "demo-discount", NOW)
+    reward.name = "Free tote bag"
+    wsession.commit()
+    dispatch([email])
+    run_jobs()
+    [msg] = smtp.messages
+    body = msg.get_body(("plain",)).get_content()
+    assert f"code for {redeemed_as}:" in body and "tote" not in body

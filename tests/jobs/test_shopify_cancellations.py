@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from app.loyalty.intents import RevokeDiscount
@@ -16,12 +16,14 @@ from app.loyalty.redemption_cancel import request_cancellation
 from app.loyalty.redemptions import mark_issued
 from app.models import AuditLog, Customer, LedgerEntry, Redemption
 from jobs.dispatch import dispatch
+from jobs.emails import email_job_id
 from jobs.queues import enqueue, queue
 from tests.factories import redeem_five_off
 from tests.integrations.shopify.admin_api import make_shopify_shop, ok, user_errors
 from tests.jobs.shopify_jobs import release_scheduled, scheduled_jobs
 
-NOW = datetime(2026, 3, 1, tzinfo=UTC)
+# The jobs read the real clock: redemptions made now, so their codes have not expired.
+NOW = datetime.now(UTC).replace(microsecond=0)
 NODE_ID = "gid://shopify/DiscountCodeNode/2001"
 
 
@@ -199,3 +201,69 @@ def test_the_revoke_waits_for_an_issue_attempt_that_is_still_running(wsession, r
     redemption, balance = state(wsession, customer, result.redemption)
     assert (redemption.status, balance) == ("cancelled", 1000)
     issue.delete()
+
+
+def test_staff_cancelling_while_the_issue_job_creates_the_code_still_cancels_it(wsession, run_jobs, shop, api):
+    # The job read the redemption (pending) before calling Shopify; the cancellation commits
+    # while Shopify is creating the code. Marking it issued must see `cancelling`, not the
+    # status the job read first: else the cancellation is dropped with the code live.
+    from sqlalchemy.orm import Session
+
+    from app.extensions import db
+
+    customer, result = redeemed(wsession, shop, issued=False)
+
+    def created_while_staff_cancel():
+        with Session(db.engine) as staff:
+            asked = request_cancellation(staff, shop.id, result.redemption.id, "staff:1:ann", "wrong reward", NOW)
+            staff.commit()
+        dispatch(asked.intents)
+        return ok({"discountCodeBasicCreate": {"codeDiscountNode": {"id": NODE_ID}, "userErrors": []}})
+
+    api.answer("LojalDiscountByCode", no_such_code())
+    api.answer("LojalDiscountCreate", created_while_staff_cancel)
+    api.answer("LojalDiscountUsage", usage(0))
+    api.answer("LojalDiscountDelete", deleted())
+    dispatch(result.intents)
+    run_jobs()
+    assert api.operations() == ["LojalDiscountByCode", "LojalDiscountCreate", "LojalDiscountUsage",
+                                "LojalDiscountDelete"]
+    redemption, balance = state(wsession, customer, result.redemption)
+    assert (redemption.status, redemption.cancel_state, balance) == ("cancelled", "cancelled", 1000)
+    assert redemption.platform_discount_id == NODE_ID
+    # No "here is your code" email for a code that is gone.
+    assert not Job.exists(email_job_id(shop.id, f"redemption:{result.redemption.id}"), queue("emails").connection)
+
+
+def test_a_cancellation_ended_by_shopify_refusing_the_code_is_audited_with_the_points_back_once(
+        wsession, run_jobs, shop, api):
+    # Staff cancel while the issue job's create is under way, and Shopify refuses the code: no
+    # code exists, so the failed issue ends the cancellation too. That end is audited, as every
+    # other end of a staff cancellation is.
+    from sqlalchemy.orm import Session
+
+    from app.extensions import db
+
+    customer, result = redeemed(wsession, shop, issued=False)
+
+    def refused_while_staff_cancel():
+        with Session(db.engine) as staff:
+            asked = request_cancellation(staff, shop.id, result.redemption.id, "staff:1:ann", "wrong reward", NOW)
+            staff.commit()
+        dispatch(asked.intents)
+        return user_errors("discountCodeBasicCreate", (["basicCodeDiscount", "endsAt"], "INVALID", "Ends at is bad"))
+
+    api.answer("LojalDiscountByCode", no_such_code())
+    api.answer("LojalDiscountCreate", refused_while_staff_cancel)
+    dispatch(result.intents)
+    run_jobs()
+    assert api.operations() == ["LojalDiscountByCode", "LojalDiscountCreate"]  # the revoke had nothing to do
+    redemption, balance = state(wsession, customer, result.redemption)
+    assert (redemption.status, redemption.cancel_state, balance) == ("failed", "cancelled", 1000)
+    assert reversals(wsession, shop) == 1
+    audit = wsession.scalars(select(AuditLog).where(
+        AuditLog.shop_id == shop.id, AuditLog.target_type == "redemption",
+        AuditLog.target_id == str(result.redemption.id)).order_by(AuditLog.id)).all()
+    assert [(a.action, a.actor) for a in audit] == [("redemption.cancel_requested", "staff:1:ann"),
+                                                    ("redemption.cancel", "staff:1:ann")]
+    assert audit[-1].details["points"] == 500 and "Ends at is bad" in audit[-1].details["issue_failed"]

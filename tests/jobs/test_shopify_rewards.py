@@ -18,7 +18,8 @@ from tests.factories import redeem_five_off
 from tests.integrations.shopify.admin_api import make_shopify_shop, ok, throttled, user_errors
 from tests.jobs.shopify_jobs import assert_delay, release_scheduled, scheduled_jobs
 
-NOW = datetime(2026, 3, 1, tzinfo=UTC)
+# The jobs read the real clock: redemptions made now, so their codes have not expired.
+NOW = datetime.now(UTC).replace(microsecond=0)
 NODE_ID = "gid://shopify/DiscountCodeNode/2001"
 
 

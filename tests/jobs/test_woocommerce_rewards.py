@@ -2,7 +2,7 @@
 points back on a refusal, and a revoked key (401) disconnects the store and gives the points back."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
@@ -15,7 +15,8 @@ from tests.factories import redeem_five_off
 from tests.integrations.woocommerce.wc_support import api_url, make_wc_shop
 from tests.jobs.shopify_jobs import release_scheduled, scheduled_jobs
 
-NOW = datetime(2026, 3, 1, tzinfo=UTC)
+# The job reads the real clock: redemptions made now, so their codes have not expired.
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 class _CouponsOnly:
@@ -93,6 +94,22 @@ def test_a_revoked_key_disconnects_the_store_and_gives_the_points_back(wsession,
     assert status_of(wsession, shop) == "disconnected"
     assert scheduled_jobs(worker_app, "rewards") == []
     assert find_balance_drift(wsession, shop.id) == []
+
+
+def test_a_coupon_that_would_be_born_expired_is_not_created_and_the_points_come_back(wsession, run_jobs, shop,
+                                                                                   store):
+    # Issued long after the redemption (the store was down past every retry, and the sweeper
+    # retried a week later): WooCommerce would accept a coupon already past its expiry date and
+    # the points would be spent on a code nobody can use.
+    customer, result = redeem(wsession, shop)
+    wsession.get(Redemption, result.redemption.id).expires_at = datetime.now(UTC) - timedelta(hours=1)
+    wsession.commit()
+    store.get(api_url(shop, "coupons"), json=[])  # no coupon from an earlier attempt
+    dispatch(result.intents)
+    run_jobs()
+    assert [c.request.method for c in store.calls] == ["GET"]  # looked for one, created none
+    redemption, balance = state(wsession, customer, result.redemption)
+    assert redemption.status == "failed" and "expir" in redemption.failure_reason and balance == 1000
 
 
 def status_of(session, shop):

@@ -187,6 +187,44 @@ def test_while_the_platform_creates_the_code_the_widget_waits_and_shows_it_once_
     assert page.errors == []
 
 
+def test_a_code_staff_are_cancelling_is_not_shown_as_points_back_until_they_are(
+        page, queueing_server_url, queueing_app, shopper, session):
+    # `cancelling` is not an outcome: the cancellation may be refused (the code stays) or fail.
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from app.extensions import db
+    from app.loyalty.redemption_cancel import request_cancellation
+    from jobs.dispatch import dispatch
+
+    shop, customer, _ = shopper
+
+    def cancelled_by_staff_before_the_answer(route):
+        response = route.fetch()  # redeemed (202, pending)...
+        # Route handlers run outside the test's app context: staff act through their own.
+        with queueing_app.app_context(), Session(db.engine) as staff:
+            asked = request_cancellation(staff, shop.id, response.json()["id"], "staff:1:ann", "wrong reward",
+                                         datetime.now(UTC))
+            staff.commit()  # ...and staff cancel before the widget's first poll
+            dispatch(asked.intents)
+        route.fulfill(response=response)
+
+    page.route(re.compile(r"/widget/v1/me/redemptions(\?|$)"), cancelled_by_staff_before_the_answer)
+    _demo(page, queueing_server_url, shop, customer)
+    page.locator("lojal-rewards button.l").click()
+    dialog = page.get_by_role("dialog")
+    with page.expect_response(lambda r: "/me/redemptions/" in r.url and r.json()["status"] == "cancelling"):
+        dialog.locator("li", has_text="Handmade mug").get_by_role("button", name="Redeem").click()
+    page.wait_for_timeout(1500)  # a poll or two more
+    expect(dialog.get_by_role("alert")).to_have_count(0)
+    run_worker(queueing_app, burst=True, worker_class=SimpleWorker)  # the code goes, the points come back
+    expect(dialog.get_by_role("alert")).to_contain_text("your points are back", timeout=20_000)
+    session.expire_all()
+    assert session.get(Customer, customer.id).points_balance == 1250
+    assert page.errors == []
+
+
 def test_a_redemption_whose_answer_is_lost_is_retried_with_the_same_key_and_happens_once(
         page, server_url, shopper, session):
     shop, customer, reward = shopper

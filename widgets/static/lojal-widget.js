@@ -312,12 +312,14 @@ input{flex:1;min-width:0;padding:6px 8px;border:1px solid #0003;border-radius:va
       try {
         let d = (await this.retry(() => this.api('/me/redemptions', 'POST', { reward_id: r.id }, { 'Idempotency-Key': key }))).data;
         delete this.keys[r.id];
-        for (let i = 0; !d.code && d.status == 'pending' && i < 40; i++) {
+        // `cancelling` (staff at work) is no outcome yet: the code may stay, or the points come back.
+        const open = (x) => !x.code && (x.status == 'pending' || x.status == 'cancelling');
+        for (let i = 0; open(d) && i < 40; i++) {
           await sleep(Math.min(500 * (i + 1), 3000));
           d = (await this.retry(() => this.api('/me/redemptions/' + d.id))).data;
         }
         if (!d.code) {
-          throw new Error(d.status == 'pending' ? this.t.pending || 'Your code is on its way; check back in a minute.'
+          throw new Error(open(d) ? this.t.pending || 'Your code is on its way; check back in a minute.'
             : this.t.failed || 'That did not work; your points are back.');
         }
         this.issued = d;

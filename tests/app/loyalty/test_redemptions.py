@@ -100,6 +100,25 @@ def test_the_same_idempotency_key_for_another_reward_is_invalid(session, now):
     assert customer.points_balance == 1700
 
 
+def test_the_same_key_returns_the_redemption_after_its_reward_was_deleted(session, now):
+    # A retried click (the answer was lost) after the merchant deleted the reward: the points
+    # were spent, so the shopper must get their redemption back, not a "key reused" refusal.
+    from app.loyalty.catalog import delete_item
+
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    reward = _reward(session, shop, 300)
+    reward_id = reward.id
+    first = redeem_reward(session, shop.id, customer.id, reward_id, "key-1", now).redemption
+    delete_item(session, shop.id, Reward, reward_id, actor="staff:1:ann")
+    session.expire_all()
+    again = redeem_reward(session, shop.id, customer.id, reward_id, "key-1", now + timedelta(seconds=5))
+    assert (again.created, again.redemption.id, again.intents) == (False, first.id, [])
+    assert len(_entries(session, shop, "redeem")) == 1
+    _reload(session, customer)
+    assert customer.points_balance == 700
+
+
 @pytest.mark.parametrize("key", ["", "k" * 201])
 def test_an_idempotency_key_of_1_to_200_characters_is_required(session, now, key):
     shop = make_shop(session)

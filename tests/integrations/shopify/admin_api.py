@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +69,7 @@ class FakeAdminApi:
     def url(self) -> str:
         return f"https://{self.domain}/admin/api/{API_VERSION}/graphql.json"
 
-    def answer(self, operation: str, *responses: httpx.Response | Exception) -> None:
+    def answer(self, operation: str, *responses: httpx.Response | Exception | Callable[[], httpx.Response]) -> None:
         self.answers[operation].extend(responses)
 
     def operations(self) -> list[str]:
@@ -87,6 +88,8 @@ class FakeAdminApi:
         if not self.answers[operation]:
             raise AssertionError(f"unexpected Admin API call {operation} with {body.get('variables')}")
         answer = self.answers[operation].popleft()
+        if callable(answer):  # something that happens on Shopify's side while it answers
+            answer = answer()
         if isinstance(answer, Exception):
             raise answer
         return answer

@@ -169,3 +169,15 @@ def test_expiry_is_sent_in_utc(session, shop, api):
     api.answer("LojalDiscountCreate", created())
     issue_discount(shop, redemption, now=NOW)
     assert api.variables("LojalDiscountCreate")[0]["basicCodeDiscount"]["endsAt"] == "2026-03-11T12:00:00Z"
+
+
+def test_past_its_expiry_a_code_is_not_created_but_one_an_earlier_attempt_made_is_found(session, shop, api):
+    # Whether Shopify itself refuses an endsAt in the past is unconfirmed: a code is never
+    # created dead (the job then gives the points back).
+    _, redemption = redeem(session, shop, kind="fixed_amount", value="5.00")
+    late = redemption.expires_at + timedelta(seconds=1)
+    api.answer("LojalDiscountByCode", not_found(), ok({"codeDiscountNodeByCode": {"id": NODE_ID}}))
+    with pytest.raises(PermanentPlatformError, match="expiry"):
+        issue_discount(shop, redemption, now=late)
+    assert api.operations() == ["LojalDiscountByCode"]
+    assert issue_discount(shop, redemption, now=late) == NODE_ID

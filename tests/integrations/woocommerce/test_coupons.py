@@ -2,7 +2,7 @@
 and never twice (looked up by code before creating)."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -52,7 +52,7 @@ def test_fixed_amount_coupon_is_for_that_email_single_use_and_expires(session, s
     lookup(store, shop, redemption.code)
     store.post(api_url(shop, "coupons"), json={"id": 719, "code": redemption.code.lower()}, status=201)
 
-    assert issue_coupon(shop, redemption) == "719"
+    assert issue_coupon(shop, redemption, now=NOW) == "719"
 
     assert [c.request.method for c in store.calls] == ["GET", "POST"]
     assert store.calls[0].request.headers["Authorization"].startswith("Basic ")  # HTTPS: basic auth
@@ -74,7 +74,7 @@ def test_percentage_amount_is_the_percent_as_a_string(session, shop, store):
     _, redemption = redeem(session, shop, kind="percentage", value="12.5", expiry_days=None)
     lookup(store, shop, redemption.code)
     store.post(api_url(shop, "coupons"), json={"id": 720}, status=201)
-    issue_coupon(shop, redemption)
+    issue_coupon(shop, redemption, now=NOW)
     sent = sent_json(store.calls[1])
     assert sent["discount_type"] == "percent" and sent["amount"] == "12.5"
     assert "date_expires_gmt" not in sent and "minimum_amount" not in sent
@@ -84,7 +84,7 @@ def test_free_shipping_is_a_zero_cart_discount_with_free_shipping(session, shop,
     _, redemption = redeem(session, shop, kind="free_shipping", minimum="30")
     lookup(store, shop, redemption.code)
     store.post(api_url(shop, "coupons"), json={"id": 721}, status=201)
-    issue_coupon(shop, redemption)
+    issue_coupon(shop, redemption, now=NOW)
     sent = sent_json(store.calls[1])
     assert (sent["discount_type"], sent["amount"], sent["free_shipping"]) == ("fixed_cart", "0", True)
     assert sent["minimum_amount"] == "30" and sent["usage_limit"] == 1
@@ -95,7 +95,7 @@ def test_free_product_is_that_products_price_off_one_item(session, shop, store):
     lookup(store, shop, redemption.code)
     store.get(api_url(shop, "products/93"), json={"id": 93, "price": "18.50"})
     store.post(api_url(shop, "coupons"), json={"id": 722}, status=201)
-    issue_coupon(shop, redemption)
+    issue_coupon(shop, redemption, now=NOW)
     sent = sent_json(store.calls[2])
     assert sent["discount_type"] == "fixed_product" and sent["amount"] == "18.5"
     assert sent["product_ids"] == [93] and sent["limit_usage_to_x_items"] == 1
@@ -106,14 +106,14 @@ def test_free_product_without_a_price_is_permanent(session, shop, store):
     lookup(store, shop, redemption.code)
     store.get(api_url(shop, "products/93"), json={"id": 93, "price": ""})
     with pytest.raises(PermanentPlatformError, match="no price"):
-        issue_coupon(shop, redemption)
+        issue_coupon(shop, redemption, now=NOW)
     assert [c.request.method for c in store.calls] == ["GET", "GET"]
 
 
 def test_an_existing_coupon_is_returned_not_created_again(session, shop, store):
     _, redemption = redeem(session, shop, kind="fixed_amount", value="5")
     lookup(store, shop, redemption.code, found=[{"id": 719, "code": redemption.code.lower()}])
-    assert issue_coupon(shop, redemption) == "719"
+    assert issue_coupon(shop, redemption, now=NOW) == "719"
     assert [c.request.method for c in store.calls] == ["GET"]
 
 
@@ -122,10 +122,10 @@ def test_a_retry_after_a_5xx_finds_the_coupon_instead_of_creating_another(sessio
     lookup(store, shop, redemption.code)
     store.post(api_url(shop, "coupons"), status=502)  # the store did create it, then failed to answer
     with pytest.raises(TransientPlatformError):
-        issue_coupon(shop, redemption)
+        issue_coupon(shop, redemption, now=NOW)
 
     store.replace(responses.GET, api_url(shop, "coupons"), json=[{"id": 719, "code": redemption.code.lower()}])
-    assert issue_coupon(shop, redemption) == "719"
+    assert issue_coupon(shop, redemption, now=NOW) == "719"
     assert [c.request.method for c in store.calls] == ["GET", "POST", "GET"]
 
 
@@ -135,7 +135,7 @@ def test_code_taken_by_a_concurrent_attempt_is_ours(session, shop, store):
     store.get(api_url(shop, "coupons"), json=[{"id": 719, "code": redemption.code.lower()}])
     store.post(api_url(shop, "coupons"), status=400,
                json={"code": "woocommerce_rest_coupon_code_already_exists", "message": "The coupon code already exists"})
-    assert issue_coupon(shop, redemption) == "719"
+    assert issue_coupon(shop, redemption, now=NOW) == "719"
 
 
 def test_a_refusal_is_permanent_with_the_stores_message(session, shop, store):
@@ -143,14 +143,14 @@ def test_a_refusal_is_permanent_with_the_stores_message(session, shop, store):
     store.get(api_url(shop, "coupons"), json=[])
     store.post(api_url(shop, "coupons"), status=400, json={"code": "rest_invalid_param", "message": "Invalid amount"})
     with pytest.raises(PermanentPlatformError, match="Invalid amount"):
-        issue_coupon(shop, redemption)
+        issue_coupon(shop, redemption, now=NOW)
 
 
 def test_429_is_transient_with_the_stores_retry_after(session, shop, store):
     _, redemption = redeem(session, shop, kind="fixed_amount", value="5")
     store.get(api_url(shop, "coupons"), status=429, headers={"Retry-After": "7"})
     with pytest.raises(TransientPlatformError) as caught:
-        issue_coupon(shop, redemption)
+        issue_coupon(shop, redemption, now=NOW)
     assert caught.value.retry_after == 7.0
     assert [c.request.method for c in store.calls] == ["GET"]
 
@@ -159,7 +159,7 @@ def test_401_is_store_disconnected(session, shop, store):
     _, redemption = redeem(session, shop, kind="fixed_amount", value="5")
     store.get(api_url(shop, "coupons"), status=401, json={"code": "woocommerce_rest_authentication_error"})
     with pytest.raises(StoreDisconnected):
-        issue_coupon(shop, redemption)
+        issue_coupon(shop, redemption, now=NOW)
 
 
 def test_a_customer_without_an_email_cannot_get_a_coupon(session, shop, store):
@@ -168,5 +168,16 @@ def test_a_customer_without_an_email_cannot_get_a_coupon(session, shop, store):
     session.commit()
     lookup(store, shop, redemption.code)
     with pytest.raises(PermanentPlatformError, match="no email"):
-        issue_coupon(shop, redemption)
+        issue_coupon(shop, redemption, now=NOW)
     assert [c.request.method for c in store.calls] == ["GET"]
+
+
+def test_past_its_expiry_a_coupon_is_not_created_but_one_an_earlier_attempt_made_is_found(session, shop, store):
+    _, redemption = redeem(session, shop, kind="fixed_amount", value="5.00")
+    late = redemption.expires_at + timedelta(seconds=1)
+    lookup(store, shop, redemption.code)
+    with pytest.raises(PermanentPlatformError, match="expiry"):
+        issue_coupon(shop, redemption, now=late)
+    assert [c.request.method for c in store.calls] == ["GET"]
+    store.replace(responses.GET, api_url(shop, "coupons"), json=[{"id": 719, "code": redemption.code.lower()}])
+    assert issue_coupon(shop, redemption, now=late) == "719"
