@@ -44,6 +44,7 @@ from jobs.context import app_job, is_final_attempt
 
 log = logging.getLogger(__name__)
 _REDEMPTION_KEY = re.compile(r"^redemption:(\d+)(?::resend:\w+)?$")  # a staff resend has its own key
+_TIER_KEY = re.compile(r"^tier:(\d+):customer:\d+$")
 
 
 def email_job_id(shop_id: int, key: str) -> str:
@@ -158,6 +159,11 @@ def _one_mailbox(address: str) -> bool:
 
 def _context(session, shop: Shop, customer: Customer, template: str, key: str) -> EmailContext:
     tier = session.get(Tier, customer.tier_id) if customer.tier_id else None
+    match = _TIER_KEY.match(key) if template == "tier_reached" else None
+    if match:
+        # The tier this email announces, not the one held at send time: a second promotion
+        # before the send would otherwise make both emails announce the higher tier.
+        tier = get_for_shop(session, Tier, shop.id, int(match.group(1))) or tier
     affordable = session.scalars(
         for_shop(Reward, shop.id).where(Reward.active.is_(True), Reward.points_cost <= customer.points_balance)
         .order_by(Reward.points_cost.desc(), Reward.position).limit(1)

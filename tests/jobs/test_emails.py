@@ -186,3 +186,22 @@ def test_branding_settings_are_validated_and_reach_the_renderer():
     assert (branded.primary_color, branded.logo_url) == ("#0a7f5c", "https://x.example/l.png")
     default = shop_branding(Shop(settings={}))
     assert (default.primary_color, default.logo_url) == ("#4338ca", None)
+
+
+def test_each_tier_email_names_the_tier_its_key_announces(wsession, run_jobs, smtp):
+    # Two orders lift the customer to Silver, then Gold, before the emails go out (a queue
+    # backlog, an SMTP retry): the Silver email must still say Silver, not repeat "Gold".
+    from app.loyalty.apply import apply_event
+    from tests.factories import paid
+
+    shop, customer = _shopper(wsession, locale="en")
+    intents = []
+    for n, subtotal in enumerate(("600", "1000")):
+        intents += apply_event(wsession, shop.id, paid(f"tier-{n}", NOW, customer=customer, subtotal=subtotal)).intents
+    wsession.commit()
+    dispatch(intents)
+    run_jobs()
+    subjects = sorted(m["Subject"] for m in smtp.messages)
+    assert subjects == ["You have reached Gold at Fjord & Co!", "You have reached Silver at Fjord & Co!"]
+    silver = next(m for m in smtp.messages if "Silver" in m["Subject"])
+    assert "you are now a Silver member" in silver.get_body(("plain",)).get_content()
