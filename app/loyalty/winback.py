@@ -35,7 +35,7 @@ from app.loyalty.events import Outcome
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Customer, Order, Shop, WinbackEnrollment, for_shop, get_for_shop
+from app.models import Customer, EmailSend, Order, Shop, WinbackEnrollment, for_shop, get_for_shop
 
 REMINDER = "winback_reminder"
 INCENTIVE = "winback_incentive"
@@ -251,14 +251,17 @@ def record_order_for_winback(session: Session, shop_id: int, customer: Customer,
     ).first()
     if enrollment is None:
         return
-    _end_for_sale(enrollment, order, at, settings)
+    _end_for_sale(session, shop_id, enrollment, order, at, settings)
 
 
-def _end_for_sale(enrollment: WinbackEnrollment, order: Order, at: datetime, settings: ProgramSettings) -> None:
-    """The customer bought: the sequence is converted if the sale came within its recovery window."""
+def _end_for_sale(session: Session, shop_id: int, enrollment: WinbackEnrollment, order: Order, at: datetime,
+                  settings: ProgramSettings) -> None:
+    """The customer bought: the sequence is converted if the sale came within its recovery window
+    after a win-back email the SMTP server accepted (a skipped or still retrying email brought
+    nobody back)."""
     last_email = max(t for t in (enrollment.step1_sent_at, enrollment.step2_sent_at, enrollment.enrolled_at) if t)
     window = timedelta(days=settings.winback_recovery_days)
-    if enrollment.enrolled_at <= at <= last_email + window:
+    if enrollment.enrolled_at <= at <= last_email + window and _emailed(session, shop_id, enrollment.id):
         enrollment.status = "converted"
         enrollment.converted_order_id = order.id
         enrollment.recovered_revenue = order.total
@@ -281,8 +284,15 @@ def _ended_by_missed_sale(session: Session, shop_id: int, customer: Customer, en
     ).first()
     if order is None:
         return False
-    _end_for_sale(enrollment, order, order.placed_at or order.paid_at, settings)
+    _end_for_sale(session, shop_id, enrollment, order, order.placed_at or order.paid_at, settings)
     return True
+
+
+def _emailed(session: Session, shop_id: int, enrollment_id: int) -> bool:
+    """Did one of the sequence's emails go out? (the unique (shop_id, send_key) index)"""
+    return session.scalar(select(func.count()).select_from(EmailSend).where(
+        EmailSend.shop_id == shop_id, EmailSend.send_key.in_([email_key(enrollment_id, 1), email_key(enrollment_id, 2)]),
+        EmailSend.status == "sent")) > 0
 
 
 @dataclass(frozen=True)
