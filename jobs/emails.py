@@ -91,7 +91,7 @@ def send_notification(shop_id: int, customer_id: int, template: str, key: str) -
     row.message_id = _message_id(config["MAIL_FROM"], config["APP_URL"], shop_id, row.id)
     sender_address = parseaddr(config["MAIL_FROM"])[1]
     message = build_message(render(template, ctx, link), mail_from=formataddr((shop.name, sender_address)),
-                            to_address=customer.email, to_name=customer.first_name, unsubscribe_url=link,
+                            to_address=_ascii_address(customer.email), to_name=customer.first_name, unsubscribe_url=link,
                             message_id=row.message_id, locale=shop.locale)
     row_id = row.id
     handed_over: list[bool] = []
@@ -143,6 +143,10 @@ def _skip_reason(shop: Shop | None, customer: Customer | None, template: str) ->
         return "customer has no email address"
     if not _one_mailbox(customer.email):
         return "customer's email is not one address"
+    if not customer.email.rpartition("@")[0].isascii():
+        return "customer's email has a non-ASCII local part"
+    if _ascii_address(customer.email) is None:
+        return "customer's email domain is not a valid international name"
     if customer.unsubscribed_at is not None:
         return "customer unsubscribed"
     if template in MARKETING_TEMPLATES and not customer.accepts_marketing:
@@ -155,6 +159,18 @@ def _one_mailbox(address: str) -> bool:
     others than the customer."""
     parsed = getaddresses([address])
     return len(parsed) == 1 and parsed[0] == ("", address) and "@" in address
+
+
+def _ascii_address(address: str) -> str | None:
+    """The address as SMTP takes it without SMTPUTF8 (which this sender does not speak): an
+    international domain in its IDNA form. None when the domain has none."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
 
 
 def _context(session, shop: Shop, customer: Customer, template: str, key: str) -> EmailContext:

@@ -205,3 +205,24 @@ def test_each_tier_email_names_the_tier_its_key_announces(wsession, run_jobs, sm
     assert subjects == ["You have reached Gold at Fjord & Co!", "You have reached Silver at Fjord & Co!"]
     silver = next(m for m in smtp.messages if "Silver" in m["Subject"])
     assert "you are now a Silver member" in silver.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("first_name", ["Jörg", None])
+def test_an_international_address_is_sent_to_its_ascii_domain_or_skipped_with_a_reason(wsession, run_jobs, smtp,
+                                                                                       first_name):
+    # A non-ASCII address crashed the send (UnicodeEncodeError) on every retry, leaving the row
+    # `pending` with no reason. The domain has an ASCII form (IDNA); a local part does not
+    # without SMTPUTF8, which this sender does not speak.
+    shop, customer = _shopper(wsession, locale="en", email="jorg@bücher.example", first_name=first_name)
+    dispatch([NotifyCustomer(shop.id, customer.id, "tier_reached", key="k1")])
+    run_jobs()
+    [envelope] = smtp.handler.envelopes
+    assert envelope.rcpt_tos == ["jorg@xn--bcher-kva.example"]
+    assert _row(wsession, shop, "k1").status == "sent"
+
+    shop, customer = _shopper(wsession, locale="en", email="jörg@example.com", first_name=first_name)
+    dispatch([NotifyCustomer(shop.id, customer.id, "tier_reached", key="k1")])
+    run_jobs()
+    assert len(smtp.handler.envelopes) == 1
+    row = _row(wsession, shop, "k1")
+    assert row.status == "skipped" and row.last_error == "customer's email has a non-ASCII local part"
