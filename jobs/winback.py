@@ -8,7 +8,7 @@ keyed per (enrollment, step) in email_sends.
 from __future__ import annotations
 
 from app.extensions import db
-from app.loyalty.winback import advance_sequence, enroll_lapsing
+from app.loyalty.winback import INCENTIVE, advance_sequence, enroll_lapsing
 from jobs.context import app_job
 from jobs.dispatch import dispatch
 from jobs.maintenance import _active_shop, parse_now
@@ -24,7 +24,7 @@ def run_winback(shop_id: int, now: str | None = None) -> str:
         outcome = advance_sequence(db.session, shop_id, moment)
         db.session.commit()
         dispatch(outcome.intents)
-        advanced += len(outcome.intents)
+        advanced += sum(1 for intent in outcome.intents if getattr(intent, "template", None) == INCENTIVE)
         if outcome.resume_after is None:
             break
     enrolled = enroll_lapsing(db.session, shop_id, moment)

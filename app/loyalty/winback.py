@@ -31,6 +31,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.loyalty import tiers
 from app.loyalty.events import Outcome
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
@@ -204,6 +205,8 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
             post_entry(session, customer, kind="earn", key=incentive_key(enrollment.id), now=now, points=points,
                        source="winback", details={"enrollment_id": enrollment.id})
             outcome.intents.append(NotifyCustomer(shop_id, customer.id, INCENTIVE, email_key(enrollment.id, 2)))
+            # An earn like any other: with a points basis it may reach a tier at once.
+            outcome.intents += tiers.promote_on_points(session, shop, customer, now)
     # Both emails out and the recovery window after the last one over: the sequence is done.
     finished = session.scalars(
         for_shop(WinbackEnrollment, shop_id)

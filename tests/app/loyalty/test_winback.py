@@ -372,3 +372,24 @@ def test_step_two_and_a_sale_at_the_same_moment_do_not_deadlock(app, session):
     assert errors == []
     [enrollment] = _enrollments(session, shop, customer)
     assert enrollment.campaign_step == 2
+
+
+def test_the_incentive_points_promote_at_once_on_a_points_basis(session):
+    # Like birthday, signup and custom-action points: with a points basis any earn qualifies at
+    # once (README "VIP tiers"); the incentive waited for the next order or tier review.
+    from decimal import Decimal as D
+
+    from app.loyalty.intents import NotifyCustomer
+    from app.models import Tier
+    from tests.factories import set_rule
+
+    shop = make_shop(session, tier_basis="points")  # Bronze 0, Silver 500, Gold 1500
+    set_rule(session, shop, "order", points_per_unit=D("35"))
+    customer = _shopper(session, shop, [90])  # 40.00 -> 1,400 points: Silver
+    enroll_lapsing(session, shop.id, NOW)
+    outcome = advance_sequence(session, shop.id, NOW + days(7))  # +200 -> 1,600
+    gold = session.query(Tier).filter_by(shop_id=shop.id, name="Gold").one()
+    session.refresh(customer)
+    assert customer.points_earned_lifetime == 1600 and customer.tier_id == gold.id
+    assert NotifyCustomer(shop.id, customer.id, "tier_reached", key=f"tier:{gold.id}:customer:{customer.id}") \
+        in outcome.intents
