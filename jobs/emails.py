@@ -76,6 +76,8 @@ def send_notification(shop_id: int, customer_id: int, template: str, key: str) -
         reason = "win-back sequence ended"
     if reason is None and template == "points_expiring" and not reminder_still_due(shop, customer, key):
         reason = "the balance no longer expires on that date"
+    if reason is None and template == "reward_issued":
+        reason = _code_not_live(session, shop_id, key)
     smtp_url = current_app.config.get("SMTP_URL")
     if reason is None and not smtp_url:
         reason = "SMTP_URL is not set"
@@ -151,6 +153,16 @@ def _skip_reason(shop: Shop | None, customer: Customer | None, template: str) ->
         return "customer unsubscribed"
     if template in MARKETING_TEMPLATES and not customer.accepts_marketing:
         return "no marketing consent"
+    return None
+
+
+def _code_not_live(session, shop_id: int, key: str) -> str | None:
+    """A code email waiting for its send (an SMTP retry) when staff cancel the redemption would
+    mail a deleted code: only an issued redemption's code goes out."""
+    match = _REDEMPTION_KEY.match(key)
+    redemption = get_for_shop(session, Redemption, shop_id, int(match.group(1))) if match else None
+    if redemption is not None and redemption.status != "issued":
+        return f"redemption is {redemption.status}"
     return None
 
 

@@ -226,3 +226,33 @@ def test_an_international_address_is_sent_to_its_ascii_domain_or_skipped_with_a_
     assert len(smtp.handler.envelopes) == 1
     row = _row(wsession, shop, "k1")
     assert row.status == "skipped" and row.last_error == "customer's email has a non-ASCII local part"
+
+
+def test_a_code_email_still_waiting_when_staff_cancel_the_redemption_is_not_sent(wsession, run_jobs, smtp,
+                                                                                 worker_app):
+    # The code email waits for an SMTP retry; meanwhile staff cancel the redemption (the code is
+    # deleted, the points given back). The retry must not mail the shopper a dead code.
+    from app.loyalty.redemption_cancel import request_cancellation
+    from app.models import Redemption
+
+    shop, customer = _shopper(wsession, locale="en")
+    adjust_points(wsession, shop.id, customer.id, 800, reason="seed", actor="staff:test", now=NOW)
+    reward = wsession.query(Reward).filter_by(shop_id=shop.id, points_cost=500).one()
+    result = redeem_reward(wsession, shop.id, customer.id, reward.id, "checkout-1", NOW)
+    wsession.commit()
+    smtp.handler.refuse_next = 1
+    dispatch(result.intents)
+    run_jobs()  # the code is issued; its email is refused once and waits for the retry
+    key = f"redemption:{result.redemption.id}"
+    assert smtp.messages == [] and _row(wsession, shop, key).status == "pending"
+    cancel = request_cancellation(wsession, shop.id, result.redemption.id, "staff:test", "sent by mistake", NOW)
+    wsession.commit()
+    dispatch(cancel.intents)
+    run_jobs()
+    wsession.expire_all()
+    assert wsession.get(Redemption, result.redemption.id).status == "cancelled"
+    queue("emails", worker_app).scheduled_job_registry.requeue(email_job_id(shop.id, key))  # back-off over
+    run_jobs()
+    assert smtp.messages == []
+    row = _row(wsession, shop, key)
+    assert row.status == "skipped" and row.last_error == "redemption is cancelled"
