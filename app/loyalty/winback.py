@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import func, select, text
+from sqlalchemy import String, cast, exists, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -226,6 +226,24 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
     if len(due) == limit or len(finished) == limit:
         outcome.resume_after = max([row.id for row in due] + [e.id for e in finished])
     return outcome
+
+
+def unqueued_emails(session: Session, shop_id: int) -> Outcome:
+    """The current step's email of every running sequence that has no email_sends row: its job
+    was never queued (the worker died, or Redis failed, between a run's commit and its
+    dispatch), and a later run would not queue it either. Queued again, a repeat is a no-op
+    (jobs.emails records each key once). One anti-join of the shop's active enrollments."""
+    w = WinbackEnrollment
+    key = literal("winback:") + cast(w.id, String) + literal(":") + cast(w.campaign_step, String)
+    rows = session.execute(
+        select(w.id, w.customer_id, w.campaign_step).where(
+            w.shop_id == shop_id, w.status == "active", or_(w.campaign_step == 1, w.incentive_points > 0),
+            ~exists().where(EmailSend.shop_id == shop_id, EmailSend.send_key == key))
+        .order_by(w.id)
+    ).all()
+    intents = [NotifyCustomer(shop_id, customer_id, REMINDER if step == 1 else INCENTIVE, email_key(enrollment_id, step))
+               for enrollment_id, customer_id, step in rows]
+    return Outcome(status="applied" if intents else "noop", intents=intents)
 
 
 def may_end_sequence(settings: ProgramSettings, previous_order_at: datetime | None, at: datetime | None) -> bool:

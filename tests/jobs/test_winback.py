@@ -201,3 +201,34 @@ def test_an_order_counts_as_won_back_only_after_a_winback_email_went_out(wsessio
     wsession.expire_all()
     [enrollment] = wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).all()
     assert enrollment.status == "converted" and enrollment.recovered_revenue == Decimal("80.00")
+
+
+def test_reminders_whose_dispatch_died_after_the_commit_are_queued_by_the_next_run(wsession, run_jobs, smtp,
+                                                                                    monkeypatch):
+    # The worker dies (a deploy, OOM) while queueing a big shop's reminders: the enrollments are
+    # committed, so the retried or next run enrolls nobody new and never queued the rest.
+    from jobs import winback as winback_job
+    from jobs.dispatch import dispatch as real_dispatch
+
+    shop, first = _lapsed_shopper(wsession)
+    for _ in range(2):
+        customer = make_customer(wsession, shop, accepts_marketing=True)
+        at = NOW - timedelta(days=90)
+        apply_event(wsession, shop.id, paid(f"wb-{customer.id}", at=at, customer=customer, placed_at=at))
+    wsession.commit()
+
+    def dies_after_one(intents):
+        real_dispatch(intents[:1])
+        if len(intents) > 1:
+            raise RuntimeError("worker killed mid-dispatch")
+
+    monkeypatch.setattr(winback_job, "dispatch", dies_after_one)
+    with pytest.raises(RuntimeError):
+        winback_job.run_winback(shop.id, now=NOW.isoformat())
+    monkeypatch.setattr(winback_job, "dispatch", real_dispatch)
+    run_jobs()
+    assert len(smtp.messages) == 1
+    _run(run_jobs, shop, NOW + timedelta(hours=1))  # RQ's retry of the run
+    _run(run_jobs, shop, NOW + timedelta(days=1))   # and the next day's
+    assert len(smtp.messages) == 3
+    assert len({m["To"] for m in smtp.messages}) == 3
