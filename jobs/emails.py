@@ -29,18 +29,20 @@ from email.utils import formataddr, getaddresses, parseaddr
 from urllib.parse import urlsplit
 
 from flask import current_app
+from rq.job import Job
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.email.render import MARKETING_TEMPLATES, Branding, EmailContext, build_message, render
 from app.email.sender import PermanentEmailError, TransientEmailError, send_message
 from app.email.tokens import unsubscribe_url
-from app.extensions import db
+from app.extensions import db, redis_connection
 from app.loyalty.expiry import expires_at, reminder_still_due
 from app.loyalty.program import program_settings
 from app.loyalty.winback import WINBACK_TEMPLATES, sequence_running
 from app.models import Customer, EmailSend, LedgerEntry, Redemption, Reward, Shop, Tier, for_shop, get_for_shop
 from jobs.context import app_job, is_final_attempt
+from jobs.queues import runs_in_process
 
 log = logging.getLogger(__name__)
 _REDEMPTION_KEY = re.compile(r"^redemption:(\d+)(?::resend:\w+)?$")  # a staff resend has its own key
@@ -50,6 +52,16 @@ _TIER_KEY = re.compile(r"^tier:(\d+):customer:\d+$")
 def email_job_id(shop_id: int, key: str) -> str:
     """The RQ job id for a notification: deterministic, so RQ itself collapses duplicates too."""
     return f"email-{shop_id}-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
+def without_email_jobs(intents: list) -> list:
+    """The notifications Redis holds no job for (queued, retrying, or failed and kept): queueing
+    lost emails again must not queue a backlog twice."""
+    app = current_app._get_current_object()
+    if runs_in_process(app):
+        return intents
+    connection = redis_connection.client(app)
+    return [i for i in intents if not Job.exists(email_job_id(i.shop_id, i.key), connection)]
 
 
 @app_job

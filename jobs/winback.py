@@ -7,16 +7,12 @@ keyed per (enrollment, step) in email_sends.
 """
 from __future__ import annotations
 
-from flask import current_app
-from rq.job import Job
-
-from app.extensions import db, redis_connection
+from app.extensions import db
 from app.loyalty.winback import INCENTIVE, advance_sequence, enroll_lapsing, unqueued_emails
 from jobs.context import app_job
 from jobs.dispatch import dispatch
-from jobs.emails import email_job_id
+from jobs.emails import without_email_jobs
 from jobs.maintenance import _active_shop, parse_now
-from jobs.queues import runs_in_process
 
 
 @app_job
@@ -25,7 +21,7 @@ def run_winback(shop_id: int, now: str | None = None) -> str:
         return "skipped"
     moment = parse_now(now)
     # First the emails an earlier run committed but never queued (it died mid-dispatch).
-    requeued = _without_jobs(unqueued_emails(db.session, shop_id).intents)
+    requeued = without_email_jobs(unqueued_emails(db.session, shop_id).intents)
     db.session.rollback()
     dispatch(requeued)
     advanced = 0
@@ -41,12 +37,3 @@ def run_winback(shop_id: int, now: str | None = None) -> str:
     dispatch(enrolled.intents)
     return f"enrolled:{len(enrolled.intents)} advanced:{advanced}" + (f" requeued:{len(requeued)}" if requeued else "")
 
-
-def _without_jobs(intents: list) -> list:
-    """The emails Redis holds no job for (queued, retrying or failed and kept): a backlog of
-    queued emails is not queued twice."""
-    app = current_app._get_current_object()
-    if runs_in_process(app):
-        return intents
-    connection = redis_connection.client(app)
-    return [i for i in intents if not Job.exists(email_job_id(i.shop_id, i.key), connection)]
