@@ -29,26 +29,39 @@ from email.utils import formataddr, getaddresses, parseaddr
 from urllib.parse import urlsplit
 
 from flask import current_app
+from rq.job import Job
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.email.render import MARKETING_TEMPLATES, Branding, EmailContext, build_message, render
 from app.email.sender import PermanentEmailError, TransientEmailError, send_message
 from app.email.tokens import unsubscribe_url
-from app.extensions import db
+from app.extensions import db, redis_connection
 from app.loyalty.expiry import expires_at, reminder_still_due
 from app.loyalty.program import program_settings
 from app.loyalty.winback import WINBACK_TEMPLATES, sequence_running
 from app.models import Customer, EmailSend, LedgerEntry, Redemption, Reward, Shop, Tier, for_shop, get_for_shop
 from jobs.context import app_job, is_final_attempt
+from jobs.queues import runs_in_process
 
 log = logging.getLogger(__name__)
 _REDEMPTION_KEY = re.compile(r"^redemption:(\d+)(?::resend:\w+)?$")  # a staff resend has its own key
+_TIER_KEY = re.compile(r"^tier:(\d+):customer:\d+$")
 
 
 def email_job_id(shop_id: int, key: str) -> str:
     """The RQ job id for a notification: deterministic, so RQ itself collapses duplicates too."""
     return f"email-{shop_id}-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
+def without_email_jobs(intents: list) -> list:
+    """The notifications Redis holds no job for (queued, retrying, or failed and kept): queueing
+    lost emails again must not queue a backlog twice."""
+    app = current_app._get_current_object()
+    if runs_in_process(app):
+        return intents
+    connection = redis_connection.client(app)
+    return [i for i in intents if not Job.exists(email_job_id(i.shop_id, i.key), connection)]
 
 
 @app_job
@@ -76,7 +89,7 @@ def send_notification(shop_id: int, customer_id: int, template: str, key: str) -
     if reason is None and template == "points_expiring" and not reminder_still_due(shop, customer, key):
         reason = "the balance no longer expires on that date"
     if reason is None and template == "reward_issued":
-        reason = _code_gone(session, shop_id, key)
+        reason = _code_not_live(session, shop_id, key)
     smtp_url = current_app.config.get("SMTP_URL")
     if reason is None and not smtp_url:
         reason = "SMTP_URL is not set"
@@ -92,7 +105,7 @@ def send_notification(shop_id: int, customer_id: int, template: str, key: str) -
     row.message_id = _message_id(config["MAIL_FROM"], config["APP_URL"], shop_id, row.id)
     sender_address = parseaddr(config["MAIL_FROM"])[1]
     message = build_message(render(template, ctx, link), mail_from=formataddr((shop.name, sender_address)),
-                            to_address=customer.email, to_name=customer.first_name, unsubscribe_url=link,
+                            to_address=_ascii_address(customer.email), to_name=customer.first_name, unsubscribe_url=link,
                             message_id=row.message_id, locale=shop.locale)
     row_id = row.id
     handed_over: list[bool] = []
@@ -144,6 +157,10 @@ def _skip_reason(shop: Shop | None, customer: Customer | None, template: str) ->
         return "customer has no email address"
     if not _one_mailbox(customer.email):
         return "customer's email is not one address"
+    if not customer.email.rpartition("@")[0].isascii():
+        return "customer's email has a non-ASCII local part"
+    if _ascii_address(customer.email) is None:
+        return "customer's email domain is not a valid international name"
     if customer.unsubscribed_at is not None:
         return "customer unsubscribed"
     if template in MARKETING_TEMPLATES and not customer.accepts_marketing:
@@ -151,13 +168,13 @@ def _skip_reason(shop: Shop | None, customer: Customer | None, template: str) ->
     return None
 
 
-def _code_gone(session, shop_id: int, key: str) -> str | None:
-    """Why a reward_issued email would carry a dead code: cancelled (or failed, its points back)
-    while the email waited. A code still `cancelling` may stay (a refused cancellation): it goes."""
+def _code_not_live(session, shop_id: int, key: str) -> str | None:
+    """A code email waiting for its send (an SMTP retry) when staff cancel the redemption would
+    mail a deleted code: only an issued redemption's code goes out."""
     match = _REDEMPTION_KEY.match(key)
     redemption = get_for_shop(session, Redemption, shop_id, int(match.group(1))) if match else None
-    if redemption is not None and redemption.status in ("cancelled", "failed"):
-        return f"the code was {redemption.status} before this email went out"
+    if redemption is not None and redemption.status != "issued":
+        return f"redemption is {redemption.status}"
     return None
 
 
@@ -168,8 +185,25 @@ def _one_mailbox(address: str) -> bool:
     return len(parsed) == 1 and parsed[0] == ("", address) and "@" in address
 
 
+def _ascii_address(address: str) -> str | None:
+    """The address as SMTP takes it without SMTPUTF8 (which this sender does not speak): an
+    international domain in its IDNA form. None when the domain has none."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
+
+
 def _context(session, shop: Shop, customer: Customer, template: str, key: str) -> EmailContext:
     tier = session.get(Tier, customer.tier_id) if customer.tier_id else None
+    match = _TIER_KEY.match(key) if template == "tier_reached" else None
+    if match:
+        # The tier this email announces, not the one held at send time: a second promotion
+        # before the send would otherwise make both emails announce the higher tier.
+        tier = get_for_shop(session, Tier, shop.id, int(match.group(1))) or tier
     affordable = session.scalars(
         for_shop(Reward, shop.id).where(Reward.active.is_(True), Reward.points_cost <= customer.points_balance)
         .order_by(Reward.points_cost.desc(), Reward.position).limit(1)

@@ -16,7 +16,7 @@ from rq.job import Job
 from sqlalchemy import select
 
 from app.extensions import db, redis_connection
-from app.loyalty.actions import award_birthdays
+from app.loyalty.actions import award_birthdays, unqueued_birthday_emails
 from app.loyalty.calendar import local
 from app.loyalty.expiry import expire_inactive_points, expiry_reminders as find_expiry_reminders
 from app.loyalty.orders import release_pending_points
@@ -26,6 +26,7 @@ from app.models import Shop
 from integrations.base import PermanentPlatformError
 from jobs.context import app_job
 from jobs.dispatch import dispatch
+from jobs.emails import without_email_jobs
 from jobs.queues import QUEUE_NAMES, enqueue, queue
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,12 @@ def birthdays(shop_id: int, now: str | None = None) -> str:
     if shop is None:
         return "skipped"
     moment = parse_now(now)
-    outcome = award_birthdays(db.session, shop_id, local(moment, shop.timezone).date(), moment)
+    today = local(moment, shop.timezone).date()
+    # First today's emails an earlier run granted but never queued (it died mid-dispatch).
+    lost = without_email_jobs(unqueued_birthday_emails(db.session, shop_id, today))
+    outcome = award_birthdays(db.session, shop_id, today, moment)
     db.session.commit()
-    dispatch(outcome.intents)
+    dispatch(lost + outcome.intents)
     return outcome.status
 
 

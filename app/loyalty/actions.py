@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import extract, or_, and_, select
+from sqlalchemy import and_, exists, extract, or_, select
 from sqlalchemy.orm import Session
 
 from app.loyalty import orders, referrals, tiers
@@ -14,7 +14,7 @@ from app.loyalty.events import CustomActionCompleted, CustomerUpserted, Outcome
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import program_settings
-from app.models import Customer, EarnRule, Shop, for_shop
+from app.models import Customer, EarnRule, EmailSend, LedgerEntry, Shop, for_shop
 
 
 def apply_customer_upserted(session: Session, shop_id: int, event: CustomerUpserted) -> Outcome:
@@ -60,12 +60,7 @@ def award_birthdays(session: Session, shop_id: int, today: date, now: datetime) 
     rule = _rule(session, shop_id, "birthday")
     if rule is None or not rule.points:
         return Outcome(status="noop")
-    month_day = and_(extract("month", Customer.birthday) == today.month, extract("day", Customer.birthday) == today.day)
-    if (today.month, today.day) == (2, 28):
-        month_day = or_(month_day, and_(extract("month", Customer.birthday) == 2, extract("day", Customer.birthday) == 29))
-    ids = session.scalars(
-        select(Customer.id).where(Customer.shop_id == shop_id, Customer.redacted_at.is_(None), month_day)
-    ).all()
+    ids = _birthday_ids(session, shop_id, today)
     outcome = Outcome(status="applied" if ids else "noop")
     shop = session.get(Shop, shop_id)
     for customer_id in ids:
@@ -77,6 +72,31 @@ def award_birthdays(session: Session, shop_id: int, today: date, now: datetime) 
             outcome.intents.append(NotifyCustomer(shop_id, customer.id, "birthday", key=key))
             outcome.intents += tiers.promote_on_points(session, shop, customer, now)
     return outcome
+
+
+def unqueued_birthday_emails(session: Session, shop_id: int, today: date) -> list[NotifyCustomer]:
+    """Today's birthday emails whose points were granted but that have no email_sends row: the
+    run that granted them died (or lost Redis) between its commit and queueing them, and later
+    runs find the ledger key used. One probe of each unique index for today's birthdays."""
+    keys = {f"birthday:{customer_id}:{today.year}": customer_id for customer_id in _birthday_ids(session, shop_id, today)}
+    if not keys:
+        return []
+    granted = session.scalars(
+        select(LedgerEntry.idempotency_key).where(
+            LedgerEntry.shop_id == shop_id, LedgerEntry.idempotency_key.in_(list(keys)),
+            ~exists().where(EmailSend.shop_id == shop_id, EmailSend.send_key == LedgerEntry.idempotency_key))
+    ).all()
+    return [NotifyCustomer(shop_id, keys[key], "birthday", key=key) for key in sorted(granted)]
+
+
+def _birthday_ids(session: Session, shop_id: int, today: date) -> list[int]:
+    """Customers whose birthday month and day are `today`'s (and 29 February ones on a 28 February)."""
+    month_day = and_(extract("month", Customer.birthday) == today.month, extract("day", Customer.birthday) == today.day)
+    if (today.month, today.day) == (2, 28):
+        month_day = or_(month_day, and_(extract("month", Customer.birthday) == 2, extract("day", Customer.birthday) == 29))
+    return list(session.scalars(
+        select(Customer.id).where(Customer.shop_id == shop_id, Customer.redacted_at.is_(None), month_day)
+    ).all())
 
 
 def _rule(session: Session, shop_id: int, kind: str, action_key: str = "") -> EarnRule | None:

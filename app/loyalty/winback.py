@@ -27,15 +27,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import func, select, text
+from sqlalchemy import String, cast, exists, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.loyalty import tiers
 from app.loyalty.events import Outcome
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Customer, Order, Shop, WinbackEnrollment, for_shop, get_for_shop
+from app.models import Customer, EmailSend, Order, Shop, WinbackEnrollment, for_shop, get_for_shop
 
 REMINDER = "winback_reminder"
 INCENTIVE = "winback_incentive"
@@ -204,6 +205,8 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
             post_entry(session, customer, kind="earn", key=incentive_key(enrollment.id), now=now, points=points,
                        source="winback", details={"enrollment_id": enrollment.id})
             outcome.intents.append(NotifyCustomer(shop_id, customer.id, INCENTIVE, email_key(enrollment.id, 2)))
+            # An earn like any other: with a points basis it may reach a tier at once.
+            outcome.intents += tiers.promote_on_points(session, shop, customer, now)
     # Both emails out and the recovery window after the last one over: the sequence is done.
     finished = session.scalars(
         for_shop(WinbackEnrollment, shop_id)
@@ -223,6 +226,24 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
     if len(due) == limit or len(finished) == limit:
         outcome.resume_after = max([row.id for row in due] + [e.id for e in finished])
     return outcome
+
+
+def unqueued_emails(session: Session, shop_id: int) -> Outcome:
+    """The current step's email of every running sequence that has no email_sends row: its job
+    was never queued (the worker died, or Redis failed, between a run's commit and its
+    dispatch), and a later run would not queue it either. Queued again, a repeat is a no-op
+    (jobs.emails records each key once). One anti-join of the shop's active enrollments."""
+    w = WinbackEnrollment
+    key = literal("winback:") + cast(w.id, String) + literal(":") + cast(w.campaign_step, String)
+    rows = session.execute(
+        select(w.id, w.customer_id, w.campaign_step).where(
+            w.shop_id == shop_id, w.status == "active", or_(w.campaign_step == 1, w.incentive_points > 0),
+            ~exists().where(EmailSend.shop_id == shop_id, EmailSend.send_key == key))
+        .order_by(w.id)
+    ).all()
+    intents = [NotifyCustomer(shop_id, customer_id, REMINDER if step == 1 else INCENTIVE, email_key(enrollment_id, step))
+               for enrollment_id, customer_id, step in rows]
+    return Outcome(status="applied" if intents else "noop", intents=intents)
 
 
 def may_end_sequence(settings: ProgramSettings, previous_order_at: datetime | None, at: datetime | None) -> bool:
@@ -251,14 +272,17 @@ def record_order_for_winback(session: Session, shop_id: int, customer: Customer,
     ).first()
     if enrollment is None:
         return
-    _end_for_sale(enrollment, order, at, settings)
+    _end_for_sale(session, shop_id, enrollment, order, at, settings)
 
 
-def _end_for_sale(enrollment: WinbackEnrollment, order: Order, at: datetime, settings: ProgramSettings) -> None:
-    """The customer bought: the sequence is converted if the sale came within its recovery window."""
+def _end_for_sale(session: Session, shop_id: int, enrollment: WinbackEnrollment, order: Order, at: datetime,
+                  settings: ProgramSettings) -> None:
+    """The customer bought: the sequence is converted if the sale came within its recovery window
+    after a win-back email the SMTP server accepted (a skipped or still retrying email brought
+    nobody back)."""
     last_email = max(t for t in (enrollment.step1_sent_at, enrollment.step2_sent_at, enrollment.enrolled_at) if t)
     window = timedelta(days=settings.winback_recovery_days)
-    if enrollment.enrolled_at <= at <= last_email + window:
+    if enrollment.enrolled_at <= at <= last_email + window and _emailed(session, shop_id, enrollment.id):
         enrollment.status = "converted"
         enrollment.converted_order_id = order.id
         enrollment.recovered_revenue = order.total
@@ -281,8 +305,15 @@ def _ended_by_missed_sale(session: Session, shop_id: int, customer: Customer, en
     ).first()
     if order is None:
         return False
-    _end_for_sale(enrollment, order, order.placed_at or order.paid_at, settings)
+    _end_for_sale(session, shop_id, enrollment, order, order.placed_at or order.paid_at, settings)
     return True
+
+
+def _emailed(session: Session, shop_id: int, enrollment_id: int) -> bool:
+    """Did one of the sequence's emails go out? (the unique (shop_id, send_key) index)"""
+    return session.scalar(select(func.count()).select_from(EmailSend).where(
+        EmailSend.shop_id == shop_id, EmailSend.send_key.in_([email_key(enrollment_id, 1), email_key(enrollment_id, 2)]),
+        EmailSend.status == "sent")) > 0
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,76 @@ def test_branding_settings_are_validated_and_reach_the_renderer():
     assert (default.primary_color, default.logo_url) == ("#4338ca", None)
 
 
+def test_each_tier_email_names_the_tier_its_key_announces(wsession, run_jobs, smtp):
+    # Two orders lift the customer to Silver, then Gold, before the emails go out (a queue
+    # backlog, an SMTP retry): the Silver email must still say Silver, not repeat "Gold".
+    from app.loyalty.apply import apply_event
+    from tests.factories import paid
+
+    shop, customer = _shopper(wsession, locale="en")
+    intents = []
+    for n, subtotal in enumerate(("600", "1000")):
+        intents += apply_event(wsession, shop.id, paid(f"tier-{n}", NOW, customer=customer, subtotal=subtotal)).intents
+    wsession.commit()
+    dispatch(intents)
+    run_jobs()
+    subjects = sorted(m["Subject"] for m in smtp.messages)
+    assert subjects == ["You have reached Gold at Fjord & Co!", "You have reached Silver at Fjord & Co!"]
+    silver = next(m for m in smtp.messages if "Silver" in m["Subject"])
+    assert "you are now a Silver member" in silver.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("first_name", ["Jörg", None])
+def test_an_international_address_is_sent_to_its_ascii_domain_or_skipped_with_a_reason(wsession, run_jobs, smtp,
+                                                                                       first_name):
+    # A non-ASCII address crashed the send (UnicodeEncodeError) on every retry, leaving the row
+    # `pending` with no reason. The domain has an ASCII form (IDNA); a local part does not
+    # without SMTPUTF8, which this sender does not speak.
+    shop, customer = _shopper(wsession, locale="en", email="jorg@bücher.example", first_name=first_name)
+    dispatch([NotifyCustomer(shop.id, customer.id, "tier_reached", key="k1")])
+    run_jobs()
+    [envelope] = smtp.handler.envelopes
+    assert envelope.rcpt_tos == ["jorg@xn--bcher-kva.example"]
+    assert _row(wsession, shop, "k1").status == "sent"
+
+    shop, customer = _shopper(wsession, locale="en", email="jörg@example.com", first_name=first_name)
+    dispatch([NotifyCustomer(shop.id, customer.id, "tier_reached", key="k1")])
+    run_jobs()
+    assert len(smtp.handler.envelopes) == 1
+    row = _row(wsession, shop, "k1")
+    assert row.status == "skipped" and row.last_error == "customer's email has a non-ASCII local part"
+
+
+def test_a_code_email_still_waiting_when_staff_cancel_the_redemption_is_not_sent(wsession, run_jobs, smtp,
+                                                                                 worker_app):
+    # The code email waits for an SMTP retry; meanwhile staff cancel the redemption (the code is
+    # deleted, the points given back). The retry must not mail the shopper a dead code.
+    from app.loyalty.redemption_cancel import request_cancellation
+    from app.models import Redemption
+
+    shop, customer = _shopper(wsession, locale="en")
+    adjust_points(wsession, shop.id, customer.id, 800, reason="seed", actor="staff:test", now=NOW)
+    reward = wsession.query(Reward).filter_by(shop_id=shop.id, points_cost=500).one()
+    result = redeem_reward(wsession, shop.id, customer.id, reward.id, "checkout-1", NOW)
+    wsession.commit()
+    smtp.handler.refuse_next = 1
+    dispatch(result.intents)
+    run_jobs()  # the code is issued; its email is refused once and waits for the retry
+    key = f"redemption:{result.redemption.id}"
+    assert smtp.messages == [] and _row(wsession, shop, key).status == "pending"
+    cancel = request_cancellation(wsession, shop.id, result.redemption.id, "staff:test", "sent by mistake", NOW)
+    wsession.commit()
+    dispatch(cancel.intents)
+    run_jobs()
+    wsession.expire_all()
+    assert wsession.get(Redemption, result.redemption.id).status == "cancelled"
+    queue("emails", worker_app).scheduled_job_registry.requeue(email_job_id(shop.id, key))  # back-off over
+    run_jobs()
+    assert smtp.messages == []
+    row = _row(wsession, shop, key)
+    assert row.status == "skipped" and row.last_error == "redemption is cancelled"
+
+
 def test_a_reward_email_whose_code_was_cancelled_before_it_went_out_is_skipped(wsession, run_jobs, smtp):
     # The email waited (SMTP down, a queue backlog) while staff cancelled the code and the points
     # came back: "here is your code" would hand the shopper a code that no longer exists.

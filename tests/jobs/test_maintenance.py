@@ -264,3 +264,31 @@ def test_an_expiry_reminder_retried_after_the_date_moved_is_not_sent(worker_app,
     wsession.expire_all()
     row = wsession.query(EmailSend).filter_by(shop_id=shop.id, send_key=key).one()
     assert row.status == "skipped" and row.last_error == "the balance no longer expires on that date"
+
+
+def test_a_birthday_email_whose_dispatch_died_after_the_commit_goes_out_on_the_next_hourly_run(
+        worker_app, wsession, run_jobs, smtp_server, monkeypatch):  # noqa: F811
+    # The points are committed, then the worker dies (or Redis fails) before the email's job is
+    # queued. The later runs of the day found the ledger key used and queued nothing.
+    import pytest
+
+    monkeypatch.setitem(worker_app.config, "SMTP_URL", smtp_server.url)
+    shop = make_shop(wsession, timezone="Europe/Oslo")
+    customer = make_customer(wsession, shop, first_name="Kari", accepts_marketing=True, birthday=date(1990, 3, 10))
+    wsession.commit()
+
+    def dies(intents):
+        raise RuntimeError("worker killed before queueing")
+
+    real_dispatch = maintenance.dispatch
+    monkeypatch.setattr(maintenance, "dispatch", dies)
+    with pytest.raises(RuntimeError):
+        maintenance.birthdays(shop.id, now="2026-03-10T08:00:00+00:00")
+    monkeypatch.setattr(maintenance, "dispatch", real_dispatch)
+    assert [e.customer_id for e in _entries(wsession, shop, "earn")] == [customer.id]
+    for hour in (9, 10, 11):  # the day's next hourly runs
+        maintenance.birthdays(shop.id, now=f"2026-03-10T{hour:02d}:00:00+00:00")
+        run_jobs()
+    [msg] = smtp_server.messages
+    assert msg["Subject"].startswith("Happy birthday")
+    assert len(_entries(wsession, shop, "earn")) == 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -119,7 +120,7 @@ def test_a_reminder_retried_after_the_customer_ordered_is_not_sent(wsession, run
     wsession.commit()
     wsession.expire_all()
     [enrollment] = wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).all()
-    assert enrollment.status == "converted"
+    assert enrollment.status == "stopped"  # back before any win-back email reached them: no conversion
     key = f"winback:{enrollment.id}:1"
     emails = queue("emails", worker_app)
     emails.scheduled_job_registry.requeue(email_job_id(shop.id, key))  # the back-off is over
@@ -168,3 +169,66 @@ def test_without_incentive_points_no_email_claims_bonus_points(wsession, run_job
     _run(run_jobs, shop, NOW + timedelta(days=7 + 14))  # and the sequence still ends
     wsession.expire_all()
     assert wsession.get(WinbackEnrollment, enrollment.id).status == "completed"
+
+
+def test_an_order_counts_as_won_back_only_after_a_winback_email_went_out(wsession, run_jobs, smtp, worker_app,
+                                                                         monkeypatch):
+    from app.loyalty.winback import campaign_results
+
+    # No email can go out (no SMTP_URL: every send is recorded as skipped); the customer who
+    # orders anyway was not brought back by the campaign.
+    monkeypatch.setitem(worker_app.config, "SMTP_URL", None)
+    shop, customer = _lapsed_shopper(wsession)
+    _run(run_jobs, shop, NOW)
+    back = NOW + timedelta(days=3)
+    apply_event(wsession, shop.id, paid(f"wb-back-{customer.id}", at=back, customer=customer, subtotal="80.00",
+                                        placed_at=back))
+    wsession.commit()
+    wsession.expire_all()
+    [enrollment] = wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).all()
+    assert wsession.query(EmailSend).filter_by(shop_id=shop.id).one().status == "skipped"
+    assert enrollment.status == "stopped" and enrollment.recovered_revenue == 0
+    assert campaign_results(wsession, shop.id, NOW - timedelta(days=1)).converted == 0
+
+    # The same with the reminder delivered: that order is a conversion.
+    monkeypatch.setitem(worker_app.config, "SMTP_URL", smtp.url)
+    shop, customer = _lapsed_shopper(wsession)
+    _run(run_jobs, shop, NOW)
+    assert len(smtp.messages) == 1
+    apply_event(wsession, shop.id, paid(f"wb-back-{customer.id}", at=back, customer=customer, subtotal="80.00",
+                                        placed_at=back))
+    wsession.commit()
+    wsession.expire_all()
+    [enrollment] = wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id).all()
+    assert enrollment.status == "converted" and enrollment.recovered_revenue == Decimal("80.00")
+
+
+def test_reminders_whose_dispatch_died_after_the_commit_are_queued_by_the_next_run(wsession, run_jobs, smtp,
+                                                                                    monkeypatch):
+    # The worker dies (a deploy, OOM) while queueing a big shop's reminders: the enrollments are
+    # committed, so the retried or next run enrolls nobody new and never queued the rest.
+    from jobs import winback as winback_job
+    from jobs.dispatch import dispatch as real_dispatch
+
+    shop, first = _lapsed_shopper(wsession)
+    for _ in range(2):
+        customer = make_customer(wsession, shop, accepts_marketing=True)
+        at = NOW - timedelta(days=90)
+        apply_event(wsession, shop.id, paid(f"wb-{customer.id}", at=at, customer=customer, placed_at=at))
+    wsession.commit()
+
+    def dies_after_one(intents):
+        real_dispatch(intents[:1])
+        if len(intents) > 1:
+            raise RuntimeError("worker killed mid-dispatch")
+
+    monkeypatch.setattr(winback_job, "dispatch", dies_after_one)
+    with pytest.raises(RuntimeError):
+        winback_job.run_winback(shop.id, now=NOW.isoformat())
+    monkeypatch.setattr(winback_job, "dispatch", real_dispatch)
+    run_jobs()
+    assert len(smtp.messages) == 1
+    _run(run_jobs, shop, NOW + timedelta(hours=1))  # RQ's retry of the run
+    _run(run_jobs, shop, NOW + timedelta(days=1))   # and the next day's
+    assert len(smtp.messages) == 3
+    assert len({m["To"] for m in smtp.messages}) == 3

@@ -12,7 +12,7 @@ from app.loyalty.ledger import find_balance_drift
 from app.loyalty.winback import (
     advance_sequence, campaign_results, enroll_lapsing, select_lapsing,
 )
-from app.models import LedgerEntry, WinbackEnrollment
+from app.models import EmailSend, LedgerEntry, WinbackEnrollment
 from tests.factories import make_customer, make_shop, paid
 
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -33,6 +33,16 @@ def _shopper(session, shop, order_days_ago: list[float], **fields):
                                            placed_at=at))
     session.flush()
     return customer
+
+
+def _delivered(session, outcome):
+    """The outcome's win-back emails as the SMTP server accepted them (jobs.emails' `sent` rows):
+    only an order after a delivered email is a conversion."""
+    for intent in outcome.intents:
+        session.add(EmailSend(shop_id=intent.shop_id, customer_id=intent.customer_id, template=intent.template,
+                              send_key=intent.key, status="sent", sent_at=NOW))
+    session.flush()
+    return outcome
 
 
 def _lapsing_ids(session, shop, now=NOW, batch=5000) -> set[int]:
@@ -209,7 +219,7 @@ def _order_back(session, shop, customer, at, total="80.00"):
 def test_ordering_stops_the_sequence_and_counts_as_recovered_within_fourteen_days(session):
     shop = make_shop(session)
     customer = _shopper(session, shop, [90])
-    enroll_lapsing(session, shop.id, NOW)
+    _delivered(session, enroll_lapsing(session, shop.id, NOW))
     _order_back(session, shop, customer, NOW + days(3), total="80.00")
     [enrollment] = _enrollments(session, shop, customer)
     assert enrollment.status == "converted" and enrollment.recovered_revenue == Decimal("80.00")
@@ -224,7 +234,7 @@ def test_ordering_stops_the_sequence_and_counts_as_recovered_within_fourteen_day
 def test_order_after_step_two_within_fourteen_days_converts_and_counts_incentive_cost(session):
     shop = make_shop(session)
     customer = _shopper(session, shop, [90])
-    enroll_lapsing(session, shop.id, NOW)
+    _delivered(session, enroll_lapsing(session, shop.id, NOW))
     advance_sequence(session, shop.id, NOW + days(7))
     _order_back(session, shop, customer, NOW + days(7 + 13), total="55.50")
     [enrollment] = _enrollments(session, shop, customer)
@@ -271,7 +281,7 @@ def test_after_a_sequence_ends_the_customer_can_lapse_again_after_the_cooldown(s
 def test_a_customer_who_ordered_after_the_thresholds_were_raised_is_converted_without_an_incentive(session):
     shop = make_shop(session)
     customer = _shopper(session, shop, [90])
-    enroll_lapsing(session, shop.id, NOW)
+    _delivered(session, enroll_lapsing(session, shop.id, NOW))
     # The merchant lengthens the lapse thresholds mid-sequence: the order path's shortcut
     # (previous order less than the shortest lapse ago) no longer sees the active sequence.
     shop.settings = {**(shop.settings or {}), "winback_min_days": 120, "winback_one_time_days": 120}
@@ -288,7 +298,7 @@ def test_a_customer_who_ordered_after_the_thresholds_were_raised_is_converted_wi
 def test_a_sale_the_order_path_missed_after_step_two_converts_instead_of_completing(session):
     shop = make_shop(session)
     customer = _shopper(session, shop, [90])
-    enroll_lapsing(session, shop.id, NOW)
+    _delivered(session, enroll_lapsing(session, shop.id, NOW))
     advance_sequence(session, shop.id, NOW + days(7))
     shop.settings = {**(shop.settings or {}), "winback_min_days": 120, "winback_one_time_days": 120}
     session.flush()
@@ -362,3 +372,24 @@ def test_step_two_and_a_sale_at_the_same_moment_do_not_deadlock(app, session):
     assert errors == []
     [enrollment] = _enrollments(session, shop, customer)
     assert enrollment.campaign_step == 2
+
+
+def test_the_incentive_points_promote_at_once_on_a_points_basis(session):
+    # Like birthday, signup and custom-action points: with a points basis any earn qualifies at
+    # once (README "VIP tiers"); the incentive waited for the next order or tier review.
+    from decimal import Decimal as D
+
+    from app.loyalty.intents import NotifyCustomer
+    from app.models import Tier
+    from tests.factories import set_rule
+
+    shop = make_shop(session, tier_basis="points")  # Bronze 0, Silver 500, Gold 1500
+    set_rule(session, shop, "order", points_per_unit=D("35"))
+    customer = _shopper(session, shop, [90])  # 40.00 -> 1,400 points: Silver
+    enroll_lapsing(session, shop.id, NOW)
+    outcome = advance_sequence(session, shop.id, NOW + days(7))  # +200 -> 1,600
+    gold = session.query(Tier).filter_by(shop_id=shop.id, name="Gold").one()
+    session.refresh(customer)
+    assert customer.points_earned_lifetime == 1600 and customer.tier_id == gold.id
+    assert NotifyCustomer(shop.id, customer.id, "tier_reached", key=f"tier:{gold.id}:customer:{customer.id}") \
+        in outcome.intents
