@@ -13,6 +13,7 @@ from app.extensions import db
 from app.loyalty.errors import LoyaltyError
 from app.models import AuditLog, StaffUser
 from tests.factories import make_shop, make_staff
+from tests.racing import second_waits_for_first
 
 
 def test_two_owners_demoting_each_other_at_once_leave_one_owner(app, session):
@@ -32,14 +33,11 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(app, session):
             except LoyaltyError as exc:
                 outcome.append(exc.code)
 
-    with Session(engine) as mine:
-        update_staff(mine, shop_id, first_id, {"role": "support"}, actor="test", now=datetime.now(UTC))
-        mine.flush()
-        racer = threading.Thread(target=demote_second)
-        racer.start()
-        racer.join(timeout=1)  # it must wait for this change, not count the owners before it
-        mine.commit()
-    racer.join(timeout=10)
+    # It must wait for this change, not count the owners before it.
+    second_waits_for_first(
+        engine,
+        lambda mine: update_staff(mine, shop_id, first_id, {"role": "support"}, actor="test", now=datetime.now(UTC)),
+        demote_second)
     assert outcome == ["last_owner"]
     session.rollback()
     owners = session.scalar(select(func.count()).select_from(StaffUser).where(
@@ -117,11 +115,9 @@ def test_the_same_email_added_twice_at_once_is_staff_exists_not_a_database_error
             except LoyaltyError as exc:
                 outcome.append(exc.code)
 
-    with Session(engine) as mine:
-        create_staff(mine, shop_id, "twin@staff.example", "support", "a-long-password", actor="test")
-        racer = threading.Thread(target=invite_second)
-        racer.start()
-        racer.join(timeout=1)  # it must wait for this member, not check the emails before it
-        mine.commit()
-    racer.join(timeout=10)
+    # It must wait for this member, not check the emails before it.
+    second_waits_for_first(
+        engine,
+        lambda mine: create_staff(mine, shop_id, "twin@staff.example", "support", "a-long-password", actor="test"),
+        invite_second)
     assert outcome == ["staff_exists"]

@@ -10,6 +10,7 @@ from app.loyalty.catalog import delete_item, list_items, save_item
 from app.loyalty.errors import LoyaltyError, NotFound
 from app.models import AuditLog, EarnRule, Reward, Tier
 from tests.factories import make_shop
+from tests.racing import second_waits_for_first
 
 
 def test_tiers_list_by_threshold_and_a_new_one_must_fit_the_ascending_order(session):
@@ -86,8 +87,7 @@ def test_deleting_a_tier_moves_its_holders_to_the_next_tier_down_and_their_next_
 def _racing(app, session, shop_id: int, model, first: dict, second: dict) -> list:
     """Save `first` (flushed, not committed), race `second` from another session, then commit the
     first: the second must wait for it and be checked against it."""
-    import threading
-
+    
     from sqlalchemy.orm import Session
 
     from app.extensions import db
@@ -106,14 +106,10 @@ def _racing(app, session, shop_id: int, model, first: dict, second: dict) -> lis
             except LoyaltyError as exc:
                 outcome.append(exc.code)
 
-    with Session(engine) as mine:
-        save_item(mine, shop_id, model, first, actor="t")
-        mine.flush()
-        racer = threading.Thread(target=save_second)
-        racer.start()
-        racer.join(timeout=1)  # it must wait for this save, not check against the rows before it
-        mine.commit()
-    racer.join(timeout=10)
+    # It must wait for this save, not check against the rows before it.
+    second_waits_for_first(
+        engine, lambda mine: save_item(mine, shop_id, model, first, actor="t"),
+        save_second)
     return outcome
 
 

@@ -1,7 +1,6 @@
 """Referral settings saved twice at once: the second waits for the first and updates its rules."""
 from __future__ import annotations
 
-import threading
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +9,7 @@ from app.extensions import db
 from app.loyalty.settings_admin import ReferralSettings, update_referral_settings
 from app.models import EarnRule
 from tests.factories import make_shop
+from tests.racing import second_waits_for_first
 
 
 def test_the_first_referral_settings_saved_twice_at_once_make_one_rule_of_each_kind(app, session):
@@ -24,13 +24,10 @@ def test_the_first_referral_settings_saved_twice_at_once_make_one_rule_of_each_k
             other.commit()
             outcome.append("saved")
 
-    with Session(engine) as mine:
-        update_referral_settings(mine, shop_id, ReferralSettings(700, 300, 4), actor="t")
-        racer = threading.Thread(target=save_second)
-        racer.start()
-        racer.join(timeout=1)  # it must wait for these rules, not add its own beside them
-        mine.commit()
-    racer.join(timeout=10)
+    # It must wait for these rules, not add its own beside them.
+    second_waits_for_first(
+        engine, lambda mine: update_referral_settings(mine, shop_id, ReferralSettings(700, 300, 4), actor="t"),
+        save_second)
     assert outcome == ["saved"]
     session.rollback()
     rules = session.scalars(select(EarnRule).where(EarnRule.shop_id == shop_id).order_by(EarnRule.kind)).all()
