@@ -49,6 +49,7 @@ class ProgramSettings:
     winback_step2_delay_days: int = 7     # the incentive follows the reminder after this many days
     winback_incentive_points: int = 200   # bonus points with step 2 (0 = no incentive)
     winback_recovery_days: int = 14       # an order this soon after a win-back email counts as recovered
+    winback_holdout_percent: int = 0      # this share of sequences is a control group: no email, no points
     # Support staff adjustments (app.loyalty.support_limits): |points| per adjustment and per shop day.
     support_adjust_limit_per_adjustment: int = 1000
     support_adjust_limit_per_day: int = 5000
@@ -89,6 +90,8 @@ class ProgramSettingsSchema(Schema):
     winback_step2_delay_days = fields.Integer(validate=validate.Range(min=1, max=365))
     winback_incentive_points = fields.Integer(validate=validate.Range(min=0, max=1_000_000))
     winback_recovery_days = fields.Integer(validate=validate.Range(min=1, max=365))
+    # strict: a non-strict Integer would quietly take 12.5 as 12 (the console's form sends whole numbers as int).
+    winback_holdout_percent = fields.Integer(strict=True, validate=validate.Range(min=0, max=50))
     support_adjust_limit_per_adjustment = fields.Integer(validate=validate.Range(min=0, max=1_000_000))
     support_adjust_limit_per_day = fields.Integer(validate=validate.Range(min=0, max=10_000_000))
 

@@ -16,11 +16,18 @@ sequence stops the moment the customer orders (record_order_for_winback, called 
 order path). An order within winback_recovery_days after a win-back email converts the
 enrollment and records the order's total as recovered revenue.
 
+Holdout (winback_holdout_percent, default 0 = off): that share of the sequences, drawn per
+sequence by in_holdout, is a control group: no email, no points, the same timeline (its step
+times are when its emails would have gone, so it counts toward the cooldown and the cap), and an
+order within the same window converts it without the delivered-email rule. campaign_results
+compares the groups: the lift is the treated rate minus the holdout rate.
+
 Idempotent: one active enrollment per customer (partial unique index, ON CONFLICT DO
 NOTHING), the step is on the row, the incentive has a ledger key, and each email has a key.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,6 +65,23 @@ def email_key(enrollment_id: int, step: int) -> str:
 
 def incentive_key(enrollment_id: int) -> str:
     return f"winback:{enrollment_id}:incentive"
+
+
+def in_holdout(shop_id: int, customer_id: int, ordinal: int, percent: int) -> bool:
+    """Is the customer's `ordinal`-th sequence (1 = their first) in the holdout? A hash, not
+    random() or hash() (either differs between processes): the same customers every run, no
+    pattern of ids, and each sequence drawn afresh (nobody is held out of every sequence)."""
+    if percent <= 0:
+        return False
+    digest = hashlib.sha256(f"winback-holdout:{shop_id}:{customer_id}:{ordinal}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100 < percent
+
+
+def _ordinals(session: Session, shop_id: int, customer_ids: list[int]) -> dict[int, int]:
+    """{customer id: their sequences so far} for a page (ix_winback_enrollments_customer)."""
+    w = WinbackEnrollment
+    return dict(session.execute(select(w.customer_id, func.count()).where(
+        w.shop_id == shop_id, w.customer_id.in_(customer_ids)).group_by(w.customer_id)).all())
 
 
 def sequence_running(session: Session, shop_id: int, key: str) -> bool:
@@ -145,22 +169,30 @@ def select_lapsing(session: Session, shop_id: int, now: datetime, batch: int = 5
 
 
 def enroll_lapsing(session: Session, shop_id: int, now: datetime, batch: int = 5000) -> Outcome:
-    """Enroll every lapsing customer at step 1; one reminder email intent each."""
+    """Enroll every lapsing customer at step 1; one reminder email intent each, but for the holdout."""
     shop = session.get(Shop, shop_id)
     settings = program_settings(shop)
     outcome = Outcome(status="noop")
     if not settings.winback_enabled or settings.winback_cap <= 0:
         return outcome
+    percent = settings.winback_holdout_percent
     for lapsing in select_lapsing(session, shop_id, now, batch, settings):
+        # Off (the default), no query: nobody is held out.
+        ordinals = _ordinals(session, shop_id, [c.customer_id for c in lapsing]) if percent > 0 else {}
         created = session.execute(
             insert(WinbackEnrollment)
             .values([{"shop_id": shop_id, "customer_id": c.customer_id, "campaign_step": 1, "status": "active",
-                      "enrolled_at": now, "step1_sent_at": now} for c in lapsing])
+                      "enrolled_at": now, "step1_sent_at": now,
+                      "holdout": in_holdout(shop_id, c.customer_id, ordinals.get(c.customer_id, 0) + 1, percent)}
+                     for c in lapsing])
             .on_conflict_do_nothing(index_elements=["shop_id", "customer_id"], index_where=text("status = 'active'"))
-            .returning(WinbackEnrollment.id, WinbackEnrollment.customer_id)
+            .returning(WinbackEnrollment.id, WinbackEnrollment.customer_id, WinbackEnrollment.holdout)
         ).all()
-        for enrollment_id, customer_id in created:
-            outcome.intents.append(NotifyCustomer(shop_id, customer_id, REMINDER, email_key(enrollment_id, 1)))
+        if created:
+            outcome.status = "applied"  # a page of holdout sequences only has no intents
+        for enrollment_id, customer_id, holdout in created:
+            if not holdout:
+                outcome.intents.append(NotifyCustomer(shop_id, customer_id, REMINDER, email_key(enrollment_id, 1)))
     if outcome.intents:
         outcome.status = "applied"
     return outcome
@@ -197,7 +229,8 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
         if not settings.winback_enabled or not _reachable(customer):
             enrollment.status, enrollment.ended_at = "stopped", now
             continue
-        points = settings.winback_incentive_points
+        # The holdout's step 2 is its time only (it starts the same recovery window): no points, no email.
+        points = 0 if enrollment.holdout else settings.winback_incentive_points
         enrollment.campaign_step, enrollment.step2_sent_at, enrollment.incentive_points = 2, now, points
         # Without incentive points there is no incentive email (it announces the points as added);
         # step 2's time still starts the recovery window that completes the sequence.
@@ -237,7 +270,8 @@ def unqueued_emails(session: Session, shop_id: int) -> Outcome:
     key = literal("winback:") + cast(w.id, String) + literal(":") + cast(w.campaign_step, String)
     rows = session.execute(
         select(w.id, w.customer_id, w.campaign_step).where(
-            w.shop_id == shop_id, w.status == "active", or_(w.campaign_step == 1, w.incentive_points > 0),
+            w.shop_id == shop_id, w.status == "active", w.holdout.is_(False),
+            or_(w.campaign_step == 1, w.incentive_points > 0),
             ~exists().where(EmailSend.shop_id == shop_id, EmailSend.send_key == key))
         .order_by(w.id)
     ).all()
@@ -279,10 +313,11 @@ def _end_for_sale(session: Session, shop_id: int, enrollment: WinbackEnrollment,
                   settings: ProgramSettings) -> None:
     """The customer bought: the sequence is converted if the sale came within its recovery window
     after a win-back email the SMTP server accepted (a skipped or still retrying email brought
-    nobody back)."""
+    nobody back). A holdout sequence has no email: the window runs from its step times."""
     last_email = max(t for t in (enrollment.step1_sent_at, enrollment.step2_sent_at, enrollment.enrolled_at) if t)
     window = timedelta(days=settings.winback_recovery_days)
-    if enrollment.enrolled_at <= at <= last_email + window and _emailed(session, shop_id, enrollment.id):
+    if enrollment.enrolled_at <= at <= last_email + window and (
+            enrollment.holdout or _emailed(session, shop_id, enrollment.id)):
         enrollment.status = "converted"
         enrollment.converted_order_id = order.id
         enrollment.recovered_revenue = order.total
@@ -318,26 +353,47 @@ def _emailed(session: Session, shop_id: int, enrollment_id: int) -> bool:
 
 @dataclass(frozen=True)
 class CampaignResults:
+    # The treated group (emailed): every sequence before there was a holdout.
     enrolled: int
     reminders: int          # step 1 emails queued
     incentives: int         # step 2 emails queued
     emails_sent: int        # accepted by the SMTP server (email_sends)
     converted: int
     recovered_revenue: Decimal
-    incentive_points: int   # the incentive's cost, in points
+    incentive_points: int   # the incentive's cost, in points (the holdout costs none)
+    # The holdout (control) group: no email, no points.
+    holdout_enrolled: int = 0
+    holdout_converted: int = 0
+    holdout_recovered_revenue: Decimal = Decimal(0)
 
     @property
     def conversion_rate(self) -> float:
         return self.converted / self.enrolled if self.enrolled else 0.0
 
+    @property
+    def holdout_conversion_rate(self) -> float:
+        return self.holdout_converted / self.holdout_enrolled if self.holdout_enrolled else 0.0
+
+    @property
+    def lift_points(self) -> float | None:
+        """Treated rate − holdout rate, in percentage points; None without both groups."""
+        if not self.enrolled or not self.holdout_enrolled:
+            return None
+        return round((self.conversion_rate - self.holdout_conversion_rate) * 100, 2)
+
 
 def campaign_results(session: Session, shop_id: int, since: datetime) -> CampaignResults:
-    """Per shop, for the sequences enrolled since `since`."""
+    """Per shop, for the sequences enrolled since `since`: the treated group and the holdout."""
     w = WinbackEnrollment
+    treated, held, converted = w.holdout.is_(False), w.holdout.is_(True), w.status == "converted"
     row = session.execute(
-        select(func.count(), func.count(w.step1_sent_at), func.count(w.step2_sent_at).filter(w.incentive_points > 0),
-               func.count().filter(w.status == "converted"),
-               func.coalesce(func.sum(w.recovered_revenue), 0), func.coalesce(func.sum(w.incentive_points), 0))
+        select(func.count().filter(treated), func.count(w.step1_sent_at).filter(treated),
+               func.count(w.step2_sent_at).filter(treated, w.incentive_points > 0),
+               func.count().filter(treated, converted),
+               func.coalesce(func.sum(w.recovered_revenue).filter(treated), 0),
+               func.coalesce(func.sum(w.incentive_points).filter(treated), 0),
+               func.count().filter(held), func.count().filter(held, converted),
+               func.coalesce(func.sum(w.recovered_revenue).filter(held), 0))
         .where(w.shop_id == shop_id, w.enrolled_at >= since)
     ).one()
     sent = session.execute(text("""
@@ -347,7 +403,9 @@ def campaign_results(session: Session, shop_id: int, since: datetime) -> Campaig
           AND e.send_key LIKE 'winback:%' AND e.status = 'sent' AND w.enrolled_at >= :since
     """), {"shop_id": shop_id, "since": since}).scalar_one()
     return CampaignResults(enrolled=row[0], reminders=row[1], incentives=row[2], emails_sent=sent or 0,
-                           converted=row[3], recovered_revenue=Decimal(row[4]), incentive_points=int(row[5]))
+                           converted=row[3], recovered_revenue=Decimal(row[4]), incentive_points=int(row[5]),
+                           holdout_enrolled=row[6], holdout_converted=row[7],
+                           holdout_recovered_revenue=Decimal(row[8]))
 
 
 def _reachable(customer: Customer) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, SmallInteger, String, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -43,6 +43,8 @@ class WinbackEnrollment(ShopScoped, db.Model):
     converted_order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("orders.id", ondelete="SET NULL"))
     recovered_revenue: Mapped[Decimal] = money()
     incentive_points: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    # The control group (winback_holdout_percent): no email, no points, the same timeline.
+    holdout: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"), default=False)
     created_at: Mapped[datetime] = utc_created()
 
 

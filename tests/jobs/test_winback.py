@@ -232,3 +232,37 @@ def test_reminders_whose_dispatch_died_after_the_commit_are_queued_by_the_next_r
     _run(run_jobs, shop, NOW + timedelta(days=1))   # and the next day's
     assert len(smtp.messages) == 3
     assert len({m["To"] for m in smtp.messages}) == 3
+
+
+def test_the_holdout_gets_no_email_and_no_points_and_converts_without_one(wsession, run_jobs, smtp):
+    from app.loyalty.winback import campaign_results, in_holdout
+    from app.models import LedgerEntry
+
+    shop = make_shop(wsession, winback_holdout_percent=50)
+    held, treated = [], []
+    while len(held) < 3 or len(treated) < 3:  # which ids land where is the hash's, not the test's
+        customer = make_customer(wsession, shop, accepts_marketing=True)
+        at = NOW - timedelta(days=90)
+        apply_event(wsession, shop.id, paid(f"wb-{customer.id}", at=at, customer=customer, subtotal="20.00",
+                                            placed_at=at))
+        (held if in_holdout(shop.id, customer.id, 1, 50) else treated).append(customer)
+    wsession.commit()
+    _run(run_jobs, shop, NOW)
+    _run(run_jobs, shop, NOW + timedelta(days=7))
+    recipients = [m["To"] for m in smtp.messages]
+    assert sorted(recipients) == sorted([c.email for c in treated] * 2)   # reminder + incentive, treated only
+    wsession.expire_all()
+    earned = wsession.query(LedgerEntry).filter_by(shop_id=shop.id, source="winback").all()
+    assert sorted(e.customer_id for e in earned) == sorted(c.id for c in treated)
+    back = NOW + timedelta(days=9)
+    apply_event(wsession, shop.id, paid(f"wb-back-{held[0].id}", at=back, customer=held[0], subtotal="80.00",
+                                        placed_at=back))
+    wsession.commit()
+    wsession.expire_all()
+    enrollment = wsession.query(WinbackEnrollment).filter_by(shop_id=shop.id, customer_id=held[0].id).one()
+    assert (enrollment.holdout, enrollment.status, enrollment.recovered_revenue) == (True, "converted", Decimal("80.00"))
+    assert wsession.query(EmailSend).filter(EmailSend.customer_id.in_([c.id for c in held])).count() == 0
+    results = campaign_results(wsession, shop.id, NOW - timedelta(days=1))
+    assert (results.enrolled, results.converted, results.holdout_enrolled, results.holdout_converted) == (
+        len(treated), 0, len(held), 1)
+    assert results.lift_points == round(-100 / len(held), 2)

@@ -83,6 +83,13 @@ class CampaignResultsSchema(Schema):
     conversion_rate = fields.Float(required=True)
     recovered_revenue = Money(required=True, minimum=None, maximum=None)
     incentive_points = fields.Integer(required=True)
+    # The fields above are the treated (emailed) group; the holdout got no email and no points.
+    holdout_enrolled = fields.Integer(required=True)
+    holdout_converted = fields.Integer(required=True)
+    holdout_conversion_rate = fields.Float(required=True)
+    holdout_recovered_revenue = Money(required=True, minimum=None, maximum=None)
+    lift_points = fields.Float(required=True, allow_none=True, metadata={
+        "description": "conversion_rate − holdout_conversion_rate, in percentage points; null without a holdout"})
 
 
 class WinbackCampaignSchema(Schema):

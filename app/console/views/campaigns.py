@@ -11,7 +11,7 @@ from app.console.forms import Errors
 from app.console.frame import bp, staff_shop
 from app.console.views.settings import save_settings_form, settings_values
 from app.extensions import db
-from app.loyalty.program import ProgramSettingsSchema
+from app.loyalty.program import ProgramSettingsSchema, program_settings
 from app.loyalty.winback import campaign_results
 
 PERIODS = (30, 90, 365)
@@ -27,6 +27,8 @@ WINBACK_FIELDS = (
     F("winback_cooldown_days", "Wait at least (days) before a new sequence"),
     F("winback_cap", "At most this many sequences per customer …"),
     F("winback_cap_window_days", "… per this many days"),
+    F("winback_holdout_percent", "Holdout: send nothing to this share of lapsing customers (%)",
+      help="0–50; 0 = off. Compares them with the emailed customers, to show what the emails add."),
 )
 WinbackForm = settings_slice(ProgramSettingsSchema, tuple(f.name for f in WINBACK_FIELDS), "ConsoleWinback")
 
@@ -37,6 +39,7 @@ def _page(errors: Errors | None = None, values: dict | None = None, status: int 
     days = days if days in PERIODS else PERIODS[1]
     results = campaign_results(db.session, staff.shop_id, datetime.now(UTC) - timedelta(days=days))
     return render_template("console/campaigns.html", page_title="Campaigns", results=results, days=days,
+                           holdout_percent=program_settings(shop).winback_holdout_percent,
                            periods=PERIODS, fields=WINBACK_FIELDS, errors=errors or {},
                            values=values or settings_values(shop, WINBACK_FIELDS)), status
 

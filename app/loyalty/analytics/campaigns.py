@@ -4,7 +4,8 @@
   (`email_sends.status = 'sent'`), on the local day of `sent_at`; skipped emails are not sends.
 - win-back conversions: enrollments `converted` by an order within the recovery window after a
   win-back email (app.loyalty.winback.record_order_for_winback), on the local day of that order
-  (`ended_at`); recovered revenue is the converting order's `total - refunded_amount`.
+  (`ended_at`); recovered revenue is the converting order's `total - refunded_amount`. A holdout
+  sequence (no email) is the comparison group, not a conversion (campaign_results shows it).
 - referral clicks: follows of an advocate's /r/<code> link (`referral_clicks.clicked_at`).
 - referral conversions: referrals `completed` (the friend's first order earned its points after
   any return window and the advocate was rewarded), on the local day of `completed_at`; referral
@@ -46,7 +47,7 @@ def campaigns_by_day(session: Session, shop_id: int, period: Period) -> dict[dat
     collect(e.sent_at, ("winback_sends",), e.shop_id == shop_id, e.template.in_(WINBACK_TEMPLATES), e.status == "sent",
             values=(func.count(),))
     collect(w.ended_at, ("winback_conversions", "winback_recovered_revenue"), w.shop_id == shop_id,
-            w.status == "converted",
+            w.status == "converted", w.holdout.is_(False),
             values=(func.count(), func.sum(func.coalesce(_net_of(w.converted_order_id), w.recovered_revenue))))
     collect(r.completed_at, ("referral_conversions", "referral_revenue"), r.shop_id == shop_id, r.status == "completed",
             values=(func.count(), func.coalesce(func.sum(_net_of(r.order_id)), 0)))

@@ -182,3 +182,39 @@ def test_shop_b_cannot_touch_shop_a_program_items(client, session, shop_a, shop_
     tier = session.scalars(select(Tier).where(Tier.shop_id == shop_a.shop.id)).first()
     assert client.put(f"{API}/tiers/{tier.id}", json={"name": "Hacked", "threshold": "77"},
                       headers=headers).status_code == 404
+
+
+def test_winback_holdout_percent_is_a_whole_number_from_0_to_50(client, session, shop_a):
+    owner = shop_a.headers["owner"]
+    for path in ("/winback", "/settings"):
+        for bad in (-1, 51, 12.5, "20", True, None):
+            response = client.patch(f"{API}{path}", json={"winback_holdout_percent": bad}, headers=owner)
+            assert response.status_code == 422, (path, bad)
+            assert response.is_json and set(response.get_json()["error"]["fields"]) == {"winback_holdout_percent"}
+    session.expire_all()
+    assert "winback_holdout_percent" not in (session.get(Shop, shop_a.shop.id).settings or {})
+    response = client.patch(f"{API}/winback", json={"winback_holdout_percent": 20}, headers=owner)
+    assert response.status_code == 200 and response.get_json()["settings"]["winback_holdout_percent"] == 20
+    assert client.get(f"{API}/settings", headers=owner).get_json()["winback_holdout_percent"] == 20
+
+
+def test_winback_results_report_the_holdout_and_the_lift(client, session, shop_a):
+    from datetime import UTC, datetime, timedelta
+
+    from app.models import WinbackEnrollment
+    from tests.factories import make_customer
+
+    now = datetime.now(UTC) - timedelta(days=1)
+    for holdout, status in ((False, "converted"), (False, "completed"), (True, "converted"), (True, "completed"),
+                            (True, "completed"), (True, "completed")):
+        customer = make_customer(session, shop_a.shop)
+        session.add(WinbackEnrollment(shop_id=shop_a.shop.id, customer_id=customer.id, status=status, holdout=holdout,
+                                      enrolled_at=now, step1_sent_at=now,
+                                      recovered_revenue=40 if status == "converted" else 0))
+    session.commit()
+    before = client.get(f"{API}/winback", headers=shop_a.headers["viewer"]).get_json()["results"]
+    assert (before["enrolled"], before["converted"], before["conversion_rate"], before["recovered_revenue"]) == (
+        2, 1, 0.5, "40.0000")
+    assert (before["holdout_enrolled"], before["holdout_converted"], before["holdout_conversion_rate"],
+            before["holdout_recovered_revenue"]) == (4, 1, 0.25, "40.0000")
+    assert before["lift_points"] == 25.0

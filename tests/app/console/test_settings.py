@@ -121,6 +121,33 @@ def test_campaigns_show_results_and_owners_edit_the_win_back_settings(app, fresh
     assert support.post("/admin/campaigns", data={"csrf_token": csrf(support)}).status_code == 403
 
 
+def test_campaigns_holdout_setting_and_the_two_groups_with_the_lift(app, fresh_owner):
+    from datetime import UTC, datetime, timedelta
+
+    from app.models import WinbackEnrollment
+    from tests.factories import make_customer
+
+    client, made = fresh_owner
+    assert "Holdout" not in client.get("/admin/campaigns").get_data(as_text=True).split("<section")[0]  # off
+    for bad in ("-1", "51", "12.5"):
+        response = client.post("/admin/campaigns", data={"csrf_token": csrf(client), "winback_holdout_percent": bad})
+        assert response.status_code == 422 and 'id="error-winback_holdout_percent"' in response.get_data(as_text=True)
+    response = client.post("/admin/campaigns", data={"csrf_token": csrf(client), "winback_holdout_percent": "20"})
+    assert response.status_code == 302 and _settings(app, made.shop_id).winback_holdout_percent == 20
+    at = datetime.now(UTC) - timedelta(days=1)
+    with app.app_context():
+        shop = db.session.get(Shop, made.shop_id)
+        for holdout, status in ((False, "converted"), (False, "completed"), (True, "converted"), (True, "completed"),
+                                (True, "completed"), (True, "completed")):
+            customer = make_customer(db.session, shop)
+            db.session.add(WinbackEnrollment(shop_id=shop.id, customer_id=customer.id, status=status,
+                                             holdout=holdout, enrolled_at=at, step1_sent_at=at))
+        db.session.commit()
+    html = client.get("/admin/campaigns").get_data(as_text=True)
+    assert "Holdout (no emails)" in html and "25% of 4 held out" in html
+    assert "+25 points" in html  # 50 % of the emailed − 25 % of the holdout
+
+
 def test_a_new_reward_form_starts_with_the_schemas_defaults_and_empty_fields(fresh_owner):
     client, _ = fresh_owner
     html = client.get("/admin/settings/rewards/new").get_data(as_text=True)

@@ -333,6 +333,20 @@ def test_winback_sends_conversions_and_recovered_revenue_after_refunds(session, 
     assert day_row(rows, 3)["winback_sends"] == 1
 
 
+def test_a_holdout_conversion_is_not_a_winback_conversion(session, shop):
+    # The holdout got no email: its orders are the baseline the lift is measured against
+    # (app.loyalty.winback.campaign_results), not customers the emails brought back.
+    carol = make_customer(session, shop)
+    order = buy(session, shop, carol, local(5), "80.00")
+    session.add(WinbackEnrollment(shop_id=shop.id, customer_id=carol.id, status="converted", holdout=True,
+                                  enrolled_at=local(1), step1_sent_at=local(1), ended_at=local(5),
+                                  converted_order_id=order.id, recovered_revenue=Decimal("80.00")))
+    session.flush()
+    s = summary(session, shop.id, START, END, NOW)
+    assert (s["winback_conversions"], s["winback_recovered_revenue"]) == (0, "0.00")
+    assert day_row(daily_series(session, shop.id, START, END), 5)["winback_conversions"] == 0
+
+
 def test_referral_clicks_conversions_and_revenue(session, shop):
     advocate, friend, other = (make_customer(session, shop) for _ in range(3))
     for at in (local(1), local(1, 23), local(2), datetime(2026, 2, 27, tzinfo=UTC)):
