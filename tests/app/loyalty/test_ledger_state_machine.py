@@ -1,7 +1,8 @@
 """The points ledger as a state machine, on real PostgreSQL.
 
-Two shops with programs drawn at random and a handful of shoppers (one of them first seen in
-an order, so the quick path creates it) receive order events through apply_event, as the
+Two shops with programs drawn at random and a handful of shoppers (one first seen in an order,
+so the quick path creates it; one a guest until it signs up and claims its orders) receive
+order events through apply_event, as the
 webhook jobs deliver them, in any order: paid, fulfilled, cancelled, restored, refunded (before
 its order too), plus redemptions (repeated idempotency keys), issued codes, failed issues and
 cancellations, staff adjustments, the clock moving on with the release and expiry jobs, the
@@ -24,8 +25,9 @@ from app.loyalty import catalog
 from app.loyalty.adjustments import adjust_points
 from app.loyalty.apply import apply_event
 from app.loyalty.errors import InsufficientPoints, LoyaltyError
-from app.loyalty.events import OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot
-from app.loyalty.events import CustomerInfo
+from app.loyalty.events import (
+    CustomerInfo, CustomerUpserted, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot,
+)
 from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.orders import release_pending_points
@@ -37,7 +39,9 @@ from app.models import Customer, Order, Reward, Shop, Tier
 from tests.factories import make_customer, make_reward, make_shop, set_rule
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a year end within reach: calendar-year tiers roll over
-SHOPPERS = ("c0", "c1", "c2")  # c2 has no row until its first order
+# c2 has no row until its first order; g3 checks out as a guest until it makes an account (c3).
+SHOPPERS = ("c0", "c1", "c2", "g3")
+GUEST, GUEST_ACCOUNT = "g3", "c3"
 ORDERS = 4  # per shop: few enough that events about one order meet
 REFUSED = object()  # a step the domain refused (it must have changed nothing)
 
@@ -81,6 +85,10 @@ class Spec:
     tax: Decimal
     shipping: Decimal
 
+    @property
+    def email(self) -> str:
+        return f"{self.shopper}@example.com"
+
     def eligible(self, basis: str) -> Decimal:
         """README: the basis amount, tips never and gift cards bought in the order never, not below zero."""
         paid = self.total - self.tips
@@ -91,7 +99,8 @@ class Spec:
     def snapshot(self, order_id: str, at: datetime | None) -> OrderSnapshot:
         return OrderSnapshot(order_id, "USD", self.subtotal, self.total, total_tax=self.tax,
                              total_shipping=self.shipping, gift_cards=self.gift_cards, tips=self.tips,
-                             customer=CustomerInfo(self.shopper, email=f"{self.shopper}@example.com"),
+                             customer=None if self.shopper == GUEST else CustomerInfo(self.shopper, email=self.email),
+                             email=self.email,
                              updated_at=at)
 
 
@@ -158,7 +167,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _customer_id(self, shop: Shop, shopper: str) -> int | None:
         return self.session.scalar(select(Customer.id).where(Customer.shop_id == shop.id,
-                                                             Customer.platform_customer_id == shopper))
+                                                             Customer.email_normalized == f"{shopper}@example.com"))
 
     def _state(self) -> dict:
         """A digest of every row the ledger domain writes, per table, for both shops (replays compare it)."""
@@ -177,19 +186,19 @@ class LedgerMachine(RuleBasedStateMachine):
             self.history.append((what, step))
         return result
 
-    def _events(self, shop: Shop, events: list, repeat: bool):
+    def _events(self, shop: Shop, events: list, repeat: bool, replayable: bool = True):
         """One webhook's events, applied in order in one go."""
         def step():
             for event in events:
                 apply_event(self.session, shop.id, event)
-        self._run(" + ".join(map(repr, events)), step, repeat)
+        self._run(" + ".join(map(repr, events)), step, repeat, replayable=replayable)
 
     def _sale_multiplier_check(self, shop: Shop, order_id: str, apply) -> None:
         """A sale counted for the first time keeps the tier multiplier its customer held before it."""
         spec = self.specs[(shop.id, int(order_id[1:]))]
         held = self.session.scalar(text(
             "SELECT t.multiplier FROM customers c JOIN tiers t ON t.id = c.tier_id"
-            " WHERE c.shop_id = :s AND c.platform_customer_id = :p"), {"s": shop.id, "p": spec.shopper})
+            " WHERE c.shop_id = :s AND c.email_normalized = :e"), {"s": shop.id, "e": spec.email})
         kept_before = self.session.scalar(select(Order.sale_multiplier).where(
             Order.shop_id == shop.id, Order.platform_order_id == order_id))
         apply()
@@ -250,6 +259,14 @@ class LedgerMachine(RuleBasedStateMachine):
     def _sale(self, shop: Shop, order_id: str, events: list, repeat: bool) -> None:
         self._sale_multiplier_check(shop, order_id, lambda: self._events(shop, events, repeat))
 
+    @rule(s=shop_ix, repeat=twice)
+    def guest_makes_an_account(self, s, repeat):
+        """The guest signs up (signup points) and claims its recent guest orders."""
+        shop, at = self.shops[s], self._tick()
+        event = CustomerUpserted(CustomerInfo(GUEST_ACCOUNT, email=f"{GUEST}@example.com"), at, account_created=True)
+        # Later, the same event would claim a guest order restored since: a new act, not a replay.
+        self._events(shop, [event], repeat, replayable=False)
+
     # --- redemptions and adjustments ---------------------------------------------------------
 
     @rule(s=shop_ix, who=shopper_ix, reward=st.integers(0, 3), key=st.integers(0, 3), repeat=twice)
@@ -306,12 +323,18 @@ class LedgerMachine(RuleBasedStateMachine):
             self._run(f"complete cancellation {rid}",
                       lambda: complete_cancellation(self.session, shop.id, rid, True, at), repeat)
 
-    @rule(s=shop_ix, who=shopper_ix, points=st.integers(-300, 300).filter(bool), repeat=twice)
+    @rule(s=shop_ix, who=shopper_ix, points=st.one_of(st.integers(-300, 300).filter(bool), st.just("all")),
+          repeat=twice)
     def staff_adjustment(self, s, who, points, repeat):
+        """points "all": the whole balance taken (so that a later reversal meets an empty balance)."""
         shop, at = self.shops[s], self._tick()
         customer_id = self._customer_id(shop, SHOPPERS[who])
         if customer_id is None:
             return
+        if points == "all":
+            points = -self.session.scalar(select(Customer.points_balance).where(Customer.id == customer_id))
+            if points >= 0:
+                return
         self.adjust_no += 1
         key = f"adj-{self.adjust_no}"
 
@@ -381,6 +404,18 @@ class LedgerMachine(RuleBasedStateMachine):
                 WHERE points < 0 AND (after < 0 OR (kind = 'expire' AND after <> 0))"""), {"s": shop.id}).all()
             bad = [r for r in rows if r.kind != "reverse" or clamp]
             assert bad == [], f"entries leaving a balance below zero (clamp={clamp}): {bad}"
+
+    @invariant()
+    def an_expiry_covers_reversals_once(self):
+        """Reversals after an expiry draw on what it took (expiry_cover) at most once in all."""
+        rows = self.session.execute(text("""
+            SELECT e.id, -e.points AS expired, SUM(r.expiry_cover) AS drawn
+            FROM ledger_entries e JOIN ledger_entries r
+              ON r.shop_id = e.shop_id AND r.customer_id = e.customer_id AND r.expiry_cover > 0
+             AND (r.details ->> 'expire_entry_id')::bigint = e.id
+            WHERE e.shop_id = ANY(:shops) AND e.kind = 'expire'
+            GROUP BY e.id HAVING SUM(r.expiry_cover) > -e.points"""), {"shops": [s.id for s in self.shops]}).all()
+        assert rows == [], f"expiries covering more than they took: {rows}"
 
     @invariant()
     def orders_take_back_at_most_what_they_granted(self):
