@@ -32,7 +32,9 @@ from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.orders import release_pending_points
 from app.loyalty.program import program_settings
-from app.loyalty.redemption_cancel import complete_cancellation, request_cancellation
+from app.loyalty.redemption_cancel import (
+    complete_cancellation, fail_cancellation, refuse_cancellation, request_cancellation,
+)
 from app.loyalty.redemptions import fail_redemption, mark_issued, redeem_reward
 from app.loyalty.tiers import qualifying_values, review_tiers, shop_tiers, tier_for_value
 from app.models import Customer, Order, Reward, Shop, Tier
@@ -301,27 +303,44 @@ class LedgerMachine(RuleBasedStateMachine):
         ids = self.session.scalars(text("SELECT id FROM redemptions WHERE shop_id = :s ORDER BY id"), {"s": shop.id}).all()
         return ids[pick % len(ids)] if ids else None
 
-    @rule(s=shop_ix, pick=st.integers(0, 7), outcome=st.sampled_from(["issued", "failed", "cancelled"]), repeat=twice)
+    @rule(s=shop_ix, pick=st.integers(0, 7), repeat=twice,
+          outcome=st.sampled_from(["issued", "failed", "cancel", "cancel_done", "cancel_refused", "cancel_failed"]))
     def redemption_outcome(self, s, pick, outcome, repeat):
-        """The issue job made the code, or failed for good (points back); or staff cancel it and
-        the revoke job deletes the code (the request itself is a new act each time, not replayed)."""
+        """What the jobs report about a redemption: the issue job made the code or failed for good
+        (points back); staff ask to cancel; the revoke job deleted the code (points back), found
+        it used (refused) or could not delete it (failed: no points back)."""
         shop, at = self.shops[s], self._tick()
         ids = self.session.scalars(text("SELECT id FROM redemptions WHERE shop_id = :s ORDER BY id"), {"s": shop.id}).all()
         if not ids:
             return
         rid = ids[pick % len(ids)]
-        if outcome == "issued":
-            self._run(f"issued {rid}", lambda: mark_issued(self.session, shop.id, rid, f"gid-{rid}", at), repeat)
-        elif outcome == "failed":
-            self._run(f"fail {rid}", lambda: fail_redemption(self.session, shop.id, rid, "platform said no", at), repeat)
+        if outcome in ("issued", "failed"):
+            self._run(f"issue job {outcome} {rid}", lambda: self._issue_attempt(shop, rid, outcome, at), repeat)
+        elif outcome == "cancel":
+            # Asking twice at once queues one job; asking again after it ended is a new request.
+            self._run(f"cancel {rid}", lambda: self._request_cancellation(shop, rid, at), repeat, replayable=False)
         else:
-            try:
-                request_cancellation(self.session, shop.id, rid, "staff:test", "asked by the shopper", at)
-            except LoyaltyError as exc:
-                assert exc.code == "redemption_closed"
-                return
-            self._run(f"complete cancellation {rid}",
-                      lambda: complete_cancellation(self.session, shop.id, rid, True, at), repeat)
+            end = {"cancel_done": lambda: complete_cancellation(self.session, shop.id, rid, True, at),
+                   "cancel_refused": lambda: refuse_cancellation(self.session, shop.id, rid, "used in an order", at),
+                   "cancel_failed": lambda: fail_cancellation(self.session, shop.id, rid, "platform error", at)}[outcome]
+            self._run(f"revoke job {outcome} {rid}", end, repeat)
+
+    def _issue_attempt(self, shop: Shop, rid: int, outcome: str, at: datetime) -> None:
+        """As jobs.rewards.issue_discount: an attempt starts only for a pending redemption (one
+        started before a cancellation may end during it, before any code exists)."""
+        status, issued_at = self.session.execute(text("SELECT status, issued_at FROM redemptions WHERE id = :r"),
+                                                 {"r": rid}).one()
+        if status == "pending" or (status == "cancelling" and issued_at is None):
+            if outcome == "issued":
+                mark_issued(self.session, shop.id, rid, f"gid-{rid}", at)
+            else:
+                fail_redemption(self.session, shop.id, rid, "platform said no", at)
+
+    def _request_cancellation(self, shop: Shop, rid: int, at: datetime) -> None:
+        try:
+            request_cancellation(self.session, shop.id, rid, "staff:test", "asked by the shopper", at)
+        except LoyaltyError as exc:
+            assert exc.code == "redemption_closed", exc
 
     @rule(s=shop_ix, who=shopper_ix, points=st.one_of(st.integers(-300, 300).filter(bool), st.just("all")),
           repeat=twice)
