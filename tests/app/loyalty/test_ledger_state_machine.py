@@ -249,6 +249,16 @@ class LedgerMachine(RuleBasedStateMachine):
         self._events(shop, [OrderCancelled(order_id, at, order_spec.snapshot(order_id, at) if with_body else None)],
                      repeat)
 
+    @rule(s=shop_ix, o=order_ix, spec=order_specs, repeat=twice)
+    def order_trashed_and_restored(self, s, o, spec, repeat):
+        """WooCommerce's trash, then untrash a minute later: two webhooks, one after the other."""
+        shop, at = self.shops[s], self._tick()
+        order_id, order_spec = f"o{o}", self._spec(shop, o, spec)
+        self._events(shop, [OrderCancelled(order_id, at)], repeat)
+        later = self._tick()
+        body = order_spec.snapshot(order_id, later)
+        self._sale(shop, order_id, [OrderRestored(order_id, later, body), OrderPaid(body, later)], repeat)
+
     @rule(s=shop_ix, o=order_ix, spec=order_specs, share=refund_shares, repeat=twice)
     def order_refunded(self, s, o, spec, share, repeat):
         """A partial or whole refund, perhaps of an order not seen yet (it waits for it)."""
@@ -446,6 +456,7 @@ class LedgerMachine(RuleBasedStateMachine):
                        COALESCE(SUM(l.points + l.pending_delta) FILTER (WHERE l.kind = 'earn'), 0) AS granted,
                        COALESCE(-SUM(l.points + l.pending_delta) FILTER (WHERE l.kind = 'reverse'), 0) AS taken,
                        COALESCE(SUM(l.points + l.pending_delta - l.uncollected - l.expiry_cover), 0) AS net,
+                       COALESCE(SUM(l.uncollected), 0) AS outstanding,
                        (SELECT COALESCE(SUM(r.amount), 0) FROM order_refunds r
                          WHERE r.shop_id = o.shop_id AND r.platform_order_id = o.platform_order_id) AS refunds,
                        (SELECT COUNT(*) FROM order_refunds r WHERE r.shop_id = o.shop_id
@@ -455,6 +466,7 @@ class LedgerMachine(RuleBasedStateMachine):
             for r in rows:
                 assert 0 <= r.points_reversed <= r.points_earned, r
                 assert r.taken <= r.granted, f"order took back more than it granted: {r}"
+                assert r.outstanding >= 0, f"order settled more than its reversals left uncollected: {r}"
                 assert r.net == r.points_earned - r.points_reversed, f"order entries disagree: {r}"
                 assert r.unapplied == 0 and r.refunded_amount == r.refunds, f"refund not counted: {r}"
                 assert r.points_reversed == _reversal_target(r), f"reversal off its refunded share: {r}"
