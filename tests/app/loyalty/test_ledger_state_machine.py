@@ -171,6 +171,19 @@ class LedgerMachine(RuleBasedStateMachine):
         return self.session.scalar(select(Customer.id).where(Customer.shop_id == shop.id,
                                                              Customer.email_normalized == f"{shopper}@example.com"))
 
+    def _balance(self, customer_id: int) -> int:
+        return self.session.scalar(select(Customer.points_balance).where(Customer.id == customer_id))
+
+    def _refusable(self, call, refusal_is_right):
+        """call(); a LoyaltyError must be a right refusal that wrote nothing (REFUSED is returned)."""
+        before = self._state()
+        try:
+            return call()
+        except LoyaltyError as exc:
+            assert refusal_is_right(exc), exc
+            assert self._state() == before, f"a refused request wrote something: {exc}"
+            return REFUSED
+
     def _state(self) -> dict:
         """A digest of every row the ledger domain writes, per table, for both shops (replays compare it)."""
         self.session.flush()
@@ -230,11 +243,15 @@ class LedgerMachine(RuleBasedStateMachine):
         order_id, order_spec = f"o{o}", self._spec(shop, o, spec)
         self._sale(shop, order_id, [OrderFulfilled(order_spec.snapshot(order_id, at), at)], repeat)
 
-    @rule(s=shop_ix, o=order_ix, spec=order_specs, completed=st.booleans(), repeat=twice)
-    def order_restored(self, s, o, spec, completed, repeat):
-        """Back from the trash, or from cancelled to processing (completed: shipped as well)."""
+    @rule(s=shop_ix, o=order_ix, spec=order_specs, trashed=st.booleans(), completed=st.booleans(), repeat=twice)
+    def order_restored(self, s, o, spec, trashed, completed, repeat):
+        """Back from the trash (trashed: sent there a minute before, its own webhook), or from
+        cancelled to processing; completed: shipped as well."""
         shop, at = self.shops[s], self._tick()
         order_id, order_spec = f"o{o}", self._spec(shop, o, spec)
+        if trashed:
+            self._events(shop, [OrderCancelled(order_id, at)], repeat)
+            at = self._tick()
         body = order_spec.snapshot(order_id, at)
         events = [OrderRestored(order_id, at, body), OrderPaid(body, at)]
         if completed and program_settings(shop).award_on == "fulfilled":
@@ -248,16 +265,6 @@ class LedgerMachine(RuleBasedStateMachine):
         order_id, order_spec = f"o{o}", self._spec(shop, o, spec)
         self._events(shop, [OrderCancelled(order_id, at, order_spec.snapshot(order_id, at) if with_body else None)],
                      repeat)
-
-    @rule(s=shop_ix, o=order_ix, spec=order_specs, repeat=twice)
-    def order_trashed_and_restored(self, s, o, spec, repeat):
-        """WooCommerce's trash, then untrash a minute later: two webhooks, one after the other."""
-        shop, at = self.shops[s], self._tick()
-        order_id, order_spec = f"o{o}", self._spec(shop, o, spec)
-        self._events(shop, [OrderCancelled(order_id, at)], repeat)
-        later = self._tick()
-        body = order_spec.snapshot(order_id, later)
-        self._sale(shop, order_id, [OrderRestored(order_id, later, body), OrderPaid(body, later)], repeat)
 
     @rule(s=shop_ix, o=order_ix, spec=order_specs, share=refund_shares, repeat=twice)
     def order_refunded(self, s, o, spec, share, repeat):
@@ -291,21 +298,14 @@ class LedgerMachine(RuleBasedStateMachine):
         cost = self.session.get(Reward, reward_id).points_cost
 
         def step():
-            balance = self.session.scalar(select(Customer.points_balance).where(Customer.id == customer_id))
-            before = self._state()
-            try:
-                result = redeem_reward(self.session, shop.id, customer_id, reward_id, f"k{key}", at)
-            except InsufficientPoints:
-                assert balance < cost
-                assert self._state() == before, "a refused redemption wrote something"
-                return REFUSED
-            except LoyaltyError as exc:
-                assert exc.code == "idempotency_key_reused", exc
-                assert self._state() == before, "a refused redemption wrote something"
-                return REFUSED
-            if result.created:
+            balance = self._balance(customer_id)
+            result = self._refusable(lambda: redeem_reward(self.session, shop.id, customer_id, reward_id, f"k{key}", at),
+                                     lambda exc: exc.code == "idempotency_key_reused"
+                                     or (isinstance(exc, InsufficientPoints) and balance < cost))
+            if result is not REFUSED and result.created:
                 assert balance >= cost
                 self.created_redemptions[shop.id] += 1
+            return result
 
         self._run(f"redeem {SHOPPERS[who]} reward {reward} key k{key}", step, repeat)
 
@@ -320,10 +320,9 @@ class LedgerMachine(RuleBasedStateMachine):
         (points back); staff ask to cancel; the revoke job deleted the code (points back), found
         it used (refused) or could not delete it (failed: no points back)."""
         shop, at = self.shops[s], self._tick()
-        ids = self.session.scalars(text("SELECT id FROM redemptions WHERE shop_id = :s ORDER BY id"), {"s": shop.id}).all()
-        if not ids:
+        rid = self._redemption(shop, pick)
+        if rid is None:
             return
-        rid = ids[pick % len(ids)]
         if outcome in ("issued", "failed"):
             self._run(f"issue job {outcome} {rid}", lambda: self._issue_attempt(shop, rid, outcome, at), repeat)
         elif outcome == "cancel":
@@ -361,22 +360,17 @@ class LedgerMachine(RuleBasedStateMachine):
         if customer_id is None:
             return
         if points == "all":
-            points = -self.session.scalar(select(Customer.points_balance).where(Customer.id == customer_id))
+            points = -self._balance(customer_id)
             if points >= 0:
                 return
         self.adjust_no += 1
         key = f"adj-{self.adjust_no}"
 
         def step():
-            balance = self.session.scalar(select(Customer.points_balance).where(Customer.id == customer_id))
-            before = self._state()
-            try:
-                adjust_points(self.session, shop.id, customer_id, points, reason="goodwill", actor="staff:test",
-                              now=at, idempotency_key=key)
-            except InsufficientPoints:
-                assert balance + points < 0
-                assert self._state() == before, "a refused adjustment wrote something"
-                return REFUSED
+            balance = self._balance(customer_id)
+            return self._refusable(lambda: adjust_points(self.session, shop.id, customer_id, points, reason="goodwill",
+                                                         actor="staff:test", now=at, idempotency_key=key),
+                                   lambda exc: isinstance(exc, InsufficientPoints) and balance + points < 0)
 
         self._run(f"adjust {SHOPPERS[who]} {points} ({key})", step, repeat)
 
