@@ -33,7 +33,8 @@ from rq.job import Job
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from app.email.render import MARKETING_TEMPLATES, Branding, EmailContext, build_message, render
+from app.email.render import (MARKETING_TEMPLATES, TRANSACTIONAL_TEMPLATES, Branding, EmailContext, build_message,
+                              render)
 from app.email.sender import PermanentEmailError, TransientEmailError, send_message
 from app.email.tokens import unsubscribe_url
 from app.extensions import db, redis_connection
@@ -105,7 +106,9 @@ def send_notification(shop_id: int, customer_id: int, template: str, key: str) -
     row.message_id = _message_id(config["MAIL_FROM"], config["APP_URL"], shop_id, row.id)
     sender_address = parseaddr(config["MAIL_FROM"])[1]
     message = build_message(render(template, ctx, link), mail_from=formataddr((shop.name, sender_address)),
-                            to_address=_ascii_address(customer.email), to_name=customer.first_name, unsubscribe_url=link,
+                            to_address=_ascii_address(customer.email), to_name=customer.first_name,
+                            # No one-click header where an unsubscribe would not stop this mail.
+                            unsubscribe_url=None if template in TRANSACTIONAL_TEMPLATES else link,
                             message_id=row.message_id, locale=shop.locale)
     row_id = row.id
     handed_over: list[bool] = []
@@ -161,7 +164,7 @@ def _skip_reason(shop: Shop | None, customer: Customer | None, template: str) ->
         return "customer's email has a non-ASCII local part"
     if _ascii_address(customer.email) is None:
         return "customer's email domain is not a valid international name"
-    if customer.unsubscribed_at is not None:
+    if customer.unsubscribed_at is not None and template not in TRANSACTIONAL_TEMPLATES:
         return "customer unsubscribed"
     if template in MARKETING_TEMPLATES and not customer.accepts_marketing:
         return "no marketing consent"

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 CATALOGS: dict[str, dict[str, str]] = {
     "en": {
-        "unsubscribe.question": "Unsubscribe from {shop} emails?",
-        "unsubscribe.explain": "You will no longer receive emails from {shop}'s rewards program.",
-        "unsubscribe.done": "You are unsubscribed from {shop} emails.",
+        "unsubscribe.question": "Unsubscribe from {shop} marketing emails?",
+        "unsubscribe.explain": "You will no longer receive marketing emails from {shop}'s rewards program (birthday "
+                               "greetings, reminders, offers and program news). You will still receive the reward "
+                               "codes you redeem and notices that your points have expired.",
+        "unsubscribe.done": "You are unsubscribed from {shop} marketing emails. Reward codes you redeem and notices "
+                            "of expired points are still sent.",
         "date_format": "%Y-%m-%d",
         "greeting": "Hi {name},",
         "greeting_anonymous": "Hi there,",
@@ -34,9 +37,12 @@ CATALOGS: dict[str, dict[str, str]] = {
         "winback_incentive.body": "To welcome you back, we have added {points} bonus points to your account.",
     },
     "nb": {
-        "unsubscribe.question": "Melde deg av e-poster fra {shop}?",
-        "unsubscribe.explain": "Du vil ikke lenger få e-post fra fordelsprogrammet til {shop}.",
-        "unsubscribe.done": "Du er meldt av e-postene fra {shop}.",
+        "unsubscribe.question": "Melde deg av markedsføringse-poster fra {shop}?",
+        "unsubscribe.explain": "Du vil ikke lenger få markedsføringse-post fra fordelsprogrammet til {shop} "
+                               "(bursdagshilsener, påminnelser, tilbud og nyheter om programmet). Du får fortsatt "
+                               "belønningskoder du løser inn, og beskjed når poengene dine har utløpt.",
+        "unsubscribe.done": "Du er meldt av markedsføringse-postene fra {shop}. Belønningskoder du løser inn og "
+                            "beskjed om utløpte poeng sendes fortsatt.",
         "date_format": "%d.%m.%Y",
         "greeting": "Hei {name},",
         "greeting_anonymous": "Hei,",
@@ -65,9 +71,12 @@ CATALOGS: dict[str, dict[str, str]] = {
         "winback_incentive.body": "For å ønske deg velkommen tilbake har vi lagt til {points} bonuspoeng på kontoen din.",
     },
     "da": {
-        "unsubscribe.question": "Afmeld e-mails fra {shop}?",
-        "unsubscribe.explain": "Du vil ikke længere modtage e-mails fra {shop}s fordelsprogram.",
-        "unsubscribe.done": "Du er afmeldt e-mails fra {shop}.",
+        "unsubscribe.question": "Afmeld markedsførings-e-mails fra {shop}?",
+        "unsubscribe.explain": "Du vil ikke længere modtage markedsførings-e-mails fra {shop}s fordelsprogram "
+                               "(fødselsdagshilsner, påmindelser, tilbud og nyheder om programmet). Du modtager "
+                               "stadig de belønningskoder, du indløser, og besked, når dine point er udløbet.",
+        "unsubscribe.done": "Du er afmeldt markedsførings-e-mails fra {shop}. Belønningskoder, du indløser, og "
+                            "besked om udløbne point sendes stadig.",
         "date_format": "%d.%m.%Y",
         "greeting": "Hej {name},",
         "greeting_anonymous": "Hej,",
@@ -96,9 +105,12 @@ CATALOGS: dict[str, dict[str, str]] = {
         "winback_incentive.body": "For at byde dig velkommen tilbage har vi tilføjet {points} bonuspoint til din konto.",
     },
     "sv": {
-        "unsubscribe.question": "Avregistrera dig från mejl från {shop}?",
-        "unsubscribe.explain": "Du kommer inte längre att få mejl från {shop}s förmånsprogram.",
-        "unsubscribe.done": "Du är avregistrerad från mejl från {shop}.",
+        "unsubscribe.question": "Avregistrera dig från marknadsföringsmejl från {shop}?",
+        "unsubscribe.explain": "Du kommer inte längre att få marknadsföringsmejl från {shop}s förmånsprogram "
+                               "(födelsedagshälsningar, påminnelser, erbjudanden och nyheter om programmet). Du får "
+                               "fortfarande belöningskoder som du löser in och besked när dina poäng har gått ut.",
+        "unsubscribe.done": "Du är avregistrerad från marknadsföringsmejl från {shop}. Belöningskoder som du löser "
+                            "in och besked om utgångna poäng skickas fortfarande.",
         "date_format": "%Y-%m-%d",
         "greeting": "Hej {name},",
         "greeting_anonymous": "Hej,",

@@ -15,9 +15,11 @@ from app.email.i18n import resolve_locale, translator
 
 TEMPLATES = ("tier_reached", "reward_issued", "birthday", "points_expired", "points_expiring", "referral_completed",
              "winback_reminder", "winback_incentive")
-# Consent-based mail: only to customers who accepted marketing. The rest are transactional
-# (they report something that happened to the customer's account).
+# Consent-based mail: only to customers who accepted marketing.
 MARKETING_TEMPLATES = frozenset({"birthday", "points_expiring", "winback_reminder", "winback_incentive"})
+# Sent even after an unsubscribe: the answer to the shopper's own redemption (the code exists
+# nowhere else) and points taken from their account. Everything else stops at an unsubscribe.
+TRANSACTIONAL_TEMPLATES = frozenset({"reward_issued", "points_expired"})
 
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?$")
 _env = Environment(
@@ -97,9 +99,10 @@ def render(template: str, ctx: EmailContext, unsubscribe_url: str) -> RenderedEm
 
 
 def build_message(rendered: RenderedEmail, *, mail_from: str, to_address: str, to_name: str | None,
-                  unsubscribe_url: str, unsubscribe_mailto: str | None = None, message_id: str | None = None,
+                  unsubscribe_url: str | None, unsubscribe_mailto: str | None = None, message_id: str | None = None,
                   locale: str = "en") -> EmailMessage:
-    """The MIME message: text/plain + text/html alternatives and the RFC 8058 one-click headers."""
+    """The MIME message: text/plain + text/html alternatives and, given an unsubscribe_url, the
+    RFC 8058 one-click headers (left off transactional mail, which an unsubscribe does not stop)."""
     msg = EmailMessage()
     msg["Subject"] = _one_line(rendered.subject)
     msg["From"] = _one_line(mail_from)
@@ -108,9 +111,10 @@ def build_message(rendered: RenderedEmail, *, mail_from: str, to_address: str, t
     if message_id:
         msg["Message-ID"] = message_id
     msg["Content-Language"] = resolve_locale(locale)
-    targets = [f"<{unsubscribe_url}>"] + ([f"<mailto:{unsubscribe_mailto}>"] if unsubscribe_mailto else [])
-    msg["List-Unsubscribe"] = ", ".join(targets)
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if unsubscribe_url:
+        targets = [f"<{unsubscribe_url}>"] + ([f"<mailto:{unsubscribe_mailto}>"] if unsubscribe_mailto else [])
+        msg["List-Unsubscribe"] = ", ".join(targets)
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")

@@ -4,7 +4,8 @@ GET shows a confirmation page and changes nothing (mail scanners prefetch links)
 unsubscribes — both from the page's button and as the RFC 8058 one-click POST a mail client
 sends with the body `List-Unsubscribe=One-Click`. No login: the signed token (shop id +
 customer id, app.email.tokens) is the credential, so it can name only the customer it was
-made for; a forged or altered token answers 400 and changes nothing. Idempotent.
+made for; a forged or altered token answers 400 and changes nothing. Idempotent. It stops
+marketing mail; transactional mail (render.TRANSACTIONAL_TEMPLATES) still goes, and the page says so.
 """
 from __future__ import annotations
 

@@ -76,8 +76,15 @@ def test_a_duplicated_job_under_another_id_still_sends_once(wsession, run_jobs, 
 
 
 @pytest.mark.parametrize("fields,template,reason", [
-    ({"unsubscribed_at": NOW}, "tier_reached", "customer unsubscribed"),
+    # Unsubscribing opts out of everything but the transactional mail (README "### Emails").
+    *[({"unsubscribed_at": NOW}, template, "customer unsubscribed")
+      for template in ("birthday", "points_expiring", "winback_reminder", "winback_incentive", "tier_reached",
+                       "referral_completed")],
     ({"redacted_at": NOW}, "reward_issued", "customer redacted"),
+    # Transactional mail still goes to the unsubscribed, never to the erased or address-less.
+    ({"redacted_at": NOW, "unsubscribed_at": NOW}, "reward_issued", "customer redacted"),
+    ({"redacted_at": NOW, "unsubscribed_at": NOW}, "points_expired", "customer redacted"),
+    ({"email": None, "unsubscribed_at": NOW}, "reward_issued", "customer has no email address"),
     ({"email": None}, "tier_reached", "customer has no email address"),
     # The recipients come from the To header: a list or a named address would mail someone else too.
     ({"email": "kari@example.com, thief@example.net"}, "reward_issued", "customer's email is not one address"),
@@ -99,6 +106,35 @@ def test_transactional_email_needs_no_marketing_consent(wsession, run_jobs, smtp
     dispatch([NotifyCustomer(shop.id, customer.id, "tier_reached", key="k1")])
     run_jobs()
     assert len(smtp.messages) == 1 and smtp.messages[0]["Subject"].startswith("Du har nått")
+
+
+def _redeemed(session, shop, customer):
+    adjust_points(session, shop.id, customer.id, 800, reason="seed", actor="staff:test", now=NOW)
+    reward = session.query(Reward).filter_by(shop_id=shop.id, points_cost=500).one()
+    result = redeem_reward(session, shop.id, customer.id, reward.id, "checkout-1", NOW)
+    session.commit()
+    return result
+
+
+def test_an_unsubscribed_shopper_still_gets_the_code_they_redeemed(wsession, run_jobs, smtp):
+    shop, customer = _shopper(wsession, locale="en", unsubscribed_at=NOW, accepts_marketing=False)
+    result = _redeemed(wsession, shop, customer)
+    dispatch(result.intents)
+    run_jobs()
+    [msg] = smtp.messages
+    assert msg["Subject"] == "Your reward code from Fjord & Co"
+    assert result.redemption.code in msg.get_body(("plain",)).get_content()
+    # Not list mail: no one-click header promising to stop what the shopper asked for.
+    assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
+    assert _row(wsession, shop, f"redemption:{result.redemption.id}").status == "sent"
+
+
+def test_an_unsubscribed_shopper_is_told_their_points_expired(wsession, run_jobs, smtp):
+    shop, customer = _shopper(wsession, unsubscribed_at=NOW)
+    dispatch([NotifyCustomer(shop.id, customer.id, "points_expired", key="expire:1")])
+    run_jobs()
+    [msg] = smtp.messages
+    assert msg["Subject"] == "Poengene dine hos Fjord & Co har utløpt" and msg["List-Unsubscribe"] is None
 
 
 def test_smtp_refusing_once_then_recovering_sends_exactly_once(wsession, run_jobs, smtp, worker_app):

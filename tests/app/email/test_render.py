@@ -6,7 +6,8 @@ from datetime import date
 import pytest
 
 from app.email.i18n import CATALOGS, resolve_locale
-from app.email.render import TEMPLATES, Branding, EmailContext, build_message, render
+from app.email.render import (MARKETING_TEMPLATES, TEMPLATES, TRANSACTIONAL_TEMPLATES, Branding, EmailContext,
+                              build_message, render)
 
 URL = "https://lojal.test/email/unsubscribe/tok"
 
@@ -82,6 +83,19 @@ def test_message_has_both_parts_and_one_click_headers():
     assert msg["To"] == "Ada <ada@example.com>" and msg["Message-ID"] == "<lojal.1.2@lojal.test>"
     types = [part.get_content_type() for part in msg.iter_parts()]
     assert types == ["text/plain", "text/html"]
+
+
+def test_transactional_mail_carries_no_one_click_headers():
+    out = render("reward_issued", _ctx(), URL)
+    msg = build_message(out, mail_from="Fjord & Co <no-reply@lojal.test>", to_address="ada@example.com",
+                        to_name="Ada", unsubscribe_url=None)
+    assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
+    assert URL in out.text  # the footer still links the marketing opt-out
+
+
+def test_unsubscribing_stops_every_template_but_the_transactional_ones():
+    assert TRANSACTIONAL_TEMPLATES == {"reward_issued", "points_expired"}
+    assert MARKETING_TEMPLATES <= set(TEMPLATES) - TRANSACTIONAL_TEMPLATES
 
 
 def test_unknown_template_is_refused():

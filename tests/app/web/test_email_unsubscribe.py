@@ -1,6 +1,8 @@
 """The signed unsubscribe link: GET confirms, POST (and RFC 8058 one-click) unsubscribes once; forgeries get 400."""
 from __future__ import annotations
 
+import pytest
+
 from app.email.tokens import make_unsubscribe_token
 from app.models import AuditLog, Customer
 from tests.factories import make_customer, make_shop
@@ -62,3 +64,16 @@ def test_a_token_for_a_unsubscribes_only_a(session, client, app):
     session.expire_all()
     assert session.get(Customer, a.id).unsubscribed_at is not None
     assert session.get(Customer, b.id).unsubscribed_at is None
+
+
+@pytest.mark.parametrize("locale,marketing,still", [
+    ("en", "marketing emails", "reward codes"), ("nb", "markedsførings", "belønningskoder"),
+    ("da", "markedsførings", "belønningskoder"), ("sv", "marknadsförings", "belöningskoder"),
+])
+def test_the_page_says_it_stops_marketing_mail_only(session, client, app, locale, marketing, still):
+    shop, a, _, token = _setup(session, app)
+    shop.locale = locale
+    session.commit()
+    asked = client.get(f"/email/unsubscribe/{token}").get_data(as_text=True)
+    assert marketing in asked and still in asked
+    assert marketing in client.post(f"/email/unsubscribe/{token}").get_data(as_text=True)
