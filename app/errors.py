@@ -62,7 +62,7 @@ def register_error_handlers(app: Flask) -> None:
         # A refusal changes nothing: whatever the request had written before it is dropped here,
         # not only when the session is removed at the end of the app context.
         db.session.rollback()
-        response = error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
         if exc.status == 503:
             response[0].headers["Retry-After"] = "5"
         return response

@@ -8,7 +8,7 @@ from app.extensions import db
 from app.loyalty.errors import LoyaltyError
 from widgets.api import bp as api
 from widgets.api import locale_without_shop
-from widgets.i18n import refusal, request_refusal
+from widgets.i18n import points, refusal, request_refusal
 
 
 class WidgetError(Exception):
@@ -32,4 +32,7 @@ def translated_refusal(exc: LoyaltyError):
     """A domain refusal on a widget route (not enough points, a reward gone) in the shopper's
     language: the widget shows the message as it comes."""
     db.session.rollback()  # as the app's handler: a refusal changes nothing
-    return error_response(exc.status, exc.code, refusal(locale_without_shop(), exc.code) or exc.message)
+    locale = locale_without_shop()
+    cost = exc.extra.get("points_cost")  # reward_cost_changed names the new cost, in the shopper's format
+    values = {"points": points(cost, locale)} if cost is not None else {}
+    return error_response(exc.status, exc.code, refusal(locale, exc.code, **values) or exc.message, **exc.extra)

@@ -43,6 +43,7 @@ _EN = {
     # Refusals the shopper can meet in the widget (the API's own message is English).
     "error.insufficient_points": "You do not have enough points for this reward yet.",
     "error.reward_unavailable": "This reward is no longer available.",
+    "error.reward_cost_changed": "This reward now costs {points}. Check the new price and redeem again.",
     # Refusals of the request itself. English answers keep the API's own, more precise message
     # (headless storefront developers read it); the other languages get these words.
     "error.unauthorized": "Please log in again to see your rewards.",
@@ -75,6 +76,7 @@ _NB = {
     "activity.expire": "Poeng utløpt",
     "error.insufficient_points": "Du har ikke nok poeng til denne belønningen ennå.",
     "error.reward_unavailable": "Denne belønningen er ikke lenger tilgjengelig.",
+    "error.reward_cost_changed": "Denne belønningen koster nå {points}. Sjekk den nye prisen og løs inn på nytt.",
     "error.unauthorized": "Logg inn på nytt for å se fordelene dine.",
     "error.customer_not_found": "Du har ingen fordelskonto i denne butikken ennå.",
     "error.too_many_requests": "For mange forsøk; vent {seconds} s og prøv igjen.",
@@ -105,6 +107,7 @@ _DA = {
     "activity.expire": "Point udløbet",
     "error.insufficient_points": "Du har ikke nok point til denne belønning endnu.",
     "error.reward_unavailable": "Denne belønning er ikke længere tilgængelig.",
+    "error.reward_cost_changed": "Denne belønning koster nu {points}. Tjek den nye pris, og indløs igen.",
     "error.unauthorized": "Log ind igen for at se dine fordele.",
     "error.customer_not_found": "Du har endnu ingen fordelskonto i denne butik.",
     "error.too_many_requests": "For mange forsøg; vent {seconds} s, og prøv igen.",
@@ -135,6 +138,7 @@ _SV = {
     "activity.expire": "Poäng har gått ut",
     "error.insufficient_points": "Du har inte tillräckligt med poäng för den här belöningen än.",
     "error.reward_unavailable": "Den här belöningen är inte längre tillgänglig.",
+    "error.reward_cost_changed": "Den här belöningen kostar nu {points}. Kontrollera det nya priset och lös in igen.",
     "error.unauthorized": "Logga in igen för att se dina förmåner.",
     "error.customer_not_found": "Du har inget förmånskonto i den här butiken än.",
     "error.too_many_requests": "För många försök; vänta {seconds} s och försök igen.",

@@ -31,9 +31,10 @@ def redeem():
         raise WidgetError(400, "idempotency_key_required",
                           f"send an Idempotency-Key header of 1 to {MAX_IDEMPOTENCY_KEY} characters "
                           "(a fresh UUID per redeem click, reused on retry)")
-    reward_id = redeem_body.load(request.get_json(silent=False) or {})["reward_id"]
+    body = redeem_body.load(request.get_json(silent=False) or {})
     session = db.session
-    result = redeem_reward(session, shopper.shop.id, customer.id, reward_id, key, utcnow())
+    result = redeem_reward(session, shopper.shop.id, customer.id, body["reward_id"], key, utcnow(),
+                           points_cost=body["points_cost"])
     redemption_id = result.redemption.id
     session.commit()
     dispatch_committed(result.intents, redemption_id)  # Redis down: the client sees `pending` and polls

@@ -20,6 +20,9 @@ class ActivityQuery(Schema):
 class RedeemBody(Schema):
     # At most a bigint: a larger id names no row, and must not reach the database as one.
     reward_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
+    # The cost the client showed: a different current cost is refused (409), not debited. Absent
+    # is "debit the current cost"; null is refused, so a client bug cannot drop the check silently.
+    points_cost = fields.Integer(load_default=None, allow_none=False, strict=True, validate=validate.Range(min=1))
 
 
 activity_query = ActivityQuery()

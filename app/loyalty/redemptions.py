@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from app.loyalty import audit
-from app.loyalty.errors import InsufficientPoints, Invalid, NotFound
+from app.loyalty.errors import InsufficientPoints, Invalid, NotFound, RewardCostChanged
 from app.loyalty.identity import random_code
 from app.loyalty.intents import IssueDiscount, NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
@@ -27,7 +27,10 @@ class RedeemResult:
 
 
 def redeem_reward(session: Session, shop_id: int, customer_id: int, reward_id: int, idempotency_key: str,
-                  now: datetime) -> RedeemResult:
+                  now: datetime, *, points_cost: int | None = None) -> RedeemResult:
+    """`points_cost`: the cost the shopper was shown; if the reward costs anything else now, it is
+    refused (RewardCostChanged) rather than debited. None: the current cost (headless callers).
+    A replayed key returns its redemption whatever cost it names."""
     if not idempotency_key or len(idempotency_key) > 200:
         raise Invalid("an idempotency key of 1 to 200 characters is required", code="idempotency_key_required")
     customer = lock_customer(session, shop_id, customer_id)
@@ -43,6 +46,11 @@ def redeem_reward(session: Session, shop_id: int, customer_id: int, reward_id: i
     reward = get_for_shop(session, Reward, shop_id, reward_id)
     if reward is None or not reward.active:
         raise Invalid("no such reward, or it is not available", code="reward_unavailable")
+    if points_cost is not None and points_cost != reward.points_cost:
+        # Before the balance check: the shopper's next step is to see the new price, whatever their balance.
+        raise RewardCostChanged(
+            f"the reward's cost changed: it costs {reward.points_cost} points now, not {points_cost}",
+            reward.points_cost)
     if customer.points_balance < reward.points_cost:
         raise InsufficientPoints(
             f"insufficient points: the reward costs {reward.points_cost}, the balance is {customer.points_balance}")

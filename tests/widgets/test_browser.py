@@ -271,6 +271,31 @@ def test_a_refused_redemption_shows_the_apis_message_in_the_panel_and_changes_no
     assert page.errors == []
 
 
+def test_a_reward_repriced_after_it_was_shown_is_not_redeemed_and_the_panel_shows_the_new_price(
+        page, server_url, shopper, session):
+    shop, customer, reward = shopper
+    _demo(page, server_url, shop, customer)
+    page.locator("lojal-rewards button.l").click()
+    dialog = page.get_by_role("dialog")
+    mug = dialog.locator("li", has_text="Handmade mug")
+    expect(mug).to_contain_text("700 points")
+    reward.points_cost = 800  # the merchant raises it while the panel shows 700
+    session.commit()
+    mug.get_by_role("button", name="Redeem").click()
+    expect(dialog.get_by_role("alert")).to_have_text("This reward now costs 800 points. Check the new price and redeem again.")
+    expect(mug).to_contain_text("800 points")  # /me read again: the price the next click pays
+    expect(dialog.locator(".c code")).to_have_count(0)
+    session.expire_all()
+    assert session.scalars(select(Redemption).where(Redemption.customer_id == customer.id)).all() == []
+    assert session.get(Customer, customer.id).points_balance == 1250
+    mug.get_by_role("button", name="Redeem").click()  # at the price now shown
+    expect(dialog.locator(".c code")).to_have_text(re.compile(r"\S{4,}"))
+    expect(page.locator("lojal-rewards button.l")).to_contain_text("450 points")
+    session.expire_all()
+    assert session.scalars(select(Redemption.points_cost).where(Redemption.customer_id == customer.id)).all() == [800]
+    assert page.errors == []
+
+
 def test_the_panel_traps_focus_and_opens_and_closes_from_the_keyboard(page, server_url, shopper):
     shop, customer, _ = shopper
     _demo(page, server_url, shop, customer)

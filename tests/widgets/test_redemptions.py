@@ -238,3 +238,97 @@ def test_in_process_a_transient_platform_failure_gives_the_points_back(inproc_ap
         assert resp.status_code == 202
         assert resp.get_json()["status"] == "failed" and resp.get_json()["code"] is None
         assert _balance(session, kari) == 700
+
+
+# --- the cost the widget showed (points_cost) ---------------------------------------------
+
+def _redeem_at(client, shop, secret, customer, reward_id, points_cost, key="key-1", **headers):
+    headers = bearer(token(shop, secret, customer), **{"Idempotency-Key": key, **headers})
+    return client.post("/widget/v1/me/redemptions", json={"reward_id": reward_id, "points_cost": points_cost},
+                       headers=headers)
+
+
+def _redemptions(session, customer) -> int:
+    return session.scalar(select(func.count()).select_from(Redemption).where(Redemption.customer_id == customer.id))
+
+
+def _reprice(session, reward, cost) -> None:
+    """The merchant changes the reward's cost between the widget showing it and the click."""
+    reward.points_cost = cost
+    session.commit()
+
+
+@pytest.mark.parametrize("new_cost", [600, 400], ids=["raised", "lowered"])
+def test_a_cost_changed_since_it_was_shown_is_409_with_the_current_cost_and_debits_nothing(inproc_app, new_cost):
+    # Lowered too: the shopper confirms the price they will pay, whichever way it moved.
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        reward = rewards[500]
+        _reprice(session, reward, new_cost)
+        resp = _redeem_at(client, shop, secret, kari, reward.id, 500)
+        assert resp.status_code == 409
+        assert resp.get_json()["error"] == {
+            "code": "reward_cost_changed", "points_cost": new_cost,
+            "message": f"This reward now costs {new_cost} points. Check the new price and redeem again."}
+        assert _balance(session, kari) == 700 and _redemptions(session, kari) == 0
+        assert session.scalar(select(func.count()).select_from(LedgerEntry).where(
+            LedgerEntry.customer_id == kari.id, LedgerEntry.kind == "redeem")) == 0
+        # Redeeming again at the price now shown goes through, at that price.
+        again = _redeem_at(client, shop, secret, kari, reward.id, new_cost, key="key-2")
+        assert again.status_code == 201 and again.get_json()["points_cost"] == new_cost
+        assert _balance(session, kari) == 700 - new_cost
+
+
+def test_the_cost_shown_when_it_is_still_the_cost_redeems_201(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        resp = _redeem_at(client, shop, secret, kari, rewards[500].id, 500)
+        assert resp.status_code == 201 and resp.get_json()["points_cost"] == 500
+        assert _balance(session, kari) == 200
+
+
+def test_the_cost_changed_refusal_is_in_the_shoppers_language_with_their_number_format(inproc_app):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session, points=5000)
+        _reprice(session, rewards[500], 1250)
+        resp = _redeem_at(client, shop, secret, kari, rewards[500].id, 500, **{"Accept-Language": "nb-NO"})
+        assert resp.status_code == 409 and resp.get_json()["error"] == {
+            "code": "reward_cost_changed", "points_cost": 1250,
+            "message": "Denne belønningen koster nå 1\u00a0250 poeng. Sjekk den nye prisen og løs inn på nytt."}
+        assert _balance(session, kari) == 5000
+
+
+def test_a_replayed_key_returns_the_original_redemption_whatever_points_cost_says(inproc_app):
+    # The idempotency rule comes first: the retry of a click that went through (its answer lost)
+    # gets its redemption back, even if the merchant has repriced the reward since.
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        reward = rewards[500]
+        first = _redeem_at(client, shop, secret, kari, reward.id, 500)
+        assert first.status_code == 201
+        _reprice(session, reward, 600)
+        for shown in (500, 600, 1):
+            again = _redeem_at(client, shop, secret, kari, reward.id, shown)
+            assert again.status_code == 201 and again.get_json() == first.get_json(), shown
+        assert _balance(session, kari) == 200 and _redemptions(session, kari) == 1
+
+
+def test_without_points_cost_the_current_cost_is_debited_as_before(inproc_app):
+    # Headless callers that send no points_cost keep today's behaviour.
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        _reprice(session, rewards[500], 600)
+        resp = _redeem(client, shop, secret, kari, rewards[500].id)
+        assert resp.status_code == 201 and resp.get_json()["points_cost"] == 600
+        assert _balance(session, kari) == 100
+
+
+@pytest.mark.parametrize("points_cost", ["500", 500.0, 500.5, True, None, 0, -500, [500], {"n": 500}])
+def test_a_points_cost_that_is_not_a_positive_integer_is_422_and_debits_nothing(inproc_app, points_cost):
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        resp = _redeem_at(client, shop, secret, kari, rewards[500].id, points_cost)
+        assert resp.status_code == 422
+        error = resp.get_json()["error"]
+        assert error["code"] == "validation_failed" and list(error["fields"]) == ["points_cost"]
+        assert _balance(session, kari) == 700 and _redemptions(session, kari) == 0

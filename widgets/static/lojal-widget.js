@@ -123,7 +123,7 @@ input{flex:1;min-width:0;padding:6px 8px;border:1px solid #0003;border-radius:va
       try { return new Intl.NumberFormat(this.loc).format(v); } catch (e) { return String(v); }
     }
 
-    // One API call: {status, data}; a non-2xx answer throws an Error with .status and the API's message.
+    // One API call: {status, data}; a non-2xx answer throws an Error with .status, .code and the API's message.
     async api(path, method, body, headers) {
       const base = (this.getAttribute('api') || '/apps/lojal/v1').replace(/\/+$/, '');
       const q = new URLSearchParams();
@@ -138,7 +138,7 @@ input{flex:1;min-width:0;padding:6px 8px;border:1px solid #0003;border-radius:va
       const data = await r.json().catch(() => null);
       if (!r.ok) {
         const e = new Error((data && data.error && data.error.message) || 'HTTP ' + r.status);
-        e.status = r.status;
+        e.status = r.status; e.code = data && data.error && data.error.code;
         throw e;
       }
       return { status: r.status, data };
@@ -303,6 +303,11 @@ input{flex:1;min-width:0;padding:6px 8px;border:1px solid #0003;border-radius:va
         }) });
     }
 
+    // Read /me again (balance, rewards and their costs); if this read fails, what shows stays.
+    fresh() {
+      this.api('/me').then((x) => { this.me = x.data; this.acts = null; this.label(); this.render(); this.activity(); }, () => 0);
+    }
+
     // One click = one Idempotency-Key, kept for that reward until the server gives a definite
     // answer, so retries (automatic, or the shopper clicking again after a network error) never redeem twice.
     async redeem(r) {
@@ -310,7 +315,8 @@ input{flex:1;min-width:0;padding:6px 8px;border:1px solid #0003;border-radius:va
       const key = this.keys[r.id] || (this.keys[r.id] = uuid());
       this.busy = r.id; this.error = null; this.render();
       try {
-        let d = (await this.retry(() => this.api('/me/redemptions', 'POST', { reward_id: r.id }, { 'Idempotency-Key': key }))).data;
+        // The cost shown goes along: if the shop changed it since, the API refuses (409) rather than charge another price.
+        let d = (await this.retry(() => this.api('/me/redemptions', 'POST', { reward_id: r.id, points_cost: r.points_cost }, { 'Idempotency-Key': key }))).data;
         delete this.keys[r.id];
         // `cancelling` (staff at work) is no outcome yet: the code may stay, or the points come back.
         const open = (x) => !x.code && (x.status == 'pending' || x.status == 'cancelling');
@@ -323,11 +329,11 @@ input{flex:1;min-width:0;padding:6px 8px;border:1px solid #0003;border-radius:va
             : this.t.failed || 'That did not work; your points are back.');
         }
         this.issued = d;
-        // The new balance and what is still affordable; if this read fails the code still shows.
-        this.api('/me').then((x) => { this.me = x.data; this.acts = null; this.label(); this.render(); this.activity(); }, () => 0);
+        this.fresh(); // the new balance and what is still affordable
       } catch (e) {
         if (e.status && e.status < 500) delete this.keys[r.id];
         this.error = e.message;
+        if (e.code == 'reward_cost_changed') this.fresh(); // show the new price next to the message
       } finally {
         this.busy = null;
         this.render();

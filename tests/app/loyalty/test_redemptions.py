@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from app.loyalty.adjustments import adjust_points
-from app.loyalty.errors import InsufficientPoints, Invalid, NotFound
+from app.loyalty.errors import InsufficientPoints, Invalid, NotFound, RewardCostChanged
 from app.loyalty.intents import IssueDiscount, NotifyCustomer
 from app.loyalty.ledger import find_balance_drift, ledger_sums
 from app.loyalty.redemption_cancel import request_cancellation
@@ -182,6 +182,43 @@ def test_another_shops_reward_cannot_be_redeemed(session, now):
     assert session.query(Redemption).filter(Redemption.shop_id.in_([shop.id, other_shop.id])).count() == 0
     _reload(session, customer)
     assert customer.points_balance == 1000
+
+
+def test_a_cost_other_than_the_one_shown_is_refused_with_the_current_cost_and_nothing_is_written(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 2000, now)
+    reward = _reward(session, shop, 500)
+    reward.points_cost = 600  # the merchant repriced it after the shopper saw 500
+    session.flush()
+    for shown in (500, 700):  # raised or lowered: either way not the price the shopper agreed to
+        with pytest.raises(RewardCostChanged) as refused:
+            redeem_reward(session, shop.id, customer.id, reward.id, f"key-{shown}", now, points_cost=shown)
+        assert (refused.value.status, refused.value.code) == (409, "reward_cost_changed")
+        assert refused.value.extra == {"points_cost": 600}
+    session.flush()
+    assert session.query(Redemption).filter_by(shop_id=shop.id).count() == 0
+    assert _entries(session, shop, "redeem") == []
+    _reload(session, customer)
+    assert customer.points_balance == 2000
+    # The price shown is the price paid; without one, the current cost (headless callers).
+    shown = redeem_reward(session, shop.id, customer.id, reward.id, "key-600", now, points_cost=600)
+    assert shown.redemption.points_cost == 600
+    unchecked = redeem_reward(session, shop.id, customer.id, reward.id, "key-none", now)
+    assert unchecked.redemption.points_cost == 600
+    _assert_ledger_agrees(session, shop, customer)
+    assert customer.points_balance == 800
+
+
+def test_a_replayed_key_returns_its_redemption_whatever_cost_it_names(session, now):
+    shop = make_shop(session)
+    customer = _customer_with(session, shop, 1000, now)
+    reward = _reward(session, shop, 500)
+    first = redeem_reward(session, shop.id, customer.id, reward.id, "key-1", now, points_cost=500)
+    reward.points_cost = 600
+    session.flush()
+    again = redeem_reward(session, shop.id, customer.id, reward.id, "key-1", now, points_cost=500)
+    assert (again.created, again.redemption.id, again.redemption.points_cost) == (False, first.redemption.id, 500)
+    assert len(_entries(session, shop, "redeem")) == 1
 
 
 # --- giving points back ---------------------------------------------------------------------
