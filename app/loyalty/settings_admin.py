@@ -45,12 +45,12 @@ def update_settings(session: Session, shop_id: int, changes: dict[str, Any], *, 
     return settings
 
 
-def _expiry_since(before: int | None, after: int | None, now: datetime) -> str | None:
+def _expiry_since(before: Any, after: int | None, now: datetime) -> str | None:
     """`now` (ISO) when expiry is switched on or shortened: balances idle longer than the new
     window would otherwise expire at the next nightly run with no reminder; app.loyalty.expiry
     holds them until now + EXPIRY_GRACE. None: leave the stored value (a longer window or none
-    only moves dates later)."""
-    if after is not None and (before is None or after < before):
+    only moves dates later). `before` is as stored: a bad value being fixed counts as none."""
+    if after is not None and (not isinstance(before, int) or after < before):
         return now.astimezone(UTC).isoformat()
     return None
 

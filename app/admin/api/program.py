@@ -10,7 +10,8 @@ from app.admin.schemas.program import (WINBACK_SETTINGS, ReferralSettingsSchema,
                                        WinbackQuerySchema, WinbackSettingsSchema)
 from app.extensions import db
 from app.loyalty.program import ProgramSettingsSchema, program_settings
-from app.loyalty.settings_admin import SET_BY_SAVE, ReferralSettings, referral_settings, update_referral_settings, update_settings
+from app.loyalty.settings_admin import (SET_BY_SAVE, ReferralSettings, referral_settings, update_referral_settings,
+                                        update_settings)
 from app.loyalty.winback import campaign_results
 from app.models import Shop
 

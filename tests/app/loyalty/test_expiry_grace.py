@@ -129,3 +129,9 @@ def test_expiry_since_is_set_only_by_the_save_path_and_audited(session):
     [row] = session.query(AuditLog).filter_by(shop_id=shop.id, action="settings.update").all()
     assert row.details == {"changes": {"expiry_months": 6, "expiry_since": SWITCHED_ON.isoformat()},
                            "before": {"expiry_months": None, "expiry_since": None}}
+
+
+def test_fixing_a_bad_stored_expiry_months_counts_as_switching_expiry_on(session):
+    shop = make_shop(session, expiry_months="six")  # stored by hand; the save can still fix it
+    update_settings(session, shop.id, {"expiry_months": 6}, actor="staff:a", now=SWITCHED_ON)
+    assert program_settings(shop).expiry_since == SWITCHED_ON
