@@ -79,8 +79,12 @@ def expire_inactive_points(session: Session, shop_id: int, now: datetime, limit:
         # Keyed on the newest entry: a rerun finds the same key; any later entry makes a new one.
         key = f"expire:{customer.id}:after:{last_entry_id(session, shop_id, customer.id)}"
         amount = customer.points_balance
+        details = {"inactive_since": since.isoformat(), "months": months}
+        floor = grace_ends_at(program_settings(shop))
+        if floor is not None:
+            details["grace_ended_at"] = floor.isoformat()  # why it came no sooner
         entry_id = post_entry(session, customer, kind="expire", key=key, now=now, points=-amount,
-                              source="inactivity", details={"inactive_since": since.isoformat(), "months": months})
+                              source="inactivity", details=details)
         if entry_id is not None:
             # Orders granted before it have nothing left: their reversals draw on it first.
             customer.last_expire_id = entry_id

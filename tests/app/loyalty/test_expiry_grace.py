@@ -67,6 +67,9 @@ def test_switching_expiry_on_expires_nothing_before_the_grace_and_reminds_first(
     assert expire_inactive_points(session, shop.id, ends - SECOND).status == "noop"
     assert expire_inactive_points(session, shop.id, ends + SECOND).status == "applied"
     assert _expired(session, shop) == [-100]
+    [entry] = session.query(LedgerEntry).filter_by(shop_id=shop.id, kind="expire")
+    assert entry.details == {"inactive_since": THREE_YEARS_AGO.isoformat(), "months": 12,
+                             "grace_ended_at": ends.isoformat()}
 
 
 def test_an_order_during_the_grace_resets_the_clock_as_usual(session):
