@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from marshmallow import Schema, fields, post_load, validate
@@ -20,6 +21,9 @@ class ProgramSettings:
     rounding: str = "floor"               # floor | nearest | ceil, applied once per order
     negative_balance: str = "allow"       # allow (a debt later earnings repay) | clamp (stop at zero)
     expiry_months: int | None = None      # points expire after this many months without activity
+    # When expiry_months was last switched on or shortened (set by settings_admin.update_settings
+    # only): nothing expires before this + app.loyalty.expiry.EXPIRY_GRACE. None: as before it existed.
+    expiry_since: datetime | None = None
     tier_basis: str = "spend"             # spend | points
     tier_period: str = "lifetime"         # lifetime | rolling_12_months | calendar_year
     referral_weekly_cap: int = 10         # advocate rewards per rolling 7 days
@@ -65,6 +69,7 @@ class ProgramSettingsSchema(Schema):
     rounding = fields.String(validate=validate.OneOf(list(ROUNDING)))
     negative_balance = fields.String(validate=validate.OneOf(["allow", "clamp"]))
     expiry_months = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=120))
+    expiry_since = fields.AwareDateTime(allow_none=True)
     tier_basis = fields.String(validate=validate.OneOf(["spend", "points"]))
     tier_period = fields.String(validate=validate.OneOf(["lifetime", "rolling_12_months", "calendar_year"]))
     referral_weekly_cap = fields.Integer(validate=validate.Range(min=0, max=1000))

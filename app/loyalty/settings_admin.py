@@ -3,8 +3,10 @@ referral settings, audited."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,21 +16,43 @@ from app.models import EarnRule, Shop, for_shop
 
 _SCHEMA = ProgramSettingsSchema()
 _DEFAULTS = _SCHEMA.dump(ProgramSettings())
+# Settings the save sets itself, never a change: expiry_since (see _expiry_since).
+SET_BY_SAVE = frozenset({"expiry_since"})
 
 
-def update_settings(session: Session, shop_id: int, changes: dict[str, Any], *, actor: str) -> ProgramSettings:
+def update_settings(session: Session, shop_id: int, changes: dict[str, Any], *, actor: str,
+                    now: datetime | None = None) -> ProgramSettings:
     """Merge `changes` into the stored settings; the whole result must pass the schema (422 if not)."""
+    refused = SET_BY_SAVE & changes.keys()
+    if refused:
+        raise ValidationError({key: ["is set by the save itself (expiry_since: when expiry_months is switched on "
+                                     "or shortened)"] for key in refused})
     shop = session.scalars(select(Shop).where(Shop.id == shop_id).with_for_update()).one()
     # The values in force, defaults included; as stored, so a bad stored value can still be fixed.
     previous = {**_DEFAULTS, **(shop.settings or {})}
     merged = {**(shop.settings or {}), **changes}
     settings = _SCHEMA.load(merged)
+    since = _expiry_since(previous["expiry_months"], settings.expiry_months, now or datetime.now(UTC))
+    if since is not None:
+        changes = {**changes, "expiry_since": since}
+        merged["expiry_since"] = since
+        settings = _SCHEMA.load(merged)
     dumped = _SCHEMA.dump(settings)
     shop.settings = {key: dumped[key] for key in merged}
     audit.record(session, shop_id, actor, "settings.update", target_type="shop", target_id=shop_id,
                  details={"changes": {key: dumped[key] for key in changes},
                           "before": {key: previous[key] for key in changes}})
     return settings
+
+
+def _expiry_since(before: Any, after: int | None, now: datetime) -> str | None:
+    """`now` (ISO) when expiry is switched on or shortened: balances idle longer than the new
+    window would otherwise expire at the next nightly run with no reminder; app.loyalty.expiry
+    holds them until now + EXPIRY_GRACE. None: leave the stored value (a longer window or none
+    only moves dates later). `before` is as stored: a bad value being fixed counts as none."""
+    if after is not None and (not isinstance(before, int) or after < before):
+        return now.astimezone(UTC).isoformat()
+    return None
 
 
 @dataclass(frozen=True)

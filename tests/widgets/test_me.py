@@ -178,3 +178,24 @@ def test_reads_write_nothing_and_stay_within_a_few_statements(session, wclient):
     assert writes == [] and counts() == before
     # shop with customer (one query), tiers, rewards: the hot read path stays three round trips.
     assert me_statements <= 3, seen
+
+
+def test_points_expiring_soon_after_expiry_is_switched_on_show_the_end_of_the_grace(session, wclient):
+    from app.loyalty.expiry import EXPIRY_GRACE, expires_at, expiry_reminders
+    from app.loyalty.settings_admin import update_settings
+
+    shop, secret = widget_shop(session)  # no expiry yet
+    kari = shopper(session, shop, points=400, accepts_marketing=True)
+    kari.last_activity_at = datetime.now(UTC) - timedelta(days=3 * 365)
+    session.commit()
+    headers = bearer(token(shop, secret, kari))
+    assert wclient.get("/widget/v1/me", headers=headers).get_json()["expiring_soon"] is None
+    switched_on = datetime.now(UTC) - timedelta(days=10)
+    update_settings(session, shop.id, {"expiry_months": 12}, actor="staff:a", now=switched_on)
+    session.commit()
+    soon = wclient.get("/widget/v1/me", headers=headers).get_json()["expiring_soon"]
+    # Not "expired since 2 years ago": the end of the grace, the date the job and the reminder use.
+    when = datetime.fromisoformat(soon["expires_at"])
+    assert soon["points"] == 400 and when == switched_on + EXPIRY_GRACE == expires_at(shop, kari)
+    [reminder] = expiry_reminders(session, shop.id, datetime.now(UTC)).intents
+    assert reminder.key == f"expiry-reminder:{kari.id}:{when.date().isoformat()}:30"

@@ -10,12 +10,15 @@ from app.admin.schemas.program import (WINBACK_SETTINGS, ReferralSettingsSchema,
                                        WinbackQuerySchema, WinbackSettingsSchema)
 from app.extensions import db
 from app.loyalty.program import ProgramSettingsSchema, program_settings
-from app.loyalty.settings_admin import ReferralSettings, referral_settings, update_referral_settings, update_settings
+from app.loyalty.settings_admin import (SET_BY_SAVE, ReferralSettings, referral_settings, update_referral_settings,
+                                        update_settings)
 from app.loyalty.winback import campaign_results
 from app.models import Shop
 
-# The settings document is the domain's own schema; the change set is the same fields, none required.
-SettingsChangesSchema = Schema.from_dict(dict(ProgramSettingsSchema._declared_fields), name="ProgramSettingsChanges")
+# The settings document is the domain's own schema; the change set is the same fields, none required,
+# less those only the save itself sets (sending one is an unknown field, 422).
+SettingsChangesSchema = Schema.from_dict({k: f for k, f in ProgramSettingsSchema._declared_fields.items()
+                                          if k not in SET_BY_SAVE}, name="ProgramSettingsChanges")
 
 
 @operation("/settings", "GET", tag="program", summary="The shop's program settings",

@@ -12,6 +12,7 @@ from app.console.frame import bp, console_url, staff_shop
 from app.loyalty.settings_admin import update_settings
 from app.extensions import db
 from app.loyalty.catalog import list_items
+from app.loyalty.expiry import EXPIRY_GRACE
 from app.loyalty.program import ProgramSettingsSchema, program_settings
 from app.models import EarnRule, Reward, Tier
 
@@ -33,7 +34,9 @@ SETTINGS_GROUPS = (
     FieldGroup("Balances and expiry", (
         F("negative_balance", "When a refund takes back spent points", "select", (
             ("allow", "Allow a negative balance (later earnings repay it)"), ("clamp", "Stop at zero"))),
-        F("expiry_months", "Points expire after (months without activity)", help="Leave empty: points never expire."),
+        F("expiry_months", "Points expire after (months without activity)",
+          help=f"Leave empty: points never expire. Switching expiry on, or shortening it, keeps every balance "
+               f"at least {EXPIRY_GRACE.days} more days, so shoppers are reminded first."),
     )),
     FieldGroup("VIP tiers", (
         F("tier_basis", "Tiers are reached by", "select", (("spend", "Amount spent"), ("points", "Points earned"))),

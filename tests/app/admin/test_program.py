@@ -1,6 +1,8 @@
 """Program configuration: settings, earn rules, rewards, tiers, referral settings, win-back."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 
 from app.models import AuditLog, EarnRule, Reward, Shop, Tier
@@ -29,10 +31,23 @@ def test_a_settings_audit_row_says_what_each_changed_value_was_before(client, se
     assert client.patch(f"{API}/settings", json={"pending_days": 30, "expiry_months": 12}, headers=owner).status_code == 200
     rows = session.scalars(select(AuditLog).where(AuditLog.shop_id == shop_a.shop.id,
                                                   AuditLog.action == "settings.update").order_by(AuditLog.id)).all()
+    since = session.get(Shop, shop_a.shop.id).settings["expiry_since"]  # switching expiry on sets it
     assert [r.details for r in rows] == [
         {"changes": {"pending_days": 14}, "before": {"pending_days": 0}},  # the default, never stored
-        {"changes": {"pending_days": 30, "expiry_months": 12}, "before": {"pending_days": 14, "expiry_months": None}},
+        {"changes": {"pending_days": 30, "expiry_months": 12, "expiry_since": since},
+         "before": {"pending_days": 14, "expiry_months": None, "expiry_since": None}},
     ]
+
+
+def test_expiry_since_is_shown_but_only_the_save_sets_it(client, session, shop_a):
+    owner = shop_a.headers["owner"]
+    refused = client.patch(f"{API}/settings", json={"expiry_since": "2020-01-01T00:00:00+00:00"}, headers=owner)
+    assert refused.status_code == 422 and set(refused.get_json()["error"]["fields"]) == {"expiry_since"}
+    assert client.get(f"{API}/settings", headers=owner).get_json()["expiry_since"] is None
+    before = datetime.now(UTC)
+    body = client.patch(f"{API}/settings", json={"expiry_months": 12}, headers=owner).get_json()
+    assert before <= datetime.fromisoformat(body["expiry_since"]) <= datetime.now(UTC)
+    assert client.get(f"{API}/settings", headers=owner).get_json()["expiry_since"] == body["expiry_since"]
 
 
 def test_invalid_settings_are_422_with_field_details_and_change_nothing(client, session, shop_a):
