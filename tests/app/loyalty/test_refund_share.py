@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+
 from app.loyalty.adjustments import adjust_points
 from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderFulfilled, OrderPaid
@@ -28,6 +30,15 @@ def _reversals(session, shop) -> list[tuple[int, int, int]]:
     return [(row.points, row.pending_delta, row.uncollected) for row in rows]
 
 
+@pytest.fixture
+def bought(session):
+    """A shop and its customer who bought the example order (the program's defaults)."""
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    _shirt_and_gift_card(session, shop, customer)
+    return shop, customer
+
+
 def _shirt_and_gift_card(session, shop, customer, at=None, **fields):
     apply_event(session, shop.id, paid(1, at, customer=customer, subtotal="150", gift_cards=GIFT_CARD, **fields))
     order = _order(session, shop)
@@ -35,10 +46,8 @@ def _shirt_and_gift_card(session, shop, customer, at=None, **fields):
     return order
 
 
-def test_refunding_the_shirt_takes_back_all_its_points(session):
-    shop = make_shop(session)
-    customer = make_customer(session, shop)
-    _shirt_and_gift_card(session, shop, customer)
+def test_refunding_the_shirt_takes_back_all_its_points(session, bought):
+    shop, customer = bought
     apply_event(session, shop.id, refunded(1, "r1", "100"))
     assert _order(session, shop).points_reversed == 100  # not 100 x 100/150 = 67
     assert _reversals(session, shop) == [(-100, 0, 0)]
@@ -46,10 +55,8 @@ def test_refunding_the_shirt_takes_back_all_its_points(session):
     assert customer.total_spent == Decimal("50")  # the money still counts in full
 
 
-def test_refunding_the_gift_card_takes_nothing_back(session):
-    shop = make_shop(session)
-    customer = make_customer(session, shop)
-    _shirt_and_gift_card(session, shop, customer)
+def test_refunding_the_gift_card_takes_nothing_back(session, bought):
+    shop, customer = bought
     assert apply_event(session, shop.id, refunded(1, "r1", "50", non_earning="50")).status == "applied"
     order = _order(session, shop)
     assert (order.refunded_amount, order.refunded_non_earning, order.points_reversed) == (GIFT_CARD, GIFT_CARD, 0)
@@ -61,10 +68,8 @@ def test_refunding_the_gift_card_takes_nothing_back(session):
     assert checked_balance(session, shop, customer) == 0
 
 
-def test_the_whole_order_refunded_takes_back_everything(session):
-    shop = make_shop(session)
-    customer = make_customer(session, shop)
-    _shirt_and_gift_card(session, shop, customer)
+def test_the_whole_order_refunded_takes_back_everything(session, bought):
+    shop, customer = bought
     apply_event(session, shop.id, refunded(1, "r1", "150", non_earning="50"))
     assert _order(session, shop).points_reversed == 100
     assert checked_balance(session, shop, customer) == 0
@@ -81,10 +86,8 @@ def test_a_whole_refund_without_line_detail_is_capped_at_everything(session):
     assert checked_balance(session, shop, customer) == 0
 
 
-def test_partial_refunds_add_up_to_exactly_everything(session):
-    shop = make_shop(session)
-    customer = make_customer(session, shop)
-    _shirt_and_gift_card(session, shop, customer)
+def test_partial_refunds_add_up_to_exactly_everything(session, bought):
+    shop, customer = bought
     balances = []
     for n, (amount, non_earning) in enumerate([("30", "0"), ("50", "50"), ("33.33", "0"), ("36.67", "0")]):
         apply_event(session, shop.id, refunded(1, f"r{n}", amount, non_earning=non_earning))
@@ -108,10 +111,8 @@ def test_a_tip_is_not_part_of_the_share(session):
     assert checked_balance(session, shop, customer) == 50
 
 
-def test_the_non_earning_part_of_a_refund_is_at_most_the_refund(session):
-    shop = make_shop(session)
-    customer = make_customer(session, shop)
-    _shirt_and_gift_card(session, shop, customer)
+def test_the_non_earning_part_of_a_refund_is_at_most_the_refund(session, bought):
+    shop, customer = bought
     apply_event(session, shop.id, refunded(1, "r1", "30", non_earning="80"))
     assert session.query(OrderRefund).filter_by(shop_id=shop.id).one().non_earning == Decimal("30")
     assert _order(session, shop).refunded_non_earning == Decimal("30")
