@@ -13,7 +13,9 @@ the webhooks: running either twice leaves the same ledger.
 
 The page leaves line items out (see order_lines): after reading a page, the orders whose amounts
 can still earn and that Lojal has not yet settled get their gift cards read in batched queries
-before any order of the page is applied, so none earns on the gift cards it bought.
+before any order of the page is applied, so none earns on the gift cards it bought. Then the
+refunds of the page not yet recorded, of orders with gift cards, get their lines read the same way,
+so a refund of a gift card takes no points back (the page carries only refunds' transactions).
 
 A run pauses, rather than sleeping, when Shopify's cost bucket cannot pay for the next query:
 it returns the state to resume from and how long to wait; the job layer reschedules it.
@@ -34,11 +36,12 @@ from app.loyalty.events import (
     CustomerInfo, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot,
 )
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Order, Shop, for_shop
+from app.models import Order, OrderRefund, Shop, for_shop
 from integrations.base import MalformedPayload, parsed
 from integrations.shopify.graphql import GraphQLResponse, admin_graphql_response, legacy_id
 from integrations.shopify.order_lines import (
-    LINES_QUERY_COST, ORDERS_PER_LINES_QUERY, read_gift_cards,
+    LINES_QUERY_COST, ORDERS_PER_LINES_QUERY, REFUND_LINES_QUERY_COST, REFUNDS_PER_LINES_QUERY, read_gift_cards,
+    read_refunded_gift_cards,
 )
 from integrations.shopify.parsers import referral_code
 from integrations.shopify.tokens import current_access_token
@@ -96,6 +99,8 @@ class SyncRun:
     # The gift cards (GraphQL order id -> amount) read so far for the page at `cursor`: a pause
     # between two lines queries keeps them, and they go when the page is applied.
     gift_cards: dict[str, str] = field(default_factory=dict)
+    # Likewise what the page's refunds gave back for gift cards (GraphQL refund id -> amount).
+    refunded_gift_cards: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         values = asdict(self)
@@ -187,11 +192,21 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
             totals = read_gift_cards(lambda query, variables: bucket.update(
                 admin_graphql_response(domain, token, query, variables)), batch)
             run.gift_cards.update({order_id: str(total) for order_id, total in totals.items()})
+        unread = _refunds_needing_lines(session, shop_id, run, connection["nodes"])
+        for start in range(0, len(unread), REFUNDS_PER_LINES_QUERY):
+            wait = bucket.wait_for(REFUND_LINES_QUERY_COST, resume_cost=response.requested_cost)
+            if wait > 0:  # as above; the orders' gift cards read so far are kept in `run`
+                return SyncResult("paused", run, wait_seconds=wait)
+            totals = read_refunded_gift_cards(lambda query, variables: bucket.update(
+                admin_graphql_response(domain, token, query, variables)), unread[start:start + REFUNDS_PER_LINES_QUERY])
+            run.refunded_gift_cards.update({refund_id: str(total) for refund_id, total in totals.items()})
+        refunded_gift_cards = {refund_id: Decimal(total) for refund_id, total in run.refunded_gift_cards.items()}
         for node in connection["nodes"]:
             order_id = node.get("id") if isinstance(node, Mapping) else None
             gift_cards = Decimal(run.gift_cards.get(order_id) or "0")
             applied = sync_order(session, shop_id, "shopify", order_id,
-                                 lambda: _read_order(node, run.mode, installed_at, currency, gift_cards))
+                                 lambda: _read_order(node, run.mode, installed_at, currency, gift_cards,
+                                                     refunded_gift_cards))
             if applied is None:
                 run.skipped += 1
                 continue
@@ -201,7 +216,7 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
                 after_commit(intents)
         page = connection["pageInfo"]
         run.cursor = page["endCursor"] if page["hasNextPage"] else None
-        run.gift_cards = {}
+        run.gift_cards, run.refunded_gift_cards = {}, {}
         pages += 1
         if on_progress is not None:
             on_progress(run)
@@ -218,15 +233,18 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
 
 
 def _read_order(node: Any, mode: str, installed_at: datetime | None, shop_currency: str,
-                gift_cards: Decimal = Decimal("0")) -> tuple[bool, list]:
+                gift_cards: Decimal = Decimal("0"),
+                refunded_gift_cards: Mapping[str, Decimal] | None = None) -> tuple[bool, list]:
     historical = is_history(mode, _when(node.get("createdAt")), installed_at)
-    return historical, order_events(node, historical=historical, shop_currency=shop_currency, gift_cards=gift_cards)
+    return historical, order_events(node, historical=historical, shop_currency=shop_currency, gift_cards=gift_cards,
+                                    refunded_gift_cards=refunded_gift_cards)
 
 
 def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: str,
-                 gift_cards: Decimal = Decimal("0")) -> list:
+                 gift_cards: Decimal = Decimal("0"), refunded_gift_cards: Mapping[str, Decimal] | None = None) -> list:
     """One GraphQL order -> its domain events, in the order they happened: paid, fulfilled, refunds,
-    cancelled. `gift_cards`: what the gift cards bought in it cost (read from its lines apart)."""
+    cancelled. `gift_cards`: what the gift cards bought in it cost (read from its lines apart);
+    `refunded_gift_cards`: what its refunds (by GraphQL id) gave back for gift cards (likewise)."""
     snapshot = order_snapshot(node, shop_currency, gift_cards=gift_cards)
     order_id = snapshot.platform_order_id
     events: list = []
@@ -241,7 +259,9 @@ def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: st
     for refund in sorted(node.get("refunds") or [], key=lambda r: r.get("createdAt") or ""):
         amount = refunded_amount(refund)
         if amount > 0:
-            events.append(OrderRefunded(order_id, legacy_id(refund["id"]), amount, _when(refund["createdAt"])))
+            non_earning = min((refunded_gift_cards or {}).get(refund["id"], Decimal("0")), amount)
+            events.append(OrderRefunded(order_id, legacy_id(refund["id"]), amount, _when(refund["createdAt"]),
+                                        non_earning=non_earning))
     if node.get("cancelledAt"):
         events.append(OrderCancelled(order_id, _when(node["cancelledAt"]), order=snapshot))
     return events
@@ -322,6 +342,45 @@ def _orders_needing_lines(session: Session, shop_id: int, settings: ProgramSetti
         .where(Order.platform_order_id.in_(list(candidates)), Order.points_status != "none")))
     session.commit()  # no transaction held open across the lines queries
     return [order_id for platform_id, order_id in candidates.items() if platform_id not in settled]
+
+
+def _refunds_needing_lines(session: Session, shop_id: int, run: SyncRun, nodes: list) -> list[str]:
+    """The page's refunds whose gift-card lines must be read: ones that gave money back, not yet
+    recorded (a refund is recorded once: its webhook's lines, or what the sync read, stand), of an
+    order not cancelled (which takes back all it earned) whose gift cards earn nothing: as stored
+    once settled, else as read for this page. An order without gift cards has nothing a refund could
+    give back that did not earn."""
+    refunds_of: dict[str, list[str]] = {}
+    for node in nodes:
+        order_id = node.get("id") if isinstance(node, Mapping) and not node.get("cancelledAt") else None
+        for refund in (node.get("refunds") or []) if order_id else []:
+            refund_id = refund.get("id") if isinstance(refund, Mapping) else None
+            if refund_id and refund_id not in run.refunded_gift_cards and _gave_money_back(refund):
+                refunds_of.setdefault(order_id, []).append(refund_id)
+    if not refunds_of:
+        return []
+    orders = {row.platform_order_id: row for row in session.execute(
+        for_shop(Order, shop_id).with_only_columns(Order.platform_order_id, Order.points_status,
+                                                   Order.non_earning_amount)
+        .where(Order.platform_order_id.in_([legacy_id(order_id) for order_id in refunds_of])))}
+    recorded = set(session.scalars(
+        for_shop(OrderRefund, shop_id).with_only_columns(OrderRefund.platform_refund_id)
+        .where(OrderRefund.platform_refund_id.in_([legacy_id(r) for ids in refunds_of.values() for r in ids]))))
+    session.commit()  # no transaction held open across the lines queries
+    needing = []
+    for order_id, refund_ids in refunds_of.items():
+        stored = orders.get(legacy_id(order_id))
+        settled = stored is not None and stored.points_status != "none"
+        if (stored.non_earning_amount if settled else Decimal(run.gift_cards.get(order_id) or "0")) > 0:
+            needing += [refund_id for refund_id in refund_ids if legacy_id(refund_id) not in recorded]
+    return needing
+
+
+def _gave_money_back(refund: Mapping[str, Any]) -> bool:
+    try:
+        return parsed("shopify refund", lambda: refunded_amount(refund)) > 0
+    except MalformedPayload:
+        return False  # sync_order logs and skips its order
 
 
 def _may_earn(node: Mapping[str, Any], mode: str, installed_at: datetime | None, currency: str,

@@ -13,7 +13,9 @@ from app.models import Customer, LedgerEntry, Order, Shop
 from integrations.shopify import sync as shopify_sync_module
 from jobs import shopify_sync
 from jobs.queues import queue
-from tests.integrations.shopify.admin_api import make_shopify_shop, no_lines, order_node, orders_page, throttled
+from tests.integrations.shopify.admin_api import (
+    line_item, make_shopify_shop, no_lines, ok, order_node, orders_page, refund_line, refund_node, throttled,
+)
 from tests.jobs.shopify_jobs import assert_delay, release_scheduled, scheduled_jobs
 
 Q = "maintenance"
@@ -156,6 +158,41 @@ def test_reconcile_job_catches_up_a_missed_order(wsession, run_jobs, worker_app,
     run_jobs()
     assert fetch(worker_app, job.id).return_value() == "done"
     assert balances(wsession, shop) == {"61": 25}
+
+
+def test_a_reconciliation_paused_between_refund_lines_queries_resumes_without_reading_them_again(
+        wsession, run_jobs, worker_app, shop, api, monkeypatch):
+    shop.orders_synced_at = datetime.now(UTC) - timedelta(hours=1)
+    wsession.commit()
+    monkeypatch.setattr(shopify_sync_module, "time", SimpleNamespace(monotonic=lambda: 100.0))
+    placed = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # A 100.00 shirt and a 50.00 gift card (100 points); five 10.00 refunds of the gift card.
+    refunds = [refund_node(9800 + n, "10.00", created=placed) for n in range(5)]
+    page = [order_node(8201, customer_id=62, subtotal="150.00", created=placed, refunds=refunds)]
+    api.lines[8201] = [line_item("100.00"), line_item("50.00", gift_card=True)]
+    for n in range(5):
+        api.refund_lines[9800 + n] = [refund_line("10.00", gift_card=True)]
+    api.answer("LojalOrders", orders_page(page, next_cursor=None, requested=352))
+    # The first four refunds' lines leave the bucket too low for the fifth's.
+    api.answer("LojalRefundLines", ok({"nodes": [{"id": r["id"], "refundLineItems": {
+        "pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": [refund_line("10.00", gift_card=True)]}}
+        for r in refunds[:4]]}, requested=500, available=10, restore=100))
+    job = shopify_sync.enqueue_reconcile(shop.id)
+    run_jobs()
+
+    assert fetch(worker_app, job.id).return_value() == "paused"
+    [later] = scheduled_jobs(worker_app, Q)
+    assert later.kwargs["run"]["refunded_gift_cards"] == {r["id"]: "10.00" for r in refunds[:4]}
+    assert later.kwargs["run"]["gift_cards"] == {"gid://shopify/Order/8201": "50.00"}
+
+    api.answer("LojalOrders", orders_page(page, next_cursor=None))
+    release_scheduled(worker_app, Q)
+    run_jobs()
+    assert fetch(worker_app, later.id).return_value() == "done"
+    assert [call["ids"] for call in api.variables("LojalRefundLines")] == [
+        [r["id"] for r in refunds[:4]], [refunds[4]["id"]]]
+    assert api.variables("LojalOrderLines") == [{"ids": ["gid://shopify/Order/8201"], "first": 20, "after": None}]
+    assert balances(wsession, shop) == {"62": 100}  # only the gift card was refunded
 
 
 def test_revoked_access_stops_the_sync_without_retries(wsession, run_jobs, worker_app, shop, api):

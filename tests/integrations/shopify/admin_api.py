@@ -64,6 +64,8 @@ class FakeAdminApi:
     # The orders' line items (order id -> line_item(...) dicts): LojalOrderLines queries with no
     # answer queued are answered from these, paged as Shopify pages them (an order absent has none).
     lines: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # The same for refunds (refund id -> refund_line(...) dicts), answering LojalRefundLines.
+    refund_lines: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -84,7 +86,9 @@ class FakeAdminApi:
         operation = match.group(1) if match else "?"
         self.calls.append(Call(operation, body.get("variables") or {}, request.headers))
         if operation == "LojalOrderLines" and not self.answers[operation]:
-            return self._order_lines(body.get("variables") or {})
+            return self._order_lines(body.get("variables") or {}, self.lines, "lineItems")
+        if operation == "LojalRefundLines" and not self.answers[operation]:
+            return self._order_lines(body.get("variables") or {}, self.refund_lines, "refundLineItems")
         if not self.answers[operation]:
             raise AssertionError(f"unexpected Admin API call {operation} with {body.get('variables')}")
         answer = self.answers[operation].popleft()
@@ -94,14 +98,14 @@ class FakeAdminApi:
             raise answer
         return answer
 
-    def _order_lines(self, variables: dict[str, Any]) -> httpx.Response:
+    def _order_lines(self, variables: dict[str, Any], lines_of: dict[int, list], connection: str) -> httpx.Response:
         first, after = variables["first"], variables.get("after")
         start = int(after.removeprefix("lines-")) if after else 0
         nodes = []
         for gid in variables["ids"]:
-            lines = self.lines.get(int(gid.rsplit("/", 1)[-1]), [])
+            lines = lines_of.get(int(gid.rsplit("/", 1)[-1]), [])
             end = start + first
-            nodes.append({"id": gid, "lineItems": {
+            nodes.append({"id": gid, connection: {
                 "pageInfo": {"hasNextPage": end < len(lines), "endCursor": f"lines-{end}" if lines else None},
                 "nodes": lines[start:end]}})
         return ok({"nodes": nodes})
@@ -154,6 +158,12 @@ def line_item(price: str, quantity: int = 1, *, gift_card: bool = False, discoun
     """One of an order's `lineItems` nodes, with the fields the sync reads."""
     return {"isGiftCard": gift_card, "quantity": quantity, "originalUnitPriceSet": money(price),
             "discountAllocations": [{"allocatedAmountSet": money(amount)} for amount in discounts]}
+
+
+def refund_line(subtotal: str, tax: str = "0.00", quantity: int = 1, *, gift_card: bool = False) -> dict[str, Any]:
+    """One of a refund's `refundLineItems` nodes, with the fields the sync reads."""
+    return {"quantity": quantity, "subtotalSet": money(subtotal), "totalTaxSet": money(tax),
+            "lineItem": {"isGiftCard": gift_card}}
 
 
 def no_lines(*order_ids: int, **bucket) -> httpx.Response:
