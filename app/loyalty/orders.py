@@ -213,9 +213,9 @@ def apply_order_edited(session: Session, shop_id: int, event: OrderEdited) -> Ou
     if snapshot.updated_at is not None and (order.platform_updated_at is None
                                             or snapshot.updated_at > order.platform_updated_at):
         order.platform_updated_at = snapshot.updated_at
-    eligible, total = eligible_amount(snapshot, settings.earn_basis), snapshot.total
-    if eligible <= order.eligible_amount and total <= order.total:
+    if not edit_grows(order, snapshot, settings.earn_basis):
         return Outcome(status="noop")
+    eligible, total = eligible_amount(snapshot, settings.earn_basis), snapshot.total
     if customer is not None and order.paid_at is not None:
         customer.total_spent += max(total - order.total, Decimal("0"))  # the sale as counted grew
     order.subtotal, order.total = max(order.subtotal, snapshot.subtotal), max(order.total, total)
@@ -231,6 +231,13 @@ def apply_order_edited(session: Session, shop_id: int, event: OrderEdited) -> Ou
     if order.paid_at is not None:
         outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, event.occurred_at)
     return outcome
+
+
+def edit_grows(order: Order, snapshot: OrderSnapshot, basis: str) -> bool:
+    """Whether an edit leaving the order as `snapshot` grows what it earns on or its total: nothing
+    else is applied (apply_order_edited). With the snapshot's gift cards unknown and taken as none,
+    a False still holds (gift cards only lower the eligible amount)."""
+    return eligible_amount(snapshot, basis) > order.eligible_amount or snapshot.total > order.total
 
 
 def _grant_growth(session: Session, settings: ProgramSettings, order: Order, customer: Customer,

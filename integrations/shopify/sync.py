@@ -13,9 +13,11 @@ the webhooks: running either twice leaves the same ledger.
 
 The page leaves line items out (see order_lines): after reading a page, the orders whose amounts
 can still earn and that Lojal has not yet settled get their gift cards read in batched queries
-before any order of the page is applied, so none earns on the gift cards it bought. Then the
-refunds of the page not yet recorded, of orders with gift cards, get their lines read the same way,
-so a refund of a gift card takes no points back (the page carries only refunds' transactions).
+before any order of the page is applied, so none earns on the gift cards it bought. So do settled
+orders that were edited (`edited`) into amounts above the ones they earned on: the run applies
+their edit (OrderEdited, as orders/edited does), so an edit whose webhook was lost earns too. Then
+the refunds of the page not yet recorded, of orders with gift cards, get their lines read the same
+way, so a refund of a gift card takes no points back (the page carries only refunds' transactions).
 
 A run pauses, rather than sleeping, when Shopify's cost bucket cannot pay for the next query:
 it returns the state to resume from and how long to wait; the job layer reschedules it.
@@ -33,8 +35,9 @@ from sqlalchemy.orm import Session
 
 from app.loyalty.calendar import add_months
 from app.loyalty.events import (
-    CustomerInfo, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot,
+    CustomerInfo, OrderCancelled, OrderEdited, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot,
 )
+from app.loyalty.orders import edit_grows
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Order, OrderRefund, Shop, for_shop
 from integrations.base import MalformedPayload, parsed
@@ -54,6 +57,8 @@ BACKFILL_MONTHS = 12
 RECONCILE_OVERLAP = timedelta(minutes=10)
 # Financial statuses of an order that was paid (a refunded order was paid first).
 PAID_STATUSES = {"PAID", "PARTIALLY_REFUNDED", "REFUNDED"}
+# The page does not say which edit it was (the entry's details keep what orders/edited names).
+RECONCILED_EDIT = "reconciliation"
 
 MONEY = "shopMoney { amount currencyCode }"
 # What order_snapshot reads (the single-order query of order_edits.py reads it too).
@@ -68,13 +73,14 @@ SNAPSHOT_FIELDS = f"""
       shippingLine {{ taxLines {{ priceSet {{ {MONEY} }} }} discountAllocations {{ allocatedAmountSet {{ {MONEY} }} }} }}
       customer {{ id email firstName lastName }}
       customAttributes {{ key value }}"""
+# `edited` is a scalar: it adds nothing to the page's cost (Shopify counts objects, connections).
 ORDERS_QUERY = f"""
 query LojalOrders($first: Int!, $after: String, $query: String!, $sortKey: OrderSortKeys!) {{
   ordersCount(query: $query) {{ count }}
   orders(first: $first, after: $after, query: $query, sortKey: $sortKey) {{
     pageInfo {{ hasNextPage endCursor }}
     nodes {{{SNAPSHOT_FIELDS}
-      cancelledAt displayFinancialStatus displayFulfillmentStatus fulfillments(first: 20) {{ createdAt }}
+      cancelledAt edited displayFinancialStatus displayFulfillmentStatus fulfillments(first: 20) {{ createdAt }}
       refunds {{
         id createdAt
         transactions(first: 10) {{ nodes {{ kind status amountSet {{ shopMoney {{ amount }} }} }} }}
@@ -99,6 +105,9 @@ class SyncRun:
     # The gift cards (GraphQL order id -> amount) read so far for the page at `cursor`: a pause
     # between two lines queries keeps them, and they go when the page is applied.
     gift_cards: dict[str, str] = field(default_factory=dict)
+    # The page's settled orders whose edit is applied with it (GraphQL ids; their gift cards are
+    # read as above), kept with them across a pause.
+    edited: list[str] = field(default_factory=list)
     # Likewise what the page's refunds gave back for gift cards (GraphQL refund id -> amount).
     refunded_gift_cards: dict[str, str] = field(default_factory=dict)
 
@@ -204,8 +213,10 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
         for node in connection["nodes"]:
             order_id = node.get("id") if isinstance(node, Mapping) else None
             gift_cards = Decimal(run.gift_cards.get(order_id) or "0")
+            # Only with its gift cards read (an order deleted since its page was read has no lines).
+            edited = order_id in run.edited and order_id in run.gift_cards
             applied = sync_order(session, shop_id, "shopify", order_id,
-                                 lambda: _read_order(node, run.mode, installed_at, currency, gift_cards,
+                                 lambda: _read_order(node, run.mode, installed_at, currency, gift_cards, edited,
                                                      refunded_gift_cards))
             if applied is None:
                 run.skipped += 1
@@ -216,7 +227,7 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
                 after_commit(intents)
         page = connection["pageInfo"]
         run.cursor = page["endCursor"] if page["hasNextPage"] else None
-        run.gift_cards, run.refunded_gift_cards = {}, {}
+        run.gift_cards, run.edited, run.refunded_gift_cards = {}, [], {}
         pages += 1
         if on_progress is not None:
             on_progress(run)
@@ -233,18 +244,21 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
 
 
 def _read_order(node: Any, mode: str, installed_at: datetime | None, shop_currency: str,
-                gift_cards: Decimal = Decimal("0"),
+                gift_cards: Decimal = Decimal("0"), edited: bool = False,
                 refunded_gift_cards: Mapping[str, Decimal] | None = None) -> tuple[bool, list]:
     historical = is_history(mode, _when(node.get("createdAt")), installed_at)
     return historical, order_events(node, historical=historical, shop_currency=shop_currency, gift_cards=gift_cards,
-                                    refunded_gift_cards=refunded_gift_cards)
+                                    edited=edited, refunded_gift_cards=refunded_gift_cards)
 
 
 def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: str,
-                 gift_cards: Decimal = Decimal("0"), refunded_gift_cards: Mapping[str, Decimal] | None = None) -> list:
+                 gift_cards: Decimal = Decimal("0"), edited: bool = False,
+                 refunded_gift_cards: Mapping[str, Decimal] | None = None) -> list:
     """One GraphQL order -> its domain events, in the order they happened: paid, fulfilled, refunds,
-    cancelled. `gift_cards`: what the gift cards bought in it cost (read from its lines apart);
-    `refunded_gift_cards`: what its refunds (by GraphQL id) gave back for gift cards (likewise)."""
+    cancelled. `gift_cards`: what the gift cards bought in it cost (read from its lines apart).
+    `edited`: its edit is applied too, as orders/edited would have (before the refunds, which
+    mostly pay removed items back after it). `refunded_gift_cards`: what its refunds (by GraphQL
+    id) gave back for gift cards (read from their lines apart)."""
     snapshot = order_snapshot(node, shop_currency, gift_cards=gift_cards)
     order_id = snapshot.platform_order_id
     events: list = []
@@ -256,6 +270,9 @@ def order_events(node: Mapping[str, Any], *, historical: bool, shop_currency: st
     # which marks it imported: a fulfilment alone would make an unpaid old order earn.
     if node.get("displayFulfillmentStatus") == "FULFILLED" and (paid or not historical):
         events.append(OrderFulfilled(snapshot, _fulfilled_at(node)))
+    if edited and not node.get("cancelledAt"):
+        # The page does not say when the edit was: the order's last change is at or after it.
+        events.append(OrderEdited(order_id, RECONCILED_EDIT, _when(node["updatedAt"]), snapshot))
     for refund in sorted(node.get("refunds") or [], key=lambda r: r.get("createdAt") or ""):
         amount = refunded_amount(refund)
         if amount > 0:
@@ -327,21 +344,37 @@ class _Bucket:
 
 def _orders_needing_lines(session: Session, shop_id: int, settings: ProgramSettings, run: SyncRun,
                           installed_at: datetime | None, currency: str, nodes: list) -> list[str]:
-    """The page's orders whose gift cards must be read: ones that may earn, whose amounts Lojal has
-    not settled yet (an order's amounts are frozen once its points are granted or voided), and
-    not already read for this page."""
-    candidates: dict[str, str] = {}
+    """The page's orders whose gift cards must be read: ones that may earn, not already read for
+    this page, and whose amounts Lojal has not settled yet (an order's amounts are frozen once its
+    points are granted or voided) or that were edited past them (those are added to `run.edited`)."""
+    candidates: dict[str, Mapping[str, Any]] = {}
     for node in nodes:
         order_id = node.get("id") if isinstance(node, Mapping) else None
         if order_id and order_id not in run.gift_cards and _may_earn(node, run.mode, installed_at, currency, settings):
-            candidates[legacy_id(order_id)] = order_id
+            candidates[legacy_id(order_id)] = node
     if not candidates:
         return []
-    settled = set(session.scalars(
-        for_shop(Order, shop_id).with_only_columns(Order.platform_order_id)
-        .where(Order.platform_order_id.in_(list(candidates)), Order.points_status != "none")))
+    stored = {order.platform_order_id: order for order in session.scalars(
+        for_shop(Order, shop_id).where(Order.platform_order_id.in_(list(candidates))))}
+    unread = []
+    for platform_id, node in candidates.items():
+        order = stored.get(platform_id)
+        if order is None or order.points_status == "none":
+            unread.append(node["id"])
+        elif _edited_past(node, order, currency, settings):
+            unread.append(node["id"])
+            if node["id"] not in run.edited:
+                run.edited.append(node["id"])
     session.commit()  # no transaction held open across the lines queries
-    return [order_id for platform_id, order_id in candidates.items() if platform_id not in settled]
+    return unread
+
+
+def _edited_past(node: Mapping[str, Any], order: Order, currency: str, settings: ProgramSettings) -> bool:
+    """Whether a settled order was edited into amounts above the ones it earned on (its gift cards
+    unread yet: none taken, which can only overstate). Only an edit: other differences between the
+    amounts as GraphQL reads them and as they were stored are left as they were."""
+    return (node.get("edited") is True and order.points_status in ("pending", "awarded")
+            and edit_grows(order, order_snapshot(node, currency), settings.earn_basis))
 
 
 def _refunds_needing_lines(session: Session, shop_id: int, run: SyncRun, nodes: list) -> list[str]:

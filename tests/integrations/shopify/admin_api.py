@@ -132,13 +132,13 @@ def money(amount: str, currency: str = "USD") -> dict[str, Any]:
 
 def order_node(order_id: int, *, customer_id: int | None = None, email: str | None = None, subtotal: str = "100.00",
                total: str | None = None, created: str = "2026-01-05T10:00:00Z", updated: str | None = None,
-               status: str = "PAID", cancelled: str | None = None, test: bool = False,
+               status: str = "PAID", cancelled: str | None = None, test: bool = False, edited: bool = False,
                refunds: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     email = email or (f"shopper{customer_id}@example.com" if customer_id else "guest@example.com")
     return {
         "id": f"gid://shopify/Order/{order_id}", "name": f"#{order_id % 100000}", "email": email,
         "createdAt": created, "updatedAt": updated or created, "processedAt": created, "cancelledAt": cancelled,
-        "test": test, "displayFinancialStatus": status,
+        "test": test, "edited": edited, "displayFinancialStatus": status,
         "subtotalPriceSet": money(subtotal), "totalPriceSet": money(total or subtotal),
         "totalTaxSet": money("0.00"), "totalShippingPriceSet": money("0.00"),
         "customer": ({"id": f"gid://shopify/Customer/{customer_id}", "email": email, "firstName": "Ana",

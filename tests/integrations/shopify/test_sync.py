@@ -6,78 +6,22 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-import respx
 
 from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded
 from app.loyalty.ledger import find_balance_drift
-from app.models import Customer, LedgerEntry, Order, Shop
+from app.models import Order, Shop
 from integrations.base import TransientPlatformError
 from integrations.shopify import sync
 from tests.factories import customer_info, snapshot
-from tests.integrations.shopify.admin_api import (
-    FakeAdminApi, make_shopify_shop, money, order_node, orders_page, refund_node, throttled,
+from tests.integrations.shopify.admin_api import FakeAdminApi, money, order_node, orders_page, refund_node, throttled
+from tests.integrations.shopify.sync_support import (
+    NOW, SYNCED, answer_history, customers, history, ledger, orders_by_id,
 )
 
-NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-INSTALLED = datetime(2026, 1, 1, tzinfo=UTC)
 
-
-@pytest.fixture
-def make(session):
-    def build(**settings):
-        shop = make_shopify_shop(session, **settings)
-        shop.installed_at = INSTALLED
-        session.commit()
-        return shop
-    return build
-
-
-@pytest.fixture
-def router():
-    with respx.mock(assert_all_called=False) as mock:
-        yield mock
-
-
-def history():
-    """Two pages: Ana (2 orders), Ben (an order half refunded), Cy (paid then cancelled), a guest,
-    and an order never paid."""
-    page1 = [
-        order_node(5001, customer_id=11, subtotal="100.00", created="2025-06-01T10:00:00Z"),
-        order_node(5002, customer_id=12, subtotal="80.00", created="2025-07-01T10:00:00Z", status="PARTIALLY_REFUNDED",
-                   refunds=[refund_node(9001, "40.00", created="2025-07-05T10:00:00Z"),
-                            refund_node(9002, "10.00", created="2025-07-06T10:00:00Z", status="FAILURE")]),
-        order_node(5003, email="guest@example.com", subtotal="50.00", created="2025-08-01T10:00:00Z"),
-    ]
-    page2 = [
-        order_node(5004, customer_id=11, subtotal="120.00", created="2025-09-01T10:00:00Z"),
-        order_node(5005, customer_id=13, subtotal="60.00", created="2025-10-01T10:00:00Z",
-                   cancelled="2025-10-02T10:00:00Z", status="REFUNDED",
-                   refunds=[refund_node(9003, "60.00", created="2025-10-02T10:00:00Z")]),
-        order_node(5006, customer_id=14, subtotal="30.00", created="2025-11-01T10:00:00Z", status="PENDING"),
-    ]
-    return page1, page2
-
-
-def answer_history(api, **last_page_bucket):
-    page1, page2 = history()
-    api.answer("LojalOrders", orders_page(page1, next_cursor="cursor-1", count=6),
-               orders_page(page2, next_cursor=None, count=6, **last_page_bucket))
-
-
-def customers(session, shop):
-    session.expire_all()
-    rows = session.query(Customer).filter_by(shop_id=shop.id).all()
-    return {c.platform_customer_id: c for c in rows}
-
-
-def ledger(session, shop):
-    return sorted((e.idempotency_key, e.points, e.pending_delta)
-                  for e in session.query(LedgerEntry).filter_by(shop_id=shop.id))
-
-
-def test_backfill_pages_through_12_months_and_builds_customers_and_stats(session, make, router):
-    shop = make()
+def test_backfill_pages_through_12_months_and_builds_customers_and_stats(session, sync_shop, router):
+    shop = sync_shop()
     api = FakeAdminApi(shop.domain).install(router)
     answer_history(api)
 
@@ -96,7 +40,7 @@ def test_backfill_pages_through_12_months_and_builds_customers_and_stats(session
     assert ana.first_order_at == datetime(2025, 6, 1, 10, tzinfo=UTC)
     assert (ben.orders_count, ben.total_spent) == (1, Decimal("40.00"))  # the failed refund took nothing back
     assert (cy.orders_count, cy.total_spent) == (0, Decimal("0"))
-    orders = {o.platform_order_id: o for o in session.query(Order).filter_by(shop_id=shop.id)}
+    orders = orders_by_id(session, shop)
     assert set(orders) == {"5001", "5002", "5003", "5004", "5005"}
     assert orders["5003"].customer_id is None and orders["5003"].email_normalized == "guest@example.com"
     assert orders["5005"].status == "cancelled"
@@ -106,8 +50,8 @@ def test_backfill_pages_through_12_months_and_builds_customers_and_stats(session
     assert session.get(Shop, shop.id).orders_synced_at == NOW
 
 
-def test_backfill_with_backfill_points_earns_for_history(session, make, router):
-    shop = make(backfill_points=True)
+def test_backfill_with_backfill_points_earns_for_history(session, sync_shop, router):
+    shop = sync_shop(backfill_points=True)
     answer_history(FakeAdminApi(shop.domain).install(router))
     sync.backfill_orders(session, shop.id, now=NOW)
     people = customers(session, shop)
@@ -117,8 +61,8 @@ def test_backfill_with_backfill_points_earns_for_history(session, make, router):
     assert find_balance_drift(session, shop.id) == []
 
 
-def test_backfill_twice_leaves_the_same_ledger(session, make, router):
-    shop = make(backfill_points=True)
+def test_backfill_twice_leaves_the_same_ledger(session, sync_shop, router):
+    shop = sync_shop(backfill_points=True)
     api = FakeAdminApi(shop.domain).install(router)
     answer_history(api)
     sync.backfill_orders(session, shop.id, now=NOW)
@@ -131,8 +75,8 @@ def test_backfill_twice_leaves_the_same_ledger(session, make, router):
     assert first == second and first[0]
 
 
-def test_a_low_bucket_pauses_the_run_with_the_wait_and_the_cursor(session, make, router, monkeypatch):
-    shop = make()
+def test_a_low_bucket_pauses_the_run_with_the_wait_and_the_cursor(session, sync_shop, router, monkeypatch):
+    shop = sync_shop()
     api = FakeAdminApi(shop.domain).install(router)
     page1, page2 = history()
     api.answer("LojalOrders", orders_page(page1, next_cursor="cursor-1", requested=352, available=20, restore=100))
@@ -153,8 +97,8 @@ def test_a_low_bucket_pauses_the_run_with_the_wait_and_the_cursor(session, make,
     assert session.get(Shop, shop.id).orders_synced_at == NOW  # when the run started
 
 
-def test_throttled_mid_run_keeps_the_pages_done_and_the_resume_point(session, make, router):
-    shop = make()
+def test_throttled_mid_run_keeps_the_pages_done_and_the_resume_point(session, sync_shop, router):
+    shop = sync_shop()
     api = FakeAdminApi(shop.domain).install(router)
     page1, _ = history()
     api.answer("LojalOrders", orders_page(page1, next_cursor="cursor-1"), throttled(requested=352, available=52))
@@ -166,8 +110,8 @@ def test_throttled_mid_run_keeps_the_pages_done_and_the_resume_point(session, ma
     assert session.query(Order).filter_by(shop_id=shop.id).count() == 3
 
 
-def test_max_pages_pauses_without_waiting(session, make, router):
-    shop = make()
+def test_max_pages_pauses_without_waiting(session, sync_shop, router):
+    shop = sync_shop()
     api = FakeAdminApi(shop.domain).install(router)
     answer_history(api)
     result = sync.backfill_orders(session, shop.id, now=NOW, max_pages=1)
@@ -175,8 +119,8 @@ def test_max_pages_pauses_without_waiting(session, make, router):
 
 
 @pytest.mark.parametrize("status", ["uninstalled", "disconnected"])
-def test_shops_that_are_not_active_are_skipped(session, make, router, status):
-    shop = make()
+def test_shops_that_are_not_active_are_skipped(session, sync_shop, router, status):
+    shop = sync_shop()
     shop.status = status
     session.commit()
     api = FakeAdminApi(shop.domain).install(router)
@@ -194,10 +138,8 @@ def _webhook_paid(session, shop, order_id, customer_id, subtotal, at):
     session.commit()
 
 
-def test_reconciliation_credits_an_order_whose_webhook_never_came_once(session, make, router):
-    shop = make()
-    shop.orders_synced_at = datetime(2026, 3, 9, 12, tzinfo=UTC)
-    session.commit()
+def test_reconciliation_credits_an_order_whose_webhook_never_came_once(session, sync_shop, router):
+    shop = sync_shop(synced_at=SYNCED)
     _webhook_paid(session, shop, 6001, 21, "70.00", datetime(2026, 3, 9, 13, tzinfo=UTC))
     api = FakeAdminApi(shop.domain).install(router)
     updated = [
@@ -224,10 +166,8 @@ def test_reconciliation_credits_an_order_whose_webhook_never_came_once(session, 
     assert find_balance_drift(session, shop.id) == []
 
 
-def test_reconciliation_treats_orders_from_before_the_install_as_history(session, make, router):
-    shop = make()
-    shop.orders_synced_at = datetime(2026, 3, 9, 12, tzinfo=UTC)
-    session.commit()
+def test_reconciliation_treats_orders_from_before_the_install_as_history(session, sync_shop, router):
+    shop = sync_shop(synced_at=SYNCED)
     api = FakeAdminApi(shop.domain).install(router)
     old = order_node(6101, customer_id=31, subtotal="200.00", created="2024-05-01T10:00:00Z",
                      updated="2026-03-10T10:00:00Z", status="PARTIALLY_REFUNDED",
@@ -238,8 +178,8 @@ def test_reconciliation_treats_orders_from_before_the_install_as_history(session
     assert ledger(session, shop) == []
 
 
-def test_reconciliation_waits_for_the_backfill_to_set_a_cursor(session, make, router):
-    shop = make()
+def test_reconciliation_waits_for_the_backfill_to_set_a_cursor(session, sync_shop, router):
+    shop = sync_shop()
     api = FakeAdminApi(shop.domain).install(router)
     assert sync.reconcile_orders(session, shop.id, now=NOW).status == "skipped"
     assert api.calls == []
@@ -303,10 +243,10 @@ def test_a_reconciled_order_s_duties_are_left_out_with_the_tax_as_its_webhook_s_
     assert sync.order_events(node, historical=False, shop_currency="USD")[0].order.total_tax == Decimal("10.00")
 
 
-def test_a_backfill_credits_an_order_placed_after_the_install_that_no_webhook_applied(session, make, router):
+def test_a_backfill_credits_an_order_placed_after_the_install_that_no_webhook_applied(session, sync_shop, router):
     # The backfill reaches orders placed since the install too (a long history, a late webhook, or
     # `lojal backfill` run later): those are live sales, not history, whatever backfill_points says.
-    shop = make()
+    shop = sync_shop()
     api = FakeAdminApi(shop.domain).install(router)
     api.answer("LojalOrders", orders_page([
         order_node(6201, customer_id=51, subtotal="80.00", created="2025-12-01T10:00:00Z"),  # before the install
@@ -332,12 +272,10 @@ def test_a_reconciled_order_keeps_its_referral_code_as_its_webhook_does():
     assert sync.order_events(node, historical=False, shop_currency="USD")[0].order.referral_code is None
 
 
-def test_reconciliation_awards_a_fulfilled_order_when_the_shop_awards_on_fulfilment(session, make, router):
+def test_reconciliation_awards_a_fulfilled_order_when_the_shop_awards_on_fulfilment(session, sync_shop, router):
     # With award_on = fulfilled only a fulfilment earns: an orders/fulfilled webhook that never came
     # must be caught up like a missed orders/paid, at the fulfilment's time.
-    shop = make(award_on="fulfilled", pending_days=14)
-    shop.orders_synced_at = datetime(2026, 3, 9, 12, tzinfo=UTC)
-    session.commit()
+    shop = sync_shop(award_on="fulfilled", pending_days=14, synced_at=SYNCED)
     api = FakeAdminApi(shop.domain).install(router)
     shipped = order_node(6301, customer_id=61, subtotal="40.00", created="2026-03-09T13:00:00Z",
                          updated="2026-03-10T09:00:00Z")
@@ -365,11 +303,9 @@ def test_a_fulfilled_order_of_imported_history_earns_only_with_backfill_points()
     assert isinstance(paid, OrderPaid) and paid.historical and isinstance(fulfilled, OrderFulfilled)
 
 
-def test_a_malformed_order_is_skipped_and_logged_so_it_does_not_block_the_orders_after_it(session, make, router,
+def test_a_malformed_order_is_skipped_and_logged_so_it_does_not_block_the_orders_after_it(session, sync_shop, router,
                                                                                           caplog):
-    shop = make()
-    shop.orders_synced_at = datetime(2026, 3, 9, 12, tzinfo=UTC)
-    session.commit()
+    shop = sync_shop(synced_at=SYNCED)
     broken = order_node(6101, customer_id=31, subtotal="70.00", created="2026-03-10T08:00:00Z")
     broken["totalPriceSet"] = None  # a field the order cannot be read without
     after = order_node(6102, customer_id=32, subtotal="45.00", created="2026-03-10T09:00:00Z")

@@ -2,49 +2,22 @@
 items (a second, batched query) so it earns as its webhook would have made it earn."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-import respx
 
 from app.loyalty.apply import apply_event
-from app.models import Order, Shop
+from app.models import Shop
 from integrations.base import TransientPlatformError
 from integrations.shopify import order_lines, sync
 from integrations.shopify.parsers import parse_event
 from tests.integrations.shopify.admin_api import (
-    FakeAdminApi, line_item, make_shopify_shop, money, no_lines, order_node, orders_page, throttled,
+    FakeAdminApi, line_item, money, no_lines, order_node, orders_page, throttled,
 )
 from tests.integrations.shopify.samples import sample
-from tests.integrations.shopify.test_sync import answer_history
-
-NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-INSTALLED = datetime(2026, 1, 1, tzinfo=UTC)
-SYNCED = datetime(2026, 3, 9, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-def make(session):
-    def build(**settings):
-        shop = make_shopify_shop(session, **settings)
-        shop.installed_at = INSTALLED
-        shop.orders_synced_at = SYNCED
-        session.commit()
-        return shop
-    return build
-
-
-@pytest.fixture
-def router():
-    with respx.mock(assert_all_called=False) as mock:
-        yield mock
-
-
-def _orders(session, shop):
-    session.expire_all()
-    return {o.platform_order_id: o for o in session.query(Order).filter_by(shop_id=shop.id)}
+from tests.integrations.shopify.sync_support import NOW, SYNCED, answer_history, orders_by_id
 
 
 def _lines_calls(api):
@@ -78,8 +51,8 @@ def _the_same_order_in_graphql(order_id):
 
 @pytest.mark.parametrize("basis", ["subtotal", "total"])
 def test_an_order_only_the_reconciliation_sees_earns_on_its_goods_not_its_gift_cards_as_by_webhook(
-        session, make, router, basis):
-    by_webhook, by_sync = make(earn_basis=basis), make(earn_basis=basis)
+        session, sync_shop, router, basis):
+    by_webhook, by_sync = (sync_shop(earn_basis=basis, synced_at=SYNCED) for _ in range(2))
     for event in parse_event(by_webhook, "orders/paid", _sample_with_gift_cards(),
                              {"X-Shopify-Triggered-At": "2026-03-10T09:00:01Z"}):
         apply_event(session, by_webhook.id, event)
@@ -90,16 +63,16 @@ def test_an_order_only_the_reconciliation_sees_earns_on_its_goods_not_its_gift_c
 
     assert sync.reconcile_orders(session, by_sync.id, now=NOW).status == "done"
 
-    [webhook_order] = _orders(session, by_webhook).values()
-    synced = _orders(session, by_sync)["6401"]
+    [webhook_order] = orders_by_id(session, by_webhook).values()
+    synced = orders_by_id(session, by_sync)["6401"]
     assert synced.eligible_amount == webhook_order.eligible_amount  # 174.99 / 189.99 less the 45.00 of gift cards
     assert synced.eligible_amount == {"subtotal": Decimal("129.99"), "total": Decimal("144.99")}[basis]
     assert synced.points_earned == webhook_order.points_earned and synced.points_earned > 0
     assert _lines_calls(api) == [{"ids": ["gid://shopify/Order/6401"], "first": order_lines.LINES_PER_ORDER, "after": None}]
 
 
-def test_an_order_already_earned_by_its_webhook_sends_no_lines_query(session, make, router):
-    shop = make()
+def test_an_order_already_earned_by_its_webhook_sends_no_lines_query(session, sync_shop, router):
+    shop = sync_shop(synced_at=SYNCED)
     for event in parse_event(shop, "orders/paid", _sample_with_gift_cards(), {}):
         apply_event(session, shop.id, event)
     session.commit()
@@ -110,11 +83,11 @@ def test_an_order_already_earned_by_its_webhook_sends_no_lines_query(session, ma
     assert sync.reconcile_orders(session, shop.id, now=NOW).status == "done"
 
     assert api.operations() == ["LojalOrders"]
-    assert _orders(session, shop)["5840000000001"].eligible_amount == Decimal("129.99")  # as the webhook set it
+    assert orders_by_id(session, shop)["5840000000001"].eligible_amount == Decimal("129.99")  # the webhook's
 
 
-def test_a_page_without_unknown_orders_that_could_earn_sends_no_lines_query(session, make, router):
-    shop = make()
+def test_a_page_without_unknown_orders_that_could_earn_sends_no_lines_query(session, sync_shop, router):
+    shop = sync_shop(synced_at=SYNCED)
     api = FakeAdminApi(shop.domain).install(router)
     api.answer("LojalOrders", orders_page([
         order_node(6501, customer_id=72, status="PENDING", created="2026-03-10T09:00:00Z"),   # not paid
@@ -130,18 +103,18 @@ def test_a_page_without_unknown_orders_that_could_earn_sends_no_lines_query(sess
     assert api.operations() == ["LojalOrders"]
 
 
-def test_a_test_order_s_lines_are_read_when_the_shop_counts_test_orders(session, make, router):
-    shop = make(include_test_orders=True)
+def test_a_test_order_s_lines_are_read_when_the_shop_counts_testorders_by_id(session, sync_shop, router):
+    shop = sync_shop(include_test_orders=True, synced_at=SYNCED)
     api = FakeAdminApi(shop.domain).install(router)
     api.lines[6505] = [line_item("40.00"), line_item("10.00", gift_card=True)]
     api.answer("LojalOrders", orders_page([order_node(6505, customer_id=72, subtotal="50.00", test=True,
                                                       created="2026-03-10T09:00:00Z")], next_cursor=None))
     sync.reconcile_orders(session, shop.id, now=NOW)
-    assert _orders(session, shop)["6505"].eligible_amount == Decimal("40.00")
+    assert orders_by_id(session, shop)["6505"].eligible_amount == Decimal("40.00")
 
 
-def test_an_order_with_more_lines_than_a_page_of_them_is_read_to_its_last_line(session, make, router):
-    shop = make()
+def test_an_order_with_more_lines_than_a_page_of_them_is_read_to_its_last_line(session, sync_shop, router):
+    shop = sync_shop(synced_at=SYNCED)
     api = FakeAdminApi(shop.domain).install(router)
     many = order_lines.LINES_PER_ORDER * 2 + 5
     api.lines[6601] = [line_item("1.00") for _ in range(many - 1)] + [line_item("30.00", gift_card=True)]
@@ -153,7 +126,7 @@ def test_an_order_with_more_lines_than_a_page_of_them_is_read_to_its_last_line(s
 
     sync.reconcile_orders(session, shop.id, now=NOW)
 
-    orders = _orders(session, shop)
+    orders = orders_by_id(session, shop)
     assert orders["6601"].eligible_amount == Decimal(many - 1)  # the gift card was on the last page of lines
     assert orders["6602"].eligible_amount == Decimal("15.00")
     first, second, third = _lines_calls(api)
@@ -164,14 +137,14 @@ def test_an_order_with_more_lines_than_a_page_of_them_is_read_to_its_last_line(s
     assert third["ids"] == ["gid://shopify/Order/6601"] and third["after"] == f"lines-{order_lines.LINES_PER_ORDER * 2}"
 
 
-def test_historical_orders_send_no_lines_query_unless_history_earns(session, make, router):
-    quiet = make()
+def test_historical_orders_send_no_lines_query_unless_history_earns(session, sync_shop, router):
+    quiet = sync_shop(synced_at=SYNCED)
     api = FakeAdminApi(quiet.domain).install(router)
     answer_history(api)
     assert sync.backfill_orders(session, quiet.id, now=NOW).status == "done"
     assert set(api.operations()) == {"LojalOrders"}
 
-    earning = make(backfill_points=True)
+    earning = sync_shop(backfill_points=True, synced_at=SYNCED)
     api = FakeAdminApi(earning.domain).install(router)
     answer_history(api)
     assert sync.backfill_orders(session, earning.id, now=NOW).status == "done"
@@ -181,8 +154,8 @@ def test_historical_orders_send_no_lines_query_unless_history_earns(session, mak
         ["gid://shopify/Order/5004"]]
 
 
-def test_the_lines_of_a_full_page_are_read_in_batches_under_the_single_query_cost_limit(session, make, router):
-    shop = make()
+def test_the_lines_of_a_full_page_are_read_in_batches_under_the_single_query_cost_limit(session, sync_shop, router):
+    shop = sync_shop(synced_at=SYNCED)
     api = FakeAdminApi(shop.domain).install(router)
     nodes = [order_node(6700 + n, customer_id=74, created="2026-03-10T09:00:00Z") for n in range(sync.PAGE_SIZE)]
     api.answer("LojalOrders", orders_page(nodes, next_cursor=None))
@@ -195,9 +168,9 @@ def test_the_lines_of_a_full_page_are_read_in_batches_under_the_single_query_cos
     assert order_lines.LINES_QUERY_COST <= 500  # Shopify refuses a single query over 1,000 points
 
 
-def test_the_wait_before_the_next_page_counts_what_the_lines_queries_took_from_the_bucket(session, make, router,
+def test_the_wait_before_the_next_page_counts_what_the_lines_queries_took_from_the_bucket(session, sync_shop, router,
                                                                                           monkeypatch):
-    shop = make()
+    shop = sync_shop(synced_at=SYNCED)
     api = FakeAdminApi(shop.domain).install(router)
     api.answer("LojalOrders", orders_page([order_node(6801, customer_id=75, created="2026-03-10T09:00:00Z")],
                                           next_cursor="cursor-1", requested=352, available=1500, restore=100))
@@ -212,8 +185,8 @@ def test_the_wait_before_the_next_page_counts_what_the_lines_queries_took_from_t
     assert paused.wait_seconds == pytest.approx(3.0 - 0.5)  # (352 - 52) / 100 from the lines' bucket
 
 
-def test_a_bucket_too_low_for_the_lines_pauses_before_the_page_is_applied(session, make, router, monkeypatch):
-    shop = make()
+def test_a_bucket_too_low_for_the_lines_pauses_before_the_page_is_applied(session, sync_shop, router, monkeypatch):
+    shop = sync_shop(synced_at=SYNCED)
     api = FakeAdminApi(shop.domain).install(router)
     page = [order_node(6901, customer_id=76, subtotal="60.00", created="2026-03-10T09:00:00Z")]
     api.lines[6901] = [line_item("40.00"), line_item("20.00", gift_card=True)]
@@ -226,15 +199,15 @@ def test_a_bucket_too_low_for_the_lines_pauses_before_the_page_is_applied(sessio
     # Resuming reads the page again, then its lines: wait until the bucket holds both.
     assert paused.status == "paused" and paused.run.cursor is None and paused.run.done == 0
     assert paused.wait_seconds == pytest.approx((352 + order_lines.LINES_QUERY_COST - 100) / 100)
-    assert api.operations() == ["LojalOrders"] and _orders(session, shop) == {}
+    assert api.operations() == ["LojalOrders"] and orders_by_id(session, shop) == {}
     monkeypatch.undo()
     api.answer("LojalOrders", orders_page(page, next_cursor=None))
     assert sync.reconcile_orders(session, shop.id, now=NOW, run=paused.run).status == "done"
-    assert _orders(session, shop)["6901"].eligible_amount == Decimal("40.00")
+    assert orders_by_id(session, shop)["6901"].eligible_amount == Decimal("40.00")
 
 
-def test_a_failed_lines_query_applies_nothing_of_its_page_and_the_page_is_read_again(session, make, router):
-    shop = make()
+def test_a_failed_lines_query_applies_nothing_of_its_page_and_the_page_is_read_again(session, sync_shop, router):
+    shop = sync_shop(synced_at=SYNCED)
     api = FakeAdminApi(shop.domain).install(router)
     page = [order_node(7001, customer_id=77, subtotal="60.00", created="2026-03-10T09:00:00Z"),
             order_node(7002, customer_id=77, subtotal="10.00", created="2026-03-10T09:10:00Z")]
@@ -247,16 +220,17 @@ def test_a_failed_lines_query_applies_nothing_of_its_page_and_the_page_is_read_a
         sync.sync_orders(session, session.get(Shop, shop.id), run)
 
     assert caught.value.retry_after == pytest.approx(1.0)
-    assert run.cursor is None and run.done == 0 and _orders(session, shop) == {}
+    assert run.cursor is None and run.done == 0 and orders_by_id(session, shop) == {}
     assert sync.sync_orders(session, session.get(Shop, shop.id), run).status == "done"
-    orders = _orders(session, shop)
+    orders = orders_by_id(session, shop)
     assert (orders["7001"].eligible_amount, orders["7002"].eligible_amount) == (Decimal("40.00"), Decimal("10.00"))
 
 
-def test_an_order_paid_by_webhook_but_not_yet_earned_keeps_its_gift_cards_off_when_reconciled(session, make, router):
+def test_an_order_paid_by_webhook_but_not_yet_earned_keeps_its_gift_cards_off_when_reconciled(
+        session, sync_shop, router):
     # With award_on = fulfilled a paid order's amounts are not frozen until it earns: the reconciliation's
     # snapshot replaces them, so it must carry the gift cards too.
-    shop = make(award_on="fulfilled")
+    shop = sync_shop(award_on="fulfilled", synced_at=SYNCED)
     for event in parse_event(shop, "orders/paid", _sample_with_gift_cards(), {}):
         apply_event(session, shop.id, event)
     session.commit()
@@ -269,5 +243,5 @@ def test_an_order_paid_by_webhook_but_not_yet_earned_keeps_its_gift_cards_off_wh
 
     sync.reconcile_orders(session, shop.id, now=NOW + timedelta(hours=1))
 
-    order = _orders(session, shop)["5840000000001"]
+    order = orders_by_id(session, shop)["5840000000001"]
     assert order.points_status == "awarded" and order.eligible_amount == Decimal("129.99")
