@@ -276,6 +276,34 @@ def test_period_points_tiers_drop_an_order_refunded_after_its_points_expired(ses
     assert _tier_name(session, customer) == "Bronze"
 
 
+def test_period_points_tiers_take_a_refund_from_the_period_its_order_earned_in(session):
+    # Calendar year on points: 1500 points earned in December 2025 (Gold, kept through 2026), that
+    # order refunded in January 2026, then 600 points earned in 2026. The refund takes the 1500 out
+    # of 2025, where they were earned, not out of 2026's 600: Silver at the 2027 review, as spend
+    # (which counts a refund against its order's paid date) would say.
+    shop = make_shop(session, tier_basis="points", tier_period="calendar_year")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2025, 12, 10, tzinfo=UTC), customer=customer, subtotal="1500"))
+    assert _tier_name(session, customer) == "Gold"
+    apply_event(session, shop.id, refunded(1, "r1", "1500", at=datetime(2026, 1, 20, tzinfo=UTC)))
+    apply_event(session, shop.id, paid(2, datetime(2026, 3, 1, tzinfo=UTC), customer=customer, subtotal="400"))
+    _reload(session, customer)
+    assert customer.points_earned_lifetime == 600  # 400 at Gold's 1.5
+    review_tiers(session, shop.id, datetime(2027, 1, 1, 0, 0, 1, tzinfo=UTC))
+    assert _tier_name(session, customer) == "Silver"
+
+
+def test_rolling_points_tiers_ignore_the_refund_of_an_order_earned_before_the_window(session):
+    shop = make_shop(session, tier_basis="points", tier_period="rolling_12_months")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2025, 1, 10, tzinfo=UTC), customer=customer, subtotal="1500"))
+    apply_event(session, shop.id, paid(2, datetime(2026, 2, 1, tzinfo=UTC), customer=customer, subtotal="400"))
+    apply_event(session, shop.id, refunded(1, "r1", "1500", at=datetime(2026, 2, 10, tzinfo=UTC)))
+    # The last 365 days hold order 2's 600 points; order 1 and its refund belong to 2025.
+    review_tiers(session, shop.id, datetime(2026, 3, 1, tzinfo=UTC))
+    assert _tier_name(session, customer) == "Silver"
+
+
 # --- points basis: every earning counts at once, not only orders ------------------------------
 
 def test_tier_basis_points_promotes_at_once_on_a_custom_action(session, now):
