@@ -19,14 +19,15 @@ _SPEND_SQL = """
       AND o.paid_at >= :start AND o.paid_at < :end {customer_filter}
     GROUP BY o.customer_id
 """
-# A reversal's expiry_cover is the part an earlier expiry already took from the balance: it
-# still leaves the points earned (as points_earned_lifetime does, app.loyalty.ledger.post_entry).
+# A reversal's expiry_cover is the part an earlier expiry already took from the balance, its
+# uncollected the part a clamped balance could not repay: both still leave the points earned (as
+# points_earned_lifetime does, app.loyalty.ledger.post_entry).
 # A reversal counts in the period of the grant it takes back (the order's earn or release, not
 # an edit's), as a refund counts against its order's paid date for spend: refunding last year's
 # order must not eat this year's points. A reversal is never older than its grant, so the scan
 # starts at :start; only reversals are read past :end.
 _POINTS_SQL = """
-    SELECT l.customer_id, COALESCE(SUM(l.points - l.expiry_cover), 0)
+    SELECT l.customer_id, COALESCE(SUM(l.points - l.expiry_cover - l.uncollected), 0)
     FROM ledger_entries l
     LEFT JOIN LATERAL (
         SELECT g.created_at FROM ledger_entries g

@@ -304,6 +304,27 @@ def test_rolling_points_tiers_ignore_the_refund_of_an_order_earned_before_the_wi
     assert _tier_name(session, customer) == "Silver"
 
 
+def test_points_tiers_drop_a_refunded_order_whose_points_a_clamped_balance_could_not_repay(session, now):
+    # With negative_balance = clamp, a full refund after the points were spent takes what the
+    # balance holds and records the rest as uncollected. The order still earned nothing net: its
+    # 600 points leave what qualifies (lifetime and per period alike), as they would with "allow".
+    from app.loyalty.redemptions import redeem_reward
+    from tests.factories import make_reward
+
+    for period in ("lifetime", "rolling_12_months"):
+        shop = make_shop(session, tier_basis="points", tier_period=period, negative_balance="clamp")
+        customer = make_customer(session, shop)
+        apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="600"))
+        assert _tier_name(session, customer) == "Silver"
+        reward = make_reward(session, shop, points_cost=500)
+        redeem_reward(session, shop.id, customer.id, reward.id, "spend", now + timedelta(hours=1))
+        apply_event(session, shop.id, refunded(1, "r1", "600", at=now + timedelta(days=1)))
+        _reload(session, customer)
+        assert (customer.points_balance, customer.points_earned_lifetime) == (0, 0), period
+        assert review_tiers(session, shop.id, now + timedelta(days=2)) == 1, period
+        assert _tier_name(session, customer) == "Bronze", period
+
+
 # --- points basis: every earning counts at once, not only orders ------------------------------
 
 def test_tier_basis_points_promotes_at_once_on_a_custom_action(session, now):
