@@ -43,6 +43,10 @@ _POINTS_SQL = """
     GROUP BY l.customer_id
 """
 
+_LATEST_SQL = {
+    "spend": "SELECT max(paid_at) FROM orders WHERE shop_id = :shop_id AND customer_id = :customer_id",
+    "points": "SELECT max(created_at) FROM ledger_entries WHERE shop_id = :shop_id AND customer_id = :customer_id",
+}
 
 # Built once, the shop id bound per call: the widget reads the tiers on every page view.
 _SHOP_TIERS = for_shop(Tier, bindparam("shop_id")).order_by(Tier.threshold)
@@ -74,8 +78,9 @@ def windows(settings: ProgramSettings, now: datetime, tz: str) -> list[tuple[dat
 
 
 def qualifying_values(session: Session, shop: Shop, settings: ProgramSettings, now: datetime,
-                      customer_id: int | None = None) -> dict[int, Decimal]:
-    """customer id -> the value compared with tier thresholds (spend or points earned)."""
+                      customer_id: int | None = None, *, also_at_latest: bool = False) -> dict[int, Decimal]:
+    """customer id -> the value compared with tier thresholds (spend or points earned).
+    also_at_latest (one customer): the best of `now` and the customer's newest record."""
     if settings.tier_period == "lifetime":
         column = "total_spent" if settings.tier_basis == "spend" else "points_earned_lifetime"
         sql = f"SELECT id, {column} FROM customers WHERE shop_id = :shop_id" + (" AND id = :customer_id" if customer_id else "")
@@ -83,8 +88,15 @@ def qualifying_values(session: Session, shop: Shop, settings: ProgramSettings, n
     template = _SPEND_SQL if settings.tier_basis == "spend" else _POINTS_SQL
     alias = "o" if settings.tier_basis == "spend" else "l"
     sql = text(template.format(customer_filter=f"AND {alias}.customer_id = :customer_id" if customer_id else ""))
+    periods = windows(settings, now, shop.timezone)
+    if customer_id and also_at_latest:
+        # An event delivered late (a retry, the reconciliation) carries its own, older time: its
+        # windows end there and miss what was recorded after it. Also judge at the newest record.
+        latest = session.scalar(text(_LATEST_SQL[settings.tier_basis]), {"shop_id": shop.id, "customer_id": customer_id})
+        if latest is not None and latest > now:
+            periods += windows(settings, latest, shop.timezone)
     best: dict[int, Decimal] = {}
-    for start, end in windows(settings, now, shop.timezone):
+    for start, end in periods:
         params = {"shop_id": shop.id, "start": start, "end": end, "customer_id": customer_id}
         for cid, value in session.execute(sql, params):
             best[cid] = max(best.get(cid, Decimal(0)), Decimal(value))
@@ -100,7 +112,8 @@ def promote_if_qualified(session: Session, shop: Shop, settings: ProgramSettings
     if settings.tier_period == "lifetime":  # the cached sums on the locked row are exact
         value = customer.total_spent if settings.tier_basis == "spend" else Decimal(customer.points_earned_lifetime)
     else:
-        value = qualifying_values(session, shop, settings, now, customer.id).get(customer.id, Decimal(0))
+        value = qualifying_values(session, shop, settings, now, customer.id,
+                                  also_at_latest=True).get(customer.id, Decimal(0))
     best = tier_for_value(tiers, value)
     current = next((t for t in tiers if t.id == customer.tier_id), None)
     if best is None or (current is not None and best.threshold <= current.threshold):

@@ -225,6 +225,22 @@ def test_calendar_year_promotion_counts_the_order_in_the_shops_local_year(sessio
     assert _tier_name(session, customer) == "Bronze"
 
 
+def test_a_late_delivered_order_promotes_on_everything_recorded_in_its_period(session):
+    # Order B (10:05) reaches us first; order A (10:00) an hour later, by a retry or the
+    # reconciliation, with its own time. A and B add up to Silver: the late event promotes at once,
+    # for rolling and calendar-year periods alike, not at the next review.
+    a_at, b_at = datetime(2026, 3, 10, 10, 0, tzinfo=UTC), datetime(2026, 3, 10, 10, 5, tzinfo=UTC)
+    for basis in ("spend", "points"):
+        for period in ("rolling_12_months", "calendar_year"):
+            shop = make_shop(session, tier_basis=basis, tier_period=period)
+            customer = make_customer(session, shop)
+            apply_event(session, shop.id, paid("B", b_at, customer=customer, subtotal="300"))
+            assert _tier_name(session, customer) == "Bronze"
+            outcome = apply_event(session, shop.id, paid("A", a_at, customer=customer, subtotal="300"))
+            assert _tier_name(session, customer) == "Silver", (basis, period)
+            assert len(_tier_notices(outcome)) == 1
+
+
 def test_a_promotion_committed_while_tiers_are_reviewed_is_not_overwritten(app, session, now, monkeypatch):
     """An order lifts a customer to Gold while the review runs (after it read the values): the
     review must not then write the lower tier it computed from the older values."""
