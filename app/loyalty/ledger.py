@@ -67,8 +67,10 @@ def post_entry(
     customer.points_balance += points
     customer.pending_points += pending_delta
     if kind in ("earn", "release", "reverse"):
-        # A reversal's expired part leaves the lifetime too, as it would have before the expiry.
-        customer.points_earned_lifetime += points - expiry_cover
+        # A reversal's expired part leaves the lifetime too, as it would have before the expiry;
+        # so does its uncollected part (a clamped balance could not repay it, the order still
+        # earned nothing). A collect entry settles that rest (points = uncollected < 0): no change.
+        customer.points_earned_lifetime += points - expiry_cover - uncollected
     # An earn held for a return window (pending only) is activity too: the shopper just ordered.
     if (kind in _ACTIVITY_KINDS and (points or pending_delta > 0)
             and (customer.last_activity_at is None or now > customer.last_activity_at)):

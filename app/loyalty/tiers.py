@@ -19,16 +19,34 @@ _SPEND_SQL = """
       AND o.paid_at >= :start AND o.paid_at < :end {customer_filter}
     GROUP BY o.customer_id
 """
-# A reversal's expiry_cover is the part an earlier expiry already took from the balance: it
-# still leaves the points earned (as points_earned_lifetime does, app.loyalty.ledger.post_entry).
+# A reversal's expiry_cover is the part an earlier expiry already took from the balance, its
+# uncollected the part a clamped balance could not repay: both still leave the points earned (as
+# points_earned_lifetime does, app.loyalty.ledger.post_entry).
+# A reversal counts in the period of the grant it takes back (the order's earn or release, not
+# an edit's), as a refund counts against its order's paid date for spend: refunding last year's
+# order must not eat this year's points. A reversal is never older than its grant, so the scan
+# starts at :start; only reversals are read past :end.
 _POINTS_SQL = """
-    SELECT l.customer_id, COALESCE(SUM(l.points - l.expiry_cover), 0)
+    SELECT l.customer_id, COALESCE(SUM(l.points - l.expiry_cover - l.uncollected), 0)
     FROM ledger_entries l
+    LEFT JOIN LATERAL (
+        SELECT g.created_at FROM ledger_entries g
+        WHERE l.kind = 'reverse' AND g.shop_id = l.shop_id AND g.customer_id = l.customer_id
+          AND g.order_id = l.order_id AND g.id < l.id AND g.kind IN ('earn', 'release') AND g.points > 0
+          AND g.idempotency_key NOT LIKE '%:edit:%'
+        ORDER BY g.id DESC LIMIT 1
+    ) grant_entry ON true
     WHERE l.shop_id = :shop_id AND l.kind IN ('earn', 'release', 'reverse')
-      AND l.created_at >= :start AND l.created_at < :end {customer_filter}
+      AND l.created_at >= :start AND (l.created_at < :end OR l.kind = 'reverse')
+      AND COALESCE(grant_entry.created_at, l.created_at) >= :start
+      AND COALESCE(grant_entry.created_at, l.created_at) < :end {customer_filter}
     GROUP BY l.customer_id
 """
 
+_LATEST_SQL = {
+    "spend": "SELECT max(paid_at) FROM orders WHERE shop_id = :shop_id AND customer_id = :customer_id",
+    "points": "SELECT max(created_at) FROM ledger_entries WHERE shop_id = :shop_id AND customer_id = :customer_id",
+}
 
 # Built once, the shop id bound per call: the widget reads the tiers on every page view.
 _SHOP_TIERS = for_shop(Tier, bindparam("shop_id")).order_by(Tier.threshold)
@@ -60,8 +78,9 @@ def windows(settings: ProgramSettings, now: datetime, tz: str) -> list[tuple[dat
 
 
 def qualifying_values(session: Session, shop: Shop, settings: ProgramSettings, now: datetime,
-                      customer_id: int | None = None) -> dict[int, Decimal]:
-    """customer id -> the value compared with tier thresholds (spend or points earned)."""
+                      customer_id: int | None = None, *, also_at_latest: bool = False) -> dict[int, Decimal]:
+    """customer id -> the value compared with tier thresholds (spend or points earned).
+    also_at_latest (one customer): the best of `now` and the customer's newest record."""
     if settings.tier_period == "lifetime":
         column = "total_spent" if settings.tier_basis == "spend" else "points_earned_lifetime"
         sql = f"SELECT id, {column} FROM customers WHERE shop_id = :shop_id" + (" AND id = :customer_id" if customer_id else "")
@@ -69,8 +88,15 @@ def qualifying_values(session: Session, shop: Shop, settings: ProgramSettings, n
     template = _SPEND_SQL if settings.tier_basis == "spend" else _POINTS_SQL
     alias = "o" if settings.tier_basis == "spend" else "l"
     sql = text(template.format(customer_filter=f"AND {alias}.customer_id = :customer_id" if customer_id else ""))
+    periods = windows(settings, now, shop.timezone)
+    if customer_id and also_at_latest:
+        # An event delivered late (a retry, the reconciliation) carries its own, older time: its
+        # windows end there and miss what was recorded after it. Also judge at the newest record.
+        latest = session.scalar(text(_LATEST_SQL[settings.tier_basis]), {"shop_id": shop.id, "customer_id": customer_id})
+        if latest is not None and latest > now:
+            periods += windows(settings, latest, shop.timezone)
     best: dict[int, Decimal] = {}
-    for start, end in windows(settings, now, shop.timezone):
+    for start, end in periods:
         params = {"shop_id": shop.id, "start": start, "end": end, "customer_id": customer_id}
         for cid, value in session.execute(sql, params):
             best[cid] = max(best.get(cid, Decimal(0)), Decimal(value))
@@ -86,7 +112,8 @@ def promote_if_qualified(session: Session, shop: Shop, settings: ProgramSettings
     if settings.tier_period == "lifetime":  # the cached sums on the locked row are exact
         value = customer.total_spent if settings.tier_basis == "spend" else Decimal(customer.points_earned_lifetime)
     else:
-        value = qualifying_values(session, shop, settings, now, customer.id).get(customer.id, Decimal(0))
+        value = qualifying_values(session, shop, settings, now, customer.id,
+                                  also_at_latest=True).get(customer.id, Decimal(0))
     best = tier_for_value(tiers, value)
     current = next((t for t in tiers if t.id == customer.tier_id), None)
     if best is None or (current is not None and best.threshold <= current.threshold):

@@ -225,6 +225,22 @@ def test_calendar_year_promotion_counts_the_order_in_the_shops_local_year(sessio
     assert _tier_name(session, customer) == "Bronze"
 
 
+def test_a_late_delivered_order_promotes_on_everything_recorded_in_its_period(session):
+    # Order B (10:05) reaches us first; order A (10:00) an hour later, by a retry or the
+    # reconciliation, with its own time. A and B add up to Silver: the late event promotes at once,
+    # for rolling and calendar-year periods alike, not at the next review.
+    a_at, b_at = datetime(2026, 3, 10, 10, 0, tzinfo=UTC), datetime(2026, 3, 10, 10, 5, tzinfo=UTC)
+    for basis in ("spend", "points"):
+        for period in ("rolling_12_months", "calendar_year"):
+            shop = make_shop(session, tier_basis=basis, tier_period=period)
+            customer = make_customer(session, shop)
+            apply_event(session, shop.id, paid("B", b_at, customer=customer, subtotal="300"))
+            assert _tier_name(session, customer) == "Bronze"
+            outcome = apply_event(session, shop.id, paid("A", a_at, customer=customer, subtotal="300"))
+            assert _tier_name(session, customer) == "Silver", (basis, period)
+            assert len(_tier_notices(outcome)) == 1
+
+
 def test_a_promotion_committed_while_tiers_are_reviewed_is_not_overwritten(app, session, now, monkeypatch):
     """An order lifts a customer to Gold while the review runs (after it read the values): the
     review must not then write the lower tier it computed from the older values."""
@@ -274,6 +290,55 @@ def test_period_points_tiers_drop_an_order_refunded_after_its_points_expired(ses
     assert (customer.points_balance, customer.points_earned_lifetime) == (0, 0)
     assert review_tiers(session, shop.id, t0 + timedelta(days=202)) == 1
     assert _tier_name(session, customer) == "Bronze"
+
+
+def test_period_points_tiers_take_a_refund_from_the_period_its_order_earned_in(session):
+    # Calendar year on points: 1500 points earned in December 2025 (Gold, kept through 2026), that
+    # order refunded in January 2026, then 600 points earned in 2026. The refund takes the 1500 out
+    # of 2025, where they were earned, not out of 2026's 600: Silver at the 2027 review, as spend
+    # (which counts a refund against its order's paid date) would say.
+    shop = make_shop(session, tier_basis="points", tier_period="calendar_year")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2025, 12, 10, tzinfo=UTC), customer=customer, subtotal="1500"))
+    assert _tier_name(session, customer) == "Gold"
+    apply_event(session, shop.id, refunded(1, "r1", "1500", at=datetime(2026, 1, 20, tzinfo=UTC)))
+    apply_event(session, shop.id, paid(2, datetime(2026, 3, 1, tzinfo=UTC), customer=customer, subtotal="400"))
+    _reload(session, customer)
+    assert customer.points_earned_lifetime == 600  # 400 at Gold's 1.5
+    review_tiers(session, shop.id, datetime(2027, 1, 1, 0, 0, 1, tzinfo=UTC))
+    assert _tier_name(session, customer) == "Silver"
+
+
+def test_rolling_points_tiers_ignore_the_refund_of_an_order_earned_before_the_window(session):
+    shop = make_shop(session, tier_basis="points", tier_period="rolling_12_months")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2025, 1, 10, tzinfo=UTC), customer=customer, subtotal="1500"))
+    apply_event(session, shop.id, paid(2, datetime(2026, 2, 1, tzinfo=UTC), customer=customer, subtotal="400"))
+    apply_event(session, shop.id, refunded(1, "r1", "1500", at=datetime(2026, 2, 10, tzinfo=UTC)))
+    # The last 365 days hold order 2's 600 points; order 1 and its refund belong to 2025.
+    review_tiers(session, shop.id, datetime(2026, 3, 1, tzinfo=UTC))
+    assert _tier_name(session, customer) == "Silver"
+
+
+def test_points_tiers_drop_a_refunded_order_whose_points_a_clamped_balance_could_not_repay(session, now):
+    # With negative_balance = clamp, a full refund after the points were spent takes what the
+    # balance holds and records the rest as uncollected. The order still earned nothing net: its
+    # 600 points leave what qualifies (lifetime and per period alike), as they would with "allow".
+    from app.loyalty.redemptions import redeem_reward
+    from tests.factories import make_reward
+
+    for period in ("lifetime", "rolling_12_months"):
+        shop = make_shop(session, tier_basis="points", tier_period=period, negative_balance="clamp")
+        customer = make_customer(session, shop)
+        apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="600"))
+        assert _tier_name(session, customer) == "Silver"
+        reward = make_reward(session, shop, points_cost=500)
+        redeem_reward(session, shop.id, customer.id, reward.id, "spend", now + timedelta(hours=1))
+        apply_event(session, shop.id, refunded(1, "r1", "600", at=now + timedelta(days=1)))
+        _reload(session, customer)
+        assert (customer.points_balance, customer.points_earned_lifetime) == (0, 0), period
+        assert review_tiers(session, shop.id, now + timedelta(days=2)) == 1, period
+        assert _tier_name(session, customer) == "Bronze", period
 
 
 # --- points basis: every earning counts at once, not only orders ------------------------------
