@@ -19,7 +19,7 @@ from app.extensions import db, redis_connection
 from app.loyalty.actions import award_birthdays, unqueued_birthday_emails
 from app.loyalty.calendar import local
 from app.loyalty.expiry import expire_inactive_points, expiry_reminders as find_expiry_reminders
-from app.loyalty.orders import release_pending_points
+from app.loyalty.pending import release_pending_points
 from app.loyalty.program import program_settings
 from app.loyalty.tiers import review_tiers
 from app.models import Shop

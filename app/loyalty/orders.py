@@ -62,8 +62,8 @@ def apply_order_fulfilled(session: Session, shop_id: int, event: OrderFulfilled)
 
 def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: datetime, *, fulfilled: bool,
                 historical: bool = False) -> Outcome:
-    shop, settings = _shop(session, shop_id)
-    _lock_order(session, shop_id, snapshot.platform_order_id)
+    shop, settings = shop_and_settings(session, shop_id)
+    lock_order(session, shop_id, snapshot.platform_order_id)
     customer = _order_customer(session, shop_id, snapshot)
     order = _record_order(session, shop_id, settings, snapshot, customer)
     if customer is not None and order.customer_id != customer.id:
@@ -100,8 +100,8 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
 
 
 def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled) -> Outcome:
-    shop, settings = _shop(session, shop_id)
-    _lock_order(session, shop_id, event.platform_order_id)
+    shop, settings = shop_and_settings(session, shop_id)
+    lock_order(session, shop_id, event.platform_order_id)
     order = _find_order(session, shop_id, event.platform_order_id)
     if order is not None and _older_than_applied(event.order, order, event.occurred_at):
         # A late delivery from before a newer state we already applied (e.g. the order was
@@ -132,8 +132,8 @@ def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled)
 
 def apply_order_restored(session: Session, shop_id: int, event: OrderRestored) -> Outcome:
     """Un-cancel an order and grant its points again (a new generation, new ledger keys)."""
-    shop, settings = _shop(session, shop_id)
-    _lock_order(session, shop_id, event.platform_order_id)
+    shop, settings = shop_and_settings(session, shop_id)
+    lock_order(session, shop_id, event.platform_order_id)
     order = _find_order(session, shop_id, event.platform_order_id)
     if order is None or order.status != "cancelled":
         return Outcome(status="noop")  # nothing to restore; a sale event records and earns it
@@ -167,8 +167,8 @@ def apply_order_restored(session: Session, shop_id: int, event: OrderRestored) -
 
 
 def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -> Outcome:
-    shop, settings = _shop(session, shop_id)
-    _lock_order(session, shop_id, event.platform_order_id)
+    shop, settings = shop_and_settings(session, shop_id)
+    lock_order(session, shop_id, event.platform_order_id)
     stored = session.execute(
         insert(OrderRefund)
         .values(shop_id=shop_id, platform_order_id=event.platform_order_id, platform_refund_id=event.platform_refund_id,
@@ -198,8 +198,8 @@ def apply_order_edited(session: Session, shop_id: int, event: OrderEdited) -> Ou
     take those points twice). The points are worked out afresh on the grown amount, at the rate and
     multiplier the order earned at, and the difference is keyed by the new total: a replay, or an
     older edit applied after a newer one, finds nothing left to grant."""
-    shop, settings = _shop(session, shop_id)
-    _lock_order(session, shop_id, event.platform_order_id)
+    shop, settings = shop_and_settings(session, shop_id)
+    lock_order(session, shop_id, event.platform_order_id)
     order = _find_order(session, shop_id, event.platform_order_id)
     snapshot = event.order
     if order is None:
@@ -257,46 +257,9 @@ def _grant_growth(session: Session, settings: ProgramSettings, order: Order, cus
     sync_reversal(session, settings, order, customer, event.occurred_at)
 
 
-def release_pending_points(session: Session, shop_id: int, now: datetime, limit: int = 500,
-                           after_id: int = 0) -> Outcome:
-    """Orders whose return window has passed: their held points become spendable.
-
-    One batch (orders by id after `after_id`); a full batch sets outcome.resume_after."""
-    shop, settings = _shop(session, shop_id)
-    due = session.execute(
-        select(Order.id, Order.platform_order_id)
-        .where(Order.shop_id == shop_id, Order.points_status == "pending", Order.pending_until <= now,
-               Order.id > after_id)
-        .order_by(Order.id).limit(limit)
-    ).all()
-    outcome = Outcome(status="applied" if due else "noop", resume_after=due[-1][0] if len(due) == limit else None)
-    for order_id, platform_order_id in due:
-        _lock_order(session, shop_id, platform_order_id)
-        order = session.scalars(for_shop(Order, shop_id).where(Order.id == order_id)
-                                .execution_options(populate_existing=True)).one()
-        if order.points_status != "pending" or order.customer_id is None:
-            continue
-        if order.status == "cancelled" or 0 < order.points_earned <= order.points_reversed:
-            # Cancelled or fully refunded within the return window: nothing was granted, so it
-            # does not complete a referral or count as awarded.
-            order.points_status = "void"
-            continue
-        customer = lock_customer(session, shop_id, order.customer_id)
-        amount = order.points_earned - order.points_reversed
-        key = f"{points_key(order)}:release"
-        post_entry(session, customer, kind="release", key=key, now=now,
-                   points=amount, pending_delta=-amount, source="order", order_id=order.id)
-        order.grant_expire_id = customer.last_expire_id
-        collect_earlier_rest(session, order, customer, amount, now)
-        order.points_status = "awarded"
-        outcome.intents += _after_points_awarded(session, shop, settings, customer, order, now)
-        outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, now)
-    return outcome
-
-
 def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: datetime) -> list:
     """A shopper who checked out as a guest and then made an account keeps those points."""
-    shop, settings = _shop(session, shop_id)
+    shop, settings = shop_and_settings(session, shop_id)
     if not customer.email_normalized:
         return []
     since = now - timedelta(days=max(settings.guest_claim_days, settings.pending_days))
@@ -309,7 +272,7 @@ def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: 
     intents: list = []
     claimed: list[Order] = []
     for order_id, platform_order_id in guest_orders:
-        _lock_order(session, shop_id, platform_order_id)
+        lock_order(session, shop_id, platform_order_id)
         order = _find_order(session, shop_id, platform_order_id)
         if order is None or order.customer_id is not None or order.status == "cancelled":
             continue
@@ -331,14 +294,15 @@ def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: 
 
 # --- internals ---------------------------------------------------------------------------
 
-def _shop(session: Session, shop_id: int) -> tuple[Shop, ProgramSettings]:
+def shop_and_settings(session: Session, shop_id: int) -> tuple[Shop, ProgramSettings]:
     shop = session.get(Shop, shop_id)
     if shop is None:
         raise LookupError(f"shop {shop_id} does not exist")
     return shop, program_settings(shop)
 
 
-def _lock_order(session: Session, shop_id: int, platform_order_id: str) -> None:
+def lock_order(session: Session, shop_id: int, platform_order_id: str) -> None:
+    """Events about one order apply one at a time (see the module docstring)."""
     session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                     {"key": f"order:{shop_id}:{platform_order_id}"})
 

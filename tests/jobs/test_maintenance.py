@@ -119,9 +119,9 @@ def test_expire_points_works_through_every_batch_in_one_run(session, monkeypatch
 def test_release_pending_works_through_every_batch_in_one_run(session, monkeypatch):
     import functools
 
-    from app.loyalty import orders
+    from app.loyalty import pending
 
-    monkeypatch.setattr(maintenance, "release_pending_points", functools.partial(orders.release_pending_points, limit=2))
+    monkeypatch.setattr(maintenance, "release_pending_points", functools.partial(pending.release_pending_points, limit=2))
     shop = make_shop(session, pending_days=14)
     customers = [make_customer(session, shop) for _ in range(5)]
     for n, customer in enumerate(customers):

@@ -287,7 +287,7 @@ def test_reminded_once_per_threshold_per_expiry_date(session):
 
 
 def test_an_order_still_in_its_pending_period_resets_the_clock(session):
-    from app.loyalty.orders import release_pending_points
+    from app.loyalty.pending import release_pending_points
 
     shop = make_shop(session, expiry_months=6, pending_days=14)
     customer = _earner(session, shop, datetime(2025, 1, 10, tzinfo=UTC))

@@ -23,7 +23,7 @@ from app.loyalty.errors import InsufficientPoints, LoyaltyError
 from app.loyalty.events import CustomerInfo, OrderFulfilled, OrderRestored
 from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.ledger import find_balance_drift
-from app.loyalty.orders import release_pending_points
+from app.loyalty.pending import release_pending_points
 from app.loyalty.redemptions import fail_redemption, redeem_reward
 from app.models import Customer, LedgerEntry, Order, Reward
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded, set_rule, snapshot

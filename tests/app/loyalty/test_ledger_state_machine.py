@@ -30,7 +30,7 @@ from app.loyalty.events import (
 )
 from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.ledger import find_balance_drift
-from app.loyalty.orders import release_pending_points
+from app.loyalty.pending import release_pending_points
 from app.loyalty.program import program_settings
 from app.loyalty.redemption_cancel import (
     complete_cancellation, fail_cancellation, refuse_cancellation, request_cancellation,

@@ -9,7 +9,7 @@ import pytest
 from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderFulfilled
 from app.loyalty.ledger import ledger_sums
-from app.loyalty.orders import release_pending_points
+from app.loyalty.pending import release_pending_points
 from app.models import Customer, LedgerEntry, Order, Tier
 from tests.factories import cancelled, make_customer, make_shop, paid, set_rule, snapshot
 

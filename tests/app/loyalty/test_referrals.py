@@ -8,7 +8,7 @@ from app.loyalty.apply import apply_event
 from app.loyalty.events import CustomerInfo, CustomerUpserted
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import find_balance_drift
-from app.loyalty.orders import release_pending_points
+from app.loyalty.pending import release_pending_points
 from app.models import Customer, LedgerEntry, Referral
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded
 

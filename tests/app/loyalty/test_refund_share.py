@@ -13,7 +13,7 @@ import pytest
 from app.loyalty.adjustments import adjust_points
 from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderFulfilled, OrderPaid
-from app.loyalty.orders import release_pending_points
+from app.loyalty.pending import release_pending_points
 from app.models import LedgerEntry, Order, OrderRefund
 from tests.factories import checked_balance, make_customer, make_shop, paid, refunded, set_rule, snapshot
 

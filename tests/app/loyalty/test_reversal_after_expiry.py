@@ -15,7 +15,7 @@ from app.loyalty import new_sale, orders
 from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderCancelled, OrderRestored
 from app.loyalty.expiry import expire_inactive_points
-from app.loyalty.orders import release_pending_points
+from app.loyalty.pending import release_pending_points
 from app.loyalty.redemptions import redeem_reward
 from app.models import Customer, LedgerEntry, Order
 from tests.factories import cancelled, checked_balance, make_customer, make_reward, make_shop, paid, refunded, snapshot

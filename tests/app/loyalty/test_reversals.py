@@ -11,7 +11,7 @@ from app.loyalty.adjustments import adjust_points
 from app.loyalty.apply import apply_event
 from app.loyalty.events import OrderCancelled, OrderFulfilled
 from app.loyalty.ledger import find_balance_drift, ledger_sums
-from app.loyalty.orders import release_pending_points
+from app.loyalty.pending import release_pending_points
 from app.loyalty.redemptions import redeem_reward
 from app.models import LedgerEntry, Order, OrderRefund, Reward
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded, set_rule, snapshot
