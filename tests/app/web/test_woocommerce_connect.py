@@ -68,6 +68,7 @@ def keys(nonce: str, **fields) -> dict:
     "https://intranet.local", "https://printer", "https://user:pass@shop.example.com",
     "https://shop.example.com@evil.com", "https://evil.com\\@shop.example.com", "https://shop.example.com/?x=1",
     "https://shop.example.com/#frag", "//evil.com", "https://shöp.example.com", "https://shop.example.com:99999",
+    "https://shop.example.com/wp\x00", "https://shop.example.com/my shop",
 ])
 def test_connect_refuses_anything_but_a_public_https_store_without_redirecting(web, attack):
     response = web.get("/woocommerce/connect", query_string={} if attack is None else {"store_url": attack})
