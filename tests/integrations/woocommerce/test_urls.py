@@ -59,6 +59,32 @@ def test_a_store_host_resolving_to_a_private_address_is_never_called(app, monkey
     vet_address("https://shop.example.com")  # a public address passes
 
 
+@pytest.mark.parametrize("address", [
+    "64:ff9b::a9fe:a9fe",     # NAT64 well-known prefix + 169.254.169.254 (DNS64/NAT64 networks)
+    "64:ff9b:1::a00:5",       # NAT64 local-use prefix + 10.0.0.5
+    "2002:7f00:1::1",         # 6to4 of 127.0.0.1
+    "::a9fe:a9fe",            # IPv4-compatible form of 169.254.169.254
+])
+def test_an_ipv6_address_carrying_a_private_ipv4_is_refused(app, monkeypatch, address):
+    import socket
+
+    from integrations.base import PermanentPlatformError
+    from integrations.woocommerce.transport import vet_address
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(10, 1, 6, "", (address, 443, 0, 0))])
+    with pytest.raises(PermanentPlatformError, match="non-public"):
+        vet_address("https://nat64.example.com")
+
+
+def test_an_ipv6_address_carrying_a_public_ipv4_passes(app, monkeypatch):
+    import socket
+
+    from integrations.woocommerce.transport import vet_address
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(10, 1, 6, "", ("64:ff9b::5db8:d822", 443, 0, 0))])
+    assert vet_address("https://nat64.example.com") == "64:ff9b::5db8:d822"
+
+
 def test_store_redirects_are_not_followed(app, session):
     import responses
 
