@@ -41,6 +41,8 @@ def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | Non
         # A numeric last label catches the short and octal IPv4 forms resolvers accept
         # (127.1, 0177.0.0.1); only the standard HTTPS port is reachable from us.
         return None
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal (development stores only, refused above otherwise)
     netloc = host if port is None else f"{host}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 

@@ -46,6 +46,12 @@ def test_http_and_local_hosts_only_with_the_development_flag():
     assert valid_store_url("http://localhost:8080/shop") is None
 
 
+def test_a_development_store_on_an_ipv6_literal_keeps_its_brackets():
+    # Without them "http://::1:8080" is no URL: every later urlsplit of the stored domain fails.
+    assert valid_store_url("http://[::1]:8080/shop", allow_http=True) == "http://[::1]:8080/shop"
+    assert valid_store_url("http://[fd00::5]", allow_http=True) == "http://[fd00::5]"
+
+
 def test_a_store_host_resolving_to_a_private_address_is_never_called(app, monkeypatch):
     import socket
 
