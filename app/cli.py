@@ -273,7 +273,11 @@ def keys_rotate() -> None:
                 setattr(shop, column, token_cipher.rotate(ciphertext))
                 values += 1
     db.session.commit()
-    click.echo(f"re-encrypted {values} secrets of {len(shops)} shops with the newest key")
+    from integrations.woocommerce.connect import rotate_parked_keys
+
+    parked = rotate_parked_keys()
+    click.echo(f"re-encrypted {values} secrets of {len(shops)} shops with the newest key"
+               + (f", and {parked} WooCommerce key pairs awaiting their check" if parked else ""))
 
 
 def _pause(seconds: float) -> None:

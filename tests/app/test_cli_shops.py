@@ -96,6 +96,32 @@ def test_keys_rotate_reencrypts_every_secret_with_the_newest_key(sapp, new_key):
         token_cipher.decrypt(shop.access_token_enc)
 
 
+def test_keys_rotate_also_reencrypts_woocommerce_keys_parked_for_their_check(sapp, new_key, uses_real_redis):
+    # Keys posted for a connected store wait (encrypted, up to an hour) in Redis for
+    # verify_new_keys; after rotate and dropping the old key they must still be readable.
+    if not uses_real_redis:
+        pytest.skip("three apps share one Redis only through REDIS_URL (fakeredis is per app)")
+    from app.extensions import redis_connection
+    from integrations.woocommerce.connect import PENDING_KEYS, _park_keys, take_parked_keys
+
+    with sapp.app_context():
+        shop = make_shop(db.session, platform="woocommerce")
+        db.session.commit()
+        shop_id = shop.id
+        token = _park_keys(shop_id, "ck_parked", "cs_parked")
+        db.session.remove()
+
+    rotating = create_app(test_config(TOKEN_ENCRYPTION_KEYS=f"{new_key},{TEST_FERNET_KEY}"))
+    result = rotating.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+
+    only_new = create_app(test_config(TOKEN_ENCRYPTION_KEYS=new_key))
+    with only_new.app_context():
+        key, secret = take_parked_keys(shop_id, token)
+        assert (token_cipher.decrypt(key), token_cipher.decrypt(secret)) == ("ck_parked", "cs_parked")
+        assert 0 < redis_connection.client(only_new).ttl(PENDING_KEYS + token) <= 3600
+
+
 def test_shops_subscribe_subscribes_every_installed_shopify_shop_again(sapp):
     # After an upgrade adds a topic (orders/edited): shops installed before it are subscribed to it
     # by running the install's subscription job again ("already taken" topics count as done).
