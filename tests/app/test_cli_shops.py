@@ -122,6 +122,30 @@ def test_keys_rotate_also_reencrypts_woocommerce_keys_parked_for_their_check(sap
         assert 0 < redis_connection.client(only_new).ttl(PENDING_KEYS + token) <= 3600
 
 
+def test_keys_rotate_names_a_secret_no_configured_key_reads_and_changes_nothing(sapp, new_key):
+    # The operator dropped a key too early: say which shop and column, not a bare InvalidToken.
+    with sapp.app_context():
+        readable = make_shop(db.session, platform="woocommerce")
+        readable.access_token_enc = token_cipher.encrypt("ck_readable")
+        lost = make_shop(db.session, platform="woocommerce")
+        lost.api_secret_enc = Fernet(Fernet.generate_key()).encrypt(b"cs_lost").decode()
+        db.session.commit()
+        ids, before = (readable.id, lost.id), (readable.access_token_enc, lost.api_secret_enc)
+        db.session.remove()
+
+    rotating = create_app(test_config(TOKEN_ENCRYPTION_KEYS=f"{new_key},{TEST_FERNET_KEY}"))
+    result = rotating.test_cli_runner().invoke(args=["keys", "rotate"])
+    with sapp.app_context():
+        after = (db.session.get(Shop, ids[0]).access_token_enc, db.session.get(Shop, ids[1]).api_secret_enc)
+        db.session.get(Shop, ids[1]).api_secret_enc = None  # later rotations (new_key's teardown) must not trip on it
+        db.session.commit()
+        db.session.remove()
+
+    assert result.exit_code == 1
+    assert f"shop {ids[1]}" in result.output and "api_secret_enc" in result.output and "nothing changed" in result.output
+    assert after == before
+
+
 def test_shops_subscribe_subscribes_every_installed_shopify_shop_again(sapp):
     # After an upgrade adds a topic (orders/edited): shops installed before it are subscribed to it
     # by running the install's subscription job again ("already taken" topics count as done).
