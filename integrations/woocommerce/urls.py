@@ -37,7 +37,8 @@ def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | Non
     if not _HOST_NAME.fullmatch(host) and not (allow_http and _is_ip_literal(host)):
         return None
     if not allow_http and (_is_ip_literal(host) or host == "localhost" or host.endswith(_LOCAL_SUFFIXES)
-                           or "." not in host or not host.rsplit(".", 1)[1].isalpha() or port not in (None, 443)):
+                           or "." not in host or not _top_level_label(host.rsplit(".", 1)[1])
+                           or port not in (None, 443)):
         # A numeric last label catches the short and octal IPv4 forms resolvers accept
         # (127.1, 0177.0.0.1); only the standard HTTPS port is reachable from us.
         return None
@@ -45,6 +46,11 @@ def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | Non
         host = f"[{host}]"  # an IPv6 literal (development stores only, refused above otherwise)
     netloc = host if port is None else f"{host}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _top_level_label(label: str) -> bool:
+    """Letters, or an internationalised TLD in punycode (xn--p1ai is .рф): never a number."""
+    return label.isalpha() or (label.startswith("xn--") and label[4:].isalnum())
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -11,6 +11,7 @@ from integrations.woocommerce.urls import valid_store_url
     ("https://Shop.Example.com/", "https://shop.example.com"),
     ("https://example.com/store/", "https://example.com/store"),
     ("https://shop.example.com:443", "https://shop.example.com:443"),
+    ("https://xn--80aswg.xn--p1ai", "https://xn--80aswg.xn--p1ai"),  # an internationalised TLD (.рф), as punycode
 ])
 def test_public_https_stores_pass_normalised(url, expected):
     assert valid_store_url(url) == expected
