@@ -254,6 +254,7 @@ def keys_group() -> None:
 def keys_rotate() -> None:
     """Re-encrypt every shop's stored secrets with the newest key (the first in
     TOKEN_ENCRYPTION_KEYS). Afterwards the older keys can be removed."""
+    from cryptography.fernet import InvalidToken
     from sqlalchemy import select
 
     from app.crypto import token_cipher
@@ -269,11 +270,22 @@ def keys_rotate() -> None:
     for shop in shops:
         for column in secret_columns:
             ciphertext = getattr(shop, column)
-            if ciphertext:
+            if not ciphertext:
+                continue
+            try:
                 setattr(shop, column, token_cipher.rotate(ciphertext))
-                values += 1
+            except InvalidToken:
+                db.session.rollback()
+                raise click.ClickException(
+                    f"shop {shop.id}: {column} cannot be decrypted with any key in TOKEN_ENCRYPTION_KEYS; "
+                    "nothing changed (put back the key it was written with, then rotate again)") from None
+            values += 1
     db.session.commit()
-    click.echo(f"re-encrypted {values} secrets of {len(shops)} shops with the newest key")
+    from integrations.woocommerce.connect import rotate_parked_keys
+
+    parked = rotate_parked_keys()
+    click.echo(f"re-encrypted {values} secrets of {len(shops)} shops with the newest key"
+               + (f", and {parked} WooCommerce key pairs awaiting their check" if parked else ""))
 
 
 def _pause(seconds: float) -> None:

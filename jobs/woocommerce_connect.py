@@ -79,6 +79,12 @@ def verify_new_keys(shop_id: int, token: str) -> str:
     if shop is None or shop.platform != PLATFORM or parked is None:
         session.rollback()
         return "expired"
+    if shop.status == "disconnected" and shop.access_token_enc is None:
+        # Disconnected on purpose since these keys were parked (disconnect drops the keys; a 401
+        # keeps them): they must not connect the store again. A new connect stores keys directly.
+        session.rollback()
+        drop_parked_keys(token)
+        return "disconnected"
     shop.access_token_enc, shop.api_secret_enc = parked
     try:
         call(shop, "get", "orders", params={"per_page": 1})

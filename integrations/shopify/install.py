@@ -51,10 +51,14 @@ def post_install(session: Session, domain: str, access_token: str, *, refresh_to
                  expires_at: datetime | None = None, now: datetime) -> Shop:
     """Upsert the shop with its token, commit, then enqueue webhook subscription and backfill."""
     shop = _upsert_shop(session, domain, now)
-    if expires_at is None and shop.access_token_enc and token_cipher.decrypt(shop.access_token_enc) != access_token:
+    replaced = shop.access_token_enc and (expires_at is not None
+                                          or token_cipher.decrypt(shop.access_token_enc) != access_token)
+    if replaced:
         # Shopify answers a repeated grant with the same non-expiring offline token and issues a
         # new one only after an uninstall: this is a reinstall even though the app/uninstalled
-        # delivery has not been processed yet, and that late delivery must not undo it.
+        # delivery has not been processed yet, and that late delivery must not undo it. An
+        # exchanged (expiring) token replaces one only when that one stopped working (its refresh
+        # refused, as after an uninstall) and proves the app is installed now: the same holds.
         shop.installed_at = now
     store_access_token(shop, access_token, refresh_token=refresh_token, expires_at=expires_at, now=now)
     if not shop.widget_secret_enc:

@@ -84,6 +84,21 @@ def drop_parked_keys(token: str) -> None:
     redis_connection.client(current_app).delete(PENDING_KEYS + token)
 
 
+def rotate_parked_keys() -> int:
+    """Re-encrypt parked keys with the newest key (`lojal keys rotate`): they live up to an hour,
+    long enough to outlast the old key. XX + KEEPTTL: one taken or expired meanwhile stays gone."""
+    client = redis_connection.client(current_app)
+    rotated = 0
+    for name in client.scan_iter(match=PENDING_KEYS + "*", count=500):
+        raw = client.get(name)
+        if raw is None:
+            continue
+        data = json.loads(raw)
+        data["key"], data["secret"] = token_cipher.rotate(data["key"]), token_cipher.rotate(data["secret"])
+        rotated += bool(client.set(name, json.dumps(data), xx=True, keepttl=True))
+    return rotated
+
+
 def _upsert_shop(session: Session, store_url: str, now: datetime) -> tuple[Shop, bool]:
     """The shop row, created if new, locked; a new or disconnected shop becomes "pending" (its
     keys are not proven yet). Also says whether the shop was active or pending (keys in use).

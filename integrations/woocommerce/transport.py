@@ -45,7 +45,7 @@ def vet_address(url: str, *, allow_local: bool = False) -> str:
         raise TransientPlatformError(f"store host {host} does not resolve") from None
     if not addresses:
         raise TransientPlatformError(f"store host {host} does not resolve")
-    public = [ipaddress.ip_address(a.split("%", 1)[0]).is_global for a in addresses]
+    public = [_is_public(a) for a in addresses]
     if parts.scheme != "https" and any(public):
         # Plain http (development flag) only to this machine or its network: over the internet
         # the key, the OAuth-signed requests and the store's customer data would travel in clear.
@@ -53,6 +53,27 @@ def vet_address(url: str, *, allow_local: bool = False) -> str:
     if not allow_local and not all(public):
         raise PermanentPlatformError(f"store host {host} resolves to a non-public address; refusing to call it")
     return addresses[0]
+
+
+# IPv6 forms that carry an IPv4 address a gateway connects to (Python's is_global looks only at
+# the IPv6 address): NAT64's well-known prefix, whose last 32 bits are the IPv4 address; its
+# local-use prefix and the deprecated IPv4-compatible form are never a public store's.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NOT_PUBLIC_V6 = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("::/96"))
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if not ip.is_global:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _NOT_PUBLIC_V6):
+            return False
+        embedded = ip.ipv4_mapped or ip.sixtofour or (
+            ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None)
+        if embedded is not None and not embedded.is_global:
+            return False
+    return True
 
 
 class _Pinned:

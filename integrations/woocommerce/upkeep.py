@@ -110,10 +110,13 @@ def disconnect(session: Session, shop: Shop, *, actor: str = "system") -> int:
 
     Returns how many webhooks were deleted. A 401 means the keys are already revoked, so there is
     nothing we can delete (the store stops delivering to a disconnected shop's failing URL by
-    itself). A transient failure raises before anything changes here, so it can be retried.
-    The caller commits.
+    itself). Any other refusal that no retry would change (WooCommerce gone: 404; an address we
+    will not call) still disconnects, with the error in the audit details: the merchant must be
+    able to stop us using the keys. A transient failure raises before anything changes here, so
+    it can be retried. The caller commits.
     """
     deleted = 0
+    details: dict[str, Any] = {}
     if shop.access_token_enc and shop.api_secret_enc:
         try:
             url = delivery_url(shop)
@@ -123,11 +126,15 @@ def disconnect(session: Session, shop: Shop, *, actor: str = "system") -> int:
                     deleted += 1
         except StoreDisconnected:
             log.info("woocommerce keys already revoked; no webhooks to delete", extra={"shop_id": shop.id})
+        except PermanentPlatformError as exc:
+            details["webhooks_error"] = str(exc)[:500]
+            log.warning("woocommerce webhooks not deleted at disconnect", extra={"shop_id": shop.id,
+                                                                                 "error": str(exc)[:500]})
     shop.access_token_enc = None
     shop.api_secret_enc = None
     shop.status = "disconnected"
     audit.record(session, shop.id, actor, "shop.disconnect", target_type="shop", target_id=shop.id,
-                 details={"webhooks_deleted": deleted})
+                 details={"webhooks_deleted": deleted, **details})
     return deleted
 
 

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 # Host names that never name a public store.
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home", ".corp", ".localdomain")
+# Dot-separated DNS labels (letters, digits, inner hyphens; underscores as some dev hosts have
+# them): no empty label and no `%`, which a browser would decode into another host than we store.
+_HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*")
 
 
 def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | None:
@@ -15,6 +19,9 @@ def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | Non
     query or fragment, IP literals, localhost and private-network names, non-ASCII hosts.
     """
     if not value or not isinstance(value, str) or not value.isascii() or len(value) > 512:
+        return None
+    if any(c.isspace() or not c.isprintable() for c in value.strip()):
+        # A NUL cannot be stored (PostgreSQL text) and spaces or controls are no store's address.
         return None
     try:
         parts = urlsplit(value.strip())
@@ -27,13 +34,23 @@ def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | Non
         return None
     if parts.query or parts.fragment or "\\" in value or "@" in parts.netloc:
         return None
+    if not _HOST_NAME.fullmatch(host) and not (allow_http and _is_ip_literal(host)):
+        return None
     if not allow_http and (_is_ip_literal(host) or host == "localhost" or host.endswith(_LOCAL_SUFFIXES)
-                           or "." not in host or not host.rsplit(".", 1)[1].isalpha() or port not in (None, 443)):
+                           or "." not in host or not _top_level_label(host.rsplit(".", 1)[1])
+                           or port not in (None, 443)):
         # A numeric last label catches the short and octal IPv4 forms resolvers accept
         # (127.1, 0177.0.0.1); only the standard HTTPS port is reachable from us.
         return None
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal (development stores only, refused above otherwise)
     netloc = host if port is None else f"{host}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _top_level_label(label: str) -> bool:
+    """Letters, or an internationalised TLD in punycode (xn--p1ai is .рф): never a number."""
+    return label.isalpha() or (label.startswith("xn--") and label[4:].isalnum())
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -96,6 +96,56 @@ def test_keys_rotate_reencrypts_every_secret_with_the_newest_key(sapp, new_key):
         token_cipher.decrypt(shop.access_token_enc)
 
 
+def test_keys_rotate_also_reencrypts_woocommerce_keys_parked_for_their_check(sapp, new_key, uses_real_redis):
+    # Keys posted for a connected store wait (encrypted, up to an hour) in Redis for
+    # verify_new_keys; after rotate and dropping the old key they must still be readable.
+    if not uses_real_redis:
+        pytest.skip("three apps share one Redis only through REDIS_URL (fakeredis is per app)")
+    from app.extensions import redis_connection
+    from integrations.woocommerce.connect import PENDING_KEYS, _park_keys, take_parked_keys
+
+    with sapp.app_context():
+        shop = make_shop(db.session, platform="woocommerce")
+        db.session.commit()
+        shop_id = shop.id
+        token = _park_keys(shop_id, "ck_parked", "cs_parked")
+        db.session.remove()
+
+    rotating = create_app(test_config(TOKEN_ENCRYPTION_KEYS=f"{new_key},{TEST_FERNET_KEY}"))
+    result = rotating.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+
+    only_new = create_app(test_config(TOKEN_ENCRYPTION_KEYS=new_key))
+    with only_new.app_context():
+        key, secret = take_parked_keys(shop_id, token)
+        assert (token_cipher.decrypt(key), token_cipher.decrypt(secret)) == ("ck_parked", "cs_parked")
+        assert 0 < redis_connection.client(only_new).ttl(PENDING_KEYS + token) <= 3600
+
+
+def test_keys_rotate_names_a_secret_no_configured_key_reads_and_changes_nothing(sapp, new_key):
+    # The operator dropped a key too early: say which shop and column, not a bare InvalidToken.
+    with sapp.app_context():
+        readable = make_shop(db.session, platform="woocommerce")
+        readable.access_token_enc = token_cipher.encrypt("ck_readable")
+        lost = make_shop(db.session, platform="woocommerce")
+        lost.api_secret_enc = Fernet(Fernet.generate_key()).encrypt(b"cs_lost").decode()
+        db.session.commit()
+        ids, before = (readable.id, lost.id), (readable.access_token_enc, lost.api_secret_enc)
+        db.session.remove()
+
+    rotating = create_app(test_config(TOKEN_ENCRYPTION_KEYS=f"{new_key},{TEST_FERNET_KEY}"))
+    result = rotating.test_cli_runner().invoke(args=["keys", "rotate"])
+    with sapp.app_context():
+        after = (db.session.get(Shop, ids[0]).access_token_enc, db.session.get(Shop, ids[1]).api_secret_enc)
+        db.session.get(Shop, ids[1]).api_secret_enc = None  # later rotations (new_key's teardown) must not trip on it
+        db.session.commit()
+        db.session.remove()
+
+    assert result.exit_code == 1
+    assert f"shop {ids[1]}" in result.output and "api_secret_enc" in result.output and "nothing changed" in result.output
+    assert after == before
+
+
 def test_shops_subscribe_subscribes_every_installed_shopify_shop_again(sapp):
     # After an upgrade adds a topic (orders/edited): shops installed before it are subscribed to it
     # by running the install's subscription job again ("already taken" topics count as done).

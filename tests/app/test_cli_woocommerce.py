@@ -65,3 +65,25 @@ def test_disconnect_refuses_unknown_and_non_woocommerce_shops(app, store):
     result = app.test_cli_runner().invoke(args=["shops", "disconnect", uid])
     assert result.exit_code == 2 and "only WooCommerce stores" in result.output
     assert len(store.calls) == 0
+
+
+def test_disconnect_of_a_store_that_refuses_for_good_still_drops_the_keys(app, store):
+    # WooCommerce removed (404), or the domain now points elsewhere: no retry will ever delete
+    # the webhooks, and the merchant must still be able to stop Lojal using the keys.
+    from sqlalchemy import select
+
+    from app.models import AuditLog
+
+    shop_id, uid, domain, customer_id = build(app, make_wc_shop)
+    store.get(f"{domain}/wp-json/wc/v3/webhooks", status=404, json={"code": "rest_no_route"})
+
+    result = app.test_cli_runner().invoke(args=["shops", "disconnect", uid])
+
+    assert result.exit_code == 0, result.output
+    assert "0 webhooks deleted" in result.output
+    assert reload(app, shop_id, customer_id) == ("disconnected", None, None, 250)
+    with app.app_context():
+        details = db.session.scalars(select(AuditLog.details).where(
+            AuditLog.shop_id == shop_id, AuditLog.action == "shop.disconnect")).one()
+        db.session.remove()
+    assert details["webhooks_deleted"] == 0 and "404" in details["webhooks_error"]

@@ -389,6 +389,45 @@ def test_app_home_exchanges_a_new_token_when_the_stored_refresh_token_is_refused
     assert shop.token_expires_at > datetime.now(UTC)
 
 
+def test_a_reinstall_through_app_home_before_the_uninstall_webhook_is_processed_survives_it(sapp, web):
+    # Uninstalled (Shopify revokes the token and refresh token), reinstalled through Shopify-managed
+    # install while the app/uninstalled delivery still waits in the queue: the row is "active", the
+    # refresh is refused, a new token is exchanged. That delivery is about the previous installation.
+    from app.loyalty.apply import apply_event
+    from app.loyalty.events import AppUninstalled
+
+    domain = new_domain()
+    with respx.mock:
+        respx.post(token_endpoint(domain)).mock(return_value=httpx.Response(200, json=EXCHANGED))
+        web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)})
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
+        shop.installed_at = datetime.now(UTC) - timedelta(days=30)
+        shop.token_expires_at = datetime.now(UTC) - timedelta(minutes=1)
+        db.session.commit()
+        db.session.remove()
+    uninstalled_at = datetime.now(UTC) - timedelta(seconds=30)
+
+    def answer(request):
+        if json.loads(request.content).get("grant_type") == "refresh_token":
+            return httpx.Response(401, json={"error": "invalid_client"})
+        return httpx.Response(200, json={**EXCHANGED, "access_token": "shpat_reinstalled"})
+
+    with respx.mock:
+        respx.post(token_endpoint(domain)).mock(side_effect=answer)
+        assert web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)}).status_code == 302
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
+        assert apply_event(db.session, shop.id, AppUninstalled(uninstalled_at)).status == "noop"
+        db.session.commit()
+        db.session.remove()
+
+    shop = shop_row(sapp, domain)
+    assert shop.status == "active"
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_reinstalled"
+
+
 def test_app_home_does_not_exchange_again_while_the_token_is_usable(sapp, web):
     domain = new_domain()
     with respx.mock:

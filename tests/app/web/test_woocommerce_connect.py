@@ -68,6 +68,7 @@ def keys(nonce: str, **fields) -> dict:
     "https://intranet.local", "https://printer", "https://user:pass@shop.example.com",
     "https://shop.example.com@evil.com", "https://evil.com\\@shop.example.com", "https://shop.example.com/?x=1",
     "https://shop.example.com/#frag", "//evil.com", "https://shöp.example.com", "https://shop.example.com:99999",
+    "https://shop.example.com/wp\x00", "https://shop.example.com/my shop",
 ])
 def test_connect_refuses_anything_but_a_public_https_store_without_redirecting(web, attack):
     response = web.get("/woocommerce/connect", query_string={} if attack is None else {"store_url": attack})
@@ -329,6 +330,29 @@ def test_keys_proven_after_the_old_ones_were_revoked_connect_the_store_again(wap
     with wapp.app_context():
         assert token_cipher.decrypt(shop.access_token_enc) == "ck_new"
     assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", connected.id) == 1
+
+
+@responses.activate
+def test_keys_waiting_for_their_check_do_not_undo_a_disconnect_the_merchant_made_meanwhile(wapp, web, connected):
+    # Keys posted for the connected store (a second connect, or anyone's) wait for their check;
+    # the merchant then disconnects the store on purpose. Those keys must not connect it again.
+    web.post("/woocommerce/callback", json=keys(start(web, connected.domain), consumer_key="ck_new", consumer_secret="cs_new"))
+    token = _parked_token(wapp, connected.id)
+    from integrations.woocommerce.upkeep import disconnect
+    from jobs.woocommerce_connect import verify_new_keys
+
+    responses.get(api(connected.domain, "webhooks"), json=[])
+    with wapp.app_context():
+        disconnect(db.session, db.session.get(Shop, connected.id), actor="staff:1")
+        db.session.commit()
+        db.session.remove()
+    orders = responses.get(api(connected.domain, "orders"), json=[])
+    with wapp.app_context():
+        assert verify_new_keys(connected.id, token) == "disconnected"
+    shop = shop_row(wapp, connected.domain)
+    assert (shop.status, shop.access_token_enc, shop.api_secret_enc) == ("disconnected", None, None)
+    assert orders.call_count == 0
+    assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", connected.id) == 0
 
 
 @responses.activate
