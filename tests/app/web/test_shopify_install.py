@@ -359,18 +359,24 @@ def test_app_home_exchanges_the_id_token_and_installs(sapp, web, caplog):
     assert "shpat_exchanged" not in caplog.text and "shprt_refresh" not in caplog.text
 
 
-def test_app_home_exchanges_a_new_token_when_the_stored_refresh_token_is_refused(sapp, web):
-    # A refresh token dies after 90 idle days (a seasonal store) or when revoked; the token
-    # refresh then needs the merchant, and opening the app must exchange a new token.
-    domain = new_domain()
+def installed_through_app_home(sapp, web, domain: str, **row: object) -> None:
+    """Install `domain` by an App Home token exchange, then set these columns of its shop row."""
     with respx.mock:
         respx.post(token_endpoint(domain)).mock(return_value=httpx.Response(200, json=EXCHANGED))
         web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)})
     with sapp.app_context():
         shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
-        shop.token_expires_at = datetime.now(UTC) - timedelta(days=1)
+        for name, value in row.items():
+            setattr(shop, name, value)
         db.session.commit()
         db.session.remove()
+
+
+def test_app_home_exchanges_a_new_token_when_the_stored_refresh_token_is_refused(sapp, web):
+    # A refresh token dies after 90 idle days (a seasonal store) or when revoked; the token
+    # refresh then needs the merchant, and opening the app must exchange a new token.
+    domain = new_domain()
+    installed_through_app_home(sapp, web, domain, token_expires_at=datetime.now(UTC) - timedelta(days=1))
 
     def answer(request):
         grant = json.loads(request.content).get("grant_type")
@@ -397,15 +403,8 @@ def test_a_reinstall_through_app_home_before_the_uninstall_webhook_is_processed_
     from app.loyalty.events import AppUninstalled
 
     domain = new_domain()
-    with respx.mock:
-        respx.post(token_endpoint(domain)).mock(return_value=httpx.Response(200, json=EXCHANGED))
-        web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)})
-    with sapp.app_context():
-        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
-        shop.installed_at = datetime.now(UTC) - timedelta(days=30)
-        shop.token_expires_at = datetime.now(UTC) - timedelta(minutes=1)
-        db.session.commit()
-        db.session.remove()
+    installed_through_app_home(sapp, web, domain, installed_at=datetime.now(UTC) - timedelta(days=30),
+                               token_expires_at=datetime.now(UTC) - timedelta(minutes=1))
     uninstalled_at = datetime.now(UTC) - timedelta(seconds=30)
 
     def answer(request):
