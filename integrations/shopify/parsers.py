@@ -67,7 +67,10 @@ def parse_time(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
     parsed = datetime.fromisoformat(str(value))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: a ValueError like any other bad time
+        raise ValueError(f"{value!r} is out of range") from None
 
 
 def _id(value: Any) -> str:
