@@ -40,7 +40,7 @@ from app.loyalty.events import (
     OrderSnapshot,
 )
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Shop
+from app.models import Customer, Shop
 from integrations.base import run_parser
 from integrations.woocommerce.currency import Convert, UnconvertedCurrency, to_shop_currency
 
@@ -113,6 +113,16 @@ def _referral_code(payload: Mapping[str, Any]) -> str | None:
     return value if _REFERRAL_CODE.fullmatch(value) else None
 
 
+def _fitting(value: Any, column) -> str | None:
+    """A free-text field (billing phone, names), or None when it is longer than `column` holds:
+    WooCommerce sets no limit, and dropping the field beats losing the whole event."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not text")
+    return value if len(value) <= column.type.length else None
+
+
 def _customer_id(payload: Mapping[str, Any]) -> str | None:
     raw = payload.get("customer_id")
     return None if raw in (None, "", 0, "0") else _id(raw)
@@ -140,7 +150,7 @@ def _order(d: Delivery, convert: Convert | None) -> OrderSnapshot:
         total_tax=amount(_money(p.get("total_tax"), "0")),
         total_shipping=amount(_money(p.get("shipping_total"), "0")),
         customer=CustomerInfo(platform_customer_id=customer_id) if customer_id else None,
-        email=billing.get("email") or None,
+        email=_fitting(billing.get("email"), Customer.email),
         order_number=str(p.get("number") or p["id"]),
         placed_at=parse_time(p.get("date_created_gmt")),
         updated_at=_modified_at(d),
@@ -195,10 +205,10 @@ def _customer(d: Delivery) -> CustomerInfo:
     billing = p.get("billing") or {}
     return CustomerInfo(
         platform_customer_id=_id(p["id"]),
-        email=p.get("email") or billing.get("email") or None,
-        first_name=p.get("first_name") or None,
-        last_name=p.get("last_name") or None,
-        phone=billing.get("phone") or None,
+        email=_fitting(p.get("email") or billing.get("email"), Customer.email),
+        first_name=_fitting(p.get("first_name"), Customer.first_name),
+        last_name=_fitting(p.get("last_name"), Customer.last_name),
+        phone=_fitting(billing.get("phone"), Customer.phone),
         updated_at=_modified_at(d),
     )
 

@@ -142,3 +142,11 @@ def test_malformed_payloads_are_permanent_errors(payload):
 def test_unknown_topics_are_refused():
     with pytest.raises(UnknownTopic):
         parse_event(shop(), "product.updated", {"id": 1}, {})
+
+
+def test_customer_text_fields_too_long_to_keep_are_left_out_and_non_text_is_malformed():
+    long_phone = customer(billing={"phone": "0" * 65, "email": "ada@example.com"}, first_name="A" * 256)
+    [event] = parse_event(shop(), "customer.updated", long_phone, {})
+    assert (event.customer.phone, event.customer.first_name, event.customer.email) == (None, None, "ada@example.com")
+    with pytest.raises(MalformedPayload):
+        parse_event(shop(), "customer.updated", customer(first_name=["Ada"]), {})
