@@ -33,7 +33,7 @@ from app.loyalty.events import (
     OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot, ShopRedact,
 )
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Shop
+from app.models import Customer, Order, Shop
 from integrations.base import run_parser
 
 REFERRAL_ATTRIBUTE = "lojal_ref"
@@ -73,10 +73,35 @@ def parse_time(value: Any) -> datetime | None:
         raise ValueError(f"{value!r} is out of range") from None
 
 
+# The platform id columns (orders, customers, refunds): Shopify's ids are 64-bit integers.
+_ID_LENGTH = Order.platform_order_id.type.length
+
+
 def _id(value: Any) -> str:
     if value is None or isinstance(value, bool) or str(value).strip() == "":
         raise ValueError("missing id")
-    return str(value).strip()
+    text = str(value).strip()
+    if len(text) > _ID_LENGTH:
+        raise ValueError(f"id of {len(text)} characters")
+    return text
+
+
+def _text(value: Any, column=None) -> str | None:
+    """A text field, or None when absent or longer than `column` holds (informational: dropping it
+    beats losing the event). Any other JSON type is a malformed payload, not a database error."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not text")
+    return None if column is not None and len(value) > column.type.length else value
+
+
+def _currency(value: Any, default: str) -> str:
+    if value in (None, ""):
+        return default
+    if not isinstance(value, str) or len(value) != 3:
+        raise ValueError(f"currency {value!r} is not an ISO 4217 code")
+    return value
 
 
 def _optional_id(value: Any) -> str | None:
@@ -115,10 +140,10 @@ def _customer(data: Mapping[str, Any] | None) -> CustomerInfo | None:
     accepts = None if not isinstance(consent, Mapping) else consent.get("state") == "subscribed"
     return CustomerInfo(
         platform_customer_id=_optional_id(data.get("id")),
-        email=data.get("email") or None,
-        first_name=data.get("first_name") or None,
-        last_name=data.get("last_name") or None,
-        phone=data.get("phone") or None,
+        email=_text(data.get("email"), Customer.email),
+        first_name=_text(data.get("first_name"), Customer.first_name),
+        last_name=_text(data.get("last_name"), Customer.last_name),
+        phone=_text(data.get("phone"), Customer.phone),
         accepts_marketing=accepts,
         updated_at=parse_time(data.get("updated_at")),
     )
@@ -169,7 +194,7 @@ def _order(d: Delivery) -> OrderSnapshot:
     number = p.get("name") or p.get("order_number")
     return OrderSnapshot(
         platform_order_id=_id(p["id"]),
-        currency=p.get("currency") or d.shop.currency,  # `currency` is the shop's; presentment_currency is not
+        currency=_currency(p.get("currency"), d.shop.currency),  # the shop's; presentment_currency is not
         subtotal=_goods_subtotal(p),
         total=_money(p, "total_price"),
         # Import duties collected at checkout (in total_price) are a levy like the tax.
@@ -178,8 +203,8 @@ def _order(d: Delivery) -> OrderSnapshot:
         gift_cards=_gift_cards(p),
         tips=_money(p, "total_tip_received", default="0"),
         customer=_customer(p.get("customer")),
-        email=p.get("email") or p.get("contact_email") or None,  # guests have no `customer`
-        order_number=None if number is None else str(number),
+        email=_text(p.get("email") or p.get("contact_email"), Customer.email),  # guests have no `customer`
+        order_number=None if number is None else _text(str(number), Order.order_number),
         placed_at=parse_time(p.get("processed_at") or p.get("created_at")),
         updated_at=parse_time(p.get("updated_at")),
         is_test=bool(p.get("test", False)),
@@ -304,7 +329,7 @@ def _customers_data_request(d: Delivery) -> list:
     _shop_matches(d)
     customer = d.payload.get("customer") or {}
     return [CustomerDataRequest(
-        platform_customer_id=_optional_id(customer.get("id")), email=customer.get("email") or None,
+        platform_customer_id=_optional_id(customer.get("id")), email=_text(customer.get("email")),
         request_id=_id(d.payload["data_request"]["id"]), occurred_at=d.triggered_at or datetime.now(UTC),
         platform_order_ids=tuple(_id(o) for o in d.payload.get("orders_requested") or []),
     )]
@@ -314,8 +339,8 @@ def _customers_redact(d: Delivery) -> list:
     _shop_matches(d)
     customer = d.payload.get("customer") or {}
     return [CustomerRedact(
-        platform_customer_id=_optional_id(customer.get("id")), email=customer.get("email") or None,
-        occurred_at=d.triggered_at or datetime.now(UTC), phone=customer.get("phone") or None,
+        platform_customer_id=_optional_id(customer.get("id")), email=_text(customer.get("email")),
+        occurred_at=d.triggered_at or datetime.now(UTC), phone=_text(customer.get("phone")),
         platform_order_ids=tuple(_id(o) for o in d.payload.get("orders_to_redact") or []),
     )]
 

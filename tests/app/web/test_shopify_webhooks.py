@@ -101,6 +101,17 @@ def test_a_triggered_at_header_outside_datetimes_range_is_stored_without_it_not_
     assert _customer(wsession, shop).points_balance == 129  # the payload's own times stand in
 
 
+def test_a_signed_order_with_a_garbled_field_is_ignored_with_the_reason_not_retried(wsession, shopify_client, run_jobs):
+    # Before: parsed, then failed in the database on every retry and was left "received".
+    shop = shopify_shop(wsession)
+    deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid", currency={"code": "USD"}))
+    deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid", id="9" * 300))
+    run_jobs()
+    assert [(r.status, r.attempts) for r in _rows(wsession, shop)] == [("ignored", 1), ("ignored", 1)]
+    assert all("malformed" in r.last_error for r in _rows(wsession, shop))
+    assert _entries(wsession, shop) == []
+
+
 def test_webhook_id_is_the_dedupe_key_when_there_is_no_event_id(wsession, shopify_client):
     shop = shopify_shop(wsession)
     for _ in range(2):

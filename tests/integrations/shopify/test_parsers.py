@@ -217,6 +217,28 @@ def test_an_order_edit_without_its_order_or_edit_id_is_malformed():
         _parse("orders/edited", sample("order_paid"))  # an order body replayed under this topic
 
 
+def test_wrong_typed_text_and_ids_no_platform_uses_are_malformed_not_left_for_the_database():
+    customer = sample("order_paid")["customer"]
+    garbled = [
+        sample("order_paid", email=True), sample("order_paid", currency={"code": "USD"}),
+        sample("order_paid", currency="DOLLARS"), sample("order_paid", id="9" * 65),
+        sample("order_paid", customer={**customer, "first_name": ["Ana"]}),
+        sample("order_paid", customer={**customer, "id": "7" * 65}),
+    ]
+    for payload in garbled:
+        with pytest.raises(MalformedPayload):
+            _parse("orders/paid", payload)
+    with pytest.raises(MalformedPayload):
+        _parse("customers/update", sample("customer_update", phone=15551234567))
+    with pytest.raises(MalformedPayload):
+        _parse("refunds/create", sample("refund", id="1" * 65))
+
+
+def test_text_too_long_to_keep_is_left_out_of_the_customer():
+    [event] = _parse("customers/update", sample("customer_update", first_name="A" * 256, email="a" * 310 + "@example.com"))
+    assert (event.customer.first_name, event.customer.email) == (None, None)
+
+
 def test_refund_sums_successful_refund_transactions_in_shop_money():
     [event] = _parse("refunds/create", sample("refund"))
     assert event == OrderRefunded("5840000000001", "9600000000001", Decimal("30.00"), TRIGGERED_AT)
