@@ -40,7 +40,7 @@ from app.loyalty.events import (
     OrderSnapshot,
 )
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Customer, Shop
+from app.models import Customer, Order, Shop
 from integrations.base import run_parser
 from integrations.woocommerce.currency import Convert, UnconvertedCurrency, to_shop_currency
 
@@ -79,7 +79,10 @@ def parse_time(value: Any) -> datetime | None:
 def _id(value: Any) -> str:
     if value is None or isinstance(value, bool) or str(value).strip() in ("", "0"):
         raise ValueError("missing id")
-    return str(value).strip()
+    text = str(value).strip()
+    if len(text) > Order.platform_order_id.type.length:  # the id columns: a database error on every retry
+        raise ValueError(f"id of {len(text)} characters")
+    return text
 
 
 def _money(value: Any, default: str | None = None) -> Decimal:

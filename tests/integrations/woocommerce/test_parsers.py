@@ -150,3 +150,9 @@ def test_customer_text_fields_too_long_to_keep_are_left_out_and_non_text_is_malf
     assert (event.customer.phone, event.customer.first_name, event.customer.email) == (None, None, "ada@example.com")
     with pytest.raises(MalformedPayload):
         parse_event(shop(), "customer.updated", customer(first_name=["Ada"]), {})
+
+
+def test_an_order_or_refund_id_longer_than_any_store_uses_is_malformed():
+    for payload in (order("completed", id="7" * 65), order("completed", refunds=[("8" * 65, "-5.00")])):
+        with pytest.raises(MalformedPayload):
+            parse_event(shop(), "order.updated", payload, {})
