@@ -92,7 +92,7 @@ def _text(value: Any, column=None) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise TypeError(f"{value!r} is not text")
+        raise TypeError(f"{type(value).__name__} where text belongs")  # no value: it may be personal data
     return None if column is not None and len(value) > column.type.length else value
 
 

@@ -122,7 +122,7 @@ def _fitting(value: Any, column) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise TypeError(f"{value!r} is not text")
+        raise TypeError(f"{type(value).__name__} where text belongs")  # no value: it may be personal data
     return value if len(value) <= column.type.length else None
 
 
