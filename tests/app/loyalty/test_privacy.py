@@ -181,8 +181,9 @@ def test_redact_spares_the_inbox_rows_and_exports_of_a_shopper_whose_address_con
 
 
 def test_redact_clears_the_error_text_of_the_shoppers_inbox_rows(session):
-    # A delivery that failed in the database keeps the statement's parameters (email, names) in
-    # last_error: redacting only the payload and headers left them behind.
+    # A delivery that failed in the database can quote personal data in last_error (PostgreSQL's
+    # DETAIL quotes key values; rows stored before hide_parameters, the bound values): redacting
+    # only the payload and headers left it behind.
     from app.loyalty.events import CustomerRedact
 
     shop = make_shop(session)
