@@ -34,7 +34,7 @@ from app.loyalty.events import (
 )
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Customer, Order, Shop
-from integrations.base import run_parser
+from integrations.base import MONEY_LIMIT, run_parser
 
 REFERRAL_ATTRIBUTE = "lojal_ref"
 # Referral codes are 12 symbols; anything unlike one is shopper-typed noise, not a code.
@@ -118,6 +118,8 @@ def _money(obj: Mapping[str, Any], field: str, default: str | None = None) -> De
     value = Decimal(str(amount))
     if not value.is_finite():
         raise ValueError(f"{field} is not a number")
+    if abs(value) >= MONEY_LIMIT:
+        raise ValueError(f"{field} is out of range")
     return value
 
 

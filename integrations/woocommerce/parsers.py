@@ -41,7 +41,7 @@ from app.loyalty.events import (
 )
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Customer, Order, Shop
-from integrations.base import run_parser
+from integrations.base import MONEY_LIMIT, run_parser
 from integrations.woocommerce.currency import Convert, UnconvertedCurrency, to_shop_currency
 
 REFERRAL_META_KEY = "lojal_ref"
@@ -93,6 +93,8 @@ def _money(value: Any, default: str | None = None) -> Decimal:
     amount = Decimal(str(value))
     if not amount.is_finite():
         raise ValueError(f"{value!r} is not a number")
+    if abs(amount) >= MONEY_LIMIT:
+        raise ValueError("amount is out of range")
     return amount
 
 

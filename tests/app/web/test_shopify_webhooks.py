@@ -106,24 +106,12 @@ def test_a_signed_order_with_a_garbled_field_is_ignored_with_the_reason_not_retr
     shop = shopify_shop(wsession)
     deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid", currency={"code": "USD"}))
     deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid", id="9" * 300))
+    deliver(shopify_client, shop.domain, "orders/paid",
+            sample("order_paid", total_price_set={"shop_money": {"amount": "1" + "0" * 20}}))
     run_jobs()
-    assert [(r.status, r.attempts) for r in _rows(wsession, shop)] == [("ignored", 1), ("ignored", 1)]
+    assert [(r.status, r.attempts) for r in _rows(wsession, shop)] == [("ignored", 1)] * 3
     assert all("malformed" in r.last_error for r in _rows(wsession, shop))
     assert _entries(wsession, shop) == []
-
-
-def test_a_row_failing_in_the_database_keeps_no_statement_parameters_in_its_error_or_the_logs(
-        wsession, shopify_client, run_jobs, caplog):
-    # SQLAlchemy quotes a failed statement's parameters (here the order's email) in the exception
-    # text, which went to last_error and to the worker's traceback log line.
-    shop = shopify_shop(wsession)
-    cancelled = sample("order_paid", cancelled_at="2026-07-21T10:00:00Z",
-                       total_price_set={"shop_money": {"amount": "1" + "0" * 20}})  # past the Money column
-    deliver(shopify_client, shop.domain, "orders/cancelled", cancelled)
-    run_jobs()
-    [row] = _rows(wsession, shop)
-    assert row.status == "received" and "numeric field overflow" in row.last_error
-    assert "ana.silva@example.com" not in row.last_error and "ana.silva@example.com" not in caplog.text
 
 
 def test_webhook_id_is_the_dedupe_key_when_there_is_no_event_id(wsession, shopify_client):

@@ -429,3 +429,11 @@ def test_a_gift_card_refund_line_without_its_amount_is_refused_not_guessed():
     refund = _with_transaction(sample("refund", refund_line_items=[line]), "50.00")
     with pytest.raises(MalformedPayload, match="subtotal"):
         _parse("refunds/create", refund)
+
+
+def test_an_amount_past_what_the_money_columns_hold_is_malformed():
+    for payload in (sample("order_paid", total_price_set={"shop_money": {"amount": "1" + "0" * 14}}),
+                    sample("order_paid", subtotal_price_set={"shop_money": {"amount": "-1" + "0" * 20}})):
+        with pytest.raises(MalformedPayload, match="out of range"):
+            _parse("orders/paid", payload)
+    _parse("orders/paid", sample("order_paid", total_price_set={"shop_money": {"amount": "99999999999999.9999"}}))

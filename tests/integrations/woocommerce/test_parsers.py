@@ -156,3 +156,9 @@ def test_an_order_or_refund_id_longer_than_any_store_uses_is_malformed():
     for payload in (order("completed", id="7" * 65), order("completed", refunds=[("8" * 65, "-5.00")])):
         with pytest.raises(MalformedPayload):
             parse_event(shop(), "order.updated", payload, {})
+
+
+def test_an_amount_past_what_the_money_columns_hold_is_malformed():
+    for payload in (order("completed", total="1" + "0" * 14), order("completed", refunds=[(9, "-1" + "0" * 20)])):
+        with pytest.raises(MalformedPayload, match="out of range"):
+            parse_event(shop(), "order.updated", payload, {})
