@@ -156,7 +156,7 @@ def _order(d: Delivery, convert: Convert | None) -> OrderSnapshot:
         total_shipping=amount(_money(p.get("shipping_total"), "0")),
         customer=CustomerInfo(platform_customer_id=customer_id) if customer_id else None,
         email=_fitting(billing.get("email"), Customer.email),
-        order_number=str(p.get("number") or p["id"]),
+        order_number=_fitting(str(p.get("number") or p["id"]), Order.order_number),  # plugins make their own
         placed_at=parse_time(p.get("date_created_gmt")),
         updated_at=_modified_at(d),
         referral_code=_referral_code(p),

@@ -162,3 +162,8 @@ def test_an_amount_past_what_the_money_columns_hold_is_malformed():
     for payload in (order("completed", total="1" + "0" * 14), order("completed", refunds=[(9, "-1" + "0" * 20)])):
         with pytest.raises(MalformedPayload, match="out of range"):
             parse_event(shop(), "order.updated", payload, {})
+
+
+def test_an_order_number_too_long_to_keep_is_left_out():
+    [_, paid] = parse_event(shop(), "order.updated", order("completed", number="N" * 65), {})
+    assert paid.order.order_number is None
