@@ -147,6 +147,19 @@ def test_sweeper_leaves_a_failing_row_to_its_jobs_back_off(wsession, run_jobs, w
     assert job_id not in _queued_ids(worker_app)
 
 
+def test_sweeper_does_not_queue_a_row_again_while_its_job_waits_in_the_queue(wsession, run_jobs, worker_app):
+    # A backlog older than SWEEP_AFTER (a burst): each sweep pushed every waiting job once more.
+    shop = make_shop(wsession)
+    event_id = _store(wsession, shop, key="evt-backlog")
+    enqueue_processing(event_id)
+    _stale(wsession, event_id)
+    sweep_inbox()
+    sweep_inbox()
+    assert _queued_ids(worker_app).count(f"webhook-event-{event_id}") == 1
+    run_jobs()
+    assert _points(wsession, shop) == 42
+
+
 def test_sweeper_does_not_rerun_a_row_whose_retries_are_spent(wsession, run_jobs, worker_app):
     shop = make_shop(wsession)
     event_id = _store(wsession, shop, key="evt-poison-2", payload=POISON)
