@@ -241,7 +241,11 @@ def _orders_fulfilled(d: Delivery) -> list:
 
 
 def _orders_cancelled(d: Delivery) -> list:
-    at = parse_time(d.payload.get("cancelled_at")) or _when(d, "updated_at")
+    # A cancelled order has its cancelled_at; an order body without one is another topic's
+    # (the HMAC does not cover the topic header), replayed to take the order's points back.
+    at = parse_time(d.payload.get("cancelled_at"))
+    if at is None:
+        raise KeyError("cancelled_at")
     return [OrderCancelled(_id(d.payload["id"]), at, _order(d))]
 
 

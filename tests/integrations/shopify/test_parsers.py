@@ -192,6 +192,13 @@ def test_fulfilled_and_cancelled_orders():
     assert event.order.total == Decimal("144.99")
 
 
+def test_an_order_body_that_was_never_cancelled_is_no_cancellation():
+    # The HMAC covers the body, not the topic: a signed orders/paid body replayed under
+    # orders/cancelled (with a fresh event id) must not take the shopper's points back.
+    with pytest.raises(MalformedPayload, match="cancelled_at"):
+        _parse("orders/cancelled", sample("order_paid"))
+
+
 def test_an_order_edit_names_the_order_and_the_edit_and_carries_no_amounts():
     # The payload is the edit (line item ids and quantity deltas), not the order: the adapter
     # reads the order's state after it through the Admin API (tests/app/web/test_shopify_order_edits.py).
