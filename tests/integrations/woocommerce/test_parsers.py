@@ -112,6 +112,14 @@ def test_order_deleted_carries_only_the_id():
     assert event == OrderCancelled("727", datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
 
 
+def test_a_resource_body_under_order_deleted_is_no_deletion():
+    # The signature covers the body, not the topic header: a signed order (or customer) body
+    # replayed as order.deleted must not cancel the order with that id. WooCommerce sends only the id.
+    for body in (order("completed"), customer()):
+        with pytest.raises(MalformedPayload, match="only the id"):
+            parse_event(shop(), "order.deleted", body, {})
+
+
 def test_order_restored_reads_the_restored_state():
     assert kinds(parse_event(shop(), "order.restored", order("completed"), {})) == [OrderRestored, OrderPaid]
     assert parse_event(shop(), "order.restored", order("on-hold"), {}) == []
