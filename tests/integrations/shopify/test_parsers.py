@@ -199,6 +199,14 @@ def test_an_order_body_that_was_never_cancelled_is_no_cancellation():
         _parse("orders/cancelled", sample("order_paid"))
 
 
+def test_an_order_body_under_a_customer_topic_is_no_customer():
+    # Replayed (the HMAC does not cover the topic): the order's id and email would make a customer
+    # that claims every guest order of that email.
+    for topic in ("customers/create", "customers/update"):
+        with pytest.raises(MalformedPayload, match="order"):
+            _parse(topic, sample("order_guest"))
+
+
 def test_an_order_edit_names_the_order_and_the_edit_and_carries_no_amounts():
     # The payload is the edit (line item ids and quantity deltas), not the order: the adapter
     # reads the order's state after it through the Admin API (tests/app/web/test_shopify_order_edits.py).
