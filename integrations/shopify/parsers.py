@@ -237,6 +237,10 @@ def _orders_create(d: Delivery) -> list:
 
 
 def _orders_fulfilled(d: Delivery) -> list:
+    # Shopify sends it once every item is fulfilled; any other body is another topic's, replayed
+    # (the HMAC does not cover the topic header) to award on fulfilment before anything shipped.
+    if d.payload.get("fulfillment_status") != "fulfilled":
+        raise ValueError("fulfillment_status is not 'fulfilled'")
     return [OrderFulfilled(_order(d), _when(d, "updated_at"))]
 
 

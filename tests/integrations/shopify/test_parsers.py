@@ -207,6 +207,13 @@ def test_an_order_body_under_a_customer_topic_is_no_customer():
             _parse(topic, sample("order_guest"))
 
 
+def test_an_order_body_that_is_not_fulfilled_is_no_fulfilment():
+    # A signed orders/paid body replayed under orders/fulfilled would award a shop that awards on
+    # fulfilment before anything shipped.
+    with pytest.raises(MalformedPayload, match="fulfillment_status"):
+        _parse("orders/fulfilled", sample("order_paid", fulfillment_status=None))
+
+
 def test_an_order_edit_names_the_order_and_the_edit_and_carries_no_amounts():
     # The payload is the edit (line item ids and quantity deltas), not the order: the adapter
     # reads the order's state after it through the Admin API (tests/app/web/test_shopify_order_edits.py).
