@@ -15,6 +15,9 @@
   copies cart attributes into the order's `note_attributes`, where we read it.
 - Which topic counts as the sale is a program setting (`shopify_order_topic`): `orders/paid`
   (default) or `orders/create` with financial_status "paid"; the other topic yields nothing.
+- The HMAC covers the body, not the topic header, so a parser refuses a body that is not its topic's:
+  orders/cancelled needs `cancelled_at`, orders/fulfilled `fulfillment_status: fulfilled`, customer
+  topics no `line_items`, app/uninstalled and the compliance topics this shop's domain.
 - `orders/edited` carries the edit (`order_edit`: its id, `order_id`, line item ids and quantity
   deltas), not the order: its parser yields an OrderEditNotice, which the adapter turns into an
   OrderEdited by reading the order's state after the edit (order_edits.py).
