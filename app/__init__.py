@@ -36,7 +36,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
         app.config["DATABASE_URL"] = embedded_database_url(app.instance_path)
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10})
+    # hide_parameters: a failed statement's exception text (logged, and kept in webhook_events.last_error)
+    # would otherwise quote its bound values: shoppers' emails and names.
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10,
+                                                        "hide_parameters": True})
     app.config["JSON_SORT_KEYS"] = False
 
     from app.logging import configure_logging

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from app.models import Redemption, Shop
+from app.models.base import Money
 
 T = TypeVar("T")
 
@@ -57,6 +59,10 @@ class PlatformAdapter(Protocol):
         Raises DiscountAlreadyUsed, and deletes nothing, when the platform counts a use of it.
         """
 
+
+# An amount at or past this cannot be stored (Money's precision): a payload carrying one is
+# malformed, not a database error retried on every attempt.
+MONEY_LIMIT = Decimal(10) ** (Money.precision - Money.scale)
 
 # What a parser raises when a payload lacks or garbles a field it needs.
 _PAYLOAD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError)

@@ -104,7 +104,8 @@ def event_job_id(event_id: int) -> str:
 def sweep_inbox() -> int:
     """Re-enqueue inbox rows nobody processed (Redis was down, a worker died).
 
-    Not a row whose job RQ is handling a failure of: retrying after its back-off (scheduled) or
+    Not a row whose job waits in the queue (a backlog: pushing it again would run it twice), nor
+    one whose job RQ is handling a failure of: retrying after its back-off (scheduled) or
     failed and kept for `lojal jobs retry`; re-enqueueing those would run a failing row every
     minute. A row that failed every attempt (attempts > JOB_RETRIES) stays for inspection, so
     such rows never crowd lost ones out of the batch."""
@@ -120,7 +121,7 @@ def sweep_inbox() -> int:
     if ids and not runs_in_process(app):
         q = queue("webhooks", app)
         jobs = Job.fetch_many([event_job_id(i) for i in ids], connection=q.connection, serializer=q.serializer)
-        handled = (JobStatus.SCHEDULED, JobStatus.FAILED)
+        handled = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.FAILED)
         ids = [i for i, job in zip(ids, jobs, strict=True) if job is None or job.get_status(refresh=False) not in handled]
     for event_id in ids:
         enqueue_processing(event_id)

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, cast, delete, inspect, or_, select, text, update
+from sqlalchemy import String, case, cast, delete, inspect, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -107,9 +107,11 @@ def apply_customer_redact(session: Session, shop_id: int, event: CustomerRedact,
         DataRequest.shop_id == shop_id,
         or_(DataRequest.customer_id.in_(ids), *(_mentions(DataRequest.export, e) for e in emails)),
     ).execution_options(synchronize_session="fetch"))
+    # A failed row's error text can quote the statement's parameters (email, names): it goes too.
     session.execute(update(WebhookEvent).where(WebhookEvent.shop_id == shop_id, _inbox_rows_about(
         event.platform_customer_id, [c.platform_customer_id for c in customers], order_ids, emails | phones,
-    )).values(payload=REDACTED, headers=REDACTED).execution_options(synchronize_session="fetch"))
+    )).values(payload=REDACTED, headers=REDACTED, last_error=case((WebhookEvent.last_error.is_not(None), "(redacted)")))
+        .execution_options(synchronize_session="fetch"))
     return Outcome()
 
 

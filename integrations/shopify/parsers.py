@@ -15,6 +15,9 @@
   copies cart attributes into the order's `note_attributes`, where we read it.
 - Which topic counts as the sale is a program setting (`shopify_order_topic`): `orders/paid`
   (default) or `orders/create` with financial_status "paid"; the other topic yields nothing.
+- The HMAC covers the body, not the topic header, so a parser refuses a body that is not its topic's:
+  orders/cancelled needs `cancelled_at`, orders/fulfilled `fulfillment_status: fulfilled`, customer
+  topics no `line_items`, app/uninstalled and the compliance topics this shop's domain.
 - `orders/edited` carries the edit (`order_edit`: its id, `order_id`, line item ids and quantity
   deltas), not the order: its parser yields an OrderEditNotice, which the adapter turns into an
   OrderEdited by reading the order's state after the edit (order_edits.py).
@@ -33,8 +36,8 @@ from app.loyalty.events import (
     OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot, ShopRedact,
 )
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Shop
-from integrations.base import run_parser
+from app.models import Customer, Order, Shop
+from integrations.base import MONEY_LIMIT, run_parser
 
 REFERRAL_ATTRIBUTE = "lojal_ref"
 # Referral codes are 12 symbols; anything unlike one is shopper-typed noise, not a code.
@@ -67,13 +70,41 @@ def parse_time(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
     parsed = datetime.fromisoformat(str(value))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: a ValueError like any other bad time
+        raise ValueError(f"{value!r} is out of range") from None
+
+
+# The platform id columns (orders, customers, refunds): Shopify's ids are 64-bit integers.
+_ID_LENGTH = Order.platform_order_id.type.length
 
 
 def _id(value: Any) -> str:
     if value is None or isinstance(value, bool) or str(value).strip() == "":
         raise ValueError("missing id")
-    return str(value).strip()
+    text = str(value).strip()
+    if len(text) > _ID_LENGTH:
+        raise ValueError(f"id of {len(text)} characters")
+    return text
+
+
+def _text(value: Any, column=None) -> str | None:
+    """A text field, or None when absent or longer than `column` holds (informational: dropping it
+    beats losing the event). Any other JSON type is a malformed payload, not a database error."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{type(value).__name__} where text belongs")  # no value: it may be personal data
+    return None if column is not None and len(value) > column.type.length else value
+
+
+def _currency(value: Any, default: str) -> str:
+    if value in (None, ""):
+        return default
+    if not isinstance(value, str) or len(value) != 3:
+        raise ValueError(f"currency {value!r} is not an ISO 4217 code")
+    return value
 
 
 def _optional_id(value: Any) -> str | None:
@@ -90,6 +121,8 @@ def _money(obj: Mapping[str, Any], field: str, default: str | None = None) -> De
     value = Decimal(str(amount))
     if not value.is_finite():
         raise ValueError(f"{field} is not a number")
+    if abs(value) >= MONEY_LIMIT:
+        raise ValueError(f"{field} is out of range")
     return value
 
 
@@ -112,10 +145,10 @@ def _customer(data: Mapping[str, Any] | None) -> CustomerInfo | None:
     accepts = None if not isinstance(consent, Mapping) else consent.get("state") == "subscribed"
     return CustomerInfo(
         platform_customer_id=_optional_id(data.get("id")),
-        email=data.get("email") or None,
-        first_name=data.get("first_name") or None,
-        last_name=data.get("last_name") or None,
-        phone=data.get("phone") or None,
+        email=_text(data.get("email"), Customer.email),
+        first_name=_text(data.get("first_name"), Customer.first_name),
+        last_name=_text(data.get("last_name"), Customer.last_name),
+        phone=_text(data.get("phone"), Customer.phone),
         accepts_marketing=accepts,
         updated_at=parse_time(data.get("updated_at")),
     )
@@ -166,7 +199,7 @@ def _order(d: Delivery) -> OrderSnapshot:
     number = p.get("name") or p.get("order_number")
     return OrderSnapshot(
         platform_order_id=_id(p["id"]),
-        currency=p.get("currency") or d.shop.currency,  # `currency` is the shop's; presentment_currency is not
+        currency=_currency(p.get("currency"), d.shop.currency),  # the shop's; presentment_currency is not
         subtotal=_goods_subtotal(p),
         total=_money(p, "total_price"),
         # Import duties collected at checkout (in total_price) are a levy like the tax.
@@ -175,8 +208,8 @@ def _order(d: Delivery) -> OrderSnapshot:
         gift_cards=_gift_cards(p),
         tips=_money(p, "total_tip_received", default="0"),
         customer=_customer(p.get("customer")),
-        email=p.get("email") or p.get("contact_email") or None,  # guests have no `customer`
-        order_number=None if number is None else str(number),
+        email=_text(p.get("email") or p.get("contact_email"), Customer.email),  # guests have no `customer`
+        order_number=None if number is None else _text(str(number), Order.order_number),
         placed_at=parse_time(p.get("processed_at") or p.get("created_at")),
         updated_at=parse_time(p.get("updated_at")),
         is_test=bool(p.get("test", False)),
@@ -207,11 +240,19 @@ def _orders_create(d: Delivery) -> list:
 
 
 def _orders_fulfilled(d: Delivery) -> list:
+    # Shopify sends it once every item is fulfilled; any other body is another topic's, replayed
+    # (the HMAC does not cover the topic header) to award on fulfilment before anything shipped.
+    if d.payload.get("fulfillment_status") != "fulfilled":
+        raise ValueError("fulfillment_status is not 'fulfilled'")
     return [OrderFulfilled(_order(d), _when(d, "updated_at"))]
 
 
 def _orders_cancelled(d: Delivery) -> list:
-    at = parse_time(d.payload.get("cancelled_at")) or _when(d, "updated_at")
+    # A cancelled order has its cancelled_at; an order body without one is another topic's
+    # (the HMAC does not cover the topic header), replayed to take the order's points back.
+    at = parse_time(d.payload.get("cancelled_at"))
+    if at is None:
+        raise KeyError("cancelled_at")
     return [OrderCancelled(_id(d.payload["id"]), at, _order(d))]
 
 
@@ -276,15 +317,21 @@ def _in_shop_money(refund: Mapping[str, Any], presentment: Decimal, currency: st
     return (presentment * shop_total / presentment_total).quantize(Decimal("0.0001"))
 
 
-def _customers_create(d: Delivery) -> list:
+def _customer_body(d: Delivery) -> None:
     _id(d.payload["id"])  # a customer topic without the customer's id cannot be matched to anyone
+    if "line_items" in d.payload:  # every order body has them: one replayed under a customer topic
+        raise ValueError("an order body under a customer topic")
+
+
+def _customers_create(d: Delivery) -> list:
+    _customer_body(d)
     # Shopify also creates "disabled" customer records for guest checkouts: not an account, no signup bonus.
     account = d.payload.get("state") != "disabled"
     return [CustomerUpserted(_customer(d.payload), _when(d, "created_at", "updated_at"), account_created=account)]
 
 
 def _customers_update(d: Delivery) -> list:
-    _id(d.payload["id"])
+    _customer_body(d)
     return [CustomerUpserted(_customer(d.payload), _when(d, "updated_at"), account_created=False)]
 
 
@@ -301,7 +348,7 @@ def _customers_data_request(d: Delivery) -> list:
     _shop_matches(d)
     customer = d.payload.get("customer") or {}
     return [CustomerDataRequest(
-        platform_customer_id=_optional_id(customer.get("id")), email=customer.get("email") or None,
+        platform_customer_id=_optional_id(customer.get("id")), email=_text(customer.get("email")),
         request_id=_id(d.payload["data_request"]["id"]), occurred_at=d.triggered_at or datetime.now(UTC),
         platform_order_ids=tuple(_id(o) for o in d.payload.get("orders_requested") or []),
     )]
@@ -311,8 +358,8 @@ def _customers_redact(d: Delivery) -> list:
     _shop_matches(d)
     customer = d.payload.get("customer") or {}
     return [CustomerRedact(
-        platform_customer_id=_optional_id(customer.get("id")), email=customer.get("email") or None,
-        occurred_at=d.triggered_at or datetime.now(UTC), phone=customer.get("phone") or None,
+        platform_customer_id=_optional_id(customer.get("id")), email=_text(customer.get("email")),
+        occurred_at=d.triggered_at or datetime.now(UTC), phone=_text(customer.get("phone")),
         platform_order_ids=tuple(_id(o) for o in d.payload.get("orders_to_redact") or []),
     )]
 

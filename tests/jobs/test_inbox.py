@@ -118,6 +118,22 @@ def _queued_ids(worker_app):
     return queue("webhooks", worker_app).get_job_ids()
 
 
+def test_a_row_failing_in_the_database_keeps_no_statement_parameters_in_its_error_or_the_logs(wsession, run_jobs,
+                                                                                              caplog):
+    # SQLAlchemy quotes a failed statement's parameters (here the order's email) in the exception
+    # text, which went to last_error and to the worker's traceback log line. (The demo adapter
+    # does not bound amounts as the platforms' parsers do, so this one reaches the database.)
+    shop = make_shop(wsession)
+    cancelled = PAID | {"id": 9004, "subtotal": "1e20", "cancelled_at": "2026-03-02T10:00:00+00:00"}
+    event_id = _store(wsession, shop, key="evt-overflow", topic="orders/cancelled", payload=cancelled)
+    enqueue_processing(event_id)
+    run_jobs()
+    wsession.expire_all()
+    error = wsession.get(WebhookEvent, event_id).last_error
+    assert error.startswith("DataError") and "numeric field overflow" in error
+    assert "ana@example.com" not in error and "ana@example.com" not in caplog.text
+
+
 def test_sweeper_leaves_a_failing_row_to_its_jobs_back_off(wsession, run_jobs, worker_app):
     shop = make_shop(wsession)
     event_id = _store(wsession, shop, key="evt-poison", payload=POISON)
@@ -129,6 +145,19 @@ def test_sweeper_leaves_a_failing_row_to_its_jobs_back_off(wsession, run_jobs, w
     _stale(wsession, event_id)
     sweep_inbox()
     assert job_id not in _queued_ids(worker_app)
+
+
+def test_sweeper_does_not_queue_a_row_again_while_its_job_waits_in_the_queue(wsession, run_jobs, worker_app):
+    # A backlog older than SWEEP_AFTER (a burst): each sweep pushed every waiting job once more.
+    shop = make_shop(wsession)
+    event_id = _store(wsession, shop, key="evt-backlog")
+    enqueue_processing(event_id)
+    _stale(wsession, event_id)
+    sweep_inbox()
+    sweep_inbox()
+    assert _queued_ids(worker_app).count(f"webhook-event-{event_id}") == 1
+    run_jobs()
+    assert _points(wsession, shop) == 42
 
 
 def test_sweeper_does_not_rerun_a_row_whose_retries_are_spent(wsession, run_jobs, worker_app):

@@ -180,6 +180,31 @@ def test_redact_spares_the_inbox_rows_and_exports_of_a_shopper_whose_address_con
     assert session.get(DataRequest, export.id) is not None
 
 
+def test_redact_clears_the_error_text_of_the_shoppers_inbox_rows(session):
+    # A delivery that failed in the database can quote personal data in last_error (PostgreSQL's
+    # DETAIL quotes key values; rows stored before hide_parameters, the bound values): redacting
+    # only the payload and headers left it behind.
+    from app.loyalty.events import CustomerRedact
+
+    shop = make_shop(session)
+    erased = make_customer(session, shop, email="gone.quill@example.com")
+    failed = WebhookEvent(shop_id=shop.id, platform="shopify", topic="orders/paid", event_key="op-failed",
+                          payload={"id": 1, "customer": {"id": erased.platform_customer_id}},
+                          last_error="DataError: numeric field overflow [parameters: {'email_normalized': "
+                                     "'gone.quill@example.com'}]")
+    fine = WebhookEvent(shop_id=shop.id, platform="shopify", topic="orders/paid", event_key="op-fine",
+                        payload={"id": 2, "customer": {"id": erased.platform_customer_id}})
+    session.add_all([failed, fine])
+    session.flush()
+
+    apply_event(session, shop.id, CustomerRedact(erased.platform_customer_id, erased.email, NOW))
+    session.flush()
+    session.expire_all()
+
+    assert "gone.quill" not in session.get(WebhookEvent, failed.id).last_error
+    assert session.get(WebhookEvent, fine.id).last_error is None  # no error: nothing to redact
+
+
 def test_redact_and_data_request_for_one_account_leave_another_account_with_the_same_inbox_alone(session):
     # sam+shop@ and sam@ are two accounts on the platform (two customer ids), each with its own
     # requests; normalize_email gives them one key, which must not merge them here.

@@ -89,6 +89,31 @@ def test_bad_headers_are_400(wsession, shopify_client):
     assert _rows(wsession, shop) == []
 
 
+def test_a_triggered_at_header_outside_datetimes_range_is_stored_without_it_not_a_500(wsession, shopify_client, run_jobs):
+    # Valid ISO-8601 that parses, but converting it to UTC leaves year 1..9999: informational, so dropped.
+    shop = shopify_shop(wsession)
+    for n, stamp in enumerate(("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00")):
+        response = deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"), triggered_at=stamp,
+                           event_id=f"evt-{n}")
+        assert response.status_code == 200 and response.json == {"status": "stored"}
+    run_jobs()
+    assert [(r.triggered_at, r.status) for r in _rows(wsession, shop)] == [(None, "processed")] * 2
+    assert _customer(wsession, shop).points_balance == 129  # the payload's own times stand in
+
+
+def test_a_signed_order_with_a_garbled_field_is_ignored_with_the_reason_not_retried(wsession, shopify_client, run_jobs):
+    # Before: parsed, then failed in the database on every retry and was left "received".
+    shop = shopify_shop(wsession)
+    deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid", currency={"code": "USD"}))
+    deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid", id="9" * 300))
+    deliver(shopify_client, shop.domain, "orders/paid",
+            sample("order_paid", total_price_set={"shop_money": {"amount": "1" + "0" * 20}}))
+    run_jobs()
+    assert [(r.status, r.attempts) for r in _rows(wsession, shop)] == [("ignored", 1)] * 3
+    assert all("malformed" in r.last_error for r in _rows(wsession, shop))
+    assert _entries(wsession, shop) == []
+
+
 def test_webhook_id_is_the_dedupe_key_when_there_is_no_event_id(wsession, shopify_client):
     shop = shopify_shop(wsession)
     for _ in range(2):

@@ -229,6 +229,21 @@ def test_customer_created_makes_an_account(wsession, wc, run_jobs):
     assert found.points_balance == 50  # the default program's signup bonus
 
 
+def test_a_billing_phone_too_long_to_keep_still_makes_the_account(wsession, wc, run_jobs):
+    # WooCommerce's billing phone is free text with no length limit; the column holds 64. The
+    # account and its signup bonus must not be lost (retried, then left unapplied) over it.
+    shop = woo_shop(wsession)
+    payload = customer_json()
+    payload["billing"] = {**payload["billing"], "phone": "+44 20 7946 0958 / +44 7700 900123 / +44 7700 900456 / +44 7700 900789 (evenings)"}
+    deliver(wc, shop, "customer.created", payload)
+    run_jobs()
+    wsession.expire_all()
+    [row] = _rows(wsession, shop)
+    assert (row.status, row.last_error) == ("processed", None)
+    found = wsession.scalars(select(Customer).where(Customer.shop_id == shop.id)).one()
+    assert (found.platform_customer_id, found.phone, found.points_balance) == ("26", None, 50)
+
+
 def test_stored_secrets_are_encrypted(wsession):
     shop = woo_shop(wsession)
     assert "w3bh00k" not in shop.webhook_secret_enc

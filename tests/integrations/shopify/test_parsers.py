@@ -192,6 +192,28 @@ def test_fulfilled_and_cancelled_orders():
     assert event.order.total == Decimal("144.99")
 
 
+def test_an_order_body_that_was_never_cancelled_is_no_cancellation():
+    # The HMAC covers the body, not the topic: a signed orders/paid body replayed under
+    # orders/cancelled (with a fresh event id) must not take the shopper's points back.
+    with pytest.raises(MalformedPayload, match="cancelled_at"):
+        _parse("orders/cancelled", sample("order_paid"))
+
+
+def test_an_order_body_under_a_customer_topic_is_no_customer():
+    # Replayed (the HMAC does not cover the topic): the order's id and email would make a customer
+    # that claims every guest order of that email.
+    for topic in ("customers/create", "customers/update"):
+        with pytest.raises(MalformedPayload, match="order"):
+            _parse(topic, sample("order_guest"))
+
+
+def test_an_order_body_that_is_not_fulfilled_is_no_fulfilment():
+    # A signed orders/paid body replayed under orders/fulfilled would award a shop that awards on
+    # fulfilment before anything shipped.
+    with pytest.raises(MalformedPayload, match="fulfillment_status"):
+        _parse("orders/fulfilled", sample("order_paid", fulfillment_status=None))
+
+
 def test_an_order_edit_names_the_order_and_the_edit_and_carries_no_amounts():
     # The payload is the edit (line item ids and quantity deltas), not the order: the adapter
     # reads the order's state after it through the Admin API (tests/app/web/test_shopify_order_edits.py).
@@ -215,6 +237,28 @@ def test_an_order_edit_without_its_order_or_edit_id_is_malformed():
             _parse("orders/edited", {"order_edit": edit})
     with pytest.raises(MalformedPayload):
         _parse("orders/edited", sample("order_paid"))  # an order body replayed under this topic
+
+
+def test_wrong_typed_text_and_ids_no_platform_uses_are_malformed_not_left_for_the_database():
+    customer = sample("order_paid")["customer"]
+    garbled = [
+        sample("order_paid", email=True), sample("order_paid", currency={"code": "USD"}),
+        sample("order_paid", currency="DOLLARS"), sample("order_paid", id="9" * 65),
+        sample("order_paid", customer={**customer, "first_name": ["Ana"]}),
+        sample("order_paid", customer={**customer, "id": "7" * 65}),
+    ]
+    for payload in garbled:
+        with pytest.raises(MalformedPayload):
+            _parse("orders/paid", payload)
+    with pytest.raises(MalformedPayload):
+        _parse("customers/update", sample("customer_update", phone=15551234567))
+    with pytest.raises(MalformedPayload):
+        _parse("refunds/create", sample("refund", id="1" * 65))
+
+
+def test_text_too_long_to_keep_is_left_out_of_the_customer():
+    [event] = _parse("customers/update", sample("customer_update", first_name="A" * 256, email="a" * 310 + "@example.com"))
+    assert (event.customer.first_name, event.customer.email) == (None, None)
 
 
 def test_refund_sums_successful_refund_transactions_in_shop_money():
@@ -407,3 +451,11 @@ def test_a_gift_card_refund_line_without_its_amount_is_refused_not_guessed():
     refund = _with_transaction(sample("refund", refund_line_items=[line]), "50.00")
     with pytest.raises(MalformedPayload, match="subtotal"):
         _parse("refunds/create", refund)
+
+
+def test_an_amount_past_what_the_money_columns_hold_is_malformed():
+    for payload in (sample("order_paid", total_price_set={"shop_money": {"amount": "1" + "0" * 14}}),
+                    sample("order_paid", subtotal_price_set={"shop_money": {"amount": "-1" + "0" * 20}})):
+        with pytest.raises(MalformedPayload, match="out of range"):
+            _parse("orders/paid", payload)
+    _parse("orders/paid", sample("order_paid", total_price_set={"shop_money": {"amount": "99999999999999.9999"}}))

@@ -112,6 +112,14 @@ def test_order_deleted_carries_only_the_id():
     assert event == OrderCancelled("727", datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
 
 
+def test_a_resource_body_under_order_deleted_is_no_deletion():
+    # The signature covers the body, not the topic header: a signed order (or customer) body
+    # replayed as order.deleted must not cancel the order with that id. WooCommerce sends only the id.
+    for body in (order("completed"), customer()):
+        with pytest.raises(MalformedPayload, match="only the id"):
+            parse_event(shop(), "order.deleted", body, {})
+
+
 def test_order_restored_reads_the_restored_state():
     assert kinds(parse_event(shop(), "order.restored", order("completed"), {})) == [OrderRestored, OrderPaid]
     assert parse_event(shop(), "order.restored", order("on-hold"), {}) == []
@@ -142,3 +150,36 @@ def test_malformed_payloads_are_permanent_errors(payload):
 def test_unknown_topics_are_refused():
     with pytest.raises(UnknownTopic):
         parse_event(shop(), "product.updated", {"id": 1}, {})
+
+
+def test_customer_text_fields_too_long_to_keep_are_left_out_and_non_text_is_malformed():
+    long_phone = customer(billing={"phone": "0" * 65, "email": "ada@example.com"}, first_name="A" * 256)
+    [event] = parse_event(shop(), "customer.updated", long_phone, {})
+    assert (event.customer.phone, event.customer.first_name, event.customer.email) == (None, None, "ada@example.com")
+    with pytest.raises(MalformedPayload):
+        parse_event(shop(), "customer.updated", customer(first_name=["Ada"]), {})
+
+
+def test_an_order_or_refund_id_longer_than_any_store_uses_is_malformed():
+    for payload in (order("completed", id="7" * 65), order("completed", refunds=[("8" * 65, "-5.00")])):
+        with pytest.raises(MalformedPayload):
+            parse_event(shop(), "order.updated", payload, {})
+
+
+def test_an_amount_past_what_the_money_columns_hold_is_malformed():
+    for payload in (order("completed", total="1" + "0" * 14), order("completed", refunds=[(9, "-1" + "0" * 20)])):
+        with pytest.raises(MalformedPayload, match="out of range"):
+            parse_event(shop(), "order.updated", payload, {})
+
+
+def test_an_order_number_too_long_to_keep_is_left_out():
+    [_, paid] = parse_event(shop(), "order.updated", order("completed", number="N" * 65), {})
+    assert paid.order.order_number is None
+
+
+def test_an_order_body_under_a_customer_topic_is_no_customer():
+    # Replayed (the signature does not cover the topic): the order's id and billing email would
+    # make a customer that claims every guest order of that email.
+    for topic in ("customer.created", "customer.updated"):
+        with pytest.raises(MalformedPayload, match="order"):
+            parse_event(shop(), topic, guest_order("ana@example.com", status="completed"), {})
