@@ -1,6 +1,7 @@
 """GET /r/<referral_code>: a friend follows an advocate's link.
 
-Records the click (shop, advocate, time, an HMAC of the IP, the user agent; never the raw IP),
+Records the click (shop, advocate, time, an HMAC of the IP, the user agent; never the raw IP;
+once per visitor and link a day, so a bot looping on the link does not inflate the funnel),
 remembers the code in a first-party cookie and sends the friend to the store with `?ref=<code>`:
 the storefront carries it into the cart attribute / order meta `lojal_ref`, which is how the
 order attributes the referral and the friend gets their welcome points. Never an error page:
@@ -42,9 +43,9 @@ def follow(code: str):
     shop = db.session.get(Shop, advocate.shop_id)
     if request.method == "GET":
         # A HEAD is a link preview or checker asking where the link goes, not a friend's visit.
-        record_click(db.session, shop.id, advocate.id, utcnow(), ip_hash=_ip_hash(request.remote_addr),
-                     user_agent=request.user_agent.string)
-        db.session.commit()
+        if record_click(db.session, shop.id, advocate.id, utcnow(), ip_hash=_ip_hash(request.remote_addr),
+                        user_agent=request.user_agent.string):
+            db.session.commit()
     response = redirect(_landing(shop, advocate.referral_code), 302)
     response.set_cookie(COOKIE, advocate.referral_code, max_age=COOKIE_MAX_AGE, secure=True, httponly=True,
                         samesite="Lax")

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.models import ReferralClick
 from tests.factories import make_shop
-from tests.widgets.helpers import shopper, wclient, widget_shop  # noqa: F401
+from tests.widgets.helpers import client_for, shopper, wclient, widget_shop  # noqa: F401
 
 
 def _clicks(session, advocate):
@@ -27,12 +27,24 @@ def test_a_click_is_recorded_and_the_friend_lands_on_the_store_with_the_code(ses
     assert click.ip_hash and len(click.ip_hash) == 64 and wclient.environ_base["REMOTE_ADDR"] not in click.ip_hash
 
 
-def test_codes_are_read_case_insensitively_and_each_click_counts(session, wclient):
+def test_codes_are_read_case_insensitively_and_each_visitor_counts(session, app):
     shop, _ = widget_shop(session)
     kari = shopper(session, shop)
-    assert wclient.get(f"/r/{kari.referral_code.lower()}").status_code == 302
-    assert wclient.get(f"/r/{kari.referral_code}").status_code == 302
+    assert client_for(app).get(f"/r/{kari.referral_code.lower()}").status_code == 302
+    assert client_for(app).get(f"/r/{kari.referral_code}").status_code == 302
     assert len(_clicks(session, kari)) == 2
+
+
+def test_a_bot_looping_on_a_link_from_one_address_counts_as_one_click_but_is_still_redirected(session, wclient):
+    # The clicks feed the merchant's referral funnel (clicks, conversion rate): reloads or a
+    # script hammering the link from one address must not inflate them.
+    shop, _ = widget_shop(session)
+    kari, ola = shopper(session, shop), shopper(session, shop)
+    for _ in range(5):
+        resp = wclient.get(f"/r/{kari.referral_code}")
+        assert resp.status_code == 302 and resp.headers["Location"] == f"https://{shop.domain}/?ref={kari.referral_code}"
+    assert wclient.get(f"/r/{ola.referral_code}").status_code == 302
+    assert len(_clicks(session, kari)) == 1 and len(_clicks(session, ola)) == 1
 
 
 def test_a_link_preview_head_request_is_answered_but_not_counted_as_a_click(session, wclient):
