@@ -31,6 +31,12 @@ COOKIE_MAX_AGE = 30 * 24 * 3600
 _CODE = re.compile(r"[A-Za-z0-9]{4,32}")
 # A path on the store: no scheme, no "//host", no query, fragment or backslash.
 _PATH = re.compile(r"/(?!/)[A-Za-z0-9/_.~%-]{0,511}")
+# Link unfurlers and crawlers: messengers fetch a shared link with a GET before any friend
+# clicks it. Named one by one: a bare "bot" would match phones too (CUBOT), and in-app browsers
+# (FBAN, LinkedInApp) are friends clicking, so they are not listed.
+_FETCHER = re.compile(r"facebookexternalhit|Facebot|Slackbot|Slack-ImgProxy|WhatsApp/|TelegramBot|Discordbot|"
+                      r"Twitterbot|LinkedInBot|SkypeUriPreview|Googlebot|bingbot|Applebot|redditbot|Pinterestbot|"
+                      r"Embedly|Iframely|vkShare", re.IGNORECASE)
 
 
 @bp.get("/r/<code>", strict_slashes=False)  # "/r/CODE/" too: pasted links gain a slash
@@ -41,8 +47,8 @@ def follow(code: str):
         shop = shop_by_ref(named) if named else None
         return _no_store(redirect(_landing(shop) if shop else current_app.config["APP_URL"], 302))
     shop = db.session.get(Shop, advocate.shop_id)
-    if request.method == "GET":
-        # A HEAD is a link preview or checker asking where the link goes, not a friend's visit.
+    if request.method == "GET" and not _FETCHER.search(request.user_agent.string):
+        # A HEAD, or a GET by a link unfurler, is a preview asking where the link goes, not a friend's visit.
         if record_click(db.session, shop.id, advocate.id, utcnow(), ip_hash=_ip_hash(request.remote_addr),
                         user_agent=request.user_agent.string):
             db.session.commit()

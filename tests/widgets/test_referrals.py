@@ -56,6 +56,25 @@ def test_a_link_preview_head_request_is_answered_but_not_counted_as_a_click(sess
     assert _clicks(session, kari) == []
 
 
+def test_link_preview_fetchers_sending_get_are_redirected_but_not_counted_as_clicks(session, app):
+    # Messengers unfurl a pasted link with a GET as soon as the advocate shares it, before any
+    # friend has clicked; each preview service would otherwise add a click per chat.
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    for agent in ("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+                  "facebookexternalhit/1.1 Facebot Twitterbot/1.0",  # iMessage
+                  "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "WhatsApp/2.23.20.0 A",
+                  "TelegramBot (like TwitterBot)", "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+                  "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+                  "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"):
+        resp = client_for(app).get(f"/r/{kari.referral_code}", headers={"User-Agent": agent})
+        assert resp.status_code == 302 and resp.headers["Location"] == f"https://{shop.domain}/?ref={kari.referral_code}"
+    assert _clicks(session, kari) == []
+    phone = "Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"
+    assert client_for(app).get(f"/r/{kari.referral_code}", headers={"User-Agent": phone}).status_code == 302
+    assert len(_clicks(session, kari)) == 1
+
+
 def test_a_link_pasted_with_a_trailing_slash_still_lands_on_the_store_not_an_error(session, wclient):
     # Messengers and shoppers add the slash; the README promises "never an error page".
     shop, _ = widget_shop(session)
