@@ -20,7 +20,7 @@ from flask import Blueprint, current_app, redirect, request
 from app.extensions import db
 from app.loyalty.referrals import advocate_for_link, record_click
 from app.models import Shop
-from widgets.api import utcnow
+from widgets.api import client_address, utcnow
 from widgets.auth import shop_by_ref
 from widgets.storefront import home_url, origin_of
 
@@ -49,7 +49,7 @@ def follow(code: str):
     shop = db.session.get(Shop, advocate.shop_id)
     if request.method == "GET" and not _FETCHER.search(request.user_agent.string):
         # A HEAD, or a GET by a link unfurler, is a preview asking where the link goes, not a friend's visit.
-        if record_click(db.session, shop.id, advocate.id, utcnow(), ip_hash=_ip_hash(request.remote_addr),
+        if record_click(db.session, shop.id, advocate.id, utcnow(), ip_hash=_ip_hash(client_address()),
                         user_agent=request.user_agent.string):
             db.session.commit()
     response = redirect(_landing(shop, advocate.referral_code), 302)
@@ -68,8 +68,8 @@ def _landing(shop: Shop, code: str | None = None) -> str:
     return f"{target}?{urlencode({'ref': code})}" if code else target
 
 
-def _ip_hash(ip: str | None) -> str | None:
-    if not ip:
+def _ip_hash(ip: str) -> str | None:
+    if ip == "unknown":  # no peer address: nothing to tell visitors apart by
         return None
     return hmac.new(current_app.config["SECRET_KEY"].encode(), ip.encode(), hashlib.sha256).hexdigest()
 

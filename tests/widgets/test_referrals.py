@@ -56,6 +56,17 @@ def test_a_link_preview_head_request_is_answered_but_not_counted_as_a_click(sess
     assert _clicks(session, kari) == []
 
 
+def test_addresses_of_one_ipv6_network_count_as_one_visitor(session, app):
+    # A bot can take a new address of its /64 for every request: the network is the visitor.
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    for host in ("1", "2", "ffff:ffff:ffff:ffff"):
+        assert client_for(app, f"2001:db8:77:1:{host}" if ":" in host else f"2001:db8:77:1::{host}").get(
+            f"/r/{kari.referral_code}").status_code == 302
+    assert client_for(app, "2001:db8:77:2::1").get(f"/r/{kari.referral_code}").status_code == 302
+    assert len(_clicks(session, kari)) == 2
+
+
 def test_link_preview_fetchers_sending_get_are_redirected_but_not_counted_as_clicks(session, app):
     # Messengers unfurl a pasted link with a GET as soon as the advocate shares it, before any
     # friend has clicked; each preview service would otherwise add a click per chat.
