@@ -3,6 +3,7 @@ widgets.program, widgets.me and widgets.redemptions; widgets.hardening adds CORS
 and the body cap to it."""
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -33,6 +34,27 @@ def _locale(param: str | None, accept_language: str, shop_locale: str) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def client_address() -> str:
+    """Who is calling, as per-IP limits and click counts see it: the socket's peer (behind a load
+    balancer, ProxyFix has made it the client; a client-sent X-Forwarded-For is never trusted
+    here), an IPv6 one as its /64: one host or home line holds the whole /64 and could take a
+    fresh address for every request."""
+    return _network(request.remote_addr or "unknown")
+
+
+@lru_cache(maxsize=4096)
+def _network(address: str) -> str:
+    if ":" not in address:
+        return address  # IPv4 (or no peer): as it is
+    try:
+        ip = ipaddress.IPv6Address(address)
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 def referral_url(code: str) -> str:

@@ -30,6 +30,7 @@ from app.errors import error_response
 from app.extensions import db
 from app.models import Shop
 from widgets.api import bp as api_bp
+from widgets.api import client_address
 from widgets.api import locale_without_shop
 from widgets.auth import peek, shop_by_ref
 from widgets.i18n import request_refusal
@@ -45,13 +46,13 @@ def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
     # One limiter per app (its storage is per app); the limits are declared on the blueprints.
     # If Redis goes away the limits fall back to this process's memory: shoppers keep their
     # widget, and the limits still hold per process.
-    limiter = Limiter(key_func=_client_ip, storage_uri=app.config.get("REDIS_URL") or "memory://",
+    limiter = Limiter(key_func=client_address, storage_uri=app.config.get("REDIS_URL") or "memory://",
                       key_prefix=KEY_PREFIX, strategy="fixed-window", in_memory_fallback_enabled=True)
     if {api.name, referrals.name} != _LIMITED_BLUEPRINTS:
         raise RuntimeError(f"the limited blueprints are {api.name} and {referrals.name}: update _LIMITED_BLUEPRINTS")
     for blueprint in (api, referrals):
         limiter.shared_limit(lambda: current_app.config["WIDGET_IP_RATE_LIMIT"], scope="widget-ip",
-                             key_func=_client_ip, exempt_when=_ip_exempt)(blueprint)
+                             key_func=client_address, exempt_when=_ip_exempt)(blueprint)
     limiter.shared_limit(lambda: current_app.config["WIDGET_RATE_LIMIT"], scope="widget-shopper",
                          key_func=_shopper_key, exempt_when=_not_a_shopper)(api)
     limiter.shared_limit(lambda: current_app.config["WIDGET_REDEEM_RATE_LIMIT"], scope="widget-redeem",
@@ -64,12 +65,6 @@ def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
     app.after_request(_cors_for_unrouted(api))
     app.register_error_handler(RateLimitExceeded, _too_many_requests)
     app.register_error_handler(ReadLimitExceeded, _read_limit_exceeded)
-
-
-def _client_ip() -> str:
-    # The socket's peer: behind a load balancer, deployments apply werkzeug's ProxyFix so this
-    # is the client; a client-sent X-Forwarded-For is never trusted here.
-    return request.remote_addr or "unknown"
 
 
 def _ip_exempt() -> bool:
@@ -233,7 +228,7 @@ def hit_read_limits(shopper) -> None:
         counted += [(item, f"{shopper.shop.id}:{shopper.customer_ref}", "widget-shopper")
                     for item in _limit_items(config["WIDGET_RATE_LIMIT"])]
     if shopper is None or shopper.via != "app_proxy":
-        counted += [(item, _client_ip(), "widget-ip") for item in _limit_items(config["WIDGET_IP_RATE_LIMIT"])]
+        counted += [(item, client_address(), "widget-ip") for item in _limit_items(config["WIDGET_IP_RATE_LIMIT"])]
     current_app.extensions[_READ_LIMITS].hit(counted)
 
 
@@ -243,8 +238,14 @@ def _read_limit_exceeded(exc: ReadLimitExceeded):
 
 def _cap_body() -> None:
     cap = current_app.config["WIDGET_MAX_BODY"]
-    request.max_content_length = cap  # also bounds bodies sent without Content-Length
-    if request.content_length is not None and request.content_length > cap:
+    request.max_content_length = cap
+    length = request.content_length
+    if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # No length: werkzeug's stream stops quietly at max_content_length, and the view would
+        # read the cut-off body (even as a whole JSON object). Read one byte more here and refuse.
+        request.max_content_length = cap + 1
+        length = len(request.get_data(cache=True))
+    if length is not None and length > cap:
         raise RequestEntityTooLarge(f"The request body is larger than {cap} bytes.")
 
 

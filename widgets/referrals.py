@@ -1,6 +1,7 @@
 """GET /r/<referral_code>: a friend follows an advocate's link.
 
-Records the click (shop, advocate, time, an HMAC of the IP, the user agent; never the raw IP),
+Records the click (shop, advocate, time, an HMAC of the IP, the user agent; never the raw IP;
+once per visitor and link a day, so a bot looping on the link does not inflate the funnel),
 remembers the code in a first-party cookie and sends the friend to the store with `?ref=<code>`:
 the storefront carries it into the cart attribute / order meta `lojal_ref`, which is how the
 order attributes the referral and the friend gets their welcome points. Never an error page:
@@ -19,7 +20,7 @@ from flask import Blueprint, current_app, redirect, request
 from app.extensions import db
 from app.loyalty.referrals import advocate_for_link, record_click
 from app.models import Shop
-from widgets.api import utcnow
+from widgets.api import client_address, utcnow
 from widgets.auth import shop_by_ref
 from widgets.storefront import home_url, origin_of
 
@@ -30,6 +31,12 @@ COOKIE_MAX_AGE = 30 * 24 * 3600
 _CODE = re.compile(r"[A-Za-z0-9]{4,32}")
 # A path on the store: no scheme, no "//host", no query, fragment or backslash.
 _PATH = re.compile(r"/(?!/)[A-Za-z0-9/_.~%-]{0,511}")
+# Link unfurlers and crawlers: messengers fetch a shared link with a GET before any friend
+# clicks it. Named one by one: a bare "bot" would match phones too (CUBOT), and in-app browsers
+# (FBAN, LinkedInApp) are friends clicking, so they are not listed.
+_FETCHER = re.compile(r"facebookexternalhit|Facebot|Slackbot|Slack-ImgProxy|WhatsApp/|TelegramBot|Discordbot|"
+                      r"Twitterbot|LinkedInBot|SkypeUriPreview|Googlebot|bingbot|Applebot|redditbot|Pinterestbot|"
+                      r"Embedly|Iframely|vkShare", re.IGNORECASE)
 
 
 @bp.get("/r/<code>", strict_slashes=False)  # "/r/CODE/" too: pasted links gain a slash
@@ -40,11 +47,11 @@ def follow(code: str):
         shop = shop_by_ref(named) if named else None
         return _no_store(redirect(_landing(shop) if shop else current_app.config["APP_URL"], 302))
     shop = db.session.get(Shop, advocate.shop_id)
-    if request.method == "GET":
-        # A HEAD is a link preview or checker asking where the link goes, not a friend's visit.
-        record_click(db.session, shop.id, advocate.id, utcnow(), ip_hash=_ip_hash(request.remote_addr),
-                     user_agent=request.user_agent.string)
-        db.session.commit()
+    if request.method == "GET" and not _FETCHER.search(request.user_agent.string):
+        # A HEAD, or a GET by a link unfurler, is a preview asking where the link goes, not a friend's visit.
+        if record_click(db.session, shop.id, advocate.id, utcnow(), ip_hash=_ip_hash(client_address()),
+                        user_agent=request.user_agent.string):
+            db.session.commit()
     response = redirect(_landing(shop, advocate.referral_code), 302)
     response.set_cookie(COOKIE, advocate.referral_code, max_age=COOKIE_MAX_AGE, secure=True, httponly=True,
                         samesite="Lax")
@@ -61,8 +68,8 @@ def _landing(shop: Shop, code: str | None = None) -> str:
     return f"{target}?{urlencode({'ref': code})}" if code else target
 
 
-def _ip_hash(ip: str | None) -> str | None:
-    if not ip:
+def _ip_hash(ip: str) -> str | None:
+    if ip == "unknown":  # no peer address: nothing to tell visitors apart by
         return None
     return hmac.new(current_app.config["SECRET_KEY"].encode(), ip.encode(), hashlib.sha256).hexdigest()
 

@@ -21,6 +21,9 @@ from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Customer, EarnRule, Order, Referral, ReferralClick, Shop, for_shop
 
+# A visitor's clicks on one link within this window are one click (see record_click).
+CLICK_WINDOW = timedelta(hours=24)
+
 
 def attribute(session: Session, shop: Shop, friend: Customer, code: str, at: datetime,
               order: Order | None = None) -> list:
@@ -61,10 +64,18 @@ def advocate_for_link(session: Session, code: str) -> Customer | None:
 
 
 def record_click(session: Session, shop_id: int, advocate_id: int, at: datetime, *, ip_hash: str | None,
-                 user_agent: str | None) -> None:
-    """A friend's browser followed the advocate's link (kept for the merchant's referral funnel)."""
+                 user_agent: str | None) -> bool:
+    """A friend's browser followed the advocate's link (kept for the merchant's referral funnel).
+    Counted once per visitor (IP hash) and link per CLICK_WINDOW: reloads or a script looping on
+    the link are one visit, not thousands. Returns whether it was counted."""
+    if ip_hash is not None and session.scalar(
+            select(ReferralClick.id).where(ReferralClick.shop_id == shop_id, ReferralClick.advocate_id == advocate_id,
+                                           ReferralClick.clicked_at > at - CLICK_WINDOW,
+                                           ReferralClick.ip_hash == ip_hash).limit(1)) is not None:
+        return False
     session.add(ReferralClick(shop_id=shop_id, advocate_id=advocate_id, clicked_at=at, ip_hash=ip_hash,
                               user_agent=(user_agent or None) and user_agent[:512]))
+    return True
 
 
 def rejection_reason(advocate: Customer, friend: Customer, order: Order | None, guest_orders: int = 0) -> str | None:

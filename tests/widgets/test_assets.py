@@ -167,3 +167,13 @@ def test_the_wordpress_plugin_defers_the_script_and_signs_hs256_tokens_with_the_
     for claim in ("'aud' => $shop_uid", "'sub' => $customer_id", "'iat' => $now", "'exp' => $now + LOJAL_REWARDS_TOKEN_TTL"):
         assert claim in php, claim
     assert "(string) get_current_user_id()" in php  # sub is a string, as the API requires
+
+
+def test_deleting_the_wordpress_plugin_deletes_its_option_and_so_the_widget_secret():
+    # The secret signs tokens that spend any customer's points: it must not outlive the plugin in
+    # wp_options (and its backups). WordPress runs uninstall.php only on deletion, on every site.
+    uninstall = (PLUGIN.parent / "uninstall.php").read_text()
+    assert "defined('WP_UNINSTALL_PLUGIN')" in uninstall and "exit;" in uninstall
+    option = re.search(r"const LOJAL_REWARDS_OPTION = '([a-z_]+)';", PLUGIN.read_text())[1]
+    assert f"delete_option('{option}')" in uninstall
+    assert "switch_to_blog(" in uninstall and "restore_current_blog()" in uninstall  # multisite: every site's copy

@@ -2,6 +2,8 @@
 redemptions answering 429 with Retry-After and the JSON envelope."""
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from app import create_app
@@ -131,6 +133,21 @@ def test_one_ip_over_the_limit_gets_429_whoever_it_claims_to_be(tight):
     blocked = client.get(f"/widget/v1/program?shop={shop.uid}", headers={"X-Forwarded-For": "1.2.3.4"})
     assert _is_429(blocked)
     assert _client(flask_app, "10.2.0.2").get(f"/widget/v1/program?shop={shop.uid}").status_code == 200
+
+
+def test_an_ipv6_client_is_limited_by_its_64_network_not_by_each_address_in_it(tight):
+    # One host holds a whole /64 (a home line, a VPS): rotating through its addresses must not
+    # buy a fresh per-IP limit on every request, on /me (counted by hand) or any other route.
+    session, flask_app = tight
+    shop, _ = widget_shop(session)
+    net = f"2001:db8:{secrets.randbelow(2**16):x}:{secrets.randbelow(2**16):x}"
+    for n in range(6):
+        path = "/widget/v1/program" if n % 2 else "/widget/v1/me"
+        assert _client(flask_app, f"{net}::{n + 1:x}").get(f"{path}?shop={shop.uid}").status_code in (200, 401)
+    assert _is_429(_client(flask_app, f"{net}:ffff:ffff:ffff:ffff").get(f"/widget/v1/program?shop={shop.uid}"))
+    assert _is_429(_client(flask_app, f"{net}::abcd").get(f"/widget/v1/me?shop={shop.uid}"))
+    neighbour = f"2001:db8:{secrets.randbelow(2**16):x}:{secrets.randbelow(2**16):x}::1"
+    assert _client(flask_app, neighbour).get(f"/widget/v1/program?shop={shop.uid}").status_code == 200
 
 
 def test_behind_one_trusted_proxy_each_forwarded_client_ip_has_its_own_limit(app):

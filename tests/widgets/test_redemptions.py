@@ -4,6 +4,7 @@ issued at once (in-process jobs), 202 while a worker creates it; idempotent on t
 from __future__ import annotations
 
 import contextlib
+import io
 
 import pytest
 from rq import SimpleWorker
@@ -163,6 +164,29 @@ def test_an_oversized_body_is_413(inproc_app):
                            content_type="application/json", headers=headers)
         assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "request_entity_too_large"
         assert _balance(session, kari) == 700
+
+
+def test_an_oversized_body_streamed_without_a_length_is_413_too_not_cut_off_and_redeemed(inproc_app):
+    # Chunked (no Content-Length): the stream stops at the cap, and a body whose first 4 KB are
+    # a complete JSON object would be read as that object.
+    with serving(inproc_app) as (session, client):
+        shop, secret, kari, rewards = _setup(session)
+        for n, body in enumerate((b'{"reward_id": %d}' % rewards[300].id + b" " * 5000,
+                                  b'{"reward_id": 1, "x": "' + b"a" * 5000 + b'"}')):
+            headers = bearer(token(shop, secret, kari), **{"Idempotency-Key": f"chunked-{n}",
+                                                           "Content-Type": "application/json",
+                                                           "Transfer-Encoding": "chunked"})
+            resp = client.post("/widget/v1/me/redemptions", input_stream=io.BytesIO(body), headers=headers,
+                               environ_overrides={"wsgi.input_terminated": True})
+            assert resp.status_code == 413 and resp.get_json()["error"]["code"] == "request_entity_too_large", n
+        assert _balance(session, kari) == 700
+        # Within the cap, a streamed body is read as any other.
+        headers = bearer(token(shop, secret, kari), **{"Idempotency-Key": "chunked-ok",
+                                                       "Content-Type": "application/json",
+                                                       "Transfer-Encoding": "chunked"})
+        resp = client.post("/widget/v1/me/redemptions", input_stream=io.BytesIO(b'{"reward_id": %d}' % rewards[300].id),
+                           headers=headers, environ_overrides={"wsgi.input_terminated": True})
+        assert resp.status_code == 201 and _balance(session, kari) == 400
 
 
 def test_another_customers_redemption_is_404_and_keys_are_per_customer(inproc_app):

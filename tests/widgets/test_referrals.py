@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.models import ReferralClick
 from tests.factories import make_shop
-from tests.widgets.helpers import shopper, wclient, widget_shop  # noqa: F401
+from tests.widgets.helpers import client_for, shopper, wclient, widget_shop  # noqa: F401
 
 
 def _clicks(session, advocate):
@@ -27,12 +27,24 @@ def test_a_click_is_recorded_and_the_friend_lands_on_the_store_with_the_code(ses
     assert click.ip_hash and len(click.ip_hash) == 64 and wclient.environ_base["REMOTE_ADDR"] not in click.ip_hash
 
 
-def test_codes_are_read_case_insensitively_and_each_click_counts(session, wclient):
+def test_codes_are_read_case_insensitively_and_each_visitor_counts(session, app):
     shop, _ = widget_shop(session)
     kari = shopper(session, shop)
-    assert wclient.get(f"/r/{kari.referral_code.lower()}").status_code == 302
-    assert wclient.get(f"/r/{kari.referral_code}").status_code == 302
+    assert client_for(app).get(f"/r/{kari.referral_code.lower()}").status_code == 302
+    assert client_for(app).get(f"/r/{kari.referral_code}").status_code == 302
     assert len(_clicks(session, kari)) == 2
+
+
+def test_a_bot_looping_on_a_link_from_one_address_counts_as_one_click_but_is_still_redirected(session, wclient):
+    # The clicks feed the merchant's referral funnel (clicks, conversion rate): reloads or a
+    # script hammering the link from one address must not inflate them.
+    shop, _ = widget_shop(session)
+    kari, ola = shopper(session, shop), shopper(session, shop)
+    for _ in range(5):
+        resp = wclient.get(f"/r/{kari.referral_code}")
+        assert resp.status_code == 302 and resp.headers["Location"] == f"https://{shop.domain}/?ref={kari.referral_code}"
+    assert wclient.get(f"/r/{ola.referral_code}").status_code == 302
+    assert len(_clicks(session, kari)) == 1 and len(_clicks(session, ola)) == 1
 
 
 def test_a_link_preview_head_request_is_answered_but_not_counted_as_a_click(session, wclient):
@@ -42,6 +54,36 @@ def test_a_link_preview_head_request_is_answered_but_not_counted_as_a_click(sess
     resp = wclient.head(f"/r/{kari.referral_code}")
     assert resp.status_code == 302 and resp.headers["Location"] == f"https://{shop.domain}/?ref={kari.referral_code}"
     assert _clicks(session, kari) == []
+
+
+def test_addresses_of_one_ipv6_network_count_as_one_visitor(session, app):
+    # A bot can take a new address of its /64 for every request: the network is the visitor.
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    for host in ("1", "2", "ffff:ffff:ffff:ffff"):
+        assert client_for(app, f"2001:db8:77:1:{host}" if ":" in host else f"2001:db8:77:1::{host}").get(
+            f"/r/{kari.referral_code}").status_code == 302
+    assert client_for(app, "2001:db8:77:2::1").get(f"/r/{kari.referral_code}").status_code == 302
+    assert len(_clicks(session, kari)) == 2
+
+
+def test_link_preview_fetchers_sending_get_are_redirected_but_not_counted_as_clicks(session, app):
+    # Messengers unfurl a pasted link with a GET as soon as the advocate shares it, before any
+    # friend has clicked; each preview service would otherwise add a click per chat.
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    for agent in ("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+                  "facebookexternalhit/1.1 Facebot Twitterbot/1.0",  # iMessage
+                  "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "WhatsApp/2.23.20.0 A",
+                  "TelegramBot (like TwitterBot)", "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+                  "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+                  "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"):
+        resp = client_for(app).get(f"/r/{kari.referral_code}", headers={"User-Agent": agent})
+        assert resp.status_code == 302 and resp.headers["Location"] == f"https://{shop.domain}/?ref={kari.referral_code}"
+    assert _clicks(session, kari) == []
+    phone = "Mozilla/5.0 (Linux; Android 10; CUBOT X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"
+    assert client_for(app).get(f"/r/{kari.referral_code}", headers={"User-Agent": phone}).status_code == 302
+    assert len(_clicks(session, kari)) == 1
 
 
 def test_a_link_pasted_with_a_trailing_slash_still_lands_on_the_store_not_an_error(session, wclient):

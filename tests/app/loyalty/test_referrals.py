@@ -2,14 +2,15 @@
 order's points are granted; no self-referral, no existing customers, a weekly cap per advocate."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from app.loyalty.apply import apply_event
 from app.loyalty.events import CustomerInfo, CustomerUpserted
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.pending import release_pending_points
-from app.models import Customer, LedgerEntry, Referral
+from app.loyalty.referrals import CLICK_WINDOW, record_click
+from app.models import Customer, LedgerEntry, Referral, ReferralClick
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded
 
 FRIEND_POINTS = 250    # the default program's referral_friend rule
@@ -432,3 +433,17 @@ def test_two_friends_completing_at_once_respect_the_weekly_cap(app, session, now
     statuses = sorted(r.status for r in session.query(Referral).filter_by(shop_id=shop_id))
     assert statuses == ["completed", "rejected"]
     assert _referral_points(session, shop, advocate, "referral_advocate") == ADVOCATE_POINTS
+
+
+def test_a_link_clicked_again_from_the_same_address_counts_once_a_day(session):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    at = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    counted = [record_click(session, shop.id, advocate.id, at + offset, ip_hash="a" * 64, user_agent="UA")
+               for offset in (timedelta(0), timedelta(hours=1), CLICK_WINDOW - timedelta(seconds=1))]
+    counted.append(record_click(session, shop.id, advocate.id, at + CLICK_WINDOW, ip_hash="a" * 64, user_agent="UA"))
+    counted.append(record_click(session, shop.id, advocate.id, at, ip_hash="b" * 64, user_agent="UA"))
+    # No address known (no peer): nothing to tell visitors apart by, so each counts.
+    counted += [record_click(session, shop.id, advocate.id, at, ip_hash=None, user_agent=None) for _ in range(2)]
+    assert counted == [True, False, False, True, True, True, True]
+    assert session.query(ReferralClick).filter_by(advocate_id=advocate.id).count() == 5
