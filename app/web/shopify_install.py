@@ -7,8 +7,9 @@ Code grant (`/shopify/install` → Shopify's consent screen → `/shopify/callba
   the shop: the callback must come back to the browser that started the install;
 - the callback checks the HMAC (ShopifyAPI's Session.validate_hmac: constant-time), the
   state against the cookie, the timestamp window below, and that the nonce is unused
-  (Redis, with the cookie's lifetime as TTL), then exchanges the code (ShopifyAPI's
-  request_token over urllib) and runs the shared post-install.
+  (Redis, with the cookie's lifetime as TTL), then exchanges the code (our own request, with a
+  timeout: integrations.shopify.install.request_offline_token) and runs the shared post-install.
+  Any failure of that request (refused, timed out, cut off, not JSON) answers 502 and installs nothing.
 
 Embedded (`/shopify/app`, the App URL): Shopify-managed install, see
 integrations.shopify.install.install_with_id_token.
@@ -19,7 +20,6 @@ import functools
 import hmac
 import logging
 import secrets
-import urllib.error
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -30,8 +30,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from app.errors import error_response
 from app.extensions import db, redis_connection
+from integrations.base import PlatformError
 from integrations.shopify.domains import valid_shop_domain
-from integrations.shopify.install import install_with_id_token, post_install
+from integrations.shopify.install import install_with_id_token, post_install, request_offline_token
 from integrations.shopify.tokens import app_config
 
 log = logging.getLogger(__name__)
@@ -151,12 +152,11 @@ def callback():
     if not _claim_nonce(state["nonce"]):
         return _reject(403, "replayed", "This install callback was already used.")
     try:
-        # urllib without a timeout (ShopifyAPI's choice); gunicorn's worker timeout bounds it.
-        access_token = shopify_session.request_token(params)
-    except urllib.error.URLError as exc:
-        log.warning("shopify code exchange failed for %s: %s", domain, getattr(exc, "code", exc.reason))
+        access_token = request_offline_token(domain, params["code"])
+    except PlatformError as exc:  # its message never holds the code or a token
+        log.warning("shopify code exchange failed for %s: %s", domain, exc)
         return _reject(502, "token_request_failed", "Shopify did not issue an access token; start the install again.")
-    # ShopifyAPI's code grant asks for a non-expiring offline token (it cannot send expiring=1);
+    # The code grant asks for a non-expiring offline token (as ShopifyAPI's request_token did);
     # the embedded path (/shopify/app) gets expiring ones.
     post_install(db.session, domain, access_token, now=now)
     response = redirect(f"/admin?{urlencode({'shop': domain})}")
