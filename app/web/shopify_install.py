@@ -5,7 +5,8 @@ Code grant (`/shopify/install` → Shopify's consent screen → `/shopify/callba
   ever goes to a host that is not `name.myshopify.com`;
 - `state` is a random nonce, also kept in a signed, HttpOnly, SameSite=Lax cookie bound to
   the shop: the callback must come back to the browser that started the install;
-- the callback checks the HMAC (ShopifyAPI's Session.validate_hmac: constant-time), the
+- the callback checks the HMAC (ShopifyAPI's Session.validate_hmac: constant-time) with the
+  app secret and, during a secret rotation, SHOPIFY_OLD_API_SECRET too, the
   state against the cookie, the timestamp window below, and that the nonce is unused
   (Redis, with the cookie's lifetime as TTL), then exchanges the code (our own request, with a
   timeout: integrations.shopify.install.request_offline_token) and runs the shared post-install.
@@ -67,6 +68,20 @@ def _session_class(api_key: str, secret: str) -> type[shopify.Session]:
     # ShopifyAPI keeps the credentials on the Session class (Session.setup); a subclass per
     # credential pair keeps them out of global state shared by every app in the process.
     return type("LojalShopifySession", (shopify.Session,), {"api_key": api_key, "secret": secret})
+
+
+def _signed_by_shopify(params: dict[str, str]) -> bool:
+    """The callback's HMAC matches the app secret or, mid-rotation, the old one.
+
+    Both secrets are always tried (each comparison constant-time), so the time taken does not
+    tell which one matched.
+    """
+    config = current_app.config
+    signed = False
+    for secret in (config["SHOPIFY_API_SECRET"], config.get("SHOPIFY_OLD_API_SECRET")):
+        if secret:
+            signed |= _session_class(config["SHOPIFY_API_KEY"], secret).validate_hmac(params)
+    return signed
 
 
 def _shopify_session(domain: str) -> shopify.Session:
@@ -136,8 +151,7 @@ def callback():
     if domain is None:
         return _reject(400, "invalid_shop", "shop must be a shop domain like name.myshopify.com.")
     params = request.args.to_dict()
-    shopify_session = _shopify_session(domain)
-    if not shopify_session.validate_hmac(params):
+    if not _signed_by_shopify(params):
         return _reject(403, "invalid_hmac", "The request signature does not match.")
     now = datetime.now(UTC)
     if not _timestamp_fresh(params.get("timestamp"), now):

@@ -12,12 +12,14 @@ import pytest
 import respx
 from sqlalchemy import func, select, text
 
+from app import create_app
 from app.crypto import token_cipher
 from app.extensions import db
 from app.models import Customer, EarnRule, Shop
 from app.web.shopify_install import STATE_COOKIE, _session_class
+from tests.conftest import test_config
 from tests.shopify_install_support import (  # noqa: F401  (fixtures)
-    _empty_maintenance_queue, enqueued, id_token, new_domain, sapp, sign, ssession, code_grant,
+    SECRET, _empty_maintenance_queue, code_grant, enqueued, id_token, new_domain, sapp, sign, ssession,
 )
 
 # The documented test secret "hush" is shorter than PyJWT recommends; that is the vector's, not ours.
@@ -235,6 +237,42 @@ def test_a_forged_or_tampered_signature_is_refused(sapp, web, code_grant):
     wrong_secret = sign({k: v for k, v in forged.items() if k != "hmac"}, "not-the-secret")
     assert web.get("/shopify/callback", query_string=wrong_secret).status_code == 403
     assert code_grant.requests == []
+
+
+NEW_SECRET = "new-hush"
+
+
+@pytest.fixture(scope="module")
+def rotating_app(app):
+    """The app mid-rotation: a new secret, and the one the tests sign with (SECRET) as the old."""
+    flask_app = create_app(test_config(SHOPIFY_API_KEY="key", SHOPIFY_API_SECRET=NEW_SECRET,
+                                       SHOPIFY_OLD_API_SECRET=SECRET, RUN_JOBS_IN_PROCESS=False))
+    yield flask_app
+    with flask_app.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("signed_with", [NEW_SECRET, SECRET])
+def test_during_a_secret_rotation_a_callback_signed_with_either_secret_installs(rotating_app, code_grant,
+                                                                                signed_with):
+    web = rotating_app.test_client()
+    domain = new_domain()
+    query = sign({k: v for k, v in callback_query(domain, start_install(web, domain)).items() if k != "hmac"},
+                 signed_with)
+    response = web.get("/shopify/callback", query_string=query)
+    assert response.status_code == 302
+    [request] = code_grant.requests
+    assert parse_qs(request.content.decode())["client_secret"] == [NEW_SECRET]  # the token is asked with the new one
+    assert shop_row(rotating_app, domain).access_token_enc
+
+
+def test_a_callback_signed_with_the_old_secret_is_refused_once_it_is_unset(sapp, web, code_grant):
+    domain = new_domain()
+    query = sign({k: v for k, v in callback_query(domain, start_install(web, domain)).items() if k != "hmac"},
+                 "the-revoked-secret")
+    response = web.get("/shopify/callback", query_string=query)
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "invalid_hmac"
+    assert code_grant.requests == [] and shop_row(sapp, domain) is None
 
 
 @pytest.mark.parametrize("offset", [-301, -86_400, 91])
