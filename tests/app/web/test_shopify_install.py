@@ -491,6 +491,23 @@ def test_a_reinstall_through_app_home_before_the_uninstall_webhook_is_processed_
         assert token_cipher.decrypt(shop.access_token_enc) == "shpat_reinstalled"
 
 
+def test_app_home_after_shopify_refused_the_token_exchanges_a_new_one_and_keeps_the_install_time(sapp, web):
+    # A 401 on an Admin API call drops the shop's token (integrations.shopify.graphql); the shop
+    # stays installed, so this is a re-authorisation, not a reinstall.
+    domain = new_domain()
+    installed_at = datetime.now(UTC) - timedelta(days=30)
+    installed_through_app_home(sapp, web, domain, installed_at=installed_at, access_token_enc=None,
+                               refresh_token_enc=None, token_expires_at=None)
+    with respx.mock:
+        respx.post(token_endpoint(domain)).mock(
+            return_value=httpx.Response(200, json={**EXCHANGED, "access_token": "shpat_reauthorised"}))
+        assert web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)}).status_code == 302
+    shop = shop_row(sapp, domain)
+    assert (shop.status, shop.installed_at) == ("active", installed_at)
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_reauthorised"
+
+
 def test_app_home_does_not_exchange_again_while_the_token_is_usable(sapp, web):
     domain = new_domain()
     with respx.mock:
