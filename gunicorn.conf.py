@@ -45,6 +45,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The app logs JSON lines with request ids; gunicorn's own errors go to stderr beside them.
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+# Shopify sends credentials in query strings (code, hmac, id_token, ...): the access log
+# records them redacted, whatever access_log_format names.
+logger_class = "app.access_log.RedactingLogger"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 

@@ -111,6 +111,10 @@ class ConfigSchema(Schema):
         if bool(data.get("SHOPIFY_API_KEY")) != bool(data.get("SHOPIFY_API_SECRET")):
             missing = "SHOPIFY_API_SECRET" if data.get("SHOPIFY_API_KEY") else "SHOPIFY_API_KEY"
             raise ValidationError("SHOPIFY_API_KEY and SHOPIFY_API_SECRET go together", missing)
+        if data.get("SHOPIFY_OLD_API_SECRET") and not data.get("SHOPIFY_API_SECRET"):
+            # Accepted beside the current secret during a rotation, never instead of it.
+            raise ValidationError("is only accepted beside SHOPIFY_API_SECRET (during a secret rotation)",
+                                  "SHOPIFY_OLD_API_SECRET")
 
 
 _SETTING_NAMES = tuple(ConfigSchema().fields)

@@ -1,19 +1,19 @@
 """Shared by the Shopify install tests: the app with Shopify credentials, signed callback
-queries, App Home id tokens, a urllib stub for ShopifyAPI, and a look into the job queue."""
+queries, App Home id tokens, a stub of the code grant's token endpoint, and a look into the job queue."""
 from __future__ import annotations
 
 import hashlib
 import hmac
-import io
-import json
 import secrets
 import time
-import urllib.error
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import httpx
 import jwt
 import pytest
-import shopify.session
+import respx
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -79,33 +79,49 @@ def enqueued(flask_app, func_path: str, *args) -> int:
                if job.func_name == func_path and list(job.args) == list(args))
 
 
-@dataclass
-class _FakeResponse:
-    body: bytes
-    code: int = 200
-    msg: str = "OK"
+class _DroppedBody(httpx.SyncByteStream):
+    """A body cut off by the peer after a few bytes, as httpx reports it."""
 
-    def read(self) -> bytes:
-        return self.body
+    def __iter__(self):
+        yield b'{"access_tok'
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
 
 
 @dataclass
-class UrlopenStub:
-    """Stands in for urllib's urlopen as ShopifyAPI calls it; records every request."""
+class CodeGrantStub:
+    """Shopify's token endpoint as the code-grant callback calls it, stubbed at the httpx boundary
+    (respx); records every request."""
     answer: dict | None = field(default_factory=lambda: {"access_token": "shpat_code_grant_token", "scope": "read_orders"})
     http_error: int | None = None
-    requests: list = field(default_factory=list)
+    body: bytes | None = None  # answered instead of `answer` (e.g. an HTML error page)
+    failure: str | None = None  # "dropped" (connection closed mid-response) or "timeout"
+    requests: list[httpx.Request] = field(default_factory=list)
 
-    def __call__(self, request, *args, **kwargs):
+    def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        if self.failure == "timeout":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if self.failure == "dropped":
+            return httpx.Response(200, headers={"Content-Type": "application/json"}, stream=_DroppedBody())
         if self.http_error:
-            raise urllib.error.HTTPError(request.full_url, self.http_error, "refused", {}, io.BytesIO(b"{}"))
-        return _FakeResponse(json.dumps(self.answer).encode())
+            return httpx.Response(self.http_error, json={"error": "refused"})
+        if self.body is not None:
+            return httpx.Response(200, content=self.body, headers={"Content-Type": "text/html"})
+        return httpx.Response(200, json=self.answer)
+
+    @property
+    def timeouts(self) -> list[float | None]:
+        """The read timeout each request was sent with."""
+        return [request.extensions.get("timeout", {}).get("read") for request in self.requests]
+
+    @contextmanager
+    def serving(self) -> Iterator[CodeGrantStub]:
+        with respx.mock(assert_all_called=False) as router:
+            router.post(url__regex=r"^https://[^/]+/admin/oauth/access_token$").mock(side_effect=self)
+            yield self
 
 
 @pytest.fixture
-def urlopen(monkeypatch) -> UrlopenStub:
-    stub = UrlopenStub()
-    # ShopifyAPI reaches urllib through six.moves (shopify.session.urllib); patch that boundary.
-    monkeypatch.setattr(shopify.session.urllib.request, "urlopen", stub)
-    return stub
+def code_grant() -> Iterator[CodeGrantStub]:
+    with CodeGrantStub().serving() as stub:
+        yield stub

@@ -5,10 +5,12 @@ Code grant (`/shopify/install` → Shopify's consent screen → `/shopify/callba
   ever goes to a host that is not `name.myshopify.com`;
 - `state` is a random nonce, also kept in a signed, HttpOnly, SameSite=Lax cookie bound to
   the shop: the callback must come back to the browser that started the install;
-- the callback checks the HMAC (ShopifyAPI's Session.validate_hmac: constant-time), the
+- the callback checks the HMAC (ShopifyAPI's Session.validate_hmac: constant-time) with the
+  app secret and, during a secret rotation, SHOPIFY_OLD_API_SECRET too, the
   state against the cookie, the timestamp window below, and that the nonce is unused
-  (Redis, with the cookie's lifetime as TTL), then exchanges the code (ShopifyAPI's
-  request_token over urllib) and runs the shared post-install.
+  (Redis, with the cookie's lifetime as TTL), then exchanges the code (our own request, with a
+  timeout: integrations.shopify.install.request_offline_token) and runs the shared post-install.
+  Any failure of that request (refused, timed out, cut off, not JSON) answers 502 and installs nothing.
 
 Embedded (`/shopify/app`, the App URL): Shopify-managed install, see
 integrations.shopify.install.install_with_id_token.
@@ -19,7 +21,6 @@ import functools
 import hmac
 import logging
 import secrets
-import urllib.error
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -30,8 +31,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from app.errors import error_response
 from app.extensions import db, redis_connection
+from integrations.base import PlatformError
 from integrations.shopify.domains import valid_shop_domain
-from integrations.shopify.install import install_with_id_token, post_install
+from integrations.shopify.install import install_with_id_token, post_install, request_offline_token
 from integrations.shopify.tokens import app_config
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,20 @@ def _session_class(api_key: str, secret: str) -> type[shopify.Session]:
     # ShopifyAPI keeps the credentials on the Session class (Session.setup); a subclass per
     # credential pair keeps them out of global state shared by every app in the process.
     return type("LojalShopifySession", (shopify.Session,), {"api_key": api_key, "secret": secret})
+
+
+def _signed_by_shopify(params: dict[str, str]) -> bool:
+    """The callback's HMAC matches the app secret or, mid-rotation, the old one.
+
+    Both secrets are always tried (each comparison constant-time), so the time taken does not
+    tell which one matched.
+    """
+    config = current_app.config
+    signed = False
+    for secret in (config["SHOPIFY_API_SECRET"], config.get("SHOPIFY_OLD_API_SECRET")):
+        if secret:
+            signed |= _session_class(config["SHOPIFY_API_KEY"], secret).validate_hmac(params)
+    return signed
 
 
 def _shopify_session(domain: str) -> shopify.Session:
@@ -135,8 +151,7 @@ def callback():
     if domain is None:
         return _reject(400, "invalid_shop", "shop must be a shop domain like name.myshopify.com.")
     params = request.args.to_dict()
-    shopify_session = _shopify_session(domain)
-    if not shopify_session.validate_hmac(params):
+    if not _signed_by_shopify(params):
         return _reject(403, "invalid_hmac", "The request signature does not match.")
     now = datetime.now(UTC)
     if not _timestamp_fresh(params.get("timestamp"), now):
@@ -151,12 +166,11 @@ def callback():
     if not _claim_nonce(state["nonce"]):
         return _reject(403, "replayed", "This install callback was already used.")
     try:
-        # urllib without a timeout (ShopifyAPI's choice); gunicorn's worker timeout bounds it.
-        access_token = shopify_session.request_token(params)
-    except urllib.error.URLError as exc:
-        log.warning("shopify code exchange failed for %s: %s", domain, getattr(exc, "code", exc.reason))
+        access_token = request_offline_token(domain, params["code"])
+    except PlatformError as exc:  # its message never holds the code or a token
+        log.warning("shopify code exchange failed for %s: %s", domain, exc)
         return _reject(502, "token_request_failed", "Shopify did not issue an access token; start the install again.")
-    # ShopifyAPI's code grant asks for a non-expiring offline token (it cannot send expiring=1);
+    # The code grant asks for a non-expiring offline token (as ShopifyAPI's request_token did);
     # the embedded path (/shopify/app) gets expiring ones.
     post_install(db.session, domain, access_token, now=now)
     response = redirect(f"/admin?{urlencode({'shop': domain})}")

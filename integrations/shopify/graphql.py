@@ -25,12 +25,17 @@ from flask import current_app
 
 from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.shopify.domains import shop_handle
+from integrations.shopify.tokens import forget_refused_token
 
 # A retry sooner than this would only meet the same empty bucket (and its clock skew).
 MIN_RETRY_AFTER = 1.0
 # GraphQL error codes worth retrying; every other code (ACCESS_DENIED, MAX_COST_EXCEEDED,
 # SHOP_INACTIVE, a malformed query, ...) fails the same way again.
 _TRANSIENT_CODES = {"THROTTLED", "INTERNAL_SERVER_ERROR"}
+
+
+class AccessTokenRefused(PermanentPlatformError):
+    """Shopify answered 401: the token is invalid or revoked (its shop's is dropped, see admin_graphql)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ def admin_graphql(shop_domain: str, access_token: str, query: str, variables: di
 
     THROTTLED / 429 / 5xx / network errors -> TransientPlatformError (with `retry_after` when
     Shopify says how long); 401 / 403 / 404 / other 4xx / GraphQL errors -> PermanentPlatformError.
+    A 401 (AccessTokenRefused) also drops the shop's stored token if it is `access_token`
+    (tokens.forget_refused_token): jobs then stop at current_access_token, without calling Shopify.
     """
     return admin_graphql_response(shop_domain, access_token, query, variables, http_client=http_client).data
 
@@ -82,7 +89,11 @@ def admin_graphql_response(shop_domain: str, access_token: str, query: str,
     if result.ok and result.data is not None:
         requested, throttle = _cost(result.extensions)
         return GraphQLResponse(result.data, requested, throttle)
-    raise _error_for(result)
+    error = _error_for(result)
+    if isinstance(error, AccessTokenRefused):
+        # Every later call would be refused too: stop them until the merchant re-authorises.
+        forget_refused_token(shop_domain, access_token)
+    raise error
 
 
 def raise_user_errors(payload: Mapping[str, Any] | None, what: str) -> None:
@@ -111,7 +122,7 @@ def _error_for(result) -> Exception:
     if status == 429 or status >= 500:
         return TransientPlatformError(f"Shopify GraphQL answered {status}", retry_after=_retry_after_header(result))
     if status == 401:
-        return PermanentPlatformError("Shopify GraphQL answered 401: the access token is invalid or revoked")
+        return AccessTokenRefused("Shopify GraphQL answered 401: the access token is invalid or revoked")
     if status == 403:
         return PermanentPlatformError("Shopify GraphQL answered 403: the app lacks a required access scope")
     return PermanentPlatformError(f"Shopify GraphQL answered {status}: {_short(result.response.body)}")

@@ -1,5 +1,8 @@
 """Installing a Shopify shop: every path (code grant, token exchange, custom-app CLI) ends here.
 
+`request_offline_token` is the code grant's token request (the callback's HMAC, state and
+timestamp are checked by the route first).
+
 `post_install` owns its transaction: it upserts the shop, stores the token, makes sure the
 shop has a widget secret and a program, commits, and only then enqueues the follow-up jobs
 (webhook subscriptions, order backfill), so a job never runs before the shop row exists.
@@ -11,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+import httpx
 import shopify_app
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
@@ -30,6 +34,10 @@ from jobs.shopify_sync import enqueue_backfill
 log = logging.getLogger(__name__)
 
 PLATFORM = "shopify"
+# Shopify answers a token request in well under a second. ShopifyAPI's request_token offers no
+# timeout (a bare urlopen), so we make the request ourselves: 10 s per connect/read/write keeps
+# a hung call well inside gunicorn's 30 s worker timeout.
+TOKEN_REQUEST_TIMEOUT = httpx.Timeout(10.0)
 # Topics Lojal subscribes to per shop through Admin GraphQL (webhookSubscriptionCreate).
 # The three mandatory compliance topics (customers/data_request, customers/redact,
 # shop/redact) cannot be subscribed through the API: they are set in the app's
@@ -45,6 +53,35 @@ WEBHOOK_TOPICS = (
     "customers/update",
     "app/uninstalled",
 )
+
+
+def request_offline_token(domain: str, code: str) -> str:
+    """Exchange a code-grant `code` for the shop's (non-expiring) offline access token.
+
+    Every failure raises a PlatformError whose message names only its kind (the status or the
+    exception's type, never the code or a token): no answer, a timeout, a dropped connection,
+    429/5xx -> Transient; a refused code, a body that is not JSON or holds no token -> Permanent.
+    """
+    config = app_config()
+    form = {"client_id": config["client_id"], "client_secret": config["client_secret"], "code": code}
+    try:
+        response = httpx.post(f"https://{domain}/admin/oauth/access_token", data=form,
+                              headers={"Accept": "application/json"}, timeout=TOKEN_REQUEST_TIMEOUT)
+    except httpx.HTTPError as exc:
+        raise TransientPlatformError(f"Shopify token request failed ({type(exc).__name__})") from None
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise TransientPlatformError(f"Shopify token request answered {status}")
+    if status != 200:
+        raise PermanentPlatformError(f"Shopify token request answered {status}")
+    try:
+        payload = response.json()
+    except ValueError:  # also a body that is not UTF-8
+        raise PermanentPlatformError("Shopify token request answered a body that is not JSON") from None
+    token = payload.get("access_token") if isinstance(payload, dict) else None
+    if not isinstance(token, str) or not token:
+        raise PermanentPlatformError("Shopify token request answered without an access token")
+    return token
 
 
 def post_install(session: Session, domain: str, access_token: str, *, refresh_token: str | None = None,

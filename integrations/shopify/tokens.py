@@ -10,6 +10,7 @@ transaction, a later rollback there would throw away the only valid refresh toke
 """
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import shopify_app
@@ -18,9 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.crypto import token_cipher
+from app.extensions import db
+from app.loyalty import audit
 from app.models import Shop
 from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.shopify.domains import shop_handle
+
+log = logging.getLogger(__name__)
 
 # Refresh when less than this is left: long enough for a job started now to finish its calls.
 REFRESH_MARGIN = timedelta(minutes=5)
@@ -70,7 +75,8 @@ def current_access_token(session: Session, shop: Shop, *, now: datetime | None =
     a lock on the shop row: the refresh locks it from another connection.
     """
     if not shop.access_token_enc:
-        raise PermanentPlatformError(f"shop {shop.id} has no access token (uninstalled or never connected)")
+        raise PermanentPlatformError(f"shop {shop.id} has no access token (uninstalled, never connected, or refused "
+                                     "by Shopify: the merchant must open the app to re-authorise)")
     now = now or datetime.now(UTC)
     if not needs_refresh(shop, now):
         return token_cipher.decrypt(shop.access_token_enc)
@@ -108,3 +114,26 @@ def _refresh_in_own_transaction(session: Session, shop_id: int, now: datetime) -
         store_access_token(shop, new.token, refresh_token=new.refresh_token,
                            expires_at=parse_expiry(new.expires), now=now)
         return new.token
+
+
+def forget_refused_token(domain: str, refused: str) -> bool:
+    """Shopify answered 401 to `refused`: drop the shop's credentials, so no job calls Shopify
+    with them again. The shop stays installed (webhooks and the widget go on); App Home
+    exchanges new credentials when the merchant next opens the app (has_usable_token).
+
+    Only if `refused` is still the stored token: one stored meanwhile (the merchant came back)
+    is kept. Committed on its own connection, so the caller's rollback cannot undo it; a row
+    locked by someone else (an install or refresh storing a token, or the caller) is left
+    alone, and the next 401 drops it. True if dropped.
+    """
+    with Session(bind=db.session.get_bind(mapper=Shop)) as own, own.begin():
+        shop = own.execute(select(Shop).where(Shop.platform == "shopify", Shop.domain == domain)
+                           .with_for_update(skip_locked=True)).scalar_one_or_none()
+        if shop is None or not shop.access_token_enc or token_cipher.decrypt(shop.access_token_enc) != refused:
+            return False
+        shop.access_token_enc = shop.refresh_token_enc = shop.token_expires_at = None
+        audit.record(own, shop.id, "system", "shop.reauthorisation_needed", target_type="shop", target_id=shop.id,
+                     details={"reason": "Shopify refused the access token (401)"})
+        log.warning("shopify refused the access token (401): dropped; the merchant must open the app to "
+                    "re-authorise", extra={"shop_id": shop.id})
+        return True

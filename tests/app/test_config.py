@@ -44,6 +44,15 @@ def test_shopify_key_without_secret_is_refused():
         load_config({**GOOD, "SHOPIFY_API_KEY": "abc"})
 
 
+def test_an_old_shopify_secret_without_the_current_credentials_is_refused():
+    # Mid-rotation the old secret is accepted beside the current one, never instead of it.
+    with pytest.raises(ConfigError, match="SHOPIFY_OLD_API_SECRET"):
+        load_config({**GOOD, "SHOPIFY_OLD_API_SECRET": "previous"})
+    rotating = load_config({**GOOD, "SHOPIFY_API_KEY": "abc", "SHOPIFY_API_SECRET": "new",
+                            "SHOPIFY_OLD_API_SECRET": "previous"})
+    assert (rotating["SHOPIFY_API_SECRET"], rotating["SHOPIFY_OLD_API_SECRET"]) == ("new", "previous")
+
+
 def test_postgres_urls_select_the_psycopg_driver():
     config = load_config({**GOOD, "DATABASE_URL": "postgres://u@db:5432/lojal"})
     assert config["DATABASE_URL"] == "postgresql+psycopg://u@db:5432/lojal"

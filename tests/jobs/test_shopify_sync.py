@@ -201,3 +201,16 @@ def test_revoked_access_stops_the_sync_without_retries(wsession, run_jobs, worke
     run_jobs()
     assert fetch(worker_app, job.id).return_value() == "failed"
     assert scheduled_jobs(worker_app, Q) == []
+
+
+def test_after_revoked_access_later_jobs_stop_calling_shopify_until_the_merchant_returns(wsession, run_jobs,
+                                                                                         worker_app, shop, api):
+    api.answer("LojalOrders", httpx.Response(401, text=""))
+    shopify_sync.enqueue_backfill(shop.id)
+    run_jobs()
+    again = shopify_sync.enqueue_backfill(shop.id)  # e.g. the next scheduled reconciliation
+    run_jobs()
+    assert fetch(worker_app, again.id).return_value() == "failed"
+    assert api.operations() == ["LojalOrders"]  # the refused token was used once, then dropped
+    wsession.expire_all()
+    assert wsession.get(Shop, shop.id).status == "active" and wsession.get(Shop, shop.id).access_token_enc is None

@@ -10,7 +10,6 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import shopify.session
 from cryptography.fernet import Fernet
 from rq import SimpleWorker
 from sqlalchemy import select
@@ -25,7 +24,7 @@ from jobs.worker import run_worker
 from tests.app.web import shopify_helpers, woocommerce_helpers
 from tests.conftest import TEST_FERNET_KEY, test_config
 from tests.integrations.shopify.samples import sample
-from tests.shopify_install_support import UrlopenStub, new_domain, sign as sign_query
+from tests.shopify_install_support import CodeGrantStub, new_domain, sign as sign_query
 
 API_SECRET = "shpss_" + secrets.token_hex(16)
 ACCESS_TOKEN = "shpat_" + secrets.token_hex(16)
@@ -54,15 +53,14 @@ def _app(keys: str):
                                   TOKEN_ENCRYPTION_KEYS=keys, RUN_JOBS_IN_PROCESS=False, LOG_LEVEL="DEBUG"))
 
 
-def _shopify_install(client, monkeypatch) -> str:
-    monkeypatch.setattr(shopify.session.urllib.request, "urlopen", UrlopenStub(answer={"access_token": ACCESS_TOKEN,
-                                                                                      "scope": "read_orders"}))
+def _shopify_install(client) -> str:
     domain = new_domain()
     started = client.get("/shopify/install", query_string={"shop": domain})
     state = parse_qs(urlsplit(started.headers["Location"]).query)["state"][0]
     query = sign_query({"code": "authcode", "shop": domain, "state": state,
                         "timestamp": str(int(time.time()))}, API_SECRET)
-    assert client.get("/shopify/callback", query_string=query).status_code == 302
+    with CodeGrantStub(answer={"access_token": ACCESS_TOKEN, "scope": "read_orders"}).serving():
+        assert client.get("/shopify/callback", query_string=query).status_code == 302
     return domain
 
 
@@ -76,11 +74,11 @@ def _woocommerce_connect(client) -> None:
     assert response.status_code == 200
 
 
-def test_no_secret_or_token_appears_in_any_log_line(app, captured, monkeypatch):
+def test_no_secret_or_token_appears_in_any_log_line(app, captured):
     flask_app = _app(TEST_FERNET_KEY)
     client = flask_app.test_client()
     try:
-        domain = _shopify_install(client, monkeypatch)
+        domain = _shopify_install(client)
         order = sample("order_paid", id=5840000300001)
         assert shopify_helpers.deliver(client, domain, "orders/paid", order, secret=API_SECRET).status_code == 200
         _woocommerce_connect(client)

@@ -16,7 +16,7 @@ from tests.app.web import shopify_helpers, woocommerce_helpers
 from tests.factories import make_customer
 from tests.integrations.shopify.samples import sample
 from tests.security.conftest import SECRET, table_counts
-from tests.shopify_install_support import new_domain, sign as sign_query
+from tests.shopify_install_support import code_grant, new_domain, sign as sign_query  # noqa: F401  (fixture)
 
 SHOPIFY_TOPICS = ["orders/paid", "refunds/create", "customers/redact", "shop/redact", "app/uninstalled"]
 BODY = json.dumps(sample("order_paid")).encode()
@@ -140,12 +140,7 @@ def test_shopify_oauth_callback_forgeries_are_refused_before_any_token_exchange(
     assert table_counts(sec_session) == before
 
 
-def test_a_replayed_shopify_oauth_callback_is_refused(web, sec_session, no_outbound, monkeypatch):
-    from tests.shopify_install_support import UrlopenStub
-    import shopify.session
-
-    exchange = UrlopenStub()
-    monkeypatch.setattr(shopify.session.urllib.request, "urlopen", exchange)
+def test_a_replayed_shopify_oauth_callback_is_refused(web, sec_session, no_outbound, code_grant):
     domain, state = _begin_shopify_install(web)
     cookie = web.get_cookie("lojal_shopify_state", path="/shopify").value
     query = _callback(domain, state)
@@ -154,7 +149,7 @@ def test_a_replayed_shopify_oauth_callback_is_refused(web, sec_session, no_outbo
     web.set_cookie("lojal_shopify_state", cookie, path="/shopify")  # the attacker kept the cookie and the URL
     replay = web.get("/shopify/callback", query_string=query)
     assert replay.status_code == 403 and replay.json["error"]["code"] == "replayed"
-    assert len(exchange.requests) == 1 and table_counts(sec_session) == installed
+    assert len(code_grant.requests) == 1 and table_counts(sec_session) == installed
 
 
 def _proxy_query(domain: str, customer_id: str, *, secret: str = SECRET, offset: int = 0, tamper: dict | None = None,

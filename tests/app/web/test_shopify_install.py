@@ -12,12 +12,14 @@ import pytest
 import respx
 from sqlalchemy import func, select, text
 
+from app import create_app
 from app.crypto import token_cipher
 from app.extensions import db
 from app.models import Customer, EarnRule, Shop
 from app.web.shopify_install import STATE_COOKIE, _session_class
+from tests.conftest import test_config
 from tests.shopify_install_support import (  # noqa: F401  (fixtures)
-    _empty_maintenance_queue, enqueued, id_token, new_domain, sapp, sign, ssession, urlopen,
+    SECRET, _empty_maintenance_queue, code_grant, enqueued, id_token, new_domain, sapp, sign, ssession,
 )
 
 # The documented test secret "hush" is shorter than PyJWT recommends; that is the vector's, not ours.
@@ -90,11 +92,11 @@ def test_install_without_a_shop_parameter_is_refused(web):
 
 
 @pytest.mark.parametrize("shop", ATTACK_SHOPS)
-def test_callback_refuses_a_bad_shop_before_any_outbound_call(web, urlopen, shop):
+def test_callback_refuses_a_bad_shop_before_any_outbound_call(web, code_grant, shop):
     response = web.get("/shopify/callback", query_string=sign({"code": "c", "shop": shop, "timestamp": str(int(time.time()))}))
     assert response.status_code == 400
     assert "Location" not in response.headers
-    assert urlopen.requests == []
+    assert code_grant.requests == []
 
 
 # --- install ---------------------------------------------------------------------------
@@ -155,7 +157,7 @@ def test_callback_hmac_matches_the_documented_vectors(message, digest):
 
 # --- callback ----------------------------------------------------------------------------
 
-def test_callback_happy_path_stores_an_encrypted_token_and_enqueues_the_jobs(sapp, web, urlopen, caplog):
+def test_callback_happy_path_stores_an_encrypted_token_and_enqueues_the_jobs(sapp, web, code_grant, caplog):
     caplog.set_level(logging.DEBUG)
     domain = new_domain()
     state = start_install(web, domain)
@@ -164,9 +166,9 @@ def test_callback_happy_path_stores_an_encrypted_token_and_enqueues_the_jobs(sap
     assert response.status_code == 302
     assert response.headers["Location"] == f"/admin?shop={domain}"
     assert f"{STATE_COOKIE}=;" in response.headers["Set-Cookie"]  # cleared: the nonce is spent
-    [request] = urlopen.requests
-    assert request.full_url == f"https://{domain}/admin/oauth/access_token?"
-    assert parse_qs(request.data.decode()) == {"client_id": ["key"], "client_secret": ["hush"], "code": ["authcode123"]}
+    [request] = code_grant.requests
+    assert str(request.url) == f"https://{domain}/admin/oauth/access_token"
+    assert parse_qs(request.content.decode()) == {"client_id": ["key"], "client_secret": ["hush"], "code": ["authcode123"]}
 
     shop = shop_row(sapp, domain)
     assert shop.status == "active" and shop.uninstalled_at is None
@@ -182,7 +184,7 @@ def test_callback_happy_path_stores_an_encrypted_token_and_enqueues_the_jobs(sap
     assert "shpat_code_grant_token" not in caplog.text
 
 
-def test_a_replayed_callback_is_refused(sapp, web, urlopen):
+def test_a_replayed_callback_is_refused(sapp, web, code_grant):
     domain = new_domain()
     state = start_install(web, domain)
     cookie = web.get_cookie(STATE_COOKIE, path="/shopify").value
@@ -194,37 +196,37 @@ def test_a_replayed_callback_is_refused(sapp, web, urlopen):
     replay = web.get("/shopify/callback", query_string=query)
     assert replay.status_code == 403
     assert replay.get_json()["error"]["code"] == "replayed"
-    assert len(urlopen.requests) == 1
+    assert len(code_grant.requests) == 1
 
 
-def test_a_callback_without_the_state_cookie_is_refused(sapp, web, urlopen):
+def test_a_callback_without_the_state_cookie_is_refused(sapp, web, code_grant):
     domain = new_domain()
     state = start_install(web, domain)
     other_browser = sapp.test_client()
     response = other_browser.get("/shopify/callback", query_string=callback_query(domain, state))
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "state_missing"
-    assert urlopen.requests == [] and shop_row(sapp, domain) is None
+    assert code_grant.requests == [] and shop_row(sapp, domain) is None
 
 
 @pytest.mark.parametrize("state", [None, "", "someone-elses-nonce"])
-def test_a_callback_with_a_missing_or_mismatched_state_is_refused(sapp, web, urlopen, state):
+def test_a_callback_with_a_missing_or_mismatched_state_is_refused(sapp, web, code_grant, state):
     domain = new_domain()
     start_install(web, domain)
     response = web.get("/shopify/callback", query_string=callback_query(domain, state))
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "state_mismatch"
-    assert urlopen.requests == [] and shop_row(sapp, domain) is None
+    assert code_grant.requests == [] and shop_row(sapp, domain) is None
 
 
-def test_a_state_cookie_for_another_shop_is_refused(sapp, web, urlopen):
+def test_a_state_cookie_for_another_shop_is_refused(sapp, web, code_grant):
     state = start_install(web, new_domain())
     target = new_domain()
     response = web.get("/shopify/callback", query_string=callback_query(target, state))
-    assert response.status_code == 403 and urlopen.requests == []
+    assert response.status_code == 403 and code_grant.requests == []
 
 
-def test_a_forged_or_tampered_signature_is_refused(sapp, web, urlopen):
+def test_a_forged_or_tampered_signature_is_refused(sapp, web, code_grant):
     domain = new_domain()
     state = start_install(web, domain)
     forged = callback_query(domain, state)
@@ -234,21 +236,57 @@ def test_a_forged_or_tampered_signature_is_refused(sapp, web, urlopen):
     assert web.get("/shopify/callback", query_string=unsigned).get_json()["error"]["code"] == "invalid_hmac"
     wrong_secret = sign({k: v for k, v in forged.items() if k != "hmac"}, "not-the-secret")
     assert web.get("/shopify/callback", query_string=wrong_secret).status_code == 403
-    assert urlopen.requests == []
+    assert code_grant.requests == []
+
+
+NEW_SECRET = "new-hush"
+
+
+@pytest.fixture(scope="module")
+def rotating_app(app):
+    """The app mid-rotation: a new secret, and the one the tests sign with (SECRET) as the old."""
+    flask_app = create_app(test_config(SHOPIFY_API_KEY="key", SHOPIFY_API_SECRET=NEW_SECRET,
+                                       SHOPIFY_OLD_API_SECRET=SECRET, RUN_JOBS_IN_PROCESS=False))
+    yield flask_app
+    with flask_app.app_context():
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("signed_with", [NEW_SECRET, SECRET])
+def test_during_a_secret_rotation_a_callback_signed_with_either_secret_installs(rotating_app, code_grant,
+                                                                                signed_with):
+    web = rotating_app.test_client()
+    domain = new_domain()
+    query = sign({k: v for k, v in callback_query(domain, start_install(web, domain)).items() if k != "hmac"},
+                 signed_with)
+    response = web.get("/shopify/callback", query_string=query)
+    assert response.status_code == 302
+    [request] = code_grant.requests
+    assert parse_qs(request.content.decode())["client_secret"] == [NEW_SECRET]  # the token is asked with the new one
+    assert shop_row(rotating_app, domain).access_token_enc
+
+
+def test_a_callback_signed_with_the_old_secret_is_refused_once_it_is_unset(sapp, web, code_grant):
+    domain = new_domain()
+    query = sign({k: v for k, v in callback_query(domain, start_install(web, domain)).items() if k != "hmac"},
+                 "the-revoked-secret")
+    response = web.get("/shopify/callback", query_string=query)
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "invalid_hmac"
+    assert code_grant.requests == [] and shop_row(sapp, domain) is None
 
 
 @pytest.mark.parametrize("offset", [-301, -86_400, 91])
-def test_a_callback_outside_the_timestamp_window_is_refused(sapp, web, urlopen, offset):
+def test_a_callback_outside_the_timestamp_window_is_refused(sapp, web, code_grant, offset):
     domain = new_domain()
     state = start_install(web, domain)
     response = web.get("/shopify/callback", query_string=callback_query(domain, state, timestamp=int(time.time()) + offset))
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "stale_request"
-    assert urlopen.requests == []
+    assert code_grant.requests == []
 
 
-def test_a_refused_code_answers_502_and_installs_nothing(sapp, web, urlopen):
-    urlopen.http_error = 400
+def test_a_refused_code_answers_502_and_installs_nothing(sapp, web, code_grant):
+    code_grant.http_error = 400
     domain = new_domain()
     state = start_install(web, domain)
     response = web.get("/shopify/callback", query_string=callback_query(domain, state))
@@ -256,7 +294,33 @@ def test_a_refused_code_answers_502_and_installs_nothing(sapp, web, urlopen):
     assert shop_row(sapp, domain) is None
 
 
-def test_reinstall_after_uninstall_restores_the_shop_and_keeps_its_data(sapp, web, urlopen):
+@pytest.mark.parametrize("failure", [
+    {"failure": "dropped"},                                  # connection closed mid-response
+    {"failure": "timeout"},
+    {"http_error": 503},
+    {"body": b"<html>Bad gateway</html>"},                   # 200, not JSON
+    {"answer": {"error": "something else"}},                 # 200, JSON without a token
+])
+def test_a_failed_code_exchange_answers_502_and_installs_nothing(sapp, web, code_grant, failure):
+    for name, value in failure.items():
+        setattr(code_grant, name, value)
+    domain = new_domain()
+    state = start_install(web, domain)
+    response = web.get("/shopify/callback", query_string=callback_query(domain, state))
+    assert response.status_code == 502 and "Location" not in response.headers
+    assert response.get_json()["error"]["code"] == "token_request_failed"
+    assert f"{STATE_COOKIE}=;" in response.headers["Set-Cookie"]  # the nonce is spent: start again
+    assert shop_row(sapp, domain) is None
+
+
+def test_the_code_exchange_waits_a_bounded_time_for_shopify(sapp, web, code_grant):
+    domain = new_domain()
+    web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
+    [timeout] = code_grant.timeouts
+    assert timeout is not None and 0 < timeout <= 15  # well inside gunicorn's 30 s worker timeout
+
+
+def test_reinstall_after_uninstall_restores_the_shop_and_keeps_its_data(sapp, web, code_grant):
     domain = new_domain()
     web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
     with sapp.app_context():
@@ -269,7 +333,7 @@ def test_reinstall_after_uninstall_restores_the_shop_and_keeps_its_data(sapp, we
         shop_id = shop.id
         db.session.remove()
 
-    urlopen.answer = {"access_token": "shpat_second_install", "scope": "read_orders"}
+    code_grant.answer = {"access_token": "shpat_second_install", "scope": "read_orders"}
     response = web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
     assert response.status_code == 302
 
@@ -282,7 +346,7 @@ def test_reinstall_after_uninstall_restores_the_shop_and_keeps_its_data(sapp, we
         db.session.remove()
 
 
-def test_a_reinstall_before_the_uninstall_webhook_is_processed_survives_that_webhook(sapp, web, urlopen):
+def test_a_reinstall_before_the_uninstall_webhook_is_processed_survives_that_webhook(sapp, web, code_grant):
     # Uninstalled, then reinstalled through the code grant while the app/uninstalled delivery
     # still waits in the queue: the shop row is still "active" when the new token arrives.
     # Shopify only issues a different offline token after an uninstall, so that delivery is
@@ -299,7 +363,7 @@ def test_a_reinstall_before_the_uninstall_webhook_is_processed_survives_that_web
         db.session.remove()
     uninstalled_at = datetime.now(UTC) - timedelta(seconds=30)
 
-    urlopen.answer = {"access_token": "shpat_after_reinstall", "scope": "read_orders"}
+    code_grant.answer = {"access_token": "shpat_after_reinstall", "scope": "read_orders"}
     assert web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain))).status_code == 302
     with sapp.app_context():
         shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
@@ -313,7 +377,7 @@ def test_a_reinstall_before_the_uninstall_webhook_is_processed_survives_that_web
         assert token_cipher.decrypt(shop.access_token_enc) == "shpat_after_reinstall"
 
 
-def test_authorizing_an_installed_shop_again_keeps_its_install_time(sapp, web, urlopen):
+def test_authorizing_an_installed_shop_again_keeps_its_install_time(sapp, web, code_grant):
     # Shopify answers a repeated code grant with the same offline token: nothing was reinstalled,
     # so orders since the first install stay live sales for the backfill.
     domain = new_domain()
@@ -425,6 +489,23 @@ def test_a_reinstall_through_app_home_before_the_uninstall_webhook_is_processed_
     assert shop.status == "active"
     with sapp.app_context():
         assert token_cipher.decrypt(shop.access_token_enc) == "shpat_reinstalled"
+
+
+def test_app_home_after_shopify_refused_the_token_exchanges_a_new_one_and_keeps_the_install_time(sapp, web):
+    # A 401 on an Admin API call drops the shop's token (integrations.shopify.graphql); the shop
+    # stays installed, so this is a re-authorisation, not a reinstall.
+    domain = new_domain()
+    installed_at = datetime.now(UTC) - timedelta(days=30)
+    installed_through_app_home(sapp, web, domain, installed_at=installed_at, access_token_enc=None,
+                               refresh_token_enc=None, token_expires_at=None)
+    with respx.mock:
+        respx.post(token_endpoint(domain)).mock(
+            return_value=httpx.Response(200, json={**EXCHANGED, "access_token": "shpat_reauthorised"}))
+        assert web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)}).status_code == 302
+    shop = shop_row(sapp, domain)
+    assert (shop.status, shop.installed_at) == ("active", installed_at)
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_reauthorised"
 
 
 def test_app_home_does_not_exchange_again_while_the_token_is_usable(sapp, web):

@@ -1,13 +1,20 @@
 """admin_graphql: Shopify's answers sorted into data, retry-later (with when) and give-up."""
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 import respx
+from sqlalchemy import select
 
+from app.crypto import token_cipher
+from app.models import AuditLog, Shop
 from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.shopify.graphql import admin_graphql, admin_graphql_response, legacy_id, raise_user_errors
-from tests.integrations.shopify.admin_api import ACCESS_TOKEN, FakeAdminApi, ok, throttled
+from integrations.shopify.tokens import current_access_token, store_access_token
+from tests.integrations.shopify.admin_api import ACCESS_TOKEN, FakeAdminApi, make_shopify_shop, ok, throttled
 
 DOMAIN = "graphql-test.myshopify.com"
 QUERY = "query LojalPing { shop { name } }"
@@ -87,6 +94,51 @@ def test_client_errors_are_permanent(api, status):
     assert not isinstance(caught.value, TransientPlatformError)
     assert str(status) in str(caught.value)
     assert ACCESS_TOKEN not in str(caught.value)
+
+
+INVALID_TOKEN = httpx.Response(401, json={"errors": "[API] Invalid API key or access token "
+                                                   "(unrecognized login or wrong password)"})
+
+
+def test_a_401_drops_the_refused_token_so_jobs_stop_calling_shopify_until_the_merchant_returns(
+        session, caplog):
+    caplog.set_level(logging.DEBUG)
+    shop = make_shopify_shop(session)
+    now = datetime.now(UTC)
+    store_access_token(shop, "shpat_revoked", refresh_token="shprt_revoked", expires_at=now + timedelta(hours=1),
+                       now=now)
+    session.commit()
+    with respx.mock(assert_all_called=False) as router:
+        shopify = FakeAdminApi(shop.domain).install(router)
+        shopify.answer("LojalPing", INVALID_TOKEN)
+        with pytest.raises(PermanentPlatformError) as caught:
+            admin_graphql(shop.domain, current_access_token(session, shop), QUERY)
+
+        session.expire_all()
+        shop = session.get(Shop, shop.id)
+        # Still installed (webhooks and the widget go on); only the dead credentials are gone, so
+        # App Home exchanges new ones the next time the merchant opens the app.
+        assert shop.status == "active"
+        assert (shop.access_token_enc, shop.refresh_token_enc, shop.token_expires_at) == (None, None, None)
+        with pytest.raises(PermanentPlatformError, match="open the app"):
+            current_access_token(session, shop)  # what every job asks first: no call to Shopify
+        assert len(shopify.calls) == 1
+    audit = session.scalars(select(AuditLog).where(AuditLog.shop_id == shop.id)).all()
+    assert [a.action for a in audit] == ["shop.reauthorisation_needed"]
+    assert "shpat_revoked" not in caplog.text + str(caught.value) + str(audit[0].details)
+    assert "re-authoris" in caplog.text
+
+
+def test_a_401_for_a_token_already_replaced_keeps_the_new_one(session):
+    # The merchant opened the app (a new token was stored) while a job still used the old one.
+    shop = make_shopify_shop(session)
+    session.commit()
+    with respx.mock(assert_all_called=False) as router:
+        FakeAdminApi(shop.domain).install(router).answer("LojalPing", INVALID_TOKEN)
+        with pytest.raises(PermanentPlatformError):
+            admin_graphql(shop.domain, "shpat_the_previous_one", QUERY)
+    session.expire_all()
+    assert token_cipher.decrypt(session.get(Shop, shop.id).access_token_enc) == ACCESS_TOKEN
 
 
 def test_access_denied_graphql_error_is_permanent(api):
