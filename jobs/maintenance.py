@@ -3,25 +3,24 @@ domain's own batch in the shop's timezone, commits once and dispatches its inten
 
 Every job takes ids (and an optional ISO `now`, so tests can walk the calendar) and is safe
 to run twice: the domain keys its ledger entries (release, expiry, birthday per year) and the
-tier review is set-based and idempotent, with a Redis marker so it acts once per period.
+tier review records its period start in the database so it acts once per period.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from flask import Flask, current_app
+from flask import Flask
 from rq.job import Job
 from sqlalchemy import select
 
-from app.extensions import db, redis_connection
+from app.extensions import db
 from app.loyalty.actions import award_birthdays, unqueued_birthday_emails
 from app.loyalty.calendar import local
 from app.loyalty.expiry import expire_inactive_points, expiry_reminders as find_expiry_reminders
 from app.loyalty.pending import release_pending_points
-from app.loyalty.program import program_settings
-from app.loyalty.tiers import review_tiers
+from app.loyalty.tier_review import review_due_tiers
 from app.models import Shop
 from integrations.base import PermanentPlatformError
 from jobs.context import app_job
@@ -44,7 +43,6 @@ PER_SHOP_JOBS = frozenset({
 # within REFRESH_MARGIN (integrations.shopify.tokens), so the fan-out picks the shops whose
 # token expires before the run after next could catch it.
 TOKEN_REFRESH_EVERY = timedelta(minutes=5)
-TIER_REVIEW_MARKER_TTL = int(timedelta(days=3).total_seconds())
 
 
 def parse_now(now: str | None) -> datetime:
@@ -141,36 +139,18 @@ def birthdays(shop_id: int, now: str | None = None) -> str:
     return outcome.status
 
 
-def starts_tier_period(tier_period: str, today: date) -> bool:
-    """calendar_year: reviewed on January 1; rolling and lifetime: on the 1st of every month."""
-    if tier_period == "calendar_year":
-        return (today.month, today.day) == (1, 1)
-    return today.day == 1
-
-
 @app_job
 def review_tiers_if_period_ended(shop_id: int, now: str | None = None) -> str:
-    """Tiers set down as well as up, on the shop's local first day of a period.
+    """Tiers set down as well as up, once per tier period start (app.loyalty.tier_review).
 
-    Runs hourly (any hour of that local day will do, so offsets and DST never skip it); a
-    Redis marker, set after commit, makes it act once per shop and day. Should the marker be
-    lost, a second review finds nothing to change: review_tiers is idempotent.
+    Runs hourly: any hour of the shop's local first day does it; if none ran that day (workers
+    or scheduler down), the next run catches it up, judged as of the period start.
     """
-    shop = _active_shop(shop_id)
-    if shop is None:
+    if _active_shop(shop_id) is None:
         return "skipped"
-    moment = parse_now(now)
-    today = local(moment, shop.timezone).date()
-    if not starts_tier_period(program_settings(shop).tier_period, today):
-        return "not-due"
-    marker = f"lojal:tier-review:{shop_id}:{today.isoformat()}"
-    redis = redis_connection.client(current_app._get_current_object())
-    if redis.exists(marker):
-        return "already-reviewed"
-    changed = review_tiers(db.session, shop_id, moment)
+    status = review_due_tiers(db.session, shop_id, parse_now(now))
     db.session.commit()
-    redis.set(marker, moment.isoformat(), ex=TIER_REVIEW_MARKER_TTL)
-    return f"reviewed:{changed}"
+    return status
 
 
 @app_job

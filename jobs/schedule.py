@@ -45,7 +45,7 @@ SCHEDULE: tuple[Entry, ...] = (
           args=("jobs.maintenance.expiry_reminders",)),
     # Hourly so every shop's local date is seen; the ledger key makes it once a year.
     Entry("birthdays", FAN_OUT, "maintenance", cron="0 * * * *", args=("jobs.maintenance.birthdays",)),
-    # Hourly; acts once, on the shop's local first day of a tier period.
+    # Hourly; acts once per tier period start, on the shop's local first day or the next run after it.
     Entry("tier-review", FAN_OUT, "maintenance", cron="10 * * * *",
           args=("jobs.maintenance.review_tiers_if_period_ended",)),
     # Daily: enroll lapsing customers, send step 2 when due (jobs.winback).

@@ -3,6 +3,7 @@ and an audit row for every change. Field bounds are the web schemas' job; these 
 the caller."""
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.loyalty import audit
 from app.loyalty.errors import LoyaltyError, NotFound
+from app.loyalty.program import program_settings
+from app.loyalty.tier_review import owe_no_review_before
 from app.models import Customer, EarnRule, Reward, Shop, Tier, for_shop, get_for_shop
 
 M = TypeVar("M", EarnRule, Reward, Tier)
@@ -33,11 +36,15 @@ def list_items(session: Session, shop_id: int, model: type[M]) -> list[M]:
 
 
 def save_item(session: Session, shop_id: int, model: type[M], values: dict[str, Any], *, actor: str,
-              item_id: int | None = None) -> M:
+              item_id: int | None = None, now: datetime | None = None) -> M:
     """Create (item_id None) or update a row with `values`; audited as `<kind>.create|update`."""
     # The checks read the shop's other rows: without one lock per shop, two saves at once each
     # pass against the rows before the other (tiers out of order, a unique key's 500).
     session.execute(select(Shop.id).where(Shop.id == shop_id).with_for_update(key_share=True))
+    # The first tiers: no late review of a boundary that passed before they existed.
+    if model is Tier and item_id is None and session.scalars(for_shop(Tier, shop_id).limit(1)).first() is None:
+        shop = session.get(Shop, shop_id)
+        owe_no_review_before(session, shop_id, program_settings(shop).tier_period, shop.timezone, now)
     if item_id is None:
         row = model(shop_id=shop_id)
         before = None

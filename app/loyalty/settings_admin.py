@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.loyalty import audit
 from app.loyalty.program import ProgramSettings, ProgramSettingsSchema, program_settings
+from app.loyalty.tier_review import owe_no_review_before
 from app.models import EarnRule, Shop, for_shop
 
 _SCHEMA = ProgramSettingsSchema()
@@ -39,6 +40,8 @@ def update_settings(session: Session, shop_id: int, changes: dict[str, Any], *, 
         settings = _SCHEMA.load(merged)
     dumped = _SCHEMA.dump(settings)
     shop.settings = {key: dumped[key] for key in merged}
+    if settings.tier_period != previous["tier_period"]:
+        owe_no_review_before(session, shop_id, settings.tier_period, shop.timezone, now)
     audit.record(session, shop_id, actor, "settings.update", target_type="shop", target_id=shop_id,
                  details={"changes": {key: dumped[key] for key in changes},
                           "before": {key: previous[key] for key in changes}})

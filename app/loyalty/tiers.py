@@ -134,8 +134,13 @@ def promote_on_points(session: Session, shop: Shop, customer: Customer, now: dat
     return promote_if_qualified(session, shop, settings, customer, now)
 
 
-def review_tiers(session: Session, shop_id: int, now: datetime) -> int:
-    """At a period end: set every customer's tier from their value, down as well as up.
+def review_tiers(session: Session, shop_id: int, now: datetime, *, late_at: datetime | None = None) -> int:
+    """At a period end: set every customer's tier from their value as of `now`, down as well as up.
+
+    late_at: when the review runs after `now` (the job judges as of the period start, an hour or
+    days later: app.loyalty.tier_review). It then leaves what the review done at `now` would
+    have: a tier reached after `now` stands (promotions never wait), and nobody goes below the
+    tier their value at late_at reaches (their orders since would have promoted them there).
 
     Runs set-based (one aggregate per window, one UPDATE per changed tier) so it stays
     cheap for shops with many customers. Returns how many customers changed tier.
@@ -143,14 +148,22 @@ def review_tiers(session: Session, shop_id: int, now: datetime) -> int:
     shop = session.get(Shop, shop_id)
     settings = program_settings(shop)
     tiers = shop_tiers(session, shop_id)
+    by_id = {tier.id: tier for tier in tiers}
     # The tiers are read before the values, and each UPDATE only applies where the tier is still
     # the one read: a promotion committed meanwhile (by an order the values may not have seen)
     # is newer than this review's figures and is kept.
-    current = dict(session.execute(text("SELECT id, tier_id FROM customers WHERE shop_id = :s"), {"s": shop_id}).all())
+    current = {cid: (tier_id, achieved) for cid, tier_id, achieved in session.execute(
+        text("SELECT id, tier_id, tier_achieved_at FROM customers WHERE shop_id = :s"), {"s": shop_id})}
     values = qualifying_values(session, shop, settings, now)
+    late = late_at is not None and late_at > now
+    floor = qualifying_values(session, shop, settings, late_at) if late and settings.tier_period != "lifetime" else {}
     targets: dict[tuple[int | None, int | None], list[int]] = {}
-    for customer_id, tier_id in current.items():
-        tier = tier_for_value(tiers, values.get(customer_id, Decimal(0)))
+    for customer_id, (tier_id, achieved) in current.items():
+        candidates = [tier_for_value(tiers, values.get(customer_id, Decimal(0))),
+                      tier_for_value(tiers, floor.get(customer_id, Decimal(0)))]
+        if late and achieved is not None and achieved > now:
+            candidates.append(by_id.get(tier_id))
+        tier = max((t for t in candidates if t is not None), key=lambda t: t.threshold, default=None)
         new_id = tier.id if tier else None
         if new_id != tier_id:
             targets.setdefault((new_id, tier_id), []).append(customer_id)

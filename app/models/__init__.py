@@ -5,7 +5,7 @@ from app.models.base import for_shop, get_for_shop
 from app.models.customer import Customer, Order, OrderRefund
 from app.models.email import EmailSend
 from app.models.ledger import LedgerEntry
-from app.models.program import EarnRule, Reward, Tier
+from app.models.program import EarnRule, Reward, Tier, TierReview
 from app.models.shop import Shop
 from app.models.staff import ApiToken, StaffUser
 from app.models.widget import ReferralClick
@@ -13,5 +13,5 @@ from app.models.winback import WinbackEnrollment
 
 __all__ = [
     "AnalyticsSnapshot", "ApiToken", "AuditLog", "Customer", "DataRequest", "EarnRule", "EmailSend", "LedgerEntry", "Order", "OrderRefund", "Redemption",
-    "Referral", "ReferralClick", "Reward", "Shop", "StaffUser", "Tier", "WebhookEvent", "WinbackEnrollment", "for_shop", "get_for_shop",
+    "Referral", "ReferralClick", "Reward", "Shop", "StaffUser", "Tier", "TierReview", "WebhookEvent", "WinbackEnrollment", "for_shop", "get_for_shop",
 ]

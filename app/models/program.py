@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Integer, Numeric, String, UniqueConstraint, text
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, Numeric, String,
+                        UniqueConstraint, text)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -77,4 +78,15 @@ class Tier(ShopScoped, db.Model):
     multiplier: Mapped[Decimal] = mapped_column(Numeric(6, 3), nullable=False, server_default="1", default=Decimal("1"))
     perks: Mapped[list[str]] = mapped_column(JSONB, nullable=False, server_default="[]", default=list)
     created_at: Mapped[datetime] = utc_created()
+    updated_at: Mapped[datetime] = utc_updated()
+
+
+class TierReview(db.Model):
+    """Per shop: the last tier period start whose review is done or owed nothing
+    (app.loyalty.tier_review). In the database, not Redis: a lost record would allow a second,
+    mid-period demotion."""
+    __tablename__ = "tier_reviews"
+
+    shop_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    reviewed_through: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = utc_updated()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from app.extensions import redis_connection
 from app.loyalty.apply import apply_event
 from app.models import Customer, LedgerEntry, Tier
 from jobs import maintenance
@@ -145,13 +146,6 @@ def test_birthday_uses_the_shops_local_date(session):
     assert _customer(session, customer.id).points_balance == entry.points > 0
 
 
-def test_period_starts():
-    assert maintenance.starts_tier_period("calendar_year", date(2026, 1, 1))
-    assert not maintenance.starts_tier_period("calendar_year", date(2026, 2, 1))
-    assert maintenance.starts_tier_period("rolling_12_months", date(2026, 2, 1))
-    assert not maintenance.starts_tier_period("rolling_12_months", date(2026, 2, 2))
-
-
 def test_tier_review_acts_on_the_shops_local_first_day_once(app, session):
     shop = make_shop(session, timezone="Pacific/Auckland", tier_period="rolling_12_months")
     customer = make_customer(session, shop)
@@ -165,6 +159,33 @@ def test_tier_review_acts_on_the_shops_local_first_day_once(app, session):
     assert maintenance.review_tiers_if_period_ended(shop.id, now="2026-03-31T11:00:00+00:00") == "reviewed:1"
     assert _tier(session, customer.id) == "Bronze"
     assert maintenance.review_tiers_if_period_ended(shop.id, now="2026-03-31T12:00:00+00:00") == "already-reviewed"
+
+
+def test_tier_review_missed_on_the_first_is_done_on_a_later_day(app, session):
+    shop = make_shop(session, timezone="Pacific/Auckland", tier_period="rolling_12_months")
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2026, 2, 10, tzinfo=UTC), customer=customer, subtotal="600"))
+    apply_event(session, shop.id, cancelled(1))
+    session.commit()
+    assert maintenance.review_tiers_if_period_ended(shop.id, now="2026-03-20T10:00:00+00:00") == "not-due"
+    # Workers down all of 1 April there (31 March 11:00 to 1 April 11:00 UTC): the 2nd catches up.
+    assert maintenance.review_tiers_if_period_ended(shop.id, now="2026-04-01T12:00:00+00:00") == "reviewed:1"
+    assert _tier(session, customer.id) == "Bronze"
+    assert maintenance.review_tiers_if_period_ended(shop.id, now="2026-04-01T13:00:00+00:00") == "not-due"
+
+
+def test_tier_review_acts_once_a_period_even_when_redis_loses_its_keys(app, session):
+    shop = make_shop(session, tier_period="rolling_12_months")
+    customer = make_customer(session, shop)
+    session.commit()
+    assert maintenance.review_tiers_if_period_ended(shop.id, now="2026-04-01T01:00:00+00:00") == "reviewed:1"
+    redis_connection.client(app).flushdb()
+    apply_event(session, shop.id, paid(1, datetime(2026, 4, 1, 2, tzinfo=UTC), customer=customer, subtotal="600"))
+    apply_event(session, shop.id, cancelled(1, datetime(2026, 4, 1, 3, tzinfo=UTC)))
+    session.commit()
+    # Reviewed today already: the cancellation waits for 1 May like any other mid-period one.
+    assert maintenance.review_tiers_if_period_ended(shop.id, now="2026-04-01T04:00:00+00:00") == "already-reviewed"
+    assert _tier(session, customer.id) == "Silver"
 
 
 def test_token_refresh_fan_out_picks_expiring_shopify_tokens(worker_app, wsession):
