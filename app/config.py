@@ -90,6 +90,11 @@ class ConfigSchema(Schema):
     WIDGET_RATE_LIMIT = fields.String(load_default="120/minute", validate=_rate_limit)          # per shopper
     WIDGET_IP_RATE_LIMIT = fields.String(load_default="600/minute", validate=_rate_limit)       # per client IP
     WIDGET_REDEEM_RATE_LIMIT = fields.String(load_default="10/minute", validate=_rate_limit)    # redemptions per shopper
+    # WooCommerce connect flow (app.web.woocommerce_connect): per client IP, and how many stores may
+    # be pending (keys not yet proven) before a callback for a new store is refused.
+    WOOCOMMERCE_CONNECT_RATE_LIMIT = fields.String(load_default="10/minute;60/hour", validate=_rate_limit)
+    WOOCOMMERCE_CALLBACK_RATE_LIMIT = fields.String(load_default="30/minute", validate=_rate_limit)
+    WOOCOMMERCE_MAX_PENDING_STORES = fields.Integer(load_default=500, validate=validate.Range(min=0))
     # How many reverse proxies (load balancers) in front of the app set X-Forwarded-For/-Proto:
     # 0 trusts none (a client could forge them); 1 behind one load balancer, and so on.
     TRUSTED_PROXY_HOPS = fields.Integer(load_default=0, validate=validate.Range(min=0, max=5))

@@ -6,7 +6,8 @@
   `?shop=`, else against any shop that registered the origin.
 - Rate limits (Flask-Limiter, Redis storage when REDIS_URL is set): per shopper, per client IP
   (not for Shopify app-proxy requests: their IP is Shopify's) and redemptions per shopper.
-  429 answers carry `Retry-After` and the JSON error envelope.
+  429 answers carry `Retry-After` and the JSON error envelope. `hit_ip_limit` counts another
+  route's per-IP limit on the same limiter and storage (the WooCommerce connect flow).
 - POST bodies are capped at WIDGET_MAX_BODY bytes (413).
 """
 from __future__ import annotations
@@ -230,6 +231,14 @@ def hit_read_limits(shopper) -> None:
     if shopper is None or shopper.via != "app_proxy":
         counted += [(item, client_address(), "widget-ip") for item in _limit_items(config["WIDGET_IP_RATE_LIMIT"])]
     current_app.extensions[_READ_LIMITS].hit(counted)
+
+
+def hit_ip_limit(setting: str, scope: str) -> None:
+    """Count this request against the per-client-IP limit `config[setting]` under `scope`, on the
+    widget's limiter and storage (routes outside the widget, e.g. the WooCommerce connect flow):
+    ReadLimitExceeded, answered 429 with Retry-After, when over."""
+    items = _limit_items(current_app.config[setting])
+    current_app.extensions[_READ_LIMITS].hit([(item, client_address(), scope) for item in items])
 
 
 def _read_limit_exceeded(exc: ReadLimitExceeded):

@@ -8,7 +8,10 @@ the store POSTs our keys to /woocommerce/callback → the merchant's browser com
   callback is accepted once (GETDEL), only for a nonce we issued, and stores the keys for
   the store *we* sent the merchant to, never one named in the callback body;
 - WooCommerce deletes the keys it just made unless the callback answers exactly 200, so the
-  callback does the minimum (store encrypted, commit, enqueue) and answers 200 at once.
+  callback does the minimum (store encrypted, commit, enqueue) and answers 200 at once;
+- both are public and write (a nonce; a shop row): each is limited per client IP (429 with
+  Retry-After, on the widget's limiter), and a callback for a new store is refused (503) while
+  WOOCOMMERCE_MAX_PENDING_STORES stores are pending.
 /woocommerce/return sends the merchant to the console's store page (/admin/store), which shows
 whether the store connected, declined or the keys never arrived.
 """
@@ -23,8 +26,9 @@ from flask import Blueprint, current_app, jsonify, redirect, request
 
 from app.errors import error_response
 from app.extensions import db, redis_connection
-from integrations.woocommerce.connect import connect_store
+from integrations.woocommerce.connect import accepts_store, connect_store
 from integrations.woocommerce.urls import valid_store_url
+from widgets.hardening import hit_ip_limit
 
 log = logging.getLogger(__name__)
 bp = Blueprint("woocommerce_connect", __name__, url_prefix="/woocommerce")
@@ -34,6 +38,8 @@ NONCE_TTL = 900
 _NONCE_KEY = "lojal:woocommerce:connect-nonce:"
 _CONNECTED_KEY = "lojal:woocommerce:connected:"  # nonce -> shop uid, for /woocommerce/return
 _MAX_FIELD = 255
+# Pending stores leave that state within a week (connected, or given up): try again later.
+_PENDING_FULL_RETRY_AFTER = 3600
 
 
 def _redis():
@@ -46,6 +52,7 @@ def _app_url() -> str:
 
 @bp.get("/connect")
 def connect():
+    hit_ip_limit("WOOCOMMERCE_CONNECT_RATE_LIMIT", "woocommerce-connect")
     store_url = valid_store_url(request.args.get("store_url"),
                                 allow_http=bool(current_app.config.get("WOOCOMMERCE_ALLOW_HTTP")))
     if store_url is None:
@@ -71,6 +78,7 @@ def _text_field(body: dict, name: str) -> str | None:
 
 @bp.post("/callback")
 def callback():
+    hit_ip_limit("WOOCOMMERCE_CALLBACK_RATE_LIMIT", "woocommerce-callback")
     body = request.get_json(silent=True)
     body = body if isinstance(body, dict) else {}
     nonce = _text_field(body, "user_id")
@@ -85,6 +93,13 @@ def callback():
     # Not a secret: a plain comparison (compare_digest raises TypeError on non-ASCII text, a 500).
     if body.get("key_permissions") != "read_write":
         return error_response(400, "insufficient_permissions", "Lojal needs read_write access to the store.")
+    if not accepts_store(db.session, store_url, current_app.config["WOOCOMMERCE_MAX_PENDING_STORES"]):
+        db.session.rollback()
+        log.warning("woocommerce connect refused: too many stores pending", extra={"store_url": store_url})
+        response, status = error_response(503, "too_many_pending_stores",
+                                          "Too many stores are waiting to finish connecting; try again later.")
+        response.headers["Retry-After"] = str(_PENDING_FULL_RETRY_AFTER)
+        return response, status
     shop = connect_store(db.session, store_url, consumer_key, consumer_secret, now=datetime.now(UTC))
     _redis().set(_CONNECTED_KEY + nonce, shop.uid, ex=NONCE_TTL)
     return jsonify(status="connected"), 200

@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from flask import current_app
 from sqlalchemy.orm import Session
@@ -60,6 +60,19 @@ def connect_store(session: Session, store_url: str, consumer_key: str, consumer_
     log.info("woocommerce store connected", extra={"shop_id": shop.id})
     enqueue("jobs.woocommerce_connect.after_connect", shop.id, queue_name="maintenance")
     return shop
+
+
+def accepts_store(session: Session, store_url: str, max_pending: int) -> bool:
+    """Whether a key callback may connect `store_url`: a store we have a row for always (a
+    reconnect); a new one only while fewer than `max_pending` stores are pending. Anyone can start
+    a connect for any host and post made-up keys, and each new store is a pending row re-checked
+    for a week: the cap bounds what a flood leaves. Not under a lock: callbacks handled at the
+    same moment can pass it together (a few over the cap, never unbounded)."""
+    if session.scalar(select(exists().where(Shop.platform == PLATFORM, Shop.domain == store_url))):
+        return True
+    pending = session.scalar(select(func.count()).select_from(Shop).where(Shop.platform == PLATFORM,
+                                                                           Shop.status == "pending"))
+    return pending < max_pending
 
 
 def _park_keys(shop_id: int, consumer_key: str, consumer_secret: str) -> str:

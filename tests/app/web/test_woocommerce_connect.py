@@ -408,3 +408,77 @@ def test_a_store_currency_we_cannot_read_or_that_is_not_a_code_leaves_the_shops_
         with wapp.app_context():
             assert after_connect(connected.id) == "connected", (currency, status)
         assert shop_row(wapp, connected.domain).currency == "USD", (currency, status)
+
+
+# --- rate limits and the cap on pending stores -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tight_app(app):
+    return create_app(test_config(RUN_JOBS_IN_PROCESS=False, WOOCOMMERCE_CONNECT_RATE_LIMIT="3/minute",
+                                  WOOCOMMERCE_CALLBACK_RATE_LIMIT="2/minute"))
+
+
+def _is_429(response) -> bool:
+    return (response.status_code == 429 and response.json["error"]["code"] == "too_many_requests"
+            and 1 <= int(response.headers["Retry-After"]) <= 61)
+
+
+def _nonce_keys(flask_app) -> int:
+    from app.extensions import redis_connection
+
+    return sum(1 for _ in redis_connection.client(flask_app).scan_iter(match="lojal:woocommerce:connect-nonce:*"))
+
+
+def test_one_ip_starting_connects_in_a_flood_gets_429_and_parks_no_more_nonces(tight_app):
+    from tests.widgets.helpers import client_for
+
+    flood, other = client_for(tight_app), client_for(tight_app)
+    for _ in range(3):
+        assert flood.get("/woocommerce/connect", query_string={"store_url": store_url()}).status_code == 302
+    with tight_app.app_context():
+        before = _nonce_keys(tight_app)
+    blocked = flood.get("/woocommerce/connect", query_string={"store_url": store_url()})
+    assert _is_429(blocked) and "Location" not in blocked.headers
+    with tight_app.app_context():
+        assert _nonce_keys(tight_app) == before
+    # Invalid URLs count too, and another client is not affected.
+    assert _is_429(flood.get("/woocommerce/connect", query_string={"store_url": "nope"}))
+    assert other.get("/woocommerce/connect", query_string={"store_url": store_url()}).status_code == 302
+
+
+def test_one_ip_posting_callbacks_in_a_flood_gets_429_and_creates_no_shop(tight_app):
+    from tests.widgets.helpers import client_for
+
+    starter, poster = client_for(tight_app), client_for(tight_app)
+    for _ in range(2):
+        assert poster.post("/woocommerce/callback", json=keys("made-up-nonce")).status_code == 403
+    url = store_url()
+    blocked = poster.post("/woocommerce/callback", json=keys(start(starter, url)))
+    assert _is_429(blocked)
+    assert shop_row(tight_app, url) is None
+
+
+def _pending_stores(flask_app) -> int:
+    with flask_app.app_context():
+        count = db.session.scalar(select(func.count()).select_from(Shop).where(
+            Shop.platform == "woocommerce", Shop.status == "pending"))
+        db.session.remove()
+        return count
+
+
+def test_a_callback_for_a_new_store_is_refused_once_too_many_stores_are_pending(wapp, web, monkeypatch):
+    # Anyone can start a connect for any host and post made-up keys: each new store is a pending
+    # row (and re-checks for a week). A flood from many addresses stops at the cap.
+    monkeypatch.setitem(wapp.config, "WOOCOMMERCE_MAX_PENDING_STORES", _pending_stores(wapp) + 1)
+    assert web.post("/woocommerce/callback", json=keys(start(web, store_url()))).status_code == 200
+    url = store_url()
+    refused = web.post("/woocommerce/callback", json=keys(start(web, url)))
+    assert refused.status_code == 503 and refused.json["error"]["code"] == "too_many_pending_stores"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert shop_row(wapp, url) is None
+
+
+def test_a_known_store_reconnects_even_when_too_many_stores_are_pending(wapp, web, connected, monkeypatch):
+    monkeypatch.setitem(wapp.config, "WOOCOMMERCE_MAX_PENDING_STORES", 0)
+    assert web.post("/woocommerce/callback", json=keys(start(web, connected.domain))).status_code == 200
+    assert _parked_token(wapp, connected.id)
