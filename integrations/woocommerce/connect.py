@@ -22,6 +22,7 @@ from app.crypto import token_cipher
 from app.extensions import redis_connection
 from app.loyalty.program import create_default_program
 from app.models import EarnRule, Shop
+from integrations.woocommerce.urls import stored_forms
 from jobs.queues import enqueue
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def accepts_store(session: Session, store_url: str, max_pending: int) -> bool:
     a connect for any host and post made-up keys, and each new store is a pending row re-checked
     for a week: the cap bounds what a flood leaves. Not under a lock: callbacks handled at the
     same moment can pass it together (a few over the cap, never unbounded)."""
-    if session.scalar(select(exists().where(Shop.platform == PLATFORM, Shop.domain == store_url))):
+    if session.scalar(select(exists().where(Shop.platform == PLATFORM, Shop.domain.in_(stored_forms(store_url))))):
         return True
     pending = session.scalar(select(func.count()).select_from(Shop).where(Shop.platform == PLATFORM,
                                                                            Shop.status == "pending"))
@@ -116,22 +117,31 @@ def _upsert_shop(session: Session, store_url: str, now: datetime) -> tuple[Shop,
     """The shop row, created if new, locked; a new or disconnected shop becomes "pending" (its
     keys are not proven yet). Also says whether the shop was active or pending (keys in use).
 
-    INSERT … ON CONFLICT DO NOTHING then SELECT … FOR UPDATE: two callbacks for one store at
-    once end with one row, the second waiting for the first to commit.
+    A row stored before URLs were normalised (`:443`) is this store's too (stored_forms); if both
+    exist, the one in use, else the normalised one. Otherwise INSERT … ON CONFLICT DO NOTHING then
+    SELECT … FOR UPDATE: two callbacks for one store at once end with one row, the second waiting
+    for the first to commit.
     """
-    session.execute(
-        insert(Shop)
-        .values(platform=PLATFORM, domain=store_url, name=urlsplit(store_url).hostname or store_url,
-                installed_at=now, status="pending")
-        .on_conflict_do_nothing(index_elements=["platform", "domain"])
-    )
-    shop = session.execute(
-        select(Shop).where(Shop.platform == PLATFORM, Shop.domain == store_url).with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    shop = _locked_shop(session, stored_forms(store_url), store_url)
+    if shop is None:
+        session.execute(
+            insert(Shop)
+            .values(platform=PLATFORM, domain=store_url, name=urlsplit(store_url).hostname or store_url,
+                    installed_at=now, status="pending")
+            .on_conflict_do_nothing(index_elements=["platform", "domain"])
+        )
+        shop = _locked_shop(session, (store_url,), store_url)
     in_use = shop.status in ("active", "pending")
     if not in_use:
         shop.installed_at = now
         shop.status = "pending"
     shop.uninstalled_at = None
     return shop, in_use
+
+
+def _locked_shop(session: Session, domains: tuple[str, ...], store_url: str) -> Shop | None:
+    return session.execute(
+        select(Shop).where(Shop.platform == PLATFORM, Shop.domain.in_(domains))
+        .order_by(Shop.status.in_(("active", "pending")).desc(), (Shop.domain == store_url).desc(), Shop.id)
+        .limit(1).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()

@@ -9,11 +9,13 @@ from urllib.parse import urlsplit
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home", ".corp", ".localdomain")
 # Dot-separated DNS labels (letters, digits, inner hyphens; underscores as some dev hosts have
 # them): no empty label and no `%`, which a browser would decode into another host than we store.
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 _HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*")
 
 
 def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | None:
-    """The normalised store URL (`https://host[:port][/path]`, no trailing slash), or None.
+    """The normalised store URL (`https://host[:port][/path]`: scheme and host lowercased, no
+    default port, no trailing slash), or None: one store is one URL, however it was written.
 
     Refused: other schemes (http only with allow_http, for local development), userinfo,
     query or fragment, IP literals, localhost and private-network names, non-ASCII hosts.
@@ -42,10 +44,21 @@ def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | Non
         # A numeric last label catches the short and octal IPv4 forms resolvers accept
         # (127.1, 0177.0.0.1); only the standard HTTPS port is reachable from us.
         return None
+    if port == _DEFAULT_PORTS[parts.scheme]:
+        port = None
     if ":" in host:
         host = f"[{host}]"  # an IPv6 literal (development stores only, refused above otherwise)
     netloc = host if port is None else f"{host}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def stored_forms(store_url: str) -> tuple[str, ...]:
+    """A normalised store URL and the form a shop connected before default ports were dropped may
+    hold (`https://host:443/path`): lookups try both, so no store becomes a second shop."""
+    parts = urlsplit(store_url)
+    if parts.port is not None:
+        return (store_url,)
+    return (store_url, f"{parts.scheme}://{parts.netloc}:{_DEFAULT_PORTS[parts.scheme]}{parts.path}")
 
 
 def _top_level_label(label: str) -> bool:

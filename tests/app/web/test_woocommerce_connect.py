@@ -482,3 +482,60 @@ def test_a_known_store_reconnects_even_when_too_many_stores_are_pending(wapp, we
     monkeypatch.setitem(wapp.config, "WOOCOMMERCE_MAX_PENDING_STORES", 0)
     assert web.post("/woocommerce/callback", json=keys(start(web, connected.domain))).status_code == 200
     assert _parked_token(wapp, connected.id)
+
+
+# --- one store, however its URL is written ---------------------------------------------------
+
+def test_the_same_store_written_with_the_default_port_or_in_capitals_is_one_shop(wapp, web):
+    url = store_url()
+    host = urlsplit(url).hostname
+    assert web.post("/woocommerce/callback", json=keys(start(web, url))).status_code == 200
+    for same in (f"{url}:443", f"HTTPS://{host.upper()}:443/", f"https://{host}/"):
+        response = web.get("/woocommerce/connect", query_string={"store_url": same})
+        assert response.headers["Location"].startswith(f"{url}/wc-auth/v1/authorize?"), same
+        assert web.post("/woocommerce/callback", json=keys(start(web, same))).status_code == 200
+    with wapp.app_context():
+        domains = db.session.scalars(select(Shop.domain).where(Shop.domain.contains(host))).all()
+        db.session.remove()
+    assert domains == [url]
+
+
+def _legacy_shop(wapp, url: str, status: str) -> Shop:
+    """A shop connected before store URLs were normalised: its domain keeps the `:443`."""
+    from tests.integrations.woocommerce.wc_support import make_wc_shop
+
+    with wapp.app_context():
+        shop = make_wc_shop(db.session)
+        shop.domain, shop.status = f"{url}:443", status
+        db.session.commit()
+        db.session.refresh(shop)
+        db.session.expunge(shop)
+        db.session.remove()
+    return shop
+
+
+def test_a_connect_finds_a_shop_stored_with_the_default_port_and_creates_no_second_one(wapp, web):
+    url = store_url()
+    legacy = _legacy_shop(wapp, url, "active")
+    assert web.post("/woocommerce/callback", json=keys(start(web, url), consumer_key="ck_new")).status_code == 200
+    assert shop_row(wapp, url) is None
+    assert _parked_token(wapp, legacy.id)  # keys for the connected shop wait for their check, as always
+
+
+def test_a_disconnected_shop_stored_with_the_default_port_is_connected_again_in_place(wapp, web):
+    url = store_url()
+    legacy = _legacy_shop(wapp, url, "disconnected")
+    assert web.post("/woocommerce/callback", json=keys(start(web, url), consumer_key="ck_new")).status_code == 200
+    assert shop_row(wapp, url) is None
+    again = shop_row(wapp, f"{url}:443")
+    assert (again.id, again.status) == (legacy.id, "pending")
+    with wapp.app_context():
+        assert token_cipher.decrypt(again.access_token_enc) == "ck_new"
+    assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", legacy.id) == 1
+
+
+def test_the_pending_cap_counts_a_shop_stored_with_the_default_port_as_known(wapp, web, monkeypatch):
+    url = store_url()
+    _legacy_shop(wapp, url, "disconnected")
+    monkeypatch.setitem(wapp.config, "WOOCOMMERCE_MAX_PENDING_STORES", 0)
+    assert web.post("/woocommerce/callback", json=keys(start(web, url))).status_code == 200

@@ -10,7 +10,9 @@ from integrations.woocommerce.urls import valid_store_url
     ("https://shop.example.com", "https://shop.example.com"),
     ("https://Shop.Example.com/", "https://shop.example.com"),
     ("https://example.com/store/", "https://example.com/store"),
-    ("https://shop.example.com:443", "https://shop.example.com:443"),
+    ("https://shop.example.com:443", "https://shop.example.com"),  # the default port names the same store
+    ("HTTPS://Shop.Example.com:443/", "https://shop.example.com"),
+    ("https://shop.example.com.:443/store/", "https://shop.example.com/store"),
     ("https://xn--80aswg.xn--p1ai", "https://xn--80aswg.xn--p1ai"),  # an internationalised TLD (.рф), as punycode
 ])
 def test_public_https_stores_pass_normalised(url, expected):
@@ -45,6 +47,21 @@ def test_urls_no_browser_or_database_would_take_as_they_are_are_refused(url):
 def test_http_and_local_hosts_only_with_the_development_flag():
     assert valid_store_url("http://localhost:8080/shop", allow_http=True) == "http://localhost:8080/shop"
     assert valid_store_url("http://localhost:8080/shop") is None
+
+
+def test_a_development_store_on_plain_http_drops_port_80_and_keeps_others():
+    assert valid_store_url("HTTP://LocalHost:80/shop/", allow_http=True) == "http://localhost/shop"
+    assert valid_store_url("http://localhost:443", allow_http=True) == "http://localhost:443"
+    assert valid_store_url("http://[::1]:80", allow_http=True) == "http://[::1]"
+
+
+def test_a_store_url_is_also_looked_up_in_the_form_rows_stored_before_normalisation_hold():
+    from integrations.woocommerce.urls import stored_forms
+
+    assert stored_forms("https://shop.example.com/store") == ("https://shop.example.com/store",
+                                                               "https://shop.example.com:443/store")
+    assert stored_forms("http://localhost") == ("http://localhost", "http://localhost:80")
+    assert stored_forms("http://localhost:8080") == ("http://localhost:8080",)
 
 
 def test_a_development_store_on_an_ipv6_literal_keeps_its_brackets():
