@@ -74,27 +74,35 @@ def after_connect(shop_id: int) -> str:
 def verify_new_keys(shop_id: int, token: str) -> str:
     """Swap in keys posted for an already-connected store only if they work against it."""
     session = db.session
-    shop = session.get(Shop, shop_id, with_for_update=True)
+    shop = session.get(Shop, shop_id)
     parked = take_parked_keys(shop_id, token)
     if shop is None or shop.platform != PLATFORM or parked is None:
         session.rollback()
         return "expired"
-    if shop.status == "disconnected" and shop.access_token_enc is None:
-        # Disconnected on purpose since these keys were parked (disconnect drops the keys; a 401
-        # keeps them): they must not connect the store again. A new connect stores keys directly.
+    if _disconnected_on_purpose(shop):
         session.rollback()
         drop_parked_keys(token)
         return "disconnected"
-    shop.access_token_enc, shop.api_secret_enc = parked
+    # The store is asked with a detached copy and no transaction open: a lock on the shop row
+    # held while it answers (up to the client's timeout) would hold up every webhook insert for
+    # the shop (their foreign-key check) and its settings saves.
+    candidate = Shop(id=shop.id, platform=shop.platform, domain=shop.domain, access_token_enc=parked[0],
+                     api_secret_enc=parked[1])
+    session.rollback()
     try:
-        call(shop, "get", "orders", params={"per_page": 1})
+        call(candidate, "get", "orders", params={"per_page": 1})
     except StoreDisconnected:
         # Made-up or revoked keys: the shop keeps the keys it had and stays connected.
-        session.rollback()
         drop_parked_keys(token)
         log.warning("woocommerce keys refused by the store; kept the current ones", extra={"shop_id": shop_id})
         return "refused"
     # Transient errors propagate (RQ retries; the parked keys live for an hour).
+    shop = session.get(Shop, shop_id, with_for_update=True, populate_existing=True)
+    if shop is None or _disconnected_on_purpose(shop):  # purged or disconnected while the store answered
+        session.rollback()
+        drop_parked_keys(token)
+        return "expired" if shop is None else "disconnected"
+    shop.access_token_enc, shop.api_secret_enc = parked
     if shop.status != "active":
         # Pending (the keys in use were never proven) or marked disconnected meanwhile (the old
         # keys answered 401): proven keys connect it.
@@ -103,6 +111,12 @@ def verify_new_keys(shop_id: int, token: str) -> str:
     drop_parked_keys(token)
     enqueue("jobs.woocommerce_connect.after_connect", shop_id, queue_name="maintenance")
     return "replaced"
+
+
+def _disconnected_on_purpose(shop: Shop) -> bool:
+    """Disconnected since the keys were parked (disconnect drops the keys; a 401 keeps them): they
+    must not connect the store again. A new connect stores keys directly."""
+    return shop.status == "disconnected" and shop.access_token_enc is None
 
 
 @app_job

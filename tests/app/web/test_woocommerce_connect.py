@@ -308,6 +308,47 @@ def test_new_working_keys_for_a_connected_store_are_swapped_in_after_a_check(wap
     assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", connected.id) == 1
 
 
+def _store_a_webhook_meanwhile(shop_id: int) -> None:
+    """What a webhook delivery does, on its own connection: its insert's foreign-key check takes
+    FOR KEY SHARE on the shop row. Refused after 1 s instead of waiting on a lock."""
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import _DATABASE_URL
+
+    engine = create_engine(_DATABASE_URL)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '1s'"))
+            conn.execute(text("INSERT INTO webhook_events (shop_id, platform, topic, event_key, payload) "
+                              "VALUES (:shop_id, 'woocommerce', 'order.updated', :key, '{}')"),
+                         {"shop_id": shop_id, "key": f"during-key-check-{shop_id}"})
+    finally:
+        engine.dispose()
+
+
+@responses.activate
+def test_webhooks_are_stored_while_new_keys_wait_for_the_stores_answer(wapp, web, connected):
+    # The check holds no lock on the shop row while the store answers (up to the client's 15 s):
+    # a FOR UPDATE there blocked every webhook insert for the shop, and its settings saves.
+    web.post("/woocommerce/callback", json=keys(start(web, connected.domain), consumer_key="ck_new", consumer_secret="cs_new"))
+    token = _parked_token(wapp, connected.id)
+    stored = []
+
+    def store_answers(request):
+        _store_a_webhook_meanwhile(connected.id)
+        stored.append(True)
+        return 200, {}, "[]"
+
+    responses.add_callback(responses.GET, api(connected.domain, "orders"), callback=store_answers)
+    from jobs.woocommerce_connect import verify_new_keys
+
+    with wapp.app_context():
+        assert verify_new_keys(connected.id, token) == "replaced"
+    assert stored == [True]
+    with wapp.app_context():
+        assert token_cipher.decrypt(shop_row(wapp, connected.domain).access_token_enc) == "ck_new"
+
+
 @responses.activate
 def test_keys_proven_after_the_old_ones_were_revoked_connect_the_store_again(wapp, web, connected):
     # The merchant revoked the old key and connected again; a job hit the revoked key (401) and
