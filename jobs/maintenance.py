@@ -26,7 +26,7 @@ from integrations.base import PermanentPlatformError
 from jobs.context import app_job
 from jobs.dispatch import dispatch
 from jobs.emails import without_email_jobs
-from jobs.queues import QUEUE_NAMES, enqueue, queue
+from jobs.queues import QUEUE_NAMES, enqueue, queue, runs_in_process
 
 log = logging.getLogger(__name__)
 QUEUE = "maintenance"
@@ -221,6 +221,17 @@ def retry_failed(app: Flask, job_id: str | None = None) -> list[str]:
         registry = queue(name, app).failed_job_registry
         for failed_id in registry.get_job_ids():
             if job_id is None or failed_id == job_id:
-                registry.requeue(failed_id)
+                requeue_failed(app, registry, failed_id)
                 requeued.append(failed_id)
     return requeued
+
+
+def requeue_failed(app: Flask, registry, job_id: str) -> None:
+    """Move a failed job back to its queue. In-process (no Redis) no worker would ever take it
+    from there: it runs now, as an enqueue does in that mode."""
+    if not runs_in_process(app):
+        registry.requeue(job_id)
+        return
+    job = Job.fetch(job_id, connection=registry.connection, serializer=registry.serializer)
+    registry.remove(job)
+    queue(job.origin, app).enqueue_job(job)

@@ -55,3 +55,25 @@ def test_retry_all(worker_app, wsession, run_jobs):
     assert "2 failed jobs" in runner.invoke(args=["jobs", "failed"]).output
     assert "requeued 2 jobs" in runner.invoke(args=["jobs", "retry", "--all"]).output
     assert "0 failed jobs" in runner.invoke(args=["jobs", "failed"]).output
+
+
+def test_without_redis_a_retried_failed_job_runs_at_once():
+    # In-process mode has no worker: a failed job requeued onto a queue would wait there for ever
+    # (and leave the failed list), while the command said it was requeued.
+    from tests.conftest import app_session
+
+    app = create_app(test_config(REDIS_URL="", RUN_JOBS_IN_PROCESS=True))
+    with app_session(app) as session:
+        shop = make_shop(session, timezone="Nowhere/Atlantis")
+        session.commit()
+        job = enqueue("jobs.maintenance.birthdays", shop.id, queue_name="maintenance",
+                      now="2026-03-10T12:00:00+00:00", app=app)
+        assert job.get_status() == "failed"  # it ran inside enqueue
+        session.get(Shop, shop.id).timezone = "Europe/Oslo"  # the cause is fixed
+        session.commit()
+    runner = app.test_cli_runner()
+    retried = runner.invoke(args=["jobs", "retry", job.id])
+    assert retried.exit_code == 0 and "requeued 1 jobs" in retried.output
+    job.refresh()
+    assert job.get_status() == "finished" and job.return_value() == "noop"
+    assert job.id not in runner.invoke(args=["jobs", "failed"]).output
