@@ -16,6 +16,7 @@ from app.models import EarnRule, Shop
 from jobs.woocommerce_connect import after_connect
 from tests.app.web.woocommerce_helpers import store_url
 from tests.conftest import test_config
+from tests.db_locks import store_a_webhook_row_meanwhile
 from tests.shopify_install_support import enqueued, maintenance_queue
 
 APP_URL = "https://lojal.test"
@@ -308,24 +309,6 @@ def test_new_working_keys_for_a_connected_store_are_swapped_in_after_a_check(wap
     assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", connected.id) == 1
 
 
-def _store_a_webhook_meanwhile(shop_id: int) -> None:
-    """What a webhook delivery does, on its own connection: its insert's foreign-key check takes
-    FOR KEY SHARE on the shop row. Refused after 1 s instead of waiting on a lock."""
-    from sqlalchemy import create_engine, text
-
-    from tests.conftest import _DATABASE_URL
-
-    engine = create_engine(_DATABASE_URL)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("SET LOCAL lock_timeout = '1s'"))
-            conn.execute(text("INSERT INTO webhook_events (shop_id, platform, topic, event_key, payload) "
-                              "VALUES (:shop_id, 'woocommerce', 'order.updated', :key, '{}')"),
-                         {"shop_id": shop_id, "key": f"during-key-check-{shop_id}"})
-    finally:
-        engine.dispose()
-
-
 @responses.activate
 def test_webhooks_are_stored_while_new_keys_wait_for_the_stores_answer(wapp, web, connected):
     # The check holds no lock on the shop row while the store answers (up to the client's 15 s):
@@ -335,7 +318,7 @@ def test_webhooks_are_stored_while_new_keys_wait_for_the_stores_answer(wapp, web
     stored = []
 
     def store_answers(request):
-        _store_a_webhook_meanwhile(connected.id)
+        store_a_webhook_row_meanwhile(connected.id, "woocommerce", "during-key-check")
         stored.append(True)
         return 200, {}, "[]"
 
