@@ -21,6 +21,7 @@ from integrations.woocommerce.upkeep import ensure_webhooks, mark_disconnected, 
 from jobs.context import app_job
 from jobs.maintenance import parse_now
 from jobs.queues import enqueue, platform_api_limit
+from jobs.woocommerce_sync import enqueue_backfill
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,9 @@ def after_connect(shop_id: int) -> str:
         return "disconnected"
     # Transient errors (429, 5xx, network) propagate above: RQ retries the whole job.
     session.rollback()  # nothing to write: end the read transaction before enqueuing
-    enqueue("jobs.woocommerce_sync.backfill_orders", shop_id, queue_name="maintenance",
-            rate_limit=platform_api_limit(shop_id))
+    # Through the sync's own helper: it records the job as the backfill chain's newest, which the
+    # console's Store page and `lojal backfill` follow.
+    enqueue_backfill(shop_id)
     log.info("woocommerce store set up", extra={"shop_id": shop_id, "webhooks_created": repair.created})
     return "connected"
 

@@ -256,6 +256,19 @@ def test_after_connect_checks_the_keys_creates_missing_webhooks_and_enqueues_the
 
 
 @responses.activate
+def test_the_backfill_after_connect_is_the_one_its_progress_follows(wapp, connected):
+    # The console's Store page and `lojal backfill` follow the chain recorded under the shop's key.
+    from jobs.progress import backfill_progress
+
+    _store_setup(connected.domain, currency="USD")
+    with wapp.app_context():
+        assert after_connect(connected.id) == "connected"
+    [job] = [j for j in maintenance_queue(wapp).get_jobs() if j.func_name == "jobs.woocommerce_sync.backfill_orders"]
+    progress = backfill_progress(wapp, connected.id)
+    assert progress is not None and progress.job_id == job.id and not progress.finished
+
+
+@responses.activate
 def test_after_connect_with_revoked_keys_marks_the_store_disconnected(wapp, connected):
     responses.get(api(connected.domain, "orders"), status=401, json={"code": "woocommerce_rest_cannot_view"})
     with wapp.app_context():
