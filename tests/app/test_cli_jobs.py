@@ -77,3 +77,19 @@ def test_without_redis_a_retried_failed_job_runs_at_once():
     job.refresh()
     assert job.get_status() == "finished" and job.return_value() == "noop"
     assert job.id not in runner.invoke(args=["jobs", "failed"]).output
+
+
+def test_a_failed_job_another_retry_took_meanwhile_is_reported_gone(worker_app, wsession, run_jobs):  # noqa: F811
+    # Two retries at once (a double-clicked console button, two operators): both list the job,
+    # the first requeues it, the second must find nothing to do instead of failing with a 500.
+    from jobs.maintenance import requeue_failed
+    from jobs.queues import queue
+
+    job = enqueue("jobs.maintenance.for_each_active_shop", "os.system", queue_name="maintenance", retries=0,
+                  app=worker_app)
+    run_jobs()
+    registry = queue("maintenance", worker_app).failed_job_registry
+    assert job.id in registry.get_job_ids()  # what both retries listed
+    assert requeue_failed(worker_app, registry, job.id) is True
+    assert requeue_failed(worker_app, registry, job.id) is False
+    queue("maintenance", worker_app).remove(job.id)  # leave nothing queued for other tests
