@@ -48,13 +48,15 @@ def dispatch(intents: list) -> None:
                     job_id=f"issue-discount-{intent.shop_id}-{intent.redemption_id}",
                     rate_limit=platform_api_limit(intent.shop_id))
         elif isinstance(intent, RevokeDiscount):
-            # The job id collapses a double click; the job itself is idempotent anyway.
+            # A second cancel click yields no intent (request_cancellation); the fixed id is what the
+            # redemption sweeper looks for in Redis. RQ itself does not collapse a repeated id.
             enqueue("jobs.cancellations.revoke_discount", intent.shop_id, intent.redemption_id, queue_name="rewards",
                     job_id=revoke_job_id(intent.shop_id, intent.redemption_id),
                     rate_limit=platform_api_limit(intent.shop_id))
         elif isinstance(intent, NotifyCustomer):
-            # Idempotent twice over: the job id comes from the key (RQ collapses duplicates) and
-            # jobs.emails records each (shop, key) send in email_sends.
+            # jobs.emails records each (shop, key) send in email_sends, so a repeat sends nothing.
+            # The id comes from the key so the daily runs can ask Redis whether the email's job
+            # exists (jobs.emails.without_email_jobs); RQ itself does not collapse a repeated id.
             enqueue("jobs.emails.send_notification", intent.shop_id, intent.customer_id, intent.template, intent.key,
                     queue_name="emails", job_id=email_job_id(intent.shop_id, intent.key))
         else:

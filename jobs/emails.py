@@ -51,7 +51,8 @@ _TIER_KEY = re.compile(r"^tier:(\d+):customer:\d+$")
 
 
 def email_job_id(shop_id: int, key: str) -> str:
-    """The RQ job id for a notification: deterministic, so RQ itself collapses duplicates too."""
+    """The RQ job id for a notification: deterministic, so a run can ask Redis whether the
+    email's job exists (RQ does not collapse a repeated id: email_sends is the guard)."""
     return f"email-{shop_id}-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from rq.job import Job, JobStatus
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.loyalty.apply import apply_event
@@ -107,8 +107,11 @@ def sweep_inbox() -> int:
     Not a row whose job waits in the queue (a backlog: pushing it again would run it twice), nor
     one whose job RQ is handling a failure of: retrying after its back-off (scheduled) or
     failed and kept for `lojal jobs retry`; re-enqueueing those would run a failing row every
-    minute. A row that failed every attempt (attempts > JOB_RETRIES) stays for inspection, so
-    such rows never crowd lost ones out of the batch."""
+    minute. A started job whose row is locked is running: left to it. One whose row is free was
+    abandoned (its worker died): re-enqueued, and that counts as an attempt, or a payload that kills
+    its worker would be re-run every minute for ever, the row never recording a failure. A row that
+    failed every attempt (attempts > JOB_RETRIES) stays for inspection, so such rows never crowd
+    lost ones out of the batch."""
     app = current_app._get_current_object()
     cutoff = datetime.now(UTC) - SWEEP_AFTER
     ids = db.session.scalars(
@@ -122,7 +125,27 @@ def sweep_inbox() -> int:
         q = queue("webhooks", app)
         jobs = Job.fetch_many([event_job_id(i) for i in ids], connection=q.connection, serializer=q.serializer)
         handled = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.FAILED)
-        ids = [i for i, job in zip(ids, jobs, strict=True) if job is None or job.get_status(refresh=False) not in handled]
+        statuses = {i: None if job is None else job.get_status(refresh=False) for i, job in zip(ids, jobs, strict=True)}
+        left = _count_abandoned([i for i, status in statuses.items() if status == JobStatus.STARTED],
+                                app.config["JOB_RETRIES"])
+        ids = [i for i, status in statuses.items() if status not in handled and i not in left]
     for event_id in ids:
         enqueue_processing(event_id)
     return len(ids)
+
+
+def _count_abandoned(event_ids: list[int], retries: int) -> set[int]:
+    """Record an attempt on rows whose job was left started; returns those not to re-enqueue: now
+    past `retries`, processed meanwhile, or locked (being processed: never waited for)."""
+    if not event_ids:
+        return set()
+    free = (select(WebhookEvent.id).where(WebhookEvent.id.in_(event_ids), WebhookEvent.processed_at.is_(None))
+            .with_for_update(skip_locked=True))
+    counted = db.session.execute(
+        update(WebhookEvent).where(WebhookEvent.id.in_(free.scalar_subquery()))
+        .values(attempts=WebhookEvent.attempts + 1,
+                last_error="its job was left started (the worker stopped while running it?); swept again")
+        .returning(WebhookEvent.id, WebhookEvent.attempts)
+    ).all()
+    db.session.commit()
+    return set(event_ids) - {event_id for event_id, attempts in counted if attempts <= retries}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select
 
@@ -26,7 +27,7 @@ from integrations.base import PermanentPlatformError
 from jobs.context import app_job
 from jobs.dispatch import dispatch
 from jobs.emails import without_email_jobs
-from jobs.queues import QUEUE_NAMES, enqueue, queue
+from jobs.queues import QUEUE_NAMES, enqueue, queue, runs_in_process
 
 log = logging.getLogger(__name__)
 QUEUE = "maintenance"
@@ -220,7 +221,23 @@ def retry_failed(app: Flask, job_id: str | None = None) -> list[str]:
     for name in QUEUE_NAMES:
         registry = queue(name, app).failed_job_registry
         for failed_id in registry.get_job_ids():
-            if job_id is None or failed_id == job_id:
-                registry.requeue(failed_id)
+            if (job_id is None or failed_id == job_id) and requeue_failed(app, registry, failed_id):
                 requeued.append(failed_id)
     return requeued
+
+
+def requeue_failed(app: Flask, registry, job_id: str) -> bool:
+    """Move a failed job back to its queue; False if it is no longer failed (another retry took
+    it since it was listed, or it expired). In-process (no Redis) no worker would ever take it
+    from a queue: it runs now, as an enqueue does in that mode."""
+    try:
+        if not runs_in_process(app):
+            registry.requeue(job_id)
+            return True
+        job = Job.fetch(job_id, connection=registry.connection, serializer=registry.serializer)
+    except (NoSuchJobError, InvalidJobOperation):
+        return False
+    if not registry.remove(job):
+        return False
+    queue(job.origin, app).enqueue_job(job)
+    return True

@@ -20,6 +20,7 @@ from app.extensions import redis_connection
 from jobs.queues import queue
 
 FAN_OUT = "jobs.maintenance.for_each_active_shop"
+MIN_QUEUED_TTL = 900  # seconds a scheduled run may wait in its queue, whatever its interval
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,14 @@ class Entry:
     cron: str | None = None  # crontab, read in UTC (see the module docstring)
     interval: int | None = None  # seconds
     args: tuple = ()
+
+    def period(self) -> int:
+        """Seconds between two runs (the shortest gap, for a cron expression)."""
+        if self.interval:
+            return self.interval
+        runs = croniter(self.cron, datetime(2026, 1, 1, tzinfo=UTC))
+        times = [runs.get_next(datetime) for _ in range(25)]
+        return int(min((b - a).total_seconds() for a, b in zip(times, times[1:])))
 
 
 SCHEDULE: tuple[Entry, ...] = (
@@ -108,5 +117,10 @@ def build_scheduler(app: Flask, schedule: tuple[Entry, ...] = SCHEDULE) -> Lojal
             app, name=entry.name, queue_name=entry.queue, func=import_attribute(entry.func), args=entry.args,
             cron=entry.cron, interval=entry.interval, job_timeout=app.config["JOB_TIMEOUT"],
             failure_ttl=app.config["JOB_FAILURE_TTL"],
+            # A run still queued when the next is due is dropped (RQ's queued-job TTL; a started
+            # job is kept): the next does the same work, and workers down for a day do not come
+            # back to every run of that day queued (1,440 inbox sweeps). Short intervals wait at
+            # least MIN_QUEUED_TTL, so a queue's passing backlog never starves them.
+            ttl=max(entry.period(), MIN_QUEUED_TTL),
         ))
     return scheduler

@@ -21,6 +21,7 @@ from integrations.woocommerce.upkeep import ensure_webhooks, mark_disconnected, 
 from jobs.context import app_job
 from jobs.maintenance import parse_now
 from jobs.queues import enqueue, platform_api_limit
+from jobs.woocommerce_sync import enqueue_backfill
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,16 @@ def after_connect(shop_id: int) -> str:
         return "disconnected"
     # Transient errors (429, 5xx, network) propagate above: RQ retries the whole job.
     session.rollback()  # nothing to write: end the read transaction before enqueuing
-    enqueue("jobs.woocommerce_sync.backfill_orders", shop_id, queue_name="maintenance",
-            rate_limit=platform_api_limit(shop_id))
+    # Through the sync's own helper: it records the job as the backfill chain's newest, which the
+    # console's Store page and `lojal backfill` follow.
+    enqueue_backfill(shop_id)
     log.info("woocommerce store set up", extra={"shop_id": shop_id, "webhooks_created": repair.created})
     return "connected"
 
 
 @app_job
 def verify_new_keys(shop_id: int, token: str) -> str:
-    """Swap in keys posted for an already-connected store only if they work against it.
-
-    The store may take TIMEOUT_SECONDS to answer: it is called with no transaction open (the row
-    is read, the transaction ended), and the row is locked and read again for the swap, so a
-    disconnect made meanwhile wins."""
+    """Swap in keys posted for an already-connected store only if they work against it."""
     session = db.session
     shop = session.get(Shop, shop_id)
     parked = take_parked_keys(shop_id, token)
@@ -87,12 +85,14 @@ def verify_new_keys(shop_id: int, token: str) -> str:
         session.rollback()
         drop_parked_keys(token)
         return "disconnected"
-    # The call needs only the store's address and the keys to try: a copy outside the session.
-    trial = Shop(id=shop.id, platform=shop.platform, domain=shop.domain,
-                 access_token_enc=parked[0], api_secret_enc=parked[1])
+    # The store is asked with a detached copy and no transaction open: a lock on the shop row
+    # held while it answers (up to the client's timeout) would hold up every webhook insert for
+    # the shop (their foreign-key check) and its settings saves.
+    candidate = Shop(id=shop.id, platform=shop.platform, domain=shop.domain, access_token_enc=parked[0],
+                     api_secret_enc=parked[1])
     session.rollback()
     try:
-        call(trial, "get", "orders", params={"per_page": 1})
+        call(candidate, "get", "orders", params={"per_page": 1})
     except StoreDisconnected:
         # Made-up or revoked keys: the shop keeps the keys it had and stays connected.
         drop_parked_keys(token)
@@ -100,10 +100,10 @@ def verify_new_keys(shop_id: int, token: str) -> str:
         return "refused"
     # Transient errors propagate (RQ retries; the parked keys live for an hour).
     shop = session.get(Shop, shop_id, with_for_update=True, populate_existing=True)
-    if shop is None or _disconnected_on_purpose(shop):
+    if shop is None or _disconnected_on_purpose(shop):  # purged or disconnected while the store answered
         session.rollback()
         drop_parked_keys(token)
-        return "disconnected"
+        return "expired" if shop is None else "disconnected"
     shop.access_token_enc, shop.api_secret_enc = parked
     if shop.status != "active":
         # Pending (the keys in use were never proven) or marked disconnected meanwhile (the old
@@ -116,8 +116,8 @@ def verify_new_keys(shop_id: int, token: str) -> str:
 
 
 def _disconnected_on_purpose(shop: Shop) -> bool:
-    # Disconnect drops the keys (a 401 keeps them): keys parked before it must not connect the
-    # store again. A new connect stores its keys directly.
+    """Disconnected since the keys were parked (disconnect drops the keys; a 401 keeps them): they
+    must not connect the store again. A new connect stores keys directly."""
     return shop.status == "disconnected" and shop.access_token_enc is None
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.loyalty.errors import NotFound
 from app.models import WebhookEvent, get_for_shop
-from jobs.maintenance import FailedJob
+from jobs.maintenance import FailedJob, requeue_failed
 from jobs.queues import QUEUE_NAMES, queue
 
 _BY_EVENT_ID = {"jobs.inbox.process_webhook_event"}
@@ -50,7 +50,6 @@ def shop_failed_jobs(app: Flask, session: Session, shop_id: int) -> list[FailedJ
 
 def retry_shop_job(app: Flask, session: Session, shop_id: int, job_id: str) -> str:
     for _, registry, job in _shop_failed(app, session, shop_id):
-        if job.id == job_id:
-            registry.requeue(job.id)
+        if job.id == job_id and requeue_failed(app, registry, job.id):  # False: another retry took it
             return job.id
     raise NotFound("no such failed job for this shop", code="job_not_found")

@@ -89,7 +89,9 @@ def current_access_token(session: Session, shop: Shop, *, now: datetime | None =
 
 def _refresh_in_own_transaction(session: Session, shop_id: int, now: datetime) -> str:
     with Session(bind=session.get_bind(mapper=Shop), expire_on_commit=False) as own, own.begin():
-        shop = own.execute(select(Shop).where(Shop.id == shop_id).with_for_update()).scalar_one()
+        # FOR NO KEY UPDATE: it serialises refreshers, but not the foreign-key checks of rows
+        # naming the shop (webhook inbox, ledger, redemptions) while Shopify answers.
+        shop = own.execute(select(Shop).where(Shop.id == shop_id).with_for_update(key_share=True)).scalar_one()
         if not shop.access_token_enc:
             raise PermanentPlatformError(f"shop {shop_id} has no access token (uninstalled meanwhile)")
         if not needs_refresh(shop, now):

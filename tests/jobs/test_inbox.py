@@ -178,3 +178,52 @@ def test_sweeper_does_not_rerun_a_row_whose_retries_are_spent(wsession, run_jobs
     assert job_id not in _queued_ids(worker_app)
     wsession.expire_all()
     assert wsession.get(WebhookEvent, event_id).attempts == worker_app.config["JOB_RETRIES"] + 1
+
+
+def test_a_row_whose_worker_keeps_dying_on_it_is_swept_at_most_job_retries_times(wsession, worker_app):
+    # A payload that kills the worker running it (out of memory, say) leaves its job `started`
+    # and the row untouched: re-enqueued by every sweep with a fresh retry budget, it would take
+    # a worker down every minute for ever. Each such sweep counts as an attempt.
+    shop = make_shop(wsession)
+    event_id = _store(wsession, shop, key="evt-worker-killer")
+    job_id = f"webhook-event-{event_id}"
+    connection = redis_connection.client(worker_app)
+    swept = 0
+    for _ in range(worker_app.config["JOB_RETRIES"] + 2):
+        enqueue_processing(event_id)
+        connection.lrem(queue("webhooks", worker_app).key, 0, job_id)  # a worker took it ...
+        Job.fetch(job_id, connection=connection, serializer=JSONSerializer).set_status("started")  # ... and died
+        _stale(wsession, event_id)
+        sweep_inbox()
+        swept += job_id in _queued_ids(worker_app)
+    assert swept == worker_app.config["JOB_RETRIES"]
+    wsession.expire_all()
+    row = wsession.get(WebhookEvent, event_id)
+    assert row.attempts == worker_app.config["JOB_RETRIES"] + 1 and "started" in row.last_error
+
+
+def test_the_sweeper_leaves_a_started_job_whose_row_is_held_to_it(wsession, worker_app):
+    # Locked: a live worker is processing it (or its dead connection's lock is not yet released).
+    # The sweeper neither waits for that lock nor pushes a copy that would only find it busy.
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import _DATABASE_URL
+
+    shop = make_shop(wsession)
+    event_id = _store(wsession, shop, key="evt-held")
+    job_id = f"webhook-event-{event_id}"
+    connection = redis_connection.client(worker_app)
+    enqueue_processing(event_id)
+    connection.lrem(queue("webhooks", worker_app).key, 0, job_id)
+    Job.fetch(job_id, connection=connection, serializer=JSONSerializer).set_status("started")
+    _stale(wsession, event_id)
+    engine = create_engine(_DATABASE_URL)
+    try:
+        with engine.begin() as holder:
+            holder.execute(text("SELECT id FROM webhook_events WHERE id = :id FOR UPDATE"), {"id": event_id})
+            sweep_inbox()
+    finally:
+        engine.dispose()
+    assert job_id not in _queued_ids(worker_app)
+    wsession.expire_all()
+    assert wsession.get(WebhookEvent, event_id).attempts == 0

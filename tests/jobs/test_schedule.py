@@ -68,3 +68,16 @@ def test_cron_entries_are_read_in_utc_whatever_the_scheduler_machines_time_zone(
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_a_scheduled_run_still_waiting_when_the_next_is_due_is_dropped(worker_app, wsession):
+    # Workers down for a day would otherwise find 1,440 inbox sweeps, 288 redemption sweeps and 24
+    # fan-outs of every hourly entry queued, and run them all back to back; the next run does the
+    # same work as a missed one. Short intervals may wait 15 minutes (a passing backlog).
+    connection = redis_connection.client(worker_app)
+    jobs = {job.name: job for job in build_scheduler(worker_app).get_jobs()}
+    for name, period in (("inbox-sweep", 900), ("birthdays", 3600), ("points-expiry", 86400),
+                         ("woocommerce-reconcile", 900)):
+        job = jobs[name].enqueue(connection)
+        assert 0 < connection.ttl(job.key) <= period, name
+    assert all(job.job_options.get("ttl") for job in jobs.values())

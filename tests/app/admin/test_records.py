@@ -128,3 +128,25 @@ def test_analytics_of_shop_b_do_not_count_shop_a_customers(client, session, shop
     b = client.get(f"{API}/analytics/summary", query_string=period, headers=shop_b.headers["viewer"]).get_json()
     assert a["metrics"]["points_issued"] + a["metrics"].get("points_adjusted", 0) >= 100
     assert b["metrics"].get("points_adjusted", 0) == 0 and b["metrics"]["members"] == 0
+
+
+def test_without_redis_the_owners_retry_runs_the_failed_job_at_once():
+    # In-process mode has no worker to take a requeued job from its queue.
+    from app import create_app
+    from tests.conftest import app_session, test_config
+
+    app = create_app(test_config(REDIS_URL="", RUN_JOBS_IN_PROCESS=True))
+    with app_session(app) as session:
+        shop = make_shop(session, timezone="Nowhere/Atlantis")
+        headers = bearer(make_api_token(session, make_staff(session, shop, "owner")))
+        session.commit()
+        job = enqueue("jobs.maintenance.birthdays", shop.id, queue_name="maintenance",
+                      now="2026-03-10T12:00:00+00:00", app=app)
+        session.get(Shop, shop.id).timezone = "Europe/Oslo"  # the cause is fixed
+        session.commit()
+    client = app.test_client()
+    retried = client.post(f"{API}/failed-jobs/{job.id}/retry", headers=headers)
+    assert retried.status_code == 202 and retried.get_json() == {"requeued": [job.id]}
+    job.refresh()
+    assert job.get_status() == "finished" and job.return_value() == "noop"
+    assert client.get(f"{API}/failed-jobs", headers=headers).get_json()["items"] == []

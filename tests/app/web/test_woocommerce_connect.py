@@ -16,6 +16,7 @@ from app.models import EarnRule, Shop
 from jobs.woocommerce_connect import after_connect
 from tests.app.web.woocommerce_helpers import store_url
 from tests.conftest import test_config
+from tests.db_locks import store_a_webhook_row_meanwhile
 from tests.shopify_install_support import enqueued, maintenance_queue
 
 APP_URL = "https://lojal.test"
@@ -255,6 +256,19 @@ def test_after_connect_checks_the_keys_creates_missing_webhooks_and_enqueues_the
 
 
 @responses.activate
+def test_the_backfill_after_connect_is_the_one_its_progress_follows(wapp, connected):
+    # The console's Store page and `lojal backfill` follow the chain recorded under the shop's key.
+    from jobs.progress import backfill_progress
+
+    _store_setup(connected.domain, currency="USD")
+    with wapp.app_context():
+        assert after_connect(connected.id) == "connected"
+    [job] = [j for j in maintenance_queue(wapp).get_jobs() if j.func_name == "jobs.woocommerce_sync.backfill_orders"]
+    progress = backfill_progress(wapp, connected.id)
+    assert progress is not None and progress.job_id == job.id and not progress.finished
+
+
+@responses.activate
 def test_after_connect_with_revoked_keys_marks_the_store_disconnected(wapp, connected):
     responses.get(api(connected.domain, "orders"), status=401, json={"code": "woocommerce_rest_cannot_view"})
     with wapp.app_context():
@@ -306,6 +320,29 @@ def test_new_working_keys_for_a_connected_store_are_swapped_in_after_a_check(wap
         assert token_cipher.decrypt(shop.access_token_enc) == "ck_new"
         assert token_cipher.decrypt(shop.api_secret_enc) == "cs_new"
     assert enqueued(wapp, "jobs.woocommerce_connect.after_connect", connected.id) == 1
+
+
+@responses.activate
+def test_webhooks_are_stored_while_new_keys_wait_for_the_stores_answer(wapp, web, connected):
+    # The check holds no lock on the shop row while the store answers (up to the client's 15 s):
+    # a FOR UPDATE there blocked every webhook insert for the shop, and its settings saves.
+    web.post("/woocommerce/callback", json=keys(start(web, connected.domain), consumer_key="ck_new", consumer_secret="cs_new"))
+    token = _parked_token(wapp, connected.id)
+    stored = []
+
+    def store_answers(request):
+        store_a_webhook_row_meanwhile(connected.id, "woocommerce", "during-key-check")
+        stored.append(True)
+        return 200, {}, "[]"
+
+    responses.add_callback(responses.GET, api(connected.domain, "orders"), callback=store_answers)
+    from jobs.woocommerce_connect import verify_new_keys
+
+    with wapp.app_context():
+        assert verify_new_keys(connected.id, token) == "replaced"
+    assert stored == [True]
+    with wapp.app_context():
+        assert token_cipher.decrypt(shop_row(wapp, connected.domain).access_token_enc) == "ck_new"
 
 
 @responses.activate

@@ -15,6 +15,7 @@ from app.extensions import db
 from app.models import Shop
 from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.shopify.tokens import current_access_token, store_access_token
+from tests.db_locks import store_a_webhook_row_meanwhile
 from tests.shopify_install_support import _empty_maintenance_queue, new_domain, sapp, ssession  # noqa: F401
 
 REFRESHED = {"access_token": "shpat_new", "scope": "read_orders", "expires_in": 3600,
@@ -80,6 +81,23 @@ def test_an_expired_token_is_refreshed_too(ssession, make_shopify_shop):
     with respx.mock:
         respx.post(token_url(shop)).mock(return_value=httpx.Response(200, json=REFRESHED))
         assert current_access_token(ssession, shop) == "shpat_new"
+
+
+def test_the_shops_rows_are_written_while_its_token_refresh_waits_for_shopify(ssession, make_shopify_shop):
+    # The refresh's lock serialises refreshers only: webhook rows (and every other row naming the
+    # shop) are inserted meanwhile, instead of waiting for Shopify's token endpoint to answer.
+    shop = make_shopify_shop(timedelta(minutes=2))
+    stored = []
+
+    def shopify_answers(request):
+        store_a_webhook_row_meanwhile(shop.id, "shopify", "during-refresh")
+        stored.append(True)
+        return httpx.Response(200, json=REFRESHED)
+
+    with respx.mock:
+        respx.post(token_url(shop)).mock(side_effect=shopify_answers)
+        assert current_access_token(ssession, shop) == "shpat_new"
+    assert stored == [True]
 
 
 def test_two_workers_needing_a_refresh_at_once_refresh_exactly_once(sapp, make_shopify_shop):
