@@ -18,9 +18,21 @@ def home_url(shop: Shop) -> str:
     return f"https://{shop.domain}"
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
 def origin_of(url: str) -> str:
+    """The browser origin of `url`: a browser never names the default port (a store saved as
+    `https://host:443` is served from `https://host`)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
+    try:
+        port = parts.port
+    except ValueError:  # not a port: such an origin matches no browser's, as before
+        return f"{parts.scheme}://{parts.netloc}".lower()
+    return f"{scheme}://{host}" if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{scheme}://{host}:{port}"
 
 
 def storefront_origins(shop: Shop) -> set[str]:

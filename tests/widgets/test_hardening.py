@@ -39,6 +39,17 @@ def test_configured_storefront_origins_are_allowed_too(session, wclient):
     assert resp.headers["Access-Control-Allow-Origin"] == "https://www.kaffebar.example"
 
 
+def test_a_store_saved_with_its_default_port_is_allowed_from_the_origin_browsers_send(session, wclient):
+    # WooCommerce stores connected before default ports were dropped may hold `https://host:443`;
+    # a browser's Origin never names the default port.
+    shop, _ = widget_shop(session)
+    host = f"port{secrets.token_hex(4)}.example"
+    shop.platform, shop.domain = "woocommerce", f"https://{host}:443"
+    session.commit()
+    resp = wclient.get(f"/widget/v1/program?shop={shop.uid}", headers={"Origin": f"https://{host}"})
+    assert resp.headers["Access-Control-Allow-Origin"] == f"https://{host}"
+
+
 def test_preflight_is_answered_for_a_shops_origin_only(session, wclient):
     shop, _ = widget_shop(session, storefront_origins=["https://custom-preflight.example"])
     request_headers = {"Access-Control-Request-Method": "POST",
