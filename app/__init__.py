@@ -72,10 +72,12 @@ def _init_extensions(flask_app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.bodies import refuse_oversized_body
     from app.errors import register_error_handlers
     from app.health import bp as health_bp
 
     register_error_handlers(app)
+    app.before_request(refuse_oversized_body)
     app.register_blueprint(health_bp)
     from app.web import register_web
 

@@ -5,10 +5,12 @@ Home's `id_token` and `session`, the app proxy's `signature`. Their values are r
 [redacted] in every atom a log format can name (the request line, the query string, the
 referer, environ variables), also inside a parameter whose value is itself a URL (the
 patch-id-token page's `shopify-reload`); credential headers (cookies, Authorization,
-webhook signatures) are redacted whole. Used through gunicorn.conf.py's `logger_class`.
+webhook signatures) are redacted whole, and so is a capability token carried in the path (the
+unsubscribe link's, app/web/email.py). Used through gunicorn.conf.py's `logger_class`.
 """
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, unquote_plus
 
 from gunicorn.glogging import Logger
@@ -19,7 +21,10 @@ SECRET_PARAMETERS = frozenset({"code", "id_token", "hmac", "signature", "session
                                "access_token", "refresh_token", "client_secret"})
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie",
                             "x-shopify-access-token", "x-shopify-hmac-sha256", "x-wc-webhook-signature"})
+# Routes whose path segment is the credential itself: /email/unsubscribe/<token>.
+_SECRET_PATH = re.compile(r"(/email/unsubscribe/)[^/?#]+", re.IGNORECASE)
 _QUERY_ATOMS = frozenset({"q", "{query_string}e"})
+_PATH_ATOMS = frozenset({"U", "{path_info}e", "{script_name}e"})
 _URL_ATOMS = frozenset({"f", "{referer}i", "{http_referer}e", "{raw_uri}e", "{request_uri}e", "{location}o"})
 
 
@@ -36,10 +41,16 @@ def redact_query(query: str) -> str:
     return "&".join(parts)
 
 
+def redact_path(path: str) -> str:
+    """A path with any capability token in it (see _SECRET_PATH) replaced."""
+    return _SECRET_PATH.sub(rf"\g<1>{REDACTED}", path)
+
+
 def redact_url(url: str) -> str:
-    """A URL or request target (`/path?query`, `https://host/path?query`) with its query redacted."""
+    """A URL or request target (`/path?query`, `https://host/path?query`) with its query and
+    any path token redacted."""
     base, question, query = url.partition("?")
-    return f"{base}{question}{redact_query(query)}" if question else url
+    return f"{redact_path(base)}{question}{redact_query(query)}" if question else redact_path(url)
 
 
 def _is_secret_header(atom: str) -> bool:
@@ -62,6 +73,8 @@ class RedactingLogger(Logger):
                 continue
             if atom in _QUERY_ATOMS:
                 atoms[atom] = redact_query(value)
+            elif atom in _PATH_ATOMS:
+                atoms[atom] = redact_path(value)
             elif atom in _URL_ATOMS:
                 atoms[atom] = redact_url(value)
             elif _is_secret_header(atom):

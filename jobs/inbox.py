@@ -4,9 +4,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from flask import current_app
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DataError
 
 from app.extensions import db
 from app.loyalty.apply import apply_event
@@ -68,14 +70,12 @@ def process_webhook_event(event_id: int) -> str:
         session.flush()
     except PermanentPlatformError as exc:
         # Unparseable or unknown: keep the row for inspection, never retry it.
-        session.rollback()
-        row = session.get(WebhookEvent, event_id, with_for_update=True)
-        row.status = "ignored"
-        row.last_error = str(exc)[:2000]
-        row.attempts += 1
-        row.processed_at = datetime.now(UTC)
-        session.commit()
-        return "ignored"
+        return _ignore(session, event_id, str(exc))
+    except (DataError, psycopg.DataError) as exc:  # SQLAlchemy's, or raw psycopg's (new_sale's pipeline)
+        # SQLSTATE class 22 (a value out of range, too long, invalid): the same payload fails the
+        # same way on every attempt. Only the error's class goes on the row: its message and
+        # DETAIL/CONTEXT may quote the values (shopper data).
+        return _ignore(session, event_id, f"DataError: the database refused a value ({_data_error_kind(exc)})")
     except Exception as exc:
         # Record the failure on the row (its own transaction), then let RQ retry the job.
         session.rollback()
@@ -94,6 +94,24 @@ def process_webhook_event(event_id: int) -> str:
     session.commit()  # the driver's transaction has ended: this only closes the session's (no round trip)
     dispatch(intents)
     return ",".join(statuses) or "no-events"
+
+
+def _ignore(session, event_id: int, reason: str) -> str:
+    session.rollback()
+    row = session.get(WebhookEvent, event_id, with_for_update=True)
+    row.status = "ignored"
+    row.last_error = reason[:2000]
+    row.attempts += 1
+    row.processed_at = datetime.now(UTC)
+    session.commit()
+    return "ignored"
+
+
+def _data_error_kind(exc: DataError | psycopg.DataError) -> str:
+    """psycopg's class for the SQLSTATE and the code, e.g. 'NumericValueOutOfRange, SQLSTATE 22003'."""
+    error = exc.orig if isinstance(exc, DataError) else exc
+    sqlstate = getattr(error, "sqlstate", None)
+    return f"{type(error).__name__}, SQLSTATE {sqlstate}" if sqlstate else type(error).__name__
 
 
 def event_job_id(event_id: int) -> str:

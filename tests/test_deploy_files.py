@@ -94,15 +94,17 @@ def test_gunicorn_with_this_config_serves_the_app():
         server.wait()
 
 
-def test_gunicorns_access_log_redacts_secrets_in_query_strings_and_headers(tmp_path):
+def test_gunicorns_access_log_redacts_secrets_in_query_strings_paths_and_headers(tmp_path):
     secret = {name: f"{name}-{secrets.token_hex(6)}" for name in
-              ("code", "hmac", "id_token", "session", "signature", "token", "nested", "referer", "cookie")}
+              ("code", "hmac", "id_token", "session", "signature", "token", "nested", "referer", "cookie",
+                                         "unsubscribe")}
     targets = [
         f"/shopify/callback?code={secret['code']}&hmac={secret['hmac']}&shop=kept.myshopify.com&timestamp=1",
         f"/shopify/app?embedded=1&id_token={secret['id_token']}&session={secret['session']}&shop=kept.myshopify.com",
         f"/widget/v1/me?shop=kept.myshopify.com&signature={secret['signature']}&TOKEN={secret['token']}",
         "/shopify/patch-id-token?shop=kept.myshopify.com&shopify-reload="
         + quote(f"/shopify/app?shop=kept.myshopify.com&id_token={secret['nested']}", safe=""),
+        f"/email/unsubscribe/{secret['unsubscribe']}?shop=kept.myshopify.com",  # the token is the path
     ]
     access_log = tmp_path / "access.log"
     port = free_port()

@@ -25,8 +25,8 @@ from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 from redis.exceptions import RedisError
 from sqlalchemy import or_, select
-from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.bodies import cap_body
 from app.errors import error_response
 from app.extensions import db
 from app.models import Shop
@@ -246,16 +246,7 @@ def _read_limit_exceeded(exc: ReadLimitExceeded):
 
 
 def _cap_body() -> None:
-    cap = current_app.config["WIDGET_MAX_BODY"]
-    request.max_content_length = cap
-    length = request.content_length
-    if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        # No length: werkzeug's stream stops quietly at max_content_length, and the view would
-        # read the cut-off body (even as a whole JSON object). Read one byte more here and refuse.
-        request.max_content_length = cap + 1
-        length = len(request.get_data(cache=True))
-    if length is not None and length > cap:
-        raise RequestEntityTooLarge(f"The request body is larger than {cap} bytes.")
+    cap_body(current_app.config["WIDGET_MAX_BODY"])
 
 
 def _cors(response):

@@ -32,6 +32,9 @@ REFRESH_MARGIN = timedelta(minutes=5)
 # shopifyapp's log codes for failures worth retrying; every other failure (invalid_grant: the
 # refresh token expired or was revoked; invalid_client: uninstalled) needs the merchant.
 _TRANSIENT_CODES = frozenset({"network_error", "server_error", "rate_limit_exceeded"})
+# The refresh token itself is dead: forgotten like a refused access token (forget_refused_token).
+# Not invalid_client: a wrong SHOPIFY_API_SECRET gets it too, and would drop every shop's tokens.
+_REFUSED_CODES = frozenset({"invalid_grant", "refresh_token_expired"})
 _TOKEN_COLUMNS = ("access_token_enc", "refresh_token_enc", "token_expires_at")
 
 
@@ -80,11 +83,13 @@ def current_access_token(session: Session, shop: Shop, *, now: datetime | None =
     now = now or datetime.now(UTC)
     if not needs_refresh(shop, now):
         return token_cipher.decrypt(shop.access_token_enc)
-    token = _refresh_in_own_transaction(session, shop.id, now)
-    if shop in session:
-        # The caller's copy is stale; let it reload the committed values when next read.
-        session.expire(shop, list(_TOKEN_COLUMNS))
-    return token
+    try:
+        return _refresh_in_own_transaction(session, shop.id, now)
+    finally:
+        if shop in session:
+            # The caller's copy is stale (refreshed, or forgotten when refused); let it reload
+            # the committed values when next read.
+            session.expire(shop, list(_TOKEN_COLUMNS))
 
 
 def _refresh_in_own_transaction(session: Session, shop_id: int, now: datetime) -> str:
@@ -109,18 +114,24 @@ def _refresh_in_own_transaction(session: Session, shop_id: int, now: datetime) -
             app_config(),
         )
         new = result.access_token
-        if not result.ok or new is None:
-            # Only shopifyapp's log code goes into the message: it never holds a token.
-            error = TransientPlatformError if result.log.code in _TRANSIENT_CODES else PermanentPlatformError
-            raise error(f"shop {shop_id}: token refresh failed ({result.log.code})")
-        store_access_token(shop, new.token, refresh_token=new.refresh_token,
-                           expires_at=parse_expiry(new.expires), now=now)
-        return new.token
+        if result.ok and new is not None:
+            store_access_token(shop, new.token, refresh_token=new.refresh_token,
+                               expires_at=parse_expiry(new.expires), now=now)
+            return new.token
+        code, domain, refused = result.log.code, shop.domain, token_cipher.decrypt(shop.access_token_enc)
+    # Outside the lock (forget_refused_token skips a locked row): later jobs then stop at
+    # current_access_token instead of asking Shopify again, until App Home exchanges a new token.
+    if code in _REFUSED_CODES:
+        forget_refused_token(domain, refused, reason=f"Shopify refused the refresh token ({code})")
+    # Only shopifyapp's log code goes into the message: it never holds a token.
+    error = TransientPlatformError if code in _TRANSIENT_CODES else PermanentPlatformError
+    raise error(f"shop {shop_id}: token refresh failed ({code})")
 
 
-def forget_refused_token(domain: str, refused: str) -> bool:
-    """Shopify answered 401 to `refused`: drop the shop's credentials, so no job calls Shopify
-    with them again. The shop stays installed (webhooks and the widget go on); App Home
+def forget_refused_token(domain: str, refused: str,
+                         reason: str = "Shopify refused the access token (401)") -> bool:
+    """Shopify answered 401 to `refused` (or refused the refresh token that goes with it): drop
+    the shop's credentials, so no job calls Shopify with them again. The shop stays installed (webhooks and the widget go on); App Home
     exchanges new credentials when the merchant next opens the app (has_usable_token).
 
     Only if `refused` is still the stored token: one stored meanwhile (the merchant came back)
@@ -135,7 +146,7 @@ def forget_refused_token(domain: str, refused: str) -> bool:
             return False
         shop.access_token_enc = shop.refresh_token_enc = shop.token_expires_at = None
         audit.record(own, shop.id, "system", "shop.reauthorisation_needed", target_type="shop", target_id=shop.id,
-                     details={"reason": "Shopify refused the access token (401)"})
-        log.warning("shopify refused the access token (401): dropped; the merchant must open the app to "
-                    "re-authorise", extra={"shop_id": shop.id})
+                     details={"reason": reason})
+        log.warning("%s: credentials dropped; the merchant must open the app to re-authorise", reason,
+                    extra={"shop_id": shop.id})
         return True

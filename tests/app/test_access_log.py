@@ -31,3 +31,14 @@ def test_urls_without_a_query_are_unchanged_and_a_referer_is_redacted():
     assert redact_url("/healthz") == "/healthz"
     assert redact_url("https://admin.shopify.com/store/x/apps/lojal?id_token=t&locale=en") == (
         "https://admin.shopify.com/store/x/apps/lojal?id_token=[redacted]&locale=en")
+
+
+@pytest.mark.parametrize("url, logged", [
+    ("/email/unsubscribe/eyJ.c2lnbmVk", "/email/unsubscribe/[redacted]"),
+    ("/email/unsubscribe/eyJ.c2lnbmVk?lang=de", "/email/unsubscribe/[redacted]?lang=de"),
+    ("https://lojal.example/email/unsubscribe/eyJ.c2lnbmVk", "https://lojal.example/email/unsubscribe/[redacted]"),
+    ("/email/unsubscribe/", "/email/unsubscribe/"),
+])
+def test_the_unsubscribe_links_token_in_the_path_is_redacted(url, logged):
+    # The signed token is the link's only credential: whoever reads it can unsubscribe that customer.
+    assert redact_url(url) == logged

@@ -3,7 +3,9 @@ envelope, nothing stored, never a 500 — checked by name for the platform surfa
 sweeping every body-taking route of the app for the rest."""
 from __future__ import annotations
 
+import io
 import re
+import uuid
 
 import pytest
 
@@ -27,6 +29,43 @@ def test_oversized_shopify_webhook_is_413_even_when_signed(web, sec_session, no_
     response = shopify_helpers.deliver(web, shop.domain, "orders/paid", {}, body=OVERSIZED)
     assert response.status_code == 413 and _envelope(response) == "request_entity_too_large"
     assert table_counts(sec_session) == before
+
+
+def _post_chunked(client, path: str, body: bytes, headers: dict):
+    # No Content-Length: werkzeug's stream stopped quietly at MAX_CONTENT_LENGTH, so the view read
+    # a cut-off body (a Shopify webhook then failed its HMAC as 401, not 413).
+    return client.post(path, input_stream=io.BytesIO(body), environ_overrides={"wsgi.input_terminated": True},
+                       headers={**headers, "Transfer-Encoding": "chunked"})
+
+
+def test_oversized_webhooks_streamed_without_a_length_are_413_not_cut_off(web, sec_session, no_outbound):
+    shopify, woo = shopify_helpers.shopify_shop(sec_session), woocommerce_helpers.woo_shop(sec_session)
+    before = table_counts(sec_session)
+    responses = [
+        _post_chunked(web, "/shopify/webhooks", OVERSIZED, {
+            "X-Shopify-Topic": "orders/paid", "X-Shopify-Shop-Domain": shopify.domain,
+            "X-Shopify-Webhook-Id": str(uuid.uuid4()), "X-Shopify-Event-Id": str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": shopify_helpers.TRIGGERED_AT, "Content-Type": "application/json",
+            "X-Shopify-Hmac-Sha256": shopify_helpers.sign(OVERSIZED, shopify_helpers.SECRET)}),
+        _post_chunked(web, f"/woocommerce/webhooks/{woo.uid}", OVERSIZED, {
+            "X-WC-Webhook-Source": f"{woo.domain}/", "X-WC-Webhook-Topic": "order.updated",
+            "X-WC-Webhook-Delivery-ID": uuid.uuid4().hex, "Content-Type": "application/json",
+            "X-WC-Webhook-Signature": woocommerce_helpers.sign(OVERSIZED, woocommerce_helpers.WEBHOOK_SECRET)}),
+    ]
+    for response in responses:
+        assert response.status_code == 413 and _envelope(response) == "request_entity_too_large", response.request.path
+    assert table_counts(sec_session) == before
+
+
+def test_a_webhook_streamed_without_a_length_within_the_cap_is_read_whole(web, sec_session, no_outbound):
+    shop = shopify_helpers.shopify_shop(sec_session)
+    body = b'{"id": 1, "pad": "' + b"x" * 900_000 + b'"}'
+    response = _post_chunked(web, "/shopify/webhooks", body, {
+        "X-Shopify-Topic": "orders/paid", "X-Shopify-Shop-Domain": shop.domain,
+        "X-Shopify-Webhook-Id": str(uuid.uuid4()), "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": shopify_helpers.TRIGGERED_AT, "Content-Type": "application/json",
+        "X-Shopify-Hmac-Sha256": shopify_helpers.sign(body, shopify_helpers.SECRET)})
+    assert response.status_code == 200 and response.get_json() == {"status": "stored"}
 
 
 @pytest.mark.parametrize("body", MALFORMED)

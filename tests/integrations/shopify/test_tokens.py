@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import respx
+from sqlalchemy import select
 
 from app.crypto import token_cipher
 from app.extensions import db
-from app.models import Shop
+from app.models import AuditLog, Shop
 from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.shopify.tokens import current_access_token, store_access_token
 from tests.db_locks import store_a_webhook_row_meanwhile
@@ -123,11 +124,31 @@ def test_two_workers_needing_a_refresh_at_once_refresh_exactly_once(sapp, make_s
     assert tokens == ["shpat_new", "shpat_new"]
 
 
-def test_a_revoked_refresh_token_is_permanent_and_keeps_the_stored_token(ssession, make_shopify_shop):
+def test_a_revoked_refresh_token_is_forgotten_so_later_jobs_do_not_ask_shopify_again(ssession, make_shopify_shop):
+    # Like a 401 from the Admin API (forget_refused_token): every later job asked the token
+    # endpoint again; now they stop at current_access_token until App Home exchanges a new token.
     shop = make_shopify_shop(timedelta(minutes=1))
     with respx.mock:
-        respx.post(token_url(shop)).mock(return_value=httpx.Response(400, json={"error": "invalid_grant"}))
+        route = respx.post(token_url(shop)).mock(return_value=httpx.Response(400, json={"error": "invalid_grant"}))
         with pytest.raises(PermanentPlatformError, match="invalid_grant"):
+            current_access_token(ssession, shop)
+        with pytest.raises(PermanentPlatformError, match="no access token"):
+            current_access_token(ssession, ssession.get(Shop, shop.id))
+    assert route.call_count == 1
+    ssession.expire_all()
+    row = ssession.get(Shop, shop.id)
+    assert (row.status, row.access_token_enc, row.refresh_token_enc, row.token_expires_at) == ("active", None, None, None)
+    actions = ssession.scalars(select(AuditLog.action).where(AuditLog.shop_id == shop.id)).all()
+    assert actions == ["shop.reauthorisation_needed"]
+
+
+def test_a_refresh_refused_for_our_app_credentials_keeps_the_stored_token(ssession, make_shopify_shop):
+    # invalid_client is also what a wrong SHOPIFY_API_SECRET gets: dropping every shop's tokens
+    # on a bad deploy would need every merchant to come back.
+    shop = make_shopify_shop(timedelta(minutes=1))
+    with respx.mock:
+        respx.post(token_url(shop)).mock(return_value=httpx.Response(401, json={"error": "invalid_client"}))
+        with pytest.raises(PermanentPlatformError, match="invalid_client"):
             current_access_token(ssession, shop)
     ssession.expire_all()
     assert token_cipher.decrypt(ssession.get(Shop, shop.id).refresh_token_enc) == "shprt_old"
