@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -66,6 +67,18 @@ MONEY_LIMIT = Decimal(10) ** (Money.precision - Money.scale)
 
 # What a parser raises when a payload lacks or garbles a field it needs.
 _PAYLOAD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
+# No store's order or account is older than 1970 or dated past 2199: a time outside these is a
+# garbled payload (stored, year 1 with an offset could not even be read back by psycopg).
+_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def plausible_time(at: datetime) -> datetime:
+    """`at` (aware, UTC), or a ValueError (a malformed payload) when no store could have sent it."""
+    if not _EARLIEST <= at < _LATEST:
+        raise ValueError(f"{at.isoformat()} is outside 1970-2199")
+    return at
 
 
 def run_parser(platform: str, parsers: Mapping[str, Callable[[Any], list]], topic: str, payload: Any,

@@ -37,7 +37,7 @@ from app.loyalty.events import (
 )
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Customer, Order, Shop
-from integrations.base import MONEY_LIMIT, run_parser
+from integrations.base import MONEY_LIMIT, plausible_time, run_parser
 
 REFERRAL_ATTRIBUTE = "lojal_ref"
 # Referral codes are 12 symbols; anything unlike one is shopper-typed noise, not a code.
@@ -71,9 +71,9 @@ def parse_time(value: Any) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(str(value))
     try:
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        return plausible_time((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC))
     except OverflowError:  # year 1 or 9999 with an offset: a ValueError like any other bad time
-        raise ValueError(f"{value!r} is out of range") from None
+        raise ValueError(f"{value!r} is outside 1970-2199") from None
 
 
 # The platform id columns (orders, customers, refunds): Shopify's ids are 64-bit integers.

@@ -41,7 +41,7 @@ from app.loyalty.events import (
 )
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Customer, Order, Shop
-from integrations.base import MONEY_LIMIT, run_parser
+from integrations.base import MONEY_LIMIT, plausible_time, run_parser
 from integrations.woocommerce.currency import Convert, UnconvertedCurrency, to_shop_currency
 
 REFERRAL_META_KEY = "lojal_ref"
@@ -73,7 +73,10 @@ def parse_time(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
     parsed = datetime.fromisoformat(str(value))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        return plausible_time((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC))
+    except OverflowError:  # year 1 or 9999 with an offset: a ValueError like any other bad time
+        raise ValueError(f"{value!r} is outside 1970-2199") from None
 
 
 def _id(value: Any) -> str:

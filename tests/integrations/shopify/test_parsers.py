@@ -199,6 +199,14 @@ def test_an_order_body_that_was_never_cancelled_is_no_cancellation():
         _parse("orders/cancelled", sample("order_paid"))
 
 
+def test_an_order_time_outside_any_stores_lifetime_is_malformed():
+    # Year 1 at +05:00 is a time PostgreSQL stores but psycopg cannot read back: the customer's
+    # later orders would then fail on it.
+    for stamp in ("0001-01-01T00:00:00+05:00", "1900-01-01T00:00:00Z", "9999-12-31T23:59:59-05:00"):
+        with pytest.raises(MalformedPayload, match="outside"):
+            _parse("orders/paid", {**sample("order_paid"), "processed_at": stamp, "created_at": stamp})
+
+
 def test_an_order_body_under_a_customer_topic_is_no_customer():
     # Replayed (the HMAC does not cover the topic): the order's id and email would make a customer
     # that claims every guest order of that email.

@@ -141,6 +141,10 @@ def test_customers():
     order("completed", total="NaN"),
     order("completed", date_modified_gmt=None, date_created_gmt=None),
     order("completed", refunds=[{"id": None, "total": "-1.00"}]),
+    # A time no store's order has: stored, it could not be read back, and the customer's later
+    # orders would fail with it.
+    order("completed", date_created_gmt="0001-01-01T00:00:00", date_modified_gmt="0001-01-01T00:00:00"),
+    order("completed", date_modified_gmt="9999-12-31T23:59:59"),
 ])
 def test_malformed_payloads_are_permanent_errors(payload):
     with pytest.raises(MalformedPayload):
