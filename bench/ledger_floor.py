@@ -10,10 +10,11 @@ events, in the same run and alternating so all see the same machine load:
   statement it sends through the driver is recorded with its parameters;
 - replay: those very statements and parameters sent to a twin database (same schema, shop and
   customers) through one bare psycopg connection, no SQLAlchemy, no rule code, one
-  transaction per event, in one of three shapes (rotating per chunk):
+  transaction per event, in one of five shapes (rotating per chunk):
   "as the app" (lock + read pipelined, then the write, then COMMIT: 4 round trips with BEGIN),
-  "plain" (BEGIN, lock, read, write, COMMIT: 5 round trips, no pipeline) and
-  "two trips" (BEGIN + lock + read pipelined, then write + COMMIT pipelined);
+  "plain" (BEGIN, lock, read, write, COMMIT: 5 round trips, no pipeline),
+  "two trips" (BEGIN + lock + read pipelined, then write + COMMIT pipelined), and two shapes
+  without the read at all ("no read": the floor of a design that knew the customer row already);
 - baseline: INSERT + COMMIT per row, as bench/ledger.py.
 
 Both databases' schemas are DROPPED and rebuilt: their names must contain "bench" (the twin is
@@ -95,8 +96,42 @@ def replay_two_trips(conn, statements):
         conn.autocommit = False
 
 
+def replay_without_read(conn, statements):
+    """What the app could send if it knew the customer row without reading it (a per-process cache
+    checked by the write): BEGIN + lock + write pipelined, then COMMIT. Not a design we ship: see
+    the README (session 9)."""
+    conn.autocommit = True
+    try:
+        for lock, _read, write in _per_event(statements):
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                conn.execute(*lock)
+                cursor = conn.execute(*write)
+            cursor.fetchone()
+            conn.execute("COMMIT")
+    finally:
+        conn.autocommit = False
+
+
+def replay_without_read_one_trip(conn, statements):
+    """The same with COMMIT in the pipeline too: one round trip per event."""
+    conn.autocommit = True
+    try:
+        for lock, _read, write in _per_event(statements):
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                conn.execute(*lock)
+                cursor = conn.execute(*write)
+                conn.execute("COMMIT")
+            cursor.fetchone()
+    finally:
+        conn.autocommit = False
+
+
 SHAPES = {"replay as the app (4 round trips)": replay_as_app, "replay plain (5 round trips)": replay_plain,
-          "replay in 2 round trips": replay_two_trips}
+          "replay in 2 round trips": replay_two_trips,
+          "no read: lock + write, then COMMIT (2 trips)": replay_without_read,
+          "no read: one round trip": replay_without_read_one_trip}
 
 
 def timed(replay, conn, statements) -> tuple[float, float]:
@@ -148,11 +183,11 @@ def main() -> None:
     conn.close()
 
     base_rate = totals["baseline"][0] / totals["baseline"][1]
-    print(f"{'':<36}{'per s':>8}{'wall us':>9}{'client CPU us':>15}{'ratio':>8}")
+    print(f"{'':<46}{'per s':>8}{'wall us':>9}{'client CPU us':>15}{'ratio':>8}")
     rows = []
     for name, (count, wall, cpu) in totals.items():
         if count:
-            print(f"{name:<36}{count / wall:>8.0f}{wall / count * 1e6:>9.0f}{cpu / count * 1e6:>15.0f}"
+            print(f"{name:<46}{count / wall:>8.0f}{wall / count * 1e6:>9.0f}{cpu / count * 1e6:>15.0f}"
                   f"{count / wall / base_rate:>8.3f}")
         if count and name != "baseline":  # no targets: the floor says what any code could reach
             rows.append(harness.row(f"ledger floor: {name}, events/s vs INSERT+COMMIT/s", round(count / wall),
