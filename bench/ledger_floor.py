@@ -23,6 +23,7 @@ DATABASE_URL's name + "_twin", created if missing). Synchronous commit throughou
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -96,10 +97,10 @@ def replay_two_trips(conn, statements):
         conn.autocommit = False
 
 
-def replay_without_read(conn, statements):
+def replay_without_read(conn, statements, *, commit_in_pipeline: bool = False):
     """What the app could send if it knew the customer row without reading it (a per-process cache
-    checked by the write): BEGIN + lock + write pipelined, then COMMIT. Not a design we ship: see
-    the README (session 9)."""
+    checked by the write): BEGIN + lock + write pipelined, then COMMIT (or COMMIT in the pipeline
+    too: one round trip per event). Not a design we ship: see the README (session 9)."""
     conn.autocommit = True
     try:
         for lock, _read, write in _per_event(statements):
@@ -107,23 +108,11 @@ def replay_without_read(conn, statements):
                 conn.execute("BEGIN")
                 conn.execute(*lock)
                 cursor = conn.execute(*write)
+                if commit_in_pipeline:
+                    conn.execute("COMMIT")
             cursor.fetchone()
-            conn.execute("COMMIT")
-    finally:
-        conn.autocommit = False
-
-
-def replay_without_read_one_trip(conn, statements):
-    """The same with COMMIT in the pipeline too: one round trip per event."""
-    conn.autocommit = True
-    try:
-        for lock, _read, write in _per_event(statements):
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                conn.execute(*lock)
-                cursor = conn.execute(*write)
+            if not commit_in_pipeline:
                 conn.execute("COMMIT")
-            cursor.fetchone()
     finally:
         conn.autocommit = False
 
@@ -131,7 +120,7 @@ def replay_without_read_one_trip(conn, statements):
 SHAPES = {"replay as the app (4 round trips)": replay_as_app, "replay plain (5 round trips)": replay_plain,
           "replay in 2 round trips": replay_two_trips,
           "no read: lock + write, then COMMIT (2 trips)": replay_without_read,
-          "no read: one round trip": replay_without_read_one_trip}
+          "no read: one round trip": functools.partial(replay_without_read, commit_in_pipeline=True)}
 
 
 def timed(replay, conn, statements) -> tuple[float, float]:

@@ -70,28 +70,32 @@ def test_gunicorn_defaults_suit_io_bound_requests_and_follow_the_environment():
     assert (tuned.workers, tuned.threads, tuned.address) == (3, 8, [("0.0.0.0", 9123)])
 
 
-def test_gunicorn_with_this_config_serves_the_app():
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "WEB_THREADS": "2",
-           "DATABASE_URL": _DATABASE_URL, "SECRET_KEY": "test-secret-key-0123456789abcdef",
-           "APP_URL": "https://lojal.test", "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY, "LOG_LEVEL": "WARNING"}
+def start_gunicorn(port: int, **env: str) -> subprocess.Popen:
+    """`gunicorn -c gunicorn.conf.py wsgi:app` on `port` (no Redis), once it answers /healthz."""
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WEB_THREADS": "2", "DATABASE_URL": _DATABASE_URL,
+           "SECRET_KEY": "test-secret-key-0123456789abcdef", "APP_URL": "https://lojal.test",
+           "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY, "LOG_LEVEL": "WARNING", **env}
     env.pop("REDIS_URL", None)
     server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
                               cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        for _ in range(300):  # up to 15 s for the master to build the app and fork
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                    assert response.status == 200 and b'"ok"' in response.read()
-                    break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]
-                time.sleep(0.05)
-        else:
-            pytest.fail("gunicorn did not answer /healthz")
-    finally:
-        server.terminate()
-        server.wait()
+    for _ in range(300):  # up to 15 s for the master to build the app and fork
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                assert response.status == 200 and b'"ok"' in response.read()
+                return server
+        except OSError:
+            if server.poll() is not None:
+                pytest.fail(server.stderr.read().decode()[-2000:])
+            time.sleep(0.05)
+    server.terminate()
+    server.wait()
+    pytest.fail("gunicorn did not answer /healthz")
+
+
+def test_gunicorn_with_this_config_serves_the_app():
+    server = start_gunicorn(free_port(), WEB_CONCURRENCY="2")
+    server.terminate()
+    server.wait()
 
 
 def test_gunicorns_access_log_redacts_secrets_in_query_strings_paths_and_headers(tmp_path):
@@ -108,24 +112,12 @@ def test_gunicorns_access_log_redacts_secrets_in_query_strings_paths_and_headers
     ]
     access_log = tmp_path / "access.log"
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "1", "WEB_THREADS": "2",
-           "DATABASE_URL": _DATABASE_URL, "SECRET_KEY": "test-secret-key-0123456789abcdef",
-           "APP_URL": "https://lojal.test", "TOKEN_ENCRYPTION_KEYS": TEST_FERNET_KEY, "LOG_LEVEL": "WARNING",
-           "WEB_ACCESS_LOG": str(access_log),
-           # Every atom a custom format could name, so none of them may carry a secret either.
-           "GUNICORN_CMD_ARGS": "--access-logformat '%(r)s %(q)s %(f)s %({referer}i)s %({cookie}i)s "
-                                "%({query_string}e)s %({raw_uri}e)s %({http_cookie}e)s %(U)s'"}
-    env.pop("REDIS_URL", None)
-    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-                              cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = start_gunicorn(
+        port, WEB_CONCURRENCY="1", WEB_ACCESS_LOG=str(access_log),
+        # Every atom a custom format could name, so none of them may carry a secret either.
+        GUNICORN_CMD_ARGS="--access-logformat '%(r)s %(q)s %(f)s %({referer}i)s %({cookie}i)s "
+                          "%({query_string}e)s %({raw_uri}e)s %({http_cookie}e)s %(U)s'")
     try:
-        for _ in range(300):  # up to 15 s for the master to build the app and fork
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]
-                time.sleep(0.05)
         for target in targets:
             request = urllib.request.Request(f"http://127.0.0.1:{port}{target}", headers={
                 "Referer": f"https://lojal.test/shopify/app?shop=kept.myshopify.com&id_token={secret['referer']}",

@@ -75,6 +75,23 @@ def shop_row(sapp, domain: str) -> Shop | None:
         return shop
 
 
+def assert_late_uninstall_changes_nothing(sapp, domain: str, uninstalled_at: datetime, token: str) -> None:
+    """The app/uninstalled delivery of the previous installation, applied now, leaves the shop
+    installed with its new token."""
+    from app.loyalty.apply import apply_event
+    from app.loyalty.events import AppUninstalled
+
+    with sapp.app_context():
+        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
+        assert apply_event(db.session, shop.id, AppUninstalled(uninstalled_at)).status == "noop"
+        db.session.commit()
+        db.session.remove()
+    shop = shop_row(sapp, domain)
+    assert shop.status == "active"
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop.access_token_enc) == token
+
+
 # --- shop domain validation ------------------------------------------------------------
 
 @pytest.mark.parametrize("shop", ATTACK_SHOPS)
@@ -351,9 +368,6 @@ def test_a_reinstall_before_the_uninstall_webhook_is_processed_survives_that_web
     # still waits in the queue: the shop row is still "active" when the new token arrives.
     # Shopify only issues a different offline token after an uninstall, so that delivery is
     # about the previous installation and must not drop the new token.
-    from app.loyalty.apply import apply_event
-    from app.loyalty.events import AppUninstalled
-
     domain = new_domain()
     web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain)))
     with sapp.app_context():
@@ -365,16 +379,7 @@ def test_a_reinstall_before_the_uninstall_webhook_is_processed_survives_that_web
 
     code_grant.answer = {"access_token": "shpat_after_reinstall", "scope": "read_orders"}
     assert web.get("/shopify/callback", query_string=callback_query(domain, start_install(web, domain))).status_code == 302
-    with sapp.app_context():
-        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
-        assert apply_event(db.session, shop.id, AppUninstalled(uninstalled_at)).status == "noop"
-        db.session.commit()
-        db.session.remove()
-
-    shop = shop_row(sapp, domain)
-    assert shop.status == "active"
-    with sapp.app_context():
-        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_after_reinstall"
+    assert_late_uninstall_changes_nothing(sapp, domain, uninstalled_at, "shpat_after_reinstall")
 
 
 def test_authorizing_an_installed_shop_again_keeps_its_install_time(sapp, web, code_grant):
@@ -463,9 +468,6 @@ def test_a_reinstall_through_app_home_before_the_uninstall_webhook_is_processed_
     # Uninstalled (Shopify revokes the token and refresh token), reinstalled through Shopify-managed
     # install while the app/uninstalled delivery still waits in the queue: the row is "active", the
     # refresh is refused, a new token is exchanged. That delivery is about the previous installation.
-    from app.loyalty.apply import apply_event
-    from app.loyalty.events import AppUninstalled
-
     domain = new_domain()
     installed_through_app_home(sapp, web, domain, installed_at=datetime.now(UTC) - timedelta(days=30),
                                token_expires_at=datetime.now(UTC) - timedelta(minutes=1))
@@ -479,16 +481,7 @@ def test_a_reinstall_through_app_home_before_the_uninstall_webhook_is_processed_
     with respx.mock:
         respx.post(token_endpoint(domain)).mock(side_effect=answer)
         assert web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)}).status_code == 302
-    with sapp.app_context():
-        shop = db.session.scalar(select(Shop).where(Shop.domain == domain))
-        assert apply_event(db.session, shop.id, AppUninstalled(uninstalled_at)).status == "noop"
-        db.session.commit()
-        db.session.remove()
-
-    shop = shop_row(sapp, domain)
-    assert shop.status == "active"
-    with sapp.app_context():
-        assert token_cipher.decrypt(shop.access_token_enc) == "shpat_reinstalled"
+    assert_late_uninstall_changes_nothing(sapp, domain, uninstalled_at, "shpat_reinstalled")
 
 
 def test_app_home_after_shopify_refused_the_token_exchanges_a_new_one_and_keeps_the_install_time(sapp, web):
