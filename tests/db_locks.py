@@ -18,3 +18,24 @@ def store_a_webhook_row_meanwhile(shop_id: int, platform: str, key: str) -> None
                          {"shop_id": shop_id, "platform": platform, "key": key})
     finally:
         engine.dispose()
+
+
+def wait_for_a_lock_wait(timeout: float = 10.0) -> bool:
+    """Whether another connection of this test database comes to wait on a lock within `timeout`
+    seconds (pg_stat_activity, polled): how a test sees a racer blocked rather than guessing a delay."""
+    import time
+
+    engine = create_engine(_DATABASE_URL)
+    try:
+        deadline = time.monotonic() + timeout
+        with engine.connect() as conn:
+            while time.monotonic() < deadline:
+                waiting = conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                           "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"))
+                conn.rollback()
+                if waiting:
+                    return True
+                time.sleep(0.02)
+        return False
+    finally:
+        engine.dispose()

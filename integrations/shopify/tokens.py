@@ -131,8 +131,9 @@ def _refresh_in_own_transaction(session: Session, shop_id: int, now: datetime) -
 def forget_refused_token(domain: str, refused: str,
                          reason: str = "Shopify refused the access token (401)") -> bool:
     """Shopify answered 401 to `refused` (or refused the refresh token that goes with it): drop
-    the shop's credentials, so no job calls Shopify with them again. The shop stays installed (webhooks and the widget go on); App Home
-    exchanges new credentials when the merchant next opens the app (has_usable_token).
+    the shop's credentials, so no job calls Shopify with them again. The shop stays installed
+    (webhooks and the widget go on); App Home exchanges new credentials when the merchant next
+    opens the app (has_usable_token).
 
     Only if `refused` is still the stored token: one stored meanwhile (the merchant came back)
     is kept. Committed on its own connection, so the caller's rollback cannot undo it; a row

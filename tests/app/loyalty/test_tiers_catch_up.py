@@ -4,7 +4,6 @@ first tiers existed."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,6 +14,7 @@ from app.loyalty.settings_admin import update_settings
 from app.loyalty.tier_review import period_start, review_due_tiers
 from app.models import Customer, Tier
 from jobs import maintenance
+from tests.db_locks import wait_for_a_lock_wait
 from tests.factories import cancelled, make_customer, make_shop, paid
 
 
@@ -127,8 +127,7 @@ def test_two_reviews_at_once_demote_once(app, session):
 
     thread = threading.Thread(target=other_worker)
     thread.start()
-    time.sleep(0.5)
-    assert thread.is_alive()  # waiting for this review's record
+    assert wait_for_a_lock_wait() and thread.is_alive()  # waiting for this review's record
     session.commit()
     thread.join(10)
     assert results == ["not-due"]
