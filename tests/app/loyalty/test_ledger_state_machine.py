@@ -493,7 +493,8 @@ class LedgerMachine(RuleBasedStateMachine):
                        (SELECT COALESCE(SUM(o.total - o.refunded_amount), 0) FROM orders o
                          WHERE o.shop_id = c.shop_id AND o.customer_id = c.id
                            AND o.paid_at IS NOT NULL AND o.status <> 'cancelled') AS spent,
-                       (SELECT COALESCE(SUM(l.points - l.expiry_cover), 0) FROM ledger_entries l
+                       -- what a clamped reversal left uncollected was never earned (ledger.post_entry)
+                       (SELECT COALESCE(SUM(l.points - l.expiry_cover - l.uncollected), 0) FROM ledger_entries l
                          WHERE l.shop_id = c.shop_id AND l.customer_id = c.id
                            AND l.kind IN ('earn', 'release', 'reverse')) AS earned
                 FROM customers c WHERE c.shop_id = :s"""), {"s": shop.id}).all()
