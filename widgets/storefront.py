@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from app.loyalty.program import program_settings
 from app.models import Shop
+from integrations.woocommerce.urls import DEFAULT_PORTS
 
 
 def home_url(shop: Shop) -> str:
@@ -18,9 +19,6 @@ def home_url(shop: Shop) -> str:
     return f"https://{shop.domain}"
 
 
-_DEFAULT_PORTS = {"https": 443, "http": 80}
-
-
 def origin_of(url: str) -> str:
     """The browser origin of `url`: a browser never names the default port (a store saved as
     `https://host:443` is served from `https://host`)."""
@@ -32,7 +30,7 @@ def origin_of(url: str) -> str:
         port = parts.port
     except ValueError:  # not a port: such an origin matches no browser's, as before
         return f"{parts.scheme}://{parts.netloc}".lower()
-    return f"{scheme}://{host}" if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{scheme}://{host}:{port}"
+    return f"{scheme}://{host}" if port is None or port == DEFAULT_PORTS.get(scheme) else f"{scheme}://{host}:{port}"
 
 
 def storefront_origins(shop: Shop) -> set[str]:

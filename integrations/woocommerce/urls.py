@@ -7,9 +7,10 @@ from urllib.parse import urlsplit
 
 # Host names that never name a public store.
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home", ".corp", ".localdomain")
+# The port a URL of each scheme names when it names none (widgets.storefront's origins use it too).
+DEFAULT_PORTS = {"https": 443, "http": 80}
 # Dot-separated DNS labels (letters, digits, inner hyphens; underscores as some dev hosts have
 # them): no empty label and no `%`, which a browser would decode into another host than we store.
-_DEFAULT_PORTS = {"https": 443, "http": 80}
 _HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*")
 
 
@@ -44,7 +45,7 @@ def valid_store_url(value: str | None, *, allow_http: bool = False) -> str | Non
         # A numeric last label catches the short and octal IPv4 forms resolvers accept
         # (127.1, 0177.0.0.1); only the standard HTTPS port is reachable from us.
         return None
-    if port == _DEFAULT_PORTS[parts.scheme]:
+    if port == DEFAULT_PORTS[parts.scheme]:
         port = None
     if ":" in host:
         host = f"[{host}]"  # an IPv6 literal (development stores only, refused above otherwise)
@@ -58,7 +59,7 @@ def stored_forms(store_url: str) -> tuple[str, ...]:
     parts = urlsplit(store_url)
     if parts.port is not None:
         return (store_url,)
-    return (store_url, f"{parts.scheme}://{parts.netloc}:{_DEFAULT_PORTS[parts.scheme]}{parts.path}")
+    return (store_url, f"{parts.scheme}://{parts.netloc}:{DEFAULT_PORTS[parts.scheme]}{parts.path}")
 
 
 def _top_level_label(label: str) -> bool:
