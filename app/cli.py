@@ -307,18 +307,14 @@ def backfill_command(shop_ref: str, no_wait: bool, interval: float) -> None:
     The backfill runs on the workers as a chain of jobs; this follows the newest one until the
     chain ends. Without REDIS_URL it runs here, synchronously, and only the result is shown.
     """
-    from sqlalchemy import or_, select
-
     from app.extensions import db
-    from app.models import Shop
+    from integrations.shop_refs import find_shop
     from jobs import shopify_sync, woocommerce_sync
     from jobs.progress import backfill_progress
     from jobs.queues import runs_in_process
 
     enqueue_backfill = {"shopify": shopify_sync.enqueue_backfill, "woocommerce": woocommerce_sync.enqueue_backfill}
-    ref = shop_ref.strip().rstrip("/")
-    domains = {ref, f"https://{ref}"} if "://" not in ref else {ref}
-    shop = db.session.scalar(select(Shop).where(or_(Shop.uid == ref, Shop.domain.in_(domains))))
+    shop = find_shop(db.session, shop_ref)
     if shop is None:
         raise click.BadParameter("no shop with this uid or domain", param_hint="SHOP")
     if shop.platform not in enqueue_backfill:

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app, request
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import Select, and_, bindparam, select
 
 from app.extensions import db
 from app.loyalty.shopper import (ACCOUNT_BY_SHOP_UID, ACCOUNT_BY_SHOPIFY_DOMAIN, CustomerView, ShopperAccount,
                                   ShopView, known_customer, shopper_account)
 from app.models import Customer, Shop
+from integrations.shop_refs import find_shop, names
 from integrations.shopify.app_proxy import InvalidAppProxyRequest, verify_app_proxy
 from widgets.errors import WidgetError
 from widgets.reads import read_one
@@ -145,25 +146,14 @@ def _from_app_proxy(lookup) -> Shopper:
 
 
 def shop_by_ref(ref: str) -> Shop | None:
-    """An active shop by its uid or its domain (WooCommerce domains are URLs; the scheme may be left out)."""
-    ref = ref.rstrip("/")
-    if "\x00" in ref:  # no shop has one, and PostgreSQL refuses it in a query (a 500)
-        return None
-    return _active_shop(or_(Shop.uid == ref, Shop.domain.in_(_domains(ref))))
-
-
-def _domains(ref: str) -> set[str]:
-    return {ref, f"https://{ref}"} if "://" not in ref else {ref}
+    """An active shop by its uid or its domain (WooCommerce domains are URLs; the scheme may be
+    left out; a store stored under an older form of its URL is found too)."""
+    return find_shop(db.session, ref, active=True)
 
 
 def _names(ref: str, shop: Shop | ShopView) -> bool:
     """Whether `ref` names `shop` the way shop_by_ref would find it."""
-    ref = ref.rstrip("/")
-    return ref == shop.uid or shop.domain in _domains(ref)
-
-
-def _active_shop(*conditions) -> Shop | None:
-    return db.session.scalars(select(Shop).where(*conditions, Shop.status == "active").limit(1)).first()
+    return names(ref, shop.uid, shop.domain)
 
 
 def _shop_with_customer(*conditions) -> Select[tuple[Shop, Customer]]:

@@ -30,6 +30,7 @@ from app.bodies import cap_body
 from app.errors import error_response
 from app.extensions import db
 from app.models import Shop
+from integrations.woocommerce.urls import stored_forms
 from widgets.api import bp as api_bp
 from widgets.api import client_address
 from widgets.api import locale_without_shop
@@ -289,7 +290,9 @@ def _origin_allowed(origin: str) -> bool:
 
 
 def _some_shop_serves(origin: str) -> bool:
-    candidates = [Shop.domain == origin, Shop.domain.startswith(origin + "/", autoescape=True),
+    # A store saved before default ports were dropped holds `https://host:443[/path]`.
+    forms = stored_forms(origin) if origin.startswith(("https://", "http://")) else (origin,)
+    candidates = [Shop.domain.in_(forms), *(Shop.domain.startswith(form + "/", autoescape=True) for form in forms),
                   Shop.settings["storefront_origins"].contains([origin])]
     if origin.startswith("https://"):  # Shopify and demo shops store the bare host
         candidates.append(Shop.domain == origin.removeprefix("https://"))

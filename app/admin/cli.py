@@ -9,16 +9,10 @@ CLI_ACTOR = "cli"
 
 def _shop(ref: str):
     """SHOP is the shop's uid, domain, or numeric id."""
-    from sqlalchemy import or_, select
-
     from app.extensions import db
-    from app.models import Shop
+    from integrations.shop_refs import find_shop
 
-    ref = ref.strip().rstrip("/")
-    conditions = [Shop.uid == ref, Shop.domain.in_({ref, f"https://{ref}"})]
-    if ref.isascii() and ref.isdigit() and int(ref) < 2**63:  # ids are BIGINT: a longer number is no id
-        conditions.append(Shop.id == int(ref))
-    shop = db.session.scalar(select(Shop).where(or_(*conditions)))
+    shop = find_shop(db.session, ref, by_id=True)
     if shop is None:
         raise click.BadParameter("no shop with this id, uid or domain", param_hint="SHOP")
     return shop

@@ -7,7 +7,7 @@ from responses import matchers
 
 from app import create_app
 from app.extensions import db
-from app.models import Customer
+from app.models import Customer, Shop
 from jobs import woocommerce_sync
 from jobs.progress import backfill_progress, latest_backfill_job_id
 from tests.conftest import test_config
@@ -66,6 +66,20 @@ def test_the_shop_may_be_named_by_its_domain(inprocess_app, store, monkeypatch):
     result = inprocess_app.test_cli_runner().invoke(args=["backfill", domain.removeprefix("https://")])
     assert result.exit_code == 0, result.output
     assert "done: 3 orders" in result.output
+
+
+def test_a_store_saved_with_its_default_port_is_found_by_its_normalised_url(inprocess_app, store, monkeypatch):
+    # Stores connected before URLs were normalised may hold `https://host:443`.
+    shop_id, _, domain = make_store(inprocess_app)
+    with inprocess_app.app_context():
+        db.session.get(Shop, shop_id).domain = f"{domain}:443"
+        db.session.commit()
+        db.session.remove()
+    three_orders_in_two_pages(store, f"{domain}:443", monkeypatch)
+    for named in (domain, domain.removeprefix("https://")):
+        result = inprocess_app.test_cli_runner().invoke(args=["backfill", named, "--no-wait"])
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == f"backfill of {domain}:443 done: 3 orders"
 
 
 def test_follows_the_chain_of_jobs_on_the_workers_to_its_end(worker_app, wsession, run_jobs, store, monkeypatch):  # noqa: F811

@@ -148,6 +148,22 @@ def test_a_token_with_the_shop_named_by_its_domain_as_guests_may_name_it_is_acce
         assert _unauthorized(wclient.get(f"/widget/v1/me?shop={named}", headers=headers)), named
 
 
+def test_a_store_saved_with_its_default_port_is_found_under_its_normalised_url(session, wclient):
+    # Stores connected before URLs were normalised may hold `https://host:443`: ?shop= written
+    # as the store is written today (or as it was stored) names it, for guests and tokens alike.
+    woo = make_shop(session, platform="woocommerce")
+    bare = woo.domain
+    woo.domain = f"https://{bare}:443"
+    secret = ensure_widget_secret(session, woo)
+    session.commit()
+    headers = bearer(token(woo, secret, shopper(session, woo, points=7)))
+    for named in (bare, f"{bare}/", f"https://{bare}", f"HTTPS://{bare.upper()}/", woo.domain, f"{woo.domain}/"):
+        assert wclient.get(f"/widget/v1/program?shop={named}").status_code == 200, named
+        resp = wclient.get(f"/widget/v1/me?shop={named}", headers=headers)
+        assert resp.status_code == 200 and resp.get_json()["points_balance"] == 7, named
+    assert _unauthorized(wclient.get(f"/widget/v1/me?shop=https://{bare}:8443", headers=headers))
+
+
 def test_a_token_for_a_customer_of_another_shop_finds_nobody(session, wclient):
     shop_a, secret_a = widget_shop(session)
     shop_b, _ = widget_shop(session)

@@ -50,6 +50,17 @@ def test_a_store_saved_with_its_default_port_is_allowed_from_the_origin_browsers
     assert resp.headers["Access-Control-Allow-Origin"] == f"https://{host}"
 
 
+def test_a_preflight_naming_no_shop_is_answered_for_a_store_saved_with_its_default_port(session, wclient):
+    # A preflight carries no token and often no ?shop=: the origin alone must find the store.
+    shop, _ = widget_shop(session)
+    host = f"port{secrets.token_hex(4)}.example"
+    shop.platform, shop.domain = "woocommerce", f"https://{host}:443/shop"
+    session.commit()
+    resp = wclient.options("/widget/v1/me/redemptions", headers={"Origin": f"https://{host}",
+                                                                 "Access-Control-Request-Method": "POST"})
+    assert resp.status_code == 200 and resp.headers["Access-Control-Allow-Origin"] == f"https://{host}"
+
+
 def test_preflight_is_answered_for_a_shops_origin_only(session, wclient):
     shop, _ = widget_shop(session, storefront_origins=["https://custom-preflight.example"])
     request_headers = {"Access-Control-Request-Method": "POST",

@@ -54,3 +54,16 @@ def test_staff_commands_with_a_numeric_shop_beyond_bigint_say_no_shop_not_a_trac
                  ["staff", "create", str(2**70), "a@b.example", "--password", "long-enough-1"]):
         result = runner.invoke(args=args)
         assert result.exit_code == 2 and "no shop with this id, uid or domain" in result.output, result.output
+
+
+def test_staff_create_finds_a_store_saved_with_its_default_port_by_its_normalised_url(app, session):
+    # Stores connected before URLs were normalised may hold `https://host:443`.
+    shop = make_shop(session, platform="woocommerce")
+    bare = shop.domain
+    shop.domain = f"https://{bare}:443"
+    session.commit()
+    runner = app.test_cli_runner()
+    for number, named in enumerate((bare, f"https://{bare}/", f"https://{bare}:443")):
+        created = runner.invoke(args=["staff", "create", named, f"s{number}@shop.example", "--password", "long-enough-1"])
+        assert created.exit_code == 0, (named, created.output)
+        assert created.output.strip().endswith(f"added to {shop.domain}")
