@@ -44,7 +44,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, fork: bool) -> None:
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command() -> None:
-    """Run the job schedule (RQ's CronScheduler): exactly one per deployment; it only enqueues."""
+    """Run the job schedule (RQ's CronScheduler): many may run, one leads and enqueues."""
     from jobs.queues import runs_in_process
     from jobs.schedule import build_scheduler
 

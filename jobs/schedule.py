@@ -1,6 +1,8 @@
 """`lojal scheduler`: RQ's CronScheduler with Lojal's one schedule.
 
-Run exactly one scheduler; it only enqueues, `lojal worker` processes run the jobs. Cron
+Any number of schedulers may run; one leads (LeaderLease, a Redis lock) and only the leader
+enqueues, the others stand by and take over when its lease lapses. It only enqueues, `lojal
+worker` processes run the jobs. Cron
 expressions are read in UTC whatever the machine's time zone (RQ reads them in local time;
 JsonCronJob overrides that).
 Per-shop work is fanned out (jobs.maintenance.for_each_active_shop), and each shop's job
@@ -8,11 +10,16 @@ works in the shop's own timezone.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from croniter import croniter
 from flask import Flask
+from redis import Redis
+from redis.exceptions import LockError
+from redis.lock import Lock
+from rq import cron_job_registry
 from rq.cron import CronJob, CronScheduler
 from rq.utils import import_attribute
 
@@ -21,6 +28,10 @@ from jobs.queues import queue
 
 FAN_OUT = "jobs.maintenance.for_each_active_shop"
 MIN_QUEUED_TTL = 900  # seconds a scheduled run may wait in its queue, whatever its interval
+LEASE_KEY = "lojal:scheduler:leader"
+LEASE_TTL = 30.0  # seconds a dead leader blocks the standbys; the leader renews every third of it
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,14 +115,92 @@ class JsonCronJob(CronJob):
         return job
 
 
+class LeaderLease:
+    """Which scheduler enqueues: RQ's CronScheduler takes no lock, so two would enqueue every run
+    twice. The lease is a Redis lock with a TTL that the leader renews each tick; a leader that
+    dies unreleased blocks the others for at most `ttl` seconds."""
+
+    def __init__(self, connection: Redis, ttl: float = LEASE_TTL, key: str = LEASE_KEY):
+        self.ttl = ttl
+        # thread_local=False: the token must survive whichever thread renews it.
+        self._lock = Lock(connection, key, timeout=ttl, thread_local=False)
+        self.leading = False
+
+    def hold(self) -> bool:
+        """Renew the lease if we lead, else try to take it; True while we lead."""
+        if self.leading:
+            try:
+                self._lock.reacquire()
+                return True
+            except LockError:  # LockNotOwnedError too: it lapsed, or was deleted or taken
+                self.leading = False
+                log.warning("scheduler lost leadership (lease %s lapsed or was taken)", self._lock.name)
+                # Not retaken in this tick: whoever holds it now may already be enqueueing.
+                return False
+        if self._lock.acquire(blocking=False):
+            self.leading = True
+            log.info("scheduler became leader (lease %s, %ss)", self._lock.name, self.ttl)
+            return True
+        return False
+
+    def release(self) -> None:
+        if not self.leading:
+            return
+        self.leading = False
+        try:
+            self._lock.release()
+        except LockError:  # already lapsed or taken: nothing of ours to release
+            return
+
+
 class LojalCronScheduler(CronScheduler):
+    def __init__(self, connection: Redis, lease_ttl: float = LEASE_TTL, **kwargs):
+        super().__init__(connection=connection, **kwargs)
+        self.lease = LeaderLease(connection, ttl=lease_ttl)
+
     def add(self, cron_job: CronJob) -> CronJob:
         self._cron_jobs.append(cron_job)
         return cron_job
 
+    def enqueue_jobs(self) -> list[CronJob]:
+        was_leading = self.lease.leading
+        if not self.lease.hold():
+            return []
+        if not was_leading:
+            self.resume_from_last_enqueues()
+        return super().enqueue_jobs()
 
-def build_scheduler(app: Flask, schedule: tuple[Entry, ...] = SCHEDULE) -> LojalCronScheduler:
-    scheduler = LojalCronScheduler(connection=redis_connection.client(app))
+    def resume_from_last_enqueues(self) -> None:
+        """A new leader picks up where the last one stopped: each job's next run follows its last
+        enqueue as RQ recorded it (rq:cron_jobs, score = enqueued_at), so the previous leader's
+        last run is not repeated, and this one's own (stale while standing by) times are dropped."""
+        key = cron_job_registry.get_registry_key()
+        with self.connection.pipeline() as pipeline:
+            for job in self._cron_jobs:
+                pipeline.zscore(key, job.name)
+            scores = pipeline.execute()
+        for job, score in zip(self._cron_jobs, scores):
+            if score is not None:
+                job.set_enqueue_time(datetime.fromtimestamp(score, UTC))
+            elif job.cron:  # never run (or aged out of the registry): the next run from now, no catch-up
+                job.latest_enqueue_time = None
+                job.next_enqueue_time = job.get_next_enqueue_time()
+            # An interval job never run stays due at once, as RQ has it.
+
+    def calculate_sleep_interval(self) -> float:
+        # Wake often enough to renew the lease (leader) or notice it lapsed (standby).
+        return min(super().calculate_sleep_interval(), self.lease.ttl / 3)
+
+    def start(self):
+        try:
+            super().start()
+        finally:
+            self.lease.release()  # the standbys take over at once, not after the TTL
+
+
+def build_scheduler(app: Flask, schedule: tuple[Entry, ...] = SCHEDULE,
+                    lease_ttl: float = LEASE_TTL) -> LojalCronScheduler:
+    scheduler = LojalCronScheduler(connection=redis_connection.client(app), lease_ttl=lease_ttl)
     for entry in schedule:
         scheduler.add(JsonCronJob(
             app, name=entry.name, queue_name=entry.queue, func=import_attribute(entry.func), args=entry.args,
