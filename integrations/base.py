@@ -28,6 +28,15 @@ class TransientPlatformError(PlatformError):
         self.retry_after = retry_after
 
 
+class PlatformMisconfigured(TransientPlatformError):
+    """The platform rejected our app's own credentials (a setting is wrong, e.g. a secret rotated
+    on one side only): nothing is wrong with the shop, and every shop fails alike.
+
+    Transient, not permanent: a permanent error would fail redemptions and ignore webhooks for
+    good, when the same calls succeed once the operator fixes the setting the message names.
+    """
+
+
 class PermanentPlatformError(PlatformError):
     """Retrying will not help (rejected input, revoked access)."""
 

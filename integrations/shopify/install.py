@@ -24,7 +24,7 @@ from app.crypto import token_cipher
 from app.loyalty.program import create_default_program
 from app.models import EarnRule, Shop
 from integrations.shopify.domains import shop_handle, valid_shop_domain
-from integrations.base import PermanentPlatformError, TransientPlatformError
+from integrations.base import PermanentPlatformError, PlatformMisconfigured, TransientPlatformError
 from integrations.shopify.tokens import (
     REFRESH_MARGIN, app_config, current_access_token, needs_refresh, parse_expiry, store_access_token,
 )
@@ -150,6 +150,10 @@ def _refresh_refused(session: Session, shop: Shop, now: datetime) -> bool:
         return False
     try:
         current_access_token(session, shop, now=now)
+    except PlatformMisconfigured:
+        # invalid_client: a wrong secret, or (as shopifyapp reads it) an uninstall revoked the
+        # tokens. The merchant is here: exchange a new one (a wrong secret fails that too, harmlessly).
+        return True
     except TransientPlatformError:
         return False  # Shopify is down: let the merchant in; a job retries the refresh
     except PermanentPlatformError:

@@ -22,7 +22,7 @@ from app.crypto import token_cipher
 from app.extensions import db
 from app.loyalty import audit
 from app.models import Shop
-from integrations.base import PermanentPlatformError, TransientPlatformError
+from integrations.base import PermanentPlatformError, PlatformMisconfigured, TransientPlatformError
 from integrations.shopify.domains import shop_handle
 
 log = logging.getLogger(__name__)
@@ -30,11 +30,15 @@ log = logging.getLogger(__name__)
 # Refresh when less than this is left: long enough for a job started now to finish its calls.
 REFRESH_MARGIN = timedelta(minutes=5)
 # shopifyapp's log codes for failures worth retrying; every other failure (invalid_grant: the
-# refresh token expired or was revoked; invalid_client: uninstalled) needs the merchant.
+# refresh token expired or was revoked) needs the merchant, except invalid_client (below).
 _TRANSIENT_CODES = frozenset({"network_error", "server_error", "rate_limit_exceeded"})
 # The refresh token itself is dead: forgotten like a refused access token (forget_refused_token).
-# Not invalid_client: a wrong SHOPIFY_API_SECRET gets it too, and would drop every shop's tokens.
 _REFUSED_CODES = frozenset({"invalid_grant", "refresh_token_expired"})
+# Shopify rejected our client id/secret, not the shop's token: a wrong setting (a secret rotated
+# in Shopify but not here) fails every shop alike. Forgetting the tokens would need every
+# merchant to come back; the refresh token stays usable, so keep it and retry.
+_APP_CREDENTIALS_REFUSED = "invalid_client"
+_CREDENTIAL_SETTINGS = "SHOPIFY_API_KEY / SHOPIFY_API_SECRET (and SHOPIFY_OLD_API_SECRET during a rotation)"
 _TOKEN_COLUMNS = ("access_token_enc", "refresh_token_enc", "token_expires_at")
 
 
@@ -123,6 +127,13 @@ def _refresh_in_own_transaction(session: Session, shop_id: int, now: datetime) -
     # current_access_token instead of asking Shopify again, until App Home exchanges a new token.
     if code in _REFUSED_CODES:
         forget_refused_token(domain, refused, reason=f"Shopify refused the refresh token ({code})")
+    if code == _APP_CREDENTIALS_REFUSED:
+        # Names the settings, never their values (nor the shop's tokens).
+        message = (f"Shopify rejected the app's client credentials ({code}) refreshing shop {shop_id}'s token; "
+                   f"its tokens are kept. Check {_CREDENTIAL_SETTINGS} against the app's client ID and secret "
+                   "in Shopify")
+        log.error("%s", message, extra={"shop_id": shop_id})
+        raise PlatformMisconfigured(message)
     # Only shopifyapp's log code goes into the message: it never holds a token.
     error = TransientPlatformError if code in _TRANSIENT_CODES else PermanentPlatformError
     raise error(f"shop {shop_id}: token refresh failed ({code})")

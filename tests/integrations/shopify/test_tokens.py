@@ -14,10 +14,10 @@ from sqlalchemy import select
 from app.crypto import token_cipher
 from app.extensions import db
 from app.models import AuditLog, Shop
-from integrations.base import PermanentPlatformError, TransientPlatformError
+from integrations.base import PermanentPlatformError, PlatformMisconfigured, TransientPlatformError
 from integrations.shopify.tokens import current_access_token, store_access_token
 from tests.db_locks import store_a_webhook_row_meanwhile
-from tests.shopify_install_support import _empty_maintenance_queue, new_domain, sapp, ssession  # noqa: F401
+from tests.shopify_install_support import SECRET, _empty_maintenance_queue, new_domain, sapp, ssession  # noqa: F401
 
 REFRESHED = {"access_token": "shpat_new", "scope": "read_orders", "expires_in": 3600,
              "refresh_token": "shprt_new", "refresh_token_expires_in": 7_776_000}
@@ -142,16 +142,27 @@ def test_a_revoked_refresh_token_is_forgotten_so_later_jobs_do_not_ask_shopify_a
     assert actions == ["shop.reauthorisation_needed"]
 
 
-def test_a_refresh_refused_for_our_app_credentials_keeps_the_stored_token(ssession, make_shopify_shop):
-    # invalid_client is also what a wrong SHOPIFY_API_SECRET gets: dropping every shop's tokens
-    # on a bad deploy would need every merchant to come back.
+def test_a_refresh_refused_for_our_app_credentials_keeps_the_tokens_and_is_retried_as_a_config_error(
+        ssession, make_shopify_shop, caplog):
+    # invalid_client is what a wrong SHOPIFY_API_KEY / SHOPIFY_API_SECRET gets (a rotation
+    # half-deployed), for every shop alike: dropping every shop's tokens would need every
+    # merchant to come back. Transient: the jobs retry, and succeed once the setting is fixed.
     shop = make_shopify_shop(timedelta(minutes=1))
-    with respx.mock:
+    with respx.mock, caplog.at_level("ERROR", logger="integrations.shopify.tokens"):
         respx.post(token_url(shop)).mock(return_value=httpx.Response(401, json={"error": "invalid_client"}))
-        with pytest.raises(PermanentPlatformError, match="invalid_client"):
+        with pytest.raises(PlatformMisconfigured, match="SHOPIFY_API_SECRET") as raised:
             current_access_token(ssession, shop)
+    assert isinstance(raised.value, TransientPlatformError)
     ssession.expire_all()
-    assert token_cipher.decrypt(ssession.get(Shop, shop.id).refresh_token_enc) == "shprt_old"
+    row = ssession.get(Shop, shop.id)
+    assert (token_cipher.decrypt(row.access_token_enc), token_cipher.decrypt(row.refresh_token_enc)) \
+        == ("shpat_old", "shprt_old")
+    assert row.token_expires_at is not None
+    assert ssession.scalars(select(AuditLog.action).where(AuditLog.shop_id == shop.id)).all() == []
+    [logged] = [r for r in caplog.records if r.name == "integrations.shopify.tokens"]
+    assert "SHOPIFY_API_SECRET" in logged.getMessage() and logged.shop_id == shop.id
+    for secret in (SECRET, "shpat_old", "shprt_old"):
+        assert secret not in logged.getMessage() and secret not in str(raised.value)
 
 
 @pytest.mark.parametrize("answer", [httpx.Response(503), httpx.ConnectError("down")])
