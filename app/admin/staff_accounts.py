@@ -178,9 +178,11 @@ def adjust_as(session: Session, identity: StaffIdentity, customer_id: int, point
     per-adjustment and daily limits, owners unlimited. NotFound for another shop's customer."""
     get_customer(session, identity.shop_id, customer_id)
     # A retry of an adjustment already made is answered as a replay before the limits, which
-    # that very adjustment may have used up.
-    if identity.role != "owner" and not is_replay(session, identity.shop_id, idempotency_key):
-        staff = get_staff(session, identity.shop_id, identity.staff_id)
-        enforce_support_limit(session, identity.shop_id, staff.id, staff_actors(session, staff), points, now)
+    # that very adjustment may have used up. Checked under the agent's lock: a double submit's
+    # second post waits there for the first, and only then can see it was made.
+    if identity.role != "owner":
+        staff = get_staff(session, identity.shop_id, identity.staff_id, lock=True)
+        if not is_replay(session, identity.shop_id, idempotency_key):
+            enforce_support_limit(session, identity.shop_id, staff.id, staff_actors(session, staff), points, now)
     return adjust_points(session, identity.shop_id, customer_id, points, reason=reason, actor=identity.actor,
                          note=note, now=now, idempotency_key=idempotency_key)

@@ -121,3 +121,37 @@ def test_the_same_email_added_twice_at_once_is_staff_exists_not_a_database_error
         lambda mine: create_staff(mine, shop_id, "twin@staff.example", "support", "a-long-password", actor="test"),
         invite_second)
     assert outcome == ["staff_exists"]
+
+
+def test_a_double_submit_that_takes_the_last_of_the_daily_limit_answers_the_second_as_a_replay(app, session):
+    """Both posts of a double click run at once: the second waits for the first (the agent's
+    lock), and must then be the first's replay, not "over your daily limit" for what was done."""
+    from app.admin.auth import staff_identity
+    from app.admin.staff_accounts import adjust_as
+    from tests.factories import make_customer
+
+    shop = make_shop(session, support_adjust_limit_per_day=1000)
+    agent = make_staff(session, shop, "support")
+    customer_id = make_customer(session, shop).id
+    session.commit()
+    identity = staff_identity(agent)
+    outcome: list = []
+    engine = db.engine
+
+    def submit(other: Session):
+        return adjust_as(other, identity, customer_id, 1000, reason="goodwill", note=None, now=datetime.now(UTC),
+                         idempotency_key="form-key-1")
+
+    def second():
+        with Session(engine) as other:
+            try:
+                outcome.append(submit(other))
+                other.commit()
+            except LoyaltyError as exc:
+                outcome.append(exc.code)
+
+    second_waits_for_first(engine, submit, second)
+    assert outcome == [None]
+    session.rollback()
+    rows = session.scalars(select(AuditLog).where(AuditLog.shop_id == shop.id, AuditLog.action == "points.adjust")).all()
+    assert [r.details["points"] for r in rows] == [1000]
