@@ -20,6 +20,7 @@ from app.extensions import db
 from app.loyalty.actions import award_birthdays, unqueued_birthday_emails
 from app.loyalty.calendar import local
 from app.loyalty.expiry import expire_inactive_points, expiry_reminders as find_expiry_reminders
+from app.loyalty.owed_emails import owed_emails
 from app.loyalty.pending import release_pending_points
 from app.loyalty.tier_review import review_due_tiers
 from app.models import Shop
@@ -37,6 +38,7 @@ PER_SHOP_JOBS = frozenset({
     "jobs.maintenance.expiry_reminders",
     "jobs.maintenance.birthdays",
     "jobs.maintenance.review_tiers_if_period_ended",
+    "jobs.maintenance.resend_lost_emails",
     "jobs.winback.run_winback",
     "jobs.analytics.refresh_analytics_snapshots",
 })
@@ -152,6 +154,21 @@ def review_tiers_if_period_ended(shop_id: int, now: str | None = None) -> str:
     status = review_due_tiers(db.session, shop_id, parse_now(now))
     db.session.commit()
     return status
+
+
+@app_job
+def resend_lost_emails(shop_id: int, now: str | None = None) -> int:
+    """Queue again the tier, referral, expired-points and code emails whose facts were committed
+    but whose jobs never reached Redis or were lost from it (app.loyalty.owed_emails); returns
+    how many. Hourly: a lost email goes out within the hour once Redis is back."""
+    if _active_shop(shop_id) is None:
+        return 0
+    lost = without_email_jobs(owed_emails(db.session, shop_id, parse_now(now)))
+    db.session.rollback()
+    dispatch(lost)
+    if lost:
+        log.warning("queued again emails whose jobs were lost", extra={"shop_id": shop_id, "count": len(lost)})
+    return len(lost)
 
 
 @app_job

@@ -68,6 +68,9 @@ SCHEDULE: tuple[Entry, ...] = (
     # Hourly; acts once per tier period start, on the shop's local first day or the next run after it.
     Entry("tier-review", FAN_OUT, "maintenance", cron="10 * * * *",
           args=("jobs.maintenance.review_tiers_if_period_ended",)),
+    # Hourly: tier, referral, expired-points and code emails whose job was lost after their
+    # fact's commit (Redis down at dispatch) are queued again (jobs.maintenance.resend_lost_emails).
+    Entry("lost-emails", FAN_OUT, "maintenance", cron="45 * * * *", args=("jobs.maintenance.resend_lost_emails",)),
     # Daily: enroll lapsing customers, send step 2 when due (jobs.winback).
     Entry("winback", FAN_OUT, "maintenance", cron="40 4 * * *", args=("jobs.winback.run_winback",)),
     # Hourly: the dashboard's periods precomputed (app.loyalty.analytics.snapshots); readers

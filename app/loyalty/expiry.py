@@ -77,6 +77,7 @@ def expire_inactive_points(session: Session, shop_id: int, now: datetime, limit:
         if when is None or when >= now:
             continue  # earned or spent since we looked
         # Keyed on the newest entry: a rerun finds the same key; any later entry makes a new one.
+        # The email's key is the entry's own (app.loyalty.owed_emails reads it back from the entry).
         key = f"expire:{customer.id}:after:{last_entry_id(session, shop_id, customer.id)}"
         amount = customer.points_balance
         details = {"inactive_since": since.isoformat(), "months": months}

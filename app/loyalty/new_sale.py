@@ -256,7 +256,7 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
         if cached is not None:
             session.expire(cached)
     intents = [] if reached is None else [
-        NotifyCustomer(shop_id, customer_id, "tier_reached", key=f"tier:{reached}:customer:{customer_id}")]
+        NotifyCustomer(shop_id, customer_id, "tier_reached", key=tiers.tier_reached_key(reached, customer_id))]
     return Outcome(intents=intents)
 
 

@@ -76,6 +76,12 @@ def redemption_for_customer(session: Session, shop_id: int, customer_id: int, re
     ).first()
 
 
+def code_email_key(redemption_id: int) -> str:
+    """The reward_issued email's send key for the issued code (a staff resend has its own:
+    redemption_admin). app.loyalty.owed_emails rebuilds it from the issued redemption."""
+    return f"redemption:{redemption_id}"
+
+
 def mark_issued(session: Session, shop_id: int, redemption_id: int, platform_discount_id: str | None,
                 now: datetime) -> list:
     redemption = lock_redemption(session, shop_id, redemption_id)
@@ -91,7 +97,7 @@ def mark_issued(session: Session, shop_id: int, redemption_id: int, platform_dis
     redemption.status = "issued"
     redemption.platform_discount_id = platform_discount_id
     redemption.issued_at = now
-    return [NotifyCustomer(shop_id, redemption.customer_id, "reward_issued", key=f"redemption:{redemption.id}")]
+    return [NotifyCustomer(shop_id, redemption.customer_id, "reward_issued", key=code_email_key(redemption.id))]
 
 
 def fail_redemption(session: Session, shop_id: int, redemption_id: int, reason: str, now: datetime) -> bool:

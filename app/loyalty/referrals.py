@@ -103,6 +103,12 @@ def _earlier_guest_orders(session: Session, shop_id: int, friend: Customer, advo
     )
 
 
+def completed_email_key(referral_id: int) -> str:
+    """The referral_completed email's send key (app.loyalty.owed_emails rebuilds it from the
+    completed referral, so both must be this one)."""
+    return f"referral:{referral_id}"
+
+
 def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, friend: Customer, order: Order,
                        at: datetime) -> list:
     """The friend's order points were granted: reward the advocate (once, within the cap)."""
@@ -135,7 +141,7 @@ def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, 
     referral.status = "completed"
     referral.completed_at = at
     advocate.referrals_completed += 1
-    return [NotifyCustomer(shop.id, advocate.id, "referral_completed", key=f"referral:{referral.id}"),
+    return [NotifyCustomer(shop.id, advocate.id, "referral_completed", key=completed_email_key(referral.id)),
             *tiers.promote_on_points(session, shop, advocate, at)]
 
 

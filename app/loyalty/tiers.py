@@ -52,6 +52,13 @@ _LATEST_SQL = {
 _SHOP_TIERS = for_shop(Tier, bindparam("shop_id")).order_by(Tier.threshold)
 
 
+def tier_reached_key(tier_id: int, customer_id: int) -> str:
+    """The tier_reached email's send key, one per tier and customer. Every promotion builds it
+    here: app.loyalty.owed_emails rebuilds it from a committed promotion, and must find the key
+    the promotion's own email used (email_sends dedupes on it); jobs.emails reads the tier back."""
+    return f"tier:{tier_id}:customer:{customer_id}"
+
+
 def shop_tiers(session: Session, shop_id: int) -> list[Tier]:
     return list(session.scalars(_SHOP_TIERS, {"shop_id": shop_id}))
 
@@ -122,7 +129,7 @@ def promote_if_qualified(session: Session, shop: Shop, settings: ProgramSettings
     customer.tier_achieved_at = now
     if best.threshold <= 0:
         return []  # everyone's entry tier: nothing to celebrate by email
-    return [NotifyCustomer(shop.id, customer.id, "tier_reached", key=f"tier:{best.id}:customer:{customer.id}")]
+    return [NotifyCustomer(shop.id, customer.id, "tier_reached", key=tier_reached_key(best.id, customer.id))]
 
 
 def promote_on_points(session: Session, shop: Shop, customer: Customer, now: datetime) -> list:

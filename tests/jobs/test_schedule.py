@@ -21,6 +21,7 @@ EXPECTED = {
     "expiry-reminders": ("jobs.maintenance.for_each_active_shop", ("jobs.maintenance.expiry_reminders",)),
     "birthdays": ("jobs.maintenance.for_each_active_shop", ("jobs.maintenance.birthdays",)),
     "tier-review": ("jobs.maintenance.for_each_active_shop", ("jobs.maintenance.review_tiers_if_period_ended",)),
+    "lost-emails": ("jobs.maintenance.for_each_active_shop", ("jobs.maintenance.resend_lost_emails",)),
     "winback": ("jobs.maintenance.for_each_active_shop", ("jobs.winback.run_winback",)),
     "analytics-snapshots": ("jobs.maintenance.for_each_active_shop", ("jobs.analytics.refresh_analytics_snapshots",)),
     "shopify-reconcile": ("jobs.shopify_sync.reconcile_all_shops", ()),
