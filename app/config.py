@@ -90,6 +90,10 @@ class ConfigSchema(Schema):
     WIDGET_RATE_LIMIT = fields.String(load_default="120/minute", validate=_rate_limit)          # per shopper
     WIDGET_IP_RATE_LIMIT = fields.String(load_default="600/minute", validate=_rate_limit)       # per client IP
     WIDGET_REDEEM_RATE_LIMIT = fields.String(load_default="10/minute", validate=_rate_limit)    # redemptions per shopper
+    # Shopify app-proxy requests: per shopper IP (from Shopify's X-Forwarded-For entry), and per
+    # shop for its proxied guests together.
+    WIDGET_PROXY_IP_RATE_LIMIT = fields.String(load_default="600/minute", validate=_rate_limit)
+    WIDGET_PROXY_GUEST_RATE_LIMIT = fields.String(load_default="10000/minute", validate=_rate_limit)
     # WooCommerce connect flow (app.web.woocommerce_connect): per client IP, and how many stores may
     # be pending (keys not yet proven) before a callback for a new store is refused.
     WOOCOMMERCE_CONNECT_RATE_LIMIT = fields.String(load_default="10/minute;60/hour", validate=_rate_limit)

@@ -41,11 +41,12 @@ def client_address() -> str:
     balancer, ProxyFix has made it the client; a client-sent X-Forwarded-For is never trusted
     here), an IPv6 one as its /64: one host or home line holds the whole /64 and could take a
     fresh address for every request."""
-    return _network(request.remote_addr or "unknown")
+    return network(request.remote_addr or "unknown")
 
 
 @lru_cache(maxsize=4096)
-def _network(address: str) -> str:
+def network(address: str) -> str:
+    """An address as the per-IP limits count it: IPv4 as it is, IPv6 as its /64."""
     if ":" not in address:
         return address  # IPv4 (or no peer): as it is
     try:

@@ -5,13 +5,16 @@
   checked against *their* shop; a preflight (which carries no token) against the shop named by
   `?shop=`, else against any shop that registered the origin.
 - Rate limits (Flask-Limiter, Redis storage when REDIS_URL is set): per shopper, per client IP
-  (not for Shopify app-proxy requests: their IP is Shopify's) and redemptions per shopper.
+  and redemptions per shopper. A Shopify app-proxy request comes from Shopify's servers: once
+  its signature is verified, its shopper's IP is the X-Forwarded-For entry Shopify appended
+  (proxied_address), limited on its own, and the shop's proxied guests share a ceiling.
   429 answers carry `Retry-After` and the JSON error envelope. `hit_ip_limit` counts another
   route's per-IP limit on the same limiter and storage (the WooCommerce connect flow).
 - POST bodies are capped at WIDGET_MAX_BODY bytes (413).
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -32,7 +35,7 @@ from app.extensions import db
 from app.models import Shop
 from integrations.woocommerce.urls import stored_forms
 from widgets.api import bp as api_bp
-from widgets.api import client_address
+from widgets.api import client_address, network
 from widgets.api import locale_without_shop
 from widgets.auth import peek, shop_by_ref
 from widgets.i18n import request_refusal
@@ -55,6 +58,10 @@ def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
     for blueprint in (api, referrals):
         limiter.shared_limit(lambda: current_app.config["WIDGET_IP_RATE_LIMIT"], scope="widget-ip",
                              key_func=client_address, exempt_when=_ip_exempt)(blueprint)
+        limiter.shared_limit(lambda: current_app.config["WIDGET_PROXY_IP_RATE_LIMIT"], scope="widget-proxy-ip",
+                             key_func=_proxied_address_key, exempt_when=_not_proxied)(blueprint)
+        limiter.shared_limit(lambda: current_app.config["WIDGET_PROXY_GUEST_RATE_LIMIT"], scope="widget-proxy-guest",
+                             key_func=_proxied_guest_key, exempt_when=_not_a_proxied_guest)(blueprint)
     limiter.shared_limit(lambda: current_app.config["WIDGET_RATE_LIMIT"], scope="widget-shopper",
                          key_func=_shopper_key, exempt_when=_not_a_shopper)(api)
     limiter.shared_limit(lambda: current_app.config["WIDGET_REDEEM_RATE_LIMIT"], scope="widget-redeem",
@@ -74,6 +81,53 @@ def _ip_exempt() -> bool:
         return True
     shopper = peek()
     return shopper is not None and shopper.via == "app_proxy"
+
+
+def _proxied(shopper) -> bool:
+    return shopper is not None and shopper.via == "app_proxy"
+
+
+def _not_proxied() -> bool:
+    return request.method == "OPTIONS" or not _proxied(peek())
+
+
+def _not_a_proxied_guest() -> bool:
+    if request.method == "OPTIONS":
+        return True
+    shopper = peek()
+    return not _proxied(shopper) or shopper.customer_ref is not None
+
+
+def _proxied_address_key() -> str:
+    return proxied_address() if _proxied(peek()) else "none"
+
+
+def _proxied_guest_key() -> str:
+    shopper = peek()
+    return str(shopper.shop.id) if _proxied(shopper) else "none"
+
+
+def proxied_address() -> str:
+    """The shopper's address on an app-proxy request: the X-Forwarded-For entry Shopify appended,
+    TRUSTED_PROXY_HOPS + 1 from the right (after it, one entry per trusted load balancer; ProxyFix
+    leaves the header as it came). Anything before it is the client's own claim. Only for a
+    request whose proxy signature was verified (an unsigned request's header is anyone's); as
+    client_address(), an IPv6 address counts as its /64. No such entry, or not an address: the
+    socket's peer (Shopify's server)."""
+    entries = request.environ.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    position = current_app.config["TRUSTED_PROXY_HOPS"] + 1
+    if len(entries) < position:
+        return client_address()
+    return _forwarded_entry(entries[-position].strip()) or client_address()
+
+
+@lru_cache(maxsize=4096)
+def _forwarded_entry(entry: str) -> str | None:
+    try:
+        ipaddress.ip_address(entry)
+    except ValueError:
+        return None
+    return network(entry)
 
 
 def _skips_the_limiter() -> bool:
@@ -145,7 +199,7 @@ def _refusal(description: str, retry_after: int):
 # Flask-Limiter evaluates each limit on its own: per shopper and per IP are two Redis round
 # trips plus its per-request bookkeeping, about a third of /me's CPU. GET /me (the widget's
 # hottest read) is exempted from it above and counts the very same two limits here with ONE
-# Lua script call: the same keys (limits' RateLimitItem.key_for with the limiter's prefix and
+# Lua script call (which stops at the first limit exceeded, as Flask-Limiter does): the same keys (limits' RateLimitItem.key_for with the limiter's prefix and
 # scopes, and its storage's prefix), the same fixed windows (INCRBY, EXPIRE on the first hit,
 # as limits' incr_expire.lua), so /me and the other widget routes share the counters; the same
 # 429 + Retry-After answer; the same configured limits. Without Redis (no REDIS_URL) the
@@ -162,7 +216,11 @@ for i, key in ipairs(KEYS) do
         redis.call("expire", key, ARGV[i])
     end
     out[2 * i - 1] = current
-    out[2 * i] = current > tonumber(ARGV[#KEYS + i]) and redis.call("ttl", key) or -1
+    if current > tonumber(ARGV[#KEYS + i]) then
+        out[2 * i] = redis.call("ttl", key)
+        return out
+    end
+    out[2 * i] = -1
 end
 return out
 """
@@ -197,9 +255,12 @@ class ReadLimits:
         self.redis_retry_at = 0.0
 
     def hit(self, counted: list[tuple[RateLimitItem, str, str]]) -> None:
-        """Count one request against each (limit, key, scope); ReadLimitExceeded if one is over."""
+        """Count one request against each (limit, key, scope) in turn, shortest window first (a
+        stable sort, as Flask-Limiter orders them); ReadLimitExceeded at the first one over, the
+        rest not counted."""
         if not counted or not self.limiter.enabled:  # RATELIMIT_ENABLED=False turns these off too
             return
+        counted = sorted(counted, key=lambda c: c[0])
         prefix = KEY_PREFIX
         if self.script is not None and time.monotonic() >= self.redis_retry_at:
             keys = [self.storage.prefixed_key(item.key_for(prefix, key, scope)) for item, key, scope in counted]
@@ -211,26 +272,32 @@ class ReadLimits:
                 self.redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
                 out = None
             if out is not None:
-                for i, (item, _, _) in enumerate(counted):
+                for i, (item, _, _) in enumerate(counted[:len(out) // 2]):
                     if out[2 * i] > item.amount:
                         raise ReadLimitExceeded(item, max(1, int(out[2 * i + 1])))
                 return
         strategy = self.local or self.fallback
-        for item, key, scope in sorted(counted, key=lambda c: c[0]):
+        for item, key, scope in counted:
             if not strategy.hit(item, prefix, key, scope):
                 reset_at = strategy.get_window_stats(item, prefix, key, scope).reset_time
                 raise ReadLimitExceeded(item, max(1, math.ceil(reset_at - time.time())))
 
 
 def hit_read_limits(shopper) -> None:
-    """GET /me's limits: per shopper (signed-in shoppers) and per IP (not app-proxy requests)."""
+    """GET /me's limits, in the order init_hardening declares them: per IP (an app-proxy
+    request's: per forwarded shopper IP, and per shop for its guests), per signed-in shopper."""
     config = current_app.config
-    counted = []
+    if not _proxied(shopper):
+        counted = [(item, client_address(), "widget-ip") for item in _limit_items(config["WIDGET_IP_RATE_LIMIT"])]
+    else:
+        counted = [(item, proxied_address(), "widget-proxy-ip")
+                   for item in _limit_items(config["WIDGET_PROXY_IP_RATE_LIMIT"])]
+        if shopper.customer_ref is None:
+            counted += [(item, str(shopper.shop.id), "widget-proxy-guest")
+                        for item in _limit_items(config["WIDGET_PROXY_GUEST_RATE_LIMIT"])]
     if shopper is not None and shopper.customer_ref is not None:
         counted += [(item, f"{shopper.shop.id}:{shopper.customer_ref}", "widget-shopper")
                     for item in _limit_items(config["WIDGET_RATE_LIMIT"])]
-    if shopper is None or shopper.via != "app_proxy":
-        counted += [(item, client_address(), "widget-ip") for item in _limit_items(config["WIDGET_IP_RATE_LIMIT"])]
     current_app.extensions[_READ_LIMITS].hit(counted)
 
 

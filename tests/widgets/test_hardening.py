@@ -8,7 +8,8 @@ import pytest
 
 from app import create_app
 from tests.conftest import app_session, test_config
-from tests.widgets.helpers import bearer, client_for, shopper, token, wclient, widget_shop  # noqa: F401
+from tests.factories import make_customer
+from tests.widgets.helpers import bearer, client_for, proxy_query, shopper, token, wclient, widget_shop  # noqa: F401
 
 
 def test_the_shops_own_origin_gets_cors_headers_without_credentials(session, wclient):
@@ -254,3 +255,147 @@ def test_only_the_widgets_limited_routes_pay_for_the_limiter(monkeypatch, sessio
         assert limiter_checks("/healthz") == 0
         assert limiter_checks("/shopify/webhooks") == 0  # 405: a GET, but answered without the limiter
         assert limiter_checks(f"/widget/v1/program?shop={shop.uid}") == 1
+
+
+# --- Shopify app proxy: the shopper's IP from Shopify's X-Forwarded-For, once the signature holds ---
+
+@pytest.fixture(scope="module")
+def proxy_tight_app(app):
+    return create_app(test_config(SHOPIFY_API_KEY="key", SHOPIFY_API_SECRET="hush", WIDGET_RATE_LIMIT="100/minute",
+                                  WIDGET_IP_RATE_LIMIT="6/minute", WIDGET_PROXY_IP_RATE_LIMIT="3/minute",
+                                  WIDGET_PROXY_GUEST_RATE_LIMIT="8/minute"))
+
+
+@pytest.fixture
+def proxied(proxy_tight_app):
+    with app_session(proxy_tight_app) as session:
+        shop, _ = widget_shop(session, platform="shopify")
+        shop.domain = f"proxy-{shop.uid}.myshopify.com"
+        make_customer(session, shop, platform_customer_id="7001")
+        session.commit()
+        # Every app-proxy request reaches the app from one of Shopify's servers.
+        yield shop, _client(proxy_tight_app, _random_ip()), session
+
+
+def _random_ip() -> str:
+    return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+
+
+def _via_proxy(client, shop, path: str, shopper_ip: str, customer_id: str = "", **headers):
+    return client.get(f"/widget/v1/{path}?{proxy_query(shop.domain, customer_id)}",
+                      headers={"X-Forwarded-For": shopper_ip, **headers})
+
+
+def test_two_app_proxy_guests_with_different_forwarded_ips_each_get_their_own_allowance(proxied):
+    shop, shopify, _ = proxied
+    guest, other_guest = _random_ip(), _random_ip()
+    for _ in range(3):  # WIDGET_PROXY_IP_RATE_LIMIT: 3/minute
+        assert _via_proxy(shopify, shop, "program", guest).status_code == 200
+    assert _is_429(_via_proxy(shopify, shop, "program", guest))
+    assert _via_proxy(shopify, shop, "program", other_guest).status_code == 200
+    # GET /me counts itself (one script call) against the same per-IP counter: a guest is 401, counted.
+    assert _via_proxy(shopify, shop, "me", other_guest).status_code == 401
+    assert _via_proxy(shopify, shop, "me", other_guest).status_code == 401
+    assert _is_429(_via_proxy(shopify, shop, "me", other_guest))
+    assert _is_429(_via_proxy(shopify, shop, "program", other_guest))
+
+
+def test_an_over_limit_app_proxy_shopper_gets_429_with_retry_after_whatever_it_puts_before_shopifys_entry(proxied):
+    shop, shopify, _ = proxied
+    nora_ip = _random_ip()
+    for _ in range(3):
+        assert _via_proxy(shopify, shop, "me", nora_ip, "7001").status_code == 200
+    assert _is_429(_via_proxy(shopify, shop, "me", nora_ip, "7001"))
+    # A client-sent X-Forwarded-For reaches us with Shopify's entry appended: only that one counts.
+    assert _is_429(_via_proxy(shopify, shop, "me", f"{_random_ip()}, {nora_ip}", "7001"))
+    assert _is_429(_via_proxy(shopify, shop, "program", f"{_random_ip()}, {nora_ip}"))
+    assert _via_proxy(shopify, shop, "me", f"{nora_ip}, {_random_ip()}", "7001").status_code == 200
+
+
+def test_a_forged_app_proxy_requests_forwarded_for_is_ignored(proxied):
+    shop, shopify, _ = proxied
+    forger, claimed = _client(shopify.application, _random_ip()), _random_ip()
+    bad = proxy_query(shop.domain, "", secret="not-hush")
+    for _ in range(6):  # unsigned: the socket's IP counts (WIDGET_IP_RATE_LIMIT, 6/minute), whatever it claims
+        assert forger.get(f"/widget/v1/program?{bad}", headers={"X-Forwarded-For": _random_ip()}).status_code == 401
+    assert _is_429(forger.get(f"/widget/v1/me?{bad}", headers={"X-Forwarded-For": _random_ip()}))
+    for _ in range(4):
+        assert forger.get(f"/widget/v1/program?{bad}", headers={"X-Forwarded-For": claimed}).status_code == 429
+    # ... and the address it claimed kept its whole allowance through the real proxy.
+    assert [_via_proxy(shopify, shop, "program", claimed).status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_app_proxy_guests_of_one_shop_share_a_per_shop_ceiling(proxied):
+    shop, shopify, session = proxied
+    for _ in range(8):  # WIDGET_PROXY_GUEST_RATE_LIMIT: 8/minute, each guest well within its own limit
+        assert _via_proxy(shopify, shop, "program", _random_ip()).status_code == 200
+    assert _is_429(_via_proxy(shopify, shop, "program", _random_ip()))
+    assert _is_429(_via_proxy(shopify, shop, "me", _random_ip()))
+    # Signed-in shoppers are not guests, and another shop's guests have their own ceiling.
+    assert _via_proxy(shopify, shop, "me", _random_ip(), "7001").status_code == 200
+    other, _ = widget_shop(session, platform="shopify")
+    other.domain = f"proxy-{other.uid}.myshopify.com"
+    session.commit()
+    assert _via_proxy(shopify, other, "program", _random_ip()).status_code == 200
+
+
+def test_a_guest_over_its_own_limit_does_not_use_up_the_shops_guest_ceiling(proxied):
+    # The limits stop at the first one exceeded: the refused requests are not counted further on.
+    shop, shopify, _ = proxied
+    abuser = _random_ip()
+    for path in ("program", "me") * 5:  # 3 counted (WIDGET_PROXY_IP_RATE_LIMIT), 7 refused
+        _via_proxy(shopify, shop, path, abuser)
+    assert [_via_proxy(shopify, shop, "program", _random_ip()).status_code for _ in range(5)] == [200] * 5
+
+
+def test_a_cached_program_answer_through_the_proxy_still_counts(proxied):
+    shop, shopify, _ = proxied
+    guest = _random_ip()
+    first = _via_proxy(shopify, shop, "program", guest)
+    etag = first.headers["ETag"]
+    for _ in range(2):
+        assert _via_proxy(shopify, shop, "program", guest, **{"If-None-Match": etag}).status_code == 304
+    assert _is_429(_via_proxy(shopify, shop, "program", guest, **{"If-None-Match": etag}))
+
+
+def test_behind_a_trusted_load_balancer_the_shopper_is_the_entry_shopify_added(app):
+    # Shopify appends the shopper's address, the load balancer Shopify's: TRUSTED_PROXY_HOPS + 1 from the right.
+    behind_lb = create_app(test_config(SHOPIFY_API_KEY="key", SHOPIFY_API_SECRET="hush", TRUSTED_PROXY_HOPS="1",
+                                       WIDGET_PROXY_IP_RATE_LIMIT="2/minute"))
+    with app_session(behind_lb) as session:
+        shop, _ = widget_shop(session, platform="shopify")
+        shop.domain = f"proxy-{shop.uid}.myshopify.com"
+        session.commit()
+        balancer, guest = _client(behind_lb, "10.9.0.1"), _random_ip()
+        for _ in range(2):
+            assert _via_proxy(balancer, shop, "program", f"{guest}, {_random_ip()}").status_code == 200
+        assert _is_429(_via_proxy(balancer, shop, "program", f"{_random_ip()}, {guest}, {_random_ip()}"))
+        assert _via_proxy(balancer, shop, "program", f"{_random_ip()}, {_random_ip()}").status_code == 200
+
+
+def test_a_malformed_app_proxy_limit_setting_stops_the_app_naming_it():
+    from app.config import ConfigError, load_config
+
+    base = {"SECRET_KEY": "s" * 20, "APP_URL": "https://lojal.test",
+            "TOKEN_ENCRYPTION_KEYS": test_config()["TOKEN_ENCRYPTION_KEYS"]}
+    assert load_config(base)["WIDGET_PROXY_IP_RATE_LIMIT"] == "600/minute"
+    assert load_config(base)["WIDGET_PROXY_GUEST_RATE_LIMIT"] == "10000/minute"
+    for setting in ("WIDGET_PROXY_IP_RATE_LIMIT", "WIDGET_PROXY_GUEST_RATE_LIMIT"):
+        with pytest.raises(ConfigError, match=setting):
+            load_config({**base, setting: "lots"})
+
+
+def test_me_through_the_proxy_counts_all_its_limits_in_one_redis_call(proxied, monkeypatch):
+    from widgets.hardening import _READ_LIMITS
+
+    shop, shopify, _ = proxied
+    limits = shopify.application.extensions[_READ_LIMITS]
+    _via_proxy(shopify, shop, "me", _random_ip())  # the script is loaded into Redis on its first use
+    calls = []
+    if limits.redis is not None:  # without REDIS_URL the limits are kept in memory: no call at all
+        real = limits.redis.execute_command
+        monkeypatch.setattr(limits.redis, "execute_command", lambda *args, **kw: (calls.append(args[0]),
+                                                                                   real(*args, **kw))[1])
+    assert _via_proxy(shopify, shop, "me", _random_ip()).status_code == 401  # a guest: per IP and per shop
+    assert _via_proxy(shopify, shop, "me", _random_ip(), "7001").status_code == 200  # per IP and per shopper
+    assert calls == (["EVALSHA", "EVALSHA"] if limits.redis is not None else [])
