@@ -131,7 +131,7 @@ def _forwarded_entry(entry: str) -> str | None:
 
 
 def _skips_the_limiter() -> bool:
-    # GET /me counts the same two limits itself, in one Redis round trip (hit_read_limits); and
+    # GET /me counts the same limits itself, in one Redis round trip (hit_read_limits); and
     # only the widget's blueprints have limits: webhooks, the console and the admin API have none
     # here (a platform's burst is never throttled; staff sign-in has its own throttle).
     # (HEAD runs the GET view, so it too counts itself.)
@@ -196,11 +196,12 @@ def _refusal(description: str, retry_after: int):
 
 # --- GET /me's limits in one round trip -------------------------------------------------------
 #
-# Flask-Limiter evaluates each limit on its own: per shopper and per IP are two Redis round
-# trips plus its per-request bookkeeping, about a third of /me's CPU. GET /me (the widget's
-# hottest read) is exempted from it above and counts the very same two limits here with ONE
-# Lua script call (which stops at the first limit exceeded, as Flask-Limiter does): the same keys (limits' RateLimitItem.key_for with the limiter's prefix and
-# scopes, and its storage's prefix), the same fixed windows (INCRBY, EXPIRE on the first hit,
+# Flask-Limiter evaluates each limit on its own: per shopper and per IP (app-proxy requests: per
+# forwarded IP and per shop for guests) are a Redis round trip each plus its per-request
+# bookkeeping, about a third of /me's CPU. GET /me (the widget's hottest read) is exempted from
+# it above and counts the very same limits here with ONE Lua script call, which stops at the
+# first limit exceeded as Flask-Limiter does: the same keys (limits' RateLimitItem.key_for with
+# the limiter's prefix and scopes, and its storage's prefix), the same fixed windows (INCRBY, EXPIRE on the first hit,
 # as limits' incr_expire.lua), so /me and the other widget routes share the counters; the same
 # 429 + Retry-After answer; the same configured limits. Without Redis (no REDIS_URL) the
 # limiter's own in-memory storage is used through limits, and if Redis fails the limits hold

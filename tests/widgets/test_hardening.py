@@ -1,4 +1,5 @@
-"""CORS only for the shop's storefront origins; rate limits per shopper, per IP and for
+"""CORS only for the shop's storefront origins; rate limits per shopper, per IP (app-proxy requests:
+per forwarded shopper IP, and per shop for guests) and for
 redemptions answering 429 with Retry-After and the JSON envelope."""
 from __future__ import annotations
 
