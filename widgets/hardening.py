@@ -79,8 +79,7 @@ def init_hardening(app: Flask, api: Blueprint, referrals: Blueprint) -> None:
 def _ip_exempt() -> bool:
     if request.method == "OPTIONS":
         return True
-    shopper = peek()
-    return shopper is not None and shopper.via == "app_proxy"
+    return _proxied(peek())
 
 
 def _proxied(shopper) -> bool:
@@ -201,8 +200,8 @@ def _refusal(description: str, retry_after: int):
 # bookkeeping, about a third of /me's CPU. GET /me (the widget's hottest read) is exempted from
 # it above and counts the very same limits here with ONE Lua script call, which stops at the
 # first limit exceeded as Flask-Limiter does: the same keys (limits' RateLimitItem.key_for with
-# the limiter's prefix and scopes, and its storage's prefix), the same fixed windows (INCRBY, EXPIRE on the first hit,
-# as limits' incr_expire.lua), so /me and the other widget routes share the counters; the same
+# the limiter's prefix and scopes, and its storage's prefix), the same fixed windows (INCRBY,
+# EXPIRE on the first hit, as limits' incr_expire.lua), so /me and the other widget routes share the counters; the same
 # 429 + Retry-After answer; the same configured limits. Without Redis (no REDIS_URL) the
 # limiter's own in-memory storage is used through limits, and if Redis fails the limits hold
 # in this process's memory, as Flask-Limiter's in-memory fallback does.
