@@ -86,6 +86,8 @@ class ConfigSchema(Schema):
     JOB_TIMEOUT = fields.Integer(load_default=300, validate=validate.Range(min=1))
     JOB_RETRIES = fields.Integer(load_default=5, validate=validate.Range(min=0, max=25))
     JOB_FAILURE_TTL = fields.Integer(load_default=7 * 24 * 3600, validate=validate.Range(min=60))
+    # Processed webhook inbox rows (payloads hold shopper data) are deleted after this many days.
+    INBOX_RETENTION_DAYS = fields.Integer(load_default=30, validate=validate.Range(min=3, max=3650))
     # Shopper widget API (widgets.hardening): Flask-Limiter rate strings and the POST body cap.
     WIDGET_RATE_LIMIT = fields.String(load_default="120/minute", validate=_rate_limit)          # per shopper
     WIDGET_IP_RATE_LIMIT = fields.String(load_default="600/minute", validate=_rate_limit)       # per client IP

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from flask import current_app
 from rq.job import Job, JobStatus
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DataError
 
 from app.extensions import db
@@ -17,10 +17,12 @@ from integrations.base import PermanentPlatformError
 from integrations.registry import adapter_for
 from jobs.context import app_job
 from jobs.dispatch import dispatch
+from jobs.maintenance import parse_now
 from jobs.queues import enqueue, queue, runs_in_process
 
 log = logging.getLogger(__name__)
 SWEEP_AFTER = timedelta(minutes=1)
+PRUNE_BATCH = 5000
 
 
 def enqueue_processing(event_id: int) -> None:
@@ -167,3 +169,23 @@ def _count_abandoned(event_ids: list[int], retries: int) -> set[int]:
     ).all()
     db.session.commit()
     return set(event_ids) - {event_id for event_id, attempts in counted if attempts <= retries}
+
+
+@app_job
+def prune_inbox(now: str | None = None) -> int:
+    """Delete inbox rows handled more than INBOX_RETENTION_DAYS ago (processed or ignored); their
+    payloads hold shopper data, and their work is in the ledger. Rows still unprocessed (failed
+    every attempt, kept for `lojal jobs retry`) stay. A platform retries a delivery for two days at
+    most, so deduplication by event key still covers every retry (the setting is at least 3 days).
+    In batches, each its own transaction: a big backlog never holds one long lock."""
+    cutoff = parse_now(now) - timedelta(days=current_app.config["INBOX_RETENTION_DAYS"])
+    old = (select(WebhookEvent.id).where(WebhookEvent.received_at < cutoff, WebhookEvent.processed_at.is_not(None))
+           .limit(PRUNE_BATCH).scalar_subquery())
+    pruned = 0
+    while True:
+        deleted = db.session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(old))
+                                     .execution_options(synchronize_session=False)).rowcount
+        db.session.commit()
+        pruned += deleted
+        if deleted < PRUNE_BATCH:
+            return pruned

@@ -85,6 +85,8 @@ SCHEDULE: tuple[Entry, ...] = (
     Entry("woocommerce-connect-recheck", "jobs.woocommerce_connect.recheck_pending_stores", "maintenance",
           cron="50 * * * *"),
     Entry("token-refresh", "jobs.maintenance.refresh_expiring_tokens", "maintenance", interval=300),
+    # Daily: handled inbox rows past INBOX_RETENTION_DAYS deleted (jobs.inbox.prune_inbox).
+    Entry("inbox-prune", "jobs.inbox.prune_inbox", "maintenance", cron="50 2 * * *"),
 )
 
 

@@ -216,6 +216,12 @@ def _customer_export(session: Session, shop_id: int, customer: Customer) -> dict
         "referral_clicks": [{"clicked_at": _jsonable(at)} for at in session.scalars(
             select(ReferralClick.clicked_at).where(ReferralClick.shop_id == shop_id,
                                                    ReferralClick.advocate_id == customer.id).order_by(ReferralClick.id))],
+        # The platform's messages about them still in the inbox (INBOX_RETENTION_DAYS).
+        "webhook_events": [
+            {"topic": row.topic, "received_at": _jsonable(row.received_at), "payload": row.payload}
+            for row in session.scalars(for_shop(WebhookEvent, shop_id).where(_inbox_rows_about(
+                customer.platform_customer_id, [], {o.platform_order_id for o in orders},
+                {v for v in (customer.email, customer.phone) if v})).order_by(WebhookEvent.id))],
     }
 
 

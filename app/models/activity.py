@@ -95,6 +95,8 @@ class WebhookEvent(ShopScoped, db.Model):
     __table_args__ = (
         UniqueConstraint("shop_id", "platform", "event_key"),
         Index("ix_webhook_events_unprocessed", "received_at", postgresql_where=text("processed_at IS NULL")),
+        # The daily prune's (jobs.inbox.prune_inbox): rows arrive in received_at order.
+        Index("ix_webhook_events_received_brin", "received_at", postgresql_using="brin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

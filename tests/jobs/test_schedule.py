@@ -28,6 +28,7 @@ EXPECTED = {
     "woocommerce-reconcile": ("jobs.woocommerce_sync.reconcile_all_shops", ()),
     "woocommerce-connect-recheck": ("jobs.woocommerce_connect.recheck_pending_stores", ()),
     "token-refresh": ("jobs.maintenance.refresh_expiring_tokens", ()),
+    "inbox-prune": ("jobs.inbox.prune_inbox", ()),
 }
 
 

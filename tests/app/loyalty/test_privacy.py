@@ -111,6 +111,10 @@ def test_data_request_exports_everything_held_on_the_shopper_once(wsession, shop
     assert [r["amount"] for r in held["refunds"]] == ["30.0000"]
     assert {e["kind"] for e in held["ledger"]} == {"earn", "reverse"}  # as of the request
     assert held["redemptions"] == [] and held["referrals"] == [] and held["audit_log"] == []
+    # The platform's messages about them, still in the inbox, are data held on them too.
+    topics = {e["topic"] for e in held["webhook_events"]}
+    assert topics >= {"customers/create", "orders/paid", "refunds/create"}
+    assert all(e["payload"] for e in held["webhook_events"])
 
 
 def test_data_request_for_an_unknown_shopper_is_answered_with_an_empty_export(session):
