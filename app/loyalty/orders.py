@@ -127,6 +127,7 @@ def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled)
         order.points_status = "void"
     elif customer is not None:
         sync_reversal(session, settings, order, customer, event.occurred_at)
+        referrals.take_back_for_order(session, shop, settings, customer, order, event.occurred_at)
     return Outcome()
 
 
@@ -189,6 +190,7 @@ def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -
     _absorb_refunds(session, shop_id, order, customer, event.occurred_at)
     if customer is not None:
         sync_reversal(session, settings, order, customer, event.occurred_at)
+        referrals.take_back_for_order(session, shop, settings, customer, order, event.occurred_at)
     return Outcome()
 
 

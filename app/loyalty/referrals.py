@@ -4,7 +4,9 @@ Rules: no self-referral (same customer, or the same normalised email), the frien
 new (no earlier paid order), and an advocate is rewarded at most `referral_weekly_cap`
 times per rolling 7 days. The friend's welcome points come when they are attributed; the
 advocate's when the friend's first order's points are granted, i.e. after any pending
-(return-window) period, so a refunded first order never pays the advocate.
+(return-window) period, so a refunded first order never pays the advocate. If that order is
+fully refunded or cancelled after the grant, the advocate's reward is taken back
+(take_back_for_order) and the referral is `reversed`: it still counts toward the weekly cap.
 """
 from __future__ import annotations
 
@@ -19,10 +21,13 @@ from app.loyalty.customers import find_by_referral_code
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
-from app.models import Customer, EarnRule, Order, Referral, ReferralClick, Shop, for_shop
+from app.loyalty.reversals import clamped, expiry_cover_after, fully_taken_back
+from app.models import Customer, EarnRule, LedgerEntry, Order, Referral, ReferralClick, Shop, for_shop
 
 # A visitor's clicks on one link within this window are one click (see record_click).
 CLICK_WINDOW = timedelta(hours=24)
+# Rewards the weekly cap counts: a reward taken back still used its slot (no refund-and-reorder loop).
+CAPPED_STATUSES = ("completed", "reversed")
 
 
 def attribute(session: Session, shop: Shop, friend: Customer, code: str, at: datetime,
@@ -114,6 +119,8 @@ def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, 
     """The friend's order points were granted: reward the advocate (once, within the cap)."""
     if friend.referred_by_id is None:
         return []  # attribute() sets it with every pending referral: no lookup for the unreferred
+    if fully_taken_back(order):
+        return []  # refunded in full before its grant (the refund came first): it pays nobody
     referral = session.scalars(
         for_shop(Referral, shop.id).where(Referral.friend_id == friend.id, Referral.status == "pending").with_for_update()
     ).first()
@@ -122,7 +129,7 @@ def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, 
     advocate = lock_customer(session, shop.id, referral.advocate_id)
     recent = session.execute(
         select(func.count()).select_from(Referral).where(
-            Referral.shop_id == shop.id, Referral.advocate_id == advocate.id, Referral.status == "completed",
+            Referral.shop_id == shop.id, Referral.advocate_id == advocate.id, Referral.status.in_(CAPPED_STATUSES),
             Referral.completed_at > at - timedelta(days=7))
     ).scalar_one()
     referral.order_id = order.id
@@ -136,13 +143,59 @@ def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, 
         return []
     rule = _rule(session, shop.id, "referral_advocate")
     if rule is not None and rule.points:
-        post_entry(session, advocate, kind="earn", key=f"referral:{referral.id}:advocate", now=at, points=rule.points,
+        post_entry(session, advocate, kind="earn", key=advocate_key(referral.id), now=at, points=rule.points,
                    source="referral_advocate", details={"friend_id": friend.id, "order_id": order.id})
     referral.status = "completed"
     referral.completed_at = at
     advocate.referrals_completed += 1
     return [NotifyCustomer(shop.id, advocate.id, "referral_completed", key=completed_email_key(referral.id)),
             *tiers.promote_on_points(session, shop, advocate, at)]
+
+
+def advocate_key(referral_id: int) -> str:
+    return f"referral:{referral_id}:advocate"
+
+
+def take_back_for_order(session: Session, shop: Shop, settings: ProgramSettings, friend: Customer, order: Order,
+                        at: datetime) -> None:
+    """The (locked) friend's order was fully refunded or cancelled: if it is the order that
+    completed their referral, take the advocate's reward back, once.
+
+    The reversal takes what the reward entry granted, less what an expiry already took of it,
+    and on a shop with negative_balance = clamp only what the advocate's balance holds (the rest
+    is recorded as uncollected), as reversals.sync_reversal does for an order. The referral
+    becomes `reversed` (it keeps its completed_at: it still counts toward the weekly cap) and
+    the advocate's referrals_completed (the ladder's count) goes down by one.
+    A reversed referral is final: the order being restored later does not reward the advocate
+    again, nor does another order of the friend's (complete_for_order only completes pending ones).
+    Sends no statement for an unreferred friend or an order not fully taken back.
+    """
+    if friend.referred_by_id is None or not fully_taken_back(order):
+        return
+    referral = session.scalars(
+        for_shop(Referral, shop.id).where(Referral.friend_id == friend.id, Referral.order_id == order.id,
+                                          Referral.status == "completed").with_for_update()
+    ).first()
+    if referral is None:
+        return  # not the qualifying order, not completed (pending, rejected), or reversed already
+    advocate = lock_customer(session, shop.id, referral.advocate_id)
+    key = advocate_key(referral.id)
+    grant = session.execute(
+        select(LedgerEntry.id, LedgerEntry.points).where(LedgerEntry.shop_id == shop.id,
+                                                         LedgerEntry.idempotency_key == key)
+    ).first()
+    if grant is not None and grant.points > 0:  # no entry: the rule gave nothing
+        cover, pool_id = (0, None) if advocate.last_expire_id is None else expiry_cover_after(
+            session, advocate, grant.id, grant.points)
+        rest = grant.points - cover
+        taken = clamped(settings, advocate, rest)
+        details = {"friend_id": friend.id, "order_id": order.id, "cancelled": order.status == "cancelled"}
+        if cover:
+            details["expire_entry_id"] = pool_id
+        post_entry(session, advocate, kind="reverse", key=f"{key}:reverse", now=at, points=-taken,
+                   uncollected=rest - taken, expiry_cover=cover, source="referral_advocate", details=details)
+    referral.status = "reversed"
+    advocate.referrals_completed = max(advocate.referrals_completed - 1, 0)
 
 
 def _rule(session: Session, shop_id: int, kind: str) -> EarnRule | None:

@@ -1,5 +1,6 @@
 """Taking an order's points back: refunds (in proportion), cancellations (in full), what an
 expiry already took, and what a clamped cancellation left uncollected when the order returns.
+(A referral's reward is taken back by app.loyalty.referrals, with the same rules from here.)
 
 Works on an order and its locked customer; app.loyalty.orders decides when.
 """
@@ -74,9 +75,7 @@ def sync_reversal(session: Session, settings: ProgramSettings, order: Order, cus
         if cover:
             details["expire_entry_id"] = pool_id
         rest = delta - cover
-        taken = rest
-        if settings.negative_balance == "clamp":
-            taken = min(rest, max(customer.points_balance, 0))
+        taken = clamped(settings, customer, rest)
         post_entry(session, customer, kind="reverse", key=key, now=at, points=-taken, uncollected=rest - taken,
                    expiry_cover=cover, source="order", order_id=order.id, details=details)
     order.points_reversed = target
@@ -99,6 +98,12 @@ def _refunded_share(order: Order) -> tuple[Decimal, Decimal]:
     return max(order.refunded_amount - non_earning, Decimal("0")), base
 
 
+def fully_taken_back(order: Order) -> bool:
+    """Cancelled, or refunded until everything it earned was taken back: the order paid nothing
+    in the end (a partial refund leaves it standing). In memory only: no statement."""
+    return order.status == "cancelled" or 0 < order.points_earned == order.points_reversed
+
+
 def _expiry_cover(session: Session, order: Order, customer: Customer, delta: int) -> tuple[int, int | None]:
     """How much of a reversal of `delta` an expiry already took: (points covered, that expire entry's id).
 
@@ -108,16 +113,24 @@ def _expiry_cover(session: Session, order: Order, customer: Customer, delta: int
     """
     if order.grant_expire_id == customer.last_expire_id:
         return 0, None  # no expiry since the grant (the usual case): no query
-    scope = (LedgerEntry.shop_id == order.shop_id, LedgerEntry.customer_id == customer.id)
     prefix = points_key(order)
     grant = select(func.max(LedgerEntry.id)).where(
-        *scope, LedgerEntry.idempotency_key.in_([f"{prefix}:earn", f"{prefix}:release"])).scalar_subquery()
+        LedgerEntry.shop_id == order.shop_id, LedgerEntry.customer_id == customer.id,
+        LedgerEntry.idempotency_key.in_([f"{prefix}:earn", f"{prefix}:release"])).scalar_subquery()
+    return expiry_cover_after(session, customer, grant, delta)
+
+
+def expiry_cover_after(session: Session, customer: Customer, grant_id, delta: int) -> tuple[int, int | None]:
+    """What the first expiry after the grant entry `grant_id` (an id, or a subquery giving one)
+    left to cover of a reversal of `delta`: (points covered, that expire entry's id), as for
+    _expiry_cover. Shared by order and referral reversals: they draw on the same expire entries."""
+    scope = (LedgerEntry.shop_id == customer.shop_id, LedgerEntry.customer_id == customer.id)
     pool = (select(LedgerEntry.id, (-LedgerEntry.points).label("amount"))
-            .where(*scope, LedgerEntry.kind == "expire", LedgerEntry.id > grant)
+            .where(*scope, LedgerEntry.kind == "expire", LedgerEntry.id > grant_id)
             .order_by(LedgerEntry.id).limit(1).subquery())
     drawn = aliased(LedgerEntry)
     used = select(func.coalesce(func.sum(drawn.expiry_cover), 0)).where(
-        drawn.shop_id == order.shop_id, drawn.customer_id == customer.id, drawn.id > pool.c.id,
+        drawn.shop_id == customer.shop_id, drawn.customer_id == customer.id, drawn.id > pool.c.id,
         drawn.expiry_cover > 0, drawn.details["expire_entry_id"].astext.cast(BigInteger) == pool.c.id,
     ).scalar_subquery()
     row = session.execute(select(pool.c.id, pool.c.amount - used)).first()
@@ -125,6 +138,14 @@ def _expiry_cover(session: Session, order: Order, customer: Customer, delta: int
         return 0, None  # no expiry after the grant (an order granted before migration 0016, after one)
     pool_id, left = row
     return min(delta, max(int(left), 0)), pool_id
+
+
+def clamped(settings: ProgramSettings, customer: Customer, rest: int) -> int:
+    """What of `rest` a reversal takes from the balance: all of it, or with negative_balance =
+    clamp only what the balance holds (the remainder is recorded as uncollected)."""
+    if settings.negative_balance == "clamp":
+        return min(rest, max(customer.points_balance, 0))
+    return rest
 
 
 def points_key(order: Order) -> str:

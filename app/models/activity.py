@@ -59,8 +59,10 @@ class Redemption(ShopScoped, db.Model):
 
 
 # pending: friend attributed, waiting for a first paid order that survives the return window;
-# completed: advocate rewarded; rejected: a fraud rule or the weekly cap said no.
-REFERRAL_STATUSES = ("pending", "completed", "rejected")
+# completed: advocate rewarded; rejected: a fraud rule or the weekly cap said no; reversed: the
+# qualifying order was fully refunded or cancelled after the reward, which was taken back (final;
+# still counted by the weekly cap, not by conversions).
+REFERRAL_STATUSES = ("pending", "completed", "rejected", "reversed")
 
 
 class Referral(ShopScoped, db.Model):
