@@ -237,7 +237,9 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
         "total": snapshot.total, "eligible": eligible, "non_earning": orders.non_earning_amount(snapshot),
         "is_test": snapshot.is_test, "placed_at": snapshot.placed_at,
         "at": at, "order_number": snapshot.order_number, "updated_at": snapshot.updated_at,
-        "order_email": normalize_email(snapshot.email or info.email), "referral_code": snapshot.referral_code,
+        # An erased shopper's orders keep no email (privacy.apply_customer_redact cleared the older ones).
+        "order_email": None if customer.redacted_at is not None else normalize_email(snapshot.email or info.email),
+        "referral_code": snapshot.referral_code,
         "points_status": "pending" if pending else "awarded", "points": points, "bonus": bonus, "multiplier": multiplier,
         # As orders._award: the expiry a later reversal compares with (pending points: at release).
         "grant_expire_id": None if pending else customer.last_expire_id,

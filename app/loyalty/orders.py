@@ -348,7 +348,9 @@ def _record_order(session: Session, shop_id: int, settings: ProgramSettings, sna
         order.order_number = snapshot.order_number
         order.placed_at = snapshot.placed_at
         order.is_test = snapshot.is_test
-        order.email_normalized = normalize_email(snapshot.email or (snapshot.customer.email if snapshot.customer else None))
+        # An erased shopper's orders keep no email (privacy.apply_customer_redact cleared the older ones).
+        order.email_normalized = None if customer is not None and customer.redacted_at is not None else normalize_email(
+            snapshot.email or (snapshot.customer.email if snapshot.customer else None))
         order.referral_code = snapshot.referral_code
     if not stale and snapshot.updated_at is not None:
         # The newest platform state seen, frozen amounts or not: a cancellation older than it

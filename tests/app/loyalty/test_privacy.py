@@ -9,12 +9,13 @@ from sqlalchemy import func, select, text
 from app.extensions import db
 from app.loyalty.adjustments import adjust_points
 from app.loyalty.apply import apply_event
-from app.loyalty.events import AppUninstalled, CustomerDataRequest, ShopRedact
+from app.loyalty import new_sale
+from app.loyalty.events import AppUninstalled, CustomerDataRequest, CustomerInfo, OrderFulfilled, ShopRedact
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.redemptions import redeem_reward
 from app.models import Customer, DataRequest, LedgerEntry, Order, Reward, Shop, WebhookEvent
 from tests.app.web.shopify_helpers import deliver, shopify_client, shopify_shop, webhook_app  # noqa: F401
-from tests.factories import make_customer, make_shop, paid
+from tests.factories import make_customer, make_shop, paid, snapshot
 from tests.integrations.shopify.samples import personalized, sample
 from tests.jobs.conftest import run_jobs, worker_app, wsession  # noqa: F401
 
@@ -316,3 +317,60 @@ def test_shop_redact_detaches_the_purged_rows_so_the_inbox_job_can_finish(sessio
     row.status = "processed"  # what jobs.inbox does next: must not turn into an UPDATE of a deleted row
     session.flush()
     assert session.scalar(select(func.count()).select_from(WebhookEvent).where(WebhookEvent.shop_id == shop.id)) == 0
+
+
+def _redacted_shopper(session, shop) -> tuple[Customer, CustomerInfo]:
+    """An erased shopper, and the customer block the platform still sends on their later orders."""
+    from app.loyalty.events import CustomerRedact
+
+    shopper = make_customer(session, shop, email="Late.Quill@Example.com")
+    apply_event(session, shop.id, CustomerRedact(shopper.platform_customer_id, shopper.email, NOW))
+    session.flush()
+    return shopper, CustomerInfo(shopper.platform_customer_id, email="Late.Quill@Example.com")
+
+
+def _order(session, shop, platform_order_id: str) -> Order:
+    session.expire_all()
+    return session.scalars(select(Order).where(Order.shop_id == shop.id,
+                                               Order.platform_order_id == platform_order_id)).one()
+
+
+def test_a_first_paid_order_after_redaction_stores_no_email_on_the_quick_path(session):
+    shop = make_shop(session)
+    shopper, info = _redacted_shopper(session, shop)
+
+    outcome = new_sale.apply_new_sale(session, shop.id, paid("late-1", NOW + timedelta(days=1), customer=info,
+                                                              email=info.email))
+    assert outcome is not None  # the quick path applied it (no fallback to orders.py)
+    order = _order(session, shop, "late-1")
+    assert (order.customer_id, order.email_normalized) == (shopper.id, None)
+    assert session.get(Customer, shopper.id).email is None
+
+
+def test_later_order_events_after_redaction_store_no_email_on_the_general_path(session):
+    # Award on fulfilment: the order's amounts (and email) stay open to updates until it earns.
+    shop = make_shop(session, award_on="fulfilled")
+    shopper = make_customer(session, shop, email="Late.Quill@Example.com")
+    apply_event(session, shop.id, paid("early-1", NOW, customer=shopper, email=shopper.email))
+    session.flush()
+    assert _order(session, shop, "early-1").email_normalized == "late.quill@example.com"  # the control
+    from app.loyalty.events import CustomerRedact
+    apply_event(session, shop.id, CustomerRedact(shopper.platform_customer_id, shopper.email, NOW))
+    session.flush()
+    info = CustomerInfo(shopper.platform_customer_id, email="Late.Quill@Example.com")
+
+    # An update of the order already held (order_seen: the quick path leaves it to orders.py) ...
+    assert new_sale.apply_new_sale(session, shop.id, paid("early-1", NOW + timedelta(hours=1), customer=info,
+                                                          email=info.email)) is None
+    apply_event(session, shop.id, paid("early-1", NOW + timedelta(hours=1), customer=info, email=info.email))
+    session.flush()
+    assert _order(session, shop, "early-1").email_normalized is None
+    # ... its fulfilment, and a cash-on-delivery order first seen fulfilled (orders.py only).
+    apply_event(session, shop.id, OrderFulfilled(snapshot("early-1", customer=info, email=info.email),
+                                                 NOW + timedelta(hours=2)))
+    apply_event(session, shop.id, OrderFulfilled(snapshot("late-2", customer=info, email=info.email),
+                                                 NOW + timedelta(hours=3)))
+    session.flush()
+    assert [(o.customer_id, o.email_normalized) for o in (_order(session, shop, "early-1"),
+                                                          _order(session, shop, "late-2"))] == [(shopper.id, None)] * 2
+    assert session.get(Customer, shopper.id).email is None
