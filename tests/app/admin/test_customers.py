@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from app.admin.auth import staff_actor
 from app.models import AuditLog, LedgerEntry
-from tests.app.admin.conftest import API
-from tests.factories import give_points, make_customer
+from tests.app.admin.conftest import API, cookie_login
+from tests.factories import STAFF_PASSWORD, give_points, make_customer, make_staff
 
 
 def _adjust(client, headers, customer_id, points, reason="goodwill", **extra):
@@ -165,3 +166,24 @@ def test_an_adjustment_past_the_largest_balance_is_refused_not_a_database_error(
     session.refresh(rich)
     assert rich.points_balance == 2**31 - 1 - 999_999
     assert _adjust(client, shop_a.headers["owner"], rich.id, 999_999).status_code == 201
+
+
+def test_a_member_with_a_250_character_email_adjusts_and_the_audit_row_names_them_within_the_column(
+        client, session, shop_a, customer_a):
+    email = "a" * 240 + "@x.example"
+    assert len(email) == 250
+    member = make_staff(session, shop_a.shop, "support", email=email)
+    session.commit()
+    me = cookie_login(client, email, STAFF_PASSWORD)
+    assert me["actor"].startswith(f"staff:{member.id}:aaaa") and len(me["actor"]) <= 200
+
+    response = client.post(f"{API}/customers/{customer_a.id}/adjustments", base_url="https://lojal.test",
+                           headers={"X-CSRF-Token": me["csrf_token"]}, json={"points": 30, "reason": "goodwill"})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["points_balance"] == 30
+    audit = client.get(f"{API}/audit-log", query_string={"customer_id": customer_a.id},
+                       headers=shop_a.headers["viewer"]).get_json()["items"]
+    assert [(a["action"], a["actor"]) for a in audit] == [("points.adjust", me["actor"])]
+    # Two members whose long emails share their first 180 characters stay told apart (by id).
+    twin = make_staff(session, shop_a.shop, "support", email=email[:-len("@x.example")] + "@y.example")
+    assert staff_actor(twin) != staff_actor(member) and len(staff_actor(twin)) <= 200
