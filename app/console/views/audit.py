@@ -13,6 +13,7 @@ from app.console.forms import load_form
 from app.console.frame import bp, page_links, staff_shop
 from app.extensions import db
 from app.loyalty.audit_search import search_audit_log
+from app.loyalty.paging import Page
 
 PAGE_SIZE = 50
 
@@ -40,12 +41,16 @@ def _start_of(day: date, tz: str) -> datetime:
 def audit():
     staff, shop = staff_shop()
     filters, errors = load_form(AuditFilters(), request.args)
-    filters = filters or {}
-    page = search_audit_log(
-        db.session, staff.shop_id, actor=filters.get("actor"), customer_id=filters.get("customer"),
-        since=_start_of(filters["date_from"], shop.timezone) if filters.get("date_from") else None,
-        until=_start_of(filters["date_to"] + timedelta(days=1), shop.timezone) if filters.get("date_to") else None,
-        cursor=filters.get("cursor"), limit=PAGE_SIZE)
+    if errors:
+        # Nothing is searched: the log unfiltered (or by the valid fields only) would read as the
+        # answer to the filter asked for.
+        page = Page(items=[], next_cursor=None)
+    else:
+        page = search_audit_log(
+            db.session, staff.shop_id, actor=filters.get("actor"), customer_id=filters.get("customer"),
+            since=_start_of(filters["date_from"], shop.timezone) if filters.get("date_from") else None,
+            until=_start_of(filters["date_to"] + timedelta(days=1), shop.timezone) if filters.get("date_to") else None,
+            cursor=filters.get("cursor"), limit=PAGE_SIZE)
     next_url, first_url = page_links(page.next_cursor)
     return render_template("console/audit.html", page_title="Audit log", page=page, errors=errors,
                            values=request.args, next_url=next_url, first_url=first_url,

@@ -68,3 +68,17 @@ def test_filters_past_the_database_or_calendar_range_are_an_error_not_a_500(logg
     response = client.get("/admin/audit", query_string=query)
     assert response.status_code == 422
     assert "problem to fix" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query", [{"from": "2026-03-02", "to": "2026-03-01"}, {"customer": "not-a-number"},
+                                   {"actor": "staff:2:bo@x", "customer": "99999999999999999999"}])
+def test_an_invalid_filter_lists_no_rows_under_the_error(logged, query):
+    # The log unfiltered (or filtered by the other, valid fields) under "problem to fix" reads as
+    # the answer to the filter asked for.
+    client, _ = logged
+    response = client.get("/admin/audit", query_string=query)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "problem to fix" in html
+    assert '<form method="get"' in html  # the form stays, to correct the filter
+    assert "<tbody>" not in html and "points.adjust" not in html and "settings.update" not in html
+    assert "Nothing matches these filters." not in html  # nothing was searched
