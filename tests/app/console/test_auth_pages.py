@@ -45,6 +45,19 @@ def test_next_pointing_off_site_is_ignored(app, console_shop):
     assert response.headers["Location"] == "/admin/"
 
 
+def test_next_with_a_line_break_is_ignored_not_a_500(app, console_shop):
+    # A crafted sign-in link: werkzeug refuses a Location header holding CR/LF (ValueError, a 500)
+    # after the sign-in has already been committed; the target must be dropped like an off-site one.
+    client = app.test_client()
+    page = client.get("/admin/login")
+    response = client.post("/admin/login?next=/admin/%0d%0aX-Injected:%201", data={
+        "email": console_shop.emails["owner"], "password": PASSWORD,
+        "csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+    again = client.get("/admin/login?next=/admin/%0aX")  # already signed in: the GET redirects too
+    assert again.status_code == 302 and again.headers["Location"] == "/admin/"
+
+
 def test_wrong_password_is_announced_and_signs_nobody_in(app, console_shop):
     client = app.test_client()
     response = sign_in(client, console_shop.emails["owner"], "not the password")
