@@ -72,3 +72,24 @@ def test_a_token_for_a_member_id_beyond_the_database_range_is_an_error_not_a_500
     response = client.post("/admin/staff/tokens", data={"csrf_token": csrf(client), "staff_id": "9" * 20,
                                                         "name": "script"})
     assert response.status_code == 422 and "Choose whose token this is." in response.get_data(as_text=True)
+
+
+def test_an_api_token_cannot_mint_tokens_through_the_console_either(app, fresh_owner):
+    # The admin API refuses POST /tokens from a token (token_creation_refused): a leaked token must
+    # not be able to make itself a successor that survives its revocation. The console's form takes
+    # the same bearer token (no CSRF check for it) and must refuse too.
+    from app.models import StaffUser
+    from tests.factories import make_api_token
+
+    _, made = fresh_owner
+    with app.app_context():
+        token = make_api_token(db.session, db.session.get(StaffUser, made.staff_ids["owner"]), name="leaked")
+        db.session.commit()
+    script = app.test_client()
+    response = script.post("/admin/staff/tokens", data={"name": "successor", "staff_id": str(made.staff_ids["owner"])},
+                           headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+    assert not re.search(r'id="new-token">lojal_pat_', response.get_data(as_text=True))
+    with app.app_context():
+        names = db.session.scalars(select(ApiToken.name).where(ApiToken.shop_id == made.shop_id)).all()
+        assert names == ["leaked"]
