@@ -30,7 +30,7 @@ from werkzeug.exceptions import Forbidden as ForbiddenPage
 
 from app.errors import error_response
 from app.extensions import db, redis_connection
-from app.loyalty.errors import Invalid, LoyaltyError
+from app.loyalty.errors import Forbidden, Invalid, LoyaltyError
 from app.models import ApiToken, AuditLog, Shop, StaffUser
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -62,6 +62,14 @@ class StaffIdentity:
 
     def can(self, permission: str) -> bool:
         return permission in ROLE_PERMISSIONS.get(self.role, frozenset())
+
+    def refuse_if_token(self) -> None:
+        """Credentials (API tokens, passwords, invitations) are made by a person signed in, never
+        by an API token: a leaked token must not mint a successor, or an account to mint one,
+        that outlives its revocation. Forbidden (token_creation_refused) for a token."""
+        if self.via == "token":
+            raise Forbidden("credentials (tokens, passwords, invitations) are made by a signed-in staff member, "
+                            "not by an API token", code="token_creation_refused")
 
 
 class InvalidCredentials(Invalid):

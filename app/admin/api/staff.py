@@ -26,6 +26,7 @@ def list_staff_view(identity):
 @operation("/staff", "POST", tag="staff", summary="Add a staff member with a password", permission="staff",
            body=StaffCreateSchema(), response=StaffSchema(), status=201)
 def create_staff_view(identity, body):
+    identity.refuse_if_token()
     staff = create_staff(db.session, identity.shop_id, body["email"], body["role"], body["password"],
                          actor=identity.actor, name=body["name"])
     commit()
@@ -36,6 +37,7 @@ def create_staff_view(identity, body):
            response=StaffInvitedSchema(), status=201,
            summary="Invite a staff member: they choose their password with the one-time token (7 days)")
 def invite_staff_view(identity, body):
+    identity.refuse_if_token()
     staff, token = invite_staff(db.session, identity.shop_id, body["email"], body["role"], actor=identity.actor,
                                 now=datetime.now(UTC), name=body["name"])
     commit()
@@ -47,6 +49,8 @@ def invite_staff_view(identity, body):
            summary="Change name, role, password or disable (role, password and disable end their sessions)",
            permission="staff", body=StaffUpdateSchema(), response=StaffSchema())
 def update_staff_view(identity, staff_id, body):
+    if "password" in body:
+        identity.refuse_if_token()
     staff = update_staff(db.session, identity.shop_id, staff_id, body, actor=identity.actor, now=datetime.now(UTC))
     commit()
     return staff
@@ -68,8 +72,9 @@ def list_tokens_view(identity):
 @operation("/tokens", "POST", tag="tokens", summary="Create a personal API token for yourself; shown once",
            body=TokenCreateSchema(), response=TokenCreatedSchema(), status=201)
 def create_token_view(identity, body):
-    if identity.staff_id is None or identity.via == "token":
-        raise Forbidden("tokens are created by a signed-in staff member, not by a token or a Shopify session",
+    identity.refuse_if_token()
+    if identity.staff_id is None:
+        raise Forbidden("tokens are created by a signed-in staff member, not by a Shopify session",
                         code="token_creation_refused")
     row, token = create_token(db.session, identity.shop_id, identity.staff_id, body["name"], actor=identity.actor)
     commit()

@@ -10,7 +10,9 @@ from app.extensions import db
 
 def _safe_next(target: str | None) -> str | None:
     """Only our own console pages: never an open redirect to another host."""
-    if target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target:
+    # A control character (CR/LF) cannot go in a Location header: ignored, not a 500.
+    if (target and target.startswith("/admin") and not target.startswith("//") and "\\" not in target
+            and target.isprintable()):
         return target
     return None
 

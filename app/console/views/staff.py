@@ -37,6 +37,7 @@ def staff():
 @requires("staff")
 def staff_create():
     me, _ = staff_shop()
+    _refuse_if_token(me)
     data, errors = load_form(StaffCreateSchema(), request.form)
     if not errors:
         try:
@@ -51,6 +52,14 @@ def staff_create():
     db.session.commit()
     flash(f"{data['email']} can now sign in as {data['role']}.", "success")
     return redirect(console_url("console.staff"))
+
+
+def _refuse_if_token(me) -> None:
+    """As the API: a bearer token (accepted on console pages for scripts) makes no credentials."""
+    try:
+        me.refuse_if_token()
+    except LoyaltyError as exc:
+        abort(exc.status, exc.message)
 
 
 def _change(staff_id: int, changes: dict, done: str):
@@ -84,6 +93,7 @@ def staff_enable(staff_id: int):
 @requires("staff")
 def token_create():
     me, _ = staff_shop()
+    _refuse_if_token(me)
     data, errors = load_form(TokenCreateSchema(), request.form)
     staff_id = request.form.get("staff_id", type=int)
     if staff_id is None or not 1 <= staff_id <= MAX_ID:  # beyond a bigint the lookup is a database error

@@ -54,3 +54,28 @@ def cookie_login(client, email: str, password: str, **extra) -> dict:
                            base_url="https://lojal.test")
     assert response.status_code == 200, response.get_json()
     return response.get_json()
+
+
+class SignedIn:
+    """A staff member signed in with a password (cookie session + CSRF header): what may make
+    credentials (staff passwords, invitations, tokens), which an API token may not."""
+
+    def __init__(self, app, email: str, password: str):
+        self.client = app.test_client()
+        self.csrf = cookie_login(self.client, email, password)["csrf_token"]
+
+    def _send(self, method: str, url: str, **kwargs):
+        return self.client.open(url, method=method, base_url="https://lojal.test",
+                                headers={"X-CSRF-Token": self.csrf}, **kwargs)
+
+    def post(self, url: str, **kwargs):
+        return self._send("POST", url, **kwargs)
+
+    def patch(self, url: str, **kwargs):
+        return self._send("PATCH", url, **kwargs)
+
+
+def signed_in(app, member) -> SignedIn:
+    from tests.factories import STAFF_PASSWORD
+
+    return SignedIn(app, member.email, STAFF_PASSWORD)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from app.models import ApiToken, AuditLog, StaffUser
-from tests.app.admin.conftest import API, bearer, cookie_login
+from tests.app.admin.conftest import API, bearer, cookie_login, signed_in
 from tests.factories import STAFF_PASSWORD, make_shop, make_staff
 
 HTTPS = "https://lojal.test"
@@ -180,9 +180,8 @@ def test_a_role_change_ends_sessions_so_the_new_role_applies_from_the_next_sign_
 def test_a_password_change_ends_sessions_and_the_old_password_stops_working(client, session, shop_a):
     support = shop_a.staff["support"]
     cookie_login(client, support.email, STAFF_PASSWORD)
-    owner_api = client.application.test_client()
-    assert owner_api.patch(f"{API}/staff/{support.id}", json={"password": "a-new-long-password"},
-                           headers=shop_a.headers["owner"]).status_code == 200
+    owner = signed_in(client.application, shop_a.staff["owner"])
+    assert owner.patch(f"{API}/staff/{support.id}", json={"password": "a-new-long-password"}).status_code == 200
     assert client.get(f"{API}/me", base_url=HTTPS).status_code == 401
     assert client.post(f"{API}/session", json={"email": support.email, "password": STAFF_PASSWORD}).status_code == 401
     assert cookie_login(client, support.email, "a-new-long-password")["staff_id"] == support.id
@@ -237,6 +236,24 @@ def test_a_token_cannot_mint_tokens(client, shop_a):
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "token_creation_refused"
 
 
+def test_a_token_makes_no_credentials_a_successor_could_sign_in_with(client, session, shop_a):
+    # A leaked owner token must not outlive its revocation through an account it made or reset:
+    # no staff member with a password, no invitation, no password change. It may still disable.
+    owner, support = shop_a.headers["owner"], shop_a.staff["support"]
+    refused = [
+        client.post(f"{API}/staff", json={"email": "successor@staff.example", "role": "owner",
+                                          "password": "long-enough-pw"}, headers=owner),
+        client.post(f"{API}/staff/invitations", json={"email": "successor@staff.example", "role": "owner"},
+                    headers=owner),
+        client.patch(f"{API}/staff/{support.id}", json={"password": "taken-over-password"}, headers=owner),
+    ]
+    assert [(r.status_code, r.get_json()["error"]["code"]) for r in refused] == [(403, "token_creation_refused")] * 3
+    session.expire_all()
+    assert session.scalars(select(StaffUser).where(StaffUser.email == "successor@staff.example")).first() is None
+    assert cookie_login(client, support.email, STAFF_PASSWORD)["staff_id"] == support.id  # password unchanged
+    assert client.patch(f"{API}/staff/{support.id}", json={"disabled": True}, headers=owner).status_code == 200
+
+
 def test_members_see_and_revoke_only_their_own_tokens_owners_all(client, session, shop_a):
     owner_token = session.scalars(select(ApiToken).where(ApiToken.staff_id == shop_a.staff["owner"].id)).one()
     support_list = client.get(f"{API}/tokens", headers=shop_a.headers["support"]).get_json()["items"]
@@ -267,8 +284,8 @@ def test_the_last_active_owner_cannot_be_demoted_or_disabled(client, session, sh
     for change in ({"role": "support"}, {"disabled": True}):
         response = client.patch(f"{API}/staff/{owner.id}", json=change, headers=shop_a.headers["owner"])
         assert response.status_code == 409 and response.get_json()["error"]["code"] == "last_owner"
-    second = client.post(f"{API}/staff", json={"email": "second-owner@staff.example", "role": "owner",
-                                               "password": "long-enough-pw"}, headers=shop_a.headers["owner"])
+    second = signed_in(client.application, owner).post(f"{API}/staff", json={
+        "email": "second-owner@staff.example", "role": "owner", "password": "long-enough-pw"})
     assert second.status_code == 201
     assert client.patch(f"{API}/staff/{owner.id}", json={"role": "viewer"},
                         headers=shop_a.headers["owner"]).status_code == 200
@@ -276,23 +293,22 @@ def test_the_last_active_owner_cannot_be_demoted_or_disabled(client, session, sh
 
 
 def test_staff_creation_is_audited_with_the_actor_and_the_member_can_sign_in(client, session, shop_a):
-    response = client.post(f"{API}/staff", json={"email": "New.Agent@Staff.example", "role": "support",
-                                                 "password": "long-enough-pw", "name": "New Agent"},
-                           headers=shop_a.headers["owner"])
+    owner = shop_a.staff["owner"]
+    response = signed_in(client.application, owner).post(f"{API}/staff", json={
+        "email": "New.Agent@Staff.example", "role": "support", "password": "long-enough-pw", "name": "New Agent"})
     assert response.status_code == 201 and response.get_json()["email"] == "new.agent@staff.example"
     row = session.scalars(select(AuditLog).where(AuditLog.shop_id == shop_a.shop.id,
                                                  AuditLog.action == "staff.create")).one()
-    owner_token = session.scalars(select(ApiToken).where(ApiToken.staff_id == shop_a.staff["owner"].id)).one()
-    assert row.actor == f"token:{owner_token.id}:script" and "password" not in str(row.details)
+    assert row.actor == f"staff:{owner.id}:{owner.email}" and "password" not in str(row.details)
     assert cookie_login(client, "new.agent@staff.example", "long-enough-pw")["role"] == "support"
-    duplicate = client.post(f"{API}/staff", json={"email": "new.agent@staff.example", "role": "viewer",
-                                                  "password": "long-enough-pw"}, headers=shop_a.headers["owner"])
+    duplicate = signed_in(client.application, owner).post(f"{API}/staff", json={
+        "email": "new.agent@staff.example", "role": "viewer", "password": "long-enough-pw"})
     assert duplicate.status_code == 409
 
 
 def test_an_invited_member_chooses_a_password_once_with_the_token_and_is_signed_in(client, session, shop_a):
-    invited = client.post(f"{API}/staff/invitations", json={"email": "Invitee@Staff.example", "role": "viewer"},
-                          headers=shop_a.headers["owner"])
+    invited = signed_in(client.application, shop_a.staff["owner"]).post(
+        f"{API}/staff/invitations", json={"email": "Invitee@Staff.example", "role": "viewer"})
     assert invited.status_code == 201
     body = invited.get_json()
     token = body["invite_token"]
@@ -312,10 +328,9 @@ def test_an_invited_member_chooses_a_password_once_with_the_token_and_is_signed_
 
 
 def test_a_password_set_by_an_owner_spends_the_pending_invitation(client, session, shop_a):
-    body = client.post(f"{API}/staff/invitations", json={"email": "set@staff.example", "role": "support"},
-                       headers=shop_a.headers["owner"]).get_json()
-    assert client.patch(f"{API}/staff/{body['id']}", json={"password": "owner-chosen-password"},
-                        headers=shop_a.headers["owner"]).status_code == 200
+    owner = signed_in(client.application, shop_a.staff["owner"])
+    body = owner.post(f"{API}/staff/invitations", json={"email": "set@staff.example", "role": "support"}).get_json()
+    assert owner.patch(f"{API}/staff/{body['id']}", json={"password": "owner-chosen-password"}).status_code == 200
     # The old invitation link no longer resets the password the owner just set.
     response = client.post(f"{API}/session/invitation", json={"token": body["invite_token"],
                                                               "password": "someone-elses-password"})
@@ -324,10 +339,10 @@ def test_a_password_set_by_an_owner_spends_the_pending_invitation(client, sessio
 
 
 def test_an_expired_invitation_is_refused_and_only_owners_invite(client, session, shop_a):
-    assert client.post(f"{API}/staff/invitations", json={"email": "x@staff.example", "role": "owner"},
-                       headers=shop_a.headers["support"]).status_code == 403
-    body = client.post(f"{API}/staff/invitations", json={"email": "late@staff.example", "role": "support"},
-                       headers=shop_a.headers["owner"]).get_json()
+    assert signed_in(client.application, shop_a.staff["support"]).post(
+        f"{API}/staff/invitations", json={"email": "x@staff.example", "role": "owner"}).status_code == 403
+    body = signed_in(client.application, shop_a.staff["owner"]).post(
+        f"{API}/staff/invitations", json={"email": "late@staff.example", "role": "support"}).get_json()
     session.execute(update(StaffUser).where(StaffUser.id == body["id"])
                     .values(invite_expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     session.commit()
