@@ -53,6 +53,10 @@ def review_due_tiers(session: Session, shop_id: int, now: datetime) -> str:
     ).rowcount
     if not claimed:
         return "already-reviewed" if on_its_day else "not-due"
+    # One transaction with the claim, though review_tiers holds its customers' locks (the ones it
+    # changes, usually few) until the commit, delaying their orders meanwhile: committed batch by
+    # batch, a review cut short would leave the boundary claimed and half its customers unjudged.
+    # A deadlock with a referral's order rolls back the claim with the rest: the boundary stays owed.
     return f"reviewed:{review_tiers(session, shop_id, boundary, late_at=now)}"
 
 

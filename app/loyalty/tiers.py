@@ -84,17 +84,26 @@ def windows(settings: ProgramSettings, now: datetime, tz: str) -> list[tuple[dat
     return [(now - timedelta(days=365), now + timedelta(seconds=1))]
 
 
+def _customer_filter(column: str, customer_id: int | None, customer_ids: list[int] | None) -> str:
+    if customer_id:
+        return f" AND {column} = :customer_id"
+    return f" AND {column} = ANY(:customer_ids)" if customer_ids is not None else ""
+
+
 def qualifying_values(session: Session, shop: Shop, settings: ProgramSettings, now: datetime,
-                      customer_id: int | None = None, *, also_at_latest: bool = False) -> dict[int, Decimal]:
-    """customer id -> the value compared with tier thresholds (spend or points earned).
+                      customer_id: int | None = None, *, customer_ids: list[int] | None = None,
+                      also_at_latest: bool = False) -> dict[int, Decimal]:
+    """customer id -> the value compared with tier thresholds (spend or points earned), for
+    the shop's customers, one (customer_id) or some (customer_ids).
     also_at_latest (one customer): the best of `now` and the customer's newest record."""
     if settings.tier_period == "lifetime":
         column = "total_spent" if settings.tier_basis == "spend" else "points_earned_lifetime"
-        sql = f"SELECT id, {column} FROM customers WHERE shop_id = :shop_id" + (" AND id = :customer_id" if customer_id else "")
-        return {cid: Decimal(v) for cid, v in session.execute(text(sql), {"shop_id": shop.id, "customer_id": customer_id})}
+        sql = f"SELECT id, {column} FROM customers WHERE shop_id = :shop_id" + _customer_filter("id", customer_id, customer_ids)
+        params = {"shop_id": shop.id, "customer_id": customer_id, "customer_ids": customer_ids}
+        return {cid: Decimal(v) for cid, v in session.execute(text(sql), params)}
     template = _SPEND_SQL if settings.tier_basis == "spend" else _POINTS_SQL
     alias = "o" if settings.tier_basis == "spend" else "l"
-    sql = text(template.format(customer_filter=f"AND {alias}.customer_id = :customer_id" if customer_id else ""))
+    sql = text(template.format(customer_filter=_customer_filter(f"{alias}.customer_id", customer_id, customer_ids)))
     periods = windows(settings, now, shop.timezone)
     if customer_id and also_at_latest:
         # An event delivered late (a retry, the reconciliation) carries its own, older time: its
@@ -104,7 +113,7 @@ def qualifying_values(session: Session, shop: Shop, settings: ProgramSettings, n
             periods += windows(settings, latest, shop.timezone)
     best: dict[int, Decimal] = {}
     for start, end in periods:
-        params = {"shop_id": shop.id, "start": start, "end": end, "customer_id": customer_id}
+        params = {"shop_id": shop.id, "start": start, "end": end, "customer_id": customer_id, "customer_ids": customer_ids}
         for cid, value in session.execute(sql, params):
             best[cid] = max(best.get(cid, Decimal(0)), Decimal(value))
     return best
@@ -147,33 +156,89 @@ def review_tiers(session: Session, shop_id: int, now: datetime, *, late_at: date
     late_at: when the review runs after `now` (the job judges as of the period start, an hour or
     days later: app.loyalty.tier_review). It then leaves what the review done at `now` would
     have: a tier reached after `now` stands (promotions never wait), and nobody goes below the
-    tier their value at late_at reaches (their orders since would have promoted them there).
+    tier their value at late_at reaches (their orders since would have promoted them there), nor
+    below what a record after late_at reaches (an order paid after the job's clock, committed
+    before the review locked its customer, was judged at its own time).
 
-    Runs set-based (one aggregate per window, one UPDATE per changed tier) so it stays
-    cheap for shops with many customers. Returns how many customers changed tier.
+    Set-based (one aggregate per window, one UPDATE per changed tier) so it stays cheap for shops
+    with many customers: a first pass, unlocked, finds who would change; those are then locked
+    (as the order path locks them, ledger.lock_customer) in batches and judged again from what is
+    committed by then, and only that judgement is written. An order committed meanwhile is either
+    seen (it committed before the lock) or waits for this review to commit and then promotes from
+    the reviewed tier. A customer the first pass leaves alone is left as if the review had run
+    before the order. Returns how many customers changed tier.
     """
     shop = session.get(Shop, shop_id)
     settings = program_settings(shop)
     tiers = shop_tiers(session, shop_id)
-    by_id = {tier.id: tier for tier in tiers}
-    # The tiers are read before the values, and each UPDATE only applies where the tier is still
-    # the one read: a promotion committed meanwhile (by an order the values may not have seen)
-    # is newer than this review's figures and is kept.
+    late = late_at is not None and late_at > now
     current = {cid: (tier_id, achieved) for cid, tier_id, achieved in session.execute(
         text("SELECT id, tier_id, tier_achieved_at FROM customers WHERE shop_id = :s"), {"s": shop_id})}
-    values = qualifying_values(session, shop, settings, now)
-    late = late_at is not None and late_at > now
-    floor = qualifying_values(session, shop, settings, late_at) if late and settings.tier_period != "lifetime" else {}
-    targets: dict[tuple[int | None, int | None], list[int]] = {}
+    due = _judge(session, shop, settings, tiers, current, now, late_at if late else None)
+    # Locks in id order, like every other batch locker (expiry): two reviews, or a review and
+    # expiry, cannot deadlock. An order locks one customer; a referral's then locks its advocate
+    # too (friend first, whatever their ids), so it can deadlock with a review holding the
+    # advocate and waiting for the friend: PostgreSQL aborts one, and both retry (the event's
+    # job, or the review, whose claim rolls back with it and stays owed).
+    ordered = sorted(due)
+    changed = 0
+    for i in range(0, len(ordered), _REVIEW_BATCH):
+        batch = ordered[i:i + _REVIEW_BATCH]
+        locked = {cid: (tier_id, achieved) for cid, tier_id, achieved in session.execute(_LOCK_SQL, {"s": shop_id, "ids": batch})}
+        changed += _write(session, shop_id, now,
+                          _judge(session, shop, settings, tiers, locked, now, late_at if late else None, fresh=True))
+    return changed
+
+
+_REVIEW_BATCH = 500
+_LOCK_SQL = text("SELECT id, tier_id, tier_achieved_at FROM customers WHERE shop_id = :s AND id = ANY(:ids)"
+                 " ORDER BY id FOR NO KEY UPDATE")
+# The customers of a batch with a record dated after the review's clock (:after).
+_LATEST_AFTER_SQL = {
+    "spend": "SELECT customer_id FROM orders WHERE shop_id = :s AND customer_id = ANY(:ids)"
+             " GROUP BY customer_id HAVING max(paid_at) > :after",
+    "points": "SELECT customer_id FROM ledger_entries WHERE shop_id = :s AND customer_id = ANY(:ids)"
+              " GROUP BY customer_id HAVING max(created_at) > :after",
+}
+
+
+def _judge(session: Session, shop: Shop, settings: ProgramSettings, tiers: list[Tier],
+           current: dict[int, tuple[int | None, datetime | None]], now: datetime, late_at: datetime | None,
+           *, fresh: bool = False) -> dict[int, tuple[int | None, int | None]]:
+    """customer id -> (new tier id, tier id held) for the `current` customers whose tier the
+    review changes; fresh (their rows locked): also floored by records after the review's clock."""
+    by_id = {tier.id: tier for tier in tiers}
+    ids = list(current) if fresh else None
+    values = qualifying_values(session, shop, settings, now, customer_ids=ids)
+    floor: dict[int, Decimal] = {}
+    if settings.tier_period != "lifetime":  # lifetime values are the (locked) rows' totals
+        if late_at is not None:
+            floor = qualifying_values(session, shop, settings, late_at, customer_ids=ids)
+        if fresh:
+            after = late_at or now
+            for cid in session.scalars(text(_LATEST_AFTER_SQL[settings.tier_basis]),
+                                       {"s": shop.id, "ids": ids, "after": after}):
+                # As the order itself was judged (promote_if_qualified): at its time as well.
+                value = qualifying_values(session, shop, settings, after, cid, also_at_latest=True).get(cid, Decimal(0))
+                floor[cid] = max(floor.get(cid, Decimal(0)), value)
+    due = {}
     for customer_id, (tier_id, achieved) in current.items():
         candidates = [tier_for_value(tiers, values.get(customer_id, Decimal(0))),
                       tier_for_value(tiers, floor.get(customer_id, Decimal(0)))]
-        if late and achieved is not None and achieved > now:
+        if late_at is not None and achieved is not None and achieved > now:
             candidates.append(by_id.get(tier_id))
         tier = max((t for t in candidates if t is not None), key=lambda t: t.threshold, default=None)
         new_id = tier.id if tier else None
         if new_id != tier_id:
-            targets.setdefault((new_id, tier_id), []).append(customer_id)
+            due[customer_id] = (new_id, tier_id)
+    return due
+
+
+def _write(session: Session, shop_id: int, now: datetime, due: dict[int, tuple[int | None, int | None]]) -> int:
+    """One UPDATE per (new tier, old tier) of locked customers; the old tier is checked anyway."""
+    targets: dict[tuple[int | None, int | None], list[int]] = {}
+    for customer_id, change in due.items():
+        targets.setdefault(change, []).append(customer_id)
     changed = 0
     for (new_id, old_id), ids in targets.items():
         result = session.execute(

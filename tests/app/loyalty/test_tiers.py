@@ -259,12 +259,14 @@ def test_a_promotion_committed_while_tiers_are_reviewed_is_not_overwritten(app, 
     shop_id, customer_id, info = shop.id, customer.id, customer
     engine = create_engine(db.engine.url)
     original = tiers.qualifying_values
+    orders = [paid(2, now + timedelta(days=30), customer=info, subtotal="1500")]
 
     def values_then_a_big_order_elsewhere(*args, **kwargs):
         values = original(*args, **kwargs)
-        with PlainSession(engine) as other:
-            apply_event(other, shop_id, paid(2, now + timedelta(days=30), customer=info, subtotal="1500"))
-            other.commit()
+        while orders:  # once, after the first read (the review then locks the customer)
+            with PlainSession(engine) as other:
+                apply_event(other, shop_id, orders.pop())
+                other.commit()
         return values
 
     monkeypatch.setattr(tiers, "qualifying_values", values_then_a_big_order_elsewhere)
