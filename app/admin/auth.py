@@ -6,7 +6,8 @@ Three ways in, tried in this order by `authenticate_request()`:
 2. a personal API token (`Authorization: Bearer lojal_pat_…`, SHA-256 at rest);
 3. the signed Flask session cookie of a staff member who signed in with email + password
    (argon2id), carrying `session_version` so disabling a member or changing their role or
-   password ends every session at once.
+   password ends every session at once; or the cookie an App Bridge sign-in also sets, carrying
+   the shop's `console_session_version` (no staff row: signing out and an uninstall bump it).
 Cookie-authenticated unsafe requests must carry the CSRF token; bearer requests cannot be
 forged cross-site (a browser never adds the header by itself), so they are exempt.
 """
@@ -59,6 +60,8 @@ class StaffIdentity:
     email: str | None
     via: str = "session"  # session | token | shopify
     token_id: int | None = None
+    # A Shopify merchant's (no staff row): the shop's console_session_version, put in the cookie.
+    shop_session_version: int | None = None
 
     def can(self, permission: str) -> bool:
         return permission in ROLE_PERMISSIONS.get(self.role, frozenset())
@@ -184,6 +187,7 @@ def start_session(identity: StaffIdentity) -> None:
         cookie_session["session_version"] = staff.session_version
     else:  # a Shopify merchant user, from an App Bridge id token
         cookie_session["shopify_user"] = identity.actor
+        cookie_session["shop_session_version"] = identity.shop_session_version
     cookie_session["csrf"] = secrets.token_urlsafe(32)
     _remember(identity)
 
@@ -271,7 +275,7 @@ def shopify_identity(id_token: str) -> StaffIdentity | None:
     if shop is None:
         return None
     return StaffIdentity(shop_id=shop.id, actor=f"shopify-user:{subject}", role="owner", staff_id=None,
-                         email=None, via="shopify")
+                         email=None, via="shopify", shop_session_version=shop.console_session_version)
 
 
 def staff_identity(staff: StaffUser, *, via: str = "session", token: ApiToken | None = None) -> StaffIdentity:
@@ -313,9 +317,11 @@ def _from_cookie(session: Session) -> StaffIdentity | None:
     if staff_id is None:
         actor = cookie_session.get("shopify_user")
         shop = session.get(Shop, shop_id)
-        if not actor or shop is None or shop.status != "active":
+        if (not actor or shop is None or shop.status != "active"
+                or shop.console_session_version != cookie_session.get("shop_session_version")):
             return None
-        return StaffIdentity(shop_id=shop.id, actor=actor, role="owner", staff_id=None, email=None, via="session")
+        return StaffIdentity(shop_id=shop.id, actor=actor, role="owner", staff_id=None, email=None, via="session",
+                             shop_session_version=shop.console_session_version)
     staff = session.get(StaffUser, staff_id)
     if (staff is None or staff.shop_id != shop_id or staff.disabled_at is not None
             or staff.session_version != cookie_session.get("session_version")):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.admin.auth import (InvalidCredentials, StaffIdentity, hash_password, hash_token, new_api_token, normalize_staff_email,
@@ -117,9 +117,18 @@ def update_staff(session: Session, shop_id: int, staff_id: int, changes: dict, *
 
 def sign_out_everywhere(session: Session, identity: StaffIdentity) -> None:
     """Signing out ends every session of the member. The session cookie is signed, not stored:
-    without this a copy of it (another browser, a stolen cookie) stays valid until it expires."""
-    if identity.via != "session" or identity.staff_id is None:
-        return  # a token or a Shopify session token: no cookie session of a member to end
+    without this a copy of it (another browser, a stolen cookie) stays valid until it expires.
+
+    A Shopify merchant (signed in by App Bridge, from a cookie or an id token) has no staff row:
+    the shop's console_session_version is bumped instead, ending every App Bridge cookie session
+    of the shop (its other merchant users are signed in again by their next id token; the shop's
+    password staff are untouched)."""
+    if identity.via == "token":
+        return  # an API token: no cookie session to end (revoke the token for that)
+    if identity.staff_id is None:
+        session.execute(update(Shop).where(Shop.id == identity.shop_id)
+                        .values(console_session_version=Shop.console_session_version + 1))
+        return
     staff = get_staff(session, identity.shop_id, identity.staff_id, lock=True)
     staff.session_version += 1
 

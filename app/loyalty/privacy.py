@@ -39,6 +39,9 @@ def apply_app_uninstalled(session: Session, shop_id: int, event: AppUninstalled)
     shop.access_token_enc = None
     shop.refresh_token_enc = None
     shop.token_expires_at = None
+    # Its App Bridge console sessions end here: refused while it is uninstalled (status), and
+    # still refused after a reinstall makes it active again within their 12 hours.
+    shop.console_session_version += 1
     return Outcome()
 
 

@@ -5,7 +5,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,6 +48,9 @@ class Shop(db.Model):
     uninstalled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Reconciliation cursor: orders updated after this were (or will be) fetched from the platform.
     orders_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Carried in the console cookie of a merchant signed in through App Bridge (no staff row, so no
+    # staff session_version): signing out and an uninstall bump it, ending every copy of that cookie.
+    console_session_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1", default=1)
     created_at: Mapped[datetime] = utc_created()
     updated_at: Mapped[datetime] = utc_updated()
 
