@@ -374,3 +374,13 @@ def test_later_order_events_after_redaction_store_no_email_on_the_general_path(s
     assert [(o.customer_id, o.email_normalized) for o in (_order(session, shop, "early-1"),
                                                           _order(session, shop, "late-2"))] == [(shopper.id, None)] * 2
     assert session.get(Customer, shopper.id).email is None
+
+
+def test_uninstall_ends_the_shops_app_bridge_console_sessions_once(session):
+    shop = make_shop(session)
+    session.flush()
+    version = shop.console_session_version
+    assert apply_event(session, shop.id, AppUninstalled(NOW)).status == "applied"
+    assert shop.console_session_version == version + 1
+    assert apply_event(session, shop.id, AppUninstalled(NOW)).status == "noop"
+    assert shop.console_session_version == version + 1
