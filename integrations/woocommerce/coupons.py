@@ -92,8 +92,12 @@ def build_coupon(shop: Shop, redemption: Redemption, customer: Customer | None) 
     }
     body.update(_value(shop, terms))
     if redemption.expires_at is not None:
-        # `date_expires_gmt` takes a UTC time without an offset.
-        body["date_expires_gmt"] = redemption.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        # `date_expires`, with its UTC offset: the REST controller writes a field through
+        # WC_Coupon's `set_<field>`, and there is no `set_date_expires_gmt` (that field is read
+        # only, in effect). WC_Data::set_date_prop reads `YYYY-MM-DDTHH:MM:SS` followed by `Z` or
+        # `±HH:MM` as that instant; without the offset (or with fractional seconds) it is read in
+        # the site's timezone.
+        body["date_expires"] = redemption.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     if terms.get("minimum_order") is not None:
         body["minimum_amount"] = _amount(Decimal(str(terms["minimum_order"])))
     return body

@@ -65,7 +65,7 @@ def test_fixed_amount_coupon_is_for_that_email_single_use_and_expires(session, s
         "usage_limit": 1,
         "usage_limit_per_user": 1,
         "email_restrictions": ["ada@example.com"],
-        "date_expires_gmt": "2026-04-09T12:00:00",  # 30 days, UTC
+        "date_expires": "2026-04-09T12:00:00+00:00",  # 30 days, as an instant (WC_Data::set_date_prop's form)
         "minimum_amount": "20",
     }
 
@@ -77,7 +77,7 @@ def test_percentage_amount_is_the_percent_as_a_string(session, shop, store):
     issue_coupon(shop, redemption, now=NOW)
     sent = sent_json(store.calls[1])
     assert sent["discount_type"] == "percent" and sent["amount"] == "12.5"
-    assert "date_expires_gmt" not in sent and "minimum_amount" not in sent
+    assert "date_expires" not in sent and "date_expires_gmt" not in sent and "minimum_amount" not in sent
 
 
 def test_free_shipping_is_a_zero_cart_discount_with_free_shipping(session, shop, store):
