@@ -167,6 +167,30 @@ def test_a_customer_without_an_email_cannot_get_a_coupon(session, shop, store):
     customer.email = None
     session.commit()
     lookup(store, shop, redemption.code)
+    store.get(api_url(shop, "customers/42"), json={"id": 42, "email": ""})  # nor does the account say
+    with pytest.raises(PermanentPlatformError, match="no email"):
+        issue_coupon(shop, redemption, now=NOW)
+    assert [c.request.method for c in store.calls] == ["GET", "GET"]  # no coupon is created
+
+
+def test_a_registered_shopper_without_an_email_gets_the_coupon_for_their_account_s_email(session, shop, store):
+    customer, redemption = redeem(session, shop, kind="fixed_amount", value="5")
+    customer.email = None
+    session.commit()
+    lookup(store, shop, redemption.code)
+    store.get(api_url(shop, "customers/42"), json={"id": 42, "email": "ada@example.org"})
+    store.post(api_url(shop, "coupons"), json={"id": 724}, status=201)
+    assert issue_coupon(shop, redemption, now=NOW) == "724"
+    assert sent_json(store.calls[2])["email_restrictions"] == ["ada@example.org"]
+    session.refresh(customer)
+    assert customer.email is None  # read for the coupon, not stored: the customer topics own the profile
+
+
+def test_a_guest_without_an_email_is_never_looked_up_as_an_account(session, shop, store):
+    customer, redemption = redeem(session, shop, kind="fixed_amount", value="5")
+    customer.email, customer.platform_customer_id = None, None
+    session.commit()
+    lookup(store, shop, redemption.code)
     with pytest.raises(PermanentPlatformError, match="no email"):
         issue_coupon(shop, redemption, now=NOW)
     assert [c.request.method for c in store.calls] == ["GET"]
