@@ -15,7 +15,6 @@ import pytest
 from tests.app.web.test_woocommerce_webhooks import _balance
 from tests.app.web.woocommerce_helpers import deliver, woo_shop
 from tests.integrations.woocommerce.samples import order
-from tests.jobs.conftest import run_jobs, worker_app, wsession  # noqa: F401
 
 CONNECTED = datetime(2026, 1, 1, tzinfo=UTC)
 OLD = "2024-06-01T10:00:00"  # placed (and completed) 19 months before the connect
