@@ -18,6 +18,9 @@
 - The HMAC covers the body, not the topic header, so a parser refuses a body that is not its topic's:
   orders/cancelled needs `cancelled_at`, orders/fulfilled `fulfillment_status: fulfilled`, customer
   topics no `line_items`, app/uninstalled and the compliance topics this shop's domain.
+- An order created before the install is history here too, as in the backfill and the
+  reconciliation (integrations.sync.is_history): its OrderPaid is historical (stats and tiers,
+  points only with `backfill_points`), and orders/fulfilled does not make it a live sale.
 - `orders/edited` carries the edit (`order_edit`: its id, `order_id`, line item ids and quantity
   deltas), not the order: its parser yields an OrderEditNotice, which the adapter turns into an
   OrderEdited by reading the order's state after the edit (order_edits.py).
@@ -38,8 +41,11 @@ from app.loyalty.events import (
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Customer, Order, Shop
 from integrations.base import MONEY_LIMIT, plausible_time, run_parser
+from integrations.sync import is_history
 
 REFERRAL_ATTRIBUTE = "lojal_ref"
+# financial_status values of a paid order (the REST twins of the sync's PAID_STATUSES).
+HISTORY_PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
 # Referral codes are 12 symbols; anything unlike one is shopper-typed noise, not a code.
 _REFERRAL_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
 
@@ -227,16 +233,22 @@ def _shop_matches(d: Delivery) -> None:
 
 # --- one parser per topic ---------------------------------------------------------------
 
+def _historical(d: Delivery) -> bool:
+    """Placed (created) before the app was installed: history on every path, as the backfill and
+    the reconciliation read it (integrations.sync.is_history), whichever sees the order first."""
+    return is_history("webhook", parse_time(d.payload.get("created_at")), d.shop.installed_at)
+
+
 def _orders_paid(d: Delivery) -> list:
     if d.settings.shopify_order_topic != "orders/paid":
         return []
-    return [OrderPaid(_order(d), _when(d, "updated_at", "processed_at"))]
+    return [OrderPaid(_order(d), _when(d, "updated_at", "processed_at"), historical=_historical(d))]
 
 
 def _orders_create(d: Delivery) -> list:
     if d.settings.shopify_order_topic != "orders/create" or d.payload.get("financial_status") != "paid":
         return []
-    return [OrderPaid(_order(d), _when(d, "processed_at", "created_at"))]
+    return [OrderPaid(_order(d), _when(d, "processed_at", "created_at"), historical=_historical(d))]
 
 
 def _orders_fulfilled(d: Delivery) -> list:
@@ -244,7 +256,15 @@ def _orders_fulfilled(d: Delivery) -> list:
     # (the HMAC does not cover the topic header) to award on fulfilment before anything shipped.
     if d.payload.get("fulfillment_status") != "fulfilled":
         raise ValueError("fulfillment_status is not 'fulfilled'")
-    return [OrderFulfilled(_order(d), _when(d, "updated_at"))]
+    snapshot, at = _order(d), _when(d, "updated_at")
+    if not _historical(d):
+        return [OrderFulfilled(snapshot, at)]
+    # An order from before the install, as the sync reads it: a fulfilment alone would make it a
+    # live sale, so a paid one is first recorded as history (a no-op if it is known) and an
+    # unpaid one yields nothing.
+    if d.payload.get("financial_status") not in HISTORY_PAID_STATUSES:
+        return []
+    return [OrderPaid(snapshot, at, historical=True), OrderFulfilled(snapshot, at)]
 
 
 def _orders_cancelled(d: Delivery) -> list:

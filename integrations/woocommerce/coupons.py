@@ -80,7 +80,8 @@ def revoke_coupon(shop: Shop, redemption: Redemption) -> bool:
 def build_coupon(shop: Shop, redemption: Redemption, customer: Customer | None) -> dict[str, Any]:
     """The POST body: the reward's value, restricted to this shopper's email, single use, expiring."""
     terms = redemption.discount
-    if customer is None or not customer.email:
+    email = _coupon_email(shop, customer)
+    if email is None:
         raise PermanentPlatformError("the customer has no email address, so the coupon cannot be restricted to them")
     body: dict[str, Any] = {
         "code": redemption.code,
@@ -88,18 +89,44 @@ def build_coupon(shop: Shop, redemption: Redemption, customer: Customer | None) 
         "individual_use": True,
         "usage_limit": 1,
         "usage_limit_per_user": 1,
-        "email_restrictions": [customer.email],
+        "email_restrictions": [email],
     }
     body.update(_value(shop, terms))
     if redemption.expires_at is not None:
-        # `date_expires_gmt` takes a UTC time without an offset.
-        body["date_expires_gmt"] = redemption.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        # `date_expires`, with its UTC offset: the REST controller writes a field through
+        # WC_Coupon's `set_<field>`, and there is no `set_date_expires_gmt` (that field is read
+        # only, in effect). WC_Data::set_date_prop reads `YYYY-MM-DDTHH:MM:SS` followed by `Z` or
+        # `±HH:MM` as that instant; without the offset (or with fractional seconds) it is read in
+        # the site's timezone.
+        body["date_expires"] = redemption.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     if terms.get("minimum_order") is not None:
         body["minimum_amount"] = _amount(Decimal(str(terms["minimum_order"])))
     return body
 
 
 # --- internals ---------------------------------------------------------------------------
+
+def _coupon_email(shop: Shop, customer: Customer | None) -> str | None:
+    """The email the coupon is restricted to: the customer's, else their WooCommerce account's.
+
+    A registered shopper known only from their orders (an account older than the connect, whose
+    profile was never saved since) has no email here: an order names its customer by
+    `customer_id`, and its billing email is the order's (a gift, a company address), so it is
+    never taken as the account's (parsers; customers.apply_customer_info would overwrite an
+    account email with it). For such a shopper the account itself is read (`GET customers/<id>`)
+    when a coupon is made: its own email, which WooCommerce checks a logged-in shopper's coupon
+    against (with the billing email), at one call on this rare path and none on the order path.
+    It is not stored: the customer topics own the profile."""
+    if customer is None or customer.redacted_at is not None:
+        return None
+    if customer.email:
+        return customer.email
+    if not (customer.platform_customer_id or "").isdigit():
+        return None  # a guest (only an email names them), or no WooCommerce user id to read
+    account = call(shop, "get", f"customers/{customer.platform_customer_id}")
+    email = account.get("email") if isinstance(account, dict) else None
+    return email.strip() if isinstance(email, str) and email.strip() else None
+
 
 def _coupon_with_code(shop: Shop, code: str) -> dict[str, Any] | None:
     found = call(shop, "get", "coupons", params={"code": code})

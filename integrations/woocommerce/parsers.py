@@ -12,6 +12,9 @@ here and in the domain's idempotency:
 - every `refunds[]` item becomes one OrderRefunded (its id is the refund id, its negative
   total the positive amount): proportional, once per refund, parked if the order is not
   known yet (a refund before completed);
+- an order placed before the store was connected (`shop.installed_at`) is history here as in the
+  backfill and the reconciliation (integrations.sync.is_history): its OrderPaid is historical, so
+  it counts for stats and tiers but earns only with `backfill_points`, whichever path sees it first;
 - an earning status also carries OrderRestored first: a no-op unless the order is cancelled
   in our books *before* this payload's `date_modified_gmt` (restored from the trash, or
   moved from cancelled back to processing), in which case it earns again.
@@ -42,6 +45,7 @@ from app.loyalty.events import (
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Customer, Order, Shop
 from integrations.base import MONEY_LIMIT, plausible_time, run_parser
+from integrations.sync import is_history
 from integrations.woocommerce.currency import Convert, UnconvertedCurrency, to_shop_currency
 
 REFERRAL_META_KEY = "lojal_ref"
@@ -195,7 +199,11 @@ def _order_saved(d: Delivery) -> list:
     if status in REVERSING_STATUSES:
         events.append(OrderCancelled(snapshot.platform_order_id, at, snapshot))
     elif status in EARNING_STATUSES[d.settings.woocommerce_earn_status]:
-        events += [OrderRestored(snapshot.platform_order_id, at, snapshot), OrderPaid(snapshot, at)]
+        # An order placed before the store was connected is history on every path (a backfill, a
+        # reconciliation, or its next save, e.g. a partial refund today of a 2024 order).
+        historical = is_history("webhook", snapshot.placed_at, d.shop.installed_at)
+        events += [OrderRestored(snapshot.platform_order_id, at, snapshot),
+                   OrderPaid(snapshot, at, historical=historical)]
         if status == "completed" and d.settings.award_on == "fulfilled":
             events.append(OrderFulfilled(snapshot, at))  # completed is shipped: what award_on = fulfilled waits for
     # pending, on-hold, checkout-draft (and processing when earning on completed): nothing yet.

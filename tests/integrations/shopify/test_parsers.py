@@ -467,3 +467,19 @@ def test_an_amount_past_what_the_money_columns_hold_is_malformed():
         with pytest.raises(MalformedPayload, match="out of range"):
             _parse("orders/paid", payload)
     _parse("orders/paid", sample("order_paid", total_price_set={"shop_money": {"amount": "99999999999999.9999"}}))
+
+
+def test_an_order_created_before_the_install_is_history_on_its_webhooks_too():
+    installed = Shop(platform="shopify", domain="lojal-test.myshopify.com", name="Lojal Test", currency="USD",
+                     settings={}, installed_at=datetime(2026, 8, 1, tzinfo=UTC))  # after the sample's July order
+    [paid] = parse_event(installed, "orders/paid", sample("order_paid"), TRIGGERED)
+    assert paid.historical is True  # as the backfill and the reconciliation read it
+    # A fulfilment alone would make it a live sale: it is recorded as history first...
+    fulfilled = parse_event(installed, "orders/fulfilled", sample("order_paid", fulfillment_status="fulfilled"),
+                            TRIGGERED)
+    assert [type(e) for e in fulfilled] == [OrderPaid, OrderFulfilled] and fulfilled[0].historical is True
+    # ...and an unpaid one yields nothing, as in the sync.
+    unpaid = sample("order_paid", fulfillment_status="fulfilled", financial_status="pending")
+    assert parse_event(installed, "orders/fulfilled", unpaid, TRIGGERED) == []
+    [live] = _parse("orders/paid", sample("order_paid"))  # no install time: nothing is history
+    assert live.historical is False

@@ -65,7 +65,7 @@ def test_fixed_amount_coupon_is_for_that_email_single_use_and_expires(session, s
         "usage_limit": 1,
         "usage_limit_per_user": 1,
         "email_restrictions": ["ada@example.com"],
-        "date_expires_gmt": "2026-04-09T12:00:00",  # 30 days, UTC
+        "date_expires": "2026-04-09T12:00:00+00:00",  # 30 days, as an instant (WC_Data::set_date_prop's form)
         "minimum_amount": "20",
     }
 
@@ -77,7 +77,7 @@ def test_percentage_amount_is_the_percent_as_a_string(session, shop, store):
     issue_coupon(shop, redemption, now=NOW)
     sent = sent_json(store.calls[1])
     assert sent["discount_type"] == "percent" and sent["amount"] == "12.5"
-    assert "date_expires_gmt" not in sent and "minimum_amount" not in sent
+    assert "date_expires" not in sent and "date_expires_gmt" not in sent and "minimum_amount" not in sent
 
 
 def test_free_shipping_is_a_zero_cart_discount_with_free_shipping(session, shop, store):
@@ -165,6 +165,30 @@ def test_401_is_store_disconnected(session, shop, store):
 def test_a_customer_without_an_email_cannot_get_a_coupon(session, shop, store):
     customer, redemption = redeem(session, shop, kind="fixed_amount", value="5")
     customer.email = None
+    session.commit()
+    lookup(store, shop, redemption.code)
+    store.get(api_url(shop, "customers/42"), json={"id": 42, "email": ""})  # nor does the account say
+    with pytest.raises(PermanentPlatformError, match="no email"):
+        issue_coupon(shop, redemption, now=NOW)
+    assert [c.request.method for c in store.calls] == ["GET", "GET"]  # no coupon is created
+
+
+def test_a_registered_shopper_without_an_email_gets_the_coupon_for_their_account_s_email(session, shop, store):
+    customer, redemption = redeem(session, shop, kind="fixed_amount", value="5")
+    customer.email = None
+    session.commit()
+    lookup(store, shop, redemption.code)
+    store.get(api_url(shop, "customers/42"), json={"id": 42, "email": "ada@example.org"})
+    store.post(api_url(shop, "coupons"), json={"id": 724}, status=201)
+    assert issue_coupon(shop, redemption, now=NOW) == "724"
+    assert sent_json(store.calls[2])["email_restrictions"] == ["ada@example.org"]
+    session.refresh(customer)
+    assert customer.email is None  # read for the coupon, not stored: the customer topics own the profile
+
+
+def test_a_guest_without_an_email_is_never_looked_up_as_an_account(session, shop, store):
+    customer, redemption = redeem(session, shop, kind="fixed_amount", value="5")
+    customer.email, customer.platform_customer_id = None, None
     session.commit()
     lookup(store, shop, redemption.code)
     with pytest.raises(PermanentPlatformError, match="no email"):

@@ -187,3 +187,15 @@ def test_an_order_body_under_a_customer_topic_is_no_customer():
     for topic in ("customer.created", "customer.updated"):
         with pytest.raises(MalformedPayload, match="order"):
             parse_event(shop(), topic, guest_order("ana@example.com", status="completed"), {})
+
+
+def test_an_order_placed_before_the_connect_is_history_on_its_webhook_too():
+    connected = Shop(platform="woocommerce", domain="https://shop.example.com", name="shop", currency="USD",
+                     settings={}, installed_at=datetime(2026, 1, 1, tzinfo=UTC))
+    old = order("completed", date_created_gmt="2024-06-01T10:00:00")
+    [_, paid] = parse_event(connected, "order.updated", old, {})
+    assert paid.historical is True  # as the backfill and the reconciliation read it
+    [_, live] = parse_event(connected, "order.updated", order("completed", date_created_gmt="2026-02-01T10:00:00"), {})
+    assert live.historical is False
+    [_, unconnected] = parse_event(shop(), "order.updated", old, {})  # no connect time: nothing is history
+    assert unconnected.historical is False
