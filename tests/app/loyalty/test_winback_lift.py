@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 from app.loyalty.apply import apply_event
+from app.loyalty.settings_admin import update_settings
 from app.loyalty.winback import campaign_results, enroll_lapsing, in_holdout
 from app.models import EmailSend
 from tests.factories import make_customer, make_shop, paid
@@ -70,3 +71,25 @@ def test_when_every_customer_in_both_groups_comes_back_the_lift_is_zero(session)
     # the window, over the same denominators (all enrolled): 50 % vs 100 % -> -50 points.
     assert results.lift_points == 0.0
 
+
+def test_turning_the_holdout_on_mid_window_does_not_credit_older_treated_sequences_as_lift(session):
+    # 20 days with the holdout off: two sequences, both emailed and converted (no control group
+    # existed, so they measure nothing). Then the merchant turns on a 50 % holdout; the next run
+    # enrolls one treated and one held-out customer, neither has ordered yet.
+    shop = make_shop(session)
+    early = [_lapsed(session, shop), _lapsed(session, shop)]
+    _record(session, enroll_lapsing(session, shop.id, NOW), lambda _: "sent")
+    for customer in early:
+        _order_back(session, shop, customer, NOW + days(2))
+    later = NOW + days(20)
+    update_settings(session, shop.id, {"winback_holdout_percent": 50}, actor="test", now=later)
+    session.flush()
+    session.expire_all()
+    [treated], [held] = _groups(session, shop, 1, 1, now=later)
+    _record(session, enroll_lapsing(session, shop.id, later), lambda _: "sent")
+    results = campaign_results(session, shop.id, NOW - days(1))
+    assert (results.holdout_enrolled, results.holdout_converted) == (1, 0)
+    # The randomised comparison (sequences enrolled while the holdout ran) is 0/1 vs 0/1: no lift.
+    # The report puts the two pre-holdout conversions in the treated rate (2/3) against a holdout
+    # that only exists since day 20 (0/1): +66.67 points the emails never showed.
+    assert results.lift_points == 0.0
