@@ -21,7 +21,9 @@ sequence by in_holdout, is a control group: no email, no points, the same timeli
 times are when its emails would have gone, so it counts toward the cooldown and the cap), and an
 order within the same window converts it without the delivered-email rule. campaign_results
 compares the groups: the lift is the treated rate minus the holdout rate, over the sequences
-enrolled while a holdout ran (each row keeps the percent in force at its enrollment).
+enrolled while a holdout ran (each row keeps the percent in force at its enrollment), both
+rates counting any sale in the window (`returned`), not the treated group's delivered-email
+rule: conversions attribute revenue to the emails, the lift measures what being emailed did.
 
 Idempotent: one active enrollment per customer (partial unique index, ON CONFLICT DO
 NOTHING), the step is on the row, the incentive has a ledger key, and each email has a key.
@@ -314,11 +316,13 @@ def _end_for_sale(session: Session, shop_id: int, enrollment: WinbackEnrollment,
                   settings: ProgramSettings) -> None:
     """The customer bought: the sequence is converted if the sale came within its recovery window
     after a win-back email the SMTP server accepted (a skipped or still retrying email brought
-    nobody back). A holdout sequence has no email: the window runs from its step times."""
+    nobody back). A holdout sequence has no email: the window runs from its step times.
+    `returned` records a sale within the window whatever the emails did: the lift's outcome,
+    alike for both groups (an attribute on the row this ends: no statement of its own)."""
     last_email = max(t for t in (enrollment.step1_sent_at, enrollment.step2_sent_at, enrollment.enrolled_at) if t)
     window = timedelta(days=settings.winback_recovery_days)
-    if enrollment.enrolled_at <= at <= last_email + window and (
-            enrollment.holdout or _emailed(session, shop_id, enrollment.id)):
+    enrollment.returned = enrollment.enrolled_at <= at <= last_email + window
+    if enrollment.returned and (enrollment.holdout or _emailed(session, shop_id, enrollment.id)):
         enrollment.status = "converted"
         enrollment.converted_order_id = order.id
         enrollment.recovered_revenue = order.total
@@ -367,7 +371,8 @@ class CampaignResults:
     holdout_converted: int = 0
     holdout_recovered_revenue: Decimal = Decimal(0)
     # The lift's comparison: only the sequences enrolled while a holdout ran (holdout_percent
-    # > 0 on the row), both groups drawn in the same runs.
+    # > 0 on the row), both groups drawn in the same runs; "ordered" is `returned` (a sale in
+    # the sequence's window, delivered email or not) for both, not `converted`.
     lift_treated: int = 0
     lift_treated_ordered: int = 0
     lift_holdout: int = 0
@@ -404,8 +409,9 @@ def campaign_results(session: Session, shop_id: int, since: datetime) -> Campaig
                func.coalesce(func.sum(w.incentive_points).filter(treated), 0),
                func.count().filter(held), func.count().filter(held, converted),
                func.coalesce(func.sum(w.recovered_revenue).filter(held), 0),
-               func.count().filter(treated, randomised), func.count().filter(treated, randomised, converted),
-               func.count().filter(held, randomised), func.count().filter(held, randomised, converted))
+               # The lift: both groups by one rule (intent to treat), any sale in the window.
+               func.count().filter(treated, randomised), func.count().filter(treated, randomised, w.returned),
+               func.count().filter(held, randomised), func.count().filter(held, randomised, w.returned))
         .where(w.shop_id == shop_id, w.enrolled_at >= since)
     ).one()
     sent = session.execute(text("""

@@ -48,6 +48,10 @@ class WinbackEnrollment(ShopScoped, db.Model):
     # winback_holdout_percent when the sequence was enrolled (0: no holdout ran; NULL: enrolled
     # before migration 0028). The lift compares only sequences enrolled while a holdout ran.
     holdout_percent: Mapped[int | None] = mapped_column(SmallInteger)
+    # The customer ordered within the sequence's window (enrolled_at .. last step time +
+    # winback_recovery_days), delivered email or not: the lift's outcome, the same rule for
+    # both groups (`converted` also needs a delivered email for a treated sequence).
+    returned: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"), default=False)
     created_at: Mapped[datetime] = utc_created()
 
 

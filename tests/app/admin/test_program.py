@@ -224,7 +224,8 @@ def test_winback_results_report_the_holdout_and_the_lift(client, session, shop_a
                             (True, "completed"), (True, "completed")):
         customer = make_customer(session, shop_a.shop)
         session.add(WinbackEnrollment(shop_id=shop_a.shop.id, customer_id=customer.id, status=status, holdout=holdout,
-                                      holdout_percent=50, enrolled_at=now, step1_sent_at=now,
+                                      holdout_percent=50, returned=status == "converted", enrolled_at=now,
+                                      step1_sent_at=now,
                                       recovered_revenue=40 if status == "converted" else 0))
     session.commit()
     before = client.get(f"{API}/winback", headers=shop_a.headers["viewer"]).get_json()["results"]

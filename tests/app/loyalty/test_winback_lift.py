@@ -93,3 +93,21 @@ def test_turning_the_holdout_on_mid_window_does_not_credit_older_treated_sequenc
     # The report puts the two pre-holdout conversions in the treated rate (2/3) against a holdout
     # that only exists since day 20 (0/1): +66.67 points the emails never showed.
     assert results.lift_points == 0.0
+
+
+def test_the_lift_counts_an_order_in_the_window_alike_for_both_groups_and_attribution_keeps_its_email_rule(session):
+    # One treated customer whose reminder was skipped orders in the window: in the lift (they
+    # were assigned the emails), not a conversion (no email reached them). One of each group
+    # orders only after the window (enrolled_at .. step 1 + 14 days, step 2 never ran): neither.
+    shop = make_shop(session, winback_holdout_percent=50)
+    [unreached, late], [held, held_late] = _groups(session, shop, 2, 2)
+    _record(session, enroll_lapsing(session, shop.id, NOW), lambda _: "skipped")
+    _order_back(session, shop, unreached, NOW + days(3))
+    _order_back(session, shop, held, NOW + days(3))
+    for customer in (late, held_late):
+        _order_back(session, shop, customer, NOW + days(15))
+    results = campaign_results(session, shop.id, NOW - days(1))
+    assert (results.converted, results.holdout_converted) == (0, 1)
+    assert (results.lift_treated, results.lift_treated_ordered, results.lift_holdout, results.lift_holdout_ordered) == (
+        2, 1, 2, 1)
+    assert results.lift_points == 0.0
