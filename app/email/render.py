@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import formataddr, formatdate
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,41 @@ _env = Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+
+
+# Headers a mail provider reads raw (RFC 2369 / RFC 8058): written as given, never turned
+# into RFC 2047 encoded-words (the email package does that to a word longer than a line).
+_RAW_HEADERS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
+_MAX_LINE = 78  # RFC 5322 2.1.1 SHOULD; a single target longer than that stays whole (MUST is 998)
+
+
+class _MailPolicy(EmailPolicy):
+    """email.policy.SMTP (CRLF), but the _RAW_HEADERS go out as plain ASCII, folded only at the
+    whitespace between list items (RFC 2369 allows it there), never inside a URL."""
+
+    def fold(self, name, value):
+        raw = self._fold_raw(name, value)
+        return raw if raw is not None else super().fold(name, value)
+
+    def fold_binary(self, name, value):
+        raw = self._fold_raw(name, value)
+        return raw.encode("ascii") if raw is not None else super().fold_binary(name, value)
+
+    def _fold_raw(self, name, value):
+        text_value = str(value)
+        if name.lower() not in _RAW_HEADERS or not text_value.isascii():
+            return None  # anything else (or a non-ASCII value, which must be encoded): the email package's folding
+        lines = [f"{name}:"]
+        items = text_value.split(", ")
+        for index, item in enumerate(items):
+            piece = item + ("," if index < len(items) - 1 else "")
+            if index and len(lines[-1]) + 1 + len(piece) > _MAX_LINE:
+                lines.append("")
+            lines[-1] += " " + piece
+        return self.linesep.join(lines) + self.linesep
+
+
+MAIL_POLICY = _MailPolicy(linesep="\r\n")
 
 
 @dataclass(frozen=True)
@@ -103,7 +139,7 @@ def build_message(rendered: RenderedEmail, *, mail_from: str, to_address: str, t
                   locale: str = "en") -> EmailMessage:
     """The MIME message: text/plain + text/html alternatives and, given an unsubscribe_url, the
     RFC 8058 one-click headers (left off transactional mail, which an unsubscribe does not stop)."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=MAIL_POLICY)
     msg["Subject"] = _one_line(rendered.subject)
     msg["From"] = _one_line(mail_from)
     msg["To"] = formataddr((_one_line(to_name), to_address)) if to_name else to_address

@@ -20,7 +20,10 @@ Holdout (winback_holdout_percent, default 0 = off): that share of the sequences,
 sequence by in_holdout, is a control group: no email, no points, the same timeline (its step
 times are when its emails would have gone, so it counts toward the cooldown and the cap), and an
 order within the same window converts it without the delivered-email rule. campaign_results
-compares the groups: the lift is the treated rate minus the holdout rate.
+compares the groups: the lift is the treated rate minus the holdout rate, over the sequences
+enrolled while a holdout ran (each row keeps the percent in force at its enrollment), both
+rates counting any sale in the window (`returned`), not the treated group's delivered-email
+rule: conversions attribute revenue to the emails, the lift measures what being emailed did.
 
 Idempotent: one active enrollment per customer (partial unique index, ON CONFLICT DO
 NOTHING), the step is on the row, the incentive has a ledger key, and each email has a key.
@@ -182,7 +185,7 @@ def enroll_lapsing(session: Session, shop_id: int, now: datetime, batch: int = 5
         created = session.execute(
             insert(WinbackEnrollment)
             .values([{"shop_id": shop_id, "customer_id": c.customer_id, "campaign_step": 1, "status": "active",
-                      "enrolled_at": now, "step1_sent_at": now,
+                      "enrolled_at": now, "step1_sent_at": now, "holdout_percent": percent,
                       "holdout": in_holdout(shop_id, c.customer_id, ordinals.get(c.customer_id, 0) + 1, percent)}
                      for c in lapsing])
             .on_conflict_do_nothing(index_elements=["shop_id", "customer_id"], index_where=text("status = 'active'"))
@@ -313,11 +316,13 @@ def _end_for_sale(session: Session, shop_id: int, enrollment: WinbackEnrollment,
                   settings: ProgramSettings) -> None:
     """The customer bought: the sequence is converted if the sale came within its recovery window
     after a win-back email the SMTP server accepted (a skipped or still retrying email brought
-    nobody back). A holdout sequence has no email: the window runs from its step times."""
+    nobody back). A holdout sequence has no email: the window runs from its step times.
+    `returned` records a sale within the window whatever the emails did: the lift's outcome,
+    alike for both groups (an attribute on the row this ends: no statement of its own)."""
     last_email = max(t for t in (enrollment.step1_sent_at, enrollment.step2_sent_at, enrollment.enrolled_at) if t)
     window = timedelta(days=settings.winback_recovery_days)
-    if enrollment.enrolled_at <= at <= last_email + window and (
-            enrollment.holdout or _emailed(session, shop_id, enrollment.id)):
+    enrollment.returned = enrollment.enrolled_at <= at <= last_email + window
+    if enrollment.returned and (enrollment.holdout or _emailed(session, shop_id, enrollment.id)):
         enrollment.status = "converted"
         enrollment.converted_order_id = order.id
         enrollment.recovered_revenue = order.total
@@ -365,6 +370,13 @@ class CampaignResults:
     holdout_enrolled: int = 0
     holdout_converted: int = 0
     holdout_recovered_revenue: Decimal = Decimal(0)
+    # The lift's comparison: only the sequences enrolled while a holdout ran (holdout_percent
+    # > 0 on the row), both groups drawn in the same runs; "ordered" is `returned` (a sale in
+    # the sequence's window, delivered email or not) for both, not `converted`.
+    lift_treated: int = 0
+    lift_treated_ordered: int = 0
+    lift_holdout: int = 0
+    lift_holdout_ordered: int = 0
 
     @property
     def conversion_rate(self) -> float:
@@ -376,16 +388,19 @@ class CampaignResults:
 
     @property
     def lift_points(self) -> float | None:
-        """Treated rate − holdout rate, in percentage points; None without both groups."""
-        if not self.enrolled or not self.holdout_enrolled:
+        """Treated rate − holdout rate over the sequences enrolled while a holdout ran, in
+        percentage points; None without both groups there."""
+        if not self.lift_treated or not self.lift_holdout:
             return None
-        return round((self.conversion_rate - self.holdout_conversion_rate) * 100, 2)
+        return round((self.lift_treated_ordered / self.lift_treated - self.lift_holdout_ordered / self.lift_holdout)
+                     * 100, 2)
 
 
 def campaign_results(session: Session, shop_id: int, since: datetime) -> CampaignResults:
     """Per shop, for the sequences enrolled since `since`: the treated group and the holdout."""
     w = WinbackEnrollment
     treated, held, converted = w.holdout.is_(False), w.holdout.is_(True), w.status == "converted"
+    randomised = w.holdout_percent > 0  # NULL (enrolled before it was recorded) is left out too
     row = session.execute(
         select(func.count().filter(treated), func.count(w.step1_sent_at).filter(treated),
                func.count(w.step2_sent_at).filter(treated, w.incentive_points > 0),
@@ -393,7 +408,10 @@ def campaign_results(session: Session, shop_id: int, since: datetime) -> Campaig
                func.coalesce(func.sum(w.recovered_revenue).filter(treated), 0),
                func.coalesce(func.sum(w.incentive_points).filter(treated), 0),
                func.count().filter(held), func.count().filter(held, converted),
-               func.coalesce(func.sum(w.recovered_revenue).filter(held), 0))
+               func.coalesce(func.sum(w.recovered_revenue).filter(held), 0),
+               # The lift: both groups by one rule (intent to treat), any sale in the window.
+               func.count().filter(treated, randomised), func.count().filter(treated, randomised, w.returned),
+               func.count().filter(held, randomised), func.count().filter(held, randomised, w.returned))
         .where(w.shop_id == shop_id, w.enrolled_at >= since)
     ).one()
     sent = session.execute(text("""
@@ -405,7 +423,8 @@ def campaign_results(session: Session, shop_id: int, since: datetime) -> Campaig
     return CampaignResults(enrolled=row[0], reminders=row[1], incentives=row[2], emails_sent=sent or 0,
                            converted=row[3], recovered_revenue=Decimal(row[4]), incentive_points=int(row[5]),
                            holdout_enrolled=row[6], holdout_converted=row[7],
-                           holdout_recovered_revenue=Decimal(row[8]))
+                           holdout_recovered_revenue=Decimal(row[8]), lift_treated=row[9],
+                           lift_treated_ordered=row[10], lift_holdout=row[11], lift_holdout_ordered=row[12])
 
 
 def _reachable(customer: Customer) -> bool:

@@ -45,6 +45,13 @@ class WinbackEnrollment(ShopScoped, db.Model):
     incentive_points: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     # The control group (winback_holdout_percent): no email, no points, the same timeline.
     holdout: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"), default=False)
+    # winback_holdout_percent when the sequence was enrolled (0: no holdout ran; NULL: enrolled
+    # before migration 0028). The lift compares only sequences enrolled while a holdout ran.
+    holdout_percent: Mapped[int | None] = mapped_column(SmallInteger)
+    # The customer ordered within the sequence's window (enrolled_at .. last step time +
+    # winback_recovery_days), delivered email or not: the lift's outcome, the same rule for
+    # both groups (`converted` also needs a delivered email for a treated sequence).
+    returned: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"), default=False)
     created_at: Mapped[datetime] = utc_created()
 
 

@@ -88,8 +88,14 @@ class CampaignResultsSchema(Schema):
     holdout_converted = fields.Integer(required=True)
     holdout_conversion_rate = fields.Float(required=True)
     holdout_recovered_revenue = Money(required=True, minimum=None, maximum=None)
+    # The lift's basis: the sequences enrolled while a holdout ran (both groups from the same runs).
+    lift_treated = fields.Integer(required=True)
+    lift_treated_ordered = fields.Integer(required=True)
+    lift_holdout = fields.Integer(required=True)
+    lift_holdout_ordered = fields.Integer(required=True)
     lift_points = fields.Float(required=True, allow_none=True, metadata={
-        "description": "conversion_rate − holdout_conversion_rate, in percentage points; null without a holdout"})
+        "description": "lift_treated_ordered / lift_treated − lift_holdout_ordered / lift_holdout, in percentage "
+                       "points: only sequences enrolled while a holdout ran; null without both groups there"})
 
 
 class WinbackCampaignSchema(Schema):

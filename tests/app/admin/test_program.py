@@ -224,7 +224,8 @@ def test_winback_results_report_the_holdout_and_the_lift(client, session, shop_a
                             (True, "completed"), (True, "completed")):
         customer = make_customer(session, shop_a.shop)
         session.add(WinbackEnrollment(shop_id=shop_a.shop.id, customer_id=customer.id, status=status, holdout=holdout,
-                                      enrolled_at=now, step1_sent_at=now,
+                                      holdout_percent=50, returned=status == "converted", enrolled_at=now,
+                                      step1_sent_at=now,
                                       recovered_revenue=40 if status == "converted" else 0))
     session.commit()
     before = client.get(f"{API}/winback", headers=shop_a.headers["viewer"]).get_json()["results"]
@@ -232,4 +233,5 @@ def test_winback_results_report_the_holdout_and_the_lift(client, session, shop_a
         2, 1, 0.5, "40.0000")
     assert (before["holdout_enrolled"], before["holdout_converted"], before["holdout_conversion_rate"],
             before["holdout_recovered_revenue"]) == (4, 1, 0.25, "40.0000")
+    assert (before["lift_treated"], before["lift_treated_ordered"], before["lift_holdout"]) == (2, 1, 4)
     assert before["lift_points"] == 25.0

@@ -141,7 +141,8 @@ def test_campaigns_holdout_setting_and_the_two_groups_with_the_lift(app, fresh_o
                                 (True, "completed"), (True, "completed")):
             customer = make_customer(db.session, shop)
             db.session.add(WinbackEnrollment(shop_id=shop.id, customer_id=customer.id, status=status,
-                                             holdout=holdout, enrolled_at=at, step1_sent_at=at))
+                                             holdout=holdout, holdout_percent=20, returned=status == "converted",
+                                             enrolled_at=at, step1_sent_at=at))
         db.session.commit()
     html = client.get("/admin/campaigns").get_data(as_text=True)
     assert "Holdout (no emails)" in html and "25% of 4 held out" in html

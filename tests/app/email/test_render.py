@@ -85,6 +85,19 @@ def test_message_has_both_parts_and_one_click_headers():
     assert types == ["text/plain", "text/html"]
 
 
+def test_a_long_one_click_header_folds_only_between_its_targets_and_is_never_encoded():
+    # A real token makes the field longer than a line: folded at the ", " between the targets,
+    # the https URL and the mailto each stay whole, plain ASCII, and the Subject is still encoded.
+    url = "https://lojal.test/email/unsubscribe/" + "eyJzIjoxLCJjIjoxfQ.SFffwl2bFnGMy-mXQfSG28QSMxM" * 2
+    out = render("birthday", _ctx(locale="da", shop_name="Fjord & Cø"), url)
+    msg = build_message(out, mail_from="Fjord & Co <no-reply@lojal.test>", to_address="ada@example.com",
+                        to_name="Ada", unsubscribe_url=url, unsubscribe_mailto="unsub@lojal.test")
+    head = msg.as_bytes().split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert f"\r\nList-Unsubscribe: <{url}>,\r\n <mailto:unsub@lojal.test>\r\n" in head
+    assert "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in head
+    assert "=?utf-8?" in head.partition("Subject:")[2].partition("\r\n")[0]
+
+
 def test_transactional_mail_carries_no_one_click_headers():
     out = render("reward_issued", _ctx(), URL)
     msg = build_message(out, mail_from="Fjord & Co <no-reply@lojal.test>", to_address="ada@example.com",
