@@ -1,7 +1,7 @@
 """winback_enrollments.holdout_percent and .returned: what the win-back lift compares
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 Create Date: 2026-12-04 19:30:00
 
 The lift compared every treated sequence in the period, including those enrolled before the
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 
 revision = '0028'
-down_revision = '0026'
+down_revision = '0027'
 branch_labels = None
 depends_on = None
 
