@@ -1,0 +1,51 @@
+"""Review findings: a trashed order restored before its `order.deleted` delivery reaches us.
+
+WooCommerce delivers webhooks asynchronously by default (Action Scheduler), so a merchant who
+trashes an order and clicks "Undo" a few seconds later can have both deliveries reach us after
+the restoration. The `order.deleted` body is only `{"id": N}` and is dated by its receipt, which
+is then later than the restored order's `date_modified_gmt`."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.app.web.test_woocommerce_webhooks import _balance
+from tests.app.web.woocommerce_helpers import deliver, woo_shop
+from tests.integrations.woocommerce.samples import order
+from tests.jobs.conftest import run_jobs, worker_app, wsession  # noqa: F401
+
+T1 = "2026-03-01T10:00:05"
+
+
+@pytest.fixture
+def wc(worker_app):
+    return worker_app.test_client()
+
+
+def _ago(seconds: int) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_a_late_order_deleted_delivery_does_not_undo_a_restore_that_came_before_it(wsession, wc, run_jobs):
+    shop = woo_shop(wsession)
+    deliver(wc, shop, "order.updated", order("completed", modified=T1))
+    run_jobs()
+    assert _balance(wsession, shop) == 90
+    # Trashed 60 s ago, restored ("Undo") 30 s ago; the queued deliveries reach us only now.
+    deliver(wc, shop, "order.deleted", {"id": 727})
+    deliver(wc, shop, "order.restored", order("completed", modified=_ago(30)))
+    run_jobs()
+    assert _balance(wsession, shop) == 90  # the order is live in the store
+
+
+def test_an_order_deleted_delivered_after_the_restoration_does_not_cancel_the_restored_order(wsession, wc, run_jobs):
+    shop = woo_shop(wsession)
+    deliver(wc, shop, "order.updated", order("completed", modified=T1))
+    run_jobs()
+    # Trashed, then restored 30 s ago; the restoration's delivery happens to run first.
+    deliver(wc, shop, "order.restored", order("completed", modified=_ago(30)))
+    run_jobs()
+    deliver(wc, shop, "order.deleted", {"id": 727})
+    run_jobs()
+    assert _balance(wsession, shop) == 90  # the order is live in the store
