@@ -49,3 +49,23 @@ def test_an_order_deleted_delivered_after_the_restoration_does_not_cancel_the_re
     deliver(wc, shop, "order.deleted", {"id": 727})
     run_jobs()
     assert _balance(wsession, shop) == 90  # the order is live in the store
+
+
+def test_the_reconciliation_does_not_make_up_a_restore_lost_to_a_late_order_deleted(wsession, wc, run_jobs, store):
+    from app.models import Shop
+    from integrations.woocommerce import sync
+    from tests.integrations.woocommerce.wc_support import api_url
+
+    shop = woo_shop(wsession)
+    deliver(wc, shop, "order.updated", order("completed", modified=T1))
+    deliver(wc, shop, "order.deleted", {"id": 727})
+    restored = order("completed", modified=_ago(30))
+    deliver(wc, shop, "order.restored", restored)
+    run_jobs()
+    # The next reconciliation reads the live order as it is in the store.
+    shop = wsession.get(Shop, shop.id)
+    shop.orders_synced_at = datetime.now(UTC) - timedelta(minutes=15)
+    wsession.commit()
+    store.get(api_url(shop, "orders"), json=[restored])
+    assert sync.sync_orders(wsession, shop, sync.start_reconcile(shop, datetime.now(UTC))) == "done"
+    assert _balance(wsession, shop) == 90
