@@ -28,7 +28,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from app.loyalty.calendar import add_months
-from app.loyalty.events import OrderPaid
+from app.loyalty.events import OrderPaid, OrderRestored
 from app.models import Shop
 from integrations.woocommerce import parsers
 from integrations.woocommerce.client import call_response
@@ -133,7 +133,10 @@ def order_events(shop: Shop, order: Mapping[str, Any], *, historical: bool) -> l
     `order.updated` delivery, so it goes through the same parser: a backfilled or reconciled
     order can never be read differently from its webhook. Backfilled ones are history.
     """
-    events = parsers.parse_event(shop, "order.updated", order, {})
+    # The store's state as read now: a restoration in it overrides a cancellation that carries no
+    # time (a late order.deleted), even at the same modification time (OrderRestored.current).
+    events = [replace(event, current=True) if isinstance(event, OrderRestored) else event
+              for event in parsers.parse_event(shop, "order.updated", order, {})]
     if not historical:
         return events
     return [replace(event, historical=True) if isinstance(event, OrderPaid) else event for event in events]

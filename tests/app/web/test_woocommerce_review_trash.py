@@ -13,7 +13,6 @@ import pytest
 from tests.app.web.test_woocommerce_webhooks import _balance
 from tests.app.web.woocommerce_helpers import deliver, woo_shop
 from tests.integrations.woocommerce.samples import order
-from tests.jobs.conftest import run_jobs, worker_app, wsession  # noqa: F401
 
 T1 = "2026-03-01T10:00:05"
 
@@ -39,19 +38,34 @@ def test_a_late_order_deleted_delivery_does_not_undo_a_restore_that_came_before_
     assert _balance(wsession, shop) == 90  # the order is live in the store
 
 
-def test_an_order_deleted_delivered_after_the_restoration_does_not_cancel_the_restored_order(wsession, wc, run_jobs):
+def test_an_order_deleted_delivered_after_the_restoration_is_undone_by_the_next_reconciliation(
+        wsession, wc, run_jobs, store):
+    """The restoration's delivery happens to run first. Deliveries alone cannot tell this late
+    order.deleted from a second trash after the restoration (neither carries a time), so it takes the
+    points back (never spendable on an order that may be in the trash); the store can tell, and the
+    next reconciliation, finding the order live, gives them back."""
+    from app.models import Shop
+    from integrations.woocommerce import sync
+    from tests.integrations.woocommerce.wc_support import api_url
+
     shop = woo_shop(wsession)
     deliver(wc, shop, "order.updated", order("completed", modified=T1))
     run_jobs()
-    # Trashed, then restored 30 s ago; the restoration's delivery happens to run first.
-    deliver(wc, shop, "order.restored", order("completed", modified=_ago(30)))
+    restored = order("completed", modified=_ago(30))
+    deliver(wc, shop, "order.restored", restored)
     run_jobs()
     deliver(wc, shop, "order.deleted", {"id": 727})
     run_jobs()
+    assert _balance(wsession, shop) == 0
+    shop = wsession.get(Shop, shop.id)
+    shop.orders_synced_at = datetime.now(UTC) - timedelta(minutes=15)
+    wsession.commit()
+    store.get(api_url(shop, "orders"), json=[restored])
+    assert sync.sync_orders(wsession, shop, sync.start_reconcile(shop, datetime.now(UTC))) == "done"
     assert _balance(wsession, shop) == 90  # the order is live in the store
 
 
-def test_the_reconciliation_does_not_make_up_a_restore_lost_to_a_late_order_deleted(wsession, wc, run_jobs, store):
+def test_a_restore_delivered_after_a_late_order_deleted_stands_through_the_reconciliation(wsession, wc, run_jobs, store):
     from app.models import Shop
     from integrations.woocommerce import sync
     from tests.integrations.woocommerce.wc_support import api_url
@@ -69,3 +83,14 @@ def test_the_reconciliation_does_not_make_up_a_restore_lost_to_a_late_order_dele
     store.get(api_url(shop, "orders"), json=[restored])
     assert sync.sync_orders(wsession, shop, sync.start_reconcile(shop, datetime.now(UTC))) == "done"
     assert _balance(wsession, shop) == 90
+
+
+def test_a_state_already_applied_delivered_again_after_an_order_deleted_does_not_restore_the_order(wsession, wc,
+                                                                                                  run_jobs):
+    shop = woo_shop(wsession)
+    deliver(wc, shop, "order.updated", order("completed", modified=T1))
+    run_jobs()
+    deliver(wc, shop, "order.deleted", {"id": 727})
+    deliver(wc, shop, "order.created", order("completed", modified=T1))  # the same state, another topic
+    run_jobs()
+    assert _balance(wsession, shop) == 0
