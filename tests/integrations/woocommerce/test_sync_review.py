@@ -4,8 +4,9 @@ order moves one place forward, and the one that moves from page 2 onto page 1 is
 That order's missed webhook is then never made up (the next run reads only from this run's start
 less the 10-minute overlap).
 
-The stub below answers like WooCommerce: `modified_after` filters, `status` defaults to every
-status but trash, `orderby=date&order=asc`, `per_page`/`page` are an offset into that list."""
+The stub below answers like WooCommerce: `status` defaults to every status but trash,
+`orderby=date&order=asc`, `per_page`/`page` are an offset into that list, X-WP-Total is the list's
+size at each read (every order is inside the run's date bounds, so the stub does not filter)."""
 from __future__ import annotations
 
 import json
@@ -56,3 +57,15 @@ def test_an_order_trashed_while_the_reconciliation_pages_does_not_hide_the_next_
 
     # 700 was trashed (nothing to earn); 701, 702 and 703 were live the whole run.
     assert {k: v for k, v in balances(session, shop).items() if v} == {"31": 10, "32": 10, "33": 10}
+
+
+def test_the_reconciliation_reads_a_set_bounded_by_its_start_that_can_only_shrink(session, shop, store):
+    # Orders created or saved after the run started stay out (the next run's overlap reads them), so
+    # nothing enters the set while it pages and hides a shrink from X-WP-Total.
+    store.get(api_url(shop, "orders"), json=[], headers={"X-WP-Total": "0"})
+    assert sync.sync_orders(session, shop, sync.start_reconcile(session.get(Shop, shop.id), NOW)) == "done"
+    for call in store.calls:  # the live pass and the trash pass
+        params = {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+        assert (params["modified_after"], params["modified_before"], params["before"]) == (
+            "2026-03-10T11:35:00", "2026-03-10T12:00:00", "2026-03-10T12:00:00")
+    assert len(store.calls) == 2
