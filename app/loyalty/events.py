@@ -56,9 +56,16 @@ class OrderFulfilled:
 
 @dataclass(frozen=True)
 class OrderCancelled:
+    """The order is cancelled. `time_known` False: the platform gave no time for it (WooCommerce's
+    order.deleted is only the id, and its delivery is queued), so `occurred_at` (when it reached
+    us) dates the ledger entries but says nothing about which state is newer: the cancellation
+    is kept without a time (orders.cancelled_at NULL), and the next state strictly newer than any
+    applied, or the platform's state read now (OrderRestored.current), overrides it."""
+
     platform_order_id: str
     occurred_at: datetime
     order: OrderSnapshot | None = None
+    time_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class OrderRestored:
     platform_order_id: str
     occurred_at: datetime  # the platform's modification time of the restored order
     order: OrderSnapshot | None = None
+    current: bool = False  # read from the platform now (a reconciliation), not a delivery
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled)
     shop, settings = shop_and_settings(session, shop_id)
     lock_order(session, shop_id, event.platform_order_id)
     order = _find_order(session, shop_id, event.platform_order_id)
-    if order is not None and _older_than_applied(event.order, order, event.occurred_at):
+    if order is not None and event.time_known and _older_than_applied(event.order, order, event.occurred_at):
         # A late delivery from before a newer state we already applied (e.g. the order was
         # cancelled, then restored, and the cancellation arrives last).
         return Outcome(status="noop")
@@ -115,14 +115,16 @@ def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled)
     # account that never claimed it).
     customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
     if order.status == "cancelled":
-        # Keep the newest cancellation time: a restoration older than it must not undo it.
-        if order.cancelled_at is None or event.occurred_at > order.cancelled_at:
+        # Keep the newest cancellation time: a restoration older than it must not undo it. A
+        # cancellation without a time adds nothing to compare with.
+        if event.time_known and (order.cancelled_at is None or event.occurred_at > order.cancelled_at):
             order.cancelled_at = event.occurred_at
         return Outcome(status="noop")
     if order.paid_at is not None and customer is not None:
         _count_sale(session, shop_id, customer, order, sign=-1)
     order.status = "cancelled"
-    order.cancelled_at = event.occurred_at
+    # NULL: cancelled at an unknown time (see apply_order_restored).
+    order.cancelled_at = event.occurred_at if event.time_known else None
     if order.points_status == "none":
         order.points_status = "void"
     elif customer is not None:
@@ -138,8 +140,8 @@ def apply_order_restored(session: Session, shop_id: int, event: OrderRestored) -
     order = _find_order(session, shop_id, event.platform_order_id)
     if order is None or order.status != "cancelled":
         return Outcome(status="noop")  # nothing to restore; a sale event records and earns it
-    if order.cancelled_at is not None and event.occurred_at <= order.cancelled_at:
-        return Outcome(status="noop")  # the cancellation is the newer state
+    if _cancellation_is_newer(order, event):
+        return Outcome(status="noop")
     customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
     order.status = "fulfilled" if order.fulfilled_at else "paid" if order.paid_at else "open"
     order.cancelled_at = None
@@ -475,10 +477,25 @@ def _tier_multiplier(session: Session, shop_id: int, customer: Customer) -> Deci
     return tier.multiplier if tier is not None else Decimal("1")
 
 
+def _cancellation_is_newer(order: Order, event: OrderRestored) -> bool:
+    """Whether the order's cancellation is newer than the restoration `event`. One with a time
+    (cancelled_at) is, unless the restoration is strictly later. One without (cancelled_at NULL:
+    WooCommerce's order.deleted, queued and only the id) is taken as newer than every state applied
+    (platform_updated_at) and no newer: a strictly later restoration undoes it, and so does the
+    platform's state read now (`current`: a reconciliation finds the order live) at that same time;
+    a state already applied, delivered again (order.created beside order.updated), never does."""
+    if order.cancelled_at is not None:
+        return event.occurred_at <= order.cancelled_at
+    newest = order.platform_updated_at
+    if newest is None:
+        return False
+    return event.occurred_at < newest or (event.occurred_at == newest and not event.current)
+
+
 def _older_than_applied(snapshot: OrderSnapshot | None, order: Order, at: datetime | None = None) -> bool:
     """Whether the event's state is older than the newest one applied. A cancellation without a
-    body (WooCommerce's order.deleted is only the id) is as old as its own time: its job retried
-    after the restoration that followed it must not cancel the order again."""
+    body but with a time is as old as that time (a cancellation without a time is never stale:
+    apply_order_cancelled does not ask)."""
     stamp = snapshot.updated_at if snapshot is not None else at
     return stamp is not None and order.platform_updated_at is not None and stamp < order.platform_updated_at
 

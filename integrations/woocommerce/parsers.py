@@ -19,7 +19,9 @@ here and in the domain's idempotency:
   in our books *before* this payload's `date_modified_gmt` (restored from the trash, or
   moved from cancelled back to processing), in which case it earns again.
 `date_modified_gmt` is each snapshot's `updated_at` and each event's time, so a stale
-payload delivered late cannot roll a newer state back.
+payload delivered late cannot roll a newer state back. `order.deleted` has no such time (its
+body is the id; its receipt time is not the deletion's): it cancels "at an unknown time", which
+the next strictly newer state, or the reconciliation's read of the order live, overrides.
 
 Registered shoppers are matched by `customer_id`; the order's billing details are the
 order's (a gift, a company address), so they never overwrite the account's profile — the
@@ -52,7 +54,7 @@ REFERRAL_META_KEY = "lojal_ref"
 # Referral codes are 12 symbols; anything unlike one is shopper-typed noise, not a code.
 _REFERRAL_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
 # Our own annotation on stored deliveries (set by the webhook route): when we received it.
-# `order.deleted` carries only `{"id": N}`, so this is the only time it has.
+# `order.deleted` carries only `{"id": N}`: this dates its ledger entries, never its ordering.
 RECEIVED_AT_HEADER = "x-lojal-received-at"
 
 REVERSING_STATUSES = frozenset({"cancelled", "failed", "trash", "refunded"})
@@ -214,9 +216,13 @@ def _order_deleted(d: Delivery) -> list:
     # The payload is only `{"id": N}` (deleted for good or moved to the trash: WC_Webhook builds
     # nothing else). A fuller body is another topic's, replayed here (the signature does not cover
     # the topic header) to cancel the order with that id.
+    # It carries no time either: the delivery is queued (Action Scheduler) and WooCommerce sends no
+    # timestamp header, so its arrival says nothing about whether it came before or after a
+    # restoration. It cancels with no time (time_known=False): a later-known restoration, or the
+    # reconciliation reading the order live in the store, puts the order back.
     if set(d.payload) - {"id"}:
         raise ValueError("an order.deleted body is only the id")
-    return [OrderCancelled(_id(d.payload["id"]), d.received_at or datetime.now(UTC))]
+    return [OrderCancelled(_id(d.payload["id"]), d.received_at or datetime.now(UTC), time_known=False)]
 
 
 def _customer(d: Delivery) -> CustomerInfo:

@@ -12,8 +12,14 @@ the webhooks: running either twice leaves the same ledger.
   any other; then the same for the trash (`status=trash`: the default `any` leaves trashed
   orders out). Orders placed before the store was connected stay history even here.
 
-Both list by creation date, oldest first: an order modified while we page moves neither in nor
-out of the set, and a new order lands on the last page, so page N stays page N during a run.
+Both list by creation date, oldest first, by page (an offset), in a set bounded by the run's start
+so that it can only shrink while we read: created `before` it, and for a reconciliation also
+`modified_before` it (an order saved during the run, restored from the trash included, leaves
+the set instead of entering it; the next run's overlap reads it). It does shrink: an order
+trashed (or otherwise saved) between two page reads leaves it, and every later order moves one
+place forward, so one would slip from the next page onto a page already read. X-WP-Total shows
+it: when it drops by N between two reads, the run steps back to the page holding the first of
+the N places that moved and reads on from there (re-applying an order is a no-op).
 Dates go out in UTC with `dates_are_gmt=true` (otherwise WooCommerce reads them in the site's
 timezone).
 """
@@ -28,7 +34,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from app.loyalty.calendar import add_months
-from app.loyalty.events import OrderPaid
+from app.loyalty.events import OrderPaid, OrderRestored
 from app.models import Shop
 from integrations.woocommerce import parsers
 from integrations.woocommerce.client import call_response
@@ -53,6 +59,7 @@ class SyncRun:
     total_estimate: int | None = None
     skipped: int = 0          # malformed orders logged and passed over
     trash: bool = False       # reading the trashed orders (a reconciliation's second pass)
+    listed: int | None = None  # X-WP-Total at the last page read in this pass (see the module's doc)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "since": self.since.isoformat(), "started_at": self.started_at.isoformat()}
@@ -108,15 +115,17 @@ def sync_orders(session: Session, shop: Shop, run: SyncRun, *, max_pages: int | 
             if after_commit is not None and intents and not historical:  # history notifies nobody
                 after_commit(intents)
         total_pages = response.headers.get("X-WP-TotalPages", "")
-        last = len(orders) < PAGE_SIZE or (total_pages.isdigit() and run.page >= int(total_pages))
-        run.page += 1
+        back_to = _page_after_shrink(run, response.headers.get("X-WP-Total", ""))
+        last = back_to is None and (len(orders) < PAGE_SIZE
+                                    or (total_pages.isdigit() and run.page >= int(total_pages)))
+        run.page = back_to or run.page + 1
         pages += 1
         if on_progress is not None:
             on_progress(run)
         if last and run.mode == "reconcile" and not run.trash:
             # `status` defaults to "any", which leaves out trashed orders: a trashed order whose
             # order.deleted delivery was lost would keep its points. Read the trash as well.
-            run.trash, run.page, last = True, 1, False
+            run.trash, run.page, run.listed, last = True, 1, None, False
         if last:
             _finish(session, shop_id, run)
             return "done"
@@ -133,7 +142,10 @@ def order_events(shop: Shop, order: Mapping[str, Any], *, historical: bool) -> l
     `order.updated` delivery, so it goes through the same parser: a backfilled or reconciled
     order can never be read differently from its webhook. Backfilled ones are history.
     """
-    events = parsers.parse_event(shop, "order.updated", order, {})
+    # The store's state as read now: a restoration in it overrides a cancellation that carries no
+    # time (a late order.deleted), even at the same modification time (OrderRestored.current).
+    events = [replace(event, current=True) if isinstance(event, OrderRestored) else event
+              for event in parsers.parse_event(shop, "order.updated", order, {})]
     if not historical:
         return events
     return [replace(event, historical=True) if isinstance(event, OrderPaid) else event for event in events]
@@ -146,10 +158,23 @@ def _read_order(shop: Shop, order: Any, mode: str, installed_at: datetime | None
     return historical, order_events(shop, order, historical=historical)
 
 
+def _page_after_shrink(run: SyncRun, total: str) -> int | None:
+    """The page to read again when the set shrank since the last page read, else None. `shrunk`
+    orders left it, perhaps all from pages already read: the orders that were at the `shrunk`
+    places before this page's first moved onto an earlier page and were never read."""
+    listed, run.listed = run.listed, int(total) if total.isdigit() else None
+    if listed is None or run.listed is None or run.listed >= listed or run.page == 1:
+        return None
+    shrunk = listed - run.listed
+    return max(0, (run.page - 1) * PAGE_SIZE - shrunk) // PAGE_SIZE + 1
+
+
 def _params(run: SyncRun) -> dict[str, Any]:
     bound = "after" if run.mode == "backfill" else "modified_after"
-    params = {bound: _iso(run.since), "dates_are_gmt": "true", "per_page": PAGE_SIZE, "page": run.page,
-              "orderby": "date", "order": "asc"}
+    params = {bound: _iso(run.since), "before": _iso(run.started_at), "dates_are_gmt": "true", "per_page": PAGE_SIZE,
+              "page": run.page, "orderby": "date", "order": "asc"}
+    if run.mode == "reconcile":
+        params["modified_before"] = _iso(run.started_at)  # see the module's doc: the set only shrinks
     return {**params, "status": "trash"} if run.trash else params
 
 

@@ -106,10 +106,11 @@ def test_the_referral_code_comes_from_order_meta():
     assert parse_event(shop(), "order.created", noisy, {})[1].order.referral_code is None
 
 
-def test_order_deleted_carries_only_the_id():
+def test_order_deleted_carries_only_the_id_and_no_time_of_its_own():
     headers = {"X-Lojal-Received-At": "2026-03-05T08:00:00+00:00"}
     [event] = parse_event(shop(), "order.deleted", {"id": 727}, headers)
-    assert event == OrderCancelled("727", datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
+    # The receipt time dates its ledger entries; it does not order it against the order's states.
+    assert event == OrderCancelled("727", datetime(2026, 3, 5, 8, 0, tzinfo=UTC), time_known=False)
 
 
 def test_a_resource_body_under_order_deleted_is_no_deletion():

@@ -56,7 +56,8 @@ def test_backfill_asks_for_12_months_oldest_first_and_pages_until_a_short_page(s
 
     assert status == "done"
     assert dict(store.calls[0].request.params) == {
-        "after": "2025-03-10T12:00:00", "dates_are_gmt": "true", "per_page": "2", "page": "1",
+        "after": "2025-03-10T12:00:00", "before": "2026-03-10T12:00:00", "dates_are_gmt": "true", "per_page": "2",
+        "page": "1",
         "orderby": "date", "order": "asc"}
     assert progress == [(2, 3), (3, 3)]
     assert balances(session, shop) == {"7": 40, "8": 20}
