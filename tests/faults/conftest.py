@@ -106,23 +106,38 @@ def fsession(fault_app):
         yield session
 
 
+class Drain:
+    """Run every queued job on the test's own Redis to completion, in this process; `window` is
+    when the last run started and ended (what it parked was parked in between)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.window = (0.0, 0.0)
+
+    def __call__(self) -> None:
+        started = time.time()
+        run_worker(self.app, burst=True, worker_class=SimpleWorker)
+        self.window = (started, time.time())
+
+
 @pytest.fixture
 def drain(fault_app):
-    """Run every queued job on the test's own Redis to completion, in this process."""
-    def run() -> None:
-        run_worker(fault_app, burst=True, worker_class=SimpleWorker)
-    return run
+    return Drain(fault_app)
 
 
-def assert_parked_for(app, queue_name: str, expected_seconds: float) -> None:
-    """Every job parked in the queue's schedule is due in `expected_seconds` from now (RQ keeps
-    whole seconds, and the draining that parked them took a moment)."""
+def assert_parked_for(app, queue_name: str, expected_seconds: float, parked_during: tuple[float, float]) -> None:
+    """Every job parked in the queue's schedule is due `expected_seconds` after it was parked,
+    i.e. within `parked_during` (a drain's window) shifted by that much: measured from the drain,
+    not from now, so a slow worker shutdown on a loaded machine cannot make the delay look
+    shorter. RQ keeps whole seconds, hence the second of slack below."""
     registry = queue(queue_name, app).scheduled_job_registry
     jobs = registry.get_job_ids()
     assert jobs, f"nothing is scheduled on {queue_name}"
+    started, ended = parked_during
     for job_id in jobs:
-        due_in = registry.get_scheduled_time(job_id).timestamp() - time.time()
-        assert expected_seconds - 3 < due_in <= expected_seconds + 0.1, (job_id, due_in, expected_seconds)
+        due = registry.get_scheduled_time(job_id).timestamp()
+        assert started + expected_seconds - 1 < due <= ended + expected_seconds + 0.1, (
+            job_id, due - started, due - ended, expected_seconds)
 
 
 def worker_process(redis_url: str, *queues: str) -> subprocess.Popen:

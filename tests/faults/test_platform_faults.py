@@ -45,7 +45,7 @@ def _redeem(session, shop):
 def _next_attempt(app, drain, expected_delay: float) -> None:
     """The job is parked in RQ's schedule for `expected_delay` seconds; let its time come and run it."""
     assert len(scheduled_jobs(app, "rewards")) == 1
-    assert_parked_for(app, "rewards", expected_delay)
+    assert_parked_for(app, "rewards", expected_delay, drain.window)
     release_scheduled(app, "rewards")
     drain()
 

@@ -29,7 +29,7 @@ def test_smtp_refusing_then_recovering_delivers_each_email_exactly_once(fault_ap
 
     rounds = 0
     while scheduled_jobs(fault_app, "emails"):
-        assert_parked_for(fault_app, "emails", RETRY_INTERVALS[rounds])  # RQ's back-off, not a hammering
+        assert_parked_for(fault_app, "emails", RETRY_INTERVALS[rounds], drain.window)  # RQ's back-off, not a hammering
         release_scheduled(fault_app, "emails")
         drain()
         rounds += 1
