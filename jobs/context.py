@@ -62,13 +62,15 @@ def is_final_attempt() -> bool:
 
 
 def commit_keeping_rows(session, *rows) -> None:
-    """Commit the job's transaction (usually reads only) before it calls a platform, keeping what it loaded.
+    """Commit the job's transaction (usually reads only) before it calls a platform, keeping
+    what it loaded.
 
     A slow platform answer (seconds, up to the client's timeout) must not leave the connection
-    idle in transaction: that would hold back VACUUM and make a migration's ALTER TABLE wait. The
-    loaded rows stay usable (not expired, no SQL to reload them) for the call; whatever the job records afterwards, it
-    records in a new transaction that re-locks and re-checks its row, since others may have
-    acted meanwhile. `rows`: ones the next call reads, reloaded first if anything expired them.
+    idle in transaction: that would hold back VACUUM and make a migration's ALTER TABLE wait.
+    The loaded rows stay usable (not expired: no SQL reloads them) for the call; whatever the
+    job records afterwards, it records in a new transaction that re-locks and re-checks its row,
+    since others may have acted meanwhile. `rows`: ones the next call reads, reloaded first if
+    anything expired them.
     """
     real = session() if callable(session) else session  # the scoped session's own Session
     for row in rows:
