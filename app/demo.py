@@ -191,7 +191,7 @@ def _redeem(session: Session, rng: random.Random, shop: Shop, now: datetime, how
         result = redeem_reward(session, shop.id, customer.id, reward.id, f"demo-{customer.platform_customer_id}", when)
         redemption = result.redemption
         redemption.created_at = when
-        mark_issued(session, shop.id, redemption.id, adapter.issue_discount(shop, redemption),
+        mark_issued(session, shop.id, redemption.id, adapter.issue_discount(shop, redemption, customer),
                     when + timedelta(seconds=3))
 
 

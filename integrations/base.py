@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
-from app.models import Redemption, Shop
+from sqlalchemy.orm import Session
+
+from app.models import Customer, Redemption, Shop
 from app.models.base import Money
 
 T = TypeVar("T")
@@ -59,8 +61,11 @@ class PlatformAdapter(Protocol):
     def parse_event(self, shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
         """Turn one stored webhook payload into domain events (possibly none)."""
 
-    def issue_discount(self, shop: Shop, redemption: Redemption) -> str:
-        """Create the redemption's code on the platform, idempotently; return its platform id."""
+    def issue_discount(self, shop: Shop, redemption: Redemption, customer: Customer | None) -> str:
+        """Create the redemption's code on the platform, idempotently; return its platform id.
+
+        `customer`: the redemption's, read by the caller (None if it is gone), so the call
+        itself needs no SQL: the issue job holds no transaction while the platform answers."""
 
     def revoke_discount(self, shop: Shop, redemption: Redemption) -> bool:
         """Delete the redemption's code on the platform, idempotently.
@@ -68,6 +73,12 @@ class PlatformAdapter(Protocol):
         True if a code was deleted, False if none exists (never created, or already deleted).
         Raises DiscountAlreadyUsed, and deletes nothing, when the platform counts a use of it.
         """
+
+
+def redemption_customer(session: Session, shop: Shop, redemption: Redemption) -> Customer | None:
+    """The customer a redemption's code is for (None if gone, or not the shop's)."""
+    customer = session.get(Customer, redemption.customer_id)
+    return customer if customer is not None and customer.shop_id == shop.id else None
 
 
 # An amount at or past this cannot be stored (Money's precision): a payload carrying one is

@@ -22,7 +22,7 @@ from integrations.base import DiscountAlreadyUsed, PermanentPlatformError, Trans
 from integrations.registry import adapter_for
 from integrations.woocommerce.client import StoreDisconnected
 from integrations.woocommerce.upkeep import mark_disconnected
-from jobs.context import app_job, is_final_attempt
+from jobs.context import app_job, commit_keeping_rows, is_final_attempt
 from jobs.lost_jobs import redemptions_without_jobs
 from jobs.queues import runs_in_process
 
@@ -45,6 +45,9 @@ def revoke_discount(shop_id: int, redemption_id: int) -> str:
         return "missing"
     if redemption.status != "cancelling":
         return redemption.status  # a duplicate or a retry after it ended
+    # No transaction while the platform answers; each outcome below re-locks the row and acts
+    # only on a redemption still `cancelling`.
+    commit_keeping_rows(session)
     now = datetime.now(UTC)
     try:
         if _issue_attempt_running(shop_id, redemption_id):

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context
 from rq import get_current_job
+from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
@@ -58,3 +59,29 @@ def is_final_attempt() -> bool:
     if job is None or runs_in_process(current_app._get_current_object()):
         return True
     return not (job.retries_left and job.retries_left > 0)
+
+
+def commit_keeping_rows(session, *rows) -> None:
+    """Commit the job's transaction (usually reads only) before it calls a platform, keeping
+    what it loaded.
+
+    A slow platform answer (seconds, up to the client's timeout) must not leave the connection
+    idle in transaction: that would hold back VACUUM and make a migration's ALTER TABLE wait.
+    The loaded rows stay usable (not expired: no SQL reloads them) for the call; whatever the
+    job records afterwards, it records in a new transaction that re-locks and re-checks its row,
+    since others may have acted meanwhile. `rows`: ones the next call reads, reloaded first if
+    anything expired them.
+    """
+    real = session() if callable(session) else session  # the scoped session's own Session
+    for row in rows:
+        # A row partly expired meanwhile (a Shopify token refresh expires the shop's token
+        # columns) is reloaded now, not by a lazy load during the call.
+        expired = inspect(row).expired_attributes
+        if expired:
+            real.refresh(row, list(expired))
+    keep = real.expire_on_commit
+    real.expire_on_commit = False
+    try:
+        real.commit()
+    finally:
+        real.expire_on_commit = keep

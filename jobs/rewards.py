@@ -10,12 +10,12 @@ from app.extensions import db
 from app.loyalty import redemptions
 from app.loyalty.intents import IssueDiscount
 from app.models import Redemption, Shop, get_for_shop
-from integrations.base import PermanentPlatformError, PlatformError, TransientPlatformError
+from integrations.base import PermanentPlatformError, PlatformError, TransientPlatformError, redemption_customer
 from integrations.registry import adapter_for
 from integrations.woocommerce.client import StoreDisconnected
 from integrations.woocommerce.upkeep import mark_disconnected
 from jobs.cancellations import lost_cancellations
-from jobs.context import app_job, is_final_attempt
+from jobs.context import app_job, commit_keeping_rows, is_final_attempt
 from jobs.dispatch import dispatch
 from jobs.lost_jobs import redemptions_without_jobs
 from jobs.queues import enqueue_in, platform_api_limit
@@ -42,9 +42,11 @@ def issue_discount(shop_id: int, redemption_id: int, throttle_waits: int = 0) ->
         return "missing"
     if redemption.status != "pending":
         return redemption.status  # a retry after success, or already given back
+    customer = redemption_customer(session, shop, redemption)  # read now: the call needs no SQL
+    commit_keeping_rows(session)
     now = datetime.now(UTC)
     try:
-        platform_id = adapter_for(shop.platform).issue_discount(shop, redemption)
+        platform_id = adapter_for(shop.platform).issue_discount(shop, redemption, customer)
     except PermanentPlatformError as exc:
         session.rollback()
         redemptions.fail_redemption(session, shop_id, redemption_id, str(exc)[:500], now)
@@ -54,7 +56,7 @@ def issue_discount(shop_id: int, redemption_id: int, throttle_waits: int = 0) ->
         session.commit()
         return "failed"
     except TransientPlatformError as exc:
-        session.rollback()
+        commit_keeping_rows(session, shop)  # nothing was written; shop and redemption stay loaded
         if _come_back_when_told(exc, shop_id, redemption_id, throttle_waits):
             return "throttled"
         if not is_final_attempt():
@@ -63,10 +65,30 @@ def issue_discount(shop_id: int, redemption_id: int, throttle_waits: int = 0) ->
         redemptions.fail_redemption(session, shop_id, redemption_id, f"gave up after retries: {exc}"[:500], now)
         session.commit()
         return "failed"
+    # A new transaction: mark_issued re-locks the row and records the code only on a redemption
+    # still pending (or being cancelled: the revoke job, waiting for this attempt, deletes it).
     intents = redemptions.mark_issued(session, shop_id, redemption_id, platform_id, now)
-    session.commit()
+    commit_keeping_rows(session, shop)  # the locked read's status stays loaded for what follows
+    if redemption.status in ("cancelled", "failed"):
+        _delete_unwanted_code(shop, redemption)
+        return redemption.status
     dispatch(intents)
     return "issued"
+
+
+def _delete_unwanted_code(shop: Shop, redemption: Redemption) -> None:
+    """The redemption ended (cancelled, or given back) while this attempt created its code: its
+    points are back, so the code must not work. Deleted; if that fails, logged for staff."""
+    try:
+        adapter_for(shop.platform).revoke_discount(shop, redemption)
+    except PlatformError as exc:
+        log.error("a discount code was created for a redemption that had ended meanwhile and could not be "
+                  "deleted; delete it on the platform",
+                  extra={"shop_id": shop.id, "redemption_id": redemption.id, "code_status": redemption.status,
+                         "revoke_error": str(exc)[:200]})
+        return
+    log.warning("deleted a discount code created for a redemption that had ended meanwhile",
+                extra={"shop_id": shop.id, "redemption_id": redemption.id, "status": redemption.status})
 
 
 def _no_code_left(shop: Shop, redemption: Redemption, gave_up: TransientPlatformError) -> None:

@@ -39,3 +39,23 @@ def wait_for_a_lock_wait(timeout: float = 10.0) -> bool:
         return False
     finally:
         engine.dispose()
+
+
+def tables_free_for_a_migration(*tables: str) -> bool:
+    """Whether a migration's `ALTER TABLE` could lock `tables` right now, on a connection of its own
+    (ACCESS EXCLUSIVE, NOWAIT): False while any transaction, even an idle one that only read
+    them, holds a lock on one."""
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(_DATABASE_URL)
+    try:
+        with engine.connect() as conn:
+            try:
+                conn.execute(text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE NOWAIT"))
+                return True
+            except OperationalError:  # lock_not_available
+                return False
+            finally:
+                conn.rollback()
+    finally:
+        engine.dispose()

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.loyalty.events import CustomerInfo, CustomerUpserted, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
-from app.models import Redemption, Shop
+from app.models import Customer, Redemption, Shop
 from integrations.base import run_parser
 
 
@@ -70,7 +70,7 @@ class DemoAdapter:
     def parse_event(self, shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
         return run_parser("demo", PARSERS, topic, payload, lambda: payload)
 
-    def issue_discount(self, shop: Shop, redemption: Redemption) -> str:
+    def issue_discount(self, shop: Shop, redemption: Redemption, customer: Customer | None) -> str:
         # No store to call: the code Lojal generated is the discount.
         return f"demo-discount-{redemption.code}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.models import Redemption, Shop
+from app.models import Customer, Redemption, Shop
 from integrations.shopify import parsers
 
 
@@ -21,11 +21,11 @@ class ShopifyAdapter:
             events = with_edited_orders(shop, events)
         return events
 
-    def issue_discount(self, shop: Shop, redemption: Redemption) -> str:
+    def issue_discount(self, shop: Shop, redemption: Redemption, customer: Customer | None) -> str:
         # Imported here: discounts.py pulls in the GraphQL client, which webhook parsing never needs.
         from integrations.shopify.discounts import issue_discount
 
-        return issue_discount(shop, redemption)
+        return issue_discount(shop, redemption, customer)
 
     def revoke_discount(self, shop: Shop, redemption: Redemption) -> bool:
         from integrations.shopify.discounts import revoke_discount

@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from app.extensions import db
-from app.models import Customer, Redemption, Shop, get_for_shop
-from integrations.base import DiscountAlreadyUsed, PermanentPlatformError
+from app.models import Customer, Redemption, Shop
+from integrations.base import DiscountAlreadyUsed, PermanentPlatformError, redemption_customer
 from integrations.shopify.graphql import admin_graphql, raise_user_errors
 from integrations.shopify.tokens import current_access_token
 
@@ -76,8 +76,12 @@ _MUTATIONS = {
 }
 
 
-def issue_discount(shop: Shop, redemption: Redemption, *, now: datetime | None = None) -> str:
-    """Create (or find) the redemption's code on the shop; return the DiscountCodeNode id."""
+def issue_discount(shop: Shop, redemption: Redemption, customer: Customer | None = None, *,
+                   now: datetime | None = None) -> str:
+    """Create (or find) the redemption's code on the shop; return the DiscountCodeNode id.
+
+    `customer`: the redemption's, if the caller read it (the issue job does, so that no SQL
+    runs during the calls); else it is read here."""
     session = db.session
     token = current_access_token(session, shop)
     existing = _find(shop, token, redemption.code)
@@ -92,7 +96,8 @@ def issue_discount(shop: Shop, redemption: Redemption, *, now: datetime | None =
     if kind not in _MUTATIONS:
         raise PermanentPlatformError(f"reward kind {kind!r} cannot become a Shopify discount")
     mutation, variable, field = _MUTATIONS[kind]
-    customer = get_for_shop(session, Customer, shop.id, redemption.customer_id)
+    if customer is None:
+        customer = redemption_customer(session, shop, redemption)
     discount_input = build_discount_input(redemption, customer, now)
     payload = admin_graphql(shop.domain, token, mutation, {variable: discount_input})[field]
     if _code_taken(payload):

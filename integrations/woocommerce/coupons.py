@@ -21,13 +21,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.extensions import db
-from app.models import Customer, Redemption, Shop, get_for_shop
-from integrations.base import DiscountAlreadyUsed, PermanentPlatformError
+from app.models import Customer, Redemption, Shop
+from integrations.base import DiscountAlreadyUsed, PermanentPlatformError, redemption_customer
 from integrations.woocommerce.client import call
 
 
-def issue_coupon(shop: Shop, redemption: Redemption, *, now: datetime | None = None) -> str:
-    """Create (or find) the redemption's coupon in the store; return its id as a string."""
+def issue_coupon(shop: Shop, redemption: Redemption, customer: Customer | None = None, *,
+                 now: datetime | None = None) -> str:
+    """Create (or find) the redemption's coupon in the store; return its id as a string.
+
+    `customer`: the redemption's, if the caller read it (the issue job does, so that no SQL
+    runs during the calls); else it is read here."""
     existing = find_coupon(shop, redemption.code)
     if existing is not None:
         return existing
@@ -35,7 +39,8 @@ def issue_coupon(shop: Shop, redemption: Redemption, *, now: datetime | None = N
         # WooCommerce takes a past expiry date: the points would buy a coupon nobody can use.
         raise PermanentPlatformError(f"the code's expiry ({redemption.expires_at.isoformat()}) passed "
                                      "before it could be created")
-    customer = get_for_shop(db.session, Customer, shop.id, redemption.customer_id)
+    if customer is None:
+        customer = redemption_customer(db.session, shop, redemption)
     body = build_coupon(shop, redemption, customer)
     try:
         created = call(shop, "post", "coupons", body)

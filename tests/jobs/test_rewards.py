@@ -33,7 +33,7 @@ class RefusingPlatform:
     def parse_event(self, shop, topic, payload, headers):
         return []
 
-    def issue_discount(self, shop, redemption):
+    def issue_discount(self, shop, redemption, customer):
         self.calls += 1
         raise self.error
 
@@ -51,9 +51,9 @@ class SavesThenTimesOut(RefusingPlatform):
         self.codes: set[str] = set()
         self.revoke_error = revoke_error
 
-    def issue_discount(self, shop, redemption):
+    def issue_discount(self, shop, redemption, customer):
         self.codes.add(redemption.code)
-        return super().issue_discount(shop, redemption)
+        return super().issue_discount(shop, redemption, customer)
 
     def revoke_discount(self, shop, redemption):
         if self.revoke_error is not None:

@@ -31,10 +31,10 @@ class _ShopifyDiscountsOnly:
     def parse_event(self, shop, topic, payload, headers):
         return []
 
-    def issue_discount(self, shop, redemption):
+    def issue_discount(self, shop, redemption, customer):
         from integrations.shopify.discounts import issue_discount
 
-        return issue_discount(shop, redemption)
+        return issue_discount(shop, redemption, customer)
 
 
 @pytest.fixture(autouse=True)

@@ -27,10 +27,10 @@ class _CouponsOnly:
     def parse_event(self, shop, topic, payload, headers):
         return []
 
-    def issue_discount(self, shop, redemption):
+    def issue_discount(self, shop, redemption, customer):
         from integrations.woocommerce.coupons import issue_coupon
 
-        return issue_coupon(shop, redemption)
+        return issue_coupon(shop, redemption, customer)
 
 
 @pytest.fixture(autouse=True)

@@ -239,7 +239,7 @@ class _FlakyPlatform:
     def parse_event(self, shop, topic, payload, headers):
         return []
 
-    def issue_discount(self, shop, redemption):
+    def issue_discount(self, shop, redemption, customer):
         from integrations.base import TransientPlatformError
 
         raise TransientPlatformError("503 from the platform")
