@@ -2,9 +2,10 @@
 
 Records the click (shop, advocate, time, an HMAC of the IP, the user agent; never the raw IP;
 once per visitor and link a day, so a bot looping on the link does not inflate the funnel),
-remembers the code in a first-party cookie and sends the friend to the store with `?ref=<code>`:
-the storefront carries it into the cart attribute / order meta `lojal_ref`, which is how the
-order attributes the referral and the friend gets their welcome points. Never an error page:
+remembers the code in a cookie on our own domain and sends the friend to the store with
+`?ref=<code>`: the storefront carries it into the cart attribute / order meta `lojal_ref` (the
+shipped embeds do: widgets/static/lojal-widget.js on Shopify, the WordPress plugin), which is
+how the order attributes the referral and the friend gets their welcome points. Never an error page:
 an unknown code goes to the named shop's home page, else to APP_URL. Redirects only ever go to
 a storefront we have on record (no open redirect).
 """

@@ -177,3 +177,42 @@ def test_deleting_the_wordpress_plugin_deletes_its_option_and_so_the_widget_secr
     option = re.search(r"const LOJAL_REWARDS_OPTION = '([a-z_]+)';", PLUGIN.read_text())[1]
     assert f"delete_option('{option}')" in uninstall
     assert "switch_to_blog(" in uninstall and "restore_current_blog()" in uninstall  # multisite: every site's copy
+
+
+# --- the embeds carry a referral code into the order ------------------------------------
+
+def test_the_shopify_embed_tells_the_script_it_is_on_shopify_so_it_sets_the_cart_attribute():
+    # The script posts `lojal_ref` to /cart/update.js only on Shopify (the browser test runs it).
+    assert re.search(r'<lojal-rewards\s[^>]*platform="shopify"', EMBED.read_text())
+    source = (STATIC_DIR / SCRIPT).read_text()
+    assert "'cart/update.js'" in source and "lojal_ref: s.c" in source
+
+
+def test_the_storefront_sides_validate_referral_codes_with_the_order_parsers_pattern():
+    from integrations.shopify.parsers import _REFERRAL_CODE as shopify_pattern
+    from integrations.woocommerce.parsers import _REFERRAL_CODE as woocommerce_pattern
+
+    assert shopify_pattern.pattern == woocommerce_pattern.pattern == "[A-Za-z0-9]{4,32}"
+    assert f"/^{shopify_pattern.pattern}$/.test(c)" in (STATIC_DIR / SCRIPT).read_text()
+    assert f"const LOJAL_REWARDS_REF_PATTERN = '/^{woocommerce_pattern.pattern}$/';" in PLUGIN.read_text()
+
+
+def test_the_wordpress_plugin_keeps_ref_in_a_first_party_cookie_and_writes_it_into_both_checkouts_orders():
+    from integrations.woocommerce.parsers import REFERRAL_META_KEY
+
+    php = PLUGIN.read_text()
+    assert f"const LOJAL_REWARDS_REF = '{REFERRAL_META_KEY}';" in php
+    # Set before any output, on storefront requests, from ?ref= and only once validated.
+    cookie = php.split("add_action('template_redirect', function () {", 1)[1].split("\n});", 1)[0]
+    assert "lojal_rewards_ref_code(wp_unslash($_GET['ref'] ?? ''))" in cookie and "headers_sent()" in cookie
+    for flag in ("'expires' => time() + LOJAL_REWARDS_REF_TTL", "'path' => '/'", "'secure' => is_ssl()",
+                 "'httponly' => true", "'samesite' => 'Lax'"):
+        assert flag in cookie, flag
+    assert "const LOJAL_REWARDS_REF_TTL = 30 * 24 * 3600;" in php
+    # Classic checkout and the Checkout block (Store API) both write the order meta from the cookie.
+    for hook in ("woocommerce_checkout_create_order", "woocommerce_store_api_checkout_update_order_from_request"):
+        assert re.search(rf"add_action\('{hook}', function \(\$order, \$\w+\) {{\s+lojal_rewards_tag_order\(\$order\);"
+                         r"\s+}, 10, 2\);", php), hook
+    tag = php.split("function lojal_rewards_tag_order($order): void", 1)[1].split("\n}", 1)[0]
+    assert "lojal_rewards_ref_code(wp_unslash($_COOKIE[LOJAL_REWARDS_REF] ?? ''))" in tag
+    assert "$order->update_meta_data(LOJAL_REWARDS_REF, $code);" in tag

@@ -14,6 +14,7 @@ import sys
 import threading
 
 import pytest
+from flask import Flask, jsonify, request, send_from_directory
 from playwright.sync_api import Page, expect, sync_playwright
 from rq import SimpleWorker
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from app.models import Customer, LedgerEntry, Redemption
 from jobs.worker import run_worker
 from tests.conftest import test_config
 from tests.factories import give_points, make_customer, make_reward, make_shop
+from widgets.assets import SCRIPT, STATIC_DIR
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
@@ -380,4 +382,104 @@ def test_the_shop_brand_colour_is_the_default_accent_and_a_theme_variable_overri
     expect(launcher).to_have_css("background-color", "rgb(170, 51, 0)")
     page.add_style_tag(content="lojal-rewards { --lojal-accent: #123456; }")
     expect(launcher).to_have_css("background-color", "rgb(18, 52, 86)")
+    assert page.errors == []
+
+
+# --- the referral code carried into the Shopify cart -------------------------------------
+
+def _storefront_app(posts: list) -> Flask:
+    """A Shopify-like storefront: a page embedding the widget as the app embed does (script
+    through the app proxy path, `platform="shopify"`), and the AJAX Cart API's /cart/update.js,
+    which records each body and answers like Shopify (the cart, its token in the `cart` cookie)."""
+    store = Flask("storefront")
+    store.config["FAIL"] = False
+
+    @store.get("/")
+    @store.get("/<path:page>")
+    def page(page=""):
+        if page.startswith("apps/"):  # the widget's API calls: not what these tests are about
+            return {"error": {"code": "not_found"}}, 404
+        root = "/fr/" if page.startswith("fr") else "/"
+        platform = "" if request.args.get("plain") else ' platform="shopify"'
+        return (f'<!doctype html><script>window.Shopify = {{routes: {{root: "{root}"}}}};</script>' if root != "/" else
+                "<!doctype html>") + ('<script src="/apps/lojal/static/lojal-widget.js" defer></script>'
+                                      f'<lojal-rewards api="/apps/lojal/v1"{platform}></lojal-rewards>')
+
+    @store.get("/apps/lojal/static/lojal-widget.js")
+    def script():
+        return send_from_directory(STATIC_DIR, SCRIPT, mimetype="text/javascript")
+
+    @store.post("/cart/update.js")
+    @store.post("/fr/cart/update.js")
+    def cart_update():
+        posts.append((request.path, request.get_json()))
+        if store.config["FAIL"]:
+            return {"status": 500}, 500
+        token = request.cookies.get("cart") or f"c1-{len(posts)}?key=k{len(posts)}"
+        response = jsonify(token=token, attributes=request.get_json()["attributes"])
+        response.set_cookie("cart", token)
+        return response
+
+    return store
+
+
+@pytest.fixture(scope="module")
+def storefront():
+    posts: list = []
+    store = _storefront_app(posts)
+    server = make_server("127.0.0.1", 0, store, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", posts, store
+    server.shutdown()
+    thread.join()
+
+
+def _visit(page: Page, url: str, posts: list) -> list:
+    """Load a storefront page and return the cart updates it made once the widget ran and the network settled."""
+    before = len(posts)
+    page.goto(url)
+    page.wait_for_function("() => !!customElements.get('lojal-rewards')")
+    page.wait_for_load_state("networkidle")
+    return posts[before:]
+
+
+def test_a_valid_ref_in_the_url_goes_into_the_cart_attribute_and_a_new_cart_gets_it_again(page, storefront):
+    base, posts, _ = storefront
+    assert _visit(page, f"{base}/products/mug?ref=AB23CD45EF67", posts) == [
+        ("/cart/update.js", {"attributes": {"lojal_ref": "AB23CD45EF67"}})]
+    assert _visit(page, f"{base}/collections/all", posts) == []  # this cart has it: nothing more
+    page.context.clear_cookies()  # checked out: Shopify starts a new cart
+    assert _visit(page, f"{base}/", posts) == [("/cart/update.js", {"attributes": {"lojal_ref": "AB23CD45EF67"}})]
+    assert page.errors == []
+
+
+def test_a_remembered_code_whose_update_failed_is_applied_on_a_later_page_load_without_ref(page, storefront):
+    base, posts, store = storefront
+    store.config["FAIL"] = True
+    try:
+        assert len(_visit(page, f"{base}/?ref=ZZ99YY88", posts)) == 1
+    finally:
+        store.config["FAIL"] = False
+    assert _visit(page, f"{base}/products/mug", posts) == [("/cart/update.js", {"attributes": {"lojal_ref": "ZZ99YY88"}})]
+    assert _visit(page, f"{base}/products/mug", posts) == []
+    assert page.errors == []
+
+
+def test_a_localized_store_posts_under_its_routes_root(page, storefront):
+    base, posts, _ = storefront
+    assert _visit(page, f"{base}/fr/products/mug?ref=FR23CODE", posts) == [
+        ("/fr/cart/update.js", {"attributes": {"lojal_ref": "FR23CODE"}})]
+    assert page.errors == []
+
+
+def test_an_invalid_ref_a_non_shopify_page_and_an_expired_code_post_nothing(page, storefront):
+    base, posts, _ = storefront
+    for ref in ("%3Cscript%3Ex()%3C/script%3E", "abc", "A" * 33, "AB23-CD45"):
+        assert _visit(page, f"{base}/?ref={ref}", posts) == [], ref
+    assert page.evaluate("localStorage.getItem('lojal_ref')") is None  # nothing remembered either
+    assert _visit(page, f"{base}/?plain=1&ref=AB23CD45EF67", posts) == []  # a WooCommerce/headless page
+    page.evaluate("localStorage.setItem('lojal_ref', JSON.stringify({c: 'OLD23CODE', t: Date.now() - 31 * 864e5}))")
+    assert _visit(page, f"{base}/", posts) == []  # clicked 31 days ago: forgotten
+    assert page.evaluate("localStorage.getItem('lojal_ref')") is None
     assert page.errors == []

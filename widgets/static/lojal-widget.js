@@ -345,4 +345,29 @@ input{flex:1;min-width:0;padding:6px 8px;border:1px solid #0003;border-radius:va
   }
 
   customElements.define(NAME, LojalRewards);
+
+  // Referrals on Shopify (`platform="shopify"` or window.Shopify): a `?ref=<code>` in the URL
+  // (from Lojal's /r/<code> link) is remembered in localStorage for 30 days and set as the cart
+  // attribute `lojal_ref`, which the order carries. It is posted again while remembered
+  // whenever the store's `cart` cookie differs from the one it was set on (a failed update, a
+  // new cart after a checkout). Same pattern as the order parsers; every failure is silent.
+  try {
+    const el = D.querySelector(NAME), ls = W.localStorage, K = 'lojal_ref', ok = (c) => typeof c == 'string' && /^[A-Za-z0-9]{4,32}$/.test(c);
+    const cart = () => (D.cookie.match(/(?:^|;\s*)cart=([^;]*)/) || [])[1] || '';
+    if (W.Shopify || (el && el.getAttribute('platform') == 'shopify')) {
+      const ref = new URLSearchParams(location.search).get('ref'), now = Date.now(), fresh = ok(ref);
+      let s = null;
+      try { s = JSON.parse(ls.getItem(K)); } catch (e) { s = null; }
+      if (fresh) s = { c: ref, t: now };
+      else if (!s || !ok(s.c) || !(now - s.t < 2592e6)) { ls.removeItem(K); s = null; }
+      if (s && (fresh || s.k !== cart())) {
+        ls.setItem(K, JSON.stringify(s));
+        const root = W.Shopify && W.Shopify.routes && W.Shopify.routes.root;
+        fetch((/^\/(?!\/)/.test(root) ? root.replace(/\/?$/, '/') : '/') + 'cart/update.js', {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, credentials: 'same-origin',
+          body: JSON.stringify({ attributes: { lojal_ref: s.c } }) })
+          .then((r) => { if (r.ok) { s.k = cart(); ls.setItem(K, JSON.stringify(s)); } }).catch(() => 0);
+      }
+    }
+  } catch (e) { /* no storage, no cookies: no referral carried, nothing broken */ }
 })();

@@ -99,6 +99,58 @@ add_action('wp_footer', function () {
     echo $html . "></lojal-rewards>\n";
 });
 
+/* ---- referrals: ?ref=<code> -> cookie -> order meta lojal_ref ---------------------- */
+
+// Lojal's /r/<code> link lands on the store with ?ref=<code>. The code is kept in a first-party
+// cookie for 30 days and written into the order meta `lojal_ref` at checkout, which is what the
+// order webhook attributes the referral by. Same pattern as Lojal's order parser.
+const LOJAL_REWARDS_REF = 'lojal_ref';
+const LOJAL_REWARDS_REF_PATTERN = '/^[A-Za-z0-9]{4,32}$/';
+const LOJAL_REWARDS_REF_TTL = 30 * 24 * 3600;
+
+/** The code if $value is one, else null. */
+function lojal_rewards_ref_code($value): ?string
+{
+    $value = is_string($value) ? trim($value) : '';
+    return preg_match(LOJAL_REWARDS_REF_PATTERN, $value) === 1 ? $value : null;
+}
+
+// template_redirect: storefront page requests only, before any output.
+add_action('template_redirect', function () {
+    $code = lojal_rewards_ref_code(wp_unslash($_GET['ref'] ?? ''));
+    if ($code === null || headers_sent()) {
+        return;
+    }
+    setcookie(LOJAL_REWARDS_REF, $code, [
+        'expires' => time() + LOJAL_REWARDS_REF_TTL,
+        'path' => '/',
+        'domain' => COOKIE_DOMAIN ?: '',
+        'secure' => is_ssl(),
+        'httponly' => true,
+        'samesite' => 'Lax',
+    ]);
+    $_COOKIE[LOJAL_REWARDS_REF] = $code; // a checkout later in this same request sees it too
+});
+
+/** Writes the remembered code into the order's meta (saved by WooCommerce with the order). */
+function lojal_rewards_tag_order($order): void
+{
+    $code = lojal_rewards_ref_code(wp_unslash($_COOKIE[LOJAL_REWARDS_REF] ?? ''));
+    if ($code !== null && $order instanceof WC_Order && $order->get_meta(LOJAL_REWARDS_REF) === '') {
+        $order->update_meta_data(LOJAL_REWARDS_REF, $code);
+    }
+}
+
+// Classic checkout: ($order, $data), before the order is first saved.
+add_action('woocommerce_checkout_create_order', function ($order, $data) {
+    lojal_rewards_tag_order($order);
+}, 10, 2);
+
+// Checkout block (Store API): ($order, $request); WooCommerce saves the order right after.
+add_action('woocommerce_store_api_checkout_update_order_from_request', function ($order, $request) {
+    lojal_rewards_tag_order($order);
+}, 10, 2);
+
 /* ---- Settings > Lojal Rewards ------------------------------------------------------- */
 
 add_action('admin_init', function () {
