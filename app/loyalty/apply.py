@@ -5,10 +5,10 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from app.loyalty import actions, new_sale, orders, privacy
+from app.loyalty import actions, new_sale, orders, privacy, refund_withdrawal
 from app.loyalty.events import (
     AppUninstalled, CustomActionCompleted, CustomerDataRequest, CustomerRedact, CustomerUpserted, OrderCancelled,
-    OrderEdited, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, Outcome, ShopRedact,
+    OrderEdited, OrderFulfilled, OrderPaid, OrderRefunded, OrderRefundsListed, OrderRestored, Outcome, ShopRedact,
 )
 
 HANDLERS: dict[type, Callable[[Session, int, object], Outcome]] = {
@@ -18,6 +18,7 @@ HANDLERS: dict[type, Callable[[Session, int, object], Outcome]] = {
     OrderRestored: orders.apply_order_restored,
     OrderEdited: orders.apply_order_edited,
     OrderRefunded: orders.apply_order_refunded,
+    OrderRefundsListed: refund_withdrawal.apply_order_refunds_listed,
     CustomerUpserted: actions.apply_customer_upserted,
     CustomActionCompleted: actions.apply_custom_action,
     AppUninstalled: privacy.apply_app_uninstalled,

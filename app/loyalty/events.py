@@ -103,6 +103,22 @@ class OrderRefunded:
 
 
 @dataclass(frozen=True)
+class OrderRefundsListed:
+    """Every refund the order has now, by id, as the platform listed them in the order's state at
+    `occurred_at` (WooCommerce sends them all with each order; Shopify refunds are their own
+    events and cannot be deleted, so it sends none of these). A refund recorded no later than
+    that state and absent from it was deleted: it is withdrawn and its points given back.
+    `current`: read from the platform now (a reconciliation), so a refund recorded at that same
+    modification time and absent is withdrawn too (WooCommerce does not touch the order's
+    date_modified when a refund is deleted)."""
+
+    platform_order_id: str
+    refund_ids: tuple[str, ...]
+    occurred_at: datetime
+    current: bool = False
+
+
+@dataclass(frozen=True)
 class CustomerUpserted:
     customer: CustomerInfo
     occurred_at: datetime
@@ -149,7 +165,8 @@ class AppUninstalled:
 
 
 DomainEvent = (
-    OrderPaid | OrderFulfilled | OrderCancelled | OrderRestored | OrderEdited | OrderRefunded | CustomerUpserted
+    OrderPaid | OrderFulfilled | OrderCancelled | OrderRestored | OrderEdited | OrderRefunded | OrderRefundsListed
+    | CustomerUpserted
     | CustomActionCompleted | CustomerRedact | CustomerDataRequest | ShopRedact | AppUninstalled
 )
 

@@ -369,7 +369,7 @@ def _absorb_refunds(session: Session, shop_id: int, order: Order, customer: Cust
     """Count every not-yet-counted refund of this order (including ones that came early)."""
     waiting = session.scalars(
         for_shop(OrderRefund, shop_id).where(OrderRefund.platform_order_id == order.platform_order_id,
-                                             OrderRefund.applied_at.is_(None))
+                                             OrderRefund.applied_at.is_(None), OrderRefund.withdrawn_at.is_(None))
     ).all()
     for refund in waiting:
         refund.applied_at = at or refund.occurred_at or refund.created_at

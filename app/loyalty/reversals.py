@@ -39,11 +39,15 @@ def collect_earlier_rest(session: Session, order: Order, customer: Customer, gra
                    details={"settles_uncollected": collected})
 
 
-def sync_reversal(session: Session, settings: ProgramSettings, order: Order, customer: Customer, at: datetime) -> None:
+def sync_reversal(session: Session, settings: ProgramSettings, order: Order, customer: Customer, at: datetime,
+                  *, withdrawn: bool = False) -> None:
     """Bring the points taken back for this order up to what its refunds/cancellation call for.
 
     Target = points granted x refunded share (rounded half up, at most all), cumulative, so
-    several partial refunds adding up to the whole take back exactly everything. The share is of
+    several partial refunds adding up to the whole take back exactly everything. The target
+    goes down only when a refund was withdrawn (`withdrawn`, app.loyalty.refund_withdrawal):
+    _give_back. Otherwise (an edit grew the order, so a refund's share of it shrank) what was
+    taken stays taken. The share is of
     the part that earns (_refunded_share). What an expiry already took of the order's points is
     not taken again (_expiry_cover).
     """
@@ -61,9 +65,15 @@ def sync_reversal(session: Session, settings: ProgramSettings, order: Order, cus
         else:
             target = order.points_earned if refunded > 0 else 0
     delta = target - order.points_reversed
+    if delta < 0 and withdrawn:
+        _give_back(session, order, customer, -delta, at)
+        order.points_reversed = target
+        return
     if delta <= 0:
         return
-    key = f"{points_key(order)}:reverse:{target}"
+    # After a withdrawn refund the target can come back to a value whose key is used.
+    epoch = f":w{order.refunds_withdrawn}" if order.refunds_withdrawn else ""
+    key = f"{points_key(order)}:reverse:{target}{epoch}"
     details = {"refunded_amount": str(order.refunded_amount), "cancelled": order.status == "cancelled"}
     if order.refunded_non_earning:
         details["refunded_non_earning"] = str(order.refunded_non_earning)
@@ -79,6 +89,35 @@ def sync_reversal(session: Session, settings: ProgramSettings, order: Order, cus
         post_entry(session, customer, kind="reverse", key=key, now=at, points=-taken, uncollected=rest - taken,
                    expiry_cover=cover, source="order", order_id=order.id, details=details)
     order.points_reversed = target
+
+
+def _give_back(session: Session, order: Order, customer: Customer, amount: int, at: datetime) -> None:
+    """Undo `amount` of what this grant's reversals took (a refund was withdrawn), last part first:
+    what a clamped balance left uncollected is forgiven (no points move), what an expiry covered
+    returns to that expiry's pool for other reversals (the points stay expired), and only the rest
+    comes back to the balance. The lifetime gets the whole amount back, as the reversals took it."""
+    prefix = points_key(order)
+    if order.points_status == "pending":
+        post_entry(session, customer, kind="reverse", key=f"{prefix}:withdrawn:{order.refunds_withdrawn}", now=at,
+                   pending_delta=amount, source="order", order_id=order.id,
+                   details={"refunded_amount": str(order.refunded_amount), "withdrawn": True})
+        return
+    row = session.execute(
+        select(func.coalesce(func.sum(LedgerEntry.uncollected), 0), func.coalesce(func.sum(LedgerEntry.expiry_cover), 0),
+               func.max(LedgerEntry.details["expire_entry_id"].astext))
+        .where(LedgerEntry.shop_id == order.shop_id, LedgerEntry.customer_id == customer.id,
+               LedgerEntry.order_id == order.id, LedgerEntry.kind == "reverse",
+               LedgerEntry.idempotency_key.like(f"{prefix}:reverse:%")
+               | LedgerEntry.idempotency_key.like(f"{prefix}:withdrawn:%"))
+    ).one()
+    forgiven = min(amount, max(int(row[0]), 0))
+    uncovered = min(amount - forgiven, max(int(row[1]), 0))
+    details = {"refunded_amount": str(order.refunded_amount), "withdrawn": True}
+    if uncovered:
+        details["expire_entry_id"] = int(row[2])
+    post_entry(session, customer, kind="reverse", key=f"{prefix}:withdrawn:{order.refunds_withdrawn}", now=at,
+               points=amount - forgiven - uncovered, uncollected=-forgiven, expiry_cover=-uncovered, source="order",
+               order_id=order.id, details=details)
 
 
 def _refunded_share(order: Order) -> tuple[Decimal, Decimal]:
@@ -131,7 +170,8 @@ def expiry_cover_after(session: Session, customer: Customer, grant_id, delta: in
     drawn = aliased(LedgerEntry)
     used = select(func.coalesce(func.sum(drawn.expiry_cover), 0)).where(
         drawn.shop_id == customer.shop_id, drawn.customer_id == customer.id, drawn.id > pool.c.id,
-        drawn.expiry_cover > 0, drawn.details["expire_entry_id"].astext.cast(BigInteger) == pool.c.id,
+        # A withdrawn refund's give-back (negative) returns its part to the pool.
+        drawn.expiry_cover != 0, drawn.details["expire_entry_id"].astext.cast(BigInteger) == pool.c.id,
     ).scalar_subquery()
     row = session.execute(select(pool.c.id, pool.c.amount - used)).first()
     if row is None:

@@ -121,6 +121,9 @@ class Order(ShopScoped, db.Model):
     # How many times the order came back after a cancellation: each grant of its points uses
     # its own ledger keys (order:{id}:earn, then order:{id}:r1:earn, ...).
     points_generation: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
+    # Refunds counted here and then withdrawn (the store no longer lists them): keys the reversals
+    # after each one (reversals.sync_reversal), as the cumulative target can repeat.
+    refunds_withdrawn: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     # The Nth-order bonus decided when the order was paid; granted with the order's points.
     bonus_points: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     # The tier multiplier the customer held when the sale was counted: points that come later
@@ -156,4 +159,7 @@ class OrderRefund(ShopScoped, db.Model):
     occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set once the refund is counted in its order's refunded_amount.
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the store's list of the order's refunds no longer holds it (WooCommerce: deleted):
+    # no longer counted, and never counted again (app.loyalty.refund_withdrawal).
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = utc_created()

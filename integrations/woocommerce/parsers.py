@@ -11,7 +11,9 @@ here and in the domain's idempotency:
   earned: OrderCancelled (a refunded status reverses everything, whatever `refunds[]` says);
 - every `refunds[]` item becomes one OrderRefunded (its id is the refund id, its negative
   total the positive amount): proportional, once per refund, parked if the order is not
-  known yet (a refund before completed);
+  known yet (a refund before completed); then the list itself is one OrderRefundsListed: a
+  refund recorded earlier and no longer listed was deleted by the merchant (no webhook says so)
+  and its points are given back (app.loyalty.refund_withdrawal);
 - an order placed before the store was connected (`shop.installed_at`) is history here as in the
   backfill and the reconciliation (integrations.sync.is_history): its OrderPaid is historical, so
   it counts for stats and tiers but earns only with `backfill_points`, whichever path sees it first;
@@ -41,8 +43,8 @@ from decimal import Decimal
 from typing import Any
 
 from app.loyalty.events import (
-    CustomerInfo, CustomerUpserted, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored,
-    OrderSnapshot,
+    CustomerInfo, CustomerUpserted, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderRefundsListed,
+    OrderRestored, OrderSnapshot,
 )
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Customer, Order, Shop
@@ -179,6 +181,9 @@ def _refunds(d: Delivery, order_id: str, at: datetime, convert: Convert | None) 
         amount = convert(amount) if convert else amount  # in the order's currency, at the order's rate
         if amount:
             events.append(OrderRefunded(order_id, _id(refund.get("id")), amount, at))
+    listed = d.payload.get("refunds")
+    if isinstance(listed, list):  # the whole list, after its refunds: one recorded and missing was deleted
+        events.append(OrderRefundsListed(order_id, tuple(_id(refund.get("id")) for refund in listed), at))
     return events
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from app.loyalty.calendar import add_months
-from app.loyalty.events import OrderPaid, OrderRestored
+from app.loyalty.events import OrderPaid, OrderRefundsListed, OrderRestored
 from app.models import Shop
 from integrations.woocommerce import parsers
 from integrations.woocommerce.client import call_response
@@ -144,7 +144,8 @@ def order_events(shop: Shop, order: Mapping[str, Any], *, historical: bool) -> l
     """
     # The store's state as read now: a restoration in it overrides a cancellation that carries no
     # time (a late order.deleted), even at the same modification time (OrderRestored.current).
-    events = [replace(event, current=True) if isinstance(event, OrderRestored) else event
+    # Its refund list too: a refund deleted leaves the order's date_modified as it was.
+    events = [replace(event, current=True) if isinstance(event, OrderRestored | OrderRefundsListed) else event
               for event in parsers.parse_event(shop, "order.updated", order, {})]
     if not historical:
         return events

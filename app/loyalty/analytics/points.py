@@ -105,7 +105,7 @@ def _expiry_covered_by_day(session: Session, shop_id: int, period: Period) -> li
     return [tuple(r) for r in session.execute(
         select(day, func.sum(drawn.expiry_cover))
         .join(drawn, (drawn.shop_id == expired.shop_id) & (drawn.customer_id == expired.customer_id)
-              & (drawn.id > expired.id) & (drawn.expiry_cover > 0)
+              & (drawn.id > expired.id) & (drawn.expiry_cover != 0)  # a withdrawn refund's give-back: < 0
               & (drawn.details["expire_entry_id"].astext.cast(BigInteger) == expired.id))
         .where(expired.shop_id == shop_id, expired.kind == "expire",
                expired.created_at >= period.start_at, expired.created_at < period.end_at)

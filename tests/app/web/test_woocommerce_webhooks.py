@@ -171,6 +171,30 @@ def test_partial_refunds_then_refunded_status_take_back_everything(wsession, wc,
     assert _balance(wsession, shop) == 0
 
 
+def test_a_deleted_refund_gives_its_points_back_on_the_next_save_of_the_order(wsession, wc, run_jobs):
+    # Deleting a refund sends no webhook (WooCommerce saves nothing): the order's next state lists
+    # its refunds without it.
+    shop = woo_shop(wsession)
+    deliver(wc, shop, "order.updated", order("completed", modified=T1))
+    run_jobs()
+    assert _balance(wsession, shop) == 90
+    with_refund = order("completed", modified=T2, refunds=[(801, "-52.00")])
+    deliver(wc, shop, "order.updated", with_refund)
+    run_jobs()
+    assert _balance(wsession, shop) == 45
+    without = order("completed", modified=T3, customer_note="Deleted the refund")
+    for _ in range(2):  # delivered twice: given back once
+        deliver(wc, shop, "order.updated", without)
+        run_jobs()
+        assert _balance(wsession, shop) == 90
+    deliver(wc, shop, "order.created", with_refund)  # the older state, late: the refund stays withdrawn
+    run_jobs()
+    assert _balance(wsession, shop) == 90
+    customer = wsession.scalars(select(Customer).where(Customer.shop_id == shop.id)).one()
+    entries = wsession.scalars(select(LedgerEntry.points).where(LedgerEntry.customer_id == customer.id)).all()
+    assert sum(entries) == customer.points_balance == 90
+
+
 @pytest.mark.parametrize("status", ["cancelled", "failed", "trash"])
 def test_reversing_statuses_take_back_what_was_earned(wsession, wc, run_jobs, status):
     shop = woo_shop(wsession)

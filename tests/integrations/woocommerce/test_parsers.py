@@ -7,15 +7,21 @@ from decimal import Decimal
 import pytest
 
 from app.loyalty.events import (
-    CustomerUpserted, OrderCancelled, OrderPaid, OrderRefunded, OrderRestored,
+    CustomerUpserted, OrderCancelled, OrderPaid, OrderRefunded, OrderRefundsListed, OrderRestored,
 )
 from app.models import Shop
 from integrations.base import MalformedPayload, UnknownTopic
 from integrations.registry import adapter_for
-from integrations.woocommerce.parsers import PARSERS, parse_event
+from integrations.woocommerce import parsers
+from integrations.woocommerce.parsers import PARSERS
 from tests.integrations.woocommerce.samples import customer, guest_order, order
 
 MODIFIED = datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC)
+
+
+def parse_event(*args) -> list:
+    """The parser's events less the refund list every order payload ends with (tested on its own)."""
+    return [event for event in parsers.parse_event(*args) if not isinstance(event, OrderRefundsListed)]
 
 
 def shop(**settings) -> Shop:
@@ -82,6 +88,22 @@ def test_each_refund_is_one_positive_refund_event():
     assert kinds(events) == [OrderRestored, OrderPaid, OrderRefunded, OrderRefunded]
     assert [(e.platform_refund_id, e.amount) for e in events[2:]] == [("801", Decimal("20.00")), ("802", Decimal("4.50"))]
     assert all(e.platform_order_id == "727" for e in events[2:])
+
+
+def test_every_order_state_ends_with_the_whole_list_of_its_refunds():
+    # A refund the merchant deleted is only seen missing from this list (no webhook says so).
+    payload = order("completed", refunds=[(801, "-20.00"), (802, "-0.00")])
+    events = parsers.parse_event(shop(), "order.updated", payload, {})
+    assert kinds(events) == [OrderRestored, OrderPaid, OrderRefunded, OrderRefundsListed]
+    assert events[-1] == OrderRefundsListed("727", ("801", "802"), MODIFIED)
+    [listed] = parsers.parse_event(shop(), "order.updated", order("pending"), {})
+    assert listed == OrderRefundsListed("727", (), MODIFIED)  # none left: every recorded one was deleted
+
+
+def test_a_payload_without_a_refunds_field_lists_nothing():
+    payload = order("pending")
+    del payload["refunds"]
+    assert parsers.parse_event(shop(), "order.updated", payload, {}) == []
 
 
 def test_a_refund_on_an_order_not_yet_earning_is_still_reported():

@@ -117,6 +117,20 @@ def test_reconcile_applies_a_missed_refund_in_proportion(session, shop, store):
     assert balances(session, shop) == {"13": 30}
 
 
+def test_reconcile_gives_back_a_deleted_refund_though_the_order_kept_its_modification_time(session, shop, store):
+    # WooCommerce deletes a refund without saving the order: same date_modified, refund gone.
+    shop.orders_synced_at = NOW - timedelta(hours=1)
+    session.commit()
+    kwargs = {"customer_id": 13, "total": "40.00", "created": "2026-03-10T11:00:00", "modified": "2026-03-10T11:40:00"}
+    page(store, shop, [wc_order(551, refunds=[{"id": 77, "reason": "", "total": "-10.00"}], **kwargs)], number=1)
+    sync.sync_orders(session, shop, sync.start_reconcile(shop, NOW))
+    assert balances(session, shop) == {"13": 30}
+    store.replace(responses.GET, api_url(shop, "orders"), json=[wc_order(551, **kwargs)])
+    for _ in range(2):
+        sync.sync_orders(session, shop, sync.start_reconcile(shop, NOW))
+        assert balances(session, shop) == {"13": 40}
+
+
 def test_reconcile_waits_for_a_first_backfill(session, shop):
     assert sync.start_reconcile(shop, NOW) is None
 
