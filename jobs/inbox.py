@@ -177,15 +177,16 @@ def prune_inbox(now: str | None = None) -> int:
     payloads hold shopper data, and their work is in the ledger. Rows still unprocessed (failed
     every attempt, kept for `lojal jobs retry`) stay. A platform retries a delivery for two days at
     most, so deduplication by event key still covers every retry (the setting is at least 3 days).
-    In batches, each its own transaction: a big backlog never holds one long lock."""
+    By id ranges of PRUNE_BATCH, each its own transaction: a big backlog never holds one long
+    lock, and no batch re-reads what an earlier one deleted (dead until VACUUM)."""
     cutoff = parse_now(now) - timedelta(days=current_app.config["INBOX_RETENTION_DAYS"])
-    old = (select(WebhookEvent.id).where(WebhookEvent.received_at < cutoff, WebhookEvent.processed_at.is_not(None))
-           .limit(PRUNE_BATCH).scalar_subquery())
+    old = (WebhookEvent.received_at < cutoff, WebhookEvent.processed_at.is_not(None))
+    low, high = db.session.execute(select(func.min(WebhookEvent.id), func.max(WebhookEvent.id)).where(*old)).one()
+    db.session.rollback()
     pruned = 0
-    while True:
-        deleted = db.session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(old))
-                                     .execution_options(synchronize_session=False)).rowcount
+    for start in range(low or 0, (high or -1) + 1, PRUNE_BATCH):
+        pruned += db.session.execute(
+            delete(WebhookEvent).where(WebhookEvent.id >= start, WebhookEvent.id < min(start + PRUNE_BATCH, high + 1),
+                                       *old).execution_options(synchronize_session=False)).rowcount
         db.session.commit()
-        pruned += deleted
-        if deleted < PRUNE_BATCH:
-            return pruned
+    return pruned

@@ -483,12 +483,14 @@ def _cancellation_is_newer(order: Order, event: OrderRestored) -> bool:
     WooCommerce's order.deleted, queued and only the id) is taken as newer than every state applied
     (platform_updated_at) and no newer: a strictly later restoration undoes it, and so does the
     platform's state read now (`current`: a reconciliation finds the order live) at that same time;
-    a state already applied, delivered again (order.created beside order.updated), never does."""
+    a state already applied, delivered again (order.created beside order.updated), never does. An
+    order deleted before we saw any state of it cannot be ordered against a delivery at all: only
+    the platform's state read now restores it (a late, older "paid" must not earn)."""
     if order.cancelled_at is not None:
         return event.occurred_at <= order.cancelled_at
     newest = order.platform_updated_at
-    if newest is None:
-        return False
+    if newest is None:  # deleted before any state of it reached us: only the store, read now, says it lives
+        return not event.current
     return event.occurred_at < newest or (event.occurred_at == newest and not event.current)
 
 

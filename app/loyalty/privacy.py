@@ -240,7 +240,8 @@ def _guest_orders(session: Session, shop_id: int, email: str | None, platform_or
 
 def _inbox_rows_about(platform_customer_id: str | None, customer_ids: list[str | None], order_ids: set[str],
                       needles: set[str]):
-    """Inbox payloads that concern the shopper: by customer id, by order id, or naming them."""
+    """Inbox payloads that concern the shopper: by customer id, by order id (Shopify's topics and
+    payloads, then WooCommerce's), or naming them."""
     people = {i for i in [platform_customer_id, *customer_ids] if i}
     payload = WebhookEvent.payload
     conditions = [
@@ -248,6 +249,9 @@ def _inbox_rows_about(platform_customer_id: str | None, customer_ids: list[str |
         WebhookEvent.topic.like("customers/%") & payload["id"].astext.in_(people),
         WebhookEvent.topic.like("orders/%") & payload["id"].astext.in_(order_ids),
         WebhookEvent.topic.like("refunds/%") & payload["order_id"].astext.in_(order_ids),
+        payload["customer_id"].astext.in_(people),
+        WebhookEvent.topic.like("customer.%") & payload["id"].astext.in_(people),
+        WebhookEvent.topic.like("order.%") & payload["id"].astext.in_(order_ids),
         *(_mentions(payload, needle) for needle in needles),
     ]
     return or_(*conditions)

@@ -138,9 +138,13 @@ def _refunded_share(order: Order) -> tuple[Decimal, Decimal]:
 
 
 def fully_taken_back(order: Order) -> bool:
-    """Cancelled, or refunded until everything it earned was taken back: the order paid nothing
-    in the end (a partial refund leaves it standing). In memory only: no statement."""
-    return order.status == "cancelled" or 0 < order.points_earned == order.points_reversed
+    """Cancelled, or refunded in full (all of what earns: _refunded_share): the order paid
+    nothing in the end. Judged on the money, not the points: a partial refund whose reversal
+    rounds up to all the points (39.50 of 40.00) leaves the order standing. In memory only."""
+    if order.status == "cancelled":
+        return True
+    refunded, base = _refunded_share(order)
+    return base > 0 and refunded >= base
 
 
 def _expiry_cover(session: Session, order: Order, customer: Customer, delta: int) -> tuple[int, int | None]:

@@ -9,8 +9,9 @@ shop turned its holdout on, with a holdout that only existed since then; and it 
 treated group's orders only after a delivered email but every holdout order. Each enrollment
 now records the holdout percent in force when it was made (NULL for older rows: they are left
 out of the lift, having no known comparison group) and whether the customer ordered within the
-sequence's window whatever the emails did (`returned`; the converted rows are such orders).
-Both columns are nullable or constant-default: adding them rewrites nothing.
+sequence's window whatever the emails did (`returned`). Both columns are nullable or
+constant-default: adding them rewrites nothing, and no backfill runs under the ALTER's lock (the
+lift reads `returned` only of rows with a holdout_percent, i.e. none from before this).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -26,7 +27,6 @@ def upgrade():
     op.add_column('winback_enrollments', sa.Column('holdout_percent', sa.SmallInteger(), nullable=True))
     op.add_column('winback_enrollments', sa.Column('returned', sa.Boolean(), server_default=sa.text('false'),
                                                    nullable=False))
-    op.execute("UPDATE winback_enrollments SET returned = true WHERE status = 'converted'")
 
 
 def downgrade():

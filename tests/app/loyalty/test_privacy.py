@@ -384,3 +384,32 @@ def test_uninstall_ends_the_shops_app_bridge_console_sessions_once(session):
     assert shop.console_session_version == version + 1
     assert apply_event(session, shop.id, AppUninstalled(NOW)).status == "noop"
     assert shop.console_session_version == version + 1
+
+
+def test_data_request_exports_and_erasure_clears_woocommerce_inbox_rows_found_by_their_ids(session):
+    # WooCommerce's topics (order.updated, customer.updated) and payloads (customer_id at the top,
+    # no customer object) are not Shopify's: rows naming the shopper only by id are theirs too.
+    from app.inbox import store_inbound_event
+    from app.loyalty.events import CustomerRedact
+
+    shop = make_shop(session)
+    shopper = make_customer(session, shop, platform_customer_id="4242", email=None)
+    other = make_customer(session, shop, platform_customer_id="4343", email=None)
+    rows = {key: store_inbound_event(session, shop_id=shop.id, platform="woocommerce", topic=topic, event_key=key,
+                                     payload=payload)
+            for key, topic, payload in [
+                ("wc-order", "order.updated", {"id": 901, "customer_id": 4242, "billing": {"first_name": "Ola"}}),
+                ("wc-customer", "customer.updated", {"id": 4242, "first_name": "Ola"}),
+                ("wc-other", "order.updated", {"id": 902, "customer_id": 4343})]}
+    session.flush()
+    apply_event(session, shop.id, CustomerDataRequest(shopper.platform_customer_id, None, "req-wc", NOW))
+    [held] = session.scalars(select(DataRequest).where(DataRequest.shop_id == shop.id)).one().export["customers"]
+    assert sorted(e["topic"] for e in held["webhook_events"]) == ["customer.updated", "order.updated"]
+    assert [e["payload"]["id"] for e in held["webhook_events"] if e["topic"] == "order.updated"] == [901]
+
+    apply_event(session, shop.id, CustomerRedact(shopper.platform_customer_id, None, NOW))
+    session.flush()
+    session.expire_all()
+    payloads = {key: session.get(WebhookEvent, event_id).payload for key, event_id in rows.items()}
+    assert payloads["wc-order"] == {"redacted": True} and payloads["wc-customer"] == {"redacted": True}
+    assert payloads["wc-other"]["customer_id"] == 4343 and other.redacted_at is None
