@@ -407,3 +407,20 @@ def test_series_csv_has_a_stable_header_and_one_line_per_day(session, shop):
     assert (second["date"], second["member_orders"], second["member_revenue"], second["points_issued"]) == (
         "2026-03-02", "1", "100.00", "100")
     assert dict(zip(parsed[0], parsed[1], strict=True))["member_aov"] == ""  # None: no orders that day
+
+
+def test_churn_rate_counts_only_the_base_so_it_never_exceeds_one(session):
+    """Customers who first ordered inside a long period and lapsed before its end are churned
+    but not in the base (they had not ordered before it): the rate must not count them against
+    a base they are not part of (a 90-day dashboard period, one-time customers lapse at 60 days)."""
+    shop = make_shop(session, timezone="UTC")
+    now = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    _history(session, shop, [101], now)  # 20 Feb, before the period: in the base, lapses 21 April
+    _history(session, shop, [88], now)   # 5 March, in the period: lapses 4 May, not in the base
+    _history(session, shop, [83], now)   # 10 March, in the period: lapses 9 May, not in the base
+
+    s = summary(session, shop.id, date(2026, 3, 1), date(2026, 5, 31), now)
+
+    assert s["churn_base"] == 1
+    assert s["churned_customers"] <= s["churn_base"]
+    assert s["churn_rate"] is not None and 0 <= s["churn_rate"] <= 1
