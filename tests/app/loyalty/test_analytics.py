@@ -16,7 +16,7 @@ from app.loyalty.errors import Invalid
 from app.loyalty.events import OrderPaid
 from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.ledger import lock_customer, post_entry
-from app.loyalty.winback import select_lapsing
+from app.loyalty.winback import email_key, select_lapsing
 from app.models import EmailSend, LedgerEntry, Order, Referral, ReferralClick, Reward, WinbackEnrollment
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded
 
@@ -424,3 +424,28 @@ def test_churn_rate_counts_only_the_base_so_it_never_exceeds_one(session):
     assert s["churn_base"] == 1
     assert s["churned_customers"] <= s["churn_base"]
     assert s["churn_rate"] is not None and 0 <= s["churn_rate"] <= 1
+
+
+def test_a_winback_conversion_whose_order_was_cancelled_recovers_no_revenue(session, shop):
+    """The order that converted a win-back sequence is cancelled afterwards: it is no sale (the
+    sales figures drop it), so it cannot be revenue the campaign recovered nor a conversion."""
+    alice = make_customer(session, shop)
+    buy(session, shop, alice, datetime(2026, 1, 1, 17, tzinfo=UTC), "40.00")  # lapsed since
+    enrollment = WinbackEnrollment(shop_id=shop.id, customer_id=alice.id, status="active", enrolled_at=local(1),
+                                   step1_sent_at=local(1))
+    session.add(enrollment)
+    session.flush()
+    session.add(EmailSend(shop_id=shop.id, customer_id=alice.id, template="winback_reminder",
+                          send_key=email_key(enrollment.id, 1), status="sent", sent_at=local(1)))
+    session.flush()
+    order = buy(session, shop, alice, local(3), "80.00")  # the real order path converts the sequence
+    session.refresh(enrollment)
+    assert (enrollment.status, enrollment.converted_order_id) == ("converted", order.id)
+    apply_event(session, shop.id, cancelled(order.platform_order_id, at=local(4)))
+    session.flush()
+
+    s = summary(session, shop.id, START, END, NOW)
+
+    assert s["member_orders"] == 0 and s["member_revenue"] == "0.00"  # the cancelled order is no sale
+    assert s["winback_recovered_revenue"] == "0.00"
+    assert s["winback_conversions"] == 0
