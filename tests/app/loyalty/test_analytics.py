@@ -449,3 +449,27 @@ def test_a_winback_conversion_whose_order_was_cancelled_recovers_no_revenue(sess
     assert s["member_orders"] == 0 and s["member_revenue"] == "0.00"  # the cancelled order is no sale
     assert s["winback_recovered_revenue"] == "0.00"
     assert s["winback_conversions"] == 0
+    assert sum(r["winback_conversions"] for r in daily_series(session, shop.id, START, END, NOW)) == 0
+
+
+def test_a_winback_conversion_counts_its_order_net_of_refunds_and_not_at_all_once_fully_refunded(session, shop):
+    enrollments = []
+    for total in ("80.00", "50.00"):
+        customer = make_customer(session, shop)
+        buy(session, shop, customer, datetime(2026, 1, 1, 17, tzinfo=UTC), "40.00")
+        enrollment = WinbackEnrollment(shop_id=shop.id, customer_id=customer.id, status="active",
+                                       enrolled_at=local(1), step1_sent_at=local(1))
+        session.add(enrollment)
+        session.flush()
+        session.add(EmailSend(shop_id=shop.id, customer_id=customer.id, template="winback_reminder",
+                              send_key=email_key(enrollment.id, 1), status="sent", sent_at=local(1)))
+        session.flush()
+        enrollments.append((enrollment, buy(session, shop, customer, local(3), total)))
+    (_, partly), (_, fully) = enrollments
+    apply_event(session, shop.id, refunded(partly.platform_order_id, "r1", "30.00", at=local(4)))
+    apply_event(session, shop.id, refunded(fully.platform_order_id, "r2", "50.00", at=local(4)))
+    session.flush()
+
+    s = summary(session, shop.id, START, END, NOW)
+
+    assert (s["winback_conversions"], s["winback_recovered_revenue"]) == (1, "50.00")
