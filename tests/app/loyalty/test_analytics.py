@@ -157,6 +157,14 @@ def test_a_period_ending_before_it_starts_or_over_a_year_is_refused(session, sho
         daily_series(session, shop.id, date(2025, 1, 1), date(2026, 1, 2))
 
 
+def test_a_period_on_the_calendars_first_or_last_day_is_refused_not_an_overflow(session):
+    # Their midnights in UTC fall outside what a datetime holds (east of UTC for the first day).
+    east = make_shop(session, timezone="Pacific/Kiritimati")  # UTC+14
+    for start, end in ((date.min, date.min + timedelta(days=1)), (date.max - timedelta(days=1), date.max)):
+        with pytest.raises(Invalid):
+            summary(session, east.id, start, end, NOW)
+
+
 # --- points and the liability ------------------------------------------------------------------
 
 def test_points_flows_outstanding_and_redemption_rate(session, shop):
