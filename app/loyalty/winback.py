@@ -37,9 +37,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import String, cast, exists, func, literal, or_, select, text
+from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import ColumnElement
 
 from app.loyalty import tiers
 from app.loyalty.events import Outcome
@@ -396,22 +397,42 @@ class CampaignResults:
                      * 100, 2)
 
 
+def conversion_stands(order) -> ColumnElement[bool]:
+    """SQL, for an enrollment outer-joined to its converting order (`converted_order_id`) as
+    `order`: the conversion still stands — that order was not cancelled or fully refunded since.
+    A cancellation does not touch the enrollment (the order path stays as it is), so it is
+    judged when reading. An order deleted with its shop's data (the id set NULL) leaves the
+    conversion as it was recorded."""
+    return or_(order.id.is_(None), and_(order.status != "cancelled",
+                                        or_(order.refunded_amount < order.total, order.refunded_amount == 0)))
+
+
+def conversion_revenue(order) -> ColumnElement:
+    """SQL: what a standing conversion recovered: its order's total - refunded_amount (the
+    revenue recorded at conversion when the order is gone)."""
+    return func.coalesce(order.total - order.refunded_amount, WinbackEnrollment.recovered_revenue)
+
+
 def campaign_results(session: Session, shop_id: int, since: datetime) -> CampaignResults:
-    """Per shop, for the sequences enrolled since `since`: the treated group and the holdout."""
-    w = WinbackEnrollment
-    treated, held, converted = w.holdout.is_(False), w.holdout.is_(True), w.status == "converted"
+    """Per shop, for the sequences enrolled since `since`: the treated group and the holdout.
+    A conversion whose order was cancelled or fully refunded is none (conversion_stands); the
+    lift's `returned` is kept as recorded (see the README: a stopped sequence has no order id)."""
+    w, o = WinbackEnrollment, aliased(Order)
+    treated, held = w.holdout.is_(False), w.holdout.is_(True)
+    converted, revenue = and_(w.status == "converted", conversion_stands(o)), conversion_revenue(o)
     randomised = w.holdout_percent > 0  # NULL (enrolled before it was recorded) is left out too
     row = session.execute(
         select(func.count().filter(treated), func.count(w.step1_sent_at).filter(treated),
                func.count(w.step2_sent_at).filter(treated, w.incentive_points > 0),
                func.count().filter(treated, converted),
-               func.coalesce(func.sum(w.recovered_revenue).filter(treated), 0),
+               func.coalesce(func.sum(revenue).filter(treated, converted), 0),
                func.coalesce(func.sum(w.incentive_points).filter(treated), 0),
                func.count().filter(held), func.count().filter(held, converted),
-               func.coalesce(func.sum(w.recovered_revenue).filter(held), 0),
+               func.coalesce(func.sum(revenue).filter(held, converted), 0),
                # The lift: both groups by one rule (intent to treat), any sale in the window.
                func.count().filter(treated, randomised), func.count().filter(treated, randomised, w.returned),
                func.count().filter(held, randomised), func.count().filter(held, randomised, w.returned))
+        .select_from(w).outerjoin(o, o.id == w.converted_order_id)
         .where(w.shop_id == shop_id, w.enrolled_at >= since)
     ).one()
     sent = session.execute(text("""

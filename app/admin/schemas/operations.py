@@ -59,7 +59,9 @@ class RetriedSchema(Schema):
 
 
 class AnalyticsPeriodSchema(Schema):
-    start = fields.Date(required=True)
+    # The period starts at local midnight of `start`: east of UTC, the calendar's first day's
+    # is in year 0 in UTC, which a datetime cannot hold.
+    start = fields.Date(required=True, validate=validate.Range(min=date.min + timedelta(days=1)))
     # The period ends at midnight after `end`: the calendar's last day has none.
     end = fields.Date(required=True, validate=validate.Range(max=date.max - timedelta(days=1)),
                       metadata={"description": "inclusive"})

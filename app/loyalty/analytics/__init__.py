@@ -36,7 +36,7 @@ Summary keys (the series carries the ones marked *, per day):
 | member_clv | estimated lifetime value: aov x orders_per_buyer x expected_lifespan_periods |
 | non_member_* | the same for everyone else: customers with no ledger activity and guest checkouts |
 | lapsing_customers | past their win-back lapse threshold as of `now` (lapsing.py) |
-| churned_customers* / churn_base / churn_rate | lapsed in the period / not lapsed at its start / churned ÷ base |
+| churned_customers* / churn_base / churn_rate | members of the base who lapsed in the period (that day) / ordered before the period, not lapsed at its start / churned ÷ base, in [0, 1] |
 | expected_lifespan_days | days / churn_rate, at most 5 years (the CLV's lifespan) |
 | ladder | {stage: customers} over LADDER_STAGES, as of now |
 | winback_sends*, winback_conversions*, winback_recovered_revenue* | campaigns.py |

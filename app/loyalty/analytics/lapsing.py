@@ -7,10 +7,16 @@ Unlike the win-back selection, mailing exclusions (consent, cooldown, cap) do no
 those decide whom to email, not who has stopped buying.
 
 - lapsing customers: lapsed as of `now` (and not ordered since);
-- churned in the period: lapsed within it (and not ordered since — a customer who came back
-  later has a newer last order, so churn of a past period is a lower bound);
 - churn base: customers who had ordered before the period and had not lapsed at its start;
+- churned in the period: the members of the base who lapsed within it (and not ordered since —
+  a customer who came back later has a newer last order, so churn of a past period is a lower
+  bound). A customer whose first order fell inside the period is not in the base, so not
+  churned even if they lapsed before its end: churned <= base, the rate stays in [0, 1];
 - churn rate = churned / base.
+
+The per-day series counts the same customers on the local day they lapsed, so it sums to the
+period's total; a day's count therefore depends on the period's start (the base), not on the
+day alone.
 
 The median gap is the one the win-back selection uses: kept on the customer by the order path
 (`customers.median_gap_days`, app.loyalty.customers.record_sale), so both always agree and
@@ -40,7 +46,8 @@ WITH lapse AS (
 
 _TOTALS = text(_LAPSE + """
 SELECT count(*) FILTER (WHERE lapsed_at < :now) AS lapsing,
-       count(*) FILTER (WHERE lapsed_at >= :start_at AND lapsed_at < :end_at AND lapsed_at < :now) AS churned,
+       count(*) FILTER (WHERE first_order_at < :start_at AND lapsed_at >= :start_at
+                          AND lapsed_at < :end_at AND lapsed_at < :now) AS churned,
        count(*) FILTER (WHERE first_order_at < :start_at AND lapsed_at >= :start_at) AS base
 FROM lapse
 """)
@@ -48,7 +55,7 @@ FROM lapse
 _BY_DAY = text(_LAPSE + """
 SELECT (lapsed_at AT TIME ZONE :tz)::date AS day, count(*) AS churned
 FROM lapse
-WHERE lapsed_at >= :start_at AND lapsed_at < :end_at AND lapsed_at < :now
+WHERE first_order_at < :start_at AND lapsed_at >= :start_at AND lapsed_at < :end_at AND lapsed_at < :now
 GROUP BY 1
 """)
 

@@ -30,6 +30,9 @@ class Period:
             raise Invalid("the period ends before it starts", code="invalid_period")
         if self.days > MAX_DAYS:
             raise Invalid(f"the period is longer than {MAX_DAYS} days", code="invalid_period")
+        if self.start <= date.min or self.end >= date.max:
+            # Their midnights in UTC (start_at, end_at) can fall outside what a datetime holds.
+            raise Invalid("the period must lie within 0001-01-02 .. 9999-12-30", code="invalid_period")
 
     @property
     def days(self) -> int:

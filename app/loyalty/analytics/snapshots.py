@@ -18,9 +18,11 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.loyalty.analytics import SERIES_KEYS, daily_series, summary
+from app.loyalty.analytics import SERIES_KEYS, daily_series, lapsing, summary
+from app.loyalty.analytics.period import Period
 from app.loyalty.calendar import local
 from app.loyalty.errors import NotFound
+from app.loyalty.program import program_settings
 from app.models import AnalyticsSnapshot, Shop, for_shop
 
 PERIOD_DAYS = (7, 30, 90, 365)  # the console's period selector
@@ -48,16 +50,24 @@ def refresh_snapshots(session: Session, shop_id: int, now: datetime) -> int:
         raise NotFound("no such shop")
     today = local(now, shop.timezone).date()
     periods = standard_periods(today)
-    # A day's row does not depend on the period around it (all end today, so the same `now`):
-    # the shorter periods' series are the longest one's tail, one series computed instead of
-    # four (the tests compare each with daily_series). `now` bounds churn, as in the summary:
-    # someone lapsing later today has not churned yet.
-    longest = daily_series(session, shop_id, min(start for start, _ in periods), today, now)
+    # A day's row does not depend on the period around it (all end today, so the same `now`),
+    # except `churned_customers`, which counts the period's churn base (customers active at its
+    # start, lapsing.py): the shorter periods' series are the longest one's tail with that column
+    # recomputed for their own start, one series and one churn statement per shorter period
+    # instead of four series (the tests compare each with daily_series). `now` bounds churn, as
+    # in the summary: someone lapsing later today has not churned yet.
+    first = min(start for start, _ in periods)
+    longest = daily_series(session, shop_id, first, today, now)
+    settings = program_settings(shop)
     for start, end in periods:
+        series = longest[-((end - start).days + 1):]
+        if start != first:
+            churned = lapsing.churned_by_day(session, shop_id, Period(start, end, shop.timezone), now, settings)
+            series = [{**row, "churned_customers": churned.get(date.fromisoformat(row["date"]), 0)} for row in series]
         values = {
             "shop_id": shop_id, "period_start": start, "period_end": end, "computed_at": now,
             "summary": summary(session, shop_id, start, end, now),
-            "series": longest[-((end - start).days + 1):],
+            "series": series,
         }
         upsert = insert(AnalyticsSnapshot).values(values)
         session.execute(upsert.on_conflict_do_update(

@@ -69,3 +69,17 @@ def test_a_period_at_the_end_of_the_calendar_is_422_not_a_500(client, shop_a):
         response = client.get(f"{API}/analytics/{path}", query_string={"start": "9999-12-30", "end": "9999-12-31"},
                               headers=shop_a.headers["viewer"])
         assert response.status_code == 422 and "end" in response.get_json()["error"]["fields"]
+
+
+def test_a_period_at_the_start_of_the_calendar_east_of_utc_is_not_a_500(client, session, shop_a):
+    # Local midnight of 1 January year 1 in Tokyo is 31 December year 0 in UTC: not a datetime.
+    shop_a.shop.timezone = "Asia/Tokyo"
+    session.commit()
+    for path in ("summary", "series"):
+        response = client.get(f"{API}/analytics/{path}", query_string={"start": "0001-01-01", "end": "0001-01-02"},
+                              headers=shop_a.headers["viewer"])
+        assert response.status_code == 422 and "start" in response.get_json()["error"]["fields"]
+    # The next day is the first the API accepts: its midnight in Tokyo is still in year 1 in UTC.
+    response = client.get(f"{API}/analytics/summary", query_string={"start": "0001-01-02", "end": "0001-01-03"},
+                          headers=shop_a.headers["viewer"])
+    assert response.status_code == 200 and response.get_json()["start"] == "0001-01-02"

@@ -16,7 +16,7 @@ from app.loyalty.errors import Invalid
 from app.loyalty.events import OrderPaid
 from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.ledger import lock_customer, post_entry
-from app.loyalty.winback import select_lapsing
+from app.loyalty.winback import email_key, select_lapsing
 from app.models import EmailSend, LedgerEntry, Order, Referral, ReferralClick, Reward, WinbackEnrollment
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded
 
@@ -155,6 +155,14 @@ def test_a_period_ending_before_it_starts_or_over_a_year_is_refused(session, sho
         summary(session, shop.id, END, START, NOW)
     with pytest.raises(Invalid):
         daily_series(session, shop.id, date(2025, 1, 1), date(2026, 1, 2))
+
+
+def test_a_period_on_the_calendars_first_or_last_day_is_refused_not_an_overflow(session):
+    # Their midnights in UTC fall outside what a datetime holds (east of UTC for the first day).
+    east = make_shop(session, timezone="Pacific/Kiritimati")  # UTC+14
+    for start, end in ((date.min, date.min + timedelta(days=1)), (date.max - timedelta(days=1), date.max)):
+        with pytest.raises(Invalid):
+            summary(session, east.id, start, end, NOW)
 
 
 # --- points and the liability ------------------------------------------------------------------
@@ -407,3 +415,69 @@ def test_series_csv_has_a_stable_header_and_one_line_per_day(session, shop):
     assert (second["date"], second["member_orders"], second["member_revenue"], second["points_issued"]) == (
         "2026-03-02", "1", "100.00", "100")
     assert dict(zip(parsed[0], parsed[1], strict=True))["member_aov"] == ""  # None: no orders that day
+
+
+def test_churn_rate_counts_only_the_base_so_it_never_exceeds_one(session):
+    """Customers who first ordered inside a long period and lapsed before its end are churned
+    but not in the base (they had not ordered before it): the rate must not count them against
+    a base they are not part of (a 90-day dashboard period, one-time customers lapse at 60 days)."""
+    shop = make_shop(session, timezone="UTC")
+    now = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    _history(session, shop, [101], now)  # 20 Feb, before the period: in the base, lapses 21 April
+    _history(session, shop, [88], now)   # 5 March, in the period: lapses 4 May, not in the base
+    _history(session, shop, [83], now)   # 10 March, in the period: lapses 9 May, not in the base
+
+    s = summary(session, shop.id, date(2026, 3, 1), date(2026, 5, 31), now)
+    rows = daily_series(session, shop.id, date(2026, 3, 1), date(2026, 5, 31), now)
+
+    assert (s["churned_customers"], s["churn_base"], s["churn_rate"]) == (1, 1, 1.0)
+    assert {r["date"]: r["churned_customers"] for r in rows if r["churned_customers"]} == {"2026-04-21": 1}
+
+
+def test_a_winback_conversion_whose_order_was_cancelled_recovers_no_revenue(session, shop):
+    """The order that converted a win-back sequence is cancelled afterwards: it is no sale (the
+    sales figures drop it), so it cannot be revenue the campaign recovered nor a conversion."""
+    alice = make_customer(session, shop)
+    buy(session, shop, alice, datetime(2026, 1, 1, 17, tzinfo=UTC), "40.00")  # lapsed since
+    enrollment = WinbackEnrollment(shop_id=shop.id, customer_id=alice.id, status="active", enrolled_at=local(1),
+                                   step1_sent_at=local(1))
+    session.add(enrollment)
+    session.flush()
+    session.add(EmailSend(shop_id=shop.id, customer_id=alice.id, template="winback_reminder",
+                          send_key=email_key(enrollment.id, 1), status="sent", sent_at=local(1)))
+    session.flush()
+    order = buy(session, shop, alice, local(3), "80.00")  # the real order path converts the sequence
+    session.refresh(enrollment)
+    assert (enrollment.status, enrollment.converted_order_id) == ("converted", order.id)
+    apply_event(session, shop.id, cancelled(order.platform_order_id, at=local(4)))
+    session.flush()
+
+    s = summary(session, shop.id, START, END, NOW)
+
+    assert s["member_orders"] == 0 and s["member_revenue"] == "0.00"  # the cancelled order is no sale
+    assert s["winback_recovered_revenue"] == "0.00"
+    assert s["winback_conversions"] == 0
+    assert sum(r["winback_conversions"] for r in daily_series(session, shop.id, START, END, NOW)) == 0
+
+
+def test_a_winback_conversion_counts_its_order_net_of_refunds_and_not_at_all_once_fully_refunded(session, shop):
+    enrollments = []
+    for total in ("80.00", "50.00"):
+        customer = make_customer(session, shop)
+        buy(session, shop, customer, datetime(2026, 1, 1, 17, tzinfo=UTC), "40.00")
+        enrollment = WinbackEnrollment(shop_id=shop.id, customer_id=customer.id, status="active",
+                                       enrolled_at=local(1), step1_sent_at=local(1))
+        session.add(enrollment)
+        session.flush()
+        session.add(EmailSend(shop_id=shop.id, customer_id=customer.id, template="winback_reminder",
+                              send_key=email_key(enrollment.id, 1), status="sent", sent_at=local(1)))
+        session.flush()
+        enrollments.append((enrollment, buy(session, shop, customer, local(3), total)))
+    (_, partly), (_, fully) = enrollments
+    apply_event(session, shop.id, refunded(partly.platform_order_id, "r1", "30.00", at=local(4)))
+    apply_event(session, shop.id, refunded(fully.platform_order_id, "r2", "50.00", at=local(4)))
+    session.flush()
+
+    s = summary(session, shop.id, START, END, NOW)
+
+    assert (s["winback_conversions"], s["winback_recovered_revenue"]) == (1, "50.00")

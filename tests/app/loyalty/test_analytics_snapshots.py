@@ -21,13 +21,14 @@ TODAY = date(2026, 3, 10)
 @pytest.fixture
 def shop(session):
     """Members and a guest buying over the last year, a refund, a point value (liability), a
-    one-time buyer who lapsed during the year and one who joined before it."""
+    one-time buyer who joined and lapsed during the year (not in its churn base), one who
+    bought before the year and lapsed during it (churned), and one who joined before it."""
     shop = make_shop(session, timezone=TZ)
     make_reward(session, shop)
-    alice, bob, carol, dan = (make_customer(session, shop) for _ in range(4))
+    alice, bob, carol, dan, erin = (make_customer(session, shop) for _ in range(5))
     for n, (customer, days_ago, amount) in enumerate(((alice, 1, "80.00"), (alice, 20, "45.50"), (bob, 3, "120.00"),
                                                        (bob, 200, "60.00"), (None, 2, "30.00"), (carol, 300, "25.00"),
-                                                       (dan, 400, "70.00"), (dan, 50, "35.00"))):
+                                                       (dan, 400, "70.00"), (dan, 50, "35.00"), (erin, 380, "15.00"))):
         at = NOW - timedelta(days=days_ago)
         guest = {} if customer else {"email": f"guest{n}@example.com"}
         apply_event(session, shop.id, paid(f"s{n}", at=at, customer=customer, subtotal=amount, placed_at=at, **guest))
@@ -52,7 +53,25 @@ def test_a_snapshot_is_exactly_the_live_summary_and_series_of_each_standard_peri
         assert [list(row) for row in cached.series] == [list(row) for row in live_rows]  # key order kept too
     year = cached_report(session, shop.id, TODAY - timedelta(days=364), TODAY, NOW)
     assert year.summary["member_orders"] == 6 and year.summary["liability"] is not None
-    assert year.summary["churned_customers"] >= 1 and sum(row["churned_customers"] for row in year.series) >= 1
+    assert year.summary["churned_customers"] == 1 and sum(row["churned_customers"] for row in year.series) == 1
+
+
+def test_a_shorter_periods_series_counts_churn_against_its_own_base_not_the_years(session, shop):
+    """The snapshot series of the shorter periods are the year's tail, but churn depends on the
+    period's start: a one-time buyer who first ordered inside the year and before the 90 days
+    is in the 90-day base (churned when they lapse in it), not in the year's."""
+    frank = make_customer(session, shop)
+    at = NOW - timedelta(days=100)  # lapses 40 days ago: inside the 90 days
+    apply_event(session, shop.id, paid("frank", at=at, customer=frank, subtotal="10.00", placed_at=at))
+    session.flush()
+    refresh_snapshots(session, shop.id, NOW)
+    by_days = {(end - start).days + 1: cached_report(session, shop.id, start, end, NOW)
+               for start, end in standard_periods(TODAY)}
+    ninety, year = by_days[90], by_days[365]
+    assert ninety.summary["churned_customers"] == sum(row["churned_customers"] for row in ninety.series) == 1
+    assert year.summary["churned_customers"] == sum(row["churned_customers"] for row in year.series) == 1  # erin
+    for start, end in standard_periods(TODAY):
+        assert cached_report(session, shop.id, start, end, NOW).series == daily_series(session, shop.id, start, end, NOW)
 
 
 def test_the_standard_periods_end_on_the_shops_local_today(session, shop):

@@ -11,7 +11,7 @@ from app.loyalty.winback import (
     INCENTIVE, REMINDER, advance_sequence, campaign_results, enroll_lapsing, in_holdout, unqueued_emails,
 )
 from app.models import EmailSend, LedgerEntry, WinbackEnrollment
-from tests.factories import make_customer, make_shop, paid
+from tests.factories import cancelled, make_customer, make_shop, paid, refunded
 
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 _orders = itertools.count(1)
@@ -26,9 +26,11 @@ def _lapsed(session, shop):
     return make_customer(session, shop, accepts_marketing=True, orders_count=1, last_order_at=NOW - days(90))
 
 
-def _order_back(session, shop, customer, at, total="80.00"):
-    apply_event(session, shop.id, paid(f"h{next(_orders)}", at=at, customer=customer, subtotal=total, placed_at=at))
+def _order_back(session, shop, customer, at, total="80.00") -> str:
+    order_id = f"h{next(_orders)}"
+    apply_event(session, shop.id, paid(order_id, at=at, customer=customer, subtotal=total, placed_at=at))
     session.flush()
+    return order_id
 
 
 def _delivered(session, outcome):
@@ -172,3 +174,26 @@ def test_without_a_holdout_there_is_no_lift_to_report(session):
     results = campaign_results(session, shop.id, NOW - days(1))
     assert (results.enrolled, results.holdout_enrolled, results.holdout_conversion_rate) == (1, 0, 0.0)
     assert results.lift_points is None
+
+
+def test_a_conversion_whose_order_was_cancelled_or_fully_refunded_is_none_in_either_group(session):
+    """The order path converted the sequences; the orders were then cancelled or refunded (the
+    enrollments are not touched): the results judge each conversion by its order as it is now."""
+    shop = make_shop(session, winback_holdout_percent=50)
+    [t1, t2, t3], [h1, h2] = _groups(session, shop, 3, 2)
+    _delivered(session, enroll_lapsing(session, shop.id, NOW))
+    gone = _order_back(session, shop, t1, NOW + days(2), total="100.00")
+    partly = _order_back(session, shop, t2, NOW + days(2), total="50.00")
+    returned = _order_back(session, shop, t3, NOW + days(2), total="40.00")
+    held_gone = _order_back(session, shop, h1, NOW + days(2), total="30.00")
+    _order_back(session, shop, h2, NOW + days(2), total="20.00")
+    for event in (cancelled(gone, at=NOW + days(3)), refunded(partly, "r1", "20.00", at=NOW + days(3)),
+                  refunded(returned, "r2", "40.00", at=NOW + days(3)), cancelled(held_gone, at=NOW + days(3))):
+        apply_event(session, shop.id, event)
+    session.flush()
+    assert {_enrollment(session, c).status for c in (t1, t2, t3, h1, h2)} == {"converted"}  # as recorded
+    results = campaign_results(session, shop.id, NOW - days(1))
+    assert (results.converted, results.recovered_revenue) == (1, Decimal("30.00"))  # t2: 50 - 20
+    assert (results.holdout_converted, results.holdout_recovered_revenue) == (1, Decimal("20.00"))
+    # The lift's outcome is `returned`, kept as recorded (a stopped sequence has no order to check).
+    assert (results.lift_treated_ordered, results.lift_holdout_ordered) == (3, 2)
