@@ -24,6 +24,8 @@ compares the groups: the lift is the treated rate minus the holdout rate, over t
 enrolled while a holdout ran (each row keeps the percent in force at its enrollment), both
 rates counting any sale in the window (`returned`), not the treated group's delivered-email
 rule: conversions attribute revenue to the emails, the lift measures what being emailed did.
+A conversion or a return whose order (converted_order_id / returned_order_id) was since
+cancelled or fully refunded does not count (conversion_stands, judged when read).
 
 Idempotent: one active enrollment per customer (partial unique index, ON CONFLICT DO
 NOTHING), the step is on the row, the incentive has a ledger key, and each email has a key.
@@ -319,11 +321,15 @@ def _end_for_sale(session: Session, shop_id: int, enrollment: WinbackEnrollment,
     after a win-back email the SMTP server accepted (a skipped or still retrying email brought
     nobody back). A holdout sequence has no email: the window runs from its step times.
     `returned` records a sale within the window whatever the emails did: the lift's outcome,
-    alike for both groups (an attribute on the row this ends: no statement of its own)."""
+    alike for both groups, and `returned_order_id` the sale (judged when read: conversion_stands).
+    Attributes on the row this ends, set after the email look-up (whose autoflush would
+    otherwise send them in a statement of their own): one UPDATE."""
     last_email = max(t for t in (enrollment.step1_sent_at, enrollment.step2_sent_at, enrollment.enrolled_at) if t)
     window = timedelta(days=settings.winback_recovery_days)
-    enrollment.returned = enrollment.enrolled_at <= at <= last_email + window
-    if enrollment.returned and (enrollment.holdout or _emailed(session, shop_id, enrollment.id)):
+    returned = enrollment.enrolled_at <= at <= last_email + window
+    converted = returned and (enrollment.holdout or _emailed(session, shop_id, enrollment.id))
+    enrollment.returned, enrollment.returned_order_id = returned, order.id
+    if converted:
         enrollment.status = "converted"
         enrollment.converted_order_id = order.id
         enrollment.recovered_revenue = order.total
@@ -398,11 +404,12 @@ class CampaignResults:
 
 
 def conversion_stands(order) -> ColumnElement[bool]:
-    """SQL, for an enrollment outer-joined to its converting order (`converted_order_id`) as
-    `order`: the conversion still stands — that order was not cancelled or fully refunded since.
-    A cancellation does not touch the enrollment (the order path stays as it is), so it is
-    judged when reading. An order deleted with its shop's data (the id set NULL) leaves the
-    conversion as it was recorded."""
+    """SQL, for an enrollment outer-joined to the order that ended it as `order` (its converting
+    order, `converted_order_id`, for a conversion; `returned_order_id` for the lift's return):
+    the sale still stands — that order was not cancelled or fully refunded since. A
+    cancellation does not touch the enrollment (the order path stays as it is), so it is
+    judged when reading. No order (deleted with its shop's data, the id set NULL; or a return
+    recorded before migration 0030 stored its id) leaves the sale as it was recorded."""
     return or_(order.id.is_(None), and_(order.status != "cancelled",
                                         or_(order.refunded_amount < order.total, order.refunded_amount == 0)))
 
@@ -415,11 +422,12 @@ def conversion_revenue(order) -> ColumnElement:
 
 def campaign_results(session: Session, shop_id: int, since: datetime) -> CampaignResults:
     """Per shop, for the sequences enrolled since `since`: the treated group and the holdout.
-    A conversion whose order was cancelled or fully refunded is none (conversion_stands); the
-    lift's `returned` is kept as recorded (see the README: a stopped sequence has no order id)."""
-    w, o = WinbackEnrollment, aliased(Order)
+    A conversion whose order was cancelled or fully refunded is none, and so is the lift's
+    return (`returned` with its returned_order_id): one rule, conversion_stands."""
+    w, o, r = WinbackEnrollment, aliased(Order), aliased(Order)
     treated, held = w.holdout.is_(False), w.holdout.is_(True)
     converted, revenue = and_(w.status == "converted", conversion_stands(o)), conversion_revenue(o)
+    returned = and_(w.returned, conversion_stands(r))
     randomised = w.holdout_percent > 0  # NULL (enrolled before it was recorded) is left out too
     row = session.execute(
         select(func.count().filter(treated), func.count(w.step1_sent_at).filter(treated),
@@ -430,9 +438,9 @@ def campaign_results(session: Session, shop_id: int, since: datetime) -> Campaig
                func.count().filter(held), func.count().filter(held, converted),
                func.coalesce(func.sum(revenue).filter(held, converted), 0),
                # The lift: both groups by one rule (intent to treat), any sale in the window.
-               func.count().filter(treated, randomised), func.count().filter(treated, randomised, w.returned),
-               func.count().filter(held, randomised), func.count().filter(held, randomised, w.returned))
-        .select_from(w).outerjoin(o, o.id == w.converted_order_id)
+               func.count().filter(treated, randomised), func.count().filter(treated, randomised, returned),
+               func.count().filter(held, randomised), func.count().filter(held, randomised, returned))
+        .select_from(w).outerjoin(o, o.id == w.converted_order_id).outerjoin(r, r.id == w.returned_order_id)
         .where(w.shop_id == shop_id, w.enrolled_at >= since)
     ).one()
     sent = session.execute(text("""

@@ -52,6 +52,10 @@ class WinbackEnrollment(ShopScoped, db.Model):
     # winback_recovery_days), delivered email or not: the lift's outcome, the same rule for
     # both groups (`converted` also needs a delivered email for a treated sequence).
     returned: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"), default=False)
+    # The order that ended the sequence (every sequence a sale ended, converted or stopped, in or
+    # out of the window): the lift counts a return only while that order is not cancelled or
+    # fully refunded. NULL: no sale ended it, the order was deleted, or ended before 0030.
+    returned_order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("orders.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = utc_created()
 
 

@@ -3,13 +3,16 @@ alike, or the figure reports a difference the emails did not make."""
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
 
 from app.loyalty.apply import apply_event
 from app.loyalty.settings_admin import update_settings
 from app.loyalty.winback import campaign_results, enroll_lapsing, in_holdout
-from app.models import EmailSend
-from tests.factories import make_customer, make_shop, paid
+from app.models import EmailSend, WinbackEnrollment
+from tests.factories import cancelled, make_customer, make_shop, paid, refunded
 
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 _orders = itertools.count(1)
@@ -40,8 +43,31 @@ def _groups(session, shop, treated: int, holdout: int, percent: int = 50, now=NO
 
 
 def _order_back(session, shop, customer, at, total="80.00"):
-    apply_event(session, shop.id, paid(f"lift{next(_orders)}", at=at, customer=customer, subtotal=total, placed_at=at))
+    order_id = f"lift{next(_orders)}"
+    apply_event(session, shop.id, paid(order_id, at=at, customer=customer, subtotal=total, placed_at=at))
     session.flush()
+    return order_id
+
+
+def _apply(session, shop, *events):
+    for e in events:
+        apply_event(session, shop.id, e)
+    session.flush()
+
+
+@contextmanager
+def _statements(session):
+    """The SQL statements sent inside the block."""
+    engine, sent = session.get_bind(), []
+
+    def record(conn, cursor, statement, *args):
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def _record(session, outcome, status_for):
@@ -111,3 +137,50 @@ def test_the_lift_counts_an_order_in_the_window_alike_for_both_groups_and_attrib
     assert (results.lift_treated, results.lift_treated_ordered, results.lift_holdout, results.lift_holdout_ordered) == (
         2, 1, 2, 1)
     assert results.lift_points == 0.0
+
+
+def test_a_return_whose_order_was_cancelled_counts_in_neither_group(session):
+    # A treated customer whose reminder was skipped (the sequence is stopped, not converted) and
+    # a held-out one (converted) both order in the window; both orders are then cancelled.
+    shop = make_shop(session, winback_holdout_percent=50)
+    [unreached], [held] = _groups(session, shop, 1, 1)
+    _record(session, enroll_lapsing(session, shop.id, NOW), lambda _: "skipped")
+    treated_order = _order_back(session, shop, unreached, NOW + days(3))
+    held_order = _order_back(session, shop, held, NOW + days(3))
+    _apply(session, shop, cancelled(treated_order, at=NOW + days(4)), cancelled(held_order, at=NOW + days(4)))
+    results = campaign_results(session, shop.id, NOW - days(1))
+    assert (results.lift_treated, results.lift_treated_ordered, results.lift_holdout, results.lift_holdout_ordered) == (
+        1, 0, 1, 0)
+    assert results.lift_points == 0.0
+
+
+def test_a_return_whose_order_was_fully_refunded_is_not_returned_a_partial_refund_still_is(session):
+    shop = make_shop(session, winback_holdout_percent=50)
+    [refunded_all, refunded_part], [held_all, held_part] = _groups(session, shop, 2, 2)
+    _record(session, enroll_lapsing(session, shop.id, NOW), lambda _: "skipped")
+    orders = {c.id: _order_back(session, shop, c, NOW + days(3), total="80.00")
+              for c in (refunded_all, refunded_part, held_all, held_part)}
+    _apply(session, shop,
+           refunded(orders[refunded_all.id], "r1", "80.00", at=NOW + days(4)),
+           refunded(orders[refunded_part.id], "r2", "30.00", at=NOW + days(4)),
+           refunded(orders[held_all.id], "r3", "80.00", at=NOW + days(4)),
+           refunded(orders[held_part.id], "r4", "79.99", at=NOW + days(4)))
+    results = campaign_results(session, shop.id, NOW - days(1))
+    assert (results.lift_treated, results.lift_treated_ordered, results.lift_holdout, results.lift_holdout_ordered) == (
+        2, 1, 2, 1)
+
+
+def test_the_sale_that_ends_a_sequence_is_stored_in_the_update_that_sets_returned(session):
+    # Treated, email skipped: stopped by the sale, not converted, yet its order is kept; the
+    # order path writes it in the one UPDATE of the enrollment it already sent.
+    shop = make_shop(session, winback_holdout_percent=50)
+    [unreached], _ = _groups(session, shop, 1, 0)
+    _record(session, enroll_lapsing(session, shop.id, NOW), lambda _: "skipped")
+    with _statements(session) as sent:
+        _order_back(session, shop, unreached, NOW + days(3))
+    updates = [s for s in sent if s.lstrip().upper().startswith("UPDATE WINBACK_ENROLLMENTS")]
+    assert len(updates) == 1, sent
+    assert "returned_order_id" in updates[0] and "returned=" in updates[0].replace(" ", "")
+    enrollment = session.query(WinbackEnrollment).filter_by(customer_id=unreached.id).one()
+    assert (enrollment.status, enrollment.returned, enrollment.converted_order_id) == ("stopped", True, None)
+    assert enrollment.returned_order_id is not None
