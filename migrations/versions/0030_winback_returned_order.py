@@ -12,6 +12,8 @@ sets `returned`), and the lift drops a return whose order was cancelled or fully
 nullable column: adding it rewrites nothing. No backfill: the rows it would cover are those
 with `returned` set, all made since 0028 (earlier rows have holdout_percent NULL and are out
 of the lift); a NULL returned_order_id with `returned` true is read as a standing return.
+Both order references get a partial index (built CONCURRENTLY): deleting orders sets them NULL,
+which without one scans the table once per order deleted.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -27,9 +29,18 @@ def upgrade():
     op.add_column('winback_enrollments', sa.Column('returned_order_id', sa.BigInteger(), nullable=True))
     op.create_foreign_key(op.f('fk_winback_enrollments_returned_order_id_orders'), 'winback_enrollments', 'orders',
                           ['returned_order_id'], ['id'], ondelete='SET NULL')
+    with op.get_context().autocommit_block():
+        for column in ('converted_order_id', 'returned_order_id'):
+            op.create_index(f'ix_winback_enrollments_{column[:-3]}', 'winback_enrollments', [column],
+                            postgresql_where=sa.text(f'{column} IS NOT NULL'), postgresql_concurrently=True,
+                            if_not_exists=True)
 
 
 def downgrade():
+    with op.get_context().autocommit_block():
+        for column in ('converted_order_id', 'returned_order_id'):
+            op.drop_index(f'ix_winback_enrollments_{column[:-3]}', table_name='winback_enrollments',
+                          postgresql_concurrently=True, if_exists=True)
     op.drop_constraint(op.f('fk_winback_enrollments_returned_order_id_orders'), 'winback_enrollments',
                        type_='foreignkey')
     op.drop_column('winback_enrollments', 'returned_order_id')
