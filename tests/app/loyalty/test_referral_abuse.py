@@ -1,0 +1,43 @@
+"""Referral abuse found in review: rules of README "Referrals" that a real sequence of events gets round.
+
+A WooCommerce order names its customer by id only (integrations/woocommerce/parsers._order:
+CustomerInfo(platform_customer_id) with no email; the billing email is the order's): a shopper
+whose order reaches us before their profile (customer.created delivered later, or an account
+older than the connect) is attributed while their email is unknown to us.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.loyalty.apply import apply_event
+from app.loyalty.events import CustomerInfo, CustomerUpserted
+from app.loyalty.pending import release_pending_points
+from app.models import Customer, LedgerEntry, Referral
+from tests.factories import make_customer, make_shop, paid
+
+
+def _points(session, shop, customer, source: str) -> int:
+    entries = session.query(LedgerEntry).filter_by(shop_id=shop.id, customer_id=customer.id, source=source).all()
+    return sum(e.points for e in entries)
+
+
+def _referral(session, shop, friend) -> Referral | None:
+    return session.query(Referral).filter_by(shop_id=shop.id, friend_id=friend.id).one_or_none()
+
+
+def test_self_referral_is_refused_when_the_friends_email_arrives_after_their_first_order(session, now):
+    """Jane refers herself from a second account (a +tag of her own address). Its order reaches us
+    before its profile; by the time the return window ends and the advocate would be paid, we know
+    the account's email normalises to the advocate's: README refuses it as self-referral."""
+    shop = make_shop(session, pending_days=14)
+    advocate = make_customer(session, shop, email="jane.doe@gmail.com")
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("77"), email="jane.doe+2@gmail.com",
+                                       subtotal="40", referral_code=advocate.referral_code))
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo("77", email="janedoe+2@gmail.com"),
+                                                   now + timedelta(minutes=1), account_created=True))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="77").one()
+    assert friend.email_normalized == advocate.email_normalized
+    release_pending_points(session, shop.id, now + timedelta(days=14))
+    assert _points(session, shop, advocate, "referral_advocate") == 0
+    assert _referral(session, shop, friend).status != "completed"
+
