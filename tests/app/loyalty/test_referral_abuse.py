@@ -41,3 +41,21 @@ def test_self_referral_is_refused_when_the_friends_email_arrives_after_their_fir
     assert _points(session, shop, advocate, "referral_advocate") == 0
     assert _referral(session, shop, friend).status != "completed"
 
+
+def test_a_guest_who_already_bought_is_not_referred_when_their_account_order_comes_before_its_profile(session, now):
+    """A shopper bought as a guest last week (no code); now they make an account at checkout and
+    use a referral code. The order reaches us before the account's profile: README refuses "a
+    friend who already had a paid order (a guest order under their email included)"."""
+    shop = make_shop(session, pending_days=14)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=7), subtotal="40", email="buyer@example.com"))
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("77"), email="buyer@example.com",
+                                       subtotal="40", referral_code=advocate.referral_code))
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo("77", email="buyer@example.com"),
+                                                   now + timedelta(minutes=1), account_created=True))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="77").one()
+    session.refresh(friend)
+    assert friend.orders_count == 2  # the guest order was claimed: they had bought before
+    release_pending_points(session, shop.id, now + timedelta(days=14))
+    assert _points(session, shop, advocate, "referral_advocate") == 0
+    assert _points(session, shop, friend, "referral_friend") == 0
