@@ -59,3 +59,28 @@ def test_a_guest_who_already_bought_is_not_referred_when_their_account_order_com
     release_pending_points(session, shop.id, now + timedelta(days=14))
     assert _points(session, shop, advocate, "referral_advocate") == 0
     assert _points(session, shop, friend, "referral_friend") == 0
+
+
+def _arrive_without_code(session, shop, at, platform_customer_id: str, email: str) -> Customer:
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo(platform_customer_id, email=email), at,
+                                                   account_created=True))
+    return session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id=platform_customer_id).one()
+
+
+def test_a_guest_whose_first_order_carried_the_code_is_referred_when_a_second_guest_order_is_claimed_too(
+        session, now):
+    """Both guest orders came through the advocate's link (the first one is the friend's first
+    order): claiming them at sign-up must refer the friend, as claiming the first alone does. A
+    later order is no "earlier paid order" (README: a guest order refuses the friend unless it
+    carried this advocate's code)."""
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=5), subtotal="40", email="buyer@example.com",
+                                       referral_code=advocate.referral_code))
+    apply_event(session, shop.id, paid("g2", now - timedelta(days=2), subtotal="40", email="buyer@example.com",
+                                       referral_code=advocate.referral_code))
+    friend = _arrive_without_code(session, shop, now, "f1", "buyer@example.com")
+    assert friend.orders_count == 2
+    referral = _referral(session, shop, friend)
+    assert (referral.status, referral.rejection_reason) == ("completed", None)
+    assert _points(session, shop, advocate, "referral_advocate") == 500
