@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.loyalty.apply import apply_event
-from app.loyalty.events import CustomerInfo, CustomerUpserted
+from app.loyalty.events import CustomerInfo, CustomerUpserted, OrderPaid
 from app.loyalty.pending import release_pending_points
 from app.models import Customer, LedgerEntry, Referral
 from tests.factories import make_customer, make_shop, paid
@@ -84,3 +84,21 @@ def test_a_guest_whose_first_order_carried_the_code_is_referred_when_a_second_gu
     referral = _referral(session, shop, friend)
     assert (referral.status, referral.rejection_reason) == ("completed", None)
     assert _points(session, shop, advocate, "referral_advocate") == 500
+
+
+def test_imported_history_with_a_referral_code_earns_no_referral_points_without_backfill_points(session, now):
+    """A backfilled order (placed before the install, `historical`) builds statistics and earns
+    points only if the shop's backfill_points is on (README, Shopify/WooCommerce backfill). One
+    carrying a referral code must not give the friend welcome points, nor leave a pending referral
+    that the friend's next (second) order completes, paying the advocate for a friend who had
+    already bought."""
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    event = paid("h1", now - timedelta(days=90), customer=CustomerInfo("f1", email="friend@example.com"),
+                 subtotal="40", referral_code=advocate.referral_code)
+    apply_event(session, shop.id, OrderPaid(event.order, event.occurred_at, historical=True))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="f1").one()
+    assert friend.orders_count == 1 and friend.points_balance == 0  # history: counted, earned nothing
+    assert _points(session, shop, friend, "referral_friend") == 0
+    apply_event(session, shop.id, paid("o2", now, customer=friend, subtotal="40"))
+    assert _points(session, shop, advocate, "referral_advocate") == 0
