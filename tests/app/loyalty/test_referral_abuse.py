@@ -102,3 +102,17 @@ def test_imported_history_with_a_referral_code_earns_no_referral_points_without_
     assert _points(session, shop, friend, "referral_friend") == 0
     apply_event(session, shop.id, paid("o2", now, customer=friend, subtotal="40"))
     assert _points(session, shop, advocate, "referral_advocate") == 0
+
+
+def test_a_friends_first_order_that_paid_nothing_does_not_pay_the_advocate(session, now):
+    """A friend's first order at 0.00 (a 100% discount, e.g. a reward code bought with the welcome
+    points themselves) paid nothing: like an order refunded in full (reversals.fully_taken_back:
+    "the order paid nothing in the end"), it must not earn the advocate 500 points, or every
+    made-up friend account is a free 500 points for its advocate."""
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("f1", email="friend@example.com"),
+                                       subtotal="0", referral_code=advocate.referral_code))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="f1").one()
+    assert friend.referred_by_id == advocate.id
+    assert _points(session, shop, advocate, "referral_advocate") == 0
