@@ -116,3 +116,52 @@ def test_a_friends_first_order_that_paid_nothing_does_not_pay_the_advocate(sessi
     friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="f1").one()
     assert friend.referred_by_id == advocate.id
     assert _points(session, shop, advocate, "referral_advocate") == 0
+
+
+def test_self_referral_known_only_at_completion_is_rejected_and_the_friend_keeps_the_welcome_points(session, now):
+    """No billing email on the order either: the profile (the advocate's +tag) is all that tells,
+    and it comes after attribution. Judged again when the advocate would be paid: rejected as
+    self-referral; the welcome points already given stay (README: never taken back)."""
+    shop = make_shop(session, pending_days=14)
+    advocate = make_customer(session, shop, email="jane.doe@gmail.com")
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("77"), subtotal="40",
+                                       referral_code=advocate.referral_code))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="77").one()
+    welcome = _points(session, shop, friend, "referral_friend")
+    assert welcome > 0 and _referral(session, shop, friend).status == "pending"
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo("77", email="janedoe+2@gmail.com"),
+                                                   now + timedelta(minutes=1), account_created=True))
+    release_pending_points(session, shop.id, now + timedelta(days=14))
+    referral = _referral(session, shop, friend)
+    assert (referral.status, referral.rejection_reason) == ("rejected", "self_referral")
+    assert _points(session, shop, advocate, "referral_advocate") == 0
+    assert _points(session, shop, friend, "referral_friend") == welcome
+
+
+def test_a_billing_email_of_the_advocates_refuses_the_referral_at_attribution(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop, email="jane.doe@gmail.com")
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("77"), email="Jane.Doe+x@gmail.com",
+                                       subtotal="40", referral_code=advocate.referral_code))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="77").one()
+    referral = _referral(session, shop, friend)
+    assert (referral.status, referral.rejection_reason) == ("rejected", "self_referral")
+    assert _points(session, shop, friend, "referral_friend") == 0
+
+
+def test_a_guest_buyer_known_only_at_completion_is_rejected_as_existing_customer(session, now):
+    """The account's order carries another billing email; only its profile (later) links it to an
+    earlier guest order, claimed then: judged again at completion, the advocate gets nothing."""
+    shop = make_shop(session, pending_days=14)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid("g1", now - timedelta(days=7), subtotal="40", email="buyer@example.com"))
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("77"), email="work@example.com",
+                                       subtotal="40", referral_code=advocate.referral_code))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="77").one()
+    assert _referral(session, shop, friend).status == "pending"
+    apply_event(session, shop.id, CustomerUpserted(CustomerInfo("77", email="buyer@example.com"),
+                                                   now + timedelta(minutes=1), account_created=True))
+    release_pending_points(session, shop.id, now + timedelta(days=14))
+    referral = _referral(session, shop, friend)
+    assert (referral.status, referral.rejection_reason) == ("rejected", "existing_customer")
+    assert _points(session, shop, advocate, "referral_advocate") == 0
