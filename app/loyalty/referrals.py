@@ -153,11 +153,14 @@ def completed_email_key(referral_id: int) -> str:
 
 def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, friend: Customer, order: Order,
                        at: datetime) -> list:
-    """The friend's order points were granted: reward the advocate (once, within the cap)."""
+    """The friend's order points were granted: reward the advocate (once, within the cap). An order
+    with nothing that earns (eligible_amount 0) completes nothing: a later paid order does."""
     if friend.referred_by_id is None:
         return []  # attribute() sets it with every pending referral: no lookup for the unreferred
     if fully_taken_back(order):
         return []  # refunded in full before its grant (the refund came first): it pays nobody
+    if order.eligible_amount <= 0:
+        return []  # paid nothing that earns (a 100% discount): the referral waits for a paid order
     referral = session.scalars(
         for_shop(Referral, shop.id).where(Referral.friend_id == friend.id, Referral.status == "pending").with_for_update()
     ).first()

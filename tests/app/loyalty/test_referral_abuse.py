@@ -165,3 +165,16 @@ def test_a_guest_buyer_known_only_at_completion_is_rejected_as_existing_customer
     referral = _referral(session, shop, friend)
     assert (referral.status, referral.rejection_reason) == ("rejected", "existing_customer")
     assert _points(session, shop, advocate, "referral_advocate") == 0
+
+
+def test_a_referral_left_pending_by_a_free_first_order_is_completed_by_the_friends_next_paid_order(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=CustomerInfo("f1", email="friend@example.com"),
+                                       subtotal="0", referral_code=advocate.referral_code))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="f1").one()
+    assert _referral(session, shop, friend).status == "pending"
+    apply_event(session, shop.id, paid(2, now + timedelta(days=1), customer=friend, subtotal="30"))
+    referral = _referral(session, shop, friend)
+    assert (referral.status, referral.rejection_reason) == ("completed", None)
+    assert _points(session, shop, advocate, "referral_advocate") == 500
