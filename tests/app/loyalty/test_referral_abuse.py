@@ -178,3 +178,26 @@ def test_a_referral_left_pending_by_a_free_first_order_is_completed_by_the_frien
     referral = _referral(session, shop, friend)
     assert (referral.status, referral.rejection_reason) == ("completed", None)
     assert _points(session, shop, advocate, "referral_advocate") == 500
+
+
+def test_an_imported_guest_order_with_a_referral_code_refers_nobody_when_claimed_without_backfill_points(session, now):
+    shop = make_shop(session)
+    advocate = make_customer(session, shop)
+    event = paid("h1", now - timedelta(days=3), subtotal="40", email="buyer@example.com",
+                 referral_code=advocate.referral_code)
+    apply_event(session, shop.id, OrderPaid(event.order, event.occurred_at, historical=True))
+    friend = _arrive_without_code(session, shop, now, "f1", "buyer@example.com")
+    assert friend.orders_count == 1
+    assert _referral(session, shop, friend) is None
+    assert _points(session, shop, friend, "referral_friend") == 0
+
+
+def test_imported_history_with_a_referral_code_refers_the_friend_when_the_shop_earns_on_history(session, now):
+    shop = make_shop(session, backfill_points=True)
+    advocate = make_customer(session, shop)
+    event = paid("h1", now - timedelta(days=90), customer=CustomerInfo("f1", email="friend@example.com"),
+                 subtotal="40", referral_code=advocate.referral_code)
+    apply_event(session, shop.id, OrderPaid(event.order, event.occurred_at, historical=True))
+    friend = session.query(Customer).filter_by(shop_id=shop.id, platform_customer_id="f1").one()
+    assert _referral(session, shop, friend).status == "completed"
+    assert _points(session, shop, advocate, "referral_advocate") == 500
