@@ -1,8 +1,9 @@
 """Referrals: a friend arrives with an advocate's code; both are rewarded, within the rules.
 
 Rules: no self-referral (same customer, or the same normalised email), the friend must be
-new (no earlier paid order), and an advocate is rewarded at most `referral_weekly_cap`
-times per rolling 7 days. The friend's welcome points come when they are attributed; the
+new (no paid order before their first one with the code), judged at attribution and again
+before the advocate is paid (an order can reach us before its account's email), and an
+advocate is rewarded at most `referral_weekly_cap` times per rolling 7 days. The friend's welcome points come when they are attributed; the
 advocate's when the friend's first order's points are granted, i.e. after any pending
 (return-window) period, so a refunded first order never pays the advocate. If that order is
 fully refunded or cancelled after the grant, the advocate's reward is taken back
