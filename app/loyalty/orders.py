@@ -94,7 +94,9 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
         outcome.intents += _award(session, shop, settings, order, customer, at)
     if customer is not None:
         outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, at)
-    if customer is not None and snapshot.referral_code:
+    # Imported history refers nobody unless the shop earns on history (no welcome points, no
+    # pending referral for the friend's next order to complete).
+    if customer is not None and snapshot.referral_code and (settings.backfill_points or not historical):
         outcome.intents += referrals.attribute(session, shop, customer, snapshot.referral_code, at, order=order)
     return outcome
 
@@ -288,7 +290,8 @@ def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: 
             intents += _award(session, shop, settings, order, customer, order.paid_at or now, granted_at=now)
     # A code that came with the guest checkout only refers the shopper as it would have on an
     # account's order (a no-op if the account already was attributed, e.g. by a code at sign-up).
-    coded = sorted((o for o in claimed if o.referral_code), key=lambda o: o.paid_at)
+    # (Imported history that earned nothing, `void`, refers nobody either.)
+    coded = sorted((o for o in claimed if o.referral_code and o.points_status != "void"), key=lambda o: o.paid_at)
     if coded:
         intents += referrals.attribute(session, shop, customer, coded[0].referral_code, now, order=coded[0])
     if guest_orders:

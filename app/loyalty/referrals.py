@@ -1,8 +1,9 @@
 """Referrals: a friend arrives with an advocate's code; both are rewarded, within the rules.
 
 Rules: no self-referral (same customer, or the same normalised email), the friend must be
-new (no earlier paid order), and an advocate is rewarded at most `referral_weekly_cap`
-times per rolling 7 days. The friend's welcome points come when they are attributed; the
+new (no paid order before their first one with the code), judged at attribution and again
+before the advocate is paid (an order can reach us before its account's email), and an
+advocate is rewarded at most `referral_weekly_cap` times per rolling 7 days. The friend's welcome points come when they are attributed; the
 advocate's when the friend's first order's points are granted, i.e. after any pending
 (return-window) period, so a refunded first order never pays the advocate. If that order is
 fully refunded or cancelled after the grant, the advocate's reward is taken back
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -38,7 +39,14 @@ def attribute(session: Session, shop: Shop, friend: Customer, code: str, at: dat
         return []
     if session.scalars(for_shop(Referral, shop.id).where(Referral.friend_id == friend.id)).first() is not None:
         return []
-    reason = rejection_reason(advocate, friend, order, _earlier_guest_orders(session, shop.id, friend, advocate))
+    counted_now = 1 if order is not None and order.customer_id == friend.id and order.paid_at is not None else 0
+    emails = _emails(friend, order)
+    earlier = friend.orders_count - counted_now
+    if earlier or emails:  # a friend with no earlier order and no email known: no statement
+        earlier = _earlier_orders(session, shop.id, friend, advocate, emails,
+                                  order.paid_at if order is not None else None, own=order is not None)
+        earlier += 0 if order is not None else friend.orders_count
+    reason = rejection_reason(advocate, friend, order, earlier)
     referral_id = session.execute(
         insert(Referral)
         .values(shop_id=shop.id, advocate_id=advocate.id, friend_id=friend.id,
@@ -83,29 +91,59 @@ def record_click(session: Session, shop_id: int, advocate_id: int, at: datetime,
     return True
 
 
-def rejection_reason(advocate: Customer, friend: Customer, order: Order | None, guest_orders: int = 0) -> str | None:
+def rejection_reason(advocate: Customer, friend: Customer, order: Order | None, earlier_orders: int = 0) -> str | None:
+    """Why `friend` is no referral of `advocate`'s: self-referral (the same customer, or the
+    advocate's normalised email on the friend or on the order, its billing email), or a friend who
+    had `earlier_orders` (paid before their first order with this advocate's code)."""
     if advocate.id == friend.id:
         return "self_referral"
-    if advocate.email_normalized and advocate.email_normalized == friend.email_normalized:
+    if advocate.email_normalized and advocate.email_normalized in _emails(friend, order):
         return "self_referral"
-    counted_now = 1 if order is not None and order.customer_id == friend.id and order.paid_at is not None else 0
-    if friend.orders_count - counted_now + guest_orders > 0:
+    if earlier_orders > 0:
         return "existing_customer"
     return None
 
 
-def _earlier_guest_orders(session: Session, shop_id: int, friend: Customer, advocate: Customer) -> int:
-    """Paid guest orders under the friend's email (not yet claimed by an account: a sign-up claims
-    them just after attribution), other than ones placed with this advocate's code, i.e. the
-    friend's first order as a guest through the link. A guest who already bought is no new friend."""
-    if not friend.email_normalized:
+def _emails(friend: Customer, order: Order | None) -> list[str]:
+    """The friend's emails known: their account's, and the order's own (billing) email, which a
+    WooCommerce order naming its customer by id alone carries before we know the account's."""
+    emails = [friend.email_normalized, order.email_normalized if order is not None else None]
+    return sorted({e for e in emails if e})
+
+
+def _earlier_orders(session: Session, shop_id: int, friend: Customer, advocate: Customer, emails: list[str],
+                    before: datetime | None, *, own: bool = True) -> int:
+    """Paid, live orders the friend placed before `before` (any time if None) other than ones with
+    this advocate's code: their own (if `own`) and guest orders under one of `emails` not yet
+    claimed by an account (a sign-up claims them just after attribution). Orders with the code are
+    the friend's first order through the link (a guest's included), or later ones: no earlier sale."""
+    whose = [Order.customer_id == friend.id] if own else []
+    if emails:
+        whose.append(and_(Order.customer_id.is_(None), Order.email_normalized.in_(emails)))
+    if not whose:
         return 0
-    return session.scalar(
-        select(func.count()).select_from(Order).where(
-            Order.shop_id == shop_id, Order.customer_id.is_(None), Order.email_normalized == friend.email_normalized,
-            Order.paid_at.is_not(None), Order.status != "cancelled",
-            func.coalesce(func.upper(func.trim(Order.referral_code)), "") != advocate.referral_code)
-    )
+    query = select(func.count()).select_from(Order).where(
+        Order.shop_id == shop_id, or_(*whose), Order.paid_at.is_not(None), Order.status != "cancelled",
+        func.coalesce(func.upper(func.trim(Order.referral_code)), "") != advocate.referral_code)
+    if before is not None:
+        query = query.where(Order.paid_at < before)
+    return session.scalar(query)
+
+
+def _rejudge(session: Session, shop_id: int, advocate: Customer, friend: Customer, order: Order) -> str | None:
+    """The rules again when the advocate would be paid, with what is known by then: an order can
+    reach us before its account's profile (a WooCommerce order names its customer by id), so the
+    friend's email, and the guest orders under it, may be known only now. Earlier means before the
+    friend's first order with this advocate's code (or, attributed at sign-up, their first order)."""
+    coded = func.coalesce(func.upper(func.trim(Order.referral_code)), "") == advocate.referral_code
+    first_coded, first = session.execute(
+        select(func.min(Order.paid_at).filter(coded), func.min(Order.paid_at)).where(
+            Order.shop_id == shop_id, Order.customer_id == friend.id, Order.paid_at.is_not(None),
+            Order.status != "cancelled")
+    ).one()
+    before = first_coded or first or order.paid_at
+    return rejection_reason(advocate, friend, order,
+                            _earlier_orders(session, shop_id, friend, advocate, _emails(friend, order), before))
 
 
 def completed_email_key(referral_id: int) -> str:
@@ -116,11 +154,14 @@ def completed_email_key(referral_id: int) -> str:
 
 def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, friend: Customer, order: Order,
                        at: datetime) -> list:
-    """The friend's order points were granted: reward the advocate (once, within the cap)."""
+    """The friend's order points were granted: reward the advocate (once, within the cap). An order
+    with nothing that earns (eligible_amount 0) completes nothing: a later paid order does."""
     if friend.referred_by_id is None:
         return []  # attribute() sets it with every pending referral: no lookup for the unreferred
     if fully_taken_back(order):
         return []  # refunded in full before its grant (the refund came first): it pays nobody
+    if order.eligible_amount <= 0:
+        return []  # paid nothing that earns (a 100% discount): the referral waits for a paid order
     referral = session.scalars(
         for_shop(Referral, shop.id).where(Referral.friend_id == friend.id, Referral.status == "pending").with_for_update()
     ).first()
@@ -133,6 +174,11 @@ def complete_for_order(session: Session, shop: Shop, settings: ProgramSettings, 
             Referral.completed_at > at - timedelta(days=7))
     ).scalar_one()
     referral.order_id = order.id
+    reason = _rejudge(session, shop.id, advocate, friend, order)
+    if reason:  # the friend keeps their welcome points (README: never taken back)
+        referral.status = "rejected"
+        referral.rejection_reason = reason
+        return []
     if advocate.redacted_at is not None:  # erased since the attribution: no points, no email
         referral.status = "rejected"
         referral.rejection_reason = "advocate_erased"
