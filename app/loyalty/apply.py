@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from app.loyalty import actions, new_sale, orders, privacy, refund_withdrawal
+from app.loyalty import actions, new_sale, order_edits, orders, privacy, refund_withdrawal
 from app.loyalty.events import (
     AppUninstalled, CustomActionCompleted, CustomerDataRequest, CustomerRedact, CustomerUpserted, OrderCancelled,
     OrderEdited, OrderFulfilled, OrderPaid, OrderRefunded, OrderRefundsListed, OrderRestored, Outcome, ShopRedact,
@@ -16,7 +16,7 @@ HANDLERS: dict[type, Callable[[Session, int, object], Outcome]] = {
     OrderFulfilled: orders.apply_order_fulfilled,
     OrderCancelled: orders.apply_order_cancelled,
     OrderRestored: orders.apply_order_restored,
-    OrderEdited: orders.apply_order_edited,
+    OrderEdited: order_edits.apply_order_edited,
     OrderRefunded: orders.apply_order_refunded,
     OrderRefundsListed: refund_withdrawal.apply_order_refunds_listed,
     CustomerUpserted: actions.apply_customer_upserted,

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.loyalty import referrals, tiers, winback
 from app.loyalty.customers import find_by_email, record_sale, reload_sale_history, upsert_customer
 from app.loyalty.events import (
-    OrderCancelled, OrderEdited, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot, Outcome,
+    OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded, OrderRestored, OrderSnapshot, Outcome,
 )
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer, post_entry
@@ -64,8 +64,8 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
                 historical: bool = False) -> Outcome:
     shop, settings = shop_and_settings(session, shop_id)
     lock_order(session, shop_id, snapshot.platform_order_id)
-    customer = _order_customer(session, shop_id, snapshot)
-    order = _record_order(session, shop_id, settings, snapshot, customer)
+    customer = order_customer(session, shop_id, snapshot)
+    order = record_order(session, shop_id, settings, snapshot, customer)
     if customer is not None and order.customer_id != customer.id:
         # The order is someone else's, or a guest sale counted without an account (claiming it is
         # claim_guest_orders', within the claim window): its points go to its own customer only.
@@ -104,7 +104,7 @@ def _apply_sale(session: Session, shop_id: int, snapshot: OrderSnapshot, at: dat
 def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled) -> Outcome:
     shop, settings = shop_and_settings(session, shop_id)
     lock_order(session, shop_id, event.platform_order_id)
-    order = _find_order(session, shop_id, event.platform_order_id)
+    order = find_order(session, shop_id, event.platform_order_id)
     if order is not None and event.time_known and _older_than_applied(event.order, order, event.occurred_at):
         # A late delivery from before a newer state we already applied (e.g. the order was
         # cancelled, then restored, and the cancellation arrives last).
@@ -112,7 +112,7 @@ def apply_order_cancelled(session: Session, shop_id: int, event: OrderCancelled)
     if order is None:
         # Cancelled before we saw it: keep a row so a late "paid" does not earn.
         snapshot = event.order or OrderSnapshot(event.platform_order_id, shop.currency, Decimal("0"), Decimal("0"))
-        order = _record_order(session, shop_id, settings, snapshot, _order_customer(session, shop_id, snapshot))
+        order = record_order(session, shop_id, settings, snapshot, order_customer(session, shop_id, snapshot))
     # Only the order's own customer is touched (a guest order may share an email with an
     # account that never claimed it).
     customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
@@ -139,7 +139,7 @@ def apply_order_restored(session: Session, shop_id: int, event: OrderRestored) -
     """Un-cancel an order and grant its points again (a new generation, new ledger keys)."""
     shop, settings = shop_and_settings(session, shop_id)
     lock_order(session, shop_id, event.platform_order_id)
-    order = _find_order(session, shop_id, event.platform_order_id)
+    order = find_order(session, shop_id, event.platform_order_id)
     if order is None or order.status != "cancelled":
         return Outcome(status="noop")  # nothing to restore; a sale event records and earns it
     if _cancellation_is_newer(order, event):
@@ -158,7 +158,7 @@ def apply_order_restored(session: Session, shop_id: int, event: OrderRestored) -
     order.pending_until = None
     order.grant_expire_id = None  # set again when the new grant reaches the balance
     if event.order is not None:
-        _record_order(session, shop_id, settings, event.order, customer)  # amounts as restored
+        record_order(session, shop_id, settings, event.order, customer)  # amounts as restored
     if order.platform_updated_at is None or event.occurred_at > order.platform_updated_at:
         order.platform_updated_at = event.occurred_at
     if order.paid_at is not None and customer is not None:
@@ -185,7 +185,7 @@ def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -
     ).scalar_one_or_none()
     if stored is None:
         return Outcome(status="noop")
-    order = _find_order(session, shop_id, event.platform_order_id)
+    order = find_order(session, shop_id, event.platform_order_id)
     if order is None:
         # The refund came before its order: it waits in order_refunds and is applied
         # when the order is recorded.
@@ -196,71 +196,6 @@ def apply_order_refunded(session: Session, shop_id: int, event: OrderRefunded) -
         sync_reversal(session, settings, order, customer, event.occurred_at)
         referrals.take_back_for_order(session, shop, settings, customer, order, event.occurred_at)
     return Outcome()
-
-
-def apply_order_edited(session: Session, shop_id: int, event: OrderEdited) -> Outcome:
-    """Items added after checkout earn what they add; the order's amounts only ever grow here (what a
-    removal gives back comes as a refund, reversed against the order as paid: lowering them too would
-    take those points twice). The points are worked out afresh on the grown amount, at the rate and
-    multiplier the order earned at, and the difference is keyed by the new total: a replay, or an
-    older edit applied after a newer one, finds nothing left to grant."""
-    shop, settings = shop_and_settings(session, shop_id)
-    lock_order(session, shop_id, event.platform_order_id)
-    order = _find_order(session, shop_id, event.platform_order_id)
-    snapshot = event.order
-    if order is None:
-        # Edited before its sale reached us: kept as edited, so the sale (whose payload may be from
-        # before the edit, and then is stale) earns on it.
-        _record_order(session, shop_id, settings, snapshot, _order_customer(session, shop_id, snapshot))
-        return Outcome()
-    if order.status == "cancelled" or order.points_status == "void":
-        return Outcome(status="noop")
-    customer = lock_customer(session, shop_id, order.customer_id) if order.customer_id else None
-    if snapshot.updated_at is not None and (order.platform_updated_at is None
-                                            or snapshot.updated_at > order.platform_updated_at):
-        order.platform_updated_at = snapshot.updated_at
-    if not edit_grows(order, snapshot, settings.earn_basis):
-        return Outcome(status="noop")
-    eligible, total = eligible_amount(snapshot, settings.earn_basis), snapshot.total
-    if customer is not None and order.paid_at is not None:
-        customer.total_spent += max(total - order.total, Decimal("0"))  # the sale as counted grew
-    order.subtotal, order.total = max(order.subtotal, snapshot.subtotal), max(order.total, total)
-    order.eligible_amount = max(order.eligible_amount, eligible)
-    # A gift card added by the edit earns nothing: the refund share's base grows by what earns only.
-    order.non_earning_amount = max(order.non_earning_amount, non_earning_amount(snapshot))
-    outcome = Outcome()
-    if customer is None:
-        return outcome  # a guest order: its claim counts and awards the grown amounts
-    # Not granted yet (award on fulfilment, a test order the shop does not count): the award uses them.
-    if order.points_status in ("pending", "awarded"):
-        _grant_growth(session, settings, order, customer, event)
-    if order.paid_at is not None:
-        outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, event.occurred_at)
-    return outcome
-
-
-def edit_grows(order: Order, snapshot: OrderSnapshot, basis: str) -> bool:
-    """Whether an edit leaving the order as `snapshot` grows what it earns on or its total: nothing
-    else is applied (apply_order_edited). With the snapshot's gift cards unknown and taken as none,
-    a False still holds (gift cards only lower the eligible amount)."""
-    return eligible_amount(snapshot, basis) > order.eligible_amount or snapshot.total > order.total
-
-
-def _grant_growth(session: Session, settings: ProgramSettings, order: Order, customer: Customer,
-                  event: OrderEdited) -> None:
-    rate, multiplier = _grant_terms(session, order.shop_id, order, customer)
-    target = settings.round_points(order.eligible_amount * rate * multiplier) + order.bonus_points
-    grant = target - order.points_earned
-    if grant <= 0:
-        return
-    order.points_earned = target
-    held = order.points_status == "pending"  # its return window runs on: the release takes it all
-    post_entry(session, customer, kind="earn", key=f"{points_key(order)}:edit:{target}", now=event.occurred_at,
-               points=0 if held else grant, pending_delta=grant if held else 0, source="order", order_id=order.id,
-               details={"edit_id": event.edit_id, "eligible_amount": str(order.eligible_amount), "rate": str(rate),
-                        "multiplier": str(multiplier)})
-    # Refunds already counted take their share of the grown order (never less than was taken).
-    sync_reversal(session, settings, order, customer, event.occurred_at)
 
 
 def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: datetime) -> list:
@@ -279,7 +214,7 @@ def claim_guest_orders(session: Session, shop_id: int, customer: Customer, now: 
     claimed: list[Order] = []
     for order_id, platform_order_id in guest_orders:
         lock_order(session, shop_id, platform_order_id)
-        order = _find_order(session, shop_id, platform_order_id)
+        order = find_order(session, shop_id, platform_order_id)
         if order is None or order.customer_id is not None or order.status == "cancelled":
             continue
         claimed.append(order)
@@ -314,12 +249,12 @@ def lock_order(session: Session, shop_id: int, platform_order_id: str) -> None:
                     {"key": f"order:{shop_id}:{platform_order_id}"})
 
 
-def _find_order(session: Session, shop_id: int, platform_order_id: str) -> Order | None:
+def find_order(session: Session, shop_id: int, platform_order_id: str) -> Order | None:
     stmt = for_shop(Order, shop_id).where(Order.platform_order_id == platform_order_id)
     return session.scalars(stmt.execution_options(populate_existing=True)).first()
 
 
-def _order_customer(session: Session, shop_id: int, snapshot: OrderSnapshot) -> Customer | None:
+def order_customer(session: Session, shop_id: int, snapshot: OrderSnapshot) -> Customer | None:
     """The order's customer, locked; None for a guest with no account yet."""
     info = snapshot.customer
     if info is not None and info.platform_customer_id:
@@ -333,9 +268,9 @@ def _order_customer(session: Session, shop_id: int, snapshot: OrderSnapshot) -> 
     return lock_customer(session, shop_id, customer.id) if customer is not None else None
 
 
-def _record_order(session: Session, shop_id: int, settings: ProgramSettings, snapshot: OrderSnapshot,
+def record_order(session: Session, shop_id: int, settings: ProgramSettings, snapshot: OrderSnapshot,
                   customer: Customer | None) -> Order:
-    order = _find_order(session, shop_id, snapshot.platform_order_id)
+    order = find_order(session, shop_id, snapshot.platform_order_id)
     created = order is None
     if created:
         order = Order(shop_id=shop_id, platform_order_id=snapshot.platform_order_id, currency=snapshot.currency)
@@ -463,7 +398,7 @@ def _after_points_awarded(session: Session, shop: Shop, settings: ProgramSetting
     return referrals.complete_for_order(session, shop, settings, customer, order, at)
 
 
-def _grant_terms(session: Session, shop_id: int, order: Order, customer: Customer) -> tuple[Decimal, Decimal]:
+def grant_terms(session: Session, shop_id: int, order: Order, customer: Customer) -> tuple[Decimal, Decimal]:
     """The rate and multiplier the order's grant was made at (its earn entry says), not today's."""
     details = session.scalar(select(LedgerEntry.details).where(
         LedgerEntry.shop_id == shop_id, LedgerEntry.idempotency_key == f"{points_key(order)}:earn")) or {}

@@ -47,7 +47,7 @@ WEBHOOK_TOPICS = (
     "orders/create",
     "orders/fulfilled",
     "orders/cancelled",
-    "orders/edited",  # items added after checkout earn (app.loyalty.orders.apply_order_edited)
+    "orders/edited",  # items added after checkout earn (app.loyalty.order_edits.apply_order_edited)
     "refunds/create",
     "customers/create",
     "customers/update",

@@ -4,7 +4,7 @@ The webhook's body is the edit (`order_edit`: line item ids and quantity deltas)
 so the worker asks the Admin API for the order as it now is, in the same shape the reconciliation
 reads (sync.order_snapshot), then for its line items as the sync reads them (order_lines), for the
 gift cards that earn nothing. The domain
-compares that with what the order earned on (app.loyalty.orders.apply_order_edited).
+compares that with what the order earned on (app.loyalty.order_edits.apply_order_edited).
 
 This runs while the inbox job holds its row (two Admin API calls, more for an order of over
 LINES_PER_ORDER lines; no customer or order lock is

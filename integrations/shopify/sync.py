@@ -37,7 +37,7 @@ from app.loyalty.calendar import add_months
 from app.loyalty.events import (
     CustomerInfo, OrderCancelled, OrderEdited, OrderFulfilled, OrderPaid, OrderRefunded, OrderSnapshot,
 )
-from app.loyalty.orders import edit_grows
+from app.loyalty.order_edits import edit_grows
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Order, OrderRefund, Shop, for_shop
 from integrations.base import MalformedPayload, parsed
