@@ -2,31 +2,20 @@
 without gaps or duplicates, and read without writing anything."""
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.loyalty.ledger import lock_customer, post_entry
 from app.models import AuditLog, Customer, LedgerEntry, Tier
 from tests.widgets.helpers import bearer, shopper, token, wclient, widget_shop  # noqa: F401
+from tests.sql_log import statements_sent
 
 
-@contextlib.contextmanager
 def statements():
-    """Every SQL statement the app sends while the block runs."""
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+    return statements_sent(db.engine)
 
 
 def test_me_shows_balance_tier_progress_rewards_and_referral_link(session, wclient, app):

@@ -3,10 +3,7 @@ reward back (once, as the shop's negative-balance setting allows), becomes `reve
 fills the advocate's weekly cap; a partial refund, or the order coming back, changes nothing."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import timedelta
-
-from sqlalchemy import event
 
 from app.loyalty import referrals
 from app.loyalty.adjustments import adjust_points
@@ -17,6 +14,7 @@ from app.loyalty.ladder import ladder_stage
 from app.loyalty.program import program_settings
 from app.models import Customer, LedgerEntry, Order, Referral
 from tests.factories import cancelled, checked_balance, make_customer, make_shop, paid, refunded, snapshot
+from tests.sql_log import statements_sent
 
 ADVOCATE_POINTS = 500  # the default program's referral_advocate rule
 
@@ -51,19 +49,8 @@ def _reversed_reward(referral_id: int, points: int, uncollected: int = 0, cover:
             ("reverse", f"referral:{referral_id}:advocate:reverse", points, uncollected, cover)]
 
 
-@contextmanager
 def _statements(session):
-    sent: list[str] = []
-    engine = session.get_bind()
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    return statements_sent(session.get_bind())
 
 
 def test_a_full_refund_after_the_grant_takes_the_advocates_reward_back(session, now):

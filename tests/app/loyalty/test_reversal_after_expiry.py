@@ -6,10 +6,7 @@ entry after its grant; that entry's amount is a pool its reversal draws on first
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import event
 
 from app.loyalty import new_sale, orders
 from app.loyalty.apply import apply_event
@@ -19,6 +16,7 @@ from app.loyalty.pending import release_pending_points
 from app.loyalty.redemptions import redeem_reward
 from app.models import Customer, LedgerEntry, Order
 from tests.factories import cancelled, checked_balance, make_customer, make_reward, make_shop, paid, refunded, snapshot
+from tests.sql_log import statements_sent
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -49,20 +47,8 @@ def _expire(session, shop, at=EXPIRY) -> None:
     assert expire_inactive_points(session, shop.id, at).status == "applied"
 
 
-@contextmanager
 def _statements(session):
-    """Counts the SQL statements sent inside the block."""
-    sent: list[str] = []
-    engine = session.get_bind()
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    return statements_sent(session.get_bind())
 
 
 def test_full_refund_after_the_expiry_took_the_points_takes_nothing_more(session):

@@ -3,16 +3,14 @@ alike, or the figure reports a difference the emails did not make."""
 from __future__ import annotations
 
 import itertools
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import event
 
 from app.loyalty.apply import apply_event
 from app.loyalty.settings_admin import update_settings
 from app.loyalty.winback import campaign_results, enroll_lapsing, in_holdout
 from app.models import EmailSend, WinbackEnrollment
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded
+from tests.sql_log import statements_sent
 
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 _orders = itertools.count(1)
@@ -55,19 +53,8 @@ def _apply(session, shop, *events):
     session.flush()
 
 
-@contextmanager
 def _statements(session):
-    """The SQL statements sent inside the block."""
-    engine, sent = session.get_bind(), []
-
-    def record(conn, cursor, statement, *args):
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    return statements_sent(session.get_bind())
 
 
 def _record(session, outcome, status_for):
