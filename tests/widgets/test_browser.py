@@ -173,8 +173,12 @@ def test_while_the_platform_creates_the_code_the_widget_waits_and_shows_it_once_
         page, queueing_server_url, queueing_app, shopper, session):
     shop, customer, _ = shopper
     _demo(page, queueing_server_url, shop, customer)
-    page.locator("lojal-rewards button.l").click()
+    launcher = page.locator("lojal-rewards button.l")
+    expect(launcher).to_contain_text("1,250 points")
+    with page.expect_response(lambda r: "/me/activity" in r.url):
+        launcher.click()
     dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("heading", name="Activity")).to_be_visible()  # the panel's last render
     with page.expect_response(lambda r: "/me/redemptions?" in r.url and r.request.method == "POST") as answer:
         dialog.locator("li", has_text="Handmade mug").get_by_role("button", name="Redeem").click()
     assert answer.value.status == 202 and answer.value.json()["status"] == "pending"
