@@ -105,6 +105,14 @@ def redeem_five_off(session: Session, shop: Shop, platform_customer_id: str, ide
     return customer, redeem_reward(session, shop.id, customer.id, reward.id, idempotency_key, now)
 
 
+def redemption_and_balance(session: Session, customer: Customer, redemption) -> tuple:
+    """(the redemption, the customer's balance) as committed now: what the job tests compare."""
+    from app.models import Redemption
+
+    session.expire_all()
+    return session.get(Redemption, redemption.id), session.get(Customer, customer.id).points_balance
+
+
 def give_points(session: Session, customer: Customer, points: int, now: datetime | None = None) -> None:
     """Points through the ledger (a staff adjustment), so balance and entries agree."""
     from app.loyalty.adjustments import adjust_points

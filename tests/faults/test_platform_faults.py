@@ -16,10 +16,10 @@ import responses
 from app.loyalty.adjustments import adjust_points
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.redemptions import redeem_reward
-from app.models import Customer, Redemption, Reward
+from app.models import Reward
 from jobs.dispatch import dispatch
 from jobs.queues import RETRY_INTERVALS
-from tests.factories import make_customer
+from tests.factories import make_customer, redemption_and_balance
 from tests.integrations.shopify.admin_api import FakeAdminApi, make_shopify_shop, ok, throttled
 from tests.integrations.woocommerce.wc_support import api_url, make_wc_shop
 from tests.faults.conftest import assert_parked_for
@@ -50,10 +50,6 @@ def _next_attempt(app, drain, expected_delay: float) -> None:
     drain()
 
 
-def _settled(session, customer, redemption):
-    session.expire_all()
-    return session.get(Redemption, redemption.id), session.get(Customer, customer.id).points_balance
-
 
 def test_shopify_throttle_429_503_and_a_timeout_after_creating_end_in_one_code(fault_app, fsession, drain):
     shop = make_shopify_shop(fsession)
@@ -75,7 +71,7 @@ def test_shopify_throttle_429_503_and_a_timeout_after_creating_end_in_one_code(f
         api.answer("LojalDiscountByCode", ok({"codeDiscountNodeByCode": {"id": NODE_ID}}))
         _next_attempt(fault_app, drain, RETRY_INTERVALS[0])  # no hint with a timeout: RQ's own back-off
 
-    redemption, balance = _settled(fsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(fsession, customer, result.redemption)
     assert redemption.status == "issued" and redemption.platform_discount_id == NODE_ID
     assert api.operations().count("LojalDiscountCreate") == 2  # the throttled one (refused) and the timed-out one
     assert balance == 500 and find_balance_drift(fsession, shop.id) == []
@@ -123,7 +119,7 @@ def test_woocommerce_429_503_and_a_timeout_after_creating_end_in_one_coupon(faul
         _next_attempt(fault_app, drain, 5.0)
         _next_attempt(fault_app, drain, RETRY_INTERVALS[0])  # no hint with a timeout: RQ's own back-off
 
-    redemption, balance = _settled(fsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(fsession, customer, result.redemption)
     assert redemption.status == "issued" and redemption.platform_discount_id == "700"
     assert store.posts == 1 and len(store.coupons) == 1
     assert balance == 500 and find_balance_drift(fsession, shop.id) == []

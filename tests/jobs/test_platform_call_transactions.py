@@ -14,11 +14,10 @@ from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.loyalty.redemption_cancel import complete_cancellation, request_cancellation
-from app.models import Customer, Redemption
 from integrations.shopify.tokens import store_access_token
 from jobs.dispatch import dispatch
 from tests.db_locks import tables_free_for_a_migration
-from tests.factories import redeem_five_off
+from tests.factories import redeem_five_off, redemption_and_balance
 from tests.integrations.shopify.admin_api import FakeAdminApi, make_shopify_shop, ok
 from tests.integrations.woocommerce.wc_support import api_url, make_wc_shop
 
@@ -40,10 +39,6 @@ def redeem(session, shop):
     session.commit()
     return customer, result
 
-
-def state(session, customer, redemption):
-    session.expire_all()
-    return session.get(Redemption, redemption.id), session.get(Customer, customer.id).points_balance
 
 
 def meanwhile(action):
@@ -78,7 +73,7 @@ def test_issuing_a_shopify_code_holds_no_transaction_while_shopify_answers(wsess
     dispatch(result.intents)
     run_jobs()
     assert free == [True]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "issued" and redemption.platform_discount_id == NODE_ID and balance == 500
 
 
@@ -101,7 +96,7 @@ def test_revoking_a_shopify_code_holds_no_transaction_while_shopify_answers(wses
     dispatch(asked.intents)
     run_jobs()
     assert free == [True]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "cancelled" and balance == 1000
 
 
@@ -125,7 +120,7 @@ def test_a_cancellation_asked_for_while_the_code_is_created_deletes_it_and_sends
     run_jobs()
     assert api.operations() == ["LojalDiscountByCode", "LojalDiscountCreate", "LojalDiscountUsage",
                                 "LojalDiscountDelete"]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "cancelled" and redemption.cancel_state == "cancelled" and balance == 1000
 
 
@@ -150,7 +145,7 @@ def test_a_code_created_after_its_redemption_was_cancelled_is_deleted_not_left_w
     dispatch(result.intents)
     run_jobs()
     assert api.operations()[-2:] == ["LojalDiscountUsage", "LojalDiscountDelete"]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "cancelled" and redemption.platform_discount_id is None and balance == 1000
 
 
@@ -182,7 +177,7 @@ def test_issuing_and_revoking_a_woocommerce_coupon_hold_no_transaction_while_the
     dispatch(asked.intents)
     run_jobs()
     assert free == [True, True]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "cancelled" and balance == 1000
 
 
@@ -223,5 +218,5 @@ def test_deleting_an_unwanted_code_after_a_token_refresh_holds_no_transaction_ei
         run_jobs()
         assert refreshed.call_count == 1 and free == [True]
     assert [c.headers["X-Shopify-Access-Token"] for c in api.calls] == ["shpat_new"] * 4
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "cancelled" and balance == 1000

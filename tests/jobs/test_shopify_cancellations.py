@@ -14,11 +14,11 @@ from app.loyalty.intents import RevokeDiscount
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.redemption_cancel import request_cancellation
 from app.loyalty.redemptions import mark_issued
-from app.models import AuditLog, Customer, LedgerEntry, Redemption
+from app.models import AuditLog, LedgerEntry
 from jobs.dispatch import dispatch
 from jobs.emails import email_job_id
 from jobs.queues import enqueue, queue
-from tests.factories import redeem_five_off
+from tests.factories import redeem_five_off, redemption_and_balance
 from tests.integrations.shopify.admin_api import make_shopify_shop, ok, user_errors
 from tests.jobs.shopify_jobs import release_scheduled, scheduled_jobs
 
@@ -64,10 +64,6 @@ def deleted(node_id: str = NODE_ID) -> httpx.Response:
     return ok({"discountCodeDelete": {"deletedCodeDiscountId": node_id, "userErrors": []}})
 
 
-def state(session, customer, redemption):
-    session.expire_all()
-    return session.get(Redemption, redemption.id), session.get(Customer, customer.id).points_balance
-
 
 def reversals(session, shop) -> int:
     return session.query(LedgerEntry).filter_by(shop_id=shop.id, kind="redeem_reversal").count()
@@ -78,13 +74,13 @@ def test_cancel_deletes_the_code_once_then_gives_the_points_back_once(wsession, 
     api.answer("LojalDiscountUsage", usage(0))
     api.answer("LojalDiscountDelete", deleted())
     cancel(wsession, shop, result.redemption)
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "cancelling" and balance == 500  # nothing back before the code is gone
     run_jobs()
     assert api.operations() == ["LojalDiscountUsage", "LojalDiscountDelete"]
     assert api.variables("LojalDiscountUsage") == [{"code": result.redemption.code}]
     assert api.variables("LojalDiscountDelete") == [{"id": NODE_ID}]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert (redemption.status, redemption.cancel_state, balance) == ("cancelled", "cancelled", 1000)
     # Duplicated and replayed jobs: no Admin API call, no second refund.
     duplicate = [RevokeDiscount(shop.id, result.redemption.id)]
@@ -92,7 +88,7 @@ def test_cancel_deletes_the_code_once_then_gives_the_points_back_once(wsession, 
     dispatch(duplicate)
     run_jobs()
     assert api.operations() == ["LojalDiscountUsage", "LojalDiscountDelete"]
-    assert state(wsession, customer, result.redemption)[1] == 1000
+    assert redemption_and_balance(wsession, customer, result.redemption)[1] == 1000
     assert reversals(wsession, shop) == 1 and find_balance_drift(wsession, shop.id) == []
 
 
@@ -102,7 +98,7 @@ def test_a_used_code_is_refused_nothing_is_deleted_and_the_points_stay_spent(wse
     cancel(wsession, shop, result.redemption)
     run_jobs()
     assert api.operations() == ["LojalDiscountUsage"]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert (redemption.status, redemption.cancel_state, balance) == ("issued", "refused", 500)
     assert "already used" in redemption.cancel_detail
     assert reversals(wsession, shop) == 0
@@ -116,7 +112,7 @@ def test_a_usage_count_shopify_does_not_give_is_not_read_as_unused(wsession, run
     cancel(wsession, shop, result.redemption)
     run_jobs()
     assert api.operations() == ["LojalDiscountUsage"]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert (redemption.status, redemption.cancel_state, balance) == ("issued", "failed", 500)
 
 
@@ -129,14 +125,14 @@ def test_shopify_failing_is_retried_then_ends_failed_with_no_points_back(wsessio
     run_jobs()
     [retry] = scheduled_jobs(worker_app, "rewards")  # RQ's Retry, after its back-off
     assert retry.func_name == "jobs.cancellations.revoke_discount"
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "cancelling" and balance == 500
     for _ in range(attempts - 1):
         release_scheduled(worker_app, "rewards")
         run_jobs()
     assert scheduled_jobs(worker_app, "rewards") == []
     assert api.operations().count("LojalDiscountDelete") == attempts
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert (redemption.status, redemption.cancel_state, balance) == ("issued", "failed", 500)
     assert "503" in redemption.cancel_detail and "may still work" in redemption.cancel_detail
     assert reversals(wsession, shop) == 0
@@ -152,7 +148,7 @@ def test_a_delete_whose_answer_was_lost_is_not_sent_again(wsession, run_jobs, wo
     release_scheduled(worker_app, "rewards")
     run_jobs()
     assert api.operations() == ["LojalDiscountUsage", "LojalDiscountDelete", "LojalDiscountUsage"]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert (redemption.status, balance) == ("cancelled", 1000) and reversals(wsession, shop) == 1
 
 
@@ -163,7 +159,7 @@ def test_a_delete_refused_because_the_code_is_already_gone_counts_as_done(wsessi
     api.answer("LojalDiscountByCode", no_such_code())
     cancel(wsession, shop, result.redemption)
     run_jobs()
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert (redemption.status, balance) == ("cancelled", 1000)
 
 
@@ -174,7 +170,7 @@ def test_a_pending_redemption_is_cancelled_without_a_code_ever_being_created(wse
     cancel(wsession, shop, result.redemption)
     run_jobs()
     assert api.operations() == ["LojalDiscountUsage"]  # no create, no delete
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert (redemption.status, redemption.platform_discount_id, balance) == ("cancelled", None, 1000)
 
 
@@ -188,7 +184,7 @@ def test_the_revoke_waits_for_an_issue_attempt_that_is_still_running(wsession, r
     cancel(wsession, shop, result.redemption)
     run_jobs()
     assert api.operations() == []  # it did not look, so it cannot have missed the code
-    assert state(wsession, customer, result.redemption)[0].status == "cancelling"
+    assert redemption_and_balance(wsession, customer, result.redemption)[0].status == "cancelling"
     # The attempt ends having created the code; the retried revoke finds and deletes it.
     issue.set_status(JobStatus.FINISHED)
     assert mark_issued(wsession, shop.id, result.redemption.id, NODE_ID, NOW) == []
@@ -198,7 +194,7 @@ def test_the_revoke_waits_for_an_issue_attempt_that_is_still_running(wsession, r
     release_scheduled(worker_app, "rewards")
     run_jobs()
     assert api.operations() == ["LojalDiscountUsage", "LojalDiscountDelete"]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert (redemption.status, balance) == ("cancelled", 1000)
     issue.delete()
 
@@ -228,7 +224,7 @@ def test_staff_cancelling_while_the_issue_job_creates_the_code_still_cancels_it(
     run_jobs()
     assert api.operations() == ["LojalDiscountByCode", "LojalDiscountCreate", "LojalDiscountUsage",
                                 "LojalDiscountDelete"]
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert (redemption.status, redemption.cancel_state, balance) == ("cancelled", "cancelled", 1000)
     assert redemption.platform_discount_id == NODE_ID
     # No "here is your code" email for a code that is gone.
@@ -258,7 +254,7 @@ def test_a_cancellation_ended_by_shopify_refusing_the_code_is_audited_with_the_p
     dispatch(result.intents)
     run_jobs()
     assert api.operations() == ["LojalDiscountByCode", "LojalDiscountCreate"]  # the revoke had nothing to do
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert (redemption.status, redemption.cancel_state, balance) == ("failed", "cancelled", 1000)
     assert reversals(wsession, shop) == 1
     audit = wsession.scalars(select(AuditLog).where(

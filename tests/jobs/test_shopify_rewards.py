@@ -10,11 +10,11 @@ from rq.job import Job
 
 from app.extensions import redis_connection
 from app.loyalty.ledger import find_balance_drift
-from app.models import Customer, LedgerEntry, Redemption, Reward
+from app.models import LedgerEntry, Redemption, Reward
 from integrations import registry
 from jobs.dispatch import dispatch
 from jobs.queues import queue
-from tests.factories import redeem_five_off
+from tests.factories import redeem_five_off, redemption_and_balance
 from tests.integrations.shopify.admin_api import make_shopify_shop, ok, throttled, user_errors
 from tests.jobs.shopify_jobs import assert_delay, release_scheduled, scheduled_jobs
 
@@ -61,10 +61,6 @@ def redeem(session, shop, customers=1):
     return out
 
 
-def state(session, customer, redemption):
-    session.expire_all()
-    return session.get(Redemption, redemption.id), session.get(Customer, customer.id).points_balance
-
 
 def test_throttled_create_waits_as_long_as_shopify_says_then_issues(wsession, run_jobs, worker_app, shop, api):
     [(customer, result)] = redeem(wsession, shop)
@@ -77,7 +73,7 @@ def test_throttled_create_waits_as_long_as_shopify_says_then_issues(wsession, ru
     assert wait.kwargs == {"throttle_waits": 1}
     assert_delay(worker_app, "rewards", wait, 4.0)  # (500 - 100) / 100
     assert wait.rate_limit_key == f"platform-api:{shop.id}"
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "pending" and balance == 500
 
     api.answer("LojalDiscountByCode", ok({"codeDiscountNodeByCode": None}))
@@ -85,7 +81,7 @@ def test_throttled_create_waits_as_long_as_shopify_says_then_issues(wsession, ru
                                                                       "userErrors": []}}))
     release_scheduled(worker_app, "rewards")
     run_jobs()
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "issued" and redemption.platform_discount_id == NODE_ID and balance == 500
 
 
@@ -102,7 +98,7 @@ def test_retry_after_a_lost_answer_finds_the_code_instead_of_creating_another(ws
     api.answer("LojalDiscountByCode", ok({"codeDiscountNodeByCode": {"id": NODE_ID}}))
     release_scheduled(worker_app, "rewards")
     run_jobs()
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "issued" and redemption.platform_discount_id == NODE_ID
     assert api.operations().count("LojalDiscountCreate") == 1
 
@@ -114,7 +110,7 @@ def test_shopify_refusing_the_code_gives_the_points_back_with_its_reason(wsessio
                                                                               "INVALID", "Customer does not exist")))
     dispatch(result.intents)
     run_jobs()
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "failed" and "Customer does not exist" in redemption.failure_reason
     assert balance == 1000
     assert wsession.query(LedgerEntry).filter_by(shop_id=shop.id, kind="redeem_reversal").count() == 1
@@ -127,7 +123,7 @@ def test_an_uninstalled_shop_without_a_token_gives_the_points_back(wsession, run
     wsession.commit()
     dispatch(result.intents)
     run_jobs()
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "failed" and "no access token" in redemption.failure_reason and balance == 1000
     assert api.calls == []
 

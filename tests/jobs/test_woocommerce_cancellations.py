@@ -10,9 +10,9 @@ import pytest
 from app.loyalty.ledger import find_balance_drift
 from app.loyalty.redemption_cancel import request_cancellation
 from app.loyalty.redemptions import mark_issued
-from app.models import Customer, LedgerEntry, Redemption, Shop
+from app.models import LedgerEntry, Shop
 from jobs.dispatch import dispatch
-from tests.factories import redeem_five_off
+from tests.factories import redeem_five_off, redemption_and_balance
 from tests.integrations.woocommerce.wc_support import api_url, make_wc_shop
 from tests.jobs.shopify_jobs import release_scheduled, scheduled_jobs
 
@@ -39,10 +39,6 @@ def coupon(redemption, uses=0):
     return [{"id": 719, "code": redemption.code.lower(), "usage_count": uses}]
 
 
-def state(session, customer, redemption):
-    session.expire_all()
-    return session.get(Redemption, redemption.id), session.get(Customer, customer.id).points_balance
-
 
 def deletes(store):
     return [c for c in store.calls if c.request.method == "DELETE"]
@@ -57,7 +53,7 @@ def test_cancel_deletes_the_coupon_for_good_once_then_gives_the_points_back_once
     run_jobs()
     [delete] = deletes(store)
     assert "force=true" in delete.request.url
-    redemption, balance = state(wsession, customer, redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, redemption)
     assert (redemption.status, redemption.cancel_state, balance) == ("cancelled", "cancelled", 1000)
     assert wsession.query(LedgerEntry).filter_by(shop_id=shop.id, kind="redeem_reversal").count() == 1
     assert find_balance_drift(wsession, shop.id) == []
@@ -69,7 +65,7 @@ def test_a_used_coupon_is_refused_and_not_deleted(wsession, run_jobs, shop, stor
     dispatch(intents)
     run_jobs()
     assert deletes(store) == []
-    redemption, balance = state(wsession, customer, redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, redemption)
     assert (redemption.status, redemption.cancel_state, balance) == ("issued", "refused", 500)
     assert "already used" in redemption.cancel_detail
 
@@ -81,12 +77,12 @@ def test_a_store_that_keeps_failing_ends_failed_with_no_points_back(wsession, ru
     dispatch(intents)
     run_jobs()
     for _ in range(worker_app.config["JOB_RETRIES"]):
-        assert state(wsession, customer, redemption)[1] == 500
+        assert redemption_and_balance(wsession, customer, redemption)[1] == 500
         release_scheduled(worker_app, "rewards")
         run_jobs()
     assert scheduled_jobs(worker_app, "rewards") == []
     assert len(deletes(store)) == worker_app.config["JOB_RETRIES"] + 1
-    redemption, balance = state(wsession, customer, redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, redemption)
     assert (redemption.status, redemption.cancel_state, balance) == ("issued", "failed", 500)
     assert "502" in redemption.cancel_detail
 
@@ -96,6 +92,6 @@ def test_a_revoked_key_fails_the_cancellation_and_disconnects_the_store(wsession
     store.get(api_url(shop, "coupons"), status=401, json={"code": "woocommerce_rest_cannot_view"})
     dispatch(intents)
     run_jobs()
-    redemption, balance = state(wsession, customer, redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, redemption)
     assert (redemption.cancel_state, balance) == ("failed", 500)
     assert wsession.get(Shop, shop.id).status == "disconnected"

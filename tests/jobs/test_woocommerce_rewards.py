@@ -8,10 +8,10 @@ import pytest
 import responses
 
 from app.loyalty.ledger import find_balance_drift
-from app.models import Customer, Redemption, Shop
+from app.models import Redemption, Shop
 from integrations import registry
 from jobs.dispatch import dispatch
-from tests.factories import redeem_five_off
+from tests.factories import redeem_five_off, redemption_and_balance
 from tests.integrations.woocommerce.wc_support import api_url, make_wc_shop
 from tests.jobs.shopify_jobs import release_scheduled, scheduled_jobs
 
@@ -52,10 +52,6 @@ def redeem(session, shop):
     return customer, result
 
 
-def state(session, customer, redemption):
-    session.expire_all()
-    return session.get(Redemption, redemption.id), session.get(Customer, customer.id).points_balance
-
 
 def test_a_retry_after_a_5xx_finds_the_coupon_instead_of_creating_another(wsession, run_jobs, worker_app, shop, store):
     customer, result = redeem(wsession, shop)
@@ -68,7 +64,7 @@ def test_a_retry_after_a_5xx_finds_the_coupon_instead_of_creating_another(wsessi
     store.replace(responses.GET, api_url(shop, "coupons"), json=[{"id": 719, "code": result.redemption.code.lower()}])
     release_scheduled(worker_app, "rewards")
     run_jobs()
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "issued" and redemption.platform_discount_id == "719" and balance == 500
     assert sum(c.request.method == "POST" for c in store.calls) == 1
 
@@ -79,7 +75,7 @@ def test_a_refused_coupon_gives_the_points_back(wsession, run_jobs, shop, store)
     store.post(api_url(shop, "coupons"), status=400, json={"code": "rest_invalid_param", "message": "Invalid email"})
     dispatch(result.intents)
     run_jobs()
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "failed" and "Invalid email" in redemption.failure_reason and balance == 1000
     assert status_of(wsession, shop) == "active"  # a refusal is not a disconnection
 
@@ -89,7 +85,7 @@ def test_a_revoked_key_disconnects_the_store_and_gives_the_points_back(wsession,
     store.get(api_url(shop, "coupons"), status=401, json={"code": "woocommerce_rest_cannot_view"})
     dispatch(result.intents)
     run_jobs()
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "failed" and "401" in redemption.failure_reason and balance == 1000
     assert status_of(wsession, shop) == "disconnected"
     assert scheduled_jobs(worker_app, "rewards") == []
@@ -108,7 +104,7 @@ def test_a_coupon_that_would_be_born_expired_is_not_created_and_the_points_come_
     dispatch(result.intents)
     run_jobs()
     assert [c.request.method for c in store.calls] == ["GET"]  # looked for one, created none
-    redemption, balance = state(wsession, customer, result.redemption)
+    redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "failed" and "expir" in redemption.failure_reason and balance == 1000
 
 
