@@ -81,11 +81,16 @@ def refresh_snapshots(session: Session, shop_id: int, now: datetime) -> int:
 
 def cached_report(session: Session, shop_id: int, start: date, end: date, now: datetime,
                   max_age: timedelta = MAX_AGE) -> Report | None:
-    """The snapshot of exactly [start, end] computed within `max_age` before `now`, else None."""
+    """The snapshot of exactly [start, end] computed within `max_age` before `now` in the shop's
+    present timezone and currency, else None."""
+    # Only one made under the shop's present zone and currency: days are cut at its local
+    # midnight and money summed in its currency, so an older one answers another question.
     snapshot = session.scalars(
-        for_shop(AnalyticsSnapshot, shop_id).where(
+        for_shop(AnalyticsSnapshot, shop_id).join(Shop, Shop.id == AnalyticsSnapshot.shop_id).where(
             AnalyticsSnapshot.period_start == start, AnalyticsSnapshot.period_end == end,
-            AnalyticsSnapshot.computed_at > now - max_age)
+            AnalyticsSnapshot.computed_at > now - max_age,
+            AnalyticsSnapshot.summary["timezone"].astext == Shop.timezone,
+            AnalyticsSnapshot.summary["currency"].astext == Shop.currency)
     ).one_or_none()
     if snapshot is None:
         return None

@@ -144,3 +144,19 @@ def test_a_customer_lapsing_later_today_is_not_churned_yet_in_the_series(session
     refresh_snapshots(session, shop.id, NOW)
     cached = cached_report(session, shop.id, start, TODAY, NOW)
     assert sum(row["churned_customers"] for row in cached.series) == cached.summary["churned_customers"] == 0
+
+
+@pytest.mark.parametrize("change", [{"timezone": "Europe/Oslo"}, {"currency": "NOK"}])
+def test_a_snapshot_computed_before_the_shops_timezone_or_currency_changed_is_not_used(session, shop, change):
+    """Days are cut at the shop's local midnight and money is summed in its currency: a snapshot
+    made under the old zone or currency answers a different question, so it is computed live."""
+    refresh_snapshots(session, shop.id, NOW)
+    start, end = standard_periods(TODAY)[1]
+    assert cached_report(session, shop.id, start, end, NOW) is not None
+    for attribute, value in change.items():
+        setattr(shop, attribute, value)
+    session.flush()
+    assert cached_report(session, shop.id, start, end, NOW) is None
+    found = report(session, shop.id, start, end, NOW)
+    assert found.summary == summary(session, shop.id, start, end, NOW)
+    assert (found.summary["timezone"], found.summary["currency"]) == (shop.timezone, shop.currency)
