@@ -157,26 +157,12 @@ def test_the_shopify_embed_defers_the_script_and_both_its_urls_reach_the_app_thr
     assert "token=" not in liquid  # the proxy signs; no secret or token in a theme
 
 
-def test_the_wordpress_plugin_defers_the_script_and_signs_hs256_tokens_with_the_contracts_claims(client):
-    php = PLUGIN.read_text()
-    assert "'strategy' => 'defer'" in php
-    script = re.search(r"\$s\['api_url'\] \. '(/widget/static/[^']+)'", php)
-    assert script and client.get(script[1]).status_code == 200
-    assert "$s['api_url'] . '/widget/v1'" in php
-    assert "'alg' => 'HS256'" in php and "hash_hmac('sha256'" in php
-    for claim in ("'aud' => $shop_uid", "'sub' => $customer_id", "'iat' => $now", "'exp' => $now + LOJAL_REWARDS_TOKEN_TTL"):
-        assert claim in php, claim
-    assert "(string) get_current_user_id()" in php  # sub is a string, as the API requires
-
-
-def test_deleting_the_wordpress_plugin_deletes_its_option_and_so_the_widget_secret():
-    # The secret signs tokens that spend any customer's points: it must not outlive the plugin in
-    # wp_options (and its backups). WordPress runs uninstall.php only on deletion, on every site.
+def test_the_wordpress_plugins_uninstall_deletes_its_option_on_every_site_of_a_multisite():
+    # test_wordpress_plugin.py runs uninstall.php in a single-site WordPress; the multisite loop only here.
     uninstall = (PLUGIN.parent / "uninstall.php").read_text()
-    assert "defined('WP_UNINSTALL_PLUGIN')" in uninstall and "exit;" in uninstall
     option = re.search(r"const LOJAL_REWARDS_OPTION = '([a-z_]+)';", PLUGIN.read_text())[1]
-    assert f"delete_option('{option}')" in uninstall
-    assert "switch_to_blog(" in uninstall and "restore_current_blog()" in uninstall  # multisite: every site's copy
+    assert "switch_to_blog(" in uninstall and "restore_current_blog()" in uninstall
+    assert uninstall.count(f"delete_option('{option}')") == 2  # each site's copy, and the single site's
 
 
 # --- the embeds carry a referral code into the order ------------------------------------
@@ -197,18 +183,12 @@ def test_the_storefront_sides_validate_referral_codes_with_the_order_parsers_pat
     assert f"const LOJAL_REWARDS_REF_PATTERN = '/^{woocommerce_pattern.pattern}$/';" in PLUGIN.read_text()
 
 
-def test_the_wordpress_plugin_keeps_ref_in_a_first_party_cookie_and_writes_it_into_both_checkouts_orders():
+def test_the_wordpress_plugin_writes_the_ref_cookie_into_both_checkouts_orders():
+    # Setting the cookie runs for real in test_wordpress_plugin.py; WooCommerce (not in Debian) does not.
     from integrations.woocommerce.parsers import REFERRAL_META_KEY
 
     php = PLUGIN.read_text()
     assert f"const LOJAL_REWARDS_REF = '{REFERRAL_META_KEY}';" in php
-    # Set before any output, on storefront requests, from ?ref= and only once validated.
-    cookie = php.split("add_action('template_redirect', function () {", 1)[1].split("\n});", 1)[0]
-    assert "lojal_rewards_ref_code(wp_unslash($_GET['ref'] ?? ''))" in cookie and "headers_sent()" in cookie
-    for flag in ("'expires' => time() + LOJAL_REWARDS_REF_TTL", "'path' => '/'", "'secure' => is_ssl()",
-                 "'httponly' => true", "'samesite' => 'Lax'"):
-        assert flag in cookie, flag
-    assert "const LOJAL_REWARDS_REF_TTL = 30 * 24 * 3600;" in php
     # Classic checkout and the Checkout block (Store API) both write the order meta from the cookie.
     for hook in ("woocommerce_checkout_create_order", "woocommerce_store_api_checkout_update_order_from_request"):
         assert re.search(rf"add_action\('{hook}', function \(\$order, \$\w+\) {{\s+lojal_rewards_tag_order\(\$order\);"

@@ -3,7 +3,7 @@
  * Plugin Name:       Lojal Rewards
  * Description:       Shows the Lojal rewards widget (points, tiers, rewards, referral link) on your WooCommerce store.
  * Version:           1.0.0
- * Requires at least: 6.3
+ * Requires at least: 6.1
  * Requires PHP:      7.4
  * License:           MIT
  * Text Domain:       lojal-rewards
@@ -72,6 +72,14 @@ add_action('wp_enqueue_scripts', function () {
     wp_enqueue_script('lojal-rewards', $s['api_url'] . '/widget/static/lojal-widget.js', [],
         LOJAL_REWARDS_VERSION, ['strategy' => 'defer', 'in_footer' => true]);
 });
+
+// WordPress before 6.3 (Debian 12 ships 6.1) reads that array as just "in footer" and ignores
+// `strategy`: add `defer` to our tag there. 6.3+ prints it itself.
+if (version_compare($GLOBALS['wp_version'], '6.3', '<')) {
+    add_filter('script_loader_tag', function ($tag, $handle) {
+        return $handle === 'lojal-rewards' ? str_replace(' src=', ' defer src=', $tag) : $tag;
+    }, 10, 2);
+}
 
 add_action('wp_footer', function () {
     $s = lojal_rewards_settings();
