@@ -33,8 +33,9 @@ from werkzeug.exceptions import Forbidden as ForbiddenPage
 
 from app.errors import error_response
 from app.extensions import db, redis_connection
+from app.loyalty.audit import fit_actor
 from app.loyalty.errors import Forbidden, Invalid, LoyaltyError
-from app.models import ApiToken, AuditLog, Shop, StaffUser
+from app.models import ApiToken, Shop, StaffUser
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({"read", "adjust", "settings", "staff", "cancel"}),
@@ -126,18 +127,10 @@ def new_api_token() -> tuple[str, str, str]:
     return token, hash_token(token), token[: len(TOKEN_PREFIX) + 4]
 
 
-# The audit log's, ledger's and cancellation's actor columns are this long (String(200)).
-ACTOR_MAX_LENGTH = AuditLog.__table__.c.actor.type.length
-_CUT = "..."
-
-
 def staff_actor(staff: StaffUser) -> str:
     """`staff:<id>:<email>`; an email too long for the actor columns (they hold 320) is cut, marked
-    with "...": the id still names the member, and the string is the same on every request."""
-    actor = f"staff:{staff.id}:{staff.email}"
-    if len(actor) <= ACTOR_MAX_LENGTH:
-        return actor
-    return actor[:ACTOR_MAX_LENGTH - len(_CUT)] + _CUT
+    with "..." (audit.fit_actor): the id still names the member, and the string is the same on every request."""
+    return fit_actor(f"staff:{staff.id}:{staff.email}")
 
 
 def token_actor(token: ApiToken) -> str:
