@@ -6,8 +6,10 @@ remembers the code in a cookie on our own domain and sends the friend to the sto
 `?ref=<code>`: the storefront carries it into the cart attribute / order meta `lojal_ref` (the
 shipped embeds do: widgets/static/lojal-widget.js on Shopify, the WordPress plugin), which is
 how the order attributes the referral and the friend gets their welcome points. Never an error page:
-an unknown code goes to the named shop's home page, else to APP_URL. Redirects only ever go to
-a storefront we have on record (no open redirect).
+an unknown code goes to the named shop's home page, else to APP_URL. The link of a shop that is
+not active (uninstalled, or a store not connected) counts nothing and passes no code on: it goes
+to that store's home page when its URL is a valid one, else where an unknown code goes.
+Redirects only ever go to a storefront we have on record (no open redirect).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from flask import Blueprint, current_app, redirect, request
 from app.extensions import db
 from app.loyalty.referrals import advocate_for_link, record_click
 from app.models import Shop
+from integrations.woocommerce.urls import valid_store_url
 from widgets.api import client_address, utcnow
 from widgets.auth import shop_by_ref
 from widgets.storefront import home_url, origin_of
@@ -44,10 +47,12 @@ _FETCHER = re.compile(r"facebookexternalhit|Facebot|Slackbot|Slack-ImgProxy|What
 def follow(code: str):
     advocate = advocate_for_link(db.session, code) if _CODE.fullmatch(code) else None
     if advocate is None:
-        named = request.args.get("shop", "").strip()
-        shop = shop_by_ref(named) if named else None
-        return _no_store(redirect(_landing(shop) if shop else current_app.config["APP_URL"], 302))
+        return _no_store(redirect(_nowhere(), 302))
     shop = db.session.get(Shop, advocate.shop_id)
+    if shop.status != "active":
+        # No program runs there: no click for its funnel, no code to earn a friend welcome points.
+        home = valid_store_url(home_url(shop), allow_http=bool(current_app.config.get("WOOCOMMERCE_ALLOW_HTTP")))
+        return _no_store(redirect(f"{home}/" if home else _nowhere(), 302))
     if request.method == "GET" and not _FETCHER.search(request.user_agent.string):
         # A HEAD, or a GET by a link unfurler, is a preview asking where the link goes, not a friend's visit.
         if record_click(db.session, shop.id, advocate.id, utcnow(), ip_hash=_ip_hash(client_address()),
@@ -57,6 +62,13 @@ def follow(code: str):
     response.set_cookie(COOKIE, advocate.referral_code, max_age=COOKIE_MAX_AGE, secure=True, httponly=True,
                         samesite="Lax")
     return _no_store(response)
+
+
+def _nowhere() -> str:
+    """Where a link leading to no program goes: the home page of the active shop `?shop=` names, else APP_URL."""
+    named = request.args.get("shop", "").strip()
+    shop = shop_by_ref(named) if named else None
+    return _landing(shop) if shop else current_app.config["APP_URL"]
 
 
 def _landing(shop: Shop, code: str | None = None) -> str:

@@ -8,6 +8,8 @@ Three ways in, tried in this order by `authenticate_request()`:
    (argon2id), carrying `session_version` so disabling a member or changing their role or
    password ends every session at once; or the cookie an App Bridge sign-in also sets, carrying
    the shop's `console_session_version` (no staff row: signing out and an uninstall bump it).
+Nothing signs in for an uninstalled shop: its sessions and tokens get `shop_uninstalled`, and
+the uninstall itself ends them for good (privacy.apply_app_uninstalled), past a reinstall.
 Cookie-authenticated unsafe requests must carry the CSRF token; bearer requests cannot be
 forged cross-site (a browser never adds the header by itself), so they are exempt.
 """
@@ -23,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Flask, current_app, g, has_request_context, redirect, request, session as cookie_session
+from flask import Flask, current_app, flash, g, has_request_context, redirect, request, session as cookie_session
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -31,8 +33,9 @@ from werkzeug.exceptions import Forbidden as ForbiddenPage
 
 from app.errors import error_response
 from app.extensions import db, redis_connection
+from app.loyalty.audit import fit_actor
 from app.loyalty.errors import Forbidden, Invalid, LoyaltyError
-from app.models import ApiToken, AuditLog, Shop, StaffUser
+from app.models import ApiToken, Shop, StaffUser
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({"read", "adjust", "settings", "staff", "cancel"}),
@@ -80,6 +83,16 @@ class InvalidCredentials(Invalid):
     code = "invalid_credentials"
 
 
+class ShopUninstalled(LoyaltyError):
+    status = 403
+    code = "shop_uninstalled"
+    MESSAGE = ("Lojal is no longer installed on this store: its sign-ins and API tokens have ended. "
+               "Install Lojal again, then sign in.")
+
+    def __init__(self):
+        super().__init__(self.MESSAGE)
+
+
 class LoginThrottled(LoyaltyError):
     status = 429
     code = "login_throttled"
@@ -114,18 +127,10 @@ def new_api_token() -> tuple[str, str, str]:
     return token, hash_token(token), token[: len(TOKEN_PREFIX) + 4]
 
 
-# The audit log's, ledger's and cancellation's actor columns are this long (String(200)).
-ACTOR_MAX_LENGTH = AuditLog.__table__.c.actor.type.length
-_CUT = "..."
-
-
 def staff_actor(staff: StaffUser) -> str:
     """`staff:<id>:<email>`; an email too long for the actor columns (they hold 320) is cut, marked
-    with "...": the id still names the member, and the string is the same on every request."""
-    actor = f"staff:{staff.id}:{staff.email}"
-    if len(actor) <= ACTOR_MAX_LENGTH:
-        return actor
-    return actor[:ACTOR_MAX_LENGTH - len(_CUT)] + _CUT
+    with "..." (audit.fit_actor): the id still names the member, and the string is the same on every request."""
+    return fit_actor(f"staff:{staff.id}:{staff.email}")
 
 
 def token_actor(token: ApiToken) -> str:
@@ -158,18 +163,24 @@ def login(session: Session, shop_id: int | None, email: str, password: str) -> S
     redis.set(key, 0, ex=int(LOGIN_WINDOW.total_seconds()), nx=True)
     if redis.incr(key) > LOGIN_MAX_FAILURES:
         raise LoginThrottled(max(1, int(redis.ttl(key))))
-    stmt = select(StaffUser).where(StaffUser.email == email, StaffUser.disabled_at.is_(None)).order_by(StaffUser.id)
+    # Members of installed shops first: the same email and password may also open an uninstalled one.
+    stmt = (select(StaffUser, Shop.status).join(Shop, Shop.id == StaffUser.shop_id)
+            .where(StaffUser.email == email, StaffUser.disabled_at.is_(None))
+            .order_by(Shop.status == "uninstalled", StaffUser.id))
     if shop_id is not None:
         stmt = stmt.where(StaffUser.shop_id == shop_id)
     # No stored email holds a NUL, and PostgreSQL refuses one in a query (the console's form is not
     # validated by the API's schema): such an email is simply unknown.
-    candidates = [] if "\x00" in email else session.scalars(stmt).all()
-    staff = next((s for s in candidates if verify_password(s.password_hash, password)), None)
+    candidates = [] if "\x00" in email else session.execute(stmt).all()
+    staff, shop_status = next(((s, st) for s, st in candidates if verify_password(s.password_hash, password)),
+                              (None, None))
     if not candidates:
         verify_password(None, password)
     if staff is None:
         raise InvalidCredentials("wrong email or password")  # counted above
     redis.delete(key)
+    if shop_status == "uninstalled":
+        raise ShopUninstalled()
     if _hasher.check_needs_rehash(staff.password_hash):
         staff.password_hash = hash_password(password)
     staff.last_login_at = datetime.now(UTC)
@@ -213,6 +224,7 @@ def csrf_ok() -> bool:
 # --- who is calling -------------------------------------------------------------------
 
 _MEMO = "lojal.staff_identity"
+_REFUSED = "lojal.staff_refused"  # why a credential that was otherwise good was refused
 
 
 def _remember(identity: StaffIdentity | None) -> None:
@@ -220,6 +232,10 @@ def _remember(identity: StaffIdentity | None) -> None:
     # (CLI, tests pushing a context), and the identity must never carry over to the next.
     request.environ[_MEMO] = identity
     g.staff_identity = identity
+
+
+def _refuse_uninstalled() -> None:
+    request.environ[_REFUSED] = ShopUninstalled.code
 
 
 def current_staff() -> StaffIdentity | None:
@@ -285,14 +301,21 @@ def staff_identity(staff: StaffUser, *, via: str = "session", token: ApiToken | 
 
 
 def _from_api_token(session: Session, token: str) -> StaffIdentity | None:
+    # The shop comes in the same query: its status is checked here, and the request's later
+    # session.get(Shop) is answered from the identity map.
     row = session.execute(
-        select(ApiToken, StaffUser).join(StaffUser, StaffUser.id == ApiToken.staff_id)
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None),
-               StaffUser.disabled_at.is_(None), StaffUser.shop_id == ApiToken.shop_id)
+        select(ApiToken, StaffUser, Shop).join(StaffUser, StaffUser.id == ApiToken.staff_id)
+        .join(Shop, Shop.id == ApiToken.shop_id)
+        .where(ApiToken.token_hash == hash_token(token), StaffUser.shop_id == ApiToken.shop_id)
     ).first()
     if row is None:
         return None
-    api_token, staff = row
+    api_token, staff, shop = row
+    if shop.status == "uninstalled":
+        _refuse_uninstalled()  # before the revocation check: the uninstall revoked it too
+        return None
+    if api_token.revoked_at is not None or staff.disabled_at is not None:
+        return None
     now = datetime.now(UTC)
     if api_token.last_used_at is None or now - api_token.last_used_at >= TOKEN_TOUCH_INTERVAL:
         _touch_token(api_token.id, now)
@@ -317,14 +340,24 @@ def _from_cookie(session: Session) -> StaffIdentity | None:
     if staff_id is None:
         actor = cookie_session.get("shopify_user")
         shop = session.get(Shop, shop_id)
+        if shop is not None and shop.status == "uninstalled":
+            _refuse_uninstalled()
+            return None
         if (not actor or shop is None or shop.status != "active"
                 or shop.console_session_version != cookie_session.get("shop_session_version")):
             return None
         return StaffIdentity(shop_id=shop.id, actor=actor, role="owner", staff_id=None, email=None, via="session",
                              shop_session_version=shop.console_session_version)
-    staff = session.get(StaffUser, staff_id)
-    if (staff is None or staff.shop_id != shop_id or staff.disabled_at is not None
-            or staff.session_version != cookie_session.get("session_version")):
+    # One query for the member and their shop (current_shop() then reads it from the identity map).
+    row = session.execute(select(StaffUser, Shop).join(Shop, Shop.id == StaffUser.shop_id)
+                          .where(StaffUser.id == staff_id, StaffUser.shop_id == shop_id)).first()
+    if row is None:
+        return None
+    staff, shop = row
+    if shop.status == "uninstalled":
+        _refuse_uninstalled()  # before the version check: the uninstall bumped it too
+        return None
+    if staff.disabled_at is not None or staff.session_version != cookie_session.get("session_version"):
         return None
     return staff_identity(staff, via="session")
 
@@ -345,6 +378,8 @@ def requires(permission: str):
         @functools.wraps(view)
         def guarded(*args, **kwargs):
             identity = authenticate_request()
+            if identity is None and request.environ.get(_REFUSED) == ShopUninstalled.code:
+                return _uninstalled()
             if identity is None:
                 if _is_api():
                     response, status = error_response(401, "unauthorized", "Sign in or send a valid bearer token.")
@@ -358,6 +393,16 @@ def requires(permission: str):
             return view(*args, **kwargs)
         return guarded
     return decorator
+
+
+def _uninstalled():
+    """The shop was uninstalled: a clear refusal, and the dead cookie dropped."""
+    if cookie_session:  # only a cookie request has one to drop (a bearer one would get a Set-Cookie)
+        end_session()
+    if _is_api():
+        return error_response(ShopUninstalled.status, ShopUninstalled.code, ShopUninstalled.MESSAGE)
+    flash(ShopUninstalled.MESSAGE, "critical")
+    return redirect("/admin/login")
 
 
 def _forbidden(code: str, message: str):

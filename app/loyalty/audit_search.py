@@ -5,6 +5,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app.loyalty.audit import fit_actor
 from app.loyalty.paging import Page, keyset_page
 from app.models import AuditLog, for_shop
 
@@ -14,7 +15,7 @@ def search_audit_log(session: Session, shop_id: int, *, actor: str | None = None
                      limit: int = 50) -> Page[AuditLog]:
     stmt = for_shop(AuditLog, shop_id)
     if actor:
-        stmt = stmt.where(AuditLog.actor == actor)
+        stmt = stmt.where(AuditLog.actor == fit_actor(actor))  # a longer actor was stored cut
     if customer_id is not None:
         stmt = stmt.where(AuditLog.customer_id == customer_id)
     if since is not None:

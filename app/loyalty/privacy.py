@@ -19,8 +19,8 @@ from app.loyalty.errors import NotFound
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer
 from app.models import (
-    AuditLog, Customer, DataRequest, EmailSend, LedgerEntry, Order, OrderRefund, Redemption, Referral, ReferralClick,
-    Shop, WebhookEvent, WinbackEnrollment, for_shop, get_for_shop,
+    ApiToken, AuditLog, Customer, DataRequest, EmailSend, LedgerEntry, Order, OrderRefund, Redemption, Referral,
+    ReferralClick, Shop, StaffUser, WebhookEvent, WinbackEnrollment, for_shop, get_for_shop,
 )
 
 REDACTED = {"redacted": True}
@@ -42,6 +42,12 @@ def apply_app_uninstalled(session: Session, shop_id: int, event: AppUninstalled)
     # Its App Bridge console sessions end here: refused while it is uninstalled (status), and
     # still refused after a reinstall makes it active again within their 12 hours.
     shop.console_session_version += 1
+    # And so do its password staff's sessions and API tokens: refused while uninstalled (status),
+    # never valid again after a reinstall (members sign in again and make new tokens).
+    session.execute(update(StaffUser).where(StaffUser.shop_id == shop_id)
+                    .values(session_version=StaffUser.session_version + 1))
+    session.execute(update(ApiToken).where(ApiToken.shop_id == shop_id, ApiToken.revoked_at.is_(None))
+                    .values(revoked_at=event.occurred_at))
     return Outcome()
 
 

@@ -136,3 +136,33 @@ def test_an_erased_advocates_link_leads_home_and_records_nothing(session, wclien
     session.commit()
     resp = wclient.get(f"/r/{kari.referral_code}")
     assert resp.status_code == 302 and resp.headers["Location"] == "https://lojal.test" and _clicks(session, kari) == []
+
+
+def _uninstalled(session, shop):
+    shop.status = "uninstalled"
+    session.commit()
+
+
+def test_an_uninstalled_shops_link_lands_on_its_home_page_and_records_no_click_or_code(session, wclient):
+    shop, _ = widget_shop(session)
+    kari = shopper(session, shop)
+    _uninstalled(session, shop)
+    for path in (f"/r/{kari.referral_code}", f"/r/{kari.referral_code}?to=/collections/coffee"):
+        resp = wclient.get(path, headers={"User-Agent": "Mozilla/5.0 test"})
+        assert resp.status_code == 302 and resp.headers["Location"] == f"https://{shop.domain}/", path
+        assert "Set-Cookie" not in resp.headers  # no lojal_ref: the friend is offered no welcome points
+    assert _clicks(session, kari) == []
+
+
+def test_an_uninstalled_shop_without_a_valid_store_url_answers_as_an_unknown_code(session, wclient):
+    gone = make_shop(session, platform="woocommerce")
+    gone.domain = "http://localhost:8080"  # a development store: no address to send a friend to
+    kari = shopper(session, gone)
+    _uninstalled(session, gone)
+    named, _ = widget_shop(session)
+    resp = wclient.get(f"/r/{kari.referral_code}")
+    assert resp.status_code == 302 and resp.headers["Location"] == "https://lojal.test"
+    assert "Set-Cookie" not in resp.headers
+    elsewhere = wclient.get(f"/r/{kari.referral_code}?shop={named.uid}")
+    assert elsewhere.headers["Location"] == f"https://{named.domain}/"
+    assert _clicks(session, kari) == []

@@ -13,7 +13,8 @@ from app.admin.schemas.common import ErrorSchema
 ERROR_STATUSES = {
     "400": "Malformed request (e.g. invalid JSON)",
     "401": "Not signed in, or the bearer token is invalid or revoked",
-    "403": "The role may not do this (code forbidden), the CSRF token is missing (csrf_failed), or a support limit (adjustment_limit)",
+    "403": "The role may not do this (code forbidden), the CSRF token is missing (csrf_failed), a support limit "
+           "(adjustment_limit), or the shop was uninstalled (shop_uninstalled)",
     "404": "No such resource in the caller's shop",
     "409": "A domain refusal (e.g. insufficient_points, redemption_closed, last_owner)",
     "422": "Validation failed; `fields` has the per-field messages",

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.admin.schemas.common import Id, PageQuerySchema, Text, aware_datetime, page_schema
+from app.loyalty.audit import ACTOR_SEARCH_MAX_LENGTH
 
 MAX_ANALYTICS_DAYS = 366  # app.loyalty.analytics refuses longer periods too
 COMPUTED_AT = ("when the figures were computed: the hourly snapshot's time for the last 7/30/90/365 days, "
@@ -24,7 +25,7 @@ class AuditEntrySchema(Schema):
 
 
 class AuditQuerySchema(PageQuerySchema):
-    actor = Text(max_length=200, load_default=None)
+    actor = Text(max_length=ACTOR_SEARCH_MAX_LENGTH, load_default=None)  # a full actor, longer than stored
     customer_id = Id(load_default=None)
     since = aware_datetime(load_default=None)
     until = aware_datetime(load_default=None)

@@ -12,6 +12,7 @@ from app.admin.schemas.common import MAX_ID, Text
 from app.console.forms import load_form
 from app.console.frame import bp, page_links, staff_shop
 from app.extensions import db
+from app.loyalty.audit import ACTOR_SEARCH_MAX_LENGTH
 from app.loyalty.audit_search import search_audit_log
 from app.loyalty.paging import Page
 
@@ -20,7 +21,7 @@ PAGE_SIZE = 50
 
 class AuditFilters(Schema):
     # Bounded to what the query can hold: a bigint id, text without NUL, an end day with a day after it.
-    actor = Text(max_length=200)
+    actor = Text(max_length=ACTOR_SEARCH_MAX_LENGTH)  # a full actor, longer than its column
     customer = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     date_from = fields.Date(data_key="from")
     date_to = fields.Date(data_key="to", validate=validate.Range(max=date.max - timedelta(days=1)))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
 
-from app.admin.auth import InvalidCredentials, LoginThrottled, csrf_ok, current_staff, end_session, login, start_session
+from app.admin.auth import (
+    InvalidCredentials, LoginThrottled, ShopUninstalled, csrf_ok, current_staff, end_session, login, start_session,
+)
 from app.admin.staff_accounts import sign_out_everywhere
 from app.console.frame import bp
 from app.extensions import db
@@ -36,6 +38,8 @@ def login_page():
                              429)
         except InvalidCredentials:
             error, status = "Wrong email or password.", 401
+        except ShopUninstalled as exc:
+            error, status = exc.message, exc.status
         else:
             start_session(identity)
             db.session.commit()  # last_login_at (and a rehashed password)

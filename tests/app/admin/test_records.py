@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 from app.models import AuditLog, DataRequest, Shop
 from jobs.queues import enqueue
-from tests.app.admin.conftest import API, bearer
-from tests.factories import make_api_token, make_customer, make_shop, make_staff
+from tests.app.admin.conftest import API, bearer, cookie_login
+from tests.factories import STAFF_PASSWORD, make_api_token, make_customer, make_shop, make_staff
 from tests.jobs.conftest import run_jobs, worker_app, wsession  # noqa: F401 (fixtures)
 
 
@@ -27,6 +27,21 @@ def test_audit_log_filters_by_actor_customer_and_time(client, session, shop_a, c
     assert old.id not in ids(since=since) and other.id in ids(since=since)
     assert ids(until=since, customer_id=customer_a.id) == [old.id]
     assert client.get(f"{API}/audit-log", query_string={"since": "yesterday"}, headers=headers).status_code == 422
+
+
+def test_the_audit_log_is_searched_by_a_members_full_actor_longer_than_its_column(client, session, shop_a,
+                                                                                    customer_a):
+    email = "a" * 250 + "@x.example"
+    member = make_staff(session, shop_a.shop, "support", email=email)
+    session.commit()
+    me = cookie_login(client, email, STAFF_PASSWORD)
+    made = client.post(f"{API}/customers/{customer_a.id}/adjustments", base_url="https://lojal.test",
+                       headers={"X-CSRF-Token": me["csrf_token"]}, json={"points": 5, "reason": "goodwill"})
+    assert made.status_code == 201, made.get_json()
+    full = f"staff:{member.id}:{email}"
+    response = client.get(f"{API}/audit-log", query_string={"actor": full}, headers=shop_a.headers["viewer"])
+    assert response.status_code == 200, response.get_json()
+    assert [(r["action"], r["actor"]) for r in response.get_json()["items"]] == [("points.adjust", me["actor"])]
 
 
 def test_data_request_exports_are_listed_and_downloaded_as_json(client, session, shop_a, shop_b, customer_a):

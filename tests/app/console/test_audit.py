@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.extensions import db
+from app.loyalty import audit
 from app.loyalty.adjustments import adjust_points
 from app.models import AuditLog, Shop
 from tests.app.console.conftest import committed_console_shop, sign_in
@@ -44,6 +45,18 @@ def test_filter_by_actor_and_by_customer(logged):
     assert "staff:2:bo@x" in by_actor and "staff:1:ann@x" not in by_actor
     by_customer = client.get("/admin/audit", query_string={"customer": ada}).get_data(as_text=True)
     assert "goodwill" in by_customer and "promotion" not in by_customer
+
+
+def test_filter_by_a_full_actor_longer_than_its_column_finds_its_rows(app):
+    made = committed_console_shop(app)
+    full = "staff:9:" + "b" * 300 + "@x.example"
+    with app.app_context():
+        audit.record(db.session, made.shop_id, full, "reward.update")
+        db.session.commit()
+    client = app.test_client()
+    sign_in(client, made.emails["viewer"])
+    response = client.get("/admin/audit", query_string={"actor": full})
+    assert response.status_code == 200 and "reward.update" in response.get_data(as_text=True)
 
 
 def test_dates_are_the_shops_days(logged):
