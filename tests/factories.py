@@ -6,13 +6,14 @@ import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.loyalty.events import CustomerInfo, OrderCancelled, OrderPaid, OrderRefunded, OrderSnapshot
 from app.loyalty.identity import new_referral_code
 from app.loyalty.ledger import find_balance_drift, ledger_sums
 from app.loyalty.program import create_default_program
-from app.models import Customer, EarnRule, Reward, Shop
+from app.models import Customer, EarnRule, Reward, Shop, WinbackEnrollment
 
 _seq = itertools.count(1)
 
@@ -41,6 +42,20 @@ def make_customer(session: Session, shop: Shop, **fields) -> Customer:
     session.add(customer)
     session.flush()
     return customer
+
+
+def make_winback_enrollments(session: Session, shop: Shop, count: int, *, enrolled_at: datetime,
+                             holdout: bool = False, holdout_percent: int | None = 50, returned: bool = False,
+                             customer: Customer | None = None, **fields) -> None:
+    """`count` ended (completed) win-back sequences of one customer, in one INSERT: the lift's
+    rows in bulk (only an active sequence is one per customer)."""
+    if count == 0:
+        return  # an INSERT of no rows would be one row of defaults
+    customer = customer or make_customer(session, shop)
+    values = {"status": "completed", "step1_sent_at": enrolled_at, **fields}
+    session.execute(insert(WinbackEnrollment), [
+        {"shop_id": shop.id, "customer_id": customer.id, "enrolled_at": enrolled_at, "holdout": holdout,
+         "holdout_percent": holdout_percent, "returned": returned, **values} for _ in range(count)])
 
 
 def set_rule(session: Session, shop: Shop, kind: str, **fields) -> EarnRule:

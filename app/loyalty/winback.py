@@ -21,7 +21,8 @@ sequence by in_holdout, is a control group: no email, no points, the same timeli
 times are when its emails would have gone, so it counts toward the cooldown and the cap), and an
 order within the same window converts it without the delivered-email rule. campaign_results
 compares the groups: the lift is the treated rate minus the holdout rate, over the sequences
-enrolled while a holdout ran (each row keeps the percent in force at its enrollment), both
+enrolled while a holdout ran (each row keeps the percent in force at its enrollment; compared
+within each percent and combined, with a 95 % interval: app.loyalty.winback_lift), both
 rates counting any sale in the window (`returned`), not the treated group's delivered-email
 rule: conversions attribute revenue to the emails, the lift measures what being emailed did.
 A conversion or a return whose order (converted_order_id / returned_order_id) was since
@@ -49,6 +50,7 @@ from app.loyalty.events import Outcome
 from app.loyalty.intents import NotifyCustomer
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.program import ProgramSettings, program_settings
+from app.loyalty.winback_lift import LiftStratum, stratified_lift
 from app.models import Customer, EmailSend, Order, Shop, WinbackEnrollment, for_shop, get_for_shop
 
 REMINDER = "winback_reminder"
@@ -379,11 +381,18 @@ class CampaignResults:
     holdout_recovered_revenue: Decimal = Decimal(0)
     # The lift's comparison: only the sequences enrolled while a holdout ran (holdout_percent
     # > 0 on the row), both groups drawn in the same runs; "ordered" is `returned` (a sale in
-    # the sequence's window, delivered email or not) for both, not `converted`.
+    # the sequence's window, delivered email or not) for both, not `converted`. Per holdout
+    # percent (app.loyalty.winback_lift): the lift_* counts are the totals over the percents
+    # that had both groups, lift_points their size-weighted lift with its 95 % interval.
     lift_treated: int = 0
     lift_treated_ordered: int = 0
     lift_holdout: int = 0
     lift_holdout_ordered: int = 0
+    lift_points: float | None = None
+    lift_ci_low: float | None = None
+    lift_ci_high: float | None = None
+    lift_significant: bool = False
+    lift_strata: tuple[LiftStratum, ...] = ()
 
     @property
     def conversion_rate(self) -> float:
@@ -392,15 +401,6 @@ class CampaignResults:
     @property
     def holdout_conversion_rate(self) -> float:
         return self.holdout_converted / self.holdout_enrolled if self.holdout_enrolled else 0.0
-
-    @property
-    def lift_points(self) -> float | None:
-        """Treated rate − holdout rate over the sequences enrolled while a holdout ran, in
-        percentage points; None without both groups there."""
-        if not self.lift_treated or not self.lift_holdout:
-            return None
-        return round((self.lift_treated_ordered / self.lift_treated - self.lift_holdout_ordered / self.lift_holdout)
-                     * 100, 2)
 
 
 def conversion_stands(order) -> ColumnElement[bool]:
@@ -423,13 +423,13 @@ def conversion_revenue(order) -> ColumnElement:
 def campaign_results(session: Session, shop_id: int, since: datetime) -> CampaignResults:
     """Per shop, for the sequences enrolled since `since`: the treated group and the holdout.
     A conversion whose order was cancelled or fully refunded is none, and so is the lift's
-    return (`returned` with its returned_order_id): one rule, conversion_stands."""
+    return (`returned` with its returned_order_id): one rule, conversion_stands. One row per
+    holdout percent (the lift's strata, app.loyalty.winback_lift), summed here for the rest."""
     w, o, r = WinbackEnrollment, aliased(Order), aliased(Order)
     treated, held = w.holdout.is_(False), w.holdout.is_(True)
     converted, revenue = and_(w.status == "converted", conversion_stands(o)), conversion_revenue(o)
     returned = and_(w.returned, conversion_stands(r))
-    randomised = w.holdout_percent > 0  # NULL (enrolled before it was recorded) is left out too
-    row = session.execute(
+    rows = session.execute(
         select(func.count().filter(treated), func.count(w.step1_sent_at).filter(treated),
                func.count(w.step2_sent_at).filter(treated, w.incentive_points > 0),
                func.count().filter(treated, converted),
@@ -438,22 +438,29 @@ def campaign_results(session: Session, shop_id: int, since: datetime) -> Campaig
                func.count().filter(held), func.count().filter(held, converted),
                func.coalesce(func.sum(revenue).filter(held, converted), 0),
                # The lift: both groups by one rule (intent to treat), any sale in the window.
-               func.count().filter(treated, randomised), func.count().filter(treated, randomised, returned),
-               func.count().filter(held, randomised), func.count().filter(held, randomised, returned))
+               func.count().filter(treated, returned), func.count().filter(held, returned), w.holdout_percent)
         .select_from(w).outerjoin(o, o.id == w.converted_order_id).outerjoin(r, r.id == w.returned_order_id)
-        .where(w.shop_id == shop_id, w.enrolled_at >= since)
-    ).one()
+        .where(w.shop_id == shop_id, w.enrolled_at >= since).group_by(w.holdout_percent)
+    ).all()
+    total = [sum(row[i] for row in rows) for i in range(9)]  # no rows (no sequences): zeros
+    # A NULL percent (enrolled before it was recorded) or 0 (no holdout ran) has no comparison.
+    strata = tuple(LiftStratum(holdout_percent=row[11], treated=row[0], treated_ordered=row[9], holdout=row[6],
+                               holdout_ordered=row[10]) for row in rows if row[11])
+    lift = stratified_lift(strata)
     sent = session.execute(text("""
         SELECT count(*) FROM email_sends e
         JOIN winback_enrollments w ON w.shop_id = e.shop_id AND w.id = split_part(e.send_key, ':', 2)::bigint
         WHERE e.shop_id = :shop_id AND e.template IN ('winback_reminder', 'winback_incentive')
           AND e.send_key LIKE 'winback:%' AND e.status = 'sent' AND w.enrolled_at >= :since
     """), {"shop_id": shop_id, "since": since}).scalar_one()
-    return CampaignResults(enrolled=row[0], reminders=row[1], incentives=row[2], emails_sent=sent or 0,
-                           converted=row[3], recovered_revenue=Decimal(row[4]), incentive_points=int(row[5]),
-                           holdout_enrolled=row[6], holdout_converted=row[7],
-                           holdout_recovered_revenue=Decimal(row[8]), lift_treated=row[9],
-                           lift_treated_ordered=row[10], lift_holdout=row[11], lift_holdout_ordered=row[12])
+    return CampaignResults(enrolled=total[0], reminders=total[1], incentives=total[2], emails_sent=sent or 0,
+                           converted=total[3], recovered_revenue=Decimal(total[4]), incentive_points=int(total[5]),
+                           holdout_enrolled=total[6], holdout_converted=total[7],
+                           holdout_recovered_revenue=Decimal(total[8]), lift_treated=lift.treated,
+                           lift_treated_ordered=lift.treated_ordered, lift_holdout=lift.holdout,
+                           lift_holdout_ordered=lift.holdout_ordered, lift_points=lift.points,
+                           lift_ci_low=lift.ci_low, lift_ci_high=lift.ci_high,
+                           lift_significant=lift.significant, lift_strata=strata)
 
 
 def _reachable(customer: Customer) -> bool:

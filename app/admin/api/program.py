@@ -55,8 +55,7 @@ def _campaign(shop_id: int, days: int) -> dict:
     results = campaign_results(db.session, shop_id, since)
     return {"settings": {k: getattr(settings, k) for k in WINBACK_SETTINGS},
             "results": {"since": since, "conversion_rate": results.conversion_rate,
-                        "holdout_conversion_rate": results.holdout_conversion_rate,
-                        "lift_points": results.lift_points, **results.__dict__}}
+                        "holdout_conversion_rate": results.holdout_conversion_rate, **results.__dict__}}
 
 
 @operation("/winback", "GET", tag="program", summary="The win-back campaign: settings and results",

@@ -88,14 +88,30 @@ class CampaignResultsSchema(Schema):
     holdout_converted = fields.Integer(required=True)
     holdout_conversion_rate = fields.Float(required=True)
     holdout_recovered_revenue = Money(required=True, minimum=None, maximum=None)
-    # The lift's basis: the sequences enrolled while a holdout ran (both groups from the same runs).
-    lift_treated = fields.Integer(required=True)
-    lift_treated_ordered = fields.Integer(required=True)
-    lift_holdout = fields.Integer(required=True)
-    lift_holdout_ordered = fields.Integer(required=True)
+    # The lift's basis: the sequences enrolled while a holdout ran (both groups from the same runs),
+    # compared within each holdout percent (a percent that lacked either group is left out).
+    lift_treated = fields.Integer(required=True, metadata={
+        "description": "treated sequences compared: enrolled under a holdout percent that also had held-out ones"})
+    lift_treated_ordered = fields.Integer(required=True, metadata={
+        "description": "of lift_treated, those whose customer ordered within the sequence's window"})
+    lift_holdout = fields.Integer(required=True, metadata={
+        "description": "held-out sequences compared: enrolled under a holdout percent that also had treated ones"})
+    lift_holdout_ordered = fields.Integer(required=True, metadata={
+        "description": "of lift_holdout, those whose customer ordered within the sequence's window"})
     lift_points = fields.Float(required=True, allow_none=True, metadata={
-        "description": "lift_treated_ordered / lift_treated − lift_holdout_ordered / lift_holdout, in percentage "
-                       "points: only sequences enrolled while a holdout ran; null without both groups there"})
+        "description": "treated rate − holdout rate, in percentage points, computed per holdout percent and "
+                       "averaged weighted by each percent's sequences (treated + held out), so a change of the "
+                       "percent does not bias it; with one percent, lift_treated_ordered / lift_treated − "
+                       "lift_holdout_ordered / lift_holdout. Null without both groups under one percent"})
+    lift_ci_low = fields.Float(required=True, allow_none=True, metadata={
+        "description": "lower bound of lift_points' 95 % confidence interval (Wald), in percentage points; "
+                       "null when lift_points is"})
+    lift_ci_high = fields.Float(required=True, allow_none=True, metadata={
+        "description": "upper bound of lift_points' 95 % confidence interval (Wald), in percentage points; "
+                       "null when lift_points is"})
+    lift_significant = fields.Boolean(required=True, metadata={
+        "description": "the 95 % interval excludes 0: the emails measurably changed how many came back "
+                       "(false while the lift is null)"})
 
 
 class WinbackCampaignSchema(Schema):

@@ -235,3 +235,34 @@ def test_winback_results_report_the_holdout_and_the_lift(client, session, shop_a
             before["holdout_recovered_revenue"]) == (4, 1, 0.25, "40.0000")
     assert (before["lift_treated"], before["lift_treated_ordered"], before["lift_holdout"]) == (2, 1, 4)
     assert before["lift_points"] == 25.0
+    # 50 % vs 25 %: ± 1.96 x sqrt(0.25/2 + 0.1875/4) = ± 81.26 points, so not measurable yet.
+    assert (before["lift_ci_low"], before["lift_ci_high"], before["lift_significant"]) == (-56.26, 106.26, False)
+    assert "lift_strata" not in before
+
+
+def test_winback_results_lift_is_stratified_by_holdout_percent_with_its_interval(client, session, shop_a):
+    # 50 % held out, 1 in 10 back in both groups; then 10 %, 1 in 2 back in both: no lift in
+    # either period, though pooled it is 50/140 − 10/60 = +19.05 points.
+    from datetime import UTC, datetime, timedelta
+
+    from tests.factories import make_winback_enrollments
+
+    at = datetime.now(UTC) - timedelta(days=1)
+    for percent, treated, treated_back, held, held_back in ((50, 50, 5, 50, 5), (10, 90, 45, 10, 5)):
+        for holdout, n, back in ((False, treated, treated_back), (True, held, held_back)):
+            make_winback_enrollments(session, shop_a.shop, back, enrolled_at=at, holdout=holdout,
+                                     holdout_percent=percent, returned=True)
+            make_winback_enrollments(session, shop_a.shop, n - back, enrolled_at=at, holdout=holdout,
+                                     holdout_percent=percent)
+    session.commit()
+    results = client.get(f"{API}/winback", headers=shop_a.headers["viewer"]).get_json()["results"]
+    assert (results["lift_treated"], results["lift_treated_ordered"], results["lift_holdout"],
+            results["lift_holdout_ordered"]) == (140, 50, 60, 10)
+    assert results["lift_points"] == 0.0 and results["lift_significant"] is False
+    assert results["lift_ci_low"] < 0 < results["lift_ci_high"]
+
+
+def test_winback_results_without_a_holdout_have_a_null_lift_and_interval(client, shop_a):
+    results = client.get(f"{API}/winback", headers=shop_a.headers["viewer"]).get_json()["results"]
+    assert (results["lift_points"], results["lift_ci_low"], results["lift_ci_high"], results["lift_significant"]) == (
+        None, None, None, False)

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from app.loyalty.apply import apply_event
 from app.loyalty.settings_admin import update_settings
 from app.loyalty.winback import campaign_results, enroll_lapsing, in_holdout
+from app.loyalty.winback_lift import LiftStratum, stratified_lift
 from app.models import EmailSend, WinbackEnrollment
-from tests.factories import cancelled, make_customer, make_shop, paid, refunded
+from tests.factories import cancelled, make_customer, make_shop, make_winback_enrollments, paid, refunded
 from tests.sql_log import statements_sent
 
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -171,3 +172,98 @@ def test_the_sale_that_ends_a_sequence_is_stored_in_the_update_that_sets_returne
     enrollment = session.query(WinbackEnrollment).filter_by(customer_id=unreached.id).one()
     assert (enrollment.status, enrollment.returned, enrollment.converted_order_id) == ("stopped", True, None)
     assert enrollment.returned_order_id is not None
+
+
+def _strata(session, shop, strata: dict):
+    """Ended sequences per holdout percent: {percent: (treated, of whom ordered, held out, of whom ordered)}."""
+    customer = make_customer(session, shop)
+    for percent, (treated, treated_ordered, held, held_ordered) in strata.items():
+        for holdout, n, ordered in ((False, treated, treated_ordered), (True, held, held_ordered)):
+            make_winback_enrollments(session, shop, ordered, enrolled_at=NOW, holdout=holdout,
+                                     holdout_percent=percent, returned=True, customer=customer)
+            make_winback_enrollments(session, shop, n - ordered, enrolled_at=NOW, holdout=holdout,
+                                     holdout_percent=percent, customer=customer)
+    session.flush()
+    return campaign_results(session, shop.id, NOW - days(1))
+
+
+def test_changing_the_holdout_percent_does_not_turn_no_effect_into_a_lift_simpsons_paradox(session):
+    # 50 % held out while few came back (10 % in both groups), then 10 % held out while many did
+    # (50 % in both): the emails changed nothing in either period. Pooled, the treated group is
+    # mostly from the high-return period, the holdout mostly from the low one: 50/140 − 10/60 =
+    # +19.05 points the emails never made.
+    shop = make_shop(session)
+    results = _strata(session, shop, {50: (50, 5, 50, 5), 10: (90, 45, 10, 5)})
+    assert results.lift_points == 0.0
+    assert results.lift_ci_low < 0 < results.lift_ci_high and results.lift_significant is False
+    # The totals stay the counts over the strata compared.
+    assert (results.lift_treated, results.lift_treated_ordered, results.lift_holdout, results.lift_holdout_ordered) == (
+        140, 50, 60, 10)
+
+
+def test_one_holdout_percent_gives_the_lift_it_gave_before(session):
+    shop = make_shop(session)
+    results = _strata(session, shop, {20: (10, 5, 5, 1)})
+    assert results.lift_points == 30.0  # 50 % − 20 %
+    assert (results.lift_treated, results.lift_treated_ordered, results.lift_holdout, results.lift_holdout_ordered) == (
+        10, 5, 5, 1)
+
+
+def test_a_percent_with_only_one_group_contributes_nothing(session):
+    # At 5 % the run that enrolled these drew nobody into the holdout: no comparison there.
+    shop = make_shop(session)
+    results = _strata(session, shop, {20: (10, 5, 5, 1), 5: (7, 7, 0, 0)})
+    assert results.lift_points == 30.0
+    assert (results.lift_treated, results.lift_holdout) == (10, 5)
+    assert results.enrolled == 17  # the treated group's own figures still count every sequence
+
+
+def test_the_confidence_interval_is_the_wald_interval_of_the_size_weighted_differences(session):
+    # By hand: at 50 %, 2/4 vs 1/4 (d 0.25, var 0.25/4 + 0.1875/4 = 0.109375, 8 sequences);
+    # at 20 %, 4/8 vs 0/2 (d 0.5, var 0.25/8 + 0 = 0.03125, 10 sequences). Weighted by size:
+    # lift (8 x 0.25 + 10 x 0.5) / 18 = 0.38889; variance (64 x 0.109375 + 100 x 0.03125) / 18² =
+    # 0.03125, so ± 1.96 x 0.17678 = ± 0.34648: 4.24 to 73.54 points.
+    shop = make_shop(session)
+    results = _strata(session, shop, {50: (4, 2, 4, 1), 20: (8, 4, 2, 0)})
+    assert results.lift_points == 38.89
+    assert (results.lift_ci_low, results.lift_ci_high) == (4.24, 73.54)
+    assert results.lift_significant is True
+
+
+def test_the_same_rates_become_significant_with_enough_sequences(session):
+    # 30 % vs 20 %: with 10 a side the interval spans −26 to +46 points; with 400 a side,
+    # 4.04 to 15.96 (± 1.96 x sqrt(0.21/400 + 0.16/400)).
+    few = _strata(session, make_shop(session), {50: (10, 3, 10, 2)})
+    many = _strata(session, make_shop(session), {50: (400, 120, 400, 80)})
+    assert few.lift_points == many.lift_points == 10.0
+    assert few.lift_ci_low < 0 and few.lift_significant is False
+    assert (many.lift_ci_low, many.lift_ci_high, many.lift_significant) == (4.04, 15.96, True)
+
+
+def test_without_both_groups_there_is_no_interval(session):
+    shop = make_shop(session)
+    results = _strata(session, shop, {20: (10, 5, 0, 0), 0: (3, 1, 0, 0)})
+    assert (results.lift_points, results.lift_ci_low, results.lift_ci_high, results.lift_significant) == (
+        None, None, None, False)
+    assert (results.lift_treated, results.lift_holdout) == (0, 0)
+
+
+def test_the_strata_come_from_the_one_results_query(session):
+    shop = make_shop(session)
+    customer = make_customer(session, shop)
+    for percent in (10, 20, 30, 50):
+        for holdout in (False, True):
+            make_winback_enrollments(session, shop, 2, enrolled_at=NOW, holdout=holdout, holdout_percent=percent,
+                                     customer=customer)
+    session.flush()
+    with _statements(session) as sent:
+        results = campaign_results(session, shop.id, NOW - days(1))
+    assert results.lift_points == 0.0
+    assert len(sent) == 2, sent  # the groups' counts (GROUP BY holdout_percent) and the emails sent
+
+
+def test_the_readmes_example_lift_of_5_points_is_not_yet_significant():
+    # 108 of 900 emailed (12 %) vs 7 of 100 held out (7 %): ± 1.96 x sqrt(0.1056/900 + 0.0651/100).
+    lift = stratified_lift([LiftStratum(holdout_percent=10, treated=900, treated_ordered=108, holdout=100,
+                                        holdout_ordered=7)])
+    assert (lift.points, lift.ci_low, lift.ci_high, lift.significant) == (5.0, -0.43, 10.43, False)
