@@ -1,13 +1,14 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives, for the email tests."""
 from __future__ import annotations
 
-import socket
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+
+from tests.ports import free_port
 
 
 class CapturingHandler:
@@ -45,12 +46,6 @@ class SmtpServer:
         return self.handler.messages
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(users: dict[str, str] | None = None):
     handler = CapturingHandler()
 
@@ -59,7 +54,7 @@ def start_server(users: dict[str, str] | None = None):
         return AuthResult(success=ok)
 
     kwargs = {"authenticator": authenticate, "auth_require_tls": False, "auth_required": True} if users else {}
-    port = _free_port()
+    port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     return controller, SmtpServer(handler, port, users)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +21,7 @@ from jobs.queues import queue
 from jobs.worker import run_worker
 from tests.app.web.shopify_helpers import SECRET
 from tests.conftest import TEST_FERNET_KEY, _DATABASE_URL, app_session, test_config
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 class OwnRedis:

@@ -15,7 +15,8 @@ from app.inbox import store_inbound_event
 from app.models import WebhookEvent
 from tests.app.web.shopify_helpers import deliver, shopify_shop
 from tests.conftest import _DATABASE_URL, test_config
-from tests.faults.conftest import built_app, free_port
+from tests.faults.conftest import built_app
+from tests.ports import free_port
 from tests.integrations.shopify.samples import sample
 
 TERMINATE_OTHERS = """

@@ -14,7 +14,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import requests
 from app import PROJECT_ROOT
 from widgets.assets import SCRIPT
 from widgets.tokens import InvalidCustomerToken, MAX_LIFETIME_SECONDS, verify_customer_token
+from tests.ports import free_port
 
 WORDPRESS = Path("/usr/share/wordpress")
 PLUGIN_DIR = PROJECT_ROOT / "widgets" / "woocommerce" / "lojal-rewards"
@@ -94,12 +94,6 @@ class WordPressSite:
         return browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _build_root(work: Path, url: str, database: str) -> Path:
     # Debian's wp-config.php reads /etc/wordpress/config-<host>.php; ours is a test-owned root whose
     # PHP files are Debian's (symlinked) and whose config and wp-content are in the temp dir.
@@ -157,7 +151,7 @@ def _save_settings(site: WordPressSite, admin: requests.Session, fields: dict) -
 @pytest.fixture(scope="module")
 def wordpress(tmp_path_factory):
     work = tmp_path_factory.mktemp("wordpress")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     database = f"lojal_wp_{secrets.token_hex(6)}"
     subprocess.run([*MYSQL, "-e", f"CREATE DATABASE {database} CHARACTER SET utf8mb4"], check=True)

@@ -5,7 +5,6 @@ Chromium is Debian's (/usr/bin/chromium) driven by Playwright (never a downloade
 """
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +17,6 @@ from tests.conftest import test_config
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def served_app(port: int, **overrides):

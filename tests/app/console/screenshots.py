@@ -17,7 +17,8 @@ from app.demo import seed_demo
 from app.extensions import db
 from app.loyalty.adjustments import adjust_points
 from app.models import Customer, Redemption
-from tests.app.console.browser import chromium, free_port, serve, served_app, sign_in_page
+from tests.app.console.browser import chromium, serve, served_app, sign_in_page
+from tests.ports import free_port
 
 DOCS = PROJECT_ROOT / "docs"
 PASSWORD = "screenshot-password"

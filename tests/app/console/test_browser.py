@@ -10,7 +10,8 @@ import pytest
 from app.extensions import db
 from app.loyalty.apply import apply_event
 from app.models import Shop
-from tests.app.console.browser import artifact, chromium, free_port, serve, served_app, sign_in_page
+from tests.app.console.browser import artifact, chromium, serve, served_app, sign_in_page
+from tests.ports import free_port
 from tests.app.console.conftest import PASSWORD, make_console_shop
 from tests.factories import make_customer, paid
 

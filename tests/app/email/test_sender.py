@@ -6,7 +6,8 @@ from email.message import EmailMessage
 import pytest
 
 from app.email.sender import PermanentEmailError, TransientEmailError, send_message
-from tests.smtp_capture import _free_port, start_server
+from tests.ports import free_port
+from tests.smtp_capture import start_server
 
 
 def _message(to="shopper@example.com") -> EmailMessage:
@@ -38,7 +39,7 @@ def test_logs_in_with_the_credentials_in_the_url():
 
 def test_nothing_listening_is_transient_and_not_maybe_delivered():
     with pytest.raises(TransientEmailError) as info:
-        send_message(_message(), f"smtp://127.0.0.1:{_free_port()}", timeout=5)
+        send_message(_message(), f"smtp://127.0.0.1:{free_port()}", timeout=5)
     assert info.value.maybe_delivered is False
 
 
