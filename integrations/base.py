@@ -55,11 +55,21 @@ class MalformedPayload(PermanentPlatformError):
     pass
 
 
+class PlatformReadNeeded:
+    """A parsed event that is not a domain event yet: the platform must be asked for what the
+    payload lacks (the adapter's read_platform_state), with no transaction open."""
+
+
 class PlatformAdapter(Protocol):
     name: str
 
     def parse_event(self, shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
-        """Turn one stored webhook payload into domain events (possibly none)."""
+        """Turn one stored webhook payload into domain events (possibly none), calling no platform:
+        an event that needs the platform's state is a PlatformReadNeeded."""
+
+    def read_platform_state(self, shop: Shop, events: list) -> list:
+        """`events` with each PlatformReadNeeded replaced by its domain event, read from the platform
+        (only adapters whose parsers yield PlatformReadNeeded implement it)."""
 
     def issue_discount(self, shop: Shop, redemption: Redemption, customer: Customer | None) -> str:
         """Create the redemption's code on the platform, idempotently; return its platform id.

@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from flask import current_app
 from rq.job import Job, JobStatus
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import DataError
 
 from app.extensions import db
 from app.loyalty.apply import apply_event
 from app.models import Shop, WebhookEvent
-from integrations.base import PermanentPlatformError
+from integrations.base import PermanentPlatformError, PlatformReadNeeded
 from integrations.registry import adapter_for
-from jobs.context import app_job
+from jobs.context import app_job, commit_keeping_rows
 from jobs.dispatch import dispatch
 from jobs.maintenance import parse_now
 from jobs.queues import enqueue, queue, runs_in_process
@@ -42,13 +42,14 @@ _MARK_PROCESSED = ("UPDATE webhook_events SET status = 'processed', attempts = a
                    "WHERE id = %s")
 
 
-def claim_webhook_event(session, event_id: int) -> tuple[WebhookEvent, Shop] | None:
-    """Lock the inbox row (skipping one another worker holds) with its shop, and switch this
-    transaction to asynchronous commit (see ASYNC_COMMIT), in one round trip."""
-    claimed = session.execute(
-        select(WebhookEvent, Shop, ASYNC_COMMIT).join(Shop, Shop.id == WebhookEvent.shop_id)
-        .where(WebhookEvent.id == event_id).with_for_update(of=WebhookEvent, skip_locked=True)
-    ).first()
+def claim_webhook_event(session, event_id: int, *, wait: bool = False) -> tuple[WebhookEvent, Shop] | None:
+    """Lock the inbox row (skipping one another worker holds, unless `wait`) with its shop, and
+    switch this transaction to asynchronous commit (see ASYNC_COMMIT), in one round trip."""
+    claim = (select(WebhookEvent, Shop, ASYNC_COMMIT).join(Shop, Shop.id == WebhookEvent.shop_id)
+             .where(WebhookEvent.id == event_id).with_for_update(of=WebhookEvent, skip_locked=not wait))
+    if wait:  # a claim again, after a commit that kept the rows loaded: read them afresh
+        claim = claim.execution_options(populate_existing=True)
+    claimed = session.execute(claim).first()
     return None if claimed is None else (claimed[0], claimed[1])
 
 
@@ -63,7 +64,12 @@ def process_webhook_event(event_id: int) -> str:
         return "already-processed"
     intents: list = []
     try:
-        events = adapter_for(row.platform).parse_event(shop, row.topic, row.payload, row.headers)
+        adapter = adapter_for(row.platform)
+        events = adapter.parse_event(shop, row.topic, row.payload, row.headers)
+        if any(isinstance(e, PlatformReadNeeded) for e in events):
+            events = _with_platform_state(session, adapter, row, shop, events)
+            if isinstance(events, str):
+                return events
         statuses = []
         for event in events:
             outcome = apply_event(session, row.shop_id, event)
@@ -84,6 +90,7 @@ def process_webhook_event(event_id: int) -> str:
         row = session.get(WebhookEvent, event_id)
         row.attempts += 1
         row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        row.claimed_until = None  # RQ's retry may claim it at once
         session.commit()
         raise
     # The processed mark and COMMIT in one round trip (psycopg pipeline), in the points' transaction.
@@ -98,6 +105,34 @@ def process_webhook_event(event_id: int) -> str:
     return ",".join(statuses) or "no-events"
 
 
+def _with_platform_state(session, adapter, row: WebhookEvent, shop: Shop, events: list) -> list | str:
+    """Ask the platform what the delivery lacks (an edited order's state) with no transaction open.
+
+    The row lock is the claim that one worker processes a delivery, and holding it across the
+    call would keep the transaction open. So the claim is committed on the row instead
+    (`claimed_until`, for as long as a job may run: a worker that dies mid-call leaves it to the
+    sweeper once it runs out), the platform is asked, and the answer is applied in a new
+    transaction that locks the row again and checks it is still unprocessed. Other workers and
+    the sweeper leave a row whose claim has not run out to its job. Returns the completed events,
+    or the job's outcome when there is nothing to apply."""
+    now = datetime.now(UTC)
+    if row.claimed_until is not None and row.claimed_until > now:
+        session.rollback()
+        return "busy-or-missing"  # another worker is reading the platform for it
+    event_id = row.id
+    row.claimed_until = now + timedelta(seconds=current_app.config["JOB_TIMEOUT"])
+    commit_keeping_rows(session, shop)
+    events = adapter.read_platform_state(shop, events)
+    claimed = claim_webhook_event(session, event_id, wait=True)  # only a sweep's glance holds it now
+    if claimed is None:
+        return "busy-or-missing"  # purged with its shop meanwhile
+    row = claimed[0]
+    if row.processed_at is not None:
+        return "already-processed"
+    row.claimed_until = None
+    return events
+
+
 def _ignore(session, event_id: int, reason: str) -> str:
     session.rollback()
     row = session.get(WebhookEvent, event_id, with_for_update=True)
@@ -105,6 +140,7 @@ def _ignore(session, event_id: int, reason: str) -> str:
     row.last_error = reason[:2000]
     row.attempts += 1
     row.processed_at = datetime.now(UTC)
+    row.claimed_until = None
     session.commit()
     return "ignored"
 
@@ -156,10 +192,12 @@ def sweep_inbox() -> int:
 
 def _count_abandoned(event_ids: list[int], retries: int) -> set[int]:
     """Record an attempt on rows whose job was left started; returns those not to re-enqueue: now
-    past `retries`, processed meanwhile, or locked (being processed: never waited for)."""
+    past `retries`, processed meanwhile, or locked or claimed (being processed: never waited for)."""
     if not event_ids:
         return set()
-    free = (select(WebhookEvent.id).where(WebhookEvent.id.in_(event_ids), WebhookEvent.processed_at.is_(None))
+    free = (select(WebhookEvent.id).where(WebhookEvent.id.in_(event_ids), WebhookEvent.processed_at.is_(None),
+                                          or_(WebhookEvent.claimed_until.is_(None),
+                                              WebhookEvent.claimed_until <= func.now()))
             .with_for_update(skip_locked=True))
     counted = db.session.execute(
         update(WebhookEvent).where(WebhookEvent.id.in_(free.scalar_subquery()))

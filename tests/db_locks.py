@@ -59,3 +59,22 @@ def tables_free_for_a_migration(*tables: str) -> bool:
                 conn.rollback()
     finally:
         engine.dispose()
+
+
+def row_free_to_lock(table: str, row_id: int) -> bool:
+    """Whether another connection could lock the row `table.id = row_id` right now (FOR UPDATE
+    NOWAIT): False while a transaction holds a lock on it."""
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(_DATABASE_URL)
+    try:
+        with engine.connect() as conn:
+            try:
+                return conn.scalar(text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE NOWAIT"),
+                                   {"id": row_id}) == row_id
+            except OperationalError:  # lock_not_available
+                return False
+            finally:
+                conn.rollback()
+    finally:
+        engine.dispose()

@@ -113,6 +113,9 @@ class WebhookEvent(ShopScoped, db.Model):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0", default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set while a worker reads the platform for this row with no transaction open (an edited
+    # order: jobs.inbox): until then, other workers and the sweeper leave the row to it.
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditLog(ShopScoped, db.Model):

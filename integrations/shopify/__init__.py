@@ -13,13 +13,13 @@ class ShopifyAdapter:
     name = "shopify"
 
     def parse_event(self, shop: Shop, topic: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> list:
-        events = parsers.parse_event(shop, topic, payload, headers)
-        if any(isinstance(e, parsers.OrderEditNotice) for e in events):
-            # An edit carries no amounts: the order's state after it is read from the Admin API.
-            from integrations.shopify.order_edits import with_edited_orders
+        return parsers.parse_event(shop, topic, payload, headers)
 
-            events = with_edited_orders(shop, events)
-        return events
+    def read_platform_state(self, shop: Shop, events: list) -> list:
+        # An edit carries no amounts: the order's state after it is read from the Admin API.
+        from integrations.shopify.order_edits import with_edited_orders
+
+        return with_edited_orders(shop, events)
 
     def issue_discount(self, shop: Shop, redemption: Redemption, customer: Customer | None) -> str:
         # Imported here: discounts.py pulls in the GraphQL client, which webhook parsing never needs.

@@ -6,9 +6,9 @@ reads (sync.order_snapshot), then for its line items as the sync reads them (ord
 gift cards that earn nothing. The domain
 compares that with what the order earned on (app.loyalty.order_edits.apply_order_edited).
 
-This runs while the inbox job holds its row (two Admin API calls, more for an order of over
-LINES_PER_ORDER lines; no customer or order lock is
-taken before it). Throttling and 5xx are TransientPlatformErrors: the job is retried. An order the
+This runs with no transaction open (two Admin API calls, more for an order of over
+LINES_PER_ORDER lines): the inbox job has committed its claim of the row (jobs.inbox) and
+re-locks it to apply the answer. Throttling and 5xx are TransientPlatformErrors: the job is retried. An order the
 API does not return (deleted, or older than the app may read without read_all_orders) is a
 PermanentPlatformError: the inbox keeps the delivery as ignored.
 """

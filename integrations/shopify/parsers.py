@@ -40,7 +40,7 @@ from app.loyalty.events import (
 )
 from app.loyalty.program import ProgramSettings, program_settings
 from app.models import Customer, Order, Shop
-from integrations.base import MONEY_LIMIT, plausible_time, run_parser
+from integrations.base import MONEY_LIMIT, PlatformReadNeeded, plausible_time, run_parser
 from integrations.sync import is_history
 
 REFERRAL_ATTRIBUTE = "lojal_ref"
@@ -61,7 +61,7 @@ class Delivery:
 
 
 @dataclass(frozen=True)
-class OrderEditNotice:
+class OrderEditNotice(PlatformReadNeeded):
     """An order was edited: which order, which edit, when (the order's amounts are not in it)."""
 
     platform_order_id: str

@@ -2,14 +2,19 @@
 state after it from the Admin API (stubbed at the httpx boundary) and the domain earns what was added."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 import respx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.crypto import token_cipher
 from app.models import Customer, LedgerEntry, WebhookEvent
+from jobs.inbox import event_job_id, process_webhook_event, sweep_inbox
+from jobs.queues import queue
 from tests.app.web.shopify_helpers import deliver, shopify_shop
+from tests.db_locks import row_free_to_lock, tables_free_for_a_migration
 from tests.integrations.shopify.admin_api import ACCESS_TOKEN, FakeAdminApi, line_item, money, ok, order_node
 from tests.integrations.shopify.samples import sample
 
@@ -77,6 +82,37 @@ def test_an_item_added_to_a_paid_order_earns_once_however_often_the_edit_is_deli
     run_jobs()
     assert _points(wsession, shop) == [("earn", 129), ("earn", 50)]
     assert {r.status for r in _rows(wsession, shop)} == {"processed"}
+
+
+def test_the_edited_order_is_read_holding_no_transaction_and_no_other_worker_or_sweep_takes_the_delivery(
+        wsession, shopify_client, run_jobs, worker_app, shop, admin_api):
+    deliver(shopify_client, shop.domain, "orders/paid", sample("order_paid"))
+    run_jobs()
+    deliver(shopify_client, shop.domain, "orders/edited", sample("order_edited"), event_id="evt-edit")
+    event_id = _rows(wsession, shop)[-1].id
+    # Received minutes ago (a retried delivery, say): old enough for the sweeper to consider it.
+    wsession.execute(update(WebhookEvent).where(WebhookEvent.id == event_id)
+                     .values(received_at=WebhookEvent.received_at - timedelta(minutes=5)))
+    wsession.commit()  # the test's own transaction ends here: only the job's are probed
+    seen = {}
+
+    def read_meanwhile():
+        seen["migration"] = tables_free_for_a_migration("webhook_events", "shops", "orders", "customers")
+        seen["row"] = row_free_to_lock("webhook_events", event_id)
+        # A second worker given the same delivery (a sweep's copy) leaves it to this job ...
+        seen["second worker"] = process_webhook_event(event_id)
+        # ... and so does the sweeper, which takes a started job whose row is free for a dead one.
+        sweep_inbox()
+        seen["swept"] = event_job_id(event_id) in queue("webhooks", worker_app).get_job_ids()
+        return edited_order(admin_api, line_item("50.00"), subtotal="179.99", total="194.99")
+
+    admin_api.answer("LojalOrder", read_meanwhile)
+    run_jobs()
+    assert seen == {"migration": True, "row": True, "second worker": "busy-or-missing", "swept": False}
+    assert _points(wsession, shop) == [("earn", 129), ("earn", 50)]
+    assert admin_api.operations().count("LojalOrder") == 1
+    row = _rows(wsession, shop)[-1]
+    assert (row.status, row.attempts, row.last_error) == ("processed", 1, None)
 
 
 def test_a_gift_card_added_in_an_edit_earns_nothing(wsession, shopify_client, run_jobs, shop, admin_api):
