@@ -13,7 +13,7 @@ from integrations.base import PermanentPlatformError
 from integrations.shopify.graphql import admin_graphql
 from integrations.shopify.install import PLATFORM, WEBHOOK_TOPICS
 from integrations.shopify.tokens import current_access_token
-from jobs.context import app_job
+from jobs.context import app_job, commit_keeping_rows
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ def subscribe_webhooks(shop_id: int) -> str:
     shop = session.get(Shop, shop_id)
     if shop is None or shop.platform != PLATFORM or shop.status != "active":
         return "skipped"
+    # Only reads: no transaction stays open while Shopify answers (a token refresh included).
+    commit_keeping_rows(session, shop)
     token = current_access_token(session, shop)
     uri = f"{current_app.config['APP_URL'].rstrip('/')}/shopify/webhooks"
     refused: list[str] = []
@@ -71,16 +73,24 @@ def subscribe_webhooks(shop_id: int) -> str:
 @app_job
 def fetch_shop_details(shop_id: int) -> str:
     """Name, currency and timezone: codes are in the shop's currency, birthdays and expiry
-    dates are computed in its timezone."""
+    dates are computed in its timezone. Shopify is asked with no transaction open; the answer is
+    applied to the shop locked and checked again."""
     session = db.session
     shop = session.get(Shop, shop_id)
     if shop is None or shop.platform != PLATFORM or shop.status != "active":
         return "skipped"
-    details = admin_graphql(shop.domain, current_access_token(session, shop), SHOP_DETAILS)["shop"]
+    commit_keeping_rows(session, shop)
+    token = current_access_token(session, shop)
+    details = admin_graphql(shop.domain, token, SHOP_DETAILS)["shop"]
     try:
         ZoneInfo(details["ianaTimezone"])
     except (ZoneInfoNotFoundError, ValueError, KeyError, TypeError):
         raise PermanentPlatformError(f"shop {shop_id}: unknown timezone {details.get('ianaTimezone')!r}") from None
+    # FOR NO KEY UPDATE: the inbox's inserts for the shop (their foreign-key checks) go on.
+    shop = session.get(Shop, shop_id, with_for_update={"key_share": True}, populate_existing=True)
+    if shop is None or shop.status != "active":
+        session.rollback()
+        return "skipped"  # purged or uninstalled while Shopify answered
     shop.name = details["name"][:255]
     shop.currency = details["currencyCode"][:3]
     shop.timezone = details["ianaTimezone"]

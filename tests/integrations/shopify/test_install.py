@@ -11,6 +11,7 @@ import httpx
 import pytest
 import respx
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from app.crypto import token_cipher
 from app.extensions import db
@@ -18,6 +19,7 @@ from app.models import EarnRule, Reward, Shop
 from integrations.base import PermanentPlatformError
 from integrations.shopify.install import WEBHOOK_TOPICS, post_install
 from jobs.shopify_install import fetch_shop_details, subscribe_webhooks
+from tests.db_locks import tables_free_for_a_migration
 from tests.shopify_install_support import (  # noqa: F401  (fixtures)
     _empty_maintenance_queue, enqueued, new_domain, sapp, ssession,
 )
@@ -183,3 +185,57 @@ def test_an_unknown_timezone_is_refused_and_changes_nothing(ssession, installed)
 
 def test_post_install_asks_for_the_shop_details(sapp, installed):
     assert enqueued(sapp, "jobs.shopify_install.fetch_shop_details", installed.id) == 1
+
+
+# --- no transaction while Shopify answers -----------------------------------------------------
+
+def _answering_meanwhile(body: dict, during=None):
+    """A side effect for the GraphQL route: records whether a migration could lock `shops` right
+    then (the job holds no transaction), runs `during` (what others do meanwhile), answers `body`."""
+    free = []
+
+    def answer(request):
+        free.append(tables_free_for_a_migration("shops", "webhook_events"))
+        if during is not None:
+            during()
+        return httpx.Response(200, json=body)
+    return answer, free
+
+
+def test_subscribing_holds_no_transaction_while_shopify_answers(ssession, installed):
+    shop_id, domain = installed.id, installed.domain
+    ssession.rollback()  # the test's own reads end here: only the job's transactions are probed
+    answer, free = _answering_meanwhile(created())
+    with respx.mock:
+        respx.post(graphql_url(domain)).mock(side_effect=answer)
+        assert subscribe_webhooks(shop_id) == "subscribed"
+    assert free == [True] * len(WEBHOOK_TOPICS)
+
+
+def test_reading_the_shop_details_holds_no_transaction_while_shopify_answers(ssession, installed):
+    shop_id, domain = installed.id, installed.domain
+    ssession.rollback()
+    answer, free = _answering_meanwhile(_details())
+    with respx.mock:
+        respx.post(graphql_url(domain)).mock(side_effect=answer)
+        assert fetch_shop_details(shop_id) == "updated"
+    assert free == [True]
+    ssession.expire_all()
+    assert ssession.get(Shop, shop_id).currency == "NOK"
+
+
+def test_shop_details_answered_after_an_uninstall_are_not_applied(ssession, installed):
+    # Locked and checked again once Shopify has answered: the app/uninstalled processed meanwhile wins.
+    shop_id, domain = installed.id, installed.domain
+    ssession.rollback()
+
+    def uninstall():
+        with Session(bind=db.engine) as other, other.begin():
+            other.get(Shop, shop_id).status = "uninstalled"
+
+    answer, free = _answering_meanwhile(_details(), during=uninstall)
+    with respx.mock:
+        respx.post(graphql_url(domain)).mock(side_effect=answer)
+        assert fetch_shop_details(shop_id) == "skipped"
+    ssession.expire_all()
+    assert ssession.get(Shop, shop_id).currency != "NOK"
