@@ -18,7 +18,7 @@ from integrations.base import PlatformError
 from integrations.woocommerce.client import StoreDisconnected, call
 from integrations.woocommerce.connect import PLATFORM, drop_parked_keys, take_parked_keys
 from integrations.woocommerce.upkeep import ensure_webhooks, mark_disconnected, store_currency
-from jobs.context import app_job
+from jobs.context import app_job, commit_keeping_rows
 from jobs.maintenance import parse_now
 from jobs.queues import enqueue, platform_api_limit
 from jobs.woocommerce_sync import enqueue_backfill
@@ -44,6 +44,9 @@ def after_connect(shop_id: int) -> str:
     shop = session.get(Shop, shop_id)
     if shop is None or shop.platform != PLATFORM or shop.status not in ("active", "pending"):
         return "skipped"
+    # The store is asked with no transaction open; what its answers change is written to the
+    # shop locked and checked again.
+    commit_keeping_rows(session, shop)
     try:
         # The cheapest authenticated read: a 401 here means the keys do not work.
         call(shop, "get", "orders", params={"per_page": 1})
@@ -52,9 +55,13 @@ def after_connect(shop_id: int) -> str:
         if shop.status == "pending" or (currency and currency != shop.currency):
             # Proven keys: the store is connected from now on (committed before the webhooks,
             # so a retry after a transient failure below finds it active).
+            shop = session.get(Shop, shop_id, with_for_update={"key_share": True}, populate_existing=True)
+            if shop is None or shop.status not in ("active", "pending"):
+                session.rollback()
+                return "skipped"  # disconnected (or purged) while the store answered
             shop.status = "active"
             shop.currency = currency or shop.currency
-            session.commit()
+            commit_keeping_rows(session, shop)
         # Creates the topics that have no active webhook of ours yet (a reconnect, a retry
         # after a transient failure): re-running never duplicates them.
         repair = ensure_webhooks(shop)

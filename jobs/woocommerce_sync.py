@@ -20,7 +20,7 @@ from app.models import Shop
 from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.woocommerce import sync, upkeep
 from integrations.woocommerce.client import StoreDisconnected
-from jobs.context import app_job
+from jobs.context import app_job, commit_keeping_rows
 from jobs.dispatch import dispatch
 from jobs.progress import continue_sync_later, next_backfill_job_id, report_sync_progress
 from jobs.queues import enqueue, platform_api_limit
@@ -65,6 +65,7 @@ def check_webhooks(shop_id: int) -> str:
     shop = _active_shop(shop_id)
     if shop is None:
         return "skipped"
+    commit_keeping_rows(session, shop)  # only a read: no transaction stays open while the store answers
     try:
         repair = upkeep.ensure_webhooks(shop)
     except StoreDisconnected as exc:

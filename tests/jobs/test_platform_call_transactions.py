@@ -13,6 +13,7 @@ import respx
 from sqlalchemy.orm import Session
 
 from app.extensions import db
+from app.models import Shop
 from app.loyalty.redemption_cancel import complete_cancellation, request_cancellation
 from integrations.shopify.tokens import store_access_token
 from jobs.dispatch import dispatch
@@ -220,3 +221,34 @@ def test_deleting_an_unwanted_code_after_a_token_refresh_holds_no_transaction_ei
     assert [c.headers["X-Shopify-Access-Token"] for c in api.calls] == ["shpat_new"] * 4
     redemption, balance = redemption_and_balance(wsession, customer, result.redemption)
     assert redemption.status == "cancelled" and balance == 1000
+
+
+def _probing(free, answer):
+    def callback(request):
+        free.append(tables_free_for_a_migration("shops", "webhook_events"))
+        return answer
+    return callback
+
+
+@pytest.mark.parametrize("job, status", [("jobs.woocommerce_sync.check_webhooks", "active"),
+                                         ("jobs.woocommerce_connect.after_connect", "pending")])
+def test_woocommerce_webhook_upkeep_holds_no_transaction_while_the_store_answers(wsession, run_jobs, store, job,
+                                                                                 status):
+    from jobs.queues import enqueue
+
+    shop = make_wc_shop(wsession, status=status)
+    wsession.commit()
+    free = []
+    store.get(api_url(shop, "orders"), json=[])
+    store.add_callback(responses.GET, api_url(shop, "settings/general/woocommerce_currency"),
+                       callback=_probing(free, (200, {}, json.dumps({"value": "EUR"}))))
+    store.add_callback(responses.GET, api_url(shop, "webhooks"), callback=_probing(free, (200, {}, "[]")))
+    store.add_callback(responses.POST, api_url(shop, "webhooks"),
+                       callback=_probing(free, (201, {}, json.dumps({"id": 1}))))
+    shop_id = shop.id
+    wsession.rollback()  # the test's own reads end here: only the jobs' transactions are probed
+    enqueue(job, shop_id, queue_name="maintenance")
+    run_jobs()
+    assert free and all(free)
+    wsession.expire_all()
+    assert wsession.get(Shop, shop_id).status == "active"
