@@ -36,6 +36,7 @@ from app.extensions import db, redis_connection
 from app.loyalty.audit import fit_actor
 from app.loyalty.errors import Forbidden, Invalid, LoyaltyError
 from app.models import ApiToken, Shop, StaffUser
+from widgets.api import network
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({"read", "adjust", "settings", "staff", "cancel"}),
@@ -144,7 +145,9 @@ def normalize_staff_email(email: str) -> str:
 # --- login and sessions ---------------------------------------------------------------
 
 def _throttle_key(email: str) -> str:
-    digest = hashlib.sha256(f"{email}|{request.remote_addr or '-'}".encode()).hexdigest()
+    # The address as the widget's per-IP limits count it: an IPv6 client as its /64, which one
+    # host holds whole, or every guess could come from a fresh address and never be throttled.
+    digest = hashlib.sha256(f"{email}|{network(request.remote_addr or '-')}".encode()).hexdigest()
     return f"lojal:login-failures:{digest}"
 
 

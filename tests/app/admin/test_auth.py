@@ -70,6 +70,21 @@ def test_five_failures_per_email_and_address_then_429_with_retry_after_even_for_
     assert other_ip.status_code == 200
 
 
+def test_an_ipv6_client_counts_as_its_slash_64_so_fresh_addresses_do_not_buy_more_guesses(client, session):
+    # One host or home line holds a whole /64 and can take a fresh address for every guess.
+    _, staff = _fresh_member(session)
+    for n in range(5):
+        wrong = client.post(f"{API}/session", json={"email": staff.email, "password": "bad"},
+                            environ_base={"REMOTE_ADDR": f"2001:db8:1:2::{n + 1:x}"})
+        assert wrong.status_code == 401
+    blocked = client.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD},
+                          environ_base={"REMOTE_ADDR": "2001:db8:1:2:ffff:ffff:ffff:fffe"})
+    assert blocked.status_code == 429 and blocked.get_json()["error"]["code"] == "login_throttled"
+    other_network = client.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD},
+                                environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"})
+    assert other_network.status_code == 200
+
+
 def test_concurrent_wrong_passwords_get_five_guesses_not_one_per_request(app, session):
     """Twelve wrong passwords at once: each attempt takes its place in the count before the slow
     hash, so only five are checked and the rest are throttled."""
