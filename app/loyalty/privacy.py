@@ -42,10 +42,12 @@ def apply_app_uninstalled(session: Session, shop_id: int, event: AppUninstalled)
     # Its App Bridge console sessions end here: refused while it is uninstalled (status), and
     # still refused after a reinstall makes it active again within their 12 hours.
     shop.console_session_version += 1
-    # And so do its password staff's sessions and API tokens: refused while uninstalled (status),
-    # never valid again after a reinstall (members sign in again and make new tokens).
+    # And so do its password staff's sessions, API tokens and pending invitations: refused while
+    # uninstalled (status), never valid again after a reinstall (members sign in again, make new
+    # tokens; an invitee is invited again).
     session.execute(update(StaffUser).where(StaffUser.shop_id == shop_id)
-                    .values(session_version=StaffUser.session_version + 1))
+                    .values(session_version=StaffUser.session_version + 1, invite_token_hash=None,
+                            invite_expires_at=None))
     session.execute(update(ApiToken).where(ApiToken.shop_id == shop_id, ApiToken.revoked_at.is_(None))
                     .values(revoked_at=event.occurred_at))
     return Outcome()

@@ -109,3 +109,40 @@ def test_the_shop_check_costs_no_statement_beyond_the_credential_lookup(client, 
             assert client.get(f"{API}/me", headers=headers, base_url=HTTPS).status_code == 200
         selects = [s for s in sent if s.lstrip().upper().startswith("SELECT")]
         assert len(selects) == 1 and "shops" in selects[0], sent
+
+
+def _invitation(session, shop) -> str:
+    from app.admin.staff_accounts import invite_staff
+
+    _, token = invite_staff(session, shop.id, "invitee@staff.example", "owner", actor="test", now=datetime.now(UTC))
+    session.commit()
+    return token
+
+
+def test_an_invitation_made_before_an_uninstall_does_not_sign_anyone_in_after_a_reinstall(client, session):
+    # An invitation token is a credential like a session or an API token: the uninstall ends it.
+    shop, _, _ = _member_with_token(session)
+    token = _invitation(session, shop)
+    _uninstall(session, shop)
+    _reinstall(session, shop)
+    response = client.post(f"{API}/session/invitation", json={"token": token, "password": "long-enough-pw"},
+                           base_url=HTTPS)
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_credentials"
+    assert "Set-Cookie" not in response.headers
+
+
+def test_accepting_an_invitation_of_an_uninstalled_shop_is_refused_and_sets_no_password(client, session):
+    from app.models import StaffUser
+
+    shop, _, _ = _member_with_token(session)
+    token = _invitation(session, shop)
+    shop_row = session.get(Shop, shop.id)
+    shop_row.status = "uninstalled"  # as if the uninstall's delivery had not been processed yet
+    session.commit()
+    response = client.post(f"{API}/session/invitation", json={"token": token, "password": "long-enough-pw"},
+                           base_url=HTTPS)
+    assert response.status_code == 403 and response.get_json() == REFUSED
+    assert "Set-Cookie" not in response.headers
+    invitee = session.query(StaffUser).filter_by(shop_id=shop.id, email="invitee@staff.example").one()
+    session.refresh(invitee)
+    assert invitee.password_hash is None and invitee.invite_token_hash is not None
