@@ -6,7 +6,7 @@ from decimal import Decimal
 from marshmallow import Schema, fields, validate
 
 from app.admin.schemas.common import Id, Money, Text, aware_datetime
-from app.loyalty.program import ProgramSettingsSchema
+from app.loyalty.program import ProgramSettingsSchema, one_line
 from app.models.program import EARN_RULE_KINDS, REWARD_KINDS
 
 # The settings document is app.loyalty.program's own schema; these are its slices.
@@ -28,7 +28,7 @@ class EarnRuleSchema(Schema):
     id = Id(dump_only=True)
     kind = fields.String(required=True, validate=validate.OneOf(EARN_RULE_KINDS))
     action_key = Text(max_length=64, load_default="", validate=[validate.Regexp(r"^[a-z0-9_]*$",
-                      error="lower-case letters, digits and _ only")])
+                      error="lower-case letters, digits and _ only"), one_line])
     name = Text(required=True, min_length=1)
     points = _int(0, 1_000_000, allow_none=True, load_default=None)
     points_per_unit = Money(maximum=1000, allow_none=True, load_default=None,

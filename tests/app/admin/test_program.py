@@ -266,3 +266,22 @@ def test_winback_results_without_a_holdout_have_a_null_lift_and_interval(client,
     results = client.get(f"{API}/winback", headers=shop_a.headers["viewer"]).get_json()["results"]
     assert (results["lift_points"], results["lift_ci_low"], results["lift_ci_high"], results["lift_significant"]) == (
         None, None, None, False)
+
+
+def test_a_trailing_newline_does_not_pass_the_origin_and_colour_patterns(client, session, shop_a):
+    # `$` matches before a final newline: a storefront origin stored with one would go into the
+    # referral redirect's Location header and every storefront link (a 500 on /r/<code>).
+    for change in ({"storefront_origins": ["https://www.example.com\n"]}, {"brand_color": "#1a2b3c\n"}):
+        response = client.patch(f"{API}/settings", json=change, headers=shop_a.headers["owner"])
+        assert response.status_code == 422 and set(response.get_json()["error"]["fields"]) == set(change), change
+    session.expire_all()
+    assert session.get(Shop, shop_a.shop.id).settings == {}
+
+
+def test_a_custom_rules_action_key_with_a_trailing_newline_is_refused_not_a_second_rule(client, shop_a):
+    owner = shop_a.headers["owner"]
+    assert client.post(f"{API}/earn-rules", json={"kind": "custom", "name": "Review", "points": 50,
+                                                  "action_key": "review"}, headers=owner).status_code == 201
+    twin = client.post(f"{API}/earn-rules", json={"kind": "custom", "name": "Review 2", "points": 60,
+                                                  "action_key": "review\n"}, headers=owner)
+    assert twin.status_code == 422 and set(twin.get_json()["error"]["fields"]) == {"action_key"}
