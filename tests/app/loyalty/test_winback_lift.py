@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.loyalty.apply import apply_event
 from app.loyalty.settings_admin import update_settings
-from app.loyalty.winback import campaign_results, enroll_lapsing, in_holdout
+from app.loyalty.winback import advance_sequence, campaign_results, enroll_lapsing, in_holdout
 from app.loyalty.winback_lift import LiftStratum, stratified_lift
 from app.models import EmailSend, WinbackEnrollment
 from tests.factories import cancelled, make_customer, make_shop, make_winback_enrollments, paid, refunded
@@ -172,6 +172,49 @@ def test_the_sale_that_ends_a_sequence_is_stored_in_the_update_that_sets_returne
     enrollment = session.query(WinbackEnrollment).filter_by(customer_id=unreached.id).one()
     assert (enrollment.status, enrollment.returned, enrollment.converted_order_id) == ("stopped", True, None)
     assert enrollment.returned_order_id is not None
+
+
+def test_a_sequence_stopped_by_an_unsubscribe_still_counts_a_later_order_in_its_window(session):
+    # Intent to treat: the treated customer unsubscribes after the reminder (the emails may be
+    # why), so step 2 stops the sequence; they order 3 days later, as the held-out customer
+    # does. Both came back within the window (step 2 time + 14 days): no lift, not −100 points.
+    shop = make_shop(session, winback_holdout_percent=50)
+    [treated], [held] = _groups(session, shop, 1, 1)
+    _record(session, enroll_lapsing(session, shop.id, NOW), lambda _: "sent")
+    treated.unsubscribed_at = NOW + days(2)
+    session.flush()
+    advance_sequence(session, shop.id, NOW + days(7))
+    session.flush()
+    assert session.query(WinbackEnrollment).filter_by(customer_id=treated.id).one().status == "stopped"
+    for customer in (treated, held):
+        _order_back(session, shop, customer, NOW + days(10))
+    results = campaign_results(session, shop.id, NOW - days(1))
+    assert (results.lift_treated, results.lift_treated_ordered, results.lift_holdout, results.lift_holdout_ordered) == (
+        1, 1, 1, 1)
+    assert results.lift_points == 0.0
+    assert results.converted == 0  # attribution keeps its rule: no sequence ran to that sale
+
+
+def test_a_stopped_sequence_counts_no_order_after_its_window_nor_one_cancelled(session):
+    # The campaign is turned off before step 2: both groups stop alike. One treated customer
+    # orders after the window would have ended (stop + 14 days), one in it but then cancels;
+    # the held-out customer orders in it.
+    shop = make_shop(session, winback_holdout_percent=50)
+    [late, undone], [held] = _groups(session, shop, 2, 1)
+    _record(session, enroll_lapsing(session, shop.id, NOW), lambda _: "sent")
+    update_settings(session, shop.id, {"winback_enabled": False}, actor="test", now=NOW + days(1))
+    session.flush()
+    session.expire_all()
+    advance_sequence(session, shop.id, NOW + days(7))
+    session.flush()
+    assert {e.status for e in session.query(WinbackEnrollment).filter_by(shop_id=shop.id)} == {"stopped"}
+    _order_back(session, shop, late, NOW + days(22))
+    cancelled_order = _order_back(session, shop, undone, NOW + days(10))
+    _apply(session, shop, cancelled(cancelled_order, at=NOW + days(11)))
+    _order_back(session, shop, held, NOW + days(20))
+    results = campaign_results(session, shop.id, NOW - days(1))
+    assert (results.lift_treated, results.lift_treated_ordered, results.lift_holdout, results.lift_holdout_ordered) == (
+        2, 0, 1, 1)
 
 
 def _strata(session, shop, strata: dict):
