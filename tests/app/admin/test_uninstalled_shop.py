@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from app.crypto import token_cipher
 from app.extensions import db
 from app.loyalty.apply import apply_event
 from app.loyalty.events import AppUninstalled
@@ -119,14 +120,15 @@ def test_a_late_uninstall_after_a_reinstall_ends_the_old_installations_sessions_
     cookie_login(client, staff.email, STAFF_PASSWORD)
     gone = datetime.now(UTC)
     shop = session.get(Shop, shop.id, populate_existing=True)
-    shop.installed_at, shop.access_token_enc = datetime.now(UTC), "reinstalled-token"
+    reinstalled = token_cipher.encrypt("shpat_reinstalled")  # a real ciphertext: `keys rotate` reads every row
+    shop.installed_at, shop.access_token_enc = datetime.now(UTC), reinstalled
     session.commit()
     new_token = make_api_token(session, staff, name="made after the reinstall")
     session.commit()
     assert apply_event(session, shop.id, AppUninstalled(gone)).status == "noop"
     session.commit()
     shop = session.get(Shop, shop.id, populate_existing=True)
-    assert (shop.status, shop.access_token_enc) == ("active", "reinstalled-token")
+    assert (shop.status, shop.access_token_enc) == ("active", reinstalled)
     assert client.get(f"{API}/me", base_url=HTTPS).status_code == 401
     assert client.get(f"{API}/me", headers=bearer(old_token)).status_code == 401
     assert client.get(f"{API}/me", headers=bearer(new_token)).status_code == 200
