@@ -104,10 +104,10 @@ class CampaignResultsSchema(Schema):
                        "percent does not bias it; with one percent, lift_treated_ordered / lift_treated − "
                        "lift_holdout_ordered / lift_holdout. Null without both groups under one percent"})
     lift_ci_low = fields.Float(required=True, allow_none=True, metadata={
-        "description": "lower bound of lift_points' 95 % confidence interval (Wald), in percentage points; "
+        "description": "lower bound of lift_points' 95 % confidence interval (Agresti–Caffo), in percentage points; "
                        "null when lift_points is"})
     lift_ci_high = fields.Float(required=True, allow_none=True, metadata={
-        "description": "upper bound of lift_points' 95 % confidence interval (Wald), in percentage points; "
+        "description": "upper bound of lift_points' 95 % confidence interval (Agresti–Caffo), in percentage points; "
                        "null when lift_points is"})
     lift_significant = fields.Boolean(required=True, metadata={
         "description": "the 95 % interval excludes 0: the emails measurably changed how many came back "
