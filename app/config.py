@@ -101,6 +101,9 @@ class ConfigSchema(Schema):
     WOOCOMMERCE_CONNECT_RATE_LIMIT = fields.String(load_default="10/minute;60/hour", validate=_rate_limit)
     WOOCOMMERCE_CALLBACK_RATE_LIMIT = fields.String(load_default="30/minute", validate=_rate_limit)
     WOOCOMMERCE_MAX_PENDING_STORES = fields.Integer(load_default=500, validate=validate.Range(min=0))
+    # Staff sign-in attempts per client IP (an IPv6 one as its /64), whatever the email: each costs
+    # an argon2 hash, and the per-email counter alone lets one client spray every email.
+    STAFF_SIGN_IN_RATE_LIMIT = fields.String(load_default="20/minute;200/hour", validate=_rate_limit)
     # How many reverse proxies (load balancers) in front of the app set X-Forwarded-For/-Proto:
     # 0 trusts none (a client could forge them); 1 behind one load balancer, and so on.
     TRUSTED_PROXY_HOPS = fields.Integer(load_default=0, validate=validate.Range(min=0, max=5))

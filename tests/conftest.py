@@ -38,10 +38,11 @@ def test_config(**overrides) -> dict:
         "DATABASE_URL": _DATABASE_URL,
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         "TESTING": True,
-        # Every test client is 127.0.0.1: the connect flow's tight per-IP defaults would throttle
+        # Every test client is 127.0.0.1: the connect flow's and sign-in's tight per-IP defaults would throttle
         # a run (their own tests set tight limits and give each client its own address).
         "WOOCOMMERCE_CONNECT_RATE_LIMIT": "10000/minute",
         "WOOCOMMERCE_CALLBACK_RATE_LIMIT": "10000/minute",
+        "STAFF_SIGN_IN_RATE_LIMIT": "10000/minute",
     }
     config.update(overrides)
     return config

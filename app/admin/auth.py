@@ -36,6 +36,8 @@ from app.extensions import db, redis_connection
 from app.loyalty.audit import fit_actor
 from app.loyalty.errors import Forbidden, Invalid, LoyaltyError
 from app.models import ApiToken, Shop, StaffUser
+from widgets.api import network
+from widgets.hardening import ReadLimitExceeded, hit_ip_limit
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "owner": frozenset({"read", "adjust", "settings", "staff", "cancel"}),
@@ -144,7 +146,9 @@ def normalize_staff_email(email: str) -> str:
 # --- login and sessions ---------------------------------------------------------------
 
 def _throttle_key(email: str) -> str:
-    digest = hashlib.sha256(f"{email}|{request.remote_addr or '-'}".encode()).hexdigest()
+    # The address as the widget's per-IP limits count it: an IPv6 client as its /64, which one
+    # host holds whole, or every guess could come from a fresh address and never be throttled.
+    digest = hashlib.sha256(f"{email}|{network(request.remote_addr or '-')}".encode()).hexdigest()
     return f"lojal:login-failures:{digest}"
 
 
@@ -152,9 +156,13 @@ def login(session: Session, shop_id: int | None, email: str, password: str) -> S
     """Check email + password (within one shop, or across shops when None); throttled per email + IP.
 
     Raises LoginThrottled (429, with retry_after) after LOGIN_MAX_FAILURES failures within
-    LOGIN_WINDOW, and InvalidCredentials (401) for a wrong email, password or a disabled account.
+    LOGIN_WINDOW, or once the client's address is over STAFF_SIGN_IN_RATE_LIMIT attempts, and InvalidCredentials (401) for a wrong email, password or a disabled account.
     """
     email = normalize_staff_email(email)
+    try:  # per address, whatever the email: before any hash work
+        hit_ip_limit("STAFF_SIGN_IN_RATE_LIMIT", "staff-sign-in")
+    except ReadLimitExceeded as exc:
+        raise LoginThrottled(exc.retry_after) from None
     redis = redis_connection.client(current_app)
     key = _throttle_key(email)
     # Each attempt takes its place in the count before the slow hash (a success clears it): read

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.admin.auth import (InvalidCredentials, StaffIdentity, hash_password, hash_token, new_api_token, normalize_staff_email,
-                            staff_actor, token_actor)
+from app.admin.auth import (InvalidCredentials, ShopUninstalled, StaffIdentity, hash_password, hash_token,
+                            new_api_token, normalize_staff_email, staff_actor, token_actor)
 from app.loyalty import audit
 from app.loyalty.adjustments import adjust_points, is_replay
 from app.loyalty.customer_search import get_customer
@@ -60,10 +60,14 @@ def invite_staff(session: Session, shop_id: int, email: str, role: str, *, actor
 
 def accept_invitation(session: Session, token: str, password: str, *, now: datetime) -> StaffUser:
     """Set the invitee's password (the token is spent); an unknown, used or expired token → 401."""
-    staff = session.scalars(select(StaffUser).where(StaffUser.invite_token_hash == hash_token(token),
-                                                    StaffUser.disabled_at.is_(None)).with_for_update()).one_or_none()
+    row = session.execute(select(StaffUser, Shop.status).join(Shop, Shop.id == StaffUser.shop_id)
+                          .where(StaffUser.invite_token_hash == hash_token(token), StaffUser.disabled_at.is_(None))
+                          .with_for_update(of=StaffUser)).one_or_none()
+    staff, shop_status = row if row is not None else (None, None)
     if staff is None or staff.invite_expires_at is None or staff.invite_expires_at <= now:
         raise InvalidCredentials("this invitation is unknown, used or expired; ask for a new one")
+    if shop_status == "uninstalled":
+        raise ShopUninstalled()  # as a password sign-in: nothing signs in for an uninstalled shop
     staff.password_hash = hash_password(password)
     staff.invite_token_hash = staff.invite_expires_at = None
     staff.session_version += 1

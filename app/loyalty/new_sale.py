@@ -246,7 +246,7 @@ def apply_new_sale(session: Session, shop_id: int, event: OrderPaid) -> Outcome 
         "pending_until": at + timedelta(days=settings.pending_days) if pending else None,
         "entry_points": entry_points, "entry_pending": entry_pending,
         "details": Jsonb({"eligible_amount": str(eligible), "rate": str(rate), "multiplier": str(multiplier),
-                          "bonus": bonus}),
+                          "bonus": bonus, "basis": settings.earn_basis, "rounding": settings.rounding}),
         **{f"c_{name}": getattr(customer, name) for name in _WRITTEN},
     }).fetchone()
     if written is None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.loyalty import tiers
 from app.loyalty.events import OrderEdited, OrderSnapshot, Outcome
 from app.loyalty.ledger import lock_customer, post_entry
-from app.loyalty.orders import (eligible_amount, find_order, grant_terms, lock_order, non_earning_amount,
+from app.loyalty.orders import (GrantTerms, eligible_amount, find_order, grant_terms, lock_order, non_earning_amount,
                                 order_customer, record_order, shop_and_settings)
 from app.loyalty.program import ProgramSettings
 from app.loyalty.reversals import points_key, sync_reversal
@@ -23,8 +23,8 @@ def apply_order_edited(session: Session, shop_id: int, event: OrderEdited) -> Ou
     """Items added after checkout earn what they add; the order's amounts only ever grow here (what a
     removal gives back comes as a refund, reversed against the order as paid: lowering them too would
     take those points twice). The points are worked out afresh on the grown amount, at the rate and
-    multiplier the order earned at, and the difference is keyed by the new total: a replay, or an
-    older edit applied after a newer one, finds nothing left to grant."""
+    multiplier the order earned at (on its earn basis, rounded its way), and the difference is keyed
+    by the new total: a replay, or an older edit applied after a newer one, finds nothing left to grant."""
     shop, settings = shop_and_settings(session, shop_id)
     lock_order(session, shop_id, event.platform_order_id)
     order = find_order(session, shop_id, event.platform_order_id)
@@ -40,9 +40,14 @@ def apply_order_edited(session: Session, shop_id: int, event: OrderEdited) -> Ou
     if snapshot.updated_at is not None and (order.platform_updated_at is None
                                             or snapshot.updated_at > order.platform_updated_at):
         order.platform_updated_at = snapshot.updated_at
-    if not edit_grows(order, snapshot, settings.earn_basis):
+    # A granted order grows on the basis its points were worked out on, not today's: on a changed
+    # basis the edited order's eligible amount would count its untouched part again, or fall short.
+    terms = (grant_terms(session, settings, order, customer)
+             if customer is not None and order.points_status in ("pending", "awarded") else None)
+    basis = terms.basis if terms is not None else settings.earn_basis
+    if not edit_grows(order, snapshot, basis):
         return Outcome(status="noop")
-    eligible, total = eligible_amount(snapshot, settings.earn_basis), snapshot.total
+    eligible, total = eligible_amount(snapshot, basis), snapshot.total
     if customer is not None and order.paid_at is not None:
         customer.total_spent += max(total - order.total, Decimal("0"))  # the sale as counted grew
     order.subtotal, order.total = max(order.subtotal, snapshot.subtotal), max(order.total, total)
@@ -53,8 +58,8 @@ def apply_order_edited(session: Session, shop_id: int, event: OrderEdited) -> Ou
     if customer is None:
         return outcome  # a guest order: its claim counts and awards the grown amounts
     # Not granted yet (award on fulfilment, a test order the shop does not count): the award uses them.
-    if order.points_status in ("pending", "awarded"):
-        _grant_growth(session, settings, order, customer, event)
+    if terms is not None:
+        _grant_growth(session, settings, terms, order, customer, event)
     if order.paid_at is not None:
         outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, event.occurred_at)
     return outcome
@@ -67,10 +72,10 @@ def edit_grows(order: Order, snapshot: OrderSnapshot, basis: str) -> bool:
     return eligible_amount(snapshot, basis) > order.eligible_amount or snapshot.total > order.total
 
 
-def _grant_growth(session: Session, settings: ProgramSettings, order: Order, customer: Customer,
+def _grant_growth(session: Session, settings: ProgramSettings, terms: GrantTerms, order: Order, customer: Customer,
                   event: OrderEdited) -> None:
-    rate, multiplier = grant_terms(session, order.shop_id, order, customer)
-    target = settings.round_points(order.eligible_amount * rate * multiplier) + order.bonus_points
+    rate, multiplier = terms.rate, terms.multiplier
+    target = terms.round_points(order.eligible_amount * rate * multiplier) + order.bonus_points
     grant = target - order.points_earned
     if grant <= 0:
         return

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -27,7 +28,7 @@ from app.loyalty.events import (
 )
 from app.loyalty.identity import normalize_email
 from app.loyalty.ledger import lock_customer, post_entry
-from app.loyalty.program import ProgramSettings, program_settings
+from app.loyalty.program import ROUNDING, ProgramSettings, program_settings
 from app.loyalty.reversals import collect_earlier_rest, points_key, sync_reversal
 from app.models import Customer, EarnRule, LedgerEntry, Order, OrderRefund, Shop, Tier, for_shop, get_for_shop
 
@@ -374,8 +375,9 @@ def _award(session: Session, shop: Shop, settings: ProgramSettings, order: Order
     multiplier = order.sale_multiplier if order.sale_multiplier is not None else _tier_multiplier(session, shop.id, customer)
     points = settings.round_points(order.eligible_amount * rate * multiplier) + order.bonus_points
     order.points_earned = points
+    # The basis and rounding too: an edit earns on the order's own terms (order_edits.apply_order_edited).
     details = {"eligible_amount": str(order.eligible_amount), "rate": str(rate), "multiplier": str(multiplier),
-               "bonus": order.bonus_points}
+               "bonus": order.bonus_points, "basis": settings.earn_basis, "rounding": settings.rounding}
     key = f"{points_key(order)}:earn"
     if settings.pending_days > 0:
         order.points_status = "pending"
@@ -398,16 +400,29 @@ def _after_points_awarded(session: Session, shop: Shop, settings: ProgramSetting
     return referrals.complete_for_order(session, shop, settings, customer, order, at)
 
 
-def grant_terms(session: Session, shop_id: int, order: Order, customer: Customer) -> tuple[Decimal, Decimal]:
-    """The rate and multiplier the order's grant was made at (its earn entry says), not today's."""
+class GrantTerms(NamedTuple):
+    rate: Decimal
+    multiplier: Decimal
+    basis: str  # the earn basis the order's eligible amount was worked out on
+    rounding: str
+
+    def round_points(self, value: Decimal) -> int:
+        return int(value.to_integral_value(rounding=ROUNDING[self.rounding]))
+
+
+def grant_terms(session: Session, settings: ProgramSettings, order: Order, customer: Customer) -> GrantTerms:
+    """The terms the order's grant was made at (its earn entry says), not today's. Grants from
+    before the entry recorded its basis and rounding take today's."""
     details = session.scalar(select(LedgerEntry.details).where(
-        LedgerEntry.shop_id == shop_id, LedgerEntry.idempotency_key == f"{points_key(order)}:earn")) or {}
+        LedgerEntry.shop_id == order.shop_id, LedgerEntry.idempotency_key == f"{points_key(order)}:earn")) or {}
+    basis, rounding = details.get("basis", settings.earn_basis), details.get("rounding", settings.rounding)
     if "rate" in details and "multiplier" in details:
-        return Decimal(details["rate"]), Decimal(details["multiplier"])
-    rule = _active_rule(session, shop_id, "order")  # a grant of 0 points left no entry to read
+        return GrantTerms(Decimal(details["rate"]), Decimal(details["multiplier"]), basis, rounding)
+    rule = _active_rule(session, order.shop_id, "order")  # a grant of 0 points left no entry to read
     rate = rule.points_per_unit if rule is not None and rule.points_per_unit is not None else Decimal("0")
-    multiplier = order.sale_multiplier if order.sale_multiplier is not None else _tier_multiplier(session, shop_id, customer)
-    return rate, multiplier
+    multiplier = (order.sale_multiplier if order.sale_multiplier is not None
+                  else _tier_multiplier(session, order.shop_id, customer))
+    return GrantTerms(rate, multiplier, basis, rounding)
 
 
 def _tier_multiplier(session: Session, shop_id: int, customer: Customer) -> Decimal:

@@ -15,7 +15,7 @@ from app.loyalty import referrals, tiers
 from app.loyalty.events import Outcome
 from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.orders import lock_order, shop_and_settings
-from app.loyalty.reversals import collect_earlier_rest, points_key
+from app.loyalty.reversals import collect_earlier_rest, fully_taken_back, points_key
 from app.models import Order, for_shop
 
 
@@ -38,9 +38,12 @@ def release_pending_points(session: Session, shop_id: int, now: datetime, limit:
                                 .execution_options(populate_existing=True)).one()
         if order.points_status != "pending" or order.customer_id is None:
             continue
-        if order.status == "cancelled" or 0 < order.points_earned <= order.points_reversed:
+        if order.status == "cancelled" or (order.points_earned > 0 and fully_taken_back(order)):
             # Cancelled or fully refunded within the return window: nothing was granted, so it
-            # does not complete a referral or count as awarded.
+            # does not complete a referral or count as awarded. Judged on the money, as the grant
+            # without a window is (referrals.complete_for_order): a partial refund whose reversal
+            # rounded up to all the points (39.50 of 40.00) leaves the order standing, released
+            # with nothing left to release.
             order.points_status = "void"
             continue
         customer = lock_customer(session, shop_id, order.customer_id)

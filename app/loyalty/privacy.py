@@ -31,7 +31,12 @@ def apply_app_uninstalled(session: Session, shop_id: int, event: AppUninstalled)
     """Stop acting for the shop: drop its credentials, keep its data until shop/redact."""
     shop = session.get(Shop, shop_id, with_for_update=True, populate_existing=True)
     if shop.installed_at is not None and shop.installed_at > event.occurred_at:
-        return Outcome(status="noop")  # a late delivery must not undo a reinstall that came after it
+        # A late delivery must not undo a reinstall that came after it, but the installation it
+        # ended ends for staff all the same, once (its time is kept on the row as the mark).
+        if shop.uninstalled_at is None or shop.uninstalled_at < event.occurred_at:
+            shop.uninstalled_at = event.occurred_at
+            _end_staff_access(session, shop, event.occurred_at, made_before=event.occurred_at)
+        return Outcome(status="noop")
     if shop.status == "uninstalled" and shop.access_token_enc is None and shop.refresh_token_enc is None:
         return Outcome(status="noop")
     shop.status = "uninstalled"
@@ -39,16 +44,24 @@ def apply_app_uninstalled(session: Session, shop_id: int, event: AppUninstalled)
     shop.access_token_enc = None
     shop.refresh_token_enc = None
     shop.token_expires_at = None
-    # Its App Bridge console sessions end here: refused while it is uninstalled (status), and
-    # still refused after a reinstall makes it active again within their 12 hours.
-    shop.console_session_version += 1
-    # And so do its password staff's sessions and API tokens: refused while uninstalled (status),
-    # never valid again after a reinstall (members sign in again and make new tokens).
-    session.execute(update(StaffUser).where(StaffUser.shop_id == shop_id)
-                    .values(session_version=StaffUser.session_version + 1))
-    session.execute(update(ApiToken).where(ApiToken.shop_id == shop_id, ApiToken.revoked_at.is_(None))
-                    .values(revoked_at=event.occurred_at))
+    _end_staff_access(session, shop, event.occurred_at)
     return Outcome()
+
+
+def _end_staff_access(session: Session, shop: Shop, uninstalled_at, made_before=None) -> None:
+    """End what staff signed in with: App Bridge console sessions, password sessions, pending
+    invitations and API tokens (refused while uninstalled by the status, never valid again after a reinstall:
+    members sign in again and make new tokens). `made_before`: only the tokens older than it
+    (a late delivery, whose reinstall's new tokens stay)."""
+    shop.console_session_version += 1
+    # Pending invitations too (an invitee is invited again), all of them, as the sessions are.
+    session.execute(update(StaffUser).where(StaffUser.shop_id == shop.id)
+                    .values(session_version=StaffUser.session_version + 1, invite_token_hash=None,
+                            invite_expires_at=None))
+    tokens = update(ApiToken).where(ApiToken.shop_id == shop.id, ApiToken.revoked_at.is_(None))
+    if made_before is not None:
+        tokens = tokens.where(ApiToken.created_at < made_before)
+    session.execute(tokens.values(revoked_at=uninstalled_at))
 
 
 def apply_customer_data_request(session: Session, shop_id: int, event: CustomerDataRequest, *,

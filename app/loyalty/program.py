@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
-from marshmallow import Schema, fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 from sqlalchemy.orm import Session
 
 from app.models import EarnRule, Reward, Shop, Tier
@@ -62,6 +62,13 @@ class ProgramSettings:
         return int(value.to_integral_value(rounding=ROUNDING[self.rounding]))
 
 
+def one_line(value: str) -> None:
+    """Beside a `^...$` pattern (kept as is for the OpenAPI document, whose regexes have no \\Z):
+    Python's `$` also matches before a final newline, which would reach Location headers."""
+    if "\n" in value or "\r" in value:
+        raise ValidationError("must be one line")
+
+
 class ProgramSettingsSchema(Schema):
     earn_basis = fields.String(validate=validate.OneOf(["subtotal", "total", "total_excl_tax", "total_excl_shipping"]))
     award_on = fields.String(validate=validate.OneOf(["paid", "fulfilled"]))
@@ -78,12 +85,13 @@ class ProgramSettingsSchema(Schema):
     backfill_points = fields.Boolean()
     shopify_order_topic = fields.String(validate=validate.OneOf(["orders/paid", "orders/create"]))
     woocommerce_earn_status = fields.String(validate=validate.OneOf(["processing", "completed"]))
-    brand_color = fields.String(allow_none=True, validate=validate.Regexp(r"^#[0-9a-fA-F]{6}$",
-                                                                         error="must be a colour like #1a2b3c"))
+    brand_color = fields.String(allow_none=True, validate=[validate.Regexp(r"^#[0-9a-fA-F]{6}$",
+                                                                          error="must be a colour like #1a2b3c"),
+                                                           one_line])
     brand_logo_url = fields.Url(allow_none=True, schemes={"https"}, validate=validate.Length(max=2000))
     storefront_origins = fields.List(
-        fields.String(validate=validate.Regexp(r"^https://[a-z0-9.-]+(:[0-9]{1,5})?$",
-                                               error="must be an origin like https://www.example.com")),
+        fields.String(validate=[validate.Regexp(r"^https://[a-z0-9.-]+(:[0-9]{1,5})?$",
+                                                error="must be an origin like https://www.example.com"), one_line]),
         validate=validate.Length(max=20))
     winback_enabled = fields.Boolean()
     winback_min_days = fields.Integer(validate=validate.Range(min=1, max=3650))

@@ -11,7 +11,10 @@ we recorded from a state no newer than the list's, and missing from it, is withd
   gets it back), and the reversal's target comes down: sync_reversal(withdrawn=True) gives the
   difference back, forgiving what a clamped balance left uncollected first, then what an expiry
   had covered, then points to the balance;
-- one not yet counted (its order never arrived) is simply never counted.
+- one not yet counted (its order never arrived) is simply never counted;
+- an order refunded in full inside its return window was voided at its release: what comes back
+  is released now (reversals._give_back), and the order completes a pending referral as its
+  release would have.
 A referral reward taken back when the order was fully refunded stays taken back (a reversed
 referral is final, as for a restored order).
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.loyalty import tiers
+from app.loyalty import referrals, tiers
 from app.loyalty.events import OrderRefundsListed, Outcome
 from app.loyalty.ledger import lock_customer
 from app.loyalty.orders import lock_order, shop_and_settings
@@ -53,7 +56,11 @@ def apply_order_refunds_listed(session: Session, shop_id: int, event: OrderRefun
             customer.total_spent += refund.amount  # as _absorb_refunds took it off
     outcome = Outcome()
     if customer is not None and order.status != "cancelled":  # a cancellation keeps taking everything
+        voided = order.points_status == "void"  # refunded in full inside its return window
         sync_reversal(session, settings, order, customer, event.occurred_at, withdrawn=True)
+        if voided and order.points_status == "awarded":  # released by the withdrawal: the order stands
+            outcome.intents += referrals.complete_for_order(session, shop, settings, customer, order,
+                                                            event.occurred_at)
         if order.paid_at is not None:
             outcome.intents += tiers.promote_if_qualified(session, shop, settings, customer, event.occurred_at)
     return outcome

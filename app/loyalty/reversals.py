@@ -95,8 +95,21 @@ def _give_back(session: Session, order: Order, customer: Customer, amount: int, 
     """Undo `amount` of what this grant's reversals took (a refund was withdrawn), last part first:
     what a clamped balance left uncollected is forgiven (no points move), what an expiry covered
     returns to that expiry's pool for other reversals (the points stay expired), and only the rest
-    comes back to the balance. The lifetime gets the whole amount back, as the reversals took it."""
+    comes back to the balance. The lifetime gets the whole amount back, as the reversals took it.
+    An order voided at its release is released by it (below)."""
     prefix = points_key(order)
+    if order.points_status == "void":
+        # A pending order voided at its release as refunded in full (app.loyalty.pending): none of
+        # its points reached the balance, so what comes back is released now, as its release would
+        # have: the entry a later reversal's expiry cover counts from (an expiry before it never took
+        # these points), the earlier generation's uncollected rest settled.
+        post_entry(session, customer, kind="release", key=f"{prefix}:release", now=at, points=amount,
+                   source="order", order_id=order.id,
+                   details={"refunded_amount": str(order.refunded_amount), "withdrawn": True})
+        order.points_status = "awarded"
+        order.grant_expire_id = customer.last_expire_id
+        collect_earlier_rest(session, order, customer, amount, at)
+        return
     if order.points_status == "pending":
         post_entry(session, customer, kind="reverse", key=f"{prefix}:withdrawn:{order.refunds_withdrawn}", now=at,
                    pending_delta=amount, source="order", order_id=order.id,

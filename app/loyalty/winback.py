@@ -235,7 +235,9 @@ def advance_sequence(session: Session, shop_id: int, now: datetime, limit: int =
             continue  # came back already: no incentive for someone who ordered
         # A campaign turned off sends nothing more: its running sequences stop before step 2.
         if not settings.winback_enabled or not _reachable(customer):
+            # The outcome is still watched over the window step 2 would have started (the lift).
             enrollment.status, enrollment.ended_at = "stopped", now
+            enrollment.observe_until = now + timedelta(days=settings.winback_recovery_days)
             continue
         # The holdout's step 2 is its time only (it starts the same recovery window): no points, no email.
         points = 0 if enrollment.holdout else settings.winback_incentive_points
@@ -428,7 +430,7 @@ def campaign_results(session: Session, shop_id: int, since: datetime) -> Campaig
     w, o, r = WinbackEnrollment, aliased(Order), aliased(Order)
     treated, held = w.holdout.is_(False), w.holdout.is_(True)
     converted, revenue = and_(w.status == "converted", conversion_stands(o)), conversion_revenue(o)
-    returned = and_(w.returned, conversion_stands(r))
+    returned = or_(and_(w.returned, conversion_stands(r)), _returned_after_stop(w))
     rows = session.execute(
         select(func.count().filter(treated), func.count(w.step1_sent_at).filter(treated),
                func.count(w.step2_sent_at).filter(treated, w.incentive_points > 0),
@@ -461,6 +463,18 @@ def campaign_results(session: Session, shop_id: int, since: datetime) -> Campaig
                            lift_holdout_ordered=lift.holdout_ordered, lift_points=lift.points,
                            lift_ci_low=lift.ci_low, lift_ci_high=lift.ci_high,
                            lift_significant=lift.significant, lift_strata=strata)
+
+
+def _returned_after_stop(w) -> ColumnElement[bool]:
+    """SQL: a sequence stopped before step 2 (unsubscribed, campaign off: observe_until set)
+    whose customer still bought, a standing sale, within the window it would have had. Intent
+    to treat: a treated customer whom the reminder drove to unsubscribe may come back all the
+    same, and not counting it would bias the lift down. Stopped alike in both groups."""
+    s = aliased(Order)
+    at = func.coalesce(s.placed_at, s.paid_at)
+    return and_(w.observe_until.is_not(None),
+                exists().where(s.shop_id == w.shop_id, s.customer_id == w.customer_id, s.paid_at.is_not(None),
+                               at >= w.enrolled_at, at <= w.observe_until, conversion_stands(s)))
 
 
 def _reachable(customer: Customer) -> bool:

@@ -62,6 +62,9 @@ class WinbackEnrollment(ShopScoped, db.Model):
     # out of the window): the lift counts a return only while that order is not cancelled or
     # fully refunded. NULL: no sale ended it, the order was deleted, or ended before 0030.
     returned_order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("orders.id", ondelete="SET NULL"))
+    # A sequence stopped before step 2 (unsubscribed, campaign off): until when a sale still
+    # counts as its return (intent to treat; campaign_results looks the sale up). NULL otherwise.
+    observe_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = utc_created()
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from marshmallow import Schema, fields, validate
 
 from app.admin.schemas.common import Id, Money, Text, aware_datetime
-from app.loyalty.program import ProgramSettingsSchema
+from app.loyalty.program import ProgramSettingsSchema, one_line
 from app.models.program import EARN_RULE_KINDS, REWARD_KINDS
 
 # The settings document is app.loyalty.program's own schema; these are its slices.
@@ -28,7 +28,7 @@ class EarnRuleSchema(Schema):
     id = Id(dump_only=True)
     kind = fields.String(required=True, validate=validate.OneOf(EARN_RULE_KINDS))
     action_key = Text(max_length=64, load_default="", validate=[validate.Regexp(r"^[a-z0-9_]*$",
-                      error="lower-case letters, digits and _ only")])
+                      error="lower-case letters, digits and _ only"), one_line])
     name = Text(required=True, min_length=1)
     points = _int(0, 1_000_000, allow_none=True, load_default=None)
     points_per_unit = Money(maximum=1000, allow_none=True, load_default=None,
@@ -104,10 +104,10 @@ class CampaignResultsSchema(Schema):
                        "percent does not bias it; with one percent, lift_treated_ordered / lift_treated − "
                        "lift_holdout_ordered / lift_holdout. Null without both groups under one percent"})
     lift_ci_low = fields.Float(required=True, allow_none=True, metadata={
-        "description": "lower bound of lift_points' 95 % confidence interval (Wald), in percentage points; "
+        "description": "lower bound of lift_points' 95 % confidence interval (Agresti–Caffo), in percentage points; "
                        "null when lift_points is"})
     lift_ci_high = fields.Float(required=True, allow_none=True, metadata={
-        "description": "upper bound of lift_points' 95 % confidence interval (Wald), in percentage points; "
+        "description": "upper bound of lift_points' 95 % confidence interval (Agresti–Caffo), in percentage points; "
                        "null when lift_points is"})
     lift_significant = fields.Boolean(required=True, metadata={
         "description": "the 95 % interval excludes 0: the emails measurably changed how many came back "

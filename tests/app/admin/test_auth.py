@@ -70,6 +70,40 @@ def test_five_failures_per_email_and_address_then_429_with_retry_after_even_for_
     assert other_ip.status_code == 200
 
 
+def test_an_ipv6_client_counts_as_its_slash_64_so_fresh_addresses_do_not_buy_more_guesses(client, session):
+    # One host or home line holds a whole /64 and can take a fresh address for every guess.
+    _, staff = _fresh_member(session)
+    for n in range(5):
+        wrong = client.post(f"{API}/session", json={"email": staff.email, "password": "bad"},
+                            environ_base={"REMOTE_ADDR": f"2001:db8:1:2::{n + 1:x}"})
+        assert wrong.status_code == 401
+    blocked = client.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD},
+                          environ_base={"REMOTE_ADDR": "2001:db8:1:2:ffff:ffff:ffff:fffe"})
+    assert blocked.status_code == 429 and blocked.get_json()["error"]["code"] == "login_throttled"
+    other_network = client.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD},
+                                environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"})
+    assert other_network.status_code == 200
+
+
+def test_one_address_trying_many_emails_is_throttled_before_more_password_hashes(session):
+    # Each sign-in costs an argon2 hash (64 MiB, tens of ms), unknown emails too: without a limit
+    # per address, one client could spray passwords over every email, or pin the web workers.
+    from app import create_app
+    from tests.conftest import test_config
+    from tests.widgets.helpers import client_for
+
+    tight = create_app(test_config(STAFF_SIGN_IN_RATE_LIMIT="3/minute"))
+    _, staff = _fresh_member(session)
+    spray, other = client_for(tight), client_for(tight)
+    for n in range(3):
+        wrong = spray.post(f"{API}/session", json={"email": f"guess-{n}@x.example", "password": "bad"})
+        assert wrong.status_code == 401
+    blocked = spray.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD})
+    assert blocked.status_code == 429 and blocked.get_json()["error"]["code"] == "login_throttled"
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 61 and "Set-Cookie" not in blocked.headers
+    assert other.post(f"{API}/session", json={"email": staff.email, "password": STAFF_PASSWORD}).status_code == 200
+
+
 def test_concurrent_wrong_passwords_get_five_guesses_not_one_per_request(app, session):
     """Twelve wrong passwords at once: each attempt takes its place in the count before the slow
     hash, so only five are checked and the rest are throttled."""

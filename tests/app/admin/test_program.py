@@ -235,8 +235,9 @@ def test_winback_results_report_the_holdout_and_the_lift(client, session, shop_a
             before["holdout_recovered_revenue"]) == (4, 1, 0.25, "40.0000")
     assert (before["lift_treated"], before["lift_treated_ordered"], before["lift_holdout"]) == (2, 1, 4)
     assert before["lift_points"] == 25.0
-    # 50 % vs 25 %: ± 1.96 x sqrt(0.25/2 + 0.1875/4) = ± 81.26 points, so not measurable yet.
-    assert (before["lift_ci_low"], before["lift_ci_high"], before["lift_significant"]) == (-56.26, 106.26, False)
+    # 50 % vs 25 %, adjusted (Agresti–Caffo) 2/4 vs 2/6: 16.67 ± 1.96 x sqrt(0.25/4 + (2/9)/6)
+    # = ± 61.84 points, so not measurable yet.
+    assert (before["lift_ci_low"], before["lift_ci_high"], before["lift_significant"]) == (-45.17, 78.5, False)
     assert "lift_strata" not in before
 
 
@@ -266,3 +267,22 @@ def test_winback_results_without_a_holdout_have_a_null_lift_and_interval(client,
     results = client.get(f"{API}/winback", headers=shop_a.headers["viewer"]).get_json()["results"]
     assert (results["lift_points"], results["lift_ci_low"], results["lift_ci_high"], results["lift_significant"]) == (
         None, None, None, False)
+
+
+def test_a_trailing_newline_does_not_pass_the_origin_and_colour_patterns(client, session, shop_a):
+    # `$` matches before a final newline: a storefront origin stored with one would go into the
+    # referral redirect's Location header and every storefront link (a 500 on /r/<code>).
+    for change in ({"storefront_origins": ["https://www.example.com\n"]}, {"brand_color": "#1a2b3c\n"}):
+        response = client.patch(f"{API}/settings", json=change, headers=shop_a.headers["owner"])
+        assert response.status_code == 422 and set(response.get_json()["error"]["fields"]) == set(change), change
+    session.expire_all()
+    assert session.get(Shop, shop_a.shop.id).settings == {}
+
+
+def test_a_custom_rules_action_key_with_a_trailing_newline_is_refused_not_a_second_rule(client, shop_a):
+    owner = shop_a.headers["owner"]
+    assert client.post(f"{API}/earn-rules", json={"kind": "custom", "name": "Review", "points": 50,
+                                                  "action_key": "review"}, headers=owner).status_code == 201
+    twin = client.post(f"{API}/earn-rules", json={"kind": "custom", "name": "Review 2", "points": 60,
+                                                  "action_key": "review\n"}, headers=owner)
+    assert twin.status_code == 422 and set(twin.get_json()["error"]["fields"]) == {"action_key"}

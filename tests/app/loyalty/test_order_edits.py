@@ -181,3 +181,38 @@ def test_the_grown_sale_counts_toward_the_customers_tier(session):
     session.refresh(customer)
     assert session.get(Tier, customer.tier_id).name == "Silver" and customer.total_spent == Decimal("550")
     assert customer.points_balance == 550  # the edited order itself earns at the tier it was placed in
+
+
+def _switch_settings(session, shop, **settings) -> None:
+    shop.settings = {**shop.settings, **settings}  # as a settings save in the console does
+    session.flush()
+
+
+def test_an_edit_after_the_earn_basis_changed_earns_only_what_it_adds_on_the_orders_own_basis(session):
+    shop = make_shop(session)  # earn on the subtotal
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="100", total="130"))  # 100
+    _switch_settings(session, shop, earn_basis="total")  # today's basis is not the order's
+    apply_event(session, shop.id, edited(1, customer=customer, subtotal="110", total="143"))  # +10, not +43
+    assert _balance(session, shop, customer) == (110, 0)
+    assert _order(session, shop, 1).eligible_amount == Decimal("110")
+
+
+def test_an_edit_after_the_earn_basis_narrowed_still_earns_what_it_adds(session, now):
+    shop = make_shop(session, earn_basis="total", award_on="fulfilled")  # the general path's grant
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, now, customer=customer, subtotal="100", total="130"))
+    apply_event(session, shop.id, OrderFulfilled(snapshot(1, customer=customer, subtotal="100", total="130"), now))
+    assert _balance(session, shop, customer) == (130, 0)
+    _switch_settings(session, shop, earn_basis="subtotal")  # the edited subtotal (110) is below what it earned on
+    apply_event(session, shop.id, edited(1, at=now + timedelta(days=1), customer=customer, subtotal="110", total="143"))
+    assert _balance(session, shop, customer) == (143, 0)
+
+
+def test_an_edit_after_the_rounding_changed_rounds_the_order_as_it_was_rounded(session):
+    shop = make_shop(session)  # floor
+    customer = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, customer=customer, subtotal="10.60"))  # 10
+    _switch_settings(session, shop, rounding="ceil")
+    apply_event(session, shop.id, edited(1, customer=customer, subtotal="10.70"))  # floor(10.70) = 10: nothing
+    assert _balance(session, shop, customer) == (10, 0)

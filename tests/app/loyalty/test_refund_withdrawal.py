@@ -13,8 +13,9 @@ from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.pending import release_pending_points
 from app.loyalty.redemptions import redeem_reward
 from app.models import LedgerEntry, Order, OrderRefund
+from tests.app.loyalty.test_referral_reversals import ADVOCATE_POINTS, _arrive, _referral
 from tests.factories import (
-    cancelled, checked_balance, make_customer, make_reward, make_shop, paid, refunded, snapshot,
+    cancelled, checked_balance, give_points, make_customer, make_reward, make_shop, paid, refunded, snapshot,
 )
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -166,3 +167,37 @@ def test_an_edit_growing_the_order_still_never_gives_back(session):
     apply_event(session, shop.id, OrderEdited("1", "e1", T0 + 2 * DAY, snapshot(1, customer=customer, subtotal="200")))
     assert _order(session, shop).points_reversed == 40
     assert checked_balance(session, shop, customer) == 60 + 100
+
+
+def test_a_refund_withdrawn_after_its_window_voided_the_order_releases_the_points_then(session):
+    # Refunded in full inside the window, the order was voided at its release; the points the
+    # withdrawal gives back reach the balance only now, so an expiry between the release and the
+    # withdrawal never took them: a later full refund takes them all back, none counted as expired.
+    shop = make_shop(session, pending_days=14, expiry_months=6)
+    customer = make_customer(session, shop)
+    give_points(session, customer, 50, T0)
+    apply_event(session, shop.id, paid(1, T0, customer=customer, subtotal="100"))
+    apply_event(session, shop.id, refunded(1, "r1", "100", T0 + DAY))
+    release_pending_points(session, shop.id, T0 + 15 * DAY)
+    assert _order(session, shop).points_status == "void"
+    assert expire_inactive_points(session, shop.id, T0 + 200 * DAY).status == "applied"  # the 50 expire
+    apply_event(session, shop.id, _listed(1, at=T0 + 201 * DAY))
+    assert (checked_balance(session, shop, customer), customer.pending_points) == (100, 0)
+    apply_event(session, shop.id, refunded(1, "r2", "100", T0 + 202 * DAY))
+    assert _reversals(session, shop, customer)[-1] == (-100, 0, 0, 0)
+    assert checked_balance(session, shop, customer) == 0
+    assert _order(session, shop).points_status == "awarded"  # released by the withdrawal
+
+
+def test_a_first_order_voided_in_its_window_and_then_standing_again_pays_the_advocate(session):
+    shop = make_shop(session, pending_days=14)
+    advocate = make_customer(session, shop)
+    friend = _arrive(session, shop, advocate.referral_code, T0, "friend1")
+    apply_event(session, shop.id, paid(1, T0, customer=friend, subtotal="100"))
+    apply_event(session, shop.id, refunded(1, "r1", "100", T0 + DAY))
+    release_pending_points(session, shop.id, T0 + 15 * DAY)
+    assert _referral(session, shop, friend).status == "pending"  # a refunded first order pays nobody
+    apply_event(session, shop.id, _listed(1, at=T0 + 16 * DAY))  # ... until its refund is withdrawn
+    assert _referral(session, shop, friend).status == "completed"
+    assert checked_balance(session, shop, advocate) == ADVOCATE_POINTS
+    assert checked_balance(session, shop, friend) == 300 + 100  # welcome points and the order's

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.loyalty.apply import apply_event
 from app.loyalty.settings_admin import update_settings
-from app.loyalty.winback import campaign_results, enroll_lapsing, in_holdout
+from app.loyalty.winback import advance_sequence, campaign_results, enroll_lapsing, in_holdout
 from app.loyalty.winback_lift import LiftStratum, stratified_lift
 from app.models import EmailSend, WinbackEnrollment
 from tests.factories import cancelled, make_customer, make_shop, make_winback_enrollments, paid, refunded
@@ -174,6 +174,49 @@ def test_the_sale_that_ends_a_sequence_is_stored_in_the_update_that_sets_returne
     assert enrollment.returned_order_id is not None
 
 
+def test_a_sequence_stopped_by_an_unsubscribe_still_counts_a_later_order_in_its_window(session):
+    # Intent to treat: the treated customer unsubscribes after the reminder (the emails may be
+    # why), so step 2 stops the sequence; they order 3 days later, as the held-out customer
+    # does. Both came back within the window (step 2 time + 14 days): no lift, not −100 points.
+    shop = make_shop(session, winback_holdout_percent=50)
+    [treated], [held] = _groups(session, shop, 1, 1)
+    _record(session, enroll_lapsing(session, shop.id, NOW), lambda _: "sent")
+    treated.unsubscribed_at = NOW + days(2)
+    session.flush()
+    advance_sequence(session, shop.id, NOW + days(7))
+    session.flush()
+    assert session.query(WinbackEnrollment).filter_by(customer_id=treated.id).one().status == "stopped"
+    for customer in (treated, held):
+        _order_back(session, shop, customer, NOW + days(10))
+    results = campaign_results(session, shop.id, NOW - days(1))
+    assert (results.lift_treated, results.lift_treated_ordered, results.lift_holdout, results.lift_holdout_ordered) == (
+        1, 1, 1, 1)
+    assert results.lift_points == 0.0
+    assert results.converted == 0  # attribution keeps its rule: no sequence ran to that sale
+
+
+def test_a_stopped_sequence_counts_no_order_after_its_window_nor_one_cancelled(session):
+    # The campaign is turned off before step 2: both groups stop alike. One treated customer
+    # orders after the window would have ended (stop + 14 days), one in it but then cancels;
+    # the held-out customer orders in it.
+    shop = make_shop(session, winback_holdout_percent=50)
+    [late, undone], [held] = _groups(session, shop, 2, 1)
+    _record(session, enroll_lapsing(session, shop.id, NOW), lambda _: "sent")
+    update_settings(session, shop.id, {"winback_enabled": False}, actor="test", now=NOW + days(1))
+    session.flush()
+    session.expire_all()
+    advance_sequence(session, shop.id, NOW + days(7))
+    session.flush()
+    assert {e.status for e in session.query(WinbackEnrollment).filter_by(shop_id=shop.id)} == {"stopped"}
+    _order_back(session, shop, late, NOW + days(22))
+    cancelled_order = _order_back(session, shop, undone, NOW + days(10))
+    _apply(session, shop, cancelled(cancelled_order, at=NOW + days(11)))
+    _order_back(session, shop, held, NOW + days(20))
+    results = campaign_results(session, shop.id, NOW - days(1))
+    assert (results.lift_treated, results.lift_treated_ordered, results.lift_holdout, results.lift_holdout_ordered) == (
+        2, 0, 1, 1)
+
+
 def _strata(session, shop, strata: dict):
     """Ended sequences per holdout percent: {percent: (treated, of whom ordered, held out, of whom ordered)}."""
     customer = make_customer(session, shop)
@@ -218,26 +261,40 @@ def test_a_percent_with_only_one_group_contributes_nothing(session):
     assert results.enrolled == 17  # the treated group's own figures still count every sequence
 
 
-def test_the_confidence_interval_is_the_wald_interval_of_the_size_weighted_differences(session):
-    # By hand: at 50 %, 2/4 vs 1/4 (d 0.25, var 0.25/4 + 0.1875/4 = 0.109375, 8 sequences);
-    # at 20 %, 4/8 vs 0/2 (d 0.5, var 0.25/8 + 0 = 0.03125, 10 sequences). Weighted by size:
-    # lift (8 x 0.25 + 10 x 0.5) / 18 = 0.38889; variance (64 x 0.109375 + 100 x 0.03125) / 18² =
-    # 0.03125, so ± 1.96 x 0.17678 = ± 0.34648: 4.24 to 73.54 points.
+def test_the_confidence_interval_is_agresti_caffos_of_the_size_weighted_differences(session):
+    # By hand, one came-back and one not added to each group: at 50 %, 3/6 vs 2/6 (d̃ 1/6, var
+    # 0.25/6 + (2/9)/6 = 0.078704, 8 sequences); at 20 %, 5/10 vs 1/4 (d̃ 0.25, var 0.25/10 +
+    # 0.1875/4 = 0.071875, 10 sequences). Weighted by size: centre (8/6 + 10 x 0.25) / 18 =
+    # 0.21296; variance (64 x 0.078704 + 100 x 0.071875) / 18² = 0.037730, so ± 1.96 x 0.19424
+    # = ± 0.38071: −16.77 to 59.37 points. The lift itself stays unadjusted: 38.89. (Plain Wald
+    # said 4.24 to 73.54, "significant", on a holdout of 0 of 2.)
     shop = make_shop(session)
     results = _strata(session, shop, {50: (4, 2, 4, 1), 20: (8, 4, 2, 0)})
     assert results.lift_points == 38.89
-    assert (results.lift_ci_low, results.lift_ci_high) == (4.24, 73.54)
-    assert results.lift_significant is True
+    assert (results.lift_ci_low, results.lift_ci_high) == (-16.77, 59.37)
+    assert results.lift_significant is False
+
+
+def test_a_group_where_everybody_or_nobody_came_back_still_has_an_interval():
+    # 5 of 5 vs 0 of 5: Wald's variance is 0 ("100 to 100 points, significant"). Adjusted: 6/7
+    # vs 1/7, ± 1.96 x sqrt(2 x (6/7)(1/7)/7) = ± 0.36655 about 0.71429, clipped at +100.
+    lift = stratified_lift([LiftStratum(holdout_percent=50, treated=5, treated_ordered=5, holdout=5,
+                                        holdout_ordered=0)])
+    assert (lift.points, lift.ci_low, lift.ci_high, lift.significant) == (100.0, 34.77, 100.0, True)
+    none_back = stratified_lift([LiftStratum(holdout_percent=50, treated=3, treated_ordered=0, holdout=3,
+                                             holdout_ordered=0)])
+    assert none_back.points == 0.0 and none_back.ci_low < -40 and none_back.ci_high > 40
+    assert none_back.significant is False
 
 
 def test_the_same_rates_become_significant_with_enough_sequences(session):
-    # 30 % vs 20 %: with 10 a side the interval spans −26 to +46 points; with 400 a side,
-    # 4.04 to 15.96 (± 1.96 x sqrt(0.21/400 + 0.16/400)).
+    # 30 % vs 20 %: with 10 a side the interval spans −28 to +45 points; with 400 a side,
+    # 3.99 to 15.91 (121/402 − 81/402 ± 1.96 x sqrt(p̃_t(1−p̃_t)/402 + p̃_h(1−p̃_h)/402)).
     few = _strata(session, make_shop(session), {50: (10, 3, 10, 2)})
     many = _strata(session, make_shop(session), {50: (400, 120, 400, 80)})
     assert few.lift_points == many.lift_points == 10.0
     assert few.lift_ci_low < 0 and few.lift_significant is False
-    assert (many.lift_ci_low, many.lift_ci_high, many.lift_significant) == (4.04, 15.96, True)
+    assert (many.lift_ci_low, many.lift_ci_high, many.lift_significant) == (3.99, 15.91, True)
 
 
 def test_without_both_groups_there_is_no_interval(session):
@@ -263,7 +320,8 @@ def test_the_strata_come_from_the_one_results_query(session):
 
 
 def test_the_readmes_example_lift_of_5_points_is_not_yet_significant():
-    # 108 of 900 emailed (12 %) vs 7 of 100 held out (7 %): ± 1.96 x sqrt(0.1056/900 + 0.0651/100).
+    # 108 of 900 emailed (12 %) vs 7 of 100 held out (7 %): adjusted 109/902 − 8/102 = 4.24
+    # points ± 1.96 x sqrt(p̃_t(1−p̃_t)/902 + p̃_h(1−p̃_h)/102) = ± 5.64.
     lift = stratified_lift([LiftStratum(holdout_percent=10, treated=900, treated_ordered=108, holdout=100,
                                         holdout_ordered=7)])
-    assert (lift.points, lift.ci_low, lift.ci_high, lift.significant) == (5.0, -0.43, 10.43, False)
+    assert (lift.points, lift.ci_low, lift.ci_high, lift.significant) == (5.0, -1.39, 9.88, False)
