@@ -1,7 +1,7 @@
 """winback_enrollments.observe_until: a stopped sequence's window, for the lift
 
 Revision ID: 0034
-Revises: 0030
+Revises: 0031
 Create Date: 2026-12-06 21:30:00
 
 A sequence stopped before step 2 (the customer unsubscribed, or the campaign was turned off)
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 
 revision = '0034'
-down_revision = '0030'
+down_revision = '0031'
 branch_labels = None
 depends_on = None
 
