@@ -23,17 +23,20 @@ _SPEND_SQL = """
 # uncollected the part a clamped balance could not repay: both still leave the points earned (as
 # points_earned_lifetime does, app.loyalty.ledger.post_entry).
 # A reversal counts in the period of the grant it takes back (the order's earn or release, not
-# an edit's), as a refund counts against its order's paid date for spend: refunding last year's
-# order must not eat this year's points. A reversal is never older than its grant, so the scan
-# starts at :start; only reversals are read past :end.
+# an edit's; a referral reward's own earn entry, whose key its reversal's extends by ":reverse"),
+# as a refund counts against its order's paid date for spend: refunding last year's order must
+# not eat this year's points. A reversal is never older than its grant, so the scan starts at
+# :start; only reversals are read past :end. (`\\:` is a colon that is no bind parameter.)
 _POINTS_SQL = """
     SELECT l.customer_id, COALESCE(SUM(l.points - l.expiry_cover - l.uncollected), 0)
     FROM ledger_entries l
     LEFT JOIN LATERAL (
         SELECT g.created_at FROM ledger_entries g
-        WHERE l.kind = 'reverse' AND g.shop_id = l.shop_id AND g.customer_id = l.customer_id
-          AND g.order_id = l.order_id AND g.id < l.id AND g.kind IN ('earn', 'release') AND g.points > 0
-          AND g.idempotency_key NOT LIKE '%:edit:%'
+        WHERE l.kind = 'reverse' AND g.shop_id = l.shop_id AND g.customer_id = l.customer_id AND g.id < l.id
+          AND ((g.order_id = l.order_id AND g.kind IN ('earn', 'release') AND g.points > 0
+                AND g.idempotency_key NOT LIKE '%:edit:%')
+               OR (l.order_id IS NULL AND l.idempotency_key LIKE '%\\:reverse'
+                   AND g.idempotency_key = left(l.idempotency_key, -8)))
         ORDER BY g.id DESC LIMIT 1
     ) grant_entry ON true
     WHERE l.shop_id = :shop_id AND l.kind IN ('earn', 'release', 'reverse')
