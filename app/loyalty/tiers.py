@@ -23,17 +23,20 @@ _SPEND_SQL = """
 # uncollected the part a clamped balance could not repay: both still leave the points earned (as
 # points_earned_lifetime does, app.loyalty.ledger.post_entry).
 # A reversal counts in the period of the grant it takes back (the order's earn or release, not
-# an edit's), as a refund counts against its order's paid date for spend: refunding last year's
-# order must not eat this year's points. A reversal is never older than its grant, so the scan
-# starts at :start; only reversals are read past :end.
+# an edit's; a referral reward's own earn entry, whose key its reversal's extends by ":reverse"),
+# as a refund counts against its order's paid date for spend: refunding last year's order must
+# not eat this year's points. A reversal is never older than its grant, so the scan starts at
+# :start; only reversals are read past :end. (`\\:` is a colon that is no bind parameter.)
 _POINTS_SQL = """
     SELECT l.customer_id, COALESCE(SUM(l.points - l.expiry_cover - l.uncollected), 0)
     FROM ledger_entries l
     LEFT JOIN LATERAL (
         SELECT g.created_at FROM ledger_entries g
-        WHERE l.kind = 'reverse' AND g.shop_id = l.shop_id AND g.customer_id = l.customer_id
-          AND g.order_id = l.order_id AND g.id < l.id AND g.kind IN ('earn', 'release') AND g.points > 0
-          AND g.idempotency_key NOT LIKE '%:edit:%'
+        WHERE l.kind = 'reverse' AND g.shop_id = l.shop_id AND g.customer_id = l.customer_id AND g.id < l.id
+          AND ((g.order_id = l.order_id AND g.kind IN ('earn', 'release') AND g.points > 0
+                AND g.idempotency_key NOT LIKE '%:edit:%')
+               OR (l.order_id IS NULL AND l.idempotency_key LIKE '%\\:reverse'
+                   AND g.idempotency_key = left(l.idempotency_key, -8)))
         ORDER BY g.id DESC LIMIT 1
     ) grant_entry ON true
     WHERE l.shop_id = :shop_id AND l.kind IN ('earn', 'release', 'reverse')
@@ -43,9 +46,14 @@ _POINTS_SQL = """
     GROUP BY l.customer_id
 """
 
+# The customer's newest record, and the last period start the shop's review has passed
+# (app.loyalty.tier_review), in one statement.
+_REVIEWED_THROUGH = "(SELECT reviewed_through FROM tier_reviews WHERE shop_id = :shop_id)"
 _LATEST_SQL = {
-    "spend": "SELECT max(paid_at) FROM orders WHERE shop_id = :shop_id AND customer_id = :customer_id",
-    "points": "SELECT max(created_at) FROM ledger_entries WHERE shop_id = :shop_id AND customer_id = :customer_id",
+    "spend": "SELECT (SELECT max(paid_at) FROM orders WHERE shop_id = :shop_id AND customer_id = :customer_id), "
+             + _REVIEWED_THROUGH,
+    "points": "SELECT (SELECT max(created_at) FROM ledger_entries WHERE shop_id = :shop_id"
+              " AND customer_id = :customer_id), " + _REVIEWED_THROUGH,
 }
 
 # Built once, the shop id bound per call: the widget reads the tiers on every page view.
@@ -95,7 +103,8 @@ def qualifying_values(session: Session, shop: Shop, settings: ProgramSettings, n
                       also_at_latest: bool = False) -> dict[int, Decimal]:
     """customer id -> the value compared with tier thresholds (spend or points earned), for
     the shop's customers, one (customer_id) or some (customer_ids).
-    also_at_latest (one customer): the best of `now` and the customer's newest record."""
+    also_at_latest (one customer): the best of `now` and the customer's newest record, neither
+    before the last period start the shop's review passed."""
     if settings.tier_period == "lifetime":
         column = "total_spent" if settings.tier_basis == "spend" else "points_earned_lifetime"
         sql = f"SELECT id, {column} FROM customers WHERE shop_id = :shop_id" + _customer_filter("id", customer_id, customer_ids)
@@ -108,8 +117,14 @@ def qualifying_values(session: Session, shop: Shop, settings: ProgramSettings, n
     if customer_id and also_at_latest:
         # An event delivered late (a retry, the reconciliation) carries its own, older time: its
         # windows end there and miss what was recorded after it. Also judge at the newest record.
-        latest = session.scalar(text(_LATEST_SQL[settings.tier_basis]), {"shop_id": shop.id, "customer_id": customer_id})
-        if latest is not None and latest > now:
+        # Neither is judged before the last period start reviewed: that review ended the windows
+        # before it (last year's spend, the days beyond 365), and an event from before it is
+        # judged as the review would have judged it with the event in, not in the windows it closed.
+        latest, reviewed = session.execute(text(_LATEST_SQL[settings.tier_basis]),
+                                           {"shop_id": shop.id, "customer_id": customer_id}).one()
+        if reviewed is not None and reviewed > now:
+            periods = windows(settings, reviewed, shop.timezone)
+        if latest is not None and latest > max(now, reviewed or now):
             periods += windows(settings, latest, shop.timezone)
     best: dict[int, Decimal] = {}
     for start, end in periods:

@@ -394,3 +394,24 @@ def test_tier_basis_points_promotes_at_once_on_signup_points_for_a_known_shopper
     apply_event(session, shop.id, CustomerUpserted(CustomerInfo(customer.platform_customer_id, email=customer.email),
                                                    now, account_created=True))
     assert _tier_name(session, customer) == "Silver"
+
+
+def test_period_points_tiers_take_a_referral_reward_back_from_the_period_it_was_earned_in(session):
+    # Calendar year on points: the advocate's 500-point referral reward is earned in December 2025
+    # (Silver); the friend's order is refunded in full in January 2026, taking the reward back. That
+    # reversal belongs to 2025, where the reward was earned, as an order's refund does: the 1500
+    # points the advocate earns in 2026 reach Gold at once, not 1000 after last year's reward.
+    from app.loyalty.events import CustomerInfo
+    shop = make_shop(session, tier_basis="points", tier_period="calendar_year")  # referral_advocate 500
+    advocate = make_customer(session, shop)
+    apply_event(session, shop.id, paid(1, datetime(2025, 12, 10, tzinfo=UTC), subtotal="40",
+                                       customer=CustomerInfo("f1", email="friend@example.com"),
+                                       referral_code=advocate.referral_code))
+    assert _tier_name(session, advocate) == "Silver"
+    apply_event(session, shop.id, refunded(1, "r1", "40", at=datetime(2026, 1, 20, tzinfo=UTC)))
+    _reload(session, advocate)
+    assert advocate.points_earned_lifetime == 0  # the reward was taken back
+    apply_event(session, shop.id, paid(2, datetime(2026, 3, 1, tzinfo=UTC), customer=advocate, subtotal="1200"))
+    _reload(session, advocate)
+    assert advocate.points_earned_lifetime == 1500  # 1200 at Silver's 1.25
+    assert _tier_name(session, advocate) == "Gold"

@@ -133,3 +133,24 @@ def test_two_reviews_at_once_demote_once(app, session):
     assert results == ["not-due"]
     assert _tier_name(session, customer) == "Bronze"
     db.session.rollback()
+
+
+def test_an_event_from_before_a_done_review_does_not_bring_back_a_period_the_review_ended(session):
+    # Gold on 2025's spend, kept through 2026 (calendar year) or for 365 days (rolling), and
+    # demoted by the review at the next boundary. An order from before that boundary delivered
+    # after the review (a retry, the reconciliation) is judged as the review would have judged it
+    # with the order in: 2025's spend no longer counts, so the 10 it adds promotes nobody.
+    cases = (("calendar_year", _at(2025, 6, 1, 12), _at(2026, 12, 20), _at(2027, 1, 1, 0, 5),
+              _at(2026, 12, 15, 12)),
+             ("rolling_12_months", _at(2025, 3, 15, 12), _at(2026, 3, 20), _at(2026, 4, 1, 0, 5),
+              _at(2026, 3, 10, 12)))
+    for period, gold_at, first_run, review_at, late_order_at in cases:
+        shop = make_shop(session, tier_period=period)
+        customer = make_customer(session, shop)
+        apply_event(session, shop.id, paid(1, gold_at, customer=customer, subtotal="1500"))
+        assert _tier_name(session, customer) == "Gold"
+        assert review_due_tiers(session, shop.id, first_run) == "not-due"  # the record starts
+        assert review_due_tiers(session, shop.id, review_at) == "reviewed:1", period
+        assert _tier_name(session, customer) == "Bronze", period
+        apply_event(session, shop.id, paid(2, late_order_at, customer=customer, subtotal="10"))
+        assert _tier_name(session, customer) == "Bronze", period
