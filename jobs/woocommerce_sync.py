@@ -102,7 +102,9 @@ def _active_shop(shop_id: int) -> Shop | None:
 def _refresh_currency(session, shop: Shop) -> None:
     """Read the store's currency before a reconciliation reads its orders: a shop whose currency
     is stale (connected before Lojal read it, or the merchant switched the store's) would refuse
-    every order as foreign without a rate. Not readable now: go on with the one we have."""
+    every order as foreign without a rate. Not readable now: go on with the one we have.
+    Asked with no transaction open; a change is written to the shop locked again."""
+    commit_keeping_rows(session, shop)
     try:
         currency = upkeep.store_currency(shop)
     except TransientPlatformError as exc:
@@ -111,7 +113,8 @@ def _refresh_currency(session, shop: Shop) -> None:
         return
     if currency and currency != shop.currency:
         log.info("woocommerce store currency changed", extra={"shop_id": shop.id, "was": shop.currency, "now": currency})
-        shop.currency = currency
+        locked = session.get(Shop, shop.id, with_for_update={"key_share": True}, populate_existing=True)
+        locked.currency = currency
         session.commit()
 
 

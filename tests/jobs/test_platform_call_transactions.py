@@ -252,3 +252,23 @@ def test_woocommerce_webhook_upkeep_holds_no_transaction_while_the_store_answers
     assert free and all(free)
     wsession.expire_all()
     assert wsession.get(Shop, shop_id).status == "active"
+
+
+def test_a_woocommerce_reconciliation_holds_no_transaction_while_the_store_answers(wsession, run_jobs, store):
+    # Its first slice reads the store's currency, then a page of orders: neither inside a transaction.
+    from jobs.queues import enqueue
+
+    shop = make_wc_shop(wsession, currency="USD")
+    shop.orders_synced_at = datetime.now(UTC) - timedelta(hours=1)  # a backfill ran: reconciliations follow
+    wsession.commit()
+    free = []
+    store.add_callback(responses.GET, api_url(shop, "settings/general/woocommerce_currency"),
+                       callback=_probing(free, (200, {}, json.dumps({"value": "EUR"}))))
+    store.add_callback(responses.GET, api_url(shop, "orders"), callback=_probing(free, (200, {}, "[]")))
+    shop_id = shop.id
+    wsession.rollback()  # the test's own reads end here: only the job's transactions are probed
+    enqueue("jobs.woocommerce_sync.reconcile_orders", shop_id, queue_name="maintenance")
+    run_jobs()
+    assert free and all(free), free
+    wsession.expire_all()
+    assert wsession.get(Shop, shop_id).currency == "EUR"
