@@ -188,6 +188,7 @@ def install_with_id_token(session: Session, id_token_request: shopify_app.Reques
     shop = session.scalar(select(Shop).where(Shop.platform == PLATFORM, Shop.domain == domain))
     if has_usable_token(shop, now) and not _refresh_refused(session, shop, now):
         return AppHomeOutcome(shop, verified.response, verified.log.code)
+    session.rollback()  # only reads so far: no transaction stays open while Shopify answers
     exchanged = shopify_app.token_exchange("offline", config, id_token=verified.id_token,
                                            invalid_token_response=verified.invalid_token_response, expiring=True)
     token = exchanged.access_token

@@ -464,6 +464,27 @@ def test_app_home_exchanges_a_new_token_when_the_stored_refresh_token_is_refused
     assert shop.token_expires_at > datetime.now(UTC)
 
 
+def test_app_home_holds_no_transaction_while_shopify_exchanges_the_token(sapp, web):
+    # The request read the shop (its token no longer usable); the exchange may take seconds, and a
+    # migration's ALTER TABLE on shops must not wait behind an idle transaction meanwhile.
+    from tests.db_locks import tables_free_for_a_migration
+
+    domain = new_domain()
+    installed_through_app_home(sapp, web, domain, access_token_enc=None, refresh_token_enc=None, token_expires_at=None)
+    free = []
+
+    def exchange(request):
+        free.append(tables_free_for_a_migration("shops"))
+        return httpx.Response(200, json={**EXCHANGED, "access_token": "shpat_exchanged_again"})
+
+    with respx.mock:
+        respx.post(token_endpoint(domain)).mock(side_effect=exchange)
+        assert web.get("/shopify/app", query_string={"shop": domain, "id_token": id_token(domain)}).status_code == 302
+    assert free == [True]
+    with sapp.app_context():
+        assert token_cipher.decrypt(shop_row(sapp, domain).access_token_enc) == "shpat_exchanged_again"
+
+
 def test_a_reinstall_through_app_home_before_the_uninstall_webhook_is_processed_survives_it(sapp, web):
     # Uninstalled (Shopify revokes the token and refresh token), reinstalled through Shopify-managed
     # install while the app/uninstalled delivery still waits in the queue: the row is "active", the
