@@ -156,7 +156,8 @@ def login(session: Session, shop_id: int | None, email: str, password: str) -> S
     """Check email + password (within one shop, or across shops when None); throttled per email + IP.
 
     Raises LoginThrottled (429, with retry_after) after LOGIN_MAX_FAILURES failures within
-    LOGIN_WINDOW, or once the client's address is over STAFF_SIGN_IN_RATE_LIMIT attempts, and InvalidCredentials (401) for a wrong email, password or a disabled account.
+    LOGIN_WINDOW, or once the client's address is over STAFF_SIGN_IN_RATE_LIMIT attempts, and
+    InvalidCredentials (401) for a wrong email, password or a disabled account.
     """
     email = normalize_staff_email(email)
     try:  # per address, whatever the email: before any hash work
