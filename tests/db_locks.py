@@ -45,33 +45,26 @@ def tables_free_for_a_migration(*tables: str) -> bool:
     """Whether a migration's `ALTER TABLE` could lock `tables` right now, on a connection of its own
     (ACCESS EXCLUSIVE, NOWAIT): False while any transaction, even an idle one that only read
     them, holds a lock on one."""
-    from sqlalchemy.exc import OperationalError
-
-    engine = create_engine(_DATABASE_URL)
-    try:
-        with engine.connect() as conn:
-            try:
-                conn.execute(text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE NOWAIT"))
-                return True
-            except OperationalError:  # lock_not_available
-                return False
-            finally:
-                conn.rollback()
-    finally:
-        engine.dispose()
+    return _locks_at_once(lambda conn: conn.execute(
+        text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE NOWAIT")) is not None)
 
 
 def row_free_to_lock(table: str, row_id: int) -> bool:
     """Whether another connection could lock the row `table.id = row_id` right now (FOR UPDATE
     NOWAIT): False while a transaction holds a lock on it."""
+    return _locks_at_once(lambda conn: conn.scalar(
+        text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE NOWAIT"), {"id": row_id}) == row_id)
+
+
+def _locks_at_once(take) -> bool:
+    """`take(conn)` on a connection of its own, rolled back after; False if a lock was not available."""
     from sqlalchemy.exc import OperationalError
 
     engine = create_engine(_DATABASE_URL)
     try:
         with engine.connect() as conn:
             try:
-                return conn.scalar(text(f"SELECT id FROM {table} WHERE id = :id FOR UPDATE NOWAIT"),
-                                   {"id": row_id}) == row_id
+                return take(conn)
             except OperationalError:  # lock_not_available
                 return False
             finally:
