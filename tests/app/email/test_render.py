@@ -68,6 +68,16 @@ def test_points_are_written_with_the_locales_digit_grouping_as_the_widget_writes
     assert "12500" not in expired.text + expired.html and "1250" not in expired.text + expired.html
 
 
+def test_one_point_is_singular_in_english():
+    ctx = _ctx(points_balance=1, points=1)
+    expired = render("points_expired", ctx, URL)
+    assert "You have 1 point." in expired.text and "You have 1 point." in expired.html
+    assert "1 point expired after" in expired.text
+    assert render("winback_incentive", ctx, URL).subject == "1 bonus point from Fjord & Co"
+    assert "1 points" not in expired.text + expired.html
+    assert "You have 2 points." in render("points_expired", _ctx(points_balance=2), URL).text
+
+
 def test_html_escapes_names_and_text_keeps_them():
     out = render("tier_reached", _ctx(first_name="<script>alert(1)</script>", tier_name='<b>"VIP"</b>'), URL)
     assert "<script>" not in out.html and "&lt;script&gt;alert(1)&lt;/script&gt;" in out.html
