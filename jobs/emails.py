@@ -40,14 +40,17 @@ from app.email.tokens import unsubscribe_url
 from app.extensions import db, redis_connection
 from app.loyalty.expiry import expires_at, reminder_still_due
 from app.loyalty.program import program_settings
+from app.loyalty.referrals import advocate_key
 from app.loyalty.winback import WINBACK_TEMPLATES, sequence_running
-from app.models import Customer, EmailSend, LedgerEntry, Redemption, Reward, Shop, Tier, for_shop, get_for_shop
+from app.models import (Customer, EmailSend, LedgerEntry, Redemption, Referral, Reward, Shop, Tier, for_shop,
+                        get_for_shop)
 from jobs.context import app_job, is_final_attempt
 from jobs.queues import runs_in_process
 
 log = logging.getLogger(__name__)
 _REDEMPTION_KEY = re.compile(r"^redemption:(\d+)(?::resend:\w+)?$")  # a staff resend has its own key
 _TIER_KEY = re.compile(r"^tier:(\d+):customer:\d+$")
+_REFERRAL_KEY = re.compile(r"^referral:(\d+)$")  # app.loyalty.referrals.completed_email_key
 
 
 def email_job_id(shop_id: int, key: str) -> str:
@@ -92,6 +95,8 @@ def send_notification(shop_id: int, customer_id: int, template: str, key: str) -
         reason = "the balance no longer expires on that date"
     if reason is None and template == "reward_issued":
         reason = _code_not_live(session, shop_id, key)
+    if reason is None and template == "referral_completed":
+        reason = _referral_not_rewarded(session, shop_id, key)
     smtp_url = current_app.config.get("SMTP_URL")
     if reason is None and not smtp_url:
         reason = "SMTP_URL is not set"
@@ -180,6 +185,22 @@ def _code_not_live(session, shop_id: int, key: str) -> str | None:
     if redemption is not None and redemption.status != "issued":
         return f"redemption is {redemption.status}"
     return None
+
+
+def _referral_not_rewarded(session, shop_id: int, key: str) -> str | None:
+    """The email says the advocate's reward is in their account: not when the program's
+    referral_advocate rule granted nothing (0 points or off; the referral still completes), nor
+    once the reward was taken back (the friend's first order fully refunded meanwhile)."""
+    match = _REFERRAL_KEY.match(key)
+    referral = get_for_shop(session, Referral, shop_id, int(match.group(1))) if match else None
+    if referral is None:
+        return None
+    if referral.status != "completed":
+        return f"referral is {referral.status}"
+    granted = session.scalar(select(LedgerEntry.id).where(
+        LedgerEntry.shop_id == shop_id, LedgerEntry.customer_id == referral.advocate_id,
+        LedgerEntry.idempotency_key == advocate_key(referral.id)))
+    return None if granted is not None else "no referral reward was granted"
 
 
 def _one_mailbox(address: str) -> bool:

@@ -1,5 +1,12 @@
-"""One small catalog per locale. Values are str.format templates; HTML escaping happens in Jinja."""
+"""One small catalog per locale. Values are str.format templates; HTML escaping happens in Jinja.
+
+A count of points (`points=`, an int) is written with the locale's digit grouping, as the widget
+writes it ("12.500" in Danish); for exactly 1 a key's `.one` variant is used where the catalog
+has one (English: "1 point"; the Nordic words for points do not change).
+"""
 from __future__ import annotations
+
+from babel.numbers import format_decimal
 
 CATALOGS: dict[str, dict[str, str]] = {
     "en": {
@@ -13,6 +20,7 @@ CATALOGS: dict[str, dict[str, str]] = {
         "greeting": "Hi {name},",
         "greeting_anonymous": "Hi there,",
         "balance": "You have {points} points.",
+        "balance.one": "You have {points} point.",
         "tier": "Your tier: {tier}.",
         "afford": "That is enough for {reward}.",
         "visit": "Visit {shop}",
@@ -25,16 +33,21 @@ CATALOGS: dict[str, dict[str, str]] = {
         "reward_issued.hint": "Use it at checkout.",
         "birthday.subject": "Happy birthday from {shop}!",
         "birthday.body": "We have added {points} points to your account to celebrate.",
+        "birthday.body.one": "We have added {points} point to your account to celebrate.",
         "points_expired.subject": "Your {shop} points have expired",
         "points_expired.body": "{points} points expired after a period without activity.",
+        "points_expired.body.one": "{points} point expired after a period without activity.",
         "points_expiring.subject": "Your {shop} points expire soon",
         "points_expiring.body": "{points} points expire on {date}. Use them before then.",
+        "points_expiring.body.one": "{points} point expires on {date}. Use it before then.",
         "referral_completed.subject": "Your friend shopped at {shop} - thank you!",
         "referral_completed.body": "A friend you referred placed their first order, and your referral reward is in your account.",
         "winback_reminder.subject": "We miss you at {shop}",
         "winback_reminder.body": "It has been a while since your last visit. Your points are still waiting for you.",
         "winback_incentive.subject": "{points} bonus points from {shop}",
+        "winback_incentive.subject.one": "{points} bonus point from {shop}",
         "winback_incentive.body": "To welcome you back, we have added {points} bonus points to your account.",
+        "winback_incentive.body.one": "To welcome you back, we have added {points} bonus point to your account.",
     },
     "nb": {
         "unsubscribe.question": "Melde deg av markedsføringse-poster fra {shop}?",
@@ -152,9 +165,15 @@ def resolve_locale(locale: str | None) -> str:
 
 
 def translator(locale: str):
-    catalog = CATALOGS[resolve_locale(locale)]
+    locale = resolve_locale(locale)
+    catalog = CATALOGS[locale]
 
     def t(key: str, **values) -> str:
+        count = values.get("points")
+        if type(count) is int:
+            if count == 1 and f"{key}.one" in catalog:
+                key = f"{key}.one"
+            values["points"] = format_decimal(count, locale=locale)
         return catalog[key].format(**values)
 
     return t

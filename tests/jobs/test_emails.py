@@ -10,8 +10,10 @@ from app.email.tokens import read_unsubscribe_token
 from app.extensions import redis_connection
 from app.loyalty.adjustments import adjust_points
 from app.loyalty.intents import NotifyCustomer
+from app.loyalty.ledger import lock_customer, post_entry
 from app.loyalty.redemptions import redeem_reward
-from app.models import EmailSend, Reward
+from app.loyalty.referrals import advocate_key, completed_email_key
+from app.models import EmailSend, Referral, Reward
 from jobs.dispatch import dispatch
 from jobs.emails import email_job_id
 from jobs.queues import enqueue, queue
@@ -333,3 +335,29 @@ def test_the_reward_email_names_the_reward_as_it_was_redeemed(wsession, run_jobs
     [msg] = smtp.messages
     body = msg.get_body(("plain",)).get_content()
     assert f"code for {redeemed_as}:" in body and "tote" not in body
+
+
+@pytest.mark.parametrize("rewarded,status,sent,reason", [
+    (True, "completed", True, None),
+    # The program's referral_advocate rule gives 0 points (or is off): the referral completes, but
+    # "your referral reward is in your account" would announce points that were never granted.
+    (False, "completed", False, "no referral reward was granted"),
+    # The friend's order was fully refunded while the email waited for a retry: the reward is gone.
+    (True, "reversed", False, "referral is reversed"),
+])
+def test_a_referral_email_goes_out_only_while_the_advocates_reward_stands(wsession, run_jobs, smtp, rewarded,
+                                                                            status, sent, reason):
+    shop, advocate = _shopper(wsession, locale="en")
+    friend = make_customer(wsession, shop)
+    referral = Referral(shop_id=shop.id, advocate_id=advocate.id, friend_id=friend.id, status=status, completed_at=NOW)
+    wsession.add(referral)
+    wsession.flush()
+    if rewarded:
+        post_entry(wsession, lock_customer(wsession, shop.id, advocate.id), kind="earn",
+                   key=advocate_key(referral.id), now=NOW, points=500, source="referral_advocate")
+    wsession.commit()
+    dispatch([NotifyCustomer(shop.id, advocate.id, "referral_completed", key=completed_email_key(referral.id))])
+    run_jobs()
+    assert len(smtp.messages) == (1 if sent else 0)
+    row = _row(wsession, shop, completed_email_key(referral.id))
+    assert (row.status, row.last_error) == ("sent" if sent else "skipped", reason)

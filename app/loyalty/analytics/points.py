@@ -25,6 +25,7 @@ L = LedgerEntry
 # A refund that comes after an expiry took its order's points draws them from that expiry
 # (the reversal's expiry_cover): those points count as reversed on the refund's day and are
 # no longer expired on the expiry's day (as a refund lowers the revenue of its order's day).
+# A withdrawn refund's give-back lowers the reversed points on its own day.
 POINT_FLOWS = ("points_issued", "points_reversed", "points_redeemed", "points_expired", "points_adjusted")
 
 
@@ -52,7 +53,11 @@ def _flow_columns():
     earned = L.points + L.pending_delta  # a pending grant is issued when granted, not when released
     return (
         func.coalesce(func.sum(earned).filter(L.kind == "earn"), 0).label("points_issued"),
-        func.coalesce(-func.sum(earned - L.expiry_cover).filter(L.kind == "reverse"), 0).label("points_reversed"),
+        # A release moves held points to the balance (points + pending_delta = 0) except the one
+        # a withdrawn refund posts for an order voided at its release (app.loyalty.reversals
+        # ._give_back): it gives back what the refund's reversal took, so it lowers the reversed.
+        func.coalesce(-func.sum(earned - L.expiry_cover).filter(L.kind.in_(("reverse", "release"))), 0)
+        .label("points_reversed"),
         func.coalesce(-func.sum(L.points).filter(L.kind.in_(("redeem", "redeem_reversal"))), 0).label("points_redeemed"),
         func.coalesce(-func.sum(L.points).filter(L.kind == "expire"), 0).label("points_expired"),
         func.coalesce(func.sum(L.points).filter(L.kind == "adjust"), 0).label("points_adjusted"),

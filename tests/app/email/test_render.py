@@ -53,6 +53,31 @@ def test_reward_code_expiry_date_and_points_are_shown():
     assert "Gold" in render("tier_reached", _ctx(), URL).subject
 
 
+@pytest.mark.parametrize("locale,balance,points", [("en", "12,500", "1,250"), ("nb", "12\u00a0500", "1\u00a0250"),
+                                                    ("da", "12.500", "1.250"), ("sv", "12\u00a0500", "1\u00a0250")])
+def test_points_are_written_with_the_locales_digit_grouping_as_the_widget_writes_them(locale, balance, points):
+    # The shopper reads "12.500 point" in the Danish widget; the email must not say "12500 point".
+    ctx = _ctx(locale=locale, points_balance=12500, points=1250)
+    t = CATALOGS[locale]
+    expired = render("points_expired", ctx, URL)
+    assert t["balance"].format(points=balance) in expired.text and t["balance"].format(points=balance) in expired.html
+    assert t["points_expired.body"].format(points=points) in expired.text
+    # A subject is one line of plain spaces (its whitespace is collapsed), so a no-break space too.
+    assert render("winback_incentive", ctx, URL).subject == t["winback_incentive.subject"].format(
+        points=points.replace("\u00a0", " "), shop="Fjord & Co")
+    assert "12500" not in expired.text + expired.html and "1250" not in expired.text + expired.html
+
+
+def test_one_point_is_singular_in_english():
+    ctx = _ctx(points_balance=1, points=1)
+    expired = render("points_expired", ctx, URL)
+    assert "You have 1 point." in expired.text and "You have 1 point." in expired.html
+    assert "1 point expired after" in expired.text
+    assert render("winback_incentive", ctx, URL).subject == "1 bonus point from Fjord & Co"
+    assert "1 points" not in expired.text + expired.html
+    assert "You have 2 points." in render("points_expired", _ctx(points_balance=2), URL).text
+
+
 def test_html_escapes_names_and_text_keeps_them():
     out = render("tier_reached", _ctx(first_name="<script>alert(1)</script>", tier_name='<b>"VIP"</b>'), URL)
     assert "<script>" not in out.html and "&lt;script&gt;alert(1)&lt;/script&gt;" in out.html

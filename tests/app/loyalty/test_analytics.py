@@ -13,9 +13,10 @@ import pytest
 from app.loyalty.analytics import SERIES_KEYS, daily_series, series_csv, summary
 from app.loyalty.apply import apply_event
 from app.loyalty.errors import Invalid
-from app.loyalty.events import OrderPaid
+from app.loyalty.events import OrderPaid, OrderRefundsListed
 from app.loyalty.expiry import expire_inactive_points
 from app.loyalty.ledger import lock_customer, post_entry
+from app.loyalty.pending import release_pending_points
 from app.loyalty.winback import email_key, select_lapsing
 from app.models import EmailSend, LedgerEntry, Order, Referral, ReferralClick, Reward, WinbackEnrollment
 from tests.factories import cancelled, make_customer, make_shop, paid, refunded
@@ -211,6 +212,29 @@ def test_expired_points_a_later_refund_drew_on_count_as_reversed_not_expired(ses
     # lowers the revenue of the day its order was paid; the days do not depend on the period.
     assert summary(session, shop.id, START, date(2026, 3, 3), NOW)["points_expired"] == 60
     assert daily_series(session, shop.id, date(2026, 3, 2), date(2026, 3, 2))[0]["points_expired"] == 60
+
+
+def test_a_refund_withdrawn_after_its_order_was_voided_is_no_longer_counted_as_reversed(session):
+    """Refunded in full inside the return window, the order is voided at its release; the refund
+    then withdrawn (a WooCommerce merchant deleted it) releases the points to the balance. What
+    the refund took is given back, so it is reversed no more: the flows add up to the balance."""
+    shop = make_shop(session, timezone=TZ, pending_days=1)
+    alice = make_customer(session, shop)
+    order = buy(session, shop, alice, local(1), "100")
+    apply_event(session, shop.id, refunded(order.platform_order_id, "r1", "100", local(1, 14)))
+    release_pending_points(session, shop.id, local(3))
+    session.flush()
+    assert session.get(Order, order.id).points_status == "void"
+    apply_event(session, shop.id, OrderRefundsListed(order.platform_order_id, (), local(4)))
+    session.flush()
+    assert session.get(type(alice), alice.id).points_balance == 100
+
+    s = summary(session, shop.id, START, END, NOW)
+    rows = daily_series(session, shop.id, START, END)
+
+    assert (s["points_issued"], s["points_reversed"], s["points_outstanding"]) == (100, 0, 100)
+    assert (day_row(rows, 1)["points_reversed"], day_row(rows, 4)["points_reversed"]) == (100, -100)
+    assert sum(r["points_reversed"] for r in rows) == 0
 
 
 def test_liability_is_outstanding_points_at_the_best_fixed_reward_rate(session, shop):
