@@ -11,6 +11,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
+from app.models import Shop
 from jobs.queues import runs_in_process
 
 _worker_app: Flask | None = None
@@ -85,3 +86,10 @@ def commit_keeping_rows(session, *rows) -> None:
         real.commit()
     finally:
         real.expire_on_commit = keep
+
+
+def relock_shop(session, shop_id: int):
+    """The shop again after a platform call made with no transaction open (commit_keeping_rows):
+    locked and read afresh, as others may have changed it meanwhile; None if it was purged.
+    FOR NO KEY UPDATE: the inbox's inserts for the shop (their foreign-key checks) go on."""
+    return session.get(Shop, shop_id, with_for_update={"key_share": True}, populate_existing=True)

@@ -13,7 +13,7 @@ from integrations.base import PermanentPlatformError
 from integrations.shopify.graphql import admin_graphql
 from integrations.shopify.install import PLATFORM, WEBHOOK_TOPICS
 from integrations.shopify.tokens import current_access_token
-from jobs.context import app_job, commit_keeping_rows
+from jobs.context import app_job, commit_keeping_rows, relock_shop
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,7 @@ def fetch_shop_details(shop_id: int) -> str:
         ZoneInfo(details["ianaTimezone"])
     except (ZoneInfoNotFoundError, ValueError, KeyError, TypeError):
         raise PermanentPlatformError(f"shop {shop_id}: unknown timezone {details.get('ianaTimezone')!r}") from None
-    # FOR NO KEY UPDATE: the inbox's inserts for the shop (their foreign-key checks) go on.
-    shop = session.get(Shop, shop_id, with_for_update={"key_share": True}, populate_existing=True)
+    shop = relock_shop(session, shop_id)
     if shop is None or shop.status != "active":
         session.rollback()
         return "skipped"  # purged or uninstalled while Shopify answered

@@ -18,7 +18,7 @@ from integrations.base import PlatformError
 from integrations.woocommerce.client import StoreDisconnected, call
 from integrations.woocommerce.connect import PLATFORM, drop_parked_keys, take_parked_keys
 from integrations.woocommerce.upkeep import ensure_webhooks, mark_disconnected, store_currency
-from jobs.context import app_job, commit_keeping_rows
+from jobs.context import app_job, commit_keeping_rows, relock_shop
 from jobs.maintenance import parse_now
 from jobs.queues import enqueue, platform_api_limit
 from jobs.woocommerce_sync import enqueue_backfill
@@ -55,7 +55,7 @@ def after_connect(shop_id: int) -> str:
         if shop.status == "pending" or (currency and currency != shop.currency):
             # Proven keys: the store is connected from now on (committed before the webhooks,
             # so a retry after a transient failure below finds it active).
-            shop = session.get(Shop, shop_id, with_for_update={"key_share": True}, populate_existing=True)
+            shop = relock_shop(session, shop_id)
             if shop is None or shop.status not in ("active", "pending"):
                 session.rollback()
                 return "skipped"  # disconnected (or purged) while the store answered

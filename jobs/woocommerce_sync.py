@@ -20,7 +20,7 @@ from app.models import Shop
 from integrations.base import PermanentPlatformError, TransientPlatformError
 from integrations.woocommerce import sync, upkeep
 from integrations.woocommerce.client import StoreDisconnected
-from jobs.context import app_job, commit_keeping_rows
+from jobs.context import app_job, commit_keeping_rows, relock_shop
 from jobs.dispatch import dispatch
 from jobs.progress import continue_sync_later, next_backfill_job_id, report_sync_progress
 from jobs.queues import enqueue, platform_api_limit
@@ -113,8 +113,7 @@ def _refresh_currency(session, shop: Shop) -> None:
         return
     if currency and currency != shop.currency:
         log.info("woocommerce store currency changed", extra={"shop_id": shop.id, "was": shop.currency, "now": currency})
-        locked = session.get(Shop, shop.id, with_for_update={"key_share": True}, populate_existing=True)
-        locked.currency = currency
+        relock_shop(session, shop.id).currency = currency  # the same object as `shop`, read afresh
         session.commit()
 
 

@@ -124,7 +124,6 @@ def render(template: str, ctx: EmailContext, unsubscribe_url: str) -> RenderedEm
         "expires_on": ctx.expires_on.strftime(t("date_format")) if ctx.expires_on else "",
         # Counts stay ints: t() writes them in the locale's grouping, singular for 1 (app.email.i18n).
         "points": ctx.points if ctx.points is not None else ctx.points_balance,
-        "balance": ctx.points_balance,
     }
     subject = t(f"{template}.subject", shop=ctx.shop_name, tier=ctx.tier_name or "", points=values["points"])
     # Subjects are headers: never let a shop or tier name smuggle a line break in.
